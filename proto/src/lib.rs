@@ -1,0 +1,1 @@
+//! Wire protocols shared by the shim and the supervisor.
