@@ -1,0 +1,1 @@
+//! images (stub, being written)

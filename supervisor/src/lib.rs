@@ -1,0 +1,8 @@
+//! berth's supervisor: the daemon serving a Docker Engine API subset, its CLI, and images.
+//!
+//! Owners: `images` (content store, metadata, registry, snapshots, archives) — images engineer;
+//! `api`, `daemon`, `cli` — daemon engineer.
+pub mod api;
+pub mod cli;
+pub mod daemon;
+pub mod images;
