@@ -2,8 +2,22 @@
 //!
 //! The binary (`main.rs`) only parses flags; everything else lives here, one module per concern.
 pub mod cgroups;
+pub mod container;
 pub mod error;
+pub mod features;
 pub mod hooks;
+mod init;
+pub mod logging;
+pub mod mounts;
+pub mod namespaces;
+pub mod process;
+pub mod rootfs;
 pub mod seccomp;
+pub mod signal;
+pub mod spec;
+pub mod spec_default;
+pub mod state;
+pub mod sync;
+pub mod tty;
 
 pub use error::{Error, Result};

@@ -1,0 +1,358 @@
+//! The runtime's operations on containers: create, start, state, kill, delete, list.
+use crate::cgroups::Cgroup;
+use crate::init::{self, Init};
+use crate::namespaces::Plan;
+use crate::spec::Bundle;
+use crate::state::{self, Container, EXEC_FIFO};
+use crate::sync::{self, Msg};
+use crate::{hooks, seccomp, tty, Error, Result};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use oci_spec::runtime::{ContainerState, LinuxIdMapping};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Default, Clone)]
+pub struct CreateOptions {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: i32,
+    pub systemd_cgroup: bool,
+}
+
+/// Removes what a failed create made, unless disarmed.
+struct Undo {
+    dir: PathBuf,
+    pid: Option<i32>,
+    cgroup: Option<Cgroup>,
+    armed: bool,
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(pid) = self.pid {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
+        }
+        if let Some(cg) = &self.cgroup {
+            let _ = cg.kill_all(libc::SIGKILL);
+            let _ = cg.delete();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Create a container: it is waiting on its exec fifo for `start` when this returns.
+pub fn create(root: &Path, opts: &CreateOptions) -> Result<Container> {
+    state::check_id(&opts.id)?;
+    let bundle = Bundle::load(&opts.bundle)?;
+    let spec = &bundle.spec;
+    let linux = spec.linux().as_ref().expect("checked by Bundle::load");
+    let plan = Plan::new(linux.namespaces().as_deref().unwrap_or(&[]))?;
+    let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
+    if terminal && opts.console_socket.is_none() {
+        return Err(Error::Spec("process.terminal is true but no --console-socket was given".into()));
+    }
+    let dir = make_state_dir(root, &opts.id)?;
+    let mut undo = Undo { dir: dir.clone(), pid: None, cgroup: None, armed: true };
+    let fifo = dir.join(EXEC_FIFO);
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
+        .map_err(|e| Error::sys("mkfifo", fifo.display(), e))?;
+    let console = opts.console_socket.as_deref().filter(|_| terminal).map(tty::connect).transpose()?;
+    let (parent, child) = sync::pair()?;
+    if let Some(path) = &plan.join_pid {
+        let fd = crate::namespaces::open_ns(path)?;
+        nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWPID).map_err(|e| Error::sys("setns", path.display(), e))?;
+    }
+    let pid = clone(plan.clone_flags)?;
+    if pid == 0 {
+        drop(parent);
+        init::run(Init {
+            spec,
+            id: &opts.id,
+            bundle: &bundle.dir,
+            rootfs: &bundle.rootfs,
+            state_dir: &dir,
+            plan: &plan,
+            channel: child,
+            console,
+            preserve_fds: opts.preserve_fds,
+            no_pivot: opts.no_pivot,
+            no_new_keyring: opts.no_new_keyring,
+        });
+    }
+    drop(child);
+    drop(console);
+    undo.pid = Some(pid);
+    if plan.new_user {
+        write_id_maps(pid, linux.uid_mappings().as_deref(), linux.gid_mappings().as_deref())?;
+    }
+    let cgroup = Cgroup::new(linux.cgroups_path().as_deref(), &opts.id, opts.systemd_cgroup)?;
+    undo.cgroup = Some(cgroup.clone());
+    cgroup.create_and_join(pid, linux.resources().as_ref())?;
+    let mut container = Container {
+        id: opts.id.clone(),
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        pid,
+        pid_start: state::process_start_time(pid).unwrap_or(0),
+        created: state::now_rfc3339(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        cgroup,
+        owner: String::new(),
+        systemd_cgroup: opts.systemd_cgroup,
+        started: false,
+        creating: true,
+        hooks: spec.hooks().clone(),
+    };
+    container.save(root)?;
+    parent.send(&Msg::Proceed)?;
+    loop {
+        let (msg, fd) = parent.recv_with_fd()?;
+        match msg {
+            Msg::RunCreateHooks => {
+                let state = container.oci_state(ContainerState::Creating);
+                if let Some(h) = spec.hooks() {
+                    #[allow(deprecated)]
+                    hooks::run("prestart", h.prestart().as_deref().unwrap_or(&[]), &state)?;
+                    hooks::run("createRuntime", h.create_runtime().as_deref().unwrap_or(&[]), &state)?;
+                }
+                parent.send(&Msg::Proceed)?;
+            }
+            Msg::SeccompListener => {
+                let fd = fd.ok_or_else(|| Error::Other("seccomp listener: no fd received".into()))?;
+                let s = linux.seccomp().as_ref().expect("init only sends a listener when seccomp is set");
+                if let Some(path) = s.listener_path() {
+                    let state = container.oci_state(ContainerState::Creating);
+                    seccomp::send_listener(path, s.listener_metadata().as_deref(), &state, pid, std::os::fd::AsFd::as_fd(&fd))?;
+                }
+                parent.send(&Msg::Proceed)?;
+            }
+            Msg::Ready => break,
+            Msg::Failed(e) => return Err(Error::Other(e)),
+            Msg::Proceed => return Err(Error::Other("sync: unexpected proceed from init".into())),
+        }
+    }
+    container.creating = false;
+    container.save(root)?;
+    if let Some(pid_file) = &opts.pid_file {
+        write_pid_file(pid_file, pid)?;
+    }
+    undo.armed = false;
+    Ok(container)
+}
+
+fn make_state_dir(root: &Path, id: &str) -> Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o711).create(root).map_err(|e| Error::io("mkdir", root, e))?;
+    let dir = state::dir(root, id);
+    match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
+        Ok(()) => Ok(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::Exists(id.to_string())),
+        Err(e) => Err(Error::io("mkdir", dir, e)),
+    }
+}
+
+/// fork(2) with namespace flags: the child is in its new namespaces from its first instruction.
+fn clone(flags: nix::sched::CloneFlags) -> Result<i32> {
+    let r = unsafe { libc::syscall(libc::SYS_clone, flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
+    if r < 0 {
+        return Err(Error::sys("clone", format!("{flags:?}"), nix::errno::Errno::last()));
+    }
+    Ok(r as i32)
+}
+
+fn write_id_maps(pid: i32, uids: Option<&[LinuxIdMapping]>, gids: Option<&[LinuxIdMapping]>) -> Result<()> {
+    let fmt = |maps: Option<&[LinuxIdMapping]>| {
+        maps.unwrap_or(&[])
+            .iter()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect::<String>()
+    };
+    for (file, text) in [("uid_map", fmt(uids)), ("gid_map", fmt(gids))] {
+        if text.is_empty() {
+            return Err(Error::Spec(format!("linux.{}Mappings: required with a new user namespace", &file[..3])));
+        }
+        let path = format!("/proc/{pid}/{file}");
+        std::fs::write(&path, &text).map_err(|e| Error::io("write", path, e))?;
+    }
+    Ok(())
+}
+
+/// Write the pid file atomically, like runc (temp file, rename).
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let tmp = path.with_extension("berth-tmp");
+    std::fs::write(&tmp, pid.to_string()).map_err(|e| Error::io("write pid file", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io("write pid file", path, e))
+}
+
+/// Start a created container: returns once its user process is exec'd.
+pub fn start(root: &Path, id: &str) -> Result<()> {
+    let mut c = Container::load(root, id)?;
+    match c.status(root) {
+        ContainerState::Created if !c.creating => {}
+        ContainerState::Stopped => return Err(Error::State("cannot start a container that has stopped".into())),
+        ContainerState::Running => return Err(Error::State("cannot start an already running container".into())),
+        _ => return Err(Error::State(format!("cannot start a container in the {} state", c.status(root)))),
+    }
+    let fifo_path = state::dir(root, id).join(EXEC_FIFO);
+    let output = read_exec_fifo(&fifo_path, &c)?;
+    let _ = std::fs::remove_file(&fifo_path);
+    if let Some(err) = output.split_once('E').map(|(_, e)| e.to_string()) {
+        return Err(Error::Other(err));
+    }
+    if output.is_empty() {
+        return Err(Error::State("container init exited before start".into()));
+    }
+    c.started = true;
+    c.save(root)?;
+    if let Some(h) = &c.hooks {
+        let state = c.oci_state(ContainerState::Running);
+        if let Err(e) = hooks::run("poststart", h.poststart().as_deref().unwrap_or(&[]), &state) {
+            tracing::warn!("{e}");
+        }
+    }
+    Ok(())
+}
+
+/// Open the fifo's read end without blocking, wait for the init's byte, then for EOF (its
+/// write end closes on exec). Returns what the init wrote: "0", or "0E<error>".
+fn read_exec_fifo(path: &Path, c: &Container) -> Result<String> {
+    use nix::fcntl::OFlag;
+    let fd = nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+        .map_err(|e| Error::sys("open", path.display(), e))?;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        let mut pfd = [nix::poll::PollFd::new(std::os::fd::AsFd::as_fd(&fd), nix::poll::PollFlags::POLLIN)];
+        let ready = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(100u16));
+        match ready {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => {
+                if !c.is_alive() {
+                    break;
+                }
+                continue;
+            }
+            Ok(_) => {}
+            Err(e) => return Err(Error::sys("poll", path.display(), e)),
+        }
+        match nix::unistd::read(&fd, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(nix::errno::Errno::EAGAIN) => continue,
+            Err(e) => return Err(Error::sys("read", path.display(), e)),
+        }
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Send a signal to the init, or with `all` to every process of the container.
+pub fn kill(root: &Path, id: &str, signal: Signal, all: bool) -> Result<()> {
+    let c = Container::load(root, id)?;
+    if all {
+        c.cgroup.kill_all(signal as i32)?;
+        if c.is_alive() {
+            let _ = nix::sys::signal::kill(Pid::from_raw(c.pid), signal);
+        }
+        return Ok(());
+    }
+    if c.status(root) == ContainerState::Stopped {
+        return Err(Error::State("container not running".into()));
+    }
+    nix::sys::signal::kill(Pid::from_raw(c.pid), signal).map_err(|e| Error::sys("kill", c.pid, e))
+}
+
+/// Delete a stopped container (or any, with `force`): processes, cgroup, state; then poststop.
+pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
+    state::check_id(id)?;
+    let c = match Container::load(root, id) {
+        Ok(c) => c,
+        Err(Error::NotFound(_)) => {
+            // An aborted create can leave a directory without state.json.
+            let dir = state::dir(root, id);
+            let existed = dir.exists();
+            let _ = std::fs::remove_dir_all(&dir);
+            return if force || existed { Ok(()) } else { Err(Error::NotFound(id.into())) };
+        }
+        Err(e) => return Err(e),
+    };
+    let status = c.status(root);
+    if status != ContainerState::Stopped {
+        if !force && status != ContainerState::Created {
+            return Err(Error::State(format!("cannot delete container {id} that is not stopped: {status}")));
+        }
+        let _ = c.cgroup.kill_all(libc::SIGKILL);
+        let _ = nix::sys::signal::kill(Pid::from_raw(c.pid), Signal::SIGKILL);
+        wait_gone(&c, Duration::from_secs(10));
+    }
+    c.cgroup.delete()?;
+    let dir = state::dir(root, id);
+    std::fs::remove_dir_all(&dir).map_err(|e| Error::io("remove", dir, e))?;
+    if let Some(h) = &c.hooks {
+        let state = c.oci_state(ContainerState::Stopped);
+        if let Err(e) = hooks::run("poststop", h.poststop().as_deref().unwrap_or(&[]), &state) {
+            tracing::warn!("{e}");
+        }
+    }
+    Ok(())
+}
+
+fn wait_gone(c: &Container, limit: Duration) {
+    let until = Instant::now() + limit;
+    // Our own child (from `run`) must be reaped; others are reaped by their parent.
+    while c.is_alive() && Instant::now() < until {
+        let _ = nix::sys::wait::waitpid(Pid::from_raw(c.pid), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+pub fn list(root: &Path) -> Result<Vec<Container>> {
+    state::list_ids(root)?.iter().map(|id| Container::load(root, id)).collect()
+}
+
+/// Signals `run` passes on to the container instead of dying of them.
+const FORWARDED: [Signal; 8] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+    Signal::SIGCHLD,
+];
+
+/// Block the forwarded signals (and SIGCHLD) so `wait_forwarding` can take them in turn.
+pub fn block_forwarded_signals() -> Result<nix::sys::signal::SigSet> {
+    let mut set = nix::sys::signal::SigSet::empty();
+    FORWARDED.iter().for_each(|s| set.add(*s));
+    set.thread_block().map_err(|e| Error::sys("sigprocmask", "block", e))?;
+    Ok(set)
+}
+
+/// Wait for the init to exit, reaping every child and forwarding signals to the init.
+/// Returns its exit code (128 + signal when killed), as runc does.
+pub fn wait_forwarding(c: &Container, set: &nix::sys::signal::SigSet) -> Result<i32> {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    loop {
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) if pid.as_raw() == c.pid => return Ok(code),
+                Ok(WaitStatus::Signaled(pid, sig, _)) if pid.as_raw() == c.pid => return Ok(128 + sig as i32),
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+        let sig = set.wait().map_err(|e| Error::sys("sigwait", "run", e))?;
+        if sig != Signal::SIGCHLD {
+            let _ = nix::sys::signal::kill(Pid::from_raw(c.pid), sig);
+        }
+    }
+}

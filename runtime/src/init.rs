@@ -1,0 +1,258 @@
+//! The container's init: runs in the cloned child, sets the container up, waits for `start`
+//! on the exec fifo, and execs the user process. Every failure goes back to `create`.
+use crate::namespaces::Plan;
+use crate::sync::{Channel, Msg};
+use crate::{hooks, process, rootfs, seccomp, tty, Error, Result};
+use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{ContainerState, LinuxNamespaceType, Spec, State};
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// Everything the init needs, prepared by `create` before clone.
+pub struct Init<'a> {
+    pub spec: &'a Spec,
+    pub id: &'a str,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub state_dir: &'a Path,
+    pub plan: &'a Plan,
+    pub channel: Channel,
+    pub console: Option<OwnedFd>,
+    pub preserve_fds: i32,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+}
+
+/// Never returns: execs the user process or exits non-zero after telling `create` why.
+pub fn run(init: Init) -> ! {
+    let err = match setup(&init) {
+        Ok(()) => unreachable!("setup returns only on error"),
+        Err(e) => e,
+    };
+    let _ = init.channel.send(&Msg::Failed(err.to_string()));
+    unsafe { libc::_exit(1) }
+}
+
+fn setup(init: &Init) -> Result<()> {
+    let spec = init.spec;
+    let linux = spec.linux().as_ref().expect("checked by Bundle::load");
+    let process = spec.process().as_ref().expect("checked by Bundle::load");
+    // The pid `create` knows us by, read before /proc is the container's.
+    let host_pid: i32 = std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
+        .unwrap_or(0);
+    mark_fds_cloexec(init.preserve_fds)?;
+    // `run` blocks signals to forward them; the container starts with a clean mask.
+    nix::sys::signal::SigSet::empty()
+        .thread_set_mask()
+        .map_err(|e| Error::sys("sigprocmask", "init", e))?;
+    for (kind, fd) in init.plan.open_joins()? {
+        crate::namespaces::enter(kind, &fd)?;
+    }
+    expect(&init.channel, Msg::Proceed)?;
+    if init.plan.new_user || in_joined_user_ns(init.plan) {
+        nix::unistd::setresgid(0.into(), 0.into(), 0.into()).map_err(|e| Error::sys("setresgid", 0, e))?;
+        nix::unistd::setresuid(0.into(), 0.into(), 0.into()).map_err(|e| Error::sys("setresuid", 0, e))?;
+    }
+    if !init.plan.late_flags.is_empty() {
+        let late = init.plan.late_flags;
+        nix::sched::unshare(late).map_err(|e| Error::sys("unshare", format!("{late:?}"), e))?;
+        if late.contains(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)) {
+            write_time_offsets(spec)?;
+        }
+    }
+    if !init.no_new_keyring {
+        join_session_keyring(init.id);
+    }
+    set_hostname(spec, init.plan)?;
+    let in_userns = init.plan.has(LinuxNamespaceType::User);
+    let fifo = nix::fcntl::open(&init.state_dir.join(crate::state::EXEC_FIFO), OFlag::O_PATH | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+        .map_err(|e| Error::sys("open", "exec.fifo", e))?;
+    if init.plan.has(LinuxNamespaceType::Mount) {
+        rootfs::prepare(spec, init.rootfs)?;
+        let root = rootfs::open_root(init.rootfs)?;
+        rootfs::mount_all(spec, &root, init.bundle, in_userns)?;
+        rootfs::create_devices(spec, &root, in_userns)?;
+        rootfs::create_dev_links(&root)?;
+    }
+    init.channel.send(&Msg::RunCreateHooks)?;
+    expect(&init.channel, Msg::Proceed)?;
+    let state = oci_state(init, host_pid);
+    if let Some(hooks) = spec.hooks() {
+        hooks::run("createContainer", hooks.create_container().as_deref().unwrap_or(&[]), &state)?;
+    }
+    if init.no_pivot || !init.plan.has(LinuxNamespaceType::Mount) {
+        rootfs::move_root(init.rootfs)?;
+    } else {
+        rootfs::pivot(init.rootfs)?;
+    }
+    rootfs::sysctls(spec)?;
+    rootfs::mask(linux.masked_paths().as_deref().unwrap_or(&[]))?;
+    rootfs::make_readonly(linux.readonly_paths().as_deref().unwrap_or(&[]))?;
+    if spec.root().as_ref().is_some_and(|r| r.readonly() == Some(true)) {
+        rootfs::remount_readonly("/")?;
+    }
+    match (&init.console, process.terminal() == Some(true)) {
+        (Some(socket), true) => {
+            let size = process.console_size().as_ref().map(|b| (b.height() as u16, b.width() as u16));
+            tty::setup(socket, size)?;
+        }
+        (None, true) => return Err(Error::Spec("process.terminal requires --console-socket".into())),
+        _ => {
+            nix::unistd::setsid().map_err(|e| Error::sys("setsid", "init", e))?;
+        }
+    }
+    process::set_oom_score_adj(process.oom_score_adj())?;
+    process::set_rlimits(process.rlimits().as_deref().unwrap_or(&[]))?;
+    let mut env = process.env().clone().unwrap_or_default();
+    if init.preserve_fds > 0 {
+        env.push(format!("LISTEN_FDS={}", init.preserve_fds));
+        env.push("LISTEN_PID=1".into());
+    }
+    let args = process.args().clone().unwrap_or_default();
+    let exe = process::find_executable(&args[0], &env)?;
+    let nnp = process.no_new_privileges() == Some(true);
+    let seccomp = linux.seccomp().as_ref();
+    if let Some(s) = seccomp.filter(|_| !nnp) {
+        load_seccomp(init, s)?;
+    }
+    let caps = process.capabilities().as_ref();
+    process::drop_bounding(caps)?;
+    process::set_user(process, !in_userns || setgroups_allowed())?;
+    process::apply_capabilities(caps)?;
+    if nnp {
+        process::set_no_new_privs()?;
+    }
+    nix::unistd::chdir(process.cwd()).map_err(|e| Error::sys("chdir", process.cwd().display(), e))?;
+    check_cwd_inside()?;
+    if let Some(s) = seccomp.filter(|_| nnp) {
+        load_seccomp(init, s)?;
+    }
+    let argv = process::cstrings(&args)?;
+    let envp = process::cstrings(&env)?;
+    let exe_c = std::ffi::CString::new(exe.as_os_str().as_encoded_bytes()).map_err(|_| Error::Spec("process.args[0]: NUL byte".into()))?;
+    init.channel.send(&Msg::Ready)?;
+    // Blocks until `start` opens the fifo for reading.
+    let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
+    let fifo_w = nix::fcntl::open(path.as_str(), OFlag::O_WRONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+        .map_err(|e| Error::sys("open", "exec.fifo", e))?;
+    drop(fifo);
+    let mut fifo_w = std::fs::File::from(fifo_w);
+    let _ = fifo_w.write_all(b"0");
+    if let Some(hooks) = spec.hooks() {
+        let mut state = state;
+        state.set_status(ContainerState::Running);
+        if let Err(e) = hooks::run("startContainer", hooks.start_container().as_deref().unwrap_or(&[]), &state) {
+            let _ = write!(fifo_w, "E{e}");
+            unsafe { libc::_exit(1) }
+        }
+    }
+    let err = nix::unistd::execve(&exe_c, &argv, &envp).unwrap_err();
+    let _ = write!(fifo_w, "Eexec {}: {err}", exe.display());
+    unsafe { libc::_exit(127) }
+}
+
+fn expect(channel: &Channel, want: Msg) -> Result<()> {
+    match channel.recv()? {
+        m if m == want => Ok(()),
+        m => Err(Error::Other(format!("sync: expected {want:?}, got {m:?}"))),
+    }
+}
+
+fn oci_state(init: &Init, pid: i32) -> State {
+    let mut state = State::default();
+    state.set_version(oci_spec::runtime::VERSION.to_string());
+    state.set_id(init.id.to_string());
+    state.set_status(ContainerState::Created);
+    state.set_pid(Some(pid));
+    state.set_bundle(init.bundle.to_path_buf());
+    state.set_annotations(init.spec.annotations().clone());
+    state
+}
+
+fn load_seccomp(init: &Init, s: &oci_spec::runtime::LinuxSeccomp) -> Result<()> {
+    if let Some(listener) = seccomp::load(s)? {
+        init.channel.send_with_fd(&Msg::SeccompListener, Some(listener.as_raw_fd()))?;
+        expect(&init.channel, Msg::Proceed)?;
+    }
+    Ok(())
+}
+
+/// Every fd above stdio and the preserved ones closes at exec (CVE-2024-21626 class):
+/// nothing of the runtime's reaches the container.
+fn mark_fds_cloexec(preserve: i32) -> Result<()> {
+    let first = 3 + preserve.max(0) as u32;
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    if r != 0 {
+        return Err(Error::sys("close_range", first, nix::errno::Errno::last()));
+    }
+    for fd in 3..first as i32 {
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        let res = nix::fcntl::fcntl(&owned, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()));
+        std::mem::forget(owned);
+        res.map_err(|e| Error::sys("preserve fd", fd, e))?;
+    }
+    Ok(())
+}
+
+/// The working directory must be inside the container's root (CVE-2024-21626).
+fn check_cwd_inside() -> Result<()> {
+    let cwd = nix::unistd::getcwd().map_err(|e| Error::sys("getcwd", "process.cwd", e))?;
+    if !cwd.is_absolute() || cwd.starts_with("(unreachable)") {
+        return Err(Error::Other(format!("process.cwd {cwd:?} is outside the container")));
+    }
+    Ok(())
+}
+
+fn in_joined_user_ns(plan: &Plan) -> bool {
+    plan.join.iter().any(|(k, _)| *k == LinuxNamespaceType::User)
+}
+
+fn setgroups_allowed() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups").map(|s| s.trim() == "allow").unwrap_or(true)
+}
+
+fn set_hostname(spec: &Spec, plan: &Plan) -> Result<()> {
+    let has_uts = plan.has(LinuxNamespaceType::Uts);
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        if !has_uts {
+            return Err(Error::Spec("hostname: needs a new uts namespace".into()));
+        }
+        nix::unistd::sethostname(h).map_err(|e| Error::sys("sethostname", h, e))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        if !has_uts {
+            return Err(Error::Spec("domainname: needs a new uts namespace".into()));
+        }
+        if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
+            return Err(Error::sys("setdomainname", d, nix::errno::Errno::last()));
+        }
+    }
+    Ok(())
+}
+
+fn write_time_offsets(spec: &Spec) -> Result<()> {
+    let Some(offsets) = spec.linux().as_ref().and_then(|l| l.time_offsets().as_ref()) else {
+        return Ok(());
+    };
+    let mut text = String::new();
+    for (clock, off) in offsets {
+        let clock = match clock.as_str() {
+            "monotonic" | "boottime" => clock.as_str(),
+            other => return Err(Error::Spec(format!("linux.timeOffsets: unknown clock {other:?}"))),
+        };
+        text.push_str(&format!("{clock} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
+    }
+    std::fs::write("/proc/self/timens_offsets", text).map_err(|e| Error::io("write", PathBuf::from("/proc/self/timens_offsets"), e))
+}
+
+/// A fresh session keyring named after the container, so containers don't share keys.
+fn join_session_keyring(id: &str) {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    if let Ok(name) = std::ffi::CString::new(format!("_ses.{id}")) {
+        unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    }
+}

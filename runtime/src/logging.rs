@@ -1,0 +1,80 @@
+//! Logs as containerd's runc shim reads them: `--log FILE --log-format json` gives one JSON
+//! object per line, `{"level":"error","msg":"…","time":"…"}`; `text` gives logfmt-like lines.
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::prelude::*;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, clap::ValueEnum)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+}
+
+struct FileLayer {
+    file: Mutex<std::fs::File>,
+    format: Format,
+    max: Level,
+}
+
+struct Message(String);
+
+impl Visit for Message {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.0, "{value:?}");
+        } else {
+            let _ = write!(self.0, " {}={value:?}", field.name());
+        }
+    }
+}
+
+impl<S: Subscriber> Layer<S> for FileLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        if *event.metadata().level() > self.max {
+            return;
+        }
+        let mut msg = Message(String::new());
+        event.record(&mut msg);
+        let line = line(self.format, *event.metadata().level(), &msg.0);
+        if let Ok(mut f) = self.file.lock() {
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
+}
+
+fn line(format: Format, level: Level, msg: &str) -> String {
+    let level = level.as_str().to_ascii_lowercase();
+    let time = crate::state::now_rfc3339();
+    match format {
+        Format::Json => {
+            let v = serde_json::json!({"level": level, "msg": msg, "time": time});
+            format!("{v}\n")
+        }
+        Format::Text => format!("time={time:?} level={level} msg={msg:?}\n"),
+    }
+}
+
+/// Send logs to `path` (if given) at info level, or debug with `debug`.
+pub fn init(path: Option<&Path>, format: Format, debug: bool) {
+    let max = if debug { Level::DEBUG } else { Level::INFO };
+    let Some(path) = path else {
+        if debug {
+            let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+            let _ = tracing_subscriber::registry().with(layer).try_init();
+        }
+        return;
+    };
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(path);
+    let Ok(file) = file else {
+        eprintln!("berth-runtime: open log {}: {}", path.display(), file.unwrap_err());
+        return;
+    };
+    let layer = FileLayer { file: Mutex::new(file), format, max };
+    let _ = tracing_subscriber::registry().with(layer).try_init();
+}

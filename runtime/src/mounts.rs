@@ -1,0 +1,196 @@
+//! Mount options and target resolution that never leaves the rootfs.
+use crate::{Error, Result};
+use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+use nix::mount::MsFlags;
+use nix::sys::stat::Mode;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Component, Path};
+
+/// Mount flags, propagation flags and the rest (filesystem data) of a mount's `options`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub flags: MsFlags,
+    pub cleared: MsFlags,
+    pub propagation: MsFlags,
+    pub data: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            flags: MsFlags::empty(),
+            cleared: MsFlags::empty(),
+            propagation: MsFlags::empty(),
+            data: Vec::new(),
+        }
+    }
+}
+
+impl Options {
+    pub fn parse(options: &[String]) -> Options {
+        let mut o = Options::default();
+        for opt in options {
+            match flag(opt) {
+                Some((f, false)) => o.flags |= f,
+                Some((f, true)) => {
+                    o.flags &= !f;
+                    o.cleared |= f
+                }
+                None => match propagation(opt) {
+                    Some(p) => o.propagation |= p,
+                    None => o.data.push(opt.clone()),
+                },
+            }
+        }
+        o
+    }
+
+    pub fn is_bind(&self) -> bool {
+        self.flags.contains(MsFlags::MS_BIND)
+    }
+}
+
+/// (flag, clears) for each flag option.
+fn flag(opt: &str) -> Option<(MsFlags, bool)> {
+    Some(match opt {
+        "ro" => (MsFlags::MS_RDONLY, false),
+        "rw" => (MsFlags::MS_RDONLY, true),
+        "nosuid" => (MsFlags::MS_NOSUID, false),
+        "suid" => (MsFlags::MS_NOSUID, true),
+        "nodev" => (MsFlags::MS_NODEV, false),
+        "dev" => (MsFlags::MS_NODEV, true),
+        "noexec" => (MsFlags::MS_NOEXEC, false),
+        "exec" => (MsFlags::MS_NOEXEC, true),
+        "sync" => (MsFlags::MS_SYNCHRONOUS, false),
+        "async" => (MsFlags::MS_SYNCHRONOUS, true),
+        "dirsync" => (MsFlags::MS_DIRSYNC, false),
+        "remount" => (MsFlags::MS_REMOUNT, false),
+        "mand" => (MsFlags::MS_MANDLOCK, false),
+        "nomand" => (MsFlags::MS_MANDLOCK, true),
+        "atime" => (MsFlags::MS_NOATIME, true),
+        "noatime" => (MsFlags::MS_NOATIME, false),
+        "diratime" => (MsFlags::MS_NODIRATIME, true),
+        "nodiratime" => (MsFlags::MS_NODIRATIME, false),
+        "relatime" => (MsFlags::MS_RELATIME, false),
+        "norelatime" => (MsFlags::MS_RELATIME, true),
+        "strictatime" => (MsFlags::MS_STRICTATIME, false),
+        "nostrictatime" => (MsFlags::MS_STRICTATIME, true),
+        "lazytime" => (MsFlags::MS_LAZYTIME, false),
+        "nolazytime" => (MsFlags::MS_LAZYTIME, true),
+        "silent" => (MsFlags::MS_SILENT, false),
+        "loud" => (MsFlags::MS_SILENT, true),
+        "bind" => (MsFlags::MS_BIND, false),
+        "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, false),
+        _ => return None,
+    })
+}
+
+pub fn propagation(opt: &str) -> Option<MsFlags> {
+    Some(match opt {
+        "private" => MsFlags::MS_PRIVATE,
+        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        "shared" => MsFlags::MS_SHARED,
+        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        "slave" => MsFlags::MS_SLAVE,
+        "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+        _ => return None,
+    })
+}
+
+/// What a mount target should be when it does not exist yet.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    File,
+}
+
+/// Open `path` inside `root` (an fd on the rootfs), creating what is missing, with every
+/// symlink resolved as if `root` were `/`: nothing can point the result outside the rootfs.
+pub fn open_in_root(root: &OwnedFd, path: &Path, kind: Kind) -> Result<OwnedFd> {
+    let how = || {
+        OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS)
+    };
+    if let Ok(fd) = openat2(root.as_fd(), path, how()) {
+        return Ok(fd);
+    }
+    let rel: Vec<_> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    let mut dir = openat2(root.as_fd(), ".", how().flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC))
+        .map_err(|e| Error::sys("open", "rootfs", e))?;
+    for (i, name) in rel.iter().enumerate() {
+        let last = i + 1 == rel.len();
+        let prefix: std::path::PathBuf = rel[..=i].iter().collect();
+        match openat2(root.as_fd(), &prefix, how()) {
+            Ok(fd) => dir = fd,
+            Err(nix::errno::Errno::ENOENT) => {
+                // Create the missing component in the directory already resolved in root.
+                let parent = reopen_dir(&dir, path)?;
+                if last && kind == Kind::File {
+                    let fd = nix::fcntl::openat(
+                        parent.as_fd(),
+                        *name,
+                        OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+                        Mode::from_bits_truncate(0o644),
+                    );
+                    fd.map_err(|e| Error::sys("create mount target", path.display(), e))?;
+                } else {
+                    match nix::sys::stat::mkdirat(parent.as_fd(), *name, Mode::from_bits_truncate(0o755)) {
+                        Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+                        Err(e) => return Err(Error::sys("mkdir", path.display(), e)),
+                    }
+                }
+                dir = openat2(root.as_fd(), &prefix, how())
+                    .map_err(|e| Error::sys("open", path.display(), e))?;
+            }
+            Err(e) => return Err(Error::sys("open", path.display(), e)),
+        }
+    }
+    Ok(dir)
+}
+
+fn reopen_dir(fd: &OwnedFd, path: &Path) -> Result<OwnedFd> {
+    nix::fcntl::open(
+        proc_fd(fd).as_str(),
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::sys("open parent of", path.display(), e))
+}
+
+/// The magic link through which a mount call reaches exactly the file `fd` holds.
+pub fn proc_fd(fd: &OwnedFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+/// The flags a bind remount must keep (the kernel refuses to clear locked ones).
+pub fn current_flags(path: &str) -> MsFlags {
+    let Ok(st) = nix::sys::statvfs::statvfs(path) else {
+        return MsFlags::empty();
+    };
+    use nix::sys::statvfs::FsFlags as F;
+    let f = st.flags();
+    let mut m = MsFlags::empty();
+    for (a, b) in [
+        (F::ST_RDONLY, MsFlags::MS_RDONLY),
+        (F::ST_NOSUID, MsFlags::MS_NOSUID),
+        (F::ST_NODEV, MsFlags::MS_NODEV),
+        (F::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (F::ST_NOATIME, MsFlags::MS_NOATIME),
+        (F::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (F::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if f.contains(a) {
+            m |= b;
+        }
+    }
+    m
+}

@@ -1,0 +1,146 @@
+//! The user process's credentials and limits: user and groups, capabilities, rlimits,
+//! no_new_privs, oom score, and finding the executable.
+use crate::{Error, Result};
+use caps::{CapSet, Capability as Cap, CapsHashSet};
+use oci_spec::runtime::{Capabilities, LinuxCapabilities, PosixRlimit, Process};
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// Set resource limits; a refused raise names the limit and values.
+pub fn set_rlimits(rlimits: &[PosixRlimit]) -> Result<()> {
+    for r in rlimits {
+        let name = serde_json::to_value(r.typ()).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let resource = rlimit_resource(&name).ok_or_else(|| Error::Spec(format!("process.rlimits: unknown type {name:?}")))?;
+        let lim = libc::rlimit { rlim_cur: r.soft(), rlim_max: r.hard() };
+        if unsafe { libc::setrlimit(resource, &lim) } != 0 {
+            let e = nix::errno::Errno::last();
+            return Err(Error::sys("setrlimit", format!("{name} soft={} hard={}", r.soft(), r.hard()), e));
+        }
+    }
+    Ok(())
+}
+
+fn rlimit_resource(name: &str) -> Option<libc::__rlimit_resource_t> {
+    Some(match name {
+        "RLIMIT_AS" => libc::RLIMIT_AS,
+        "RLIMIT_CORE" => libc::RLIMIT_CORE,
+        "RLIMIT_CPU" => libc::RLIMIT_CPU,
+        "RLIMIT_DATA" => libc::RLIMIT_DATA,
+        "RLIMIT_FSIZE" => libc::RLIMIT_FSIZE,
+        "RLIMIT_LOCKS" => libc::RLIMIT_LOCKS,
+        "RLIMIT_MEMLOCK" => libc::RLIMIT_MEMLOCK,
+        "RLIMIT_MSGQUEUE" => libc::RLIMIT_MSGQUEUE,
+        "RLIMIT_NICE" => libc::RLIMIT_NICE,
+        "RLIMIT_NOFILE" => libc::RLIMIT_NOFILE,
+        "RLIMIT_NPROC" => libc::RLIMIT_NPROC,
+        "RLIMIT_RSS" => libc::RLIMIT_RSS,
+        "RLIMIT_RTPRIO" => libc::RLIMIT_RTPRIO,
+        "RLIMIT_RTTIME" => libc::RLIMIT_RTTIME,
+        "RLIMIT_SIGPENDING" => libc::RLIMIT_SIGPENDING,
+        "RLIMIT_STACK" => libc::RLIMIT_STACK,
+        _ => return None,
+    })
+}
+
+pub fn set_oom_score_adj(score: Option<i32>) -> Result<()> {
+    if let Some(score) = score {
+        std::fs::write("/proc/self/oom_score_adj", score.to_string())
+            .map_err(|e| Error::io("write oom_score_adj", format!("{score}"), e))?;
+    }
+    Ok(())
+}
+
+/// Become the process's user: groups, gid, uid — keeping capabilities across the uid change
+/// so that `apply_capabilities` decides what stays.
+pub fn set_user(process: &Process, setgroups_allowed: bool) -> Result<()> {
+    let user = process.user();
+    let uid = user.uid();
+    let gid = user.gid();
+    if setgroups_allowed {
+        let groups: Vec<nix::unistd::Gid> = user.additional_gids().iter().flatten().map(|g| nix::unistd::Gid::from_raw(*g)).collect();
+        nix::unistd::setgroups(&groups).map_err(|e| Error::sys("setgroups", format!("{:?}", user.additional_gids()), e))?;
+    } else if user.additional_gids().as_ref().is_some_and(|g| !g.is_empty()) {
+        return Err(Error::Spec("process.user.additionalGids: setgroups is denied in this user namespace".into()));
+    }
+    nix::sys::prctl::set_keepcaps(true).map_err(|e| Error::sys("prctl", "PR_SET_KEEPCAPS", e))?;
+    let g = nix::unistd::Gid::from_raw(gid);
+    nix::unistd::setresgid(g, g, g).map_err(|e| Error::sys("setresgid", gid, e))?;
+    let u = nix::unistd::Uid::from_raw(uid);
+    nix::unistd::setresuid(u, u, u).map_err(|e| Error::sys("setresuid", uid, e))?;
+    if let Some(umask) = user.umask() {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
+    }
+    Ok(())
+}
+
+fn to_caps(set: &Option<Capabilities>) -> CapsHashSet {
+    set.iter()
+        .flatten()
+        .filter_map(|c| Cap::from_str(&format!("CAP_{c}")).ok())
+        .filter(|c| caps::runtime::thread_all_supported().contains(c))
+        .collect()
+}
+
+/// Drop the bounding set first (needs CAP_SETPCAP), then set the others.
+pub fn drop_bounding(capabilities: Option<&LinuxCapabilities>) -> Result<()> {
+    let keep = to_caps(&capabilities.and_then(|c| c.bounding().clone()));
+    for cap in caps::runtime::thread_all_supported() {
+        if !keep.contains(&cap) {
+            caps::drop(None, CapSet::Bounding, cap).map_err(|e| Error::Other(format!("drop bounding {cap}: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+pub fn apply_capabilities(capabilities: Option<&LinuxCapabilities>) -> Result<()> {
+    let get = |f: fn(&LinuxCapabilities) -> &Option<Capabilities>| to_caps(&capabilities.and_then(|c| f(c).clone()));
+    let permitted = get(LinuxCapabilities::permitted);
+    let effective = get(LinuxCapabilities::effective);
+    let inheritable = get(LinuxCapabilities::inheritable);
+    let ambient = get(LinuxCapabilities::ambient);
+    for (set, caps_) in [(CapSet::Inheritable, &inheritable), (CapSet::Effective, &effective), (CapSet::Permitted, &permitted)] {
+        caps::set(None, set, caps_).map_err(|e| Error::Other(format!("capset {set:?}: {e}")))?;
+    }
+    caps::clear(None, CapSet::Ambient).ok();
+    for cap in ambient {
+        caps::raise(None, CapSet::Ambient, cap).map_err(|e| Error::Other(format!("raise ambient {cap}: {e}")))?;
+    }
+    Ok(())
+}
+
+pub fn set_no_new_privs() -> Result<()> {
+    nix::sys::prctl::set_no_new_privs().map_err(|e| Error::sys("prctl", "PR_SET_NO_NEW_PRIVS", e))
+}
+
+/// Find `arg0` the way execvp would, on the container's PATH.
+pub fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf> {
+    let not_found = || Error::Other(format!("exec: {arg0:?}: executable file not found in $PATH"));
+    if arg0.contains('/') {
+        return match std::fs::metadata(arg0) {
+            Ok(m) if is_executable(&m) => Ok(PathBuf::from(arg0)),
+            Ok(_) => Err(Error::Other(format!("exec: {arg0:?}: permission denied"))),
+            Err(e) => Err(Error::Other(format!("exec: {arg0:?}: {e}"))),
+        };
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    path.split(':')
+        .map(|dir| Path::new(if dir.is_empty() { "." } else { dir }).join(arg0))
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && is_executable(&m)))
+        .ok_or_else(not_found)
+}
+
+fn is_executable(m: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    m.permissions().mode() & 0o111 != 0
+}
+
+pub fn cstrings(items: &[String]) -> Result<Vec<CString>> {
+    items
+        .iter()
+        .map(|s| CString::new(s.as_bytes()).map_err(|_| Error::Spec(format!("string with NUL byte: {s:?}"))))
+        .collect()
+}

@@ -1,0 +1,319 @@
+//! The container's root filesystem: mounts in order, devices, pivot_root, masked and
+//! read-only paths.
+use crate::mounts::{self, current_flags, open_in_root, proc_fd, Kind, Options};
+use crate::{Error, Result};
+use nix::fcntl::OFlag;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+/// Devices every container gets (runc's list).
+const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
+];
+
+const DEV_LINKS: [(&str, &str); 4] = [
+    ("/proc/self/fd", "/dev/fd"),
+    ("/proc/self/fd/0", "/dev/stdin"),
+    ("/proc/self/fd/1", "/dev/stdout"),
+    ("/proc/self/fd/2", "/dev/stderr"),
+];
+
+fn mnt(src: Option<&str>, target: &str, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> Result<()> {
+    mount(src, target, fstype, flags, data).map_err(|e| {
+        Error::sys("mount", format!("{:?} on {target}", src.or(fstype).unwrap_or("")), e)
+    })
+}
+
+/// Make the new mount namespace's propagation right and the rootfs a mount point.
+pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<()> {
+    let propagation = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .map(|p| mounts::propagation(p).ok_or_else(|| Error::Spec(format!("linux.rootfsPropagation: unknown {p:?}"))))
+        .transpose()?
+        .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    mnt(None, "/", None, propagation | MsFlags::MS_REC, None)?;
+    let root = rootfs.to_str().ok_or_else(|| Error::Spec("root.path: not UTF-8".into()))?;
+    mnt(Some(root), root, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
+}
+
+/// Open the rootfs (after `prepare`, so mounts made on it are seen through the fd).
+pub fn open_root(rootfs: &Path) -> Result<OwnedFd> {
+    nix::fcntl::open(rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| Error::sys("open", rootfs.display(), e))
+}
+
+/// Mount every entry of `mounts`, in order, inside the rootfs.
+pub fn mount_all(spec: &Spec, root: &OwnedFd, bundle: &Path, in_userns: bool) -> Result<()> {
+    for m in spec.mounts().iter().flatten() {
+        mount_one(m, root, bundle, in_userns)?;
+    }
+    Ok(())
+}
+
+fn mount_one(m: &Mount, root: &OwnedFd, bundle: &Path, in_userns: bool) -> Result<()> {
+    mount_entry(m, root, bundle, in_userns).map_err(|e| match e {
+        Error::Sys { op, target, errno } => Error::Sys {
+            op,
+            target: format!("{} (mounts: destination {})", target, m.destination().display()),
+            errno,
+        },
+        other => other,
+    })
+}
+
+fn mount_entry(m: &Mount, root: &OwnedFd, bundle: &Path, in_userns: bool) -> Result<()> {
+    let opts = Options::parse(m.options().as_deref().unwrap_or(&[]));
+    let fstype = m.typ().as_deref().unwrap_or("");
+    let dest = m.destination();
+    let is_bind = opts.is_bind() || fstype == "bind";
+    let source = m.source().as_ref().map(|s| if is_bind && s.is_relative() { bundle.join(s) } else { s.clone() });
+    if fstype == "cgroup" || fstype == "cgroup2" {
+        return mount_cgroup(dest, root, &opts);
+    }
+    let kind = match &source {
+        Some(src) if is_bind && !src.is_dir() => Kind::File,
+        _ => Kind::Dir,
+    };
+    if is_bind {
+        if let Some(src) = &source {
+            std::fs::metadata(src).map_err(|e| Error::io("bind mount source", src, e))?;
+        }
+    }
+    let target = open_in_root(root, dest, kind)?;
+    let target_path = proc_fd(&target);
+    let data = opts.data.join(",");
+    let data = (!data.is_empty()).then_some(data.as_str());
+    let src = source.as_ref().and_then(|s| s.to_str());
+    if is_bind {
+        let rec = opts.flags & MsFlags::MS_REC;
+        mnt(src, &target_path, None, MsFlags::MS_BIND | rec, None)?;
+        let extra = opts.flags - MsFlags::MS_BIND - MsFlags::MS_REC;
+        if !extra.is_empty() {
+            // Reopen: the old fd still points under the new mount.
+            let target = open_in_root(root, dest, kind)?;
+            let target_path = proc_fd(&target);
+            let keep = current_flags(&target_path);
+            let flags = (keep | extra) - opts.cleared;
+            mnt(None, &target_path, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags, None)?;
+        }
+    } else {
+        let flags = opts.flags - MsFlags::MS_REMOUNT;
+        let res = mount(src.or(Some(fstype)), target_path.as_str(), Some(fstype), flags, data);
+        match res {
+            Ok(()) => {}
+            // sysfs needs a network namespace owned by our user namespace: fall back to a bind.
+            Err(nix::errno::Errno::EPERM) if fstype == "sysfs" && in_userns => {
+                mnt(Some("/sys"), &target_path, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+                let target = open_in_root(root, dest, kind)?;
+                let target_path = proc_fd(&target);
+                let keep = current_flags(&target_path);
+                mnt(None, &target_path, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | keep | flags, None)?;
+            }
+            Err(e) => return Err(Error::sys("mount", format!("{fstype:?} on {}", dest.display()), e)),
+        }
+    }
+    if !opts.propagation.is_empty() {
+        let target = open_in_root(root, dest, kind)?;
+        mnt(None, &proc_fd(&target), None, opts.propagation, None)?;
+    }
+    Ok(())
+}
+
+/// A cgroup mount shows the container's own cgroup: cgroup2 when the host is unified,
+/// else a read-only tmpfs with each v1 hierarchy bound from the container's cgroup.
+fn mount_cgroup(dest: &Path, root: &OwnedFd, opts: &Options) -> Result<()> {
+    let target = open_in_root(root, dest, Kind::Dir)?;
+    let path = proc_fd(&target);
+    let flags = (opts.flags - MsFlags::MS_BIND - MsFlags::MS_REC) | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        return mnt(Some("cgroup2"), &path, Some("cgroup2"), flags, None);
+    }
+    mnt(Some("tmpfs"), &path, Some("tmpfs"), flags - MsFlags::MS_RDONLY, Some("mode=755"))?;
+    let target = open_in_root(root, dest, Kind::Dir)?;
+    let path = proc_fd(&target);
+    for entry in std::fs::read_dir("/sys/fs/cgroup").map_err(|e| Error::io("read dir", "/sys/fs/cgroup", e))? {
+        let Ok(entry) = entry else { continue };
+        let name = entry.file_name();
+        let host = entry.path();
+        let ft = entry.file_type().ok();
+        if ft.is_some_and(|t| t.is_symlink()) {
+            let link = std::fs::read_link(&host).unwrap_or_default();
+            let _ = std::os::unix::fs::symlink(link, PathBuf::from(&path).join(&name));
+            continue;
+        }
+        let sub = dest.join(&name);
+        let t = open_in_root(root, &sub, Kind::Dir)?;
+        let tp = proc_fd(&t);
+        // The cgroup namespace (if any) makes the hierarchy root the container's cgroup.
+        let fstype = if name == "unified" { "cgroup2" } else { "cgroup" };
+        let data = name.to_str().filter(|n| *n != "unified").map(|n| if n == "systemd" { "none,name=systemd".to_string() } else { n.to_string() });
+        if mount(Some(fstype), tp.as_str(), Some(fstype), flags, data.as_deref()).is_err() {
+            mnt(host.to_str(), &tp, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+            let t = open_in_root(root, &sub, Kind::Dir)?;
+            let tp = proc_fd(&t);
+            mnt(None, &tp, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | current_flags(&tp) | flags, None)?;
+        }
+    }
+    if flags.contains(MsFlags::MS_RDONLY) {
+        mnt(None, &path, None, MsFlags::MS_REMOUNT | flags, Some("mode=755"))?;
+    }
+    Ok(())
+}
+
+/// Default devices and `linux.devices`: mknod, or bind mounts from the host in a user namespace.
+pub fn create_devices(spec: &Spec, root: &OwnedFd, in_userns: bool) -> Result<()> {
+    let custom = spec.linux().as_ref().and_then(|l| l.devices().clone()).unwrap_or_default();
+    for (path, major, minor) in DEFAULT_DEVICES {
+        if custom.iter().any(|d| d.path() == Path::new(path)) {
+            continue;
+        }
+        let mut dev = LinuxDevice::default();
+        dev.set_path(PathBuf::from(path));
+        dev.set_typ(LinuxDeviceType::C);
+        dev.set_major(major as i64);
+        dev.set_minor(minor as i64);
+        dev.set_file_mode(Some(0o666));
+        dev.set_uid(Some(0));
+        dev.set_gid(Some(0));
+        create_device(&dev, root, in_userns)?;
+    }
+    for dev in &custom {
+        create_device(dev, root, in_userns)?;
+    }
+    Ok(())
+}
+
+fn create_device(dev: &LinuxDevice, root: &OwnedFd, in_userns: bool) -> Result<()> {
+    let path = dev.path();
+    if !path.starts_with("/dev") {
+        // The spec allows other places; they resolve inside the rootfs just the same.
+    }
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    let dir = open_in_root(root, parent, Kind::Dir)?;
+    let name = path.file_name().ok_or_else(|| Error::Spec(format!("linux.devices: bad path {path:?}")))?;
+    let dir_path = PathBuf::from(proc_fd(&dir));
+    let node = dir_path.join(name);
+    if in_userns {
+        let target = open_in_root(root, path, Kind::File)?;
+        let host = path.to_str().unwrap_or("");
+        return mnt(Some(host), &proc_fd(&target), None, MsFlags::MS_BIND, None);
+    }
+    let kind = match dev.typ() {
+        LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,
+        LinuxDeviceType::B => SFlag::S_IFBLK,
+        LinuxDeviceType::P => SFlag::S_IFIFO,
+        LinuxDeviceType::A => return Err(Error::Spec(format!("linux.devices: {path:?}: type \"a\" is only for cgroup rules"))),
+    };
+    let mode = Mode::from_bits_truncate(dev.file_mode().unwrap_or(0o666));
+    let _ = std::fs::remove_file(&node);
+    let rdev = makedev(dev.major() as u64, dev.minor() as u64);
+    let old = nix::sys::stat::umask(Mode::empty());
+    let res = mknod(&node, kind, mode, rdev);
+    nix::sys::stat::umask(old);
+    res.map_err(|e| Error::sys("mknod", path.display(), e))?;
+    let uid = dev.uid().map(nix::unistd::Uid::from_raw);
+    let gid = dev.gid().map(nix::unistd::Gid::from_raw);
+    nix::unistd::fchownat(nix::fcntl::AT_FDCWD, &node, uid, gid, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+        .map_err(|e| Error::sys("chown", path.display(), e))
+}
+
+/// `/dev/fd`, `/dev/stdin`…, and `/dev/ptmx` pointing into the container's devpts.
+pub fn create_dev_links(root: &OwnedFd) -> Result<()> {
+    let dev = open_in_root(root, Path::new("/dev"), Kind::Dir)?;
+    let dev_path = PathBuf::from(proc_fd(&dev));
+    let mut links: Vec<(&str, &str)> = DEV_LINKS.to_vec();
+    if nix::fcntl::openat2(&*root, "dev/pts/ptmx", nix::fcntl::OpenHow::new().flags(OFlag::O_PATH | OFlag::O_CLOEXEC).resolve(nix::fcntl::ResolveFlag::RESOLVE_IN_ROOT)).is_ok() {
+        let _ = std::fs::remove_file(dev_path.join("ptmx"));
+        links.push(("pts/ptmx", "/dev/ptmx"));
+    }
+    for (src, link) in links {
+        let name = Path::new(link).file_name().unwrap_or_default();
+        match std::os::unix::fs::symlink(src, dev_path.join(name)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io("symlink", link, e)),
+        }
+    }
+    Ok(())
+}
+
+/// Switch to the rootfs: pivot_root stacking the old root on the new one, then detach it.
+pub fn pivot(rootfs: &Path) -> Result<()> {
+    let old = nix::fcntl::open("/", OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| Error::sys("open", "/", e))?;
+    nix::unistd::chdir(rootfs).map_err(|e| Error::sys("chdir", rootfs.display(), e))?;
+    nix::unistd::pivot_root(".", ".").map_err(|e| Error::sys("pivot_root", rootfs.display(), e))?;
+    nix::unistd::fchdir(&old).map_err(|e| Error::sys("fchdir", "old root", e))?;
+    mnt(None, ".", None, MsFlags::MS_SLAVE | MsFlags::MS_REC, None)?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(|e| Error::sys("umount", "old root", e))?;
+    nix::unistd::chdir("/").map_err(|e| Error::sys("chdir", "/", e))
+}
+
+/// `--no-pivot`: move the rootfs over `/` and chroot into it.
+pub fn move_root(rootfs: &Path) -> Result<()> {
+    nix::unistd::chdir(rootfs).map_err(|e| Error::sys("chdir", rootfs.display(), e))?;
+    mnt(Some("."), "/", None, MsFlags::MS_MOVE, None)?;
+    nix::unistd::chroot(".").map_err(|e| Error::sys("chroot", rootfs.display(), e))?;
+    nix::unistd::chdir("/").map_err(|e| Error::sys("chdir", "/", e))
+}
+
+/// Hide `paths`: a read-only tmpfs over directories, /dev/null over files.
+pub fn mask(paths: &[String]) -> Result<()> {
+    for p in paths {
+        let meta = match std::fs::metadata(p) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io("masked path", p, e)),
+        };
+        if meta.is_dir() {
+            mnt(Some("tmpfs"), p, Some("tmpfs"), MsFlags::MS_RDONLY, None)?;
+        } else {
+            mnt(Some("/dev/null"), p, None, MsFlags::MS_BIND, None)?;
+        }
+    }
+    Ok(())
+}
+
+/// Make each of `paths` read-only (bind it on itself, remount read-only).
+pub fn make_readonly(paths: &[String]) -> Result<()> {
+    for p in paths {
+        match mount(Some(p.as_str()), p.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::ENOENT) => continue,
+            Err(e) => return Err(Error::sys("mount", format!("{p} read-only"), e)),
+        }
+        remount_readonly(p)?;
+    }
+    Ok(())
+}
+
+pub fn remount_readonly(path: &str) -> Result<()> {
+    let flags = current_flags(path) | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let flags = if path == "/" { current_flags(path) | MsFlags::MS_RDONLY } else { flags };
+    mnt(None, path, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags, None)
+}
+
+/// `linux.sysctl`, written through the container's /proc/sys.
+pub fn sysctls(spec: &Spec) -> Result<()> {
+    let Some(map) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
+        return Ok(());
+    };
+    for (key, value) in map {
+        if key.contains("..") || key.starts_with('/') {
+            return Err(Error::Spec(format!("linux.sysctl: invalid key {key:?}")));
+        }
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        std::fs::write(&path, value).map_err(|e| Error::io("sysctl", key.as_str(), e))?;
+    }
+    Ok(())
+}

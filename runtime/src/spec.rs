@@ -1,0 +1,74 @@
+//! Loading and checking a bundle's `config.json`.
+use crate::{Error, Result};
+use oci_spec::runtime::Spec;
+use std::path::{Path, PathBuf};
+
+/// A bundle: its directory, its parsed `config.json`, and the absolute rootfs path.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub spec: Spec,
+    pub rootfs: PathBuf,
+}
+
+impl Bundle {
+    /// Read `<dir>/config.json`; every error names the file and the line, column or field.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let dir = std::fs::canonicalize(dir).map_err(|e| Error::io("bundle", dir, e))?;
+        let config = dir.join("config.json");
+        let text = std::fs::read(&config).map_err(|e| Error::io("read", &config, e))?;
+        let spec = parse(&text).map_err(|e| Error::Spec(format!("{}: {e}", config.display())))?;
+        let root = spec
+            .root()
+            .as_ref()
+            .ok_or_else(|| Error::Spec(format!("{}: root: missing", config.display())))?;
+        let rootfs = dir.join(root.path());
+        check(&spec, &config)?;
+        let rootfs = std::fs::canonicalize(&rootfs)
+            .map_err(|e| Error::io("rootfs", &rootfs, e))?;
+        if !rootfs.is_dir() {
+            return Err(Error::Spec(format!("rootfs {}: not a directory", rootfs.display())));
+        }
+        Ok(Bundle { dir, spec, rootfs })
+    }
+}
+
+/// Parse config.json text, naming the JSON path of a field of the wrong type.
+pub fn parse(text: &[u8]) -> std::result::Result<Spec, String> {
+    let mut de = serde_json::Deserializer::from_slice(text);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path.is_empty() || path == "." {
+            inner.to_string()
+        } else {
+            format!("field {path}: {inner}")
+        }
+    })
+}
+
+/// What the spec requires of a config before anything is created.
+fn check(spec: &Spec, config: &Path) -> Result<()> {
+    let bad = |msg: String| Err(Error::Spec(format!("{}: {msg}", config.display())));
+    if !spec.version().starts_with("1.") {
+        return bad(format!("ociVersion: unsupported version {:?}", spec.version()));
+    }
+    let Some(process) = spec.process() else {
+        return bad("process: missing".into());
+    };
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return bad("process.args: must not be empty".into());
+    }
+    if !process.cwd().is_absolute() {
+        return bad(format!("process.cwd: {:?} is not absolute", process.cwd()));
+    }
+    if spec.linux().is_none() {
+        return bad("linux: missing".into());
+    }
+    for m in spec.mounts().iter().flatten() {
+        if !m.destination().is_absolute() {
+            return bad(format!("mounts: destination {:?} is not absolute", m.destination()));
+        }
+    }
+    Ok(())
+}
