@@ -9,6 +9,7 @@ use crate::{hooks, seccomp, tty, Error, Result};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use oci_spec::runtime::{ContainerState, LinuxIdMapping};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -51,13 +52,18 @@ impl Drop for Undo {
 
 /// Create a container: it is waiting on its exec fifo for `start` when this returns.
 pub fn create(root: &Path, opts: &CreateOptions) -> Result<Container> {
+    create_with_console(root, opts, None)
+}
+
+/// `create`, with the console socket already connected (`run` makes its own for a terminal).
+pub fn create_with_console(root: &Path, opts: &CreateOptions, console: Option<OwnedFd>) -> Result<Container> {
     state::check_id(&opts.id)?;
     let bundle = Bundle::load(&opts.bundle)?;
     let spec = &bundle.spec;
     let linux = spec.linux().as_ref().expect("checked by Bundle::load");
     let plan = Plan::new(linux.namespaces().as_deref().unwrap_or(&[]))?;
     let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
-    if terminal && opts.console_socket.is_none() {
+    if terminal && opts.console_socket.is_none() && console.is_none() {
         return Err(Error::Spec("process.terminal is true but no --console-socket was given".into()));
     }
     let dir = make_state_dir(root, &opts.id)?;
@@ -65,7 +71,10 @@ pub fn create(root: &Path, opts: &CreateOptions) -> Result<Container> {
     let fifo = dir.join(EXEC_FIFO);
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
         .map_err(|e| Error::sys("mkfifo", fifo.display(), e))?;
-    let console = opts.console_socket.as_deref().filter(|_| terminal).map(tty::connect).transpose()?;
+    let console = match console {
+        Some(fd) => Some(fd),
+        None => opts.console_socket.as_deref().filter(|_| terminal).map(tty::connect).transpose()?,
+    };
     let (parent, child) = sync::pair()?;
     if let Some(path) = &plan.join_pid {
         let fd = crate::namespaces::open_ns(path)?;
@@ -315,44 +324,4 @@ fn wait_gone(c: &Container, limit: Duration) {
 
 pub fn list(root: &Path) -> Result<Vec<Container>> {
     state::list_ids(root)?.iter().map(|id| Container::load(root, id)).collect()
-}
-
-/// Signals `run` passes on to the container instead of dying of them.
-const FORWARDED: [Signal; 8] = [
-    Signal::SIGINT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-    Signal::SIGWINCH,
-    Signal::SIGCHLD,
-];
-
-/// Block the forwarded signals (and SIGCHLD) so `wait_forwarding` can take them in turn.
-pub fn block_forwarded_signals() -> Result<nix::sys::signal::SigSet> {
-    let mut set = nix::sys::signal::SigSet::empty();
-    FORWARDED.iter().for_each(|s| set.add(*s));
-    set.thread_block().map_err(|e| Error::sys("sigprocmask", "block", e))?;
-    Ok(set)
-}
-
-/// Wait for the init to exit, reaping every child and forwarding signals to the init.
-/// Returns its exit code (128 + signal when killed), as runc does.
-pub fn wait_forwarding(c: &Container, set: &nix::sys::signal::SigSet) -> Result<i32> {
-    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-    loop {
-        loop {
-            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) if pid.as_raw() == c.pid => return Ok(code),
-                Ok(WaitStatus::Signaled(pid, sig, _)) if pid.as_raw() == c.pid => return Ok(128 + sig as i32),
-                Ok(WaitStatus::StillAlive) | Err(_) => break,
-                Ok(_) => continue,
-            }
-        }
-        let sig = set.wait().map_err(|e| Error::sys("sigwait", "run", e))?;
-        if sig != Signal::SIGCHLD {
-            let _ = nix::sys::signal::kill(Pid::from_raw(c.pid), sig);
-        }
-    }
 }

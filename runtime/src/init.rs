@@ -44,11 +44,7 @@ fn setup(init: &Init) -> Result<()> {
         .ok()
         .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
         .unwrap_or(0);
-    mark_fds_cloexec(init.preserve_fds)?;
-    // `run` blocks signals to forward them; the container starts with a clean mask.
-    nix::sys::signal::SigSet::empty()
-        .thread_set_mask()
-        .map_err(|e| Error::sys("sigprocmask", "init", e))?;
+    prepare_fds(init.preserve_fds)?;
     for (kind, fd) in init.plan.open_joins()? {
         crate::namespaces::enter(kind, &fd)?;
     }
@@ -181,8 +177,16 @@ fn load_seccomp(init: &Init, s: &oci_spec::runtime::LinuxSeccomp) -> Result<()> 
     Ok(())
 }
 
-/// Every fd above stdio and the preserved ones closes at exec (CVE-2024-21626 class):
-/// nothing of the runtime's reaches the container.
+/// First thing in a process that will exec into a container: every fd above stdio and the
+/// preserved ones closes at exec (CVE-2024-21626 class), and the signal mask `run` and `exec`
+/// use for forwarding is cleared.
+pub(crate) fn prepare_fds(preserve: i32) -> Result<()> {
+    mark_fds_cloexec(preserve)?;
+    nix::sys::signal::SigSet::empty()
+        .thread_set_mask()
+        .map_err(|e| Error::sys("sigprocmask", "init", e))
+}
+
 fn mark_fds_cloexec(preserve: i32) -> Result<()> {
     let first = 3 + preserve.max(0) as u32;
     let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
@@ -211,7 +215,7 @@ fn in_joined_user_ns(plan: &Plan) -> bool {
     plan.join.iter().any(|(k, _)| *k == LinuxNamespaceType::User)
 }
 
-fn setgroups_allowed() -> bool {
+pub(crate) fn setgroups_allowed() -> bool {
     std::fs::read_to_string("/proc/self/setgroups").map(|s| s.trim() == "allow").unwrap_or(true)
 }
 

@@ -2,7 +2,8 @@
 use berth_runtime::container::{self, CreateOptions};
 use berth_runtime::logging::{self, Format};
 use berth_runtime::state::Container;
-use berth_runtime::{features, signal, spec_default, Error, Result};
+use berth_runtime::{exec, features, foreground, manage, signal, spec_default, Error, Result};
+use oci_spec::runtime::LinuxResources;
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 
@@ -57,6 +58,91 @@ struct CreateArgs {
     id: String,
 }
 
+#[derive(Args, Clone)]
+struct ExecArgs {
+    /// A JSON file (or - for stdin) with the process to run (runtime-spec Process).
+    #[arg(short, long)]
+    process: Option<PathBuf>,
+    #[arg(long)]
+    console_socket: Option<PathBuf>,
+    #[arg(long)]
+    cwd: Option<PathBuf>,
+    /// Set an environment variable (KEY=VALUE), repeatable.
+    #[arg(short, long)]
+    env: Vec<String>,
+    /// Allocate a pseudo-TTY (needs --console-socket).
+    #[arg(short, long)]
+    tty: bool,
+    /// uid[:gid] to run as.
+    #[arg(short, long)]
+    user: Option<String>,
+    #[arg(short = 'g', long)]
+    additional_gids: Vec<u32>,
+    #[arg(long)]
+    process_label: Option<String>,
+    #[arg(long)]
+    apparmor: Option<String>,
+    #[arg(long)]
+    no_new_privs: bool,
+    /// Add a capability, repeatable.
+    #[arg(short, long)]
+    cap: Vec<String>,
+    #[arg(long, default_value_t = 0)]
+    preserve_fds: i32,
+    /// Accepted for runc compatibility: the process joins the container's cgroup.
+    #[arg(long)]
+    cgroup: Vec<String>,
+    #[arg(long)]
+    ignore_paused: bool,
+    #[arg(short, long)]
+    detach: bool,
+    #[arg(long)]
+    pid_file: Option<PathBuf>,
+    id: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+#[derive(Args, Clone)]
+struct UpdateArgs {
+    /// linux.resources JSON from a file, or - for stdin.
+    #[arg(short, long)]
+    resources: Option<PathBuf>,
+    #[arg(long)]
+    blkio_weight: Option<u16>,
+    #[arg(long)]
+    cpu_period: Option<u64>,
+    #[arg(long)]
+    cpu_quota: Option<i64>,
+    #[arg(long)]
+    cpu_share: Option<u64>,
+    #[arg(long)]
+    cpu_rt_period: Option<u64>,
+    #[arg(long)]
+    cpu_rt_runtime: Option<i64>,
+    #[arg(long)]
+    cpuset_cpus: Option<String>,
+    #[arg(long)]
+    cpuset_mems: Option<String>,
+    #[arg(long, allow_hyphen_values = true)]
+    memory: Option<String>,
+    #[arg(long, allow_hyphen_values = true)]
+    memory_reservation: Option<String>,
+    #[arg(long, allow_hyphen_values = true)]
+    memory_swap: Option<String>,
+    #[arg(long, allow_hyphen_values = true)]
+    pids_limit: Option<i64>,
+    #[arg(long, hide = true)]
+    kernel_memory: Option<String>,
+    #[arg(long, hide = true)]
+    kernel_memory_tcp: Option<String>,
+    #[arg(long, hide = true)]
+    l3_cache_schema: Option<String>,
+    #[arg(long, hide = true)]
+    mem_bw_schema: Option<String>,
+    id: String,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Create a container (it waits for `start`).
@@ -75,6 +161,31 @@ enum Command {
         #[arg(long)]
         no_subreaper: bool,
     },
+    /// Run another process in a running container.
+    Exec(ExecArgs),
+    /// Freeze every process of a container.
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
+    /// List a container's processes (`ps` output, or pids as JSON).
+    Ps {
+        #[arg(short, long, default_value = "table")]
+        format: String,
+        id: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// Print resource usage (`--stats`) or stream stats and OOM events.
+    Events {
+        #[arg(long)]
+        stats: bool,
+        /// Seconds between stats, e.g. 5 or 5s.
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        id: String,
+    },
+    /// Change a running container's resource limits.
+    Update(UpdateArgs),
     /// Print a container's state as JSON.
     State { id: String },
     /// Send a signal (default SIGTERM) to a container's init, or to all its processes.
@@ -115,6 +226,12 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::Create(_) | Command::Run { .. } | Command::Exec(_))) {
+        if let Err(e) = berth_runtime::self_exe::ensure_protected() {
+            eprintln!("berth-runtime: {e}");
+            std::process::exit(1);
+        }
+    }
     logging::init(cli.log.as_deref(), cli.log_format, cli.debug);
     let code = match run(&cli) {
         Ok(code) => code,
@@ -144,6 +261,16 @@ fn run(cli: &Cli) -> Result<i32> {
         Command::Run { create, detach, keep, no_subreaper } => {
             return run_container(root, &create_options(create, cli), *detach, *keep, *no_subreaper);
         }
+        Command::Exec(a) => return exec(root, a),
+        Command::Pause { id } => manage::pause(root, id)?,
+        Command::Resume { id } => manage::resume(root, id)?,
+        Command::Ps { format, id, ps_args } => match format.as_str() {
+            "json" => println!("{}", serde_json::json!(manage::pids(root, id)?)),
+            "table" => print!("{}", manage::ps_table(root, id, ps_args)?),
+            other => return Err(Error::Other(format!("invalid format option {other:?}: use table or json"))),
+        },
+        Command::Events { stats, interval, id } => events(root, id, *stats, interval)?,
+        Command::Update(a) => manage::update(root, &a.id, &update_resources(a)?)?,
         Command::State { id } => {
             let c = Container::load(root, id)?;
             println!("{}", pretty(&c.runc_state_json(root)));
@@ -180,18 +307,149 @@ fn run_container(root: &Path, opts: &CreateOptions, detach: bool, keep: bool, no
     if !detach && !no_subreaper {
         nix::sys::prctl::set_child_subreaper(true).map_err(|e| Error::sys("prctl", "PR_SET_CHILD_SUBREAPER", e))?;
     }
-    let forward = (!detach).then(container::block_forwarded_signals).transpose()?;
-    let c = container::create(root, opts)?;
+    let forward = (!detach).then(foreground::block_signals).transpose()?;
+    // In the foreground with a terminal and no console socket, relay the pty ourselves.
+    let own_console = (!detach && opts.console_socket.is_none()).then(foreground::console_pair).transpose()?;
+    let (ours, theirs) = match own_console {
+        Some((ours, theirs)) => (Some(ours), Some(theirs)),
+        None => (None, None),
+    };
+    let c = container::create_with_console(root, opts, theirs)?;
+    let terminal = std::fs::read(c.bundle.join("config.json")).ok().is_some_and(|t| berth_runtime::spec::parse(&t).is_ok_and(|s| s.process().as_ref().and_then(|p| p.terminal()) == Some(true)));
+    let master = match (&ours, terminal) {
+        (Some(sock), true) => Some(foreground::receive_master(sock)?),
+        _ => None,
+    };
+    drop(ours);
     if let Err(e) = container::start(root, &c.id) {
         let _ = container::delete(root, &c.id, true);
         return Err(e);
     }
     let Some(mask) = forward else { return Ok(0) };
-    let code = container::wait_forwarding(&c, &mask)?;
+    let code = foreground::wait(c.pid, &mask, master)?;
     if !keep {
         container::delete(root, &c.id, true)?;
     }
     Ok(code)
+}
+
+fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
+    let process = match &a.process {
+        Some(file) => exec::process_from_file(file)?,
+        None => {
+            if a.args.is_empty() {
+                return Err(Error::Spec("exec: no command given (args or --process)".into()));
+            }
+            let c = Container::load(root, &a.id)?;
+            let bundle = berth_runtime::spec::Bundle::load(&c.bundle)?;
+            let base = bundle.spec.process().clone().unwrap_or_default();
+            let flags = exec::ExecFlags {
+                args: a.args.clone(),
+                tty: a.tty,
+                cwd: a.cwd.clone(),
+                env: a.env.clone(),
+                user: a.user.clone(),
+                additional_gids: a.additional_gids.clone(),
+                caps: a.cap.clone(),
+                no_new_privs: a.no_new_privs,
+            };
+            exec::process_from_flags(&base, &flags)?
+        }
+    };
+    let opts = exec::ExecOptions {
+        id: a.id.clone(),
+        process,
+        console_socket: a.console_socket.clone(),
+        detach: a.detach,
+        pid_file: a.pid_file.clone(),
+        preserve_fds: a.preserve_fds,
+        ignore_paused: a.ignore_paused,
+    };
+    exec::exec(root, &opts)
+}
+
+fn events(root: &Path, id: &str, once: bool, interval: &str) -> Result<()> {
+    if once {
+        let c = Container::load(root, id)?;
+        println!("{}", manage::stats_event(&c)?);
+        return Ok(());
+    }
+    let secs: f64 = interval
+        .trim_end_matches('s')
+        .parse()
+        .ok()
+        .filter(|s: &f64| *s > 0.0)
+        .ok_or_else(|| Error::Spec(format!("--interval: invalid duration {interval:?}")))?;
+    manage::events(root, id, std::time::Duration::from_secs_f64(secs), |ev| println!("{ev}"))
+}
+
+/// `update`'s resources: the JSON document if given, with the flags laid over it.
+fn update_resources(a: &UpdateArgs) -> Result<LinuxResources> {
+    let mut r: LinuxResources = match &a.resources {
+        Some(path) => {
+            let text = if path == Path::new("-") {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| Error::io("read", path, e))?;
+                s
+            } else {
+                std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?
+            };
+            let mut de = serde_json::Deserializer::from_str(&text);
+            serde_path_to_error::deserialize(&mut de)
+                .map_err(|e| Error::Spec(format!("--resources {}: field {}: {}", path.display(), e.path(), e.inner())))?
+        }
+        None => LinuxResources::default(),
+    };
+    let size = |v: &Option<String>| v.as_deref().map(manage::parse_size).transpose();
+    let mut mem = r.memory().clone().unwrap_or_default();
+    if let Some(v) = size(&a.memory)? {
+        mem.set_limit(Some(v));
+    }
+    if let Some(v) = size(&a.memory_reservation)? {
+        mem.set_reservation(Some(v));
+    }
+    if let Some(v) = size(&a.memory_swap)? {
+        mem.set_swap(Some(v));
+    }
+    if let Some(v) = size(&a.kernel_memory)? {
+        #[allow(deprecated)]
+        mem.set_kernel(Some(v));
+    }
+    r.set_memory(Some(mem));
+    let mut cpu = r.cpu().clone().unwrap_or_default();
+    if a.cpu_period.is_some() {
+        cpu.set_period(a.cpu_period);
+    }
+    if a.cpu_quota.is_some() {
+        cpu.set_quota(a.cpu_quota);
+    }
+    if a.cpu_share.is_some() {
+        cpu.set_shares(a.cpu_share);
+    }
+    if a.cpu_rt_period.is_some() {
+        cpu.set_realtime_period(a.cpu_rt_period);
+    }
+    if a.cpu_rt_runtime.is_some() {
+        cpu.set_realtime_runtime(a.cpu_rt_runtime);
+    }
+    if a.cpuset_cpus.is_some() {
+        cpu.set_cpus(a.cpuset_cpus.clone());
+    }
+    if a.cpuset_mems.is_some() {
+        cpu.set_mems(a.cpuset_mems.clone());
+    }
+    r.set_cpu(Some(cpu));
+    if let Some(limit) = a.pids_limit {
+        let mut pids = oci_spec::runtime::LinuxPids::default();
+        pids.set_limit(limit);
+        r.set_pids(Some(pids));
+    }
+    if let Some(w) = a.blkio_weight {
+        let mut b = r.block_io().clone().unwrap_or_default();
+        b.set_weight(Some(w));
+        r.set_block_io(Some(b));
+    }
+    Ok(r)
 }
 
 fn list(root: &Path, format: &str, quiet: bool) -> Result<()> {

@@ -101,9 +101,13 @@ impl Container {
         }
     }
 
-    /// Status as a word.
+    /// Status as a word, with runc's `paused` for a running container whose cgroup is frozen.
     pub fn status_word(&self, root: &Path) -> String {
-        self.status(root).to_string()
+        let status = self.status(root);
+        if status == ContainerState::Running && self.cgroup.is_frozen().unwrap_or(false) {
+            return "paused".into();
+        }
+        status.to_string()
     }
 
     /// The runtime-spec state, as given to hooks.

@@ -1,0 +1,261 @@
+//! `exec`: run another process in a running container — every namespace, its cgroup, its
+//! credentials and seccomp — and wait for it unless detached.
+use crate::namespaces::{flag, name};
+use crate::spec::Bundle;
+use crate::state::Container;
+use crate::sync::{self, Channel, Msg};
+use crate::{container, foreground, process, seccomp, tty, Error, Result};
+use oci_spec::runtime::{ContainerState, LinuxNamespaceType, LinuxSeccomp, Process};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    pub id: String,
+    pub process: Process,
+    pub console_socket: Option<PathBuf>,
+    pub detach: bool,
+    pub pid_file: Option<PathBuf>,
+    pub preserve_fds: i32,
+    pub ignore_paused: bool,
+}
+
+/// Namespace kinds in the order a process joins them: user first, mount last.
+const JOIN_ORDER: [LinuxNamespaceType; 6] = [
+    LinuxNamespaceType::User,
+    LinuxNamespaceType::Ipc,
+    LinuxNamespaceType::Uts,
+    LinuxNamespaceType::Network,
+    LinuxNamespaceType::Cgroup,
+    LinuxNamespaceType::Mount,
+];
+
+/// Run `opts.process` in container `opts.id`; returns its exit code (0 when detached).
+pub fn exec(root: &Path, opts: &ExecOptions) -> Result<i32> {
+    let c = Container::load(root, &opts.id)?;
+    match c.status(root) {
+        ContainerState::Running | ContainerState::Created => {}
+        s => return Err(Error::State(format!("cannot exec in a {s} container"))),
+    }
+    if !opts.ignore_paused && c.status_word(root) == "paused" {
+        return Err(Error::State("cannot exec in a paused container (use --ignore-paused)".into()));
+    }
+    let bundle = Bundle::load(&c.bundle)?;
+    let linux = bundle.spec.linux().as_ref().expect("checked by Bundle::load");
+    let kinds: Vec<LinuxNamespaceType> = linux.namespaces().iter().flatten().map(|n| n.typ()).collect();
+    let terminal = opts.process.terminal() == Some(true);
+    if terminal && opts.console_socket.is_none() && opts.detach {
+        return Err(Error::Spec("exec --detach with a terminal needs --console-socket".into()));
+    }
+    // A terminal without a console socket: make our own and relay it.
+    let own_console = (terminal && opts.console_socket.is_none()).then(foreground::console_pair).transpose()?;
+    let joins = open_namespaces(c.pid, &kinds)?;
+    for kind in [LinuxNamespaceType::Pid, LinuxNamespaceType::Time] {
+        if kinds.contains(&kind) {
+            let fd = crate::namespaces::open_ns(&ns_path(c.pid, kind))?;
+            nix::sched::setns(&fd, flag(kind)).map_err(|e| Error::sys("setns", name(kind), e))?;
+        }
+    }
+    let (own_console, console) = match own_console {
+        Some((ours, theirs)) => (Some(ours), Some(theirs)),
+        None => (None, opts.console_socket.as_deref().filter(|_| terminal).map(tty::connect).transpose()?),
+    };
+    let (parent, child) = sync::pair()?;
+    let pid = fork()?;
+    if pid == 0 {
+        drop(parent);
+        let err = child_setup(&child, &joins, opts, console.as_ref(), linux.seccomp().as_ref(), kinds.contains(&LinuxNamespaceType::User)).unwrap_err();
+        let _ = child.send(&Msg::Failed(err.to_string()));
+        unsafe { libc::_exit(1) }
+    }
+    drop(child);
+    drop(console);
+    drop(joins);
+    let forward = (!opts.detach).then(foreground::block_signals).transpose()?;
+    if let Err(e) = c.cgroup.create_and_join(pid, None) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        return Err(e.into());
+    }
+    parent.send(&Msg::Proceed)?;
+    // The channel closes on exec (close-on-exec): silence means the process runs.
+    match parent.recv() {
+        Ok(Msg::Failed(e)) => {
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            return Err(Error::Other(e));
+        }
+        Ok(other) => return Err(Error::Other(format!("exec: unexpected {other:?}"))),
+        Err(_) => {}
+    }
+    let master = own_console.as_ref().map(foreground::receive_master).transpose()?;
+    if let Some(path) = &opts.pid_file {
+        container::write_pid_file(path, pid)?;
+    }
+    match forward {
+        Some(mask) => foreground::wait(pid, &mask, master),
+        None => Ok(0),
+    }
+}
+
+fn ns_path(pid: i32, kind: LinuxNamespaceType) -> PathBuf {
+    PathBuf::from(format!("/proc/{pid}/ns/{}", name(kind)))
+}
+
+/// Open the container's namespaces that the caller is not already in.
+fn open_namespaces(pid: i32, kinds: &[LinuxNamespaceType]) -> Result<Vec<(LinuxNamespaceType, OwnedFd)>> {
+    let mut out = Vec::new();
+    for kind in JOIN_ORDER.iter().filter(|k| kinds.contains(k)) {
+        let theirs = ns_path(pid, *kind);
+        let ours = PathBuf::from(format!("/proc/self/ns/{}", name(*kind)));
+        let same = match (std::fs::metadata(&theirs), std::fs::metadata(&ours)) {
+            (Ok(a), Ok(b)) => {
+                use std::os::unix::fs::MetadataExt;
+                a.ino() == b.ino() && a.dev() == b.dev()
+            }
+            _ => false,
+        };
+        if !same {
+            out.push((*kind, crate::namespaces::open_ns(&theirs)?));
+        }
+    }
+    Ok(out)
+}
+
+fn fork() -> Result<i32> {
+    let r = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
+    if r < 0 {
+        return Err(Error::sys("fork", "exec", nix::errno::Errno::last()));
+    }
+    Ok(r as i32)
+}
+
+fn child_setup(
+    channel: &Channel,
+    joins: &[(LinuxNamespaceType, OwnedFd)],
+    opts: &ExecOptions,
+    console: Option<&OwnedFd>,
+    seccomp_cfg: Option<&LinuxSeccomp>,
+    in_userns: bool,
+) -> Result<()> {
+    crate::init::prepare_fds(opts.preserve_fds)?;
+    for (kind, fd) in joins {
+        crate::namespaces::enter(*kind, fd)?;
+    }
+    match channel.recv()? {
+        Msg::Proceed => {}
+        m => return Err(Error::Other(format!("exec: unexpected {m:?}"))),
+    }
+    let p = &opts.process;
+    if let Some(socket) = console {
+        let size = p.console_size().as_ref().map(|b| (b.height() as u16, b.width() as u16));
+        tty::setup(socket, size)?;
+    }
+    process::set_oom_score_adj(p.oom_score_adj())?;
+    process::set_rlimits(p.rlimits().as_deref().unwrap_or(&[]))?;
+    let mut env = p.env().clone().unwrap_or_default();
+    if opts.preserve_fds > 0 {
+        env.push(format!("LISTEN_FDS={}", opts.preserve_fds));
+    }
+    let args = p.args().clone().unwrap_or_default();
+    let arg0 = args.first().ok_or_else(|| Error::Spec("exec: no command given".into()))?;
+    nix::unistd::chdir(p.cwd()).map_err(|e| Error::sys("chdir", p.cwd().display(), e))?;
+    let exe = process::find_executable(arg0, &env)?;
+    let nnp = p.no_new_privileges() == Some(true);
+    if let Some(s) = seccomp_cfg.filter(|_| !nnp) {
+        seccomp::load(s)?;
+    }
+    let caps = p.capabilities().as_ref();
+    process::drop_bounding(caps)?;
+    process::set_user(p, !in_userns || crate::init::setgroups_allowed())?;
+    process::apply_capabilities(caps)?;
+    if nnp {
+        process::set_no_new_privs()?;
+    }
+    if let Some(s) = seccomp_cfg.filter(|_| nnp) {
+        seccomp::load(s)?;
+    }
+    let argv = process::cstrings(&args)?;
+    let envp = process::cstrings(&env)?;
+    let exe_c = std::ffi::CString::new(exe.as_os_str().as_encoded_bytes()).map_err(|_| Error::Spec("exec: NUL byte in path".into()))?;
+    let err = nix::unistd::execve(&exe_c, &argv, &envp).unwrap_err();
+    Err(Error::sys("exec", exe.display(), err))
+}
+
+/// The process `exec` runs: from `--process FILE`, or the container's own process with the
+/// command line's overrides.
+pub fn process_from_flags(base: &Process, f: &ExecFlags) -> Result<Process> {
+    let mut p = base.clone();
+    p.set_args(Some(f.args.clone()));
+    p.set_terminal(Some(f.tty));
+    if let Some(cwd) = &f.cwd {
+        p.set_cwd(cwd.clone());
+    }
+    let mut env = p.env().clone().unwrap_or_default();
+    for e in &f.env {
+        let key = e.split('=').next().unwrap_or("");
+        env.retain(|old| old.split('=').next() != Some(key));
+        env.push(e.clone());
+    }
+    p.set_env(Some(env));
+    if let Some(user) = &f.user {
+        let (uid, gid) = user.split_once(':').unwrap_or((user, "0"));
+        let uid = uid.parse().map_err(|_| Error::Spec(format!("--user: invalid uid {uid:?}")))?;
+        let gid = gid.parse().map_err(|_| Error::Spec(format!("--user: invalid gid {gid:?}")))?;
+        let mut u = p.user().clone();
+        u.set_uid(uid);
+        u.set_gid(gid);
+        p.set_user(u);
+    }
+    if !f.additional_gids.is_empty() {
+        let mut u = p.user().clone();
+        u.set_additional_gids(Some(f.additional_gids.clone()));
+        p.set_user(u);
+    }
+    if f.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    if !f.caps.is_empty() {
+        let mut caps = p.capabilities().clone().unwrap_or_default();
+        for name in &f.caps {
+            let cap: oci_spec::runtime::Capability = name
+                .trim_start_matches("CAP_")
+                .parse()
+                .map_err(|_| Error::Spec(format!("--cap: unknown capability {name:?}")))?;
+            let add = |s: &Option<oci_spec::runtime::Capabilities>| {
+                let mut s = s.clone().unwrap_or_default();
+                s.insert(cap);
+                Some(s)
+            };
+            caps.set_bounding(add(caps.bounding()));
+            caps.set_effective(add(caps.effective()));
+            caps.set_permitted(add(caps.permitted()));
+        }
+        p.set_capabilities(Some(caps));
+    }
+    Ok(p)
+}
+
+/// The command-line overrides of `exec`.
+#[derive(Debug, Clone, Default)]
+pub struct ExecFlags {
+    pub args: Vec<String>,
+    pub tty: bool,
+    pub cwd: Option<PathBuf>,
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub additional_gids: Vec<u32>,
+    pub caps: Vec<String>,
+    pub no_new_privs: bool,
+}
+
+/// Read a `--process` JSON file; errors name the file and the field.
+pub fn process_from_file(path: &Path) -> Result<Process> {
+    let text = if path == Path::new("-") {
+        let mut s = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut s).map_err(|e| Error::io("read", path, e))?;
+        s
+    } else {
+        std::fs::read(path).map_err(|e| Error::io("read", path, e))?
+    };
+    let mut de = serde_json::Deserializer::from_slice(&text);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| Error::Spec(format!("{}: field {}: {}", path.display(), e.path(), e.inner())))
+}
