@@ -70,7 +70,7 @@ fn setup(init: &Init) -> Result<()> {
     if init.plan.has(LinuxNamespaceType::Mount) {
         rootfs::prepare(spec, init.rootfs)?;
         let root = rootfs::open_root(init.rootfs)?;
-        rootfs::mount_all(spec, &root, init.bundle, in_userns)?;
+        rootfs::mount_all(spec, &root, init.bundle, in_userns, init.plan.has(LinuxNamespaceType::Cgroup))?;
         rootfs::create_devices(spec, &root, in_userns)?;
         rootfs::create_dev_links(&root)?;
     }

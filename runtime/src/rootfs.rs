@@ -53,15 +53,15 @@ pub fn open_root(rootfs: &Path) -> Result<OwnedFd> {
 }
 
 /// Mount every entry of `mounts`, in order, inside the rootfs.
-pub fn mount_all(spec: &Spec, root: &OwnedFd, bundle: &Path, in_userns: bool) -> Result<()> {
+pub fn mount_all(spec: &Spec, root: &OwnedFd, bundle: &Path, in_userns: bool, cgroupns: bool) -> Result<()> {
     for m in spec.mounts().iter().flatten() {
-        mount_one(m, root, bundle, in_userns)?;
+        mount_one(m, root, bundle, in_userns, cgroupns)?;
     }
     Ok(())
 }
 
-fn mount_one(m: &Mount, root: &OwnedFd, bundle: &Path, in_userns: bool) -> Result<()> {
-    mount_entry(m, root, bundle, in_userns).map_err(|e| match e {
+fn mount_one(m: &Mount, root: &OwnedFd, bundle: &Path, in_userns: bool, cgroupns: bool) -> Result<()> {
+    mount_entry(m, root, bundle, in_userns, cgroupns).map_err(|e| match e {
         Error::Sys { op, target, errno } => Error::Sys {
             op,
             target: format!("{} (mounts: destination {})", target, m.destination().display()),
@@ -71,14 +71,14 @@ fn mount_one(m: &Mount, root: &OwnedFd, bundle: &Path, in_userns: bool) -> Resul
     })
 }
 
-fn mount_entry(m: &Mount, root: &OwnedFd, bundle: &Path, in_userns: bool) -> Result<()> {
+fn mount_entry(m: &Mount, root: &OwnedFd, bundle: &Path, in_userns: bool, cgroupns: bool) -> Result<()> {
     let opts = Options::parse(m.options().as_deref().unwrap_or(&[]));
     let fstype = m.typ().as_deref().unwrap_or("");
     let dest = m.destination();
     let is_bind = opts.is_bind() || fstype == "bind";
     let source = m.source().as_ref().map(|s| if is_bind && s.is_relative() { bundle.join(s) } else { s.clone() });
     if fstype == "cgroup" || fstype == "cgroup2" {
-        return mount_cgroup(dest, root, &opts);
+        return mount_cgroup(dest, root, &opts, cgroupns);
     }
     let kind = match &source {
         Some(src) if is_bind && !src.is_dir() => Kind::File,
@@ -129,45 +129,66 @@ fn mount_entry(m: &Mount, root: &OwnedFd, bundle: &Path, in_userns: bool) -> Res
     Ok(())
 }
 
-/// A cgroup mount shows the container's own cgroup: cgroup2 when the host is unified,
-/// else a read-only tmpfs with each v1 hierarchy bound from the container's cgroup.
-fn mount_cgroup(dest: &Path, root: &OwnedFd, opts: &Options) -> Result<()> {
+/// A cgroup mount shows the container's own cgroup, never the host's hierarchy: with a cgroup
+/// namespace a fresh cgroup filesystem (rooted at the container's cgroup), without one a bind of
+/// the container's cgroup directory. On a v1 or hybrid host, a tmpfs holds one per hierarchy.
+fn mount_cgroup(dest: &Path, root: &OwnedFd, opts: &Options, cgroupns: bool) -> Result<()> {
     let target = open_in_root(root, dest, Kind::Dir)?;
     let path = proc_fd(&target);
     let flags = (opts.flags - MsFlags::MS_BIND - MsFlags::MS_REC) | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let own = own_cgroups();
     if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        return mnt(Some("cgroup2"), &path, Some("cgroup2"), flags, None);
+        let sub = own.iter().find(|(c, _)| c.is_empty()).map(|(_, p)| p.as_str()).unwrap_or("/");
+        return mount_hierarchy(&path, "cgroup2", None, &format!("/sys/fs/cgroup{sub}"), flags, cgroupns);
     }
     mnt(Some("tmpfs"), &path, Some("tmpfs"), flags - MsFlags::MS_RDONLY, Some("mode=755"))?;
     let target = open_in_root(root, dest, Kind::Dir)?;
     let path = proc_fd(&target);
     for entry in std::fs::read_dir("/sys/fs/cgroup").map_err(|e| Error::io("read dir", "/sys/fs/cgroup", e))? {
         let Ok(entry) = entry else { continue };
-        let name = entry.file_name();
-        let host = entry.path();
-        let ft = entry.file_type().ok();
-        if ft.is_some_and(|t| t.is_symlink()) {
-            let link = std::fs::read_link(&host).unwrap_or_default();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+            let link = std::fs::read_link(entry.path()).unwrap_or_default();
             let _ = std::os::unix::fs::symlink(link, PathBuf::from(&path).join(&name));
             continue;
         }
-        let sub = dest.join(&name);
-        let t = open_in_root(root, &sub, Kind::Dir)?;
-        let tp = proc_fd(&t);
-        // The cgroup namespace (if any) makes the hierarchy root the container's cgroup.
-        let fstype = if name == "unified" { "cgroup2" } else { "cgroup" };
-        let data = name.to_str().filter(|n| *n != "unified").map(|n| if n == "systemd" { "none,name=systemd".to_string() } else { n.to_string() });
-        if mount(Some(fstype), tp.as_str(), Some(fstype), flags, data.as_deref()).is_err() {
-            mnt(host.to_str(), &tp, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
-            let t = open_in_root(root, &sub, Kind::Dir)?;
-            let tp = proc_fd(&t);
-            mnt(None, &tp, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | current_flags(&tp) | flags, None)?;
-        }
+        let (fstype, key, data) = match name.as_str() {
+            "unified" => ("cgroup2", String::new(), None),
+            "systemd" => ("cgroup", "name=systemd".to_string(), Some("none,name=systemd".to_string())),
+            n => ("cgroup", n.to_string(), Some(n.to_string())),
+        };
+        let Some(sub) = own.iter().find(|(c, _)| c.split(',').any(|x| x == key) || (key.is_empty() && c.is_empty())).map(|(_, p)| p.clone()) else {
+            continue;
+        };
+        let t = open_in_root(root, &dest.join(&name), Kind::Dir)?;
+        let host = format!("/sys/fs/cgroup/{name}{sub}");
+        mount_hierarchy(&proc_fd(&t), fstype, data.as_deref(), &host, flags, cgroupns)?;
     }
     if flags.contains(MsFlags::MS_RDONLY) {
         mnt(None, &path, None, MsFlags::MS_REMOUNT | flags, Some("mode=755"))?;
     }
     Ok(())
+}
+
+fn mount_hierarchy(target: &str, fstype: &str, data: Option<&str>, host: &str, flags: MsFlags, cgroupns: bool) -> Result<()> {
+    if cgroupns && mount(Some(fstype), target, Some(fstype), flags, data).is_ok() {
+        return Ok(());
+    }
+    mnt(Some(host), target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+    mnt(None, target, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | current_flags(host) | flags, None)
+}
+
+/// (controllers, path) of each hierarchy the calling process is in, from /proc/self/cgroup.
+fn own_cgroups() -> Vec<(String, String)> {
+    std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let _id = parts.next()?;
+            Some((parts.next()?.to_string(), parts.next()?.to_string()))
+        })
+        .collect()
 }
 
 /// Default devices and `linux.devices`: mknod, or bind mounts from the host in a user namespace.
@@ -232,7 +253,7 @@ pub fn create_dev_links(root: &OwnedFd) -> Result<()> {
     let dev = open_in_root(root, Path::new("/dev"), Kind::Dir)?;
     let dev_path = PathBuf::from(proc_fd(&dev));
     let mut links: Vec<(&str, &str)> = DEV_LINKS.to_vec();
-    if nix::fcntl::openat2(&*root, "dev/pts/ptmx", nix::fcntl::OpenHow::new().flags(OFlag::O_PATH | OFlag::O_CLOEXEC).resolve(nix::fcntl::ResolveFlag::RESOLVE_IN_ROOT)).is_ok() {
+    if nix::fcntl::openat2(root, "dev/pts/ptmx", nix::fcntl::OpenHow::new().flags(OFlag::O_PATH | OFlag::O_CLOEXEC).resolve(nix::fcntl::ResolveFlag::RESOLVE_IN_ROOT)).is_ok() {
         let _ = std::fs::remove_file(dev_path.join("ptmx"));
         links.push(("pts/ptmx", "/dev/ptmx"));
     }

@@ -39,7 +39,7 @@ pub fn parse(text: &[u8]) -> std::result::Result<Spec, String> {
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if path.is_empty() || path == "." {
+        if !inner.is_data() || path.is_empty() || path == "." {
             inner.to_string()
         } else {
             format!("field {path}: {inner}")
