@@ -67,20 +67,19 @@ fn setup(init: &Init) -> Result<()> {
     let in_userns = init.plan.has(LinuxNamespaceType::User);
     let fifo = nix::fcntl::open(&init.state_dir.join(crate::state::EXEC_FIFO), OFlag::O_PATH | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
         .map_err(|e| Error::sys("open", "exec.fifo", e))?;
-    if init.plan.has(LinuxNamespaceType::Mount) {
-        rootfs::prepare(spec, init.rootfs)?;
-        let root = rootfs::open_root(init.rootfs)?;
-        rootfs::mount_all(spec, &root, init.bundle, in_userns, init.plan.has(LinuxNamespaceType::Cgroup))?;
-        rootfs::create_devices(spec, &root, in_userns)?;
-        rootfs::create_dev_links(&root)?;
-    }
+    rootfs::prepare(spec, init.rootfs)?;
+    let root = rootfs::open_root(init.rootfs)?;
+    rootfs::mount_all(spec, &root, init.bundle, in_userns, init.plan.has(LinuxNamespaceType::Cgroup))?;
+    rootfs::create_devices(spec, &root, in_userns)?;
+    rootfs::create_dev_links(&root)?;
+    drop(root);
     init.channel.send(&Msg::RunCreateHooks)?;
     expect(&init.channel, Msg::Proceed)?;
     let state = oci_state(init, host_pid);
     if let Some(hooks) = spec.hooks() {
         hooks::run("createContainer", hooks.create_container().as_deref().unwrap_or(&[]), &state)?;
     }
-    if init.no_pivot || !init.plan.has(LinuxNamespaceType::Mount) {
+    if init.no_pivot {
         rootfs::move_root(init.rootfs)?;
     } else {
         rootfs::pivot(init.rootfs)?;

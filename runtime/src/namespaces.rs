@@ -84,6 +84,9 @@ impl Plan {
                 },
             }
         }
+        if !seen.contains(CloneFlags::CLONE_NEWNS) {
+            return Err(Error::Spec("linux.namespaces: a mount namespace is required".into()));
+        }
         // Join the user namespace first, so the others are entered with its privileges.
         plan.join
             .sort_by_key(|(kind, _)| *kind != LinuxNamespaceType::User);

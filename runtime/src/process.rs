@@ -74,21 +74,31 @@ pub fn set_user(process: &Process, setgroups_allowed: bool) -> Result<()> {
     Ok(())
 }
 
+/// Capabilities this kernel knows (read once: probing each costs a syscall).
+fn kernel_caps() -> &'static CapsHashSet {
+    static SUPPORTED: std::sync::OnceLock<CapsHashSet> = std::sync::OnceLock::new();
+    SUPPORTED.get_or_init(|| {
+        let last: u8 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(40);
+        caps::all().into_iter().filter(|c| c.index() <= last).collect()
+    })
+}
+
 fn to_caps(set: &Option<Capabilities>) -> CapsHashSet {
     set.iter()
         .flatten()
         .filter_map(|c| Cap::from_str(&format!("CAP_{c}")).ok())
-        .filter(|c| caps::runtime::thread_all_supported().contains(c))
+        .filter(|c| kernel_caps().contains(c))
         .collect()
 }
 
 /// Drop the bounding set first (needs CAP_SETPCAP), then set the others.
 pub fn drop_bounding(capabilities: Option<&LinuxCapabilities>) -> Result<()> {
     let keep = to_caps(&capabilities.and_then(|c| c.bounding().clone()));
-    for cap in caps::runtime::thread_all_supported() {
-        if !keep.contains(&cap) {
-            caps::drop(None, CapSet::Bounding, cap).map_err(|e| Error::Other(format!("drop bounding {cap}: {e}")))?;
-        }
+    for cap in kernel_caps().iter().filter(|c| !keep.contains(c)) {
+        caps::drop(None, CapSet::Bounding, *cap).map_err(|e| Error::Other(format!("drop bounding {cap}: {e}")))?;
     }
     Ok(())
 }

@@ -319,8 +319,7 @@ pub fn make_readonly(paths: &[String]) -> Result<()> {
 }
 
 pub fn remount_readonly(path: &str) -> Result<()> {
-    let flags = current_flags(path) | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    let flags = if path == "/" { current_flags(path) | MsFlags::MS_RDONLY } else { flags };
+    let flags = current_flags(path) | MsFlags::MS_RDONLY;
     mnt(None, path, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags, None)
 }
 
