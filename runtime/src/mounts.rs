@@ -109,13 +109,22 @@ pub enum Kind {
 /// Open `path` inside `root` (an fd on the rootfs), creating what is missing, with every
 /// symlink resolved as if `root` were `/`: nothing can point the result outside the rootfs.
 pub fn open_in_root(root: &OwnedFd, path: &Path, kind: Kind) -> Result<OwnedFd> {
-    let how = || {
-        OpenHow::new()
-            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
-            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS)
-    };
-    if let Ok(fd) = openat2(root.as_fd(), path, how()) {
+    open_in_root_depth(root, path, kind, 0)
+}
+
+fn resolve_in_root(root: &OwnedFd, path: &Path) -> nix::Result<OwnedFd> {
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    openat2(root.as_fd(), path, how)
+}
+
+fn open_in_root_depth(root: &OwnedFd, path: &Path, kind: Kind, depth: u32) -> Result<OwnedFd> {
+    if let Ok(fd) = resolve_in_root(root, path) {
         return Ok(fd);
+    }
+    if depth > 40 {
+        return Err(Error::sys("open", path.display(), nix::errno::Errno::ELOOP));
     }
     let rel: Vec<_> = path
         .components()
@@ -124,17 +133,22 @@ pub fn open_in_root(root: &OwnedFd, path: &Path, kind: Kind) -> Result<OwnedFd> 
             _ => None,
         })
         .collect();
-    let mut dir = openat2(root.as_fd(), ".", how().flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC))
-        .map_err(|e| Error::sys("open", "rootfs", e))?;
+    let mut dir = resolve_in_root(root, Path::new(".")).map_err(|e| Error::sys("open", "rootfs", e))?;
     for (i, name) in rel.iter().enumerate() {
         let last = i + 1 == rel.len();
         let prefix: std::path::PathBuf = rel[..=i].iter().collect();
-        match openat2(root.as_fd(), &prefix, how()) {
+        match resolve_in_root(root, &prefix) {
             Ok(fd) => dir = fd,
             Err(nix::errno::Errno::ENOENT) => {
                 // Create the missing component in the directory already resolved in root.
                 let parent = reopen_dir(&dir, path)?;
-                if last && kind == Kind::File {
+                if let Ok(target) = nix::fcntl::readlinkat(parent.as_fd(), *name) {
+                    // A dangling symlink: create what it points to, as seen from inside root.
+                    let target = Path::new(&target);
+                    let inside = if target.is_absolute() { target.to_path_buf() } else { prefix.parent().unwrap_or(Path::new("")).join(target) };
+                    let want = if last { kind } else { Kind::Dir };
+                    open_in_root_depth(root, &inside, want, depth + 1)?;
+                } else if last && kind == Kind::File {
                     let fd = nix::fcntl::openat(
                         parent.as_fd(),
                         *name,
@@ -148,8 +162,7 @@ pub fn open_in_root(root: &OwnedFd, path: &Path, kind: Kind) -> Result<OwnedFd> 
                         Err(e) => return Err(Error::sys("mkdir", path.display(), e)),
                     }
                 }
-                dir = openat2(root.as_fd(), &prefix, how())
-                    .map_err(|e| Error::sys("open", path.display(), e))?;
+                dir = resolve_in_root(root, &prefix).map_err(|e| Error::sys("open", path.display(), e))?;
             }
             Err(e) => return Err(Error::sys("open", path.display(), e)),
         }
@@ -193,4 +206,50 @@ pub fn current_flags(path: &str) -> MsFlags {
         }
     }
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(opts: &[&str]) -> Options {
+        Options::parse(&opts.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn splits_flags_propagation_and_data() {
+        let o = parse(&["rbind", "ro", "nosuid", "rslave", "size=64k", "mode=755"]);
+        assert!(o.flags.contains(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID));
+        assert_eq!(o.propagation, MsFlags::MS_SLAVE | MsFlags::MS_REC);
+        assert_eq!(o.data, vec!["size=64k", "mode=755"]);
+        assert!(o.is_bind());
+    }
+
+    #[test]
+    fn later_options_clear_earlier_ones() {
+        let o = parse(&["ro", "rw", "noexec", "exec"]);
+        assert!(!o.flags.contains(MsFlags::MS_RDONLY));
+        assert!(!o.flags.contains(MsFlags::MS_NOEXEC));
+        assert!(o.cleared.contains(MsFlags::MS_RDONLY | MsFlags::MS_NOEXEC));
+    }
+
+    #[test]
+    fn open_in_root_never_leaves_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        // An absolute symlink and a ../ symlink both aiming outside the root.
+        std::os::unix::fs::symlink(&outside, root.join("abs")).unwrap();
+        std::os::unix::fs::symlink("../../outside", root.join("rel")).unwrap();
+        let fd = nix::fcntl::open(&root, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+        for link in ["abs/made", "rel/made"] {
+            open_in_root(&fd, Path::new(link), Kind::Dir).unwrap();
+        }
+        assert!(std::fs::read_dir(&outside).unwrap().next().is_none(), "wrote outside the root");
+        // They landed inside the root, where the links resolve when the root is `/`.
+        assert!(root.join(outside.strip_prefix("/").unwrap()).join("made").is_dir());
+        assert!(root.join("outside/made").is_dir());
+    }
 }

@@ -128,3 +128,52 @@ pub fn open_ns(path: &std::path::Path) -> Result<OwnedFd> {
 pub fn enter(kind: LinuxNamespaceType, fd: &OwnedFd) -> Result<()> {
     nix::sched::setns(fd, flag(kind)).map_err(|e| Error::sys("setns", name(kind), e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns(kind: LinuxNamespaceType, path: Option<&str>) -> LinuxNamespace {
+        let mut n = LinuxNamespace::default();
+        n.set_typ(kind);
+        n.set_path(path.map(PathBuf::from));
+        n
+    }
+
+    #[test]
+    fn new_namespaces_go_to_clone_and_late_ones_wait() {
+        let plan = Plan::new(&[
+            ns(LinuxNamespaceType::Mount, None),
+            ns(LinuxNamespaceType::Pid, None),
+            ns(LinuxNamespaceType::Cgroup, None),
+            ns(LinuxNamespaceType::Network, Some("/proc/1/ns/net")),
+        ])
+        .unwrap();
+        assert_eq!(plan.clone_flags, CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID);
+        assert_eq!(plan.late_flags, CloneFlags::CLONE_NEWCGROUP);
+        assert_eq!(plan.join.len(), 1);
+        assert!(plan.has(LinuxNamespaceType::Network));
+    }
+
+    #[test]
+    fn joined_user_namespace_owns_the_new_ones() {
+        let plan = Plan::new(&[
+            ns(LinuxNamespaceType::Mount, None),
+            ns(LinuxNamespaceType::Uts, None),
+            ns(LinuxNamespaceType::Ipc, Some("/proc/1/ns/ipc")),
+            ns(LinuxNamespaceType::User, Some("/proc/1/ns/user")),
+        ])
+        .unwrap();
+        assert_eq!(plan.join[0].0, LinuxNamespaceType::User, "user namespace is joined first");
+        assert!(plan.clone_flags.is_empty());
+        assert_eq!(plan.late_flags, CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS);
+    }
+
+    #[test]
+    fn refuses_duplicates_and_a_missing_mount_namespace() {
+        let dup = Plan::new(&[ns(LinuxNamespaceType::Mount, None), ns(LinuxNamespaceType::Mount, None)]);
+        assert!(dup.unwrap_err().to_string().contains("mnt listed twice"));
+        let none = Plan::new(&[ns(LinuxNamespaceType::Pid, None)]);
+        assert!(none.unwrap_err().to_string().contains("mount namespace is required"));
+    }
+}

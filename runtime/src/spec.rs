@@ -72,3 +72,40 @@ fn check(spec: &Spec, config: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_errors_name_the_field() {
+        let err = parse(br#"{"ociVersion":"1.0.2","process":{"cwd":"/","args":5,"user":{"uid":0,"gid":0}}}"#).unwrap_err();
+        assert!(err.contains("field process.args"), "{err}");
+        let err = parse(br#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"bogus"}]}}"#).unwrap_err();
+        assert!(err.contains("linux.namespaces"), "{err}");
+    }
+
+    #[test]
+    fn syntax_errors_name_line_and_column() {
+        let err = parse(b"{\n  \"ociVersion\": \"1.0.2\",\n  \"process\": {\n").unwrap_err();
+        assert!(err.contains("line 4"), "{err}");
+        assert!(!err.contains("field"), "{err}");
+    }
+
+    #[test]
+    fn load_checks_bundle_rootfs_and_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Bundle::load(&dir.path().join("nope")).unwrap_err().to_string();
+        assert!(err.contains("nope"), "{err}");
+        let mut spec = Spec::default();
+        std::fs::write(dir.path().join("config.json"), serde_json::to_vec(&spec).unwrap()).unwrap();
+        let err = Bundle::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("rootfs"), "{err}");
+        std::fs::create_dir(dir.path().join("rootfs")).unwrap();
+        assert!(Bundle::load(dir.path()).is_ok());
+        spec.set_process(None);
+        std::fs::write(dir.path().join("config.json"), serde_json::to_vec(&spec).unwrap()).unwrap();
+        let err = Bundle::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("process: missing"), "{err}");
+    }
+}
