@@ -104,8 +104,6 @@ pub fn create_with_console(root: &Path, opts: &CreateOptions, console: Option<Ow
         write_id_maps(pid, linux.uid_mappings().as_deref(), linux.gid_mappings().as_deref())?;
     }
     let cgroup = Cgroup::new(linux.cgroups_path().as_deref(), &opts.id, opts.systemd_cgroup)?;
-    undo.cgroup = Some(cgroup.clone());
-    cgroup.create_and_join(pid, linux.resources().as_ref())?;
     let mut container = Container {
         id: opts.id.clone(),
         bundle: bundle.dir.clone(),
@@ -121,7 +119,11 @@ pub fn create_with_console(root: &Path, opts: &CreateOptions, console: Option<Ow
         creating: true,
         hooks: spec.hooks().clone(),
     };
+    // Recorded before the cgroup exists: a create killed from here on is undone by
+    // `delete --force`, which finds the pid and the cgroup in this record.
     container.save(root)?;
+    undo.cgroup = Some(container.cgroup.clone());
+    container.cgroup.create_and_join(pid, linux.resources().as_ref())?;
     parent.send(&Msg::Proceed)?;
     loop {
         let (msg, fd) = parent.recv_with_fd()?;

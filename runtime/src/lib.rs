@@ -2,6 +2,7 @@
 //!
 //! The binary (`main.rs`) only parses flags; everything else lives here, one module per concern.
 pub mod cgroups;
+pub mod checkpoint;
 pub mod container;
 pub mod error;
 pub mod exec;

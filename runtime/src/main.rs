@@ -2,7 +2,7 @@
 use berth_runtime::container::{self, CreateOptions};
 use berth_runtime::logging::{self, Format};
 use berth_runtime::state::Container;
-use berth_runtime::{exec, features, foreground, manage, signal, spec_default, Error, Result};
+use berth_runtime::{checkpoint, exec, features, foreground, manage, signal, spec_default, Error, Result};
 use oci_spec::runtime::LinuxResources;
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -143,6 +143,38 @@ struct UpdateArgs {
     id: String,
 }
 
+#[derive(Args, Clone)]
+struct CriuArgs {
+    #[arg(long, default_value = "checkpoint")]
+    image_path: PathBuf,
+    #[arg(long)]
+    work_path: Option<PathBuf>,
+    #[arg(long)]
+    leave_running: bool,
+    #[arg(long)]
+    tcp_established: bool,
+    #[arg(long)]
+    ext_unix_sk: bool,
+    #[arg(long)]
+    shell_job: bool,
+    #[arg(long)]
+    file_locks: bool,
+}
+
+impl CriuArgs {
+    fn options(&self) -> checkpoint::CheckpointOptions {
+        checkpoint::CheckpointOptions {
+            image_path: self.image_path.clone(),
+            work_path: self.work_path.clone(),
+            leave_running: self.leave_running,
+            tcp_established: self.tcp_established,
+            ext_unix_sk: self.ext_unix_sk,
+            shell_job: self.shell_job,
+            file_locks: self.file_locks,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Create a container (it waits for `start`).
@@ -186,6 +218,24 @@ enum Command {
     },
     /// Change a running container's resource limits.
     Update(UpdateArgs),
+    /// Dump a running container to an image directory with CRIU.
+    Checkpoint {
+        #[command(flatten)]
+        criu: CriuArgs,
+        id: String,
+    },
+    /// Restore a container from a CRIU image directory.
+    Restore {
+        #[command(flatten)]
+        criu: CriuArgs,
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
+        #[arg(short, long)]
+        detach: bool,
+        id: String,
+    },
     /// Print a container's state as JSON.
     State { id: String },
     /// Send a signal (default SIGTERM) to a container's init, or to all its processes.
@@ -271,6 +321,10 @@ fn run(cli: &Cli) -> Result<i32> {
         },
         Command::Events { stats, interval, id } => events(root, id, *stats, interval)?,
         Command::Update(a) => manage::update(root, &a.id, &update_resources(a)?)?,
+        Command::Checkpoint { criu, id } => checkpoint::checkpoint(root, id, &criu.options())?,
+        Command::Restore { criu, bundle, pid_file, detach: _, id } => {
+            checkpoint::restore(root, id, bundle, pid_file.as_deref(), &criu.options())?;
+        }
         Command::State { id } => {
             let c = Container::load(root, id)?;
             println!("{}", pretty(&c.runc_state_json(root)));

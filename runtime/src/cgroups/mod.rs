@@ -6,69 +6,447 @@
 //! - `Cgroup::create_and_join(&self, pid: i32, resources: Option<&LinuxResources>) -> Result<()>`
 //! - `Cgroup::delete(&self) -> Result<()>`, `Cgroup::kill_all(&self, signal: i32) -> Result<()>`,
 //!   `Cgroup::pids(&self) -> Result<Vec<i32>>`.
-//! `Cgroup` is `Serialize + Deserialize`: it is stored in the container's state.json.
+//! - `freeze`, `thaw`, `is_frozen`, `stats` (runc `events --stats` "data" JSON), `oom_kill_count`,
+//!   `update(&LinuxResources)`, `join(pid)` (exec).
+//!
+//! `Cgroup` is `Serialize + Deserialize`: it is stored in the container's state.json. It records,
+//! per controller, where the container's cgroup lives, because a hybrid host can have some
+//! controllers on v1 hierarchies and others on the cgroup2 hierarchy:
+//! a controller mounted on a v1 hierarchy is used there, otherwise on cgroup2 if that hierarchy
+//! offers it. The freezer and `cgroup.kill` are core cgroup2 features; devices on cgroup2 are an
+//! eBPF program (`bpf.rs`).
+//!
+//! Files: `layout.rs` (mounts), `path.rs` (cgroupsPath), `validate.rs` (values, before any
+//! mkdir), `convert.rs` (v1→v2 values), `v1.rs`/`v2.rs` (writing resources), `bpf.rs`,
+//! `stats.rs`, `fs.rs` (file helpers carrying path and value in errors).
+mod bpf;
+mod convert;
+mod fs;
+mod layout;
+mod path;
+mod stats;
+#[cfg(test)]
+mod tests;
+mod v1;
+mod v2;
+mod validate;
+
+pub use layout::{Layout, V1Mount};
+
 use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cgroup {}: {reason}", path.display())]
     Path { path: PathBuf, reason: String },
+    #[error("cgroupsPath {path:?}: {reason}")]
+    BadCgroupsPath { path: String, reason: String },
+    #[error("linux.resources.{field}: invalid value {value}: {reason}")]
+    Invalid {
+        field: String,
+        value: String,
+        reason: String,
+    },
+    #[error("linux.resources.{field}: the {controller} controller is not available on this host")]
+    NoController { field: String, controller: String },
+    #[error("write {value:?} to {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        value: String,
+        source: std::io::Error,
+    },
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("device eBPF program: {op} on {}: {source}{log}", path.display())]
+    Bpf {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+        log: String,
+    },
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub type Result<T> = std::result::Result<T, Error>;
+
+pub(crate) fn invalid(field: &str, value: impl ToString, reason: &str) -> Error {
+    Error::Invalid {
+        field: field.to_string(),
+        value: value.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Where one controller's files are for this container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Place<'a> {
+    V1(&'a Path),
+    V2(&'a Path),
+    Missing,
+}
+
+/// The container's cgroup on every hierarchy of the host.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
 pub struct Cgroup {
+    /// The cgroup path as resolved (inside each hierarchy; informative).
     pub path: PathBuf,
+    /// v1 controller name (`memory`, `name=systemd`, …) → the container's directory.
+    #[serde(default)]
+    pub v1: BTreeMap<String, PathBuf>,
+    /// The container's directory in the cgroup2 hierarchy, when one is mounted.
+    #[serde(default)]
+    pub unified: Option<PathBuf>,
+    /// Controllers that live on the cgroup2 hierarchy (not bound to a v1 hierarchy).
+    #[serde(default)]
+    pub v2_controllers: Vec<String>,
+    /// The cgroup2 mount point (ancestors whose `cgroup.subtree_control` must enable controllers).
+    #[serde(default)]
+    pub unified_mount: Option<PathBuf>,
+    /// The v1 mount points (to move a process back to a hierarchy's root on rollback).
+    #[serde(default)]
+    pub v1_mounts: Vec<PathBuf>,
 }
 
 impl Cgroup {
-    pub fn new(cgroups_path: Option<&Path>, id: &str, _systemd: bool) -> Result<Self, Error> {
-        let path = cgroups_path
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("/berth").join(id));
-        Ok(Cgroup { path })
+    /// Resolve the container's cgroup on this host's layout (read from /proc/self/mountinfo).
+    pub fn new(cgroups_path: Option<&Path>, id: &str, systemd: bool) -> Result<Self> {
+        Self::with_layout(&Layout::detect()?, cgroups_path, id, systemd)
     }
 
-    pub fn create_and_join(&self, _pid: i32, _resources: Option<&LinuxResources>) -> Result<(), Error> {
+    /// Same as `new` on a given layout (tests build one on a chosen mount).
+    pub fn with_layout(layout: &Layout, cgroups_path: Option<&Path>, id: &str, systemd: bool) -> Result<Self> {
+        let spec_path = cgroups_path.map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+        let wanted = path::resolve(&spec_path, id, systemd)?;
+        let own = layout::own_cgroups()?;
+        let mut v1 = BTreeMap::new();
+        for m in &layout.v1 {
+            let inner = path::place(&wanted, own.v1_path(&m.controllers), false);
+            let dir = m.dir_for(&inner);
+            for c in &m.controllers {
+                v1.insert(c.clone(), dir.clone());
+            }
+        }
+        let unified = layout
+            .unified
+            .as_ref()
+            .map(|m| m.dir_for(&path::place(&wanted, own.v2.as_deref(), true)));
+        Ok(Cgroup {
+            path: wanted.display_path(),
+            v1,
+            unified,
+            v2_controllers: layout.v2_controllers.clone(),
+            unified_mount: layout.unified.as_ref().map(|m| m.mount_point.clone()),
+            v1_mounts: layout.v1.iter().map(|m| m.mount_point.clone()).collect(),
+        })
+    }
+
+    /// Where `controller`'s files are: its v1 hierarchy if mounted there, else cgroup2.
+    pub(crate) fn place(&self, controller: &str) -> Place<'_> {
+        if let Some(d) = self.v1.get(controller) {
+            return Place::V1(d);
+        }
+        match &self.unified {
+            Some(d) if self.v2_controllers.iter().any(|c| c == controller) => Place::V2(d),
+            _ => Place::Missing,
+        }
+    }
+
+    /// Every directory of this cgroup, each once: v1 hierarchies then cgroup2.
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for d in self.v1.values() {
+            if !dirs.contains(d) {
+                dirs.push(d.clone());
+            }
+        }
+        dirs.extend(self.unified.clone());
+        dirs
+    }
+
+    /// mkdir on every hierarchy, apply `resources`, move `pid` in. On error, what was created is
+    /// removed again.
+    pub fn create_and_join(&self, pid: i32, resources: Option<&LinuxResources>) -> Result<()> {
+        if let Some(r) = resources {
+            validate::resources(r)?;
+        }
+        let mut created = Vec::new();
+        let result = self
+            .create_dirs(&mut created)
+            .and_then(|()| resources.map_or(Ok(()), |r| self.apply(r, false)))
+            .and_then(|()| self.join(pid));
+        if let Err(e) = result {
+            self.rollback(pid, &created);
+            return Err(e);
+        }
         Ok(())
     }
 
-    pub fn delete(&self) -> Result<(), Error> {
+    fn create_dirs(&self, created: &mut Vec<PathBuf>) -> Result<()> {
+        for dir in self.v1_dirs() {
+            let cpuset = self.v1.get("cpuset") == Some(&dir);
+            fs::mkdir_chain(&dir, created, |d| if cpuset { v1::init_cpuset(d) } else { Ok(()) })?;
+        }
+        if let (Some(dir), Some(mount)) = (&self.unified, &self.unified_mount) {
+            v2::create(mount, dir, &self.v2_controllers, created)?;
+        }
         Ok(())
     }
 
-    pub fn kill_all(&self, _signal: i32) -> Result<(), Error> {
+    fn v1_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for d in self.v1.values() {
+            if !dirs.contains(d) {
+                dirs.push(d.clone());
+            }
+        }
+        dirs
+    }
+
+    fn rollback(&self, pid: i32, created: &[PathBuf]) {
+        // The pid may already be in some of them: move it back to each hierarchy's root.
+        for dir in self.dirs() {
+            if let Some(root) = self.hierarchy_root(&dir) {
+                if root != dir {
+                    let _ = fs::write(&root.join("cgroup.procs"), &pid.to_string());
+                }
+            }
+        }
+        for dir in created.iter().rev() {
+            if let Err(e) = fs::rmdir_retry(dir, Duration::from_millis(500)) {
+                tracing::warn!("cgroup rollback: {e}");
+            }
+        }
+    }
+
+    /// The mount point of the hierarchy holding `dir` (a prefix of it).
+    fn hierarchy_root(&self, dir: &Path) -> Option<PathBuf> {
+        if Some(dir) == self.unified.as_deref() {
+            return self.unified_mount.clone();
+        }
+        self.v1_mounts.iter().find(|mp| dir.starts_with(mp)).cloned()
+    }
+
+    /// Write every resource to the container's cgroup (create: `update == false`).
+    fn apply(&self, r: &LinuxResources, update: bool) -> Result<()> {
+        if let Some(m) = r.memory() {
+            match self.place("memory") {
+                Place::V1(d) => v1::memory(d, m, update)?,
+                Place::V2(d) => v2::memory(d, m, update)?,
+                Place::Missing if validate::memory_is_set(m) => return Err(no_ctrl("memory", "memory")),
+                Place::Missing => {}
+            }
+        }
+        if let Some(c) = r.cpu() {
+            match self.place("cpu") {
+                Place::V1(d) => v1::cpu(d, c)?,
+                Place::V2(d) => v2::cpu(d, c)?,
+                Place::Missing if validate::cpu_is_set(c) => return Err(no_ctrl("cpu", "cpu")),
+                Place::Missing => {}
+            }
+            let cpus = c.cpus().as_deref().filter(|s| !s.is_empty());
+            let mems = c.mems().as_deref().filter(|s| !s.is_empty());
+            if cpus.is_some() || mems.is_some() {
+                match self.place("cpuset") {
+                    Place::V1(d) | Place::V2(d) => v1::cpuset(d, cpus, mems)?,
+                    Place::Missing => return Err(no_ctrl("cpu.cpus", "cpuset")),
+                }
+            }
+        }
+        if let Some(p) = r.pids() {
+            if p.limit() != 0 {
+                match self.place("pids") {
+                    Place::V1(d) | Place::V2(d) => v1::pids(d, p.limit())?,
+                    Place::Missing => return Err(no_ctrl("pids", "pids")),
+                }
+            }
+        }
+        if let Some(b) = r.block_io() {
+            match self.place("blkio") {
+                Place::V1(d) => v1::blkio(d, b)?,
+                _ => match self.place("io") {
+                    Place::V2(d) => v2::io(d, b)?,
+                    _ if validate::blkio_is_set(b) => return Err(no_ctrl("blockIO", "blkio/io")),
+                    _ => {}
+                },
+            }
+        }
+        for h in r.hugepage_limits().iter().flatten() {
+            match self.place("hugetlb") {
+                Place::V1(d) => v1::hugetlb(d, h)?,
+                Place::V2(d) => v2::hugetlb(d, h)?,
+                Place::Missing => return Err(no_ctrl("hugepageLimits", "hugetlb")),
+            }
+        }
+        if let Some(n) = r.network() {
+            self.apply_network(n)?;
+        }
+        for (dev, limit) in r.rdma().iter().flatten() {
+            match self.place("rdma") {
+                Place::V1(d) | Place::V2(d) => v1::rdma(d, dev, limit)?,
+                Place::Missing => return Err(no_ctrl("rdma", "rdma")),
+            }
+        }
+        if let Some(rules) = r.devices() {
+            self.apply_devices(rules)?;
+        }
+        if let Some(u) = r.unified().as_ref().filter(|u| !u.is_empty()) {
+            match &self.unified {
+                Some(d) => v2::unified(d, u)?,
+                None => return Err(no_ctrl("unified", "cgroup2")),
+            }
+        }
         Ok(())
     }
 
-    pub fn pids(&self) -> Result<Vec<i32>, Error> {
-        Ok(Vec::new())
+    fn apply_network(&self, n: &oci_spec::runtime::LinuxNetwork) -> Result<()> {
+        if let Some(id) = n.class_id() {
+            match self.place("net_cls") {
+                Place::V1(d) => fs::write(&d.join("net_cls.classid"), &id.to_string())?,
+                _ => return Err(no_ctrl("network.classID", "net_cls (cgroup v1 only)")),
+            }
+        }
+        for p in n.priorities().iter().flatten() {
+            match self.place("net_prio") {
+                Place::V1(d) => fs::write(&d.join("net_prio.ifpriomap"), &format!("{} {}", p.name(), p.priority()))?,
+                _ => return Err(no_ctrl("network.priorities", "net_prio (cgroup v1 only)")),
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_devices(&self, rules: &[oci_spec::runtime::LinuxDeviceCgroup]) -> Result<()> {
+        let program = validate::device_rules(rules)?;
+        if let Some(d) = self.v1.get("devices") {
+            return v1::devices(d, &program);
+        }
+        match &self.unified {
+            Some(d) => bpf::apply(d, &program),
+            None => Err(no_ctrl("devices", "devices")),
+        }
+    }
+
+    /// Apply new resource values to the existing cgroup (`runc update`).
+    pub fn update(&self, r: &LinuxResources) -> Result<()> {
+        validate::resources(r)?;
+        self.apply(r, true)
+    }
+
+    /// Move `pid` into the container's cgroup on every hierarchy (create, exec).
+    pub fn join(&self, pid: i32) -> Result<()> {
+        for dir in self.dirs() {
+            fs::write(&dir.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The directory used to list processes and to freeze: cgroup2 when present (it holds every
+    /// process of the container on hybrid hosts too), else a v1 hierarchy.
+    fn main_dir(&self) -> Option<&Path> {
+        self.unified
+            .as_deref()
+            .or_else(|| self.v1.get("freezer").map(PathBuf::as_path))
+            .or_else(|| self.v1.values().next().map(PathBuf::as_path))
+    }
+
+    /// Every process in the container's cgroup and its sub-cgroups.
+    pub fn pids(&self) -> Result<Vec<i32>> {
+        let Some(dir) = self.main_dir() else { return Ok(Vec::new()) };
+        let mut pids = Vec::new();
+        fs::collect_pids(dir, &mut pids)?;
+        Ok(pids)
+    }
+
+    /// Freeze every process (v1 freezer, else cgroup2 `cgroup.freeze`) and wait until frozen.
+    pub fn freeze(&self) -> Result<()> {
+        match self.v1.get("freezer") {
+            Some(d) => v1::freeze(d, true),
+            None => v2::freeze(self.unified_dir()?, true),
+        }
+    }
+
+    pub fn thaw(&self) -> Result<()> {
+        match self.v1.get("freezer") {
+            Some(d) => v1::freeze(d, false),
+            None => v2::freeze(self.unified_dir()?, false),
+        }
+    }
+
+    pub fn is_frozen(&self) -> Result<bool> {
+        match self.v1.get("freezer") {
+            Some(d) => Ok(fs::read(&d.join("freezer.state"))?.trim() == "FROZEN"),
+            None => Ok(fs::read(&self.unified_dir()?.join("cgroup.freeze"))?.trim() == "1"),
+        }
+    }
+
+    fn unified_dir(&self) -> Result<&Path> {
+        self.unified.as_deref().ok_or_else(|| Error::Path {
+            path: self.path.clone(),
+            reason: "no freezer: neither a v1 freezer hierarchy nor cgroup2 is mounted".into(),
+        })
+    }
+
+    /// Signal every process of the container. SIGKILL uses cgroup2's `cgroup.kill` when the
+    /// kernel has it; otherwise freeze, signal each pid, thaw (so no process forks in between).
+    pub fn kill_all(&self, signal: i32) -> Result<()> {
+        if signal == libc::SIGKILL {
+            if let Some(d) = &self.unified {
+                let kill = d.join("cgroup.kill");
+                if kill.exists() {
+                    return fs::write(&kill, "1");
+                }
+            }
+        }
+        let frozen = self.freeze().is_ok();
+        let result = self.pids().map(|pids| {
+            for pid in pids {
+                // SAFETY: kill(2) with a pid read from cgroup.procs; errors (ESRCH) are harmless.
+                unsafe { libc::kill(pid, signal) };
+            }
+        });
+        if frozen {
+            self.thaw()?;
+        }
+        result
+    }
+
+    /// Remove the container's cgroup (and sub-cgroups) on every hierarchy. Waits up to a second
+    /// for exiting processes (EBUSY). A cgroup already gone is not an error.
+    pub fn delete(&self) -> Result<()> {
+        let mut first_err = None;
+        for dir in self.dirs() {
+            if let Err(e) = fs::remove_tree(&dir, Instant::now() + Duration::from_secs(1)) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Statistics in the shape of runc's `events --stats` "data" object.
+    pub fn stats(&self) -> Result<serde_json::Value> {
+        stats::collect(self)
+    }
+
+    /// How many times the kernel's OOM killer killed a process in this cgroup.
+    pub fn oom_kill_count(&self) -> Result<u64> {
+        let (file, key) = match self.place("memory") {
+            Place::V1(d) => (d.join("memory.oom_control"), "oom_kill"),
+            Place::V2(d) => (d.join("memory.events"), "oom_kill"),
+            Place::Missing => return Ok(0),
+        };
+        Ok(fs::keyed(&fs::read(&file)?).get(key).copied().unwrap_or(0))
     }
 }
 
-// LEAD: temporary stand-ins so the crate builds until the cgroups engineer's versions land;
-// replace them (same names and signatures).
-impl Cgroup {
-    pub fn freeze(&self) -> Result<(), Error> {
-        Ok(())
-    }
-    pub fn thaw(&self) -> Result<(), Error> {
-        Ok(())
-    }
-    pub fn is_frozen(&self) -> Result<bool, Error> {
-        Ok(false)
-    }
-    pub fn stats(&self) -> Result<serde_json::Value, Error> {
-        Ok(serde_json::json!({}))
-    }
-    pub fn oom_kill_count(&self) -> Result<u64, Error> {
-        Ok(0)
-    }
-    pub fn update(&self, _r: &LinuxResources) -> Result<(), Error> {
-        Ok(())
-    }
-    pub fn join(&self, _pid: i32) -> Result<(), Error> {
-        Ok(())
+fn no_ctrl(field: &str, controller: &str) -> Error {
+    Error::NoController {
+        field: field.to_string(),
+        controller: controller.to_string(),
     }
 }
