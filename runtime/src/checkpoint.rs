@@ -47,9 +47,10 @@ fn criu(args: &[String], log_dir: &Path) -> Result<()> {
         return Ok(());
     }
     let log = std::fs::read_to_string(log_dir.join("criu.log")).unwrap_or_default();
+    let stderr = String::from_utf8_lossy(&out.stderr);
     let errors: Vec<&str> = log
         .lines()
-        .chain(String::from_utf8_lossy(&out.stderr).lines())
+        .chain(stderr.lines())
         .filter(|l| l.contains("Error") && !l.contains("exited, status"))
         .map(|l| l.split_once("): ").map_or(l, |(_, m)| m).trim())
         .collect();
