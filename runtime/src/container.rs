@@ -69,8 +69,7 @@ pub fn create_with_console(root: &Path, opts: &CreateOptions, console: Option<Ow
     let dir = make_state_dir(root, &opts.id)?;
     let mut undo = Undo { dir: dir.clone(), pid: None, cgroup: None, armed: true };
     let fifo = dir.join(EXEC_FIFO);
-    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
-        .map_err(|e| Error::sys("mkfifo", fifo.display(), e))?;
+    make_exec_fifo(&fifo, linux.uid_mappings().as_deref(), linux.gid_mappings().as_deref())?;
     let console = match console {
         Some(fd) => Some(fd),
         None => opts.console_socket.as_deref().filter(|_| terminal).map(tty::connect).transpose()?,
@@ -158,6 +157,22 @@ pub fn create_with_console(root: &Path, opts: &CreateOptions, console: Option<Ow
     }
     undo.armed = false;
     Ok(container)
+}
+
+/// The fifo the init blocks on until `start`: writable by the container's root and users,
+/// whatever the umask and however ids are mapped.
+fn make_exec_fifo(path: &Path, uids: Option<&[LinuxIdMapping]>, gids: Option<&[LinuxIdMapping]>) -> Result<()> {
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o622))
+        .map_err(|e| Error::sys("mkfifo", path.display(), e))?;
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o622))
+        .map_err(|e| Error::io("chmod", path, e))?;
+    let host_root = |maps: Option<&[LinuxIdMapping]>| {
+        maps.unwrap_or(&[]).iter().find(|m| m.container_id() == 0).map(|m| m.host_id())
+    };
+    if let (Some(uid), gid) = (host_root(uids), host_root(gids)) {
+        std::os::unix::fs::chown(path, Some(uid), gid).map_err(|e| Error::io("chown", path, e))?;
+    }
+    Ok(())
 }
 
 fn make_state_dir(root: &Path, id: &str) -> Result<PathBuf> {
@@ -296,7 +311,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     };
     let status = c.status(root);
     if status != ContainerState::Stopped {
-        if !force && status != ContainerState::Created {
+        if !force {
             return Err(Error::State(format!("cannot delete container {id} that is not stopped: {status}")));
         }
         let _ = c.cgroup.kill_all(libc::SIGKILL);

@@ -65,30 +65,39 @@ fn setup(init: &Init) -> Result<()> {
     }
     set_hostname(spec, init.plan)?;
     let in_userns = init.plan.has(LinuxNamespaceType::User);
-    let fifo = nix::fcntl::open(&init.state_dir.join(crate::state::EXEC_FIFO), OFlag::O_PATH | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .map_err(|e| Error::sys("open", "exec.fifo", e))?;
-    rootfs::prepare(spec, init.rootfs)?;
-    let root = rootfs::open_root(init.rootfs)?;
-    rootfs::mount_all(spec, &root, init.bundle, in_userns, init.plan.has(LinuxNamespaceType::Cgroup))?;
-    rootfs::create_devices(spec, &root, in_userns)?;
-    rootfs::create_dev_links(&root)?;
-    drop(root);
+    // The state directory, held open to reach the exec fifo from inside the new root.
+    let state_dir = nix::fcntl::open(init.state_dir, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+        .map_err(|e| Error::sys("open", init.state_dir.display(), e))?;
+    // Without a mount namespace of its own the container shares the host's mounts: it gets a
+    // chroot and nothing is mounted (that would change the host).
+    let own_mounts = init.plan.has(LinuxNamespaceType::Mount);
+    if own_mounts {
+        rootfs::prepare(spec, init.rootfs)?;
+        let root = rootfs::open_root(init.rootfs)?;
+        rootfs::mount_all(spec, &root, init.bundle, in_userns, init.plan.has(LinuxNamespaceType::Cgroup))?;
+        rootfs::create_devices(spec, &root, in_userns)?;
+        rootfs::create_dev_links(&root)?;
+    }
     init.channel.send(&Msg::RunCreateHooks)?;
     expect(&init.channel, Msg::Proceed)?;
     let state = oci_state(init, host_pid);
     if let Some(hooks) = spec.hooks() {
         hooks::run("createContainer", hooks.create_container().as_deref().unwrap_or(&[]), &state)?;
     }
-    if init.no_pivot {
+    if !own_mounts {
+        rootfs::chroot(init.rootfs)?;
+    } else if init.no_pivot {
         rootfs::move_root(init.rootfs)?;
     } else {
         rootfs::pivot(init.rootfs)?;
     }
     rootfs::sysctls(spec)?;
-    rootfs::mask(linux.masked_paths().as_deref().unwrap_or(&[]))?;
-    rootfs::make_readonly(linux.readonly_paths().as_deref().unwrap_or(&[]))?;
-    if spec.root().as_ref().is_some_and(|r| r.readonly() == Some(true)) {
-        rootfs::remount_readonly("/")?;
+    if own_mounts {
+        rootfs::mask(linux.masked_paths().as_deref().unwrap_or(&[]))?;
+        rootfs::make_readonly(linux.readonly_paths().as_deref().unwrap_or(&[]))?;
+        if spec.root().as_ref().is_some_and(|r| r.readonly() == Some(true)) {
+            rootfs::remount_readonly("/")?;
+        }
     }
     match (&init.console, process.terminal() == Some(true)) {
         (Some(socket), true) => {
@@ -131,10 +140,9 @@ fn setup(init: &Init) -> Result<()> {
     let exe_c = std::ffi::CString::new(exe.as_os_str().as_encoded_bytes()).map_err(|_| Error::Spec("process.args[0]: NUL byte".into()))?;
     init.channel.send(&Msg::Ready)?;
     // Blocks until `start` opens the fifo for reading.
-    let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
-    let fifo_w = nix::fcntl::open(path.as_str(), OFlag::O_WRONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+    let fifo_w = nix::fcntl::openat(&state_dir, crate::state::EXEC_FIFO, OFlag::O_WRONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
         .map_err(|e| Error::sys("open", "exec.fifo", e))?;
-    drop(fifo);
+    drop(state_dir);
     let mut fifo_w = std::fs::File::from(fifo_w);
     let _ = fifo_w.write_all(b"0");
     if let Some(hooks) = spec.hooks() {

@@ -455,7 +455,7 @@ fn update_resources(a: &UpdateArgs) -> Result<LinuxResources> {
         None => LinuxResources::default(),
     };
     let size = |v: &Option<String>| v.as_deref().map(manage::parse_size).transpose();
-    let mut mem = r.memory().clone().unwrap_or_default();
+    let mut mem = (*r.memory()).unwrap_or_default();
     if let Some(v) = size(&a.memory)? {
         mem.set_limit(Some(v));
     }

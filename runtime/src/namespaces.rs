@@ -84,9 +84,6 @@ impl Plan {
                 },
             }
         }
-        if !seen.contains(CloneFlags::CLONE_NEWNS) {
-            return Err(Error::Spec("linux.namespaces: a mount namespace is required".into()));
-        }
         // Join the user namespace first, so the others are entered with its privileges.
         plan.join
             .sort_by_key(|(kind, _)| *kind != LinuxNamespaceType::User);
@@ -170,10 +167,8 @@ mod tests {
     }
 
     #[test]
-    fn refuses_duplicates_and_a_missing_mount_namespace() {
+    fn refuses_duplicates() {
         let dup = Plan::new(&[ns(LinuxNamespaceType::Mount, None), ns(LinuxNamespaceType::Mount, None)]);
         assert!(dup.unwrap_err().to_string().contains("mnt listed twice"));
-        let none = Plan::new(&[ns(LinuxNamespaceType::Pid, None)]);
-        assert!(none.unwrap_err().to_string().contains("mount namespace is required"));
     }
 }

@@ -113,7 +113,13 @@ pub fn apply_capabilities(capabilities: Option<&LinuxCapabilities>) -> Result<()
         caps::set(None, set, caps_).map_err(|e| Error::Other(format!("capset {set:?}: {e}")))?;
     }
     caps::clear(None, CapSet::Ambient).ok();
+    // The kernel only lets a capability be ambient if it is permitted and inheritable; runc
+    // and crun skip the others with a warning, and configs (`runc spec`'s) rely on that.
     for cap in ambient {
+        if !(permitted.contains(&cap) && inheritable.contains(&cap)) {
+            tracing::warn!("ambient {cap} skipped: not in the permitted and inheritable sets");
+            continue;
+        }
         caps::raise(None, CapSet::Ambient, cap).map_err(|e| Error::Other(format!("raise ambient {cap}: {e}")))?;
     }
     Ok(())

@@ -42,8 +42,25 @@ pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<()> {
         .transpose()?
         .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     mnt(None, "/", None, propagation | MsFlags::MS_REC, None)?;
+    if propagation.contains(MsFlags::MS_SHARED) {
+        // pivot_root refuses a new root whose parent mount is shared.
+        let parent = mount_point_of(rootfs.parent().unwrap_or(Path::new("/")));
+        mnt(None, &parent, None, MsFlags::MS_PRIVATE, None)?;
+    }
     let root = rootfs.to_str().ok_or_else(|| Error::Spec("root.path: not UTF-8".into()))?;
     mnt(Some(root), root, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
+}
+
+/// The mount point `path` lives on: the longest mount point in /proc/self/mountinfo that
+/// is a prefix of it.
+fn mount_point_of(path: &Path) -> String {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| path.starts_with(m))
+        .max_by_key(|m| m.len())
+        .unwrap_or("/")
+        .to_string()
 }
 
 /// Open the rootfs (after `prepare`, so mounts made on it are seen through the fd).
@@ -285,6 +302,12 @@ pub fn move_root(rootfs: &Path) -> Result<()> {
     nix::unistd::chdir(rootfs).map_err(|e| Error::sys("chdir", rootfs.display(), e))?;
     mnt(Some("."), "/", None, MsFlags::MS_MOVE, None)?;
     nix::unistd::chroot(".").map_err(|e| Error::sys("chroot", rootfs.display(), e))?;
+    nix::unistd::chdir("/").map_err(|e| Error::sys("chdir", "/", e))
+}
+
+/// No mount namespace: only change root.
+pub fn chroot(rootfs: &Path) -> Result<()> {
+    nix::unistd::chroot(rootfs).map_err(|e| Error::sys("chroot", rootfs.display(), e))?;
     nix::unistd::chdir("/").map_err(|e| Error::sys("chdir", "/", e))
 }
 

@@ -50,9 +50,6 @@ pub fn parse(text: &[u8]) -> std::result::Result<Spec, String> {
 /// What the spec requires of a config before anything is created.
 fn check(spec: &Spec, config: &Path) -> Result<()> {
     let bad = |msg: String| Err(Error::Spec(format!("{}: {msg}", config.display())));
-    if !spec.version().starts_with("1.") {
-        return bad(format!("ociVersion: unsupported version {:?}", spec.version()));
-    }
     let Some(process) = spec.process() else {
         return bad("process: missing".into());
     };

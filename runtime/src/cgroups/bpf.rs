@@ -112,7 +112,14 @@ fn rule_block(rule: &DeviceRule) -> Vec<Insn> {
 
 fn bpf(cmd: libc::c_long, attr: &mut [u64]) -> std::io::Result<i64> {
     // SAFETY: `attr` is a zero-padded `union bpf_attr` image of the size we pass.
-    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), std::mem::size_of_val(attr)) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr.as_mut_ptr(),
+            std::mem::size_of_val(attr),
+        )
+    };
     if r < 0 {
         Err(std::io::Error::last_os_error())
     } else {
@@ -182,7 +189,8 @@ fn attached(dir: &OwnedFd, cgroup: &Path) -> Result<Vec<u32>> {
 fn detach(dir: &OwnedFd, id: u32, cgroup: &Path) -> Result<()> {
     let mut attr = [0u64; 4];
     attr[0] = u64::from(id);
-    let fd = bpf(BPF_PROG_GET_FD_BY_ID, &mut attr).map_err(|e| err("get fd by id", cgroup, e, String::new()))?;
+    let fd = bpf(BPF_PROG_GET_FD_BY_ID, &mut attr)
+        .map_err(|e| err("get fd by id", cgroup, e, String::new()))?;
     // SAFETY: a new fd owned by nobody else.
     let prog = unsafe { OwnedFd::from_raw_fd(fd as i32) };
     let mut attr = [0u64; 4];

@@ -28,10 +28,18 @@ pub fn swap_to_v2(swap: i64, limit: Option<i64>) -> Result<Option<i64>> {
         return Ok(if limit == -1 { Some(-1) } else { None });
     }
     if limit == 0 || limit == -1 {
-        return Err(invalid("memory.swap", swap, "a swap limit needs a memory limit on cgroup v2"));
+        return Err(invalid(
+            "memory.swap",
+            swap,
+            "a swap limit needs a memory limit on cgroup v2",
+        ));
     }
     if swap < limit {
-        return Err(invalid("memory.swap", swap, "memory+swap must not be below memory.limit"));
+        return Err(invalid(
+            "memory.swap",
+            swap,
+            "memory+swap must not be below memory.limit",
+        ));
     }
     Ok(Some(swap - limit))
 }

@@ -46,7 +46,11 @@ pub fn keyed(text: &str) -> HashMap<&str, u64> {
 
 /// mkdir every missing component of `dir` (existing ones are left alone), recording what was
 /// created; `init` runs on each new directory (v1 cpuset needs its cpus/mems copied down).
-pub fn mkdir_chain(dir: &Path, created: &mut Vec<PathBuf>, init: impl Fn(&Path) -> Result<()>) -> Result<()> {
+pub fn mkdir_chain(
+    dir: &Path,
+    created: &mut Vec<PathBuf>,
+    init: impl Fn(&Path) -> Result<()>,
+) -> Result<()> {
     let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
     for d in missing.into_iter().rev() {
         match std::fs::create_dir(d) {

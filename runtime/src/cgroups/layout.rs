@@ -29,7 +29,15 @@ pub struct Layout {
 }
 
 /// Mount options of a v1 cgroup mount that are not controllers.
-const NOT_CONTROLLERS: &[&str] = &["rw", "ro", "clone_children", "noprefix", "xattr", "cpuset_v2_mode", "favordynmods"];
+const NOT_CONTROLLERS: &[&str] = &[
+    "rw",
+    "ro",
+    "clone_children",
+    "noprefix",
+    "xattr",
+    "cpuset_v2_mode",
+    "favordynmods",
+];
 
 impl Layout {
     /// The host's layout, as this process sees it.
@@ -38,7 +46,10 @@ impl Layout {
         let mut layout = Self::from_mountinfo(&fs::read(path)?);
         if let Some(u) = &layout.unified {
             let file = u.mount_point.join("cgroup.controllers");
-            layout.v2_controllers = fs::read(&file)?.split_whitespace().map(str::to_string).collect();
+            layout.v2_controllers = fs::read(&file)?
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
         }
         if layout.v1.is_empty() && layout.unified.is_none() {
             return Err(Error::Path {
@@ -59,7 +70,10 @@ impl Layout {
                 mount_point: mount_point.to_path_buf(),
                 root: PathBuf::from("/"),
             }),
-            v2_controllers: fs::read(&file)?.split_whitespace().map(str::to_string).collect(),
+            v2_controllers: fs::read(&file)?
+                .split_whitespace()
+                .map(str::to_string)
+                .collect(),
         })
     }
 
@@ -68,22 +82,36 @@ impl Layout {
         let mut layout = Layout::default();
         for line in text.lines() {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let Some(sep) = fields.iter().position(|f| *f == "-") else { continue };
-            let (Some(fstype), Some(opts)) = (fields.get(sep + 1), fields.get(sep + 3)) else { continue };
-            let (Some(root), Some(mp)) = (fields.get(3), fields.get(4)) else { continue };
+            let Some(sep) = fields.iter().position(|f| *f == "-") else {
+                continue;
+            };
+            let (Some(fstype), Some(opts)) = (fields.get(sep + 1), fields.get(sep + 3)) else {
+                continue;
+            };
+            let (Some(root), Some(mp)) = (fields.get(3), fields.get(4)) else {
+                continue;
+            };
             let mount_point = PathBuf::from(unescape(mp));
             let root = PathBuf::from(unescape(root));
             match *fstype {
-                "cgroup2" if layout.unified.is_none() => layout.unified = Some(UnifiedMount { mount_point, root }),
+                "cgroup2" if layout.unified.is_none() => {
+                    layout.unified = Some(UnifiedMount { mount_point, root })
+                }
                 "cgroup" => {
                     let controllers: Vec<String> = opts
                         .split(',')
-                        .filter(|o| !NOT_CONTROLLERS.contains(o) && !o.starts_with("release_agent="))
+                        .filter(|o| {
+                            !NOT_CONTROLLERS.contains(o) && !o.starts_with("release_agent=")
+                        })
                         .map(str::to_string)
                         .collect();
                     // The same hierarchy can be mounted twice: keep the first.
                     if !layout.v1.iter().any(|m| m.controllers == controllers) {
-                        layout.v1.push(V1Mount { mount_point, root, controllers });
+                        layout.v1.push(V1Mount {
+                            mount_point,
+                            root,
+                            controllers,
+                        });
                     }
                 }
                 _ => {}
@@ -113,7 +141,9 @@ fn unescape(s: &str) -> String {
 
 /// Map a cgroup path (as in /proc/self/cgroup) to a directory under a mount.
 fn dir_for(mount_point: &Path, root: &Path, cgroup: &Path) -> PathBuf {
-    let rel = cgroup.strip_prefix(root).unwrap_or_else(|_| cgroup.strip_prefix("/").unwrap_or(cgroup));
+    let rel = cgroup
+        .strip_prefix(root)
+        .unwrap_or_else(|_| cgroup.strip_prefix("/").unwrap_or(cgroup));
     mount_point.join(rel)
 }
 
@@ -142,11 +172,17 @@ impl OwnCgroups {
         let mut own = OwnCgroups::default();
         for line in text.lines() {
             let mut parts = line.splitn(3, ':');
-            let (Some(_), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else { continue };
+            let (Some(_), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
             if ctrls.is_empty() {
                 own.v2 = Some(PathBuf::from(path));
             } else {
-                own.v1.push((ctrls.split(',').map(str::to_string).collect(), PathBuf::from(path)));
+                own.v1.push((
+                    ctrls.split(',').map(str::to_string).collect(),
+                    PathBuf::from(path),
+                ));
             }
         }
         own
@@ -162,5 +198,7 @@ impl OwnCgroups {
 }
 
 pub fn own_cgroups() -> Result<OwnCgroups> {
-    Ok(OwnCgroups::parse(&fs::read(Path::new("/proc/self/cgroup"))?))
+    Ok(OwnCgroups::parse(&fs::read(Path::new(
+        "/proc/self/cgroup",
+    ))?))
 }

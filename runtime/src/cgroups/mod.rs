@@ -6,19 +6,26 @@
 //! - `Cgroup::create_and_join(&self, pid: i32, resources: Option<&LinuxResources>) -> Result<()>`
 //! - `Cgroup::delete(&self) -> Result<()>`, `Cgroup::kill_all(&self, signal: i32) -> Result<()>`,
 //!   `Cgroup::pids(&self) -> Result<Vec<i32>>`.
-//! - `freeze`, `thaw`, `is_frozen`, `stats` (runc `events --stats` "data" JSON), `oom_kill_count`,
-//!   `update(&LinuxResources)`, `join(pid)` (exec).
+//! - `freeze`, `thaw`, `is_frozen`, `update(&LinuxResources)`, `join(pid)` (exec),
+//!   `oom_kill_count`, and `stats() -> serde_json::Value`: the "data" object of runc's
+//!   `events --stats` (`{"type":"stats","id":…,"data":<this>}`).
 //!
 //! `Cgroup` is `Serialize + Deserialize`: it is stored in the container's state.json. It records,
 //! per controller, where the container's cgroup lives, because a hybrid host can have some
-//! controllers on v1 hierarchies and others on the cgroup2 hierarchy:
-//! a controller mounted on a v1 hierarchy is used there, otherwise on cgroup2 if that hierarchy
-//! offers it. The freezer and `cgroup.kill` are core cgroup2 features; devices on cgroup2 are an
-//! eBPF program (`bpf.rs`).
+//! controllers on v1 hierarchies and others on the cgroup2 hierarchy: a controller mounted on a
+//! v1 hierarchy is used there, otherwise on cgroup2 if that hierarchy offers it. On hybrid hosts
+//! the cgroup2 cgroup is created and joined too. The freezer (when no v1 freezer is mounted) and
+//! `cgroup.kill` are core cgroup2 features; devices on cgroup2 are an eBPF program (`bpf.rs`).
 //!
-//! Files: `layout.rs` (mounts), `path.rs` (cgroupsPath), `validate.rs` (values, before any
-//! mkdir), `convert.rs` (v1→v2 values), `v1.rs`/`v2.rs` (writing resources), `bpf.rs`,
-//! `stats.rs`, `fs.rs` (file helpers carrying path and value in errors).
+//! cgroupsPath: absolute; relative to the runtime's own cgroup (v1) or its parent (v2), like
+//! runc; empty → the container id, relative (runc's default); `--systemd-cgroup`
+//! `slice:prefix:name` → `/slice…/prefix-name.scope` made through cgroupfs (no systemd is
+//! contacted). A `..` climbing out of its base is refused.
+//!
+//! Files: `layout.rs` (mounts), `path.rs` (cgroupsPath), `validate.rs` (values, checked before
+//! any mkdir), `convert.rs` (v1→v2 values), `v1.rs`/`v2.rs` (writing resources), `bpf.rs`,
+//! `stats.rs`, `fs.rs` (file helpers carrying path and value in errors). Tests: `tests.rs`
+//! (this host), `vm.rs` (the same tests inside a pure-v2 and a mixed v1/v2 kernel under qemu).
 mod bpf;
 mod convert;
 mod fs;
@@ -30,6 +37,8 @@ mod tests;
 mod v1;
 mod v2;
 mod validate;
+#[cfg(test)]
+mod vm;
 
 pub use layout::{Layout, V1Mount};
 
@@ -121,8 +130,15 @@ impl Cgroup {
     }
 
     /// Same as `new` on a given layout (tests build one on a chosen mount).
-    pub fn with_layout(layout: &Layout, cgroups_path: Option<&Path>, id: &str, systemd: bool) -> Result<Self> {
-        let spec_path = cgroups_path.map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+    pub fn with_layout(
+        layout: &Layout,
+        cgroups_path: Option<&Path>,
+        id: &str,
+        systemd: bool,
+    ) -> Result<Self> {
+        let spec_path = cgroups_path
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let wanted = path::resolve(&spec_path, id, systemd)?;
         let own = layout::own_cgroups()?;
         let mut v1 = BTreeMap::new();
@@ -177,9 +193,13 @@ impl Cgroup {
             validate::resources(r)?;
         }
         let mut created = Vec::new();
+        // Devices are restricted even when the config has no rules (runc does the same).
+        let no_rules = LinuxResources::default();
+        let r = resources.unwrap_or(&no_rules);
         let result = self
             .create_dirs(&mut created)
-            .and_then(|()| resources.map_or(Ok(()), |r| self.apply(r, false)))
+            .and_then(|()| self.apply(r, false))
+            .and_then(|()| self.apply_devices(r.devices().as_deref().unwrap_or(&[])))
             .and_then(|()| self.join(pid));
         if let Err(e) = result {
             self.rollback(pid, &created);
@@ -191,7 +211,13 @@ impl Cgroup {
     fn create_dirs(&self, created: &mut Vec<PathBuf>) -> Result<()> {
         for dir in self.v1_dirs() {
             let cpuset = self.v1.get("cpuset") == Some(&dir);
-            fs::mkdir_chain(&dir, created, |d| if cpuset { v1::init_cpuset(d) } else { Ok(()) })?;
+            fs::mkdir_chain(&dir, created, |d| {
+                if cpuset {
+                    v1::init_cpuset(d)
+                } else {
+                    Ok(())
+                }
+            })?;
         }
         if let (Some(dir), Some(mount)) = (&self.unified, &self.unified_mount) {
             v2::create(mount, dir, &self.v2_controllers, created)?;
@@ -230,7 +256,10 @@ impl Cgroup {
         if Some(dir) == self.unified.as_deref() {
             return self.unified_mount.clone();
         }
-        self.v1_mounts.iter().find(|mp| dir.starts_with(mp)).cloned()
+        self.v1_mounts
+            .iter()
+            .find(|mp| dir.starts_with(mp))
+            .cloned()
     }
 
     /// Write every resource to the container's cgroup (create: `update == false`).
@@ -239,7 +268,9 @@ impl Cgroup {
             match self.place("memory") {
                 Place::V1(d) => v1::memory(d, m, update)?,
                 Place::V2(d) => v2::memory(d, m, update)?,
-                Place::Missing if validate::memory_is_set(m) => return Err(no_ctrl("memory", "memory")),
+                Place::Missing if validate::memory_is_set(m) => {
+                    return Err(no_ctrl("memory", "memory"))
+                }
                 Place::Missing => {}
             }
         }
@@ -293,7 +324,7 @@ impl Cgroup {
                 Place::Missing => return Err(no_ctrl("rdma", "rdma")),
             }
         }
-        if let Some(rules) = r.devices() {
+        if let (true, Some(rules)) = (update, r.devices()) {
             self.apply_devices(rules)?;
         }
         if let Some(u) = r.unified().as_ref().filter(|u| !u.is_empty()) {
@@ -314,7 +345,10 @@ impl Cgroup {
         }
         for p in n.priorities().iter().flatten() {
             match self.place("net_prio") {
-                Place::V1(d) => fs::write(&d.join("net_prio.ifpriomap"), &format!("{} {}", p.name(), p.priority()))?,
+                Place::V1(d) => fs::write(
+                    &d.join("net_prio.ifpriomap"),
+                    &format!("{} {}", p.name(), p.priority()),
+                )?,
                 _ => return Err(no_ctrl("network.priorities", "net_prio (cgroup v1 only)")),
             }
         }
@@ -328,6 +362,7 @@ impl Cgroup {
         }
         match &self.unified {
             Some(d) => bpf::apply(d, &program),
+            None if rules.is_empty() => Ok(()),
             None => Err(no_ctrl("devices", "devices")),
         }
     }
@@ -357,7 +392,9 @@ impl Cgroup {
 
     /// Every process in the container's cgroup and its sub-cgroups.
     pub fn pids(&self) -> Result<Vec<i32>> {
-        let Some(dir) = self.main_dir() else { return Ok(Vec::new()) };
+        let Some(dir) = self.main_dir() else {
+            return Ok(Vec::new());
+        };
         let mut pids = Vec::new();
         fs::collect_pids(dir, &mut pids)?;
         Ok(pids)

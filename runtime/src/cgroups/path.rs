@@ -76,10 +76,24 @@ fn systemd_path(spec_path: &str, id: &str) -> Result<PathBuf> {
         let [slice, prefix, name] = parts[..] else {
             return Err(bad("--systemd-cgroup expects \"slice:prefix:name\""));
         };
-        (if slice.is_empty() { "system.slice" } else { slice }, prefix, name)
+        (
+            if slice.is_empty() {
+                "system.slice"
+            } else {
+                slice
+            },
+            prefix,
+            name,
+        )
     };
-    if name.is_empty() || [slice, prefix, name].iter().any(|s| s.contains('/') || *s == "..") {
-        return Err(bad("slice, prefix and name must be non-empty names without \"/\""));
+    if name.is_empty()
+        || [slice, prefix, name]
+            .iter()
+            .any(|s| s.contains('/') || *s == "..")
+    {
+        return Err(bad(
+            "slice, prefix and name must be non-empty names without \"/\"",
+        ));
     }
     let mut path = expand_slice(slice).ok_or_else(|| bad("not a valid systemd slice name"))?;
     if name.ends_with(".slice") {
@@ -120,7 +134,11 @@ pub fn place(wanted: &Wanted, own: Option<&Path>, v2: bool) -> PathBuf {
         Wanted::Absolute(p) => p.clone(),
         Wanted::Relative(p) => {
             let own = own.unwrap_or(Path::new("/"));
-            let base = if v2 { own.parent().unwrap_or(Path::new("/")) } else { own };
+            let base = if v2 {
+                own.parent().unwrap_or(Path::new("/"))
+            } else {
+                own
+            };
             base.join(p)
         }
     }

@@ -37,8 +37,14 @@ fn cpu(cg: &Cgroup) -> Result<Value> {
             let stat = fs::keyed(&stat);
             // USER_HZ ticks → ns.
             let tick = 1_000_000_000 / 100;
-            usage.insert("kernel".into(), json!(stat.get("system").copied().unwrap_or(0) * tick));
-            usage.insert("user".into(), json!(stat.get("user").copied().unwrap_or(0) * tick));
+            usage.insert(
+                "kernel".into(),
+                json!(stat.get("system").copied().unwrap_or(0) * tick),
+            );
+            usage.insert(
+                "user".into(),
+                json!(stat.get("user").copied().unwrap_or(0) * tick),
+            );
         }
         _ => {
             if let Some(d) = &cg.unified {
@@ -141,7 +147,9 @@ fn blkio(cg: &Cgroup) -> Result<Value> {
             for line in fs::read(&d.join(file))?.lines() {
                 let f: Vec<&str> = line.split_whitespace().collect();
                 let [dev, op, value] = f[..] else { continue };
-                let Some((major, minor)) = dev.split_once(':') else { continue };
+                let Some((major, minor)) = dev.split_once(':') else {
+                    continue;
+                };
                 out.push(json!({
                     "major": major.parse::<u64>().unwrap_or(0),
                     "minor": minor.parse::<u64>().unwrap_or(0),
@@ -153,10 +161,17 @@ fn blkio(cg: &Cgroup) -> Result<Value> {
     } else if let Place::V2(d) = cg.place("io") {
         for line in fs::read(&d.join("io.stat"))?.lines() {
             let mut f = line.split_whitespace();
-            let Some((major, minor)) = f.next().and_then(|d| d.split_once(':')) else { continue };
-            let (major, minor) = (major.parse::<u64>().unwrap_or(0), minor.parse::<u64>().unwrap_or(0));
+            let Some((major, minor)) = f.next().and_then(|d| d.split_once(':')) else {
+                continue;
+            };
+            let (major, minor) = (
+                major.parse::<u64>().unwrap_or(0),
+                minor.parse::<u64>().unwrap_or(0),
+            );
             for kv in f {
-                let Some((k, v)) = kv.split_once('=') else { continue };
+                let Some((k, v)) = kv.split_once('=') else {
+                    continue;
+                };
                 let v: u64 = v.parse().unwrap_or(0);
                 let (out, op) = match k {
                     "rbytes" => (&mut bytes, "Read"),
@@ -179,18 +194,34 @@ fn hugetlb(cg: &Cgroup) -> Result<Value> {
         Place::V2(d) => (d, true),
         Place::Missing => return Ok(Value::Object(out)),
     };
-    let Ok(entries) = std::fs::read_dir(d) else { return Ok(Value::Object(out)) };
+    let Ok(entries) = std::fs::read_dir(d) else {
+        return Ok(Value::Object(out));
+    };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let size = if v2 { name.strip_prefix("hugetlb.").and_then(|n| n.strip_suffix(".current")) } else { name.strip_prefix("hugetlb.").and_then(|n| n.strip_suffix(".usage_in_bytes")) };
-        let Some(size) = size.filter(|s| !s.contains('.')) else { continue };
+        let size = if v2 {
+            name.strip_prefix("hugetlb.")
+                .and_then(|n| n.strip_suffix(".current"))
+        } else {
+            name.strip_prefix("hugetlb.")
+                .and_then(|n| n.strip_suffix(".usage_in_bytes"))
+        };
+        let Some(size) = size.filter(|s| !s.contains('.')) else {
+            continue;
+        };
         let (max, fail) = if v2 {
             let events = fs::read(&d.join(format!("hugetlb.{size}.events")))?;
             (0, fs::keyed(&events).get("max").copied().unwrap_or(0))
         } else {
-            (num(&d.join(format!("hugetlb.{size}.max_usage_in_bytes")))?, num(&d.join(format!("hugetlb.{size}.failcnt")))?)
+            (
+                num(&d.join(format!("hugetlb.{size}.max_usage_in_bytes")))?,
+                num(&d.join(format!("hugetlb.{size}.failcnt")))?,
+            )
         };
-        out.insert(size.to_string(), json!({"usage": num(&e.path())?, "max": max, "failcnt": fail}));
+        out.insert(
+            size.to_string(),
+            json!({"usage": num(&e.path())?, "max": max, "failcnt": fail}),
+        );
     }
     Ok(Value::Object(out))
 }

@@ -31,7 +31,12 @@ struct Proc(Child);
 
 impl Proc {
     fn sleep() -> Proc {
-        Proc(Command::new("sleep").arg("300").spawn().expect("spawn sleep"))
+        Proc(
+            Command::new("sleep")
+                .arg("300")
+                .spawn()
+                .expect("spawn sleep"),
+        )
     }
     /// `sh -c script` that waits for a line on stdin before running the rest.
     fn gated(script: &str) -> Proc {
@@ -98,27 +103,63 @@ fn assert_gone(cg: &Cgroup) {
 
 #[test]
 fn cgroups_paths_resolve_like_runc() {
-    assert_eq!(resolve("", "c1", false).unwrap(), Wanted::Relative("c1".into()));
-    assert_eq!(resolve("/a/b", "c1", false).unwrap(), Wanted::Absolute("/a/b".into()));
-    assert_eq!(resolve("/a/./x/../b", "c1", false).unwrap(), Wanted::Absolute("/a/b".into()));
-    assert_eq!(resolve("x/y", "c1", false).unwrap(), Wanted::Relative("x/y".into()));
+    assert_eq!(
+        resolve("", "c1", false).unwrap(),
+        Wanted::Relative("c1".into())
+    );
+    assert_eq!(
+        resolve("/a/b", "c1", false).unwrap(),
+        Wanted::Absolute("/a/b".into())
+    );
+    assert_eq!(
+        resolve("/a/./x/../b", "c1", false).unwrap(),
+        Wanted::Absolute("/a/b".into())
+    );
+    assert_eq!(
+        resolve("x/y", "c1", false).unwrap(),
+        Wanted::Relative("x/y".into())
+    );
     for bad in ["/a/../../etc", "../x", "a/../..", ".."] {
         let e = resolve(bad, "c1", false).unwrap_err().to_string();
-        assert!(e.contains("escapes") || e.contains("names no cgroup"), "{bad}: {e}");
+        assert!(
+            e.contains("escapes") || e.contains("names no cgroup"),
+            "{bad}: {e}"
+        );
     }
     let sd = |p: &str| resolve(p, "c1", true).unwrap().display_path();
     assert_eq!(sd(""), PathBuf::from("/system.slice/runc-c1.scope"));
-    assert_eq!(sd("system.slice:docker:abc"), PathBuf::from("/system.slice/docker-abc.scope"));
-    assert_eq!(sd(":crio:abc"), PathBuf::from("/system.slice/crio-abc.scope"));
-    assert_eq!(sd("a-b.slice:p:n"), PathBuf::from("/a.slice/a-b.slice/p-n.scope"));
-    assert_eq!(sd("machine.slice::x.slice"), PathBuf::from("/machine.slice/x.slice"));
+    assert_eq!(
+        sd("system.slice:docker:abc"),
+        PathBuf::from("/system.slice/docker-abc.scope")
+    );
+    assert_eq!(
+        sd(":crio:abc"),
+        PathBuf::from("/system.slice/crio-abc.scope")
+    );
+    assert_eq!(
+        sd("a-b.slice:p:n"),
+        PathBuf::from("/a.slice/a-b.slice/p-n.scope")
+    );
+    assert_eq!(
+        sd("machine.slice::x.slice"),
+        PathBuf::from("/machine.slice/x.slice")
+    );
     for bad in ["/plain/path", "a:b", "bad:p:n", "system.slice:p:../x"] {
         assert!(resolve(bad, "c1", true).is_err(), "{bad} accepted");
     }
     let rel = Wanted::Relative("c1".into());
-    assert_eq!(place(&rel, Some(Path::new("/x/y")), false), PathBuf::from("/x/y/c1"));
-    assert_eq!(place(&rel, Some(Path::new("/x/y")), true), PathBuf::from("/x/c1"));
-    assert_eq!(place(&rel, Some(Path::new("/")), true), PathBuf::from("/c1"));
+    assert_eq!(
+        place(&rel, Some(Path::new("/x/y")), false),
+        PathBuf::from("/x/y/c1")
+    );
+    assert_eq!(
+        place(&rel, Some(Path::new("/x/y")), true),
+        PathBuf::from("/x/c1")
+    );
+    assert_eq!(
+        place(&rel, Some(Path::new("/")), true),
+        PathBuf::from("/c1")
+    );
 }
 
 const HYBRID: &str = "\
@@ -133,12 +174,26 @@ const HYBRID: &str = "\
 fn layouts_parse_from_mountinfo() {
     let l = Layout::from_mountinfo(HYBRID);
     let ctrls: Vec<&Vec<String>> = l.v1.iter().map(|m| &m.controllers).collect();
-    assert_eq!(ctrls, [&vec!["cpu".to_string(), "cpuacct".into()], &vec!["memory".into()], &vec!["name=systemd".into()]]);
-    assert_eq!(l.unified.as_ref().unwrap().mount_point, PathBuf::from("/sys/fs/cgroup/unified"));
+    assert_eq!(
+        ctrls,
+        [
+            &vec!["cpu".to_string(), "cpuacct".into()],
+            &vec!["memory".into()],
+            &vec!["name=systemd".into()]
+        ]
+    );
+    assert_eq!(
+        l.unified.as_ref().unwrap().mount_point,
+        PathBuf::from("/sys/fs/cgroup/unified")
+    );
 
-    let v2 = Layout::from_mountinfo("30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n");
+    let v2 =
+        Layout::from_mountinfo("30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n");
     assert!(v2.v1.is_empty());
-    assert_eq!(v2.unified.unwrap().mount_point, PathBuf::from("/sys/fs/cgroup"));
+    assert_eq!(
+        v2.unified.unwrap().mount_point,
+        PathBuf::from("/sys/fs/cgroup")
+    );
 
     // Inside a cgroup namespace the mount root is not "/".
     let m = V1Mount {
@@ -146,7 +201,10 @@ fn layouts_parse_from_mountinfo() {
         root: "/outer".into(),
         controllers: vec!["memory".into()],
     };
-    assert_eq!(m.dir_for(Path::new("/outer/c1")), PathBuf::from("/sys/fs/cgroup/memory/c1"));
+    assert_eq!(
+        m.dir_for(Path::new("/outer/c1")),
+        PathBuf::from("/sys/fs/cgroup/memory/c1")
+    );
 
     let own = layout::OwnCgroups::parse("4:memory:/a/b\n1:cpu,cpuacct:/\n0::/user.slice/s.scope\n");
     assert_eq!(own.v1_path(&["memory".into()]), Some(Path::new("/a/b")));
@@ -173,10 +231,15 @@ fn v1_values_convert_to_v2_like_runc() {
 
 #[test]
 fn device_program_is_well_formed() {
-    let p = validate::device_rules(&res(json!({"devices": [
-        {"allow": false, "access": "rwm"},
-        {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "r"}
-    ]})).devices().clone().unwrap())
+    let p = validate::device_rules(
+        &res(json!({"devices": [
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "r"}
+        ]}))
+        .devices()
+        .clone()
+        .unwrap(),
+    )
     .unwrap();
     assert!(!p.default_allow);
     assert_eq!(p.rules[0].v1_string(), "c 1:11 r");
@@ -208,24 +271,42 @@ fn invalid_values_are_refused_and_leave_nothing() {
     let cases = [
         (json!({"memory": {"limit": -5}}), "memory.limit"),
         (json!({"memory": {"swappiness": 150}}), "memory.swappiness"),
-        (json!({"memory": {"limit": 1000000, "swap": 10}}), "memory.swap"),
+        (
+            json!({"memory": {"limit": 1000000, "swap": 10}}),
+            "memory.swap",
+        ),
         (json!({"cpu": {"shares": 1}}), "cpu.shares"),
         (json!({"cpu": {"quota": 10}}), "cpu.quota"),
         (json!({"cpu": {"period": 5}}), "cpu.period"),
         (json!({"cpu": {"cpus": "0-x"}}), "cpu.cpus"),
         (json!({"pids": {"limit": -3}}), "pids.limit"),
         (json!({"blockIO": {"weight": 5}}), "blockIO.weight"),
-        (json!({"blockIO": {"throttleReadBpsDevice": [{"major": 4095, "minor": 4095, "rate": 1}]}}), "4095:4095"),
-        (json!({"hugepageLimits": [{"pageSize": "2XB", "limit": 1}]}), "hugepageLimits.pageSize"),
-        (json!({"devices": [{"allow": true, "access": "rwx"}]}), "devices[0].access"),
+        (
+            json!({"blockIO": {"throttleReadBpsDevice": [{"major": 4095, "minor": 4095, "rate": 1}]}}),
+            "4095:4095",
+        ),
+        (
+            json!({"hugepageLimits": [{"pageSize": "2XB", "limit": 1}]}),
+            "hugepageLimits.pageSize",
+        ),
+        (
+            json!({"devices": [{"allow": true, "access": "rwx"}]}),
+            "devices[0].access",
+        ),
         (json!({"unified": {"../escape": "1"}}), "unified"),
     ];
     let cg = Cgroup::new(Some(&name("invalid")), "c1", false).unwrap();
     let _cleanup = Cleanup(cg.clone());
     let child = Proc::sleep();
     for (r, field) in cases {
-        let err = cg.create_and_join(child.pid(), Some(&res(r.clone()))).unwrap_err().to_string();
-        assert!(err.contains(field), "{r}: error {err:?} does not name {field}");
+        let err = cg
+            .create_and_join(child.pid(), Some(&res(r.clone())))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(field),
+            "{r}: error {err:?} does not name {field}"
+        );
         assert_gone(&cg);
     }
 }
@@ -236,8 +317,12 @@ fn a_failure_after_mkdir_rolls_back() {
     let cg = Cgroup::new(Some(&name("rollback")), "c1", false).unwrap();
     let _cleanup = Cleanup(cg.clone());
     let child = Proc::sleep();
-    let r = res(json!({"pids": {"limit": 10}, "hugepageLimits": [{"pageSize": "3MB", "limit": 0}]}));
-    let err = cg.create_and_join(child.pid(), Some(&r)).unwrap_err().to_string();
+    let r =
+        res(json!({"pids": {"limit": 10}, "hugepageLimits": [{"pageSize": "3MB", "limit": 0}]}));
+    let err = cg
+        .create_and_join(child.pid(), Some(&r))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("3MB"), "{err}");
     assert_gone(&cg);
 }
@@ -263,9 +348,16 @@ fn limits_on_detected_layout() {
     cg.create_and_join(child.pid(), Some(&r)).unwrap();
     child.release();
     let charged = fs::wait_for(std::time::Duration::from_secs(2), || {
-        Ok(cg.stats()?["memory"]["usage"]["usage"].as_u64().unwrap_or(0) > 0)
+        Ok(cg.stats()?["memory"]["usage"]["usage"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0)
     });
-    assert!(charged.unwrap(), "no memory charged to the cgroup: {}", cg.stats().unwrap());
+    assert!(
+        charged.unwrap(),
+        "no memory charged to the cgroup: {}",
+        cg.stats().unwrap()
+    );
     let mut checked = Vec::new();
 
     match cg.place("memory") {
@@ -290,7 +382,10 @@ fn limits_on_detected_layout() {
             checked.push("cpu:v1");
         }
         Place::V2(d) => {
-            assert_eq!(read(&d.join("cpu.weight")), shares_to_weight(512).to_string());
+            assert_eq!(
+                read(&d.join("cpu.weight")),
+                shares_to_weight(512).to_string()
+            );
             assert_eq!(read(&d.join("cpu.max")), "50000 100000");
             checked.push("cpu:v2");
         }
@@ -308,19 +403,36 @@ fn limits_on_detected_layout() {
         Place::Missing => panic!("no hugetlb controller"),
     }
     match (cg.place("blkio"), cg.place("io")) {
-        (Place::V1(d), _) => assert!(read(&d.join("blkio.throttle.read_bps_device")).contains(&format!("{dev} 1048576"))),
-        (_, Place::V2(d)) => assert!(read(&d.join("io.max")).contains(&format!("{dev} rbps=1048576"))),
+        (Place::V1(d), _) => assert!(
+            read(&d.join("blkio.throttle.read_bps_device")).contains(&format!("{dev} 1048576"))
+        ),
+        (_, Place::V2(d)) => {
+            assert!(read(&d.join("io.max")).contains(&format!("{dev} rbps=1048576")))
+        }
         _ => panic!("no blkio/io controller"),
     }
     match cg.v1.get("devices") {
         Some(d) => {
             let list = read(&d.join("devices.list"));
-            assert!(list.contains("c 1:11 r") && list.contains("c 1:3 rwm") && !list.contains("a *:* rwm"), "{list}");
+            assert!(
+                list.contains("c 1:11 r")
+                    && list.contains("c 1:3 rwm")
+                    && !list.contains("a *:* rwm"),
+                "{list}"
+            );
         }
-        None => assert_eq!(bpf::attached_count(cg.unified.as_ref().unwrap()).unwrap(), 1),
+        None => assert_eq!(
+            bpf::attached_count(cg.unified.as_ref().unwrap()).unwrap(),
+            1
+        ),
     }
     for d in cg.dirs() {
-        assert_eq!(read(&d.join("cgroup.procs")), child.pid().to_string(), "{}", d.display());
+        assert_eq!(
+            read(&d.join("cgroup.procs")),
+            child.pid().to_string(),
+            "{}",
+            d.display()
+        );
     }
     assert_eq!(cg.pids().unwrap(), vec![child.pid()]);
 
@@ -329,15 +441,41 @@ fn limits_on_detected_layout() {
     assert_eq!(stats["pids"]["limit"], 32, "{stats}");
     assert_eq!(stats["memory"]["usage"]["limit"], 67108864, "{stats}");
 
-    cg.update(&res(json!({"pids": {"limit": 64}, "memory": {"limit": 134217728}}))).unwrap();
+    cg.update(&res(
+        json!({"pids": {"limit": 64}, "memory": {"limit": 134217728}}),
+    ))
+    .unwrap();
     if let Place::V1(d) | Place::V2(d) = cg.place("pids") {
         assert_eq!(read(&d.join("pids.max")), "64");
     }
     let err = cg
-        .update(&res(json!({"memory": {"limit": 4096, "checkBeforeUpdate": true}})))
+        .update(&res(
+            json!({"memory": {"limit": 4096, "checkBeforeUpdate": true}}),
+        ))
         .unwrap_err()
         .to_string();
     assert!(err.contains("checkBeforeUpdate"), "{err}");
+
+    // network: v1-only controllers.
+    let net = res(
+        json!({"network": {"classID": 1048577, "priorities": [{"name": "lo", "priority": 5}]}}),
+    );
+    match (cg.v1.get("net_cls"), cg.v1.get("net_prio")) {
+        (Some(cls), Some(prio)) => {
+            cg.update(&net).unwrap();
+            assert_eq!(read(&cls.join("net_cls.classid")), "1048577");
+            assert!(read(&prio.join("net_prio.ifpriomap")).contains("lo 5"));
+            checked.push("network:v1");
+        }
+        _ => {
+            let err = cg.update(&net).unwrap_err().to_string();
+            assert!(
+                err.contains("network.classID") && err.contains("net_cls"),
+                "{err}"
+            );
+            checked.push("network:none");
+        }
+    }
 
     cg.freeze().unwrap();
     assert!(cg.is_frozen().unwrap());
@@ -348,7 +486,11 @@ fn limits_on_detected_layout() {
     assert_eq!(child.wait_signal(), Some(libc::SIGTERM));
     cg.delete().unwrap();
     assert_gone(&cg);
-    eprintln!("limits_on_detected_layout checked {checked:?} (v1 = {:?}, v2 = {:?})", cg.v1.keys(), cg.v2_controllers);
+    eprintln!(
+        "limits_on_detected_layout checked {checked:?} (v1 = {:?}, v2 = {:?})",
+        cg.v1.keys(),
+        cg.v2_controllers
+    );
 }
 
 #[test]
@@ -359,6 +501,20 @@ fn delete_waits_for_exiting_processes_and_kill_all_kills_every_process() {
     let mut b = Proc::sleep();
     cg.create_and_join(a.pid(), None).unwrap();
     cg.join(b.pid()).unwrap();
+    // No resources at all: devices are still restricted to the defaults, like runc.
+    match cg.v1.get("devices") {
+        Some(d) => {
+            let list = read(&d.join("devices.list"));
+            assert!(
+                !list.contains("a *:* rwm") && list.contains("c 1:3 rwm"),
+                "{list}"
+            );
+        }
+        None => assert_eq!(
+            bpf::attached_count(cg.unified.as_ref().unwrap()).unwrap(),
+            1
+        ),
+    }
     let mut pids = cg.pids().unwrap();
     pids.sort();
     let mut want = vec![a.pid(), b.pid()];
@@ -378,7 +534,10 @@ fn delete_waits_for_exiting_processes_and_kill_all_kills_every_process() {
 #[test]
 fn v2_for_real() {
     let host = Layout::detect().unwrap();
-    let mount = host.unified.expect("this test needs a cgroup2 mount").mount_point;
+    let mount = host
+        .unified
+        .expect("this test needs a cgroup2 mount")
+        .mount_point;
     let layout = Layout::v2_at(&mount).unwrap();
     let have = |c: &str| layout.v2_controllers.iter().any(|x| x == c);
     if let Ok(required) = std::env::var("BERTH_CGROUP_V2_REQUIRE") {
@@ -402,7 +561,8 @@ fn v2_for_real() {
         exercised.push("pids");
     }
     if have("cpu") {
-        r["cpu"] = json!({"shares": 1024, "quota": 20000, "period": 100000, "burst": 1000, "idle": 0});
+        r["cpu"] =
+            json!({"shares": 1024, "quota": 20000, "period": 100000, "burst": 1000, "idle": 0});
         exercised.push("cpu");
     }
     if have("cpuset") {
@@ -424,7 +584,8 @@ fn v2_for_real() {
         exercised.push("io");
     }
     let mut allowed_read = Proc::gated("true < /dev/kmsg");
-    cg.create_and_join(allowed_read.pid(), Some(&res(r))).unwrap();
+    cg.create_and_join(allowed_read.pid(), Some(&res(r)))
+        .unwrap();
 
     if have("pids") {
         assert_eq!(read(&dir.join("pids.max")), "32");
@@ -451,19 +612,34 @@ fn v2_for_real() {
 
     // Devices: the program allows reading /dev/kmsg (c 1:11 r) but not writing it.
     assert_eq!(bpf::attached_count(&dir).unwrap(), 1);
-    assert!(allowed_read.release_and_wait().success(), "read of /dev/kmsg was denied");
+    assert!(
+        allowed_read.release_and_wait().success(),
+        "read of /dev/kmsg was denied"
+    );
     let mut denied_write = Proc::gated("true > /dev/kmsg");
     cg.join(denied_write.pid()).unwrap();
-    assert!(!denied_write.release_and_wait().success(), "write to /dev/kmsg was allowed");
+    assert!(
+        !denied_write.release_and_wait().success(),
+        "write to /dev/kmsg was allowed"
+    );
     let mut default_null = Proc::gated("true > /dev/null");
     cg.join(default_null.pid()).unwrap();
-    assert!(default_null.release_and_wait().success(), "/dev/null (a default device) was denied");
+    assert!(
+        default_null.release_and_wait().success(),
+        "/dev/null (a default device) was denied"
+    );
     // Update replaces the program: now reading is denied too, and only one program is attached.
-    cg.update(&res(json!({"devices": [{"allow": false, "access": "rwm"}]}))).unwrap();
+    cg.update(&res(
+        json!({"devices": [{"allow": false, "access": "rwm"}]}),
+    ))
+    .unwrap();
     assert_eq!(bpf::attached_count(&dir).unwrap(), 1);
     let mut denied_read = Proc::gated("true < /dev/kmsg");
     cg.join(denied_read.pid()).unwrap();
-    assert!(!denied_read.release_and_wait().success(), "read of /dev/kmsg allowed after update");
+    assert!(
+        !denied_read.release_and_wait().success(),
+        "read of /dev/kmsg allowed after update"
+    );
 
     // Freeze through cgroup.freeze.
     let mut a = Proc::sleep();
@@ -486,7 +662,11 @@ fn v2_for_real() {
     cg.join(c.pid()).unwrap();
     assert!(dir.join("cgroup.kill").exists());
     cg.kill_all(libc::SIGKILL).unwrap();
-    assert_eq!(b.wait_signal(), Some(libc::SIGTERM), "b already got SIGTERM");
+    assert_eq!(
+        b.wait_signal(),
+        Some(libc::SIGTERM),
+        "b already got SIGTERM"
+    );
     assert_eq!(c.wait_signal(), Some(libc::SIGKILL));
 
     cg.delete().unwrap();

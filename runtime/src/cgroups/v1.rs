@@ -8,7 +8,9 @@ use std::time::Duration;
 
 /// A new v1 cpuset cgroup starts with empty cpus/mems (no task could join): copy the parent's.
 pub fn init_cpuset(dir: &Path) -> Result<()> {
-    let Some(parent) = dir.parent() else { return Ok(()) };
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
     for file in ["cpuset.cpus", "cpuset.mems"] {
         if fs::read(&dir.join(file))?.trim().is_empty() {
             fs::write(&dir.join(file), fs::read(&parent.join(file))?.trim())?;
@@ -32,12 +34,19 @@ pub fn memory(dir: &Path, m: &LinuxMemory, update: bool) -> Result<()> {
         }
     }
     // Like runc: an unlimited memory limit without a swap value makes memory+swap unlimited.
-    let swap = m.swap().filter(|s| *s != 0).or((limit == Some(-1)).then_some(-1));
+    let swap = m
+        .swap()
+        .filter(|s| *s != 0)
+        .or((limit == Some(-1)).then_some(-1));
     let memsw = dir.join("memory.memsw.limit_in_bytes");
     match (limit, swap) {
         (_, Some(s)) if !memsw.exists() => {
             if s != -1 && Some(s) != limit {
-                return Err(invalid("memory.swap", s, "swap accounting is off in this kernel (no memory.memsw.limit_in_bytes)"));
+                return Err(invalid(
+                    "memory.swap",
+                    s,
+                    "swap accounting is off in this kernel (no memory.memsw.limit_in_bytes)",
+                ));
             }
             write_opt(dir, "memory.limit_in_bytes", limit)?;
         }
@@ -54,13 +63,19 @@ pub fn memory(dir: &Path, m: &LinuxMemory, update: bool) -> Result<()> {
         (None, Some(s)) => fs::write(&memsw, &s.to_string())?,
         (None, None) => {}
     }
-    write_opt(dir, "memory.soft_limit_in_bytes", m.reservation().filter(|r| *r != 0))?;
+    write_opt(
+        dir,
+        "memory.soft_limit_in_bytes",
+        m.reservation().filter(|r| *r != 0),
+    )?;
     if let Some(k) = m.kernel_tcp().filter(|k| *k != 0) {
         fs::write(&dir.join("memory.kmem.tcp.limit_in_bytes"), &k.to_string())?;
     }
     #[allow(deprecated)]
     if m.kernel().is_some_and(|k| k != 0) {
-        tracing::warn!("linux.resources.memory.kernel is ignored: kernel memory limits are obsolete");
+        tracing::warn!(
+            "linux.resources.memory.kernel is ignored: kernel memory limits are obsolete"
+        );
     }
     write_opt(dir, "memory.swappiness", m.swappiness())?;
     if m.disable_oom_killer() == Some(true) {
@@ -98,8 +113,16 @@ pub fn cpu(dir: &Path, c: &LinuxCpu) -> Result<()> {
         write_opt(dir, "cpu.cfs_quota_us", quota)?;
     }
     write_opt(dir, "cpu.cfs_burst_us", c.burst())?;
-    write_opt(dir, "cpu.rt_period_us", c.realtime_period().filter(|p| *p != 0))?;
-    write_opt(dir, "cpu.rt_runtime_us", c.realtime_runtime().filter(|r| *r != 0))?;
+    write_opt(
+        dir,
+        "cpu.rt_period_us",
+        c.realtime_period().filter(|p| *p != 0),
+    )?;
+    write_opt(
+        dir,
+        "cpu.rt_runtime_us",
+        c.realtime_runtime().filter(|r| *r != 0),
+    )?;
     write_opt(dir, "cpu.idle", c.idle())
 }
 
@@ -113,19 +136,36 @@ pub fn pids(dir: &Path, limit: i64) -> Result<()> {
 }
 
 /// The first of `names` that exists in `dir`.
-fn first_existing<'a>(dir: &Path, names: &[&'a str], field: &str, value: impl ToString) -> Result<&'a str> {
-    names.iter().copied().find(|n| dir.join(n).exists()).ok_or_else(|| {
-        invalid(
-            field,
-            value,
-            &format!("not supported by this kernel's I/O scheduler (no {})", names.join(" or ")),
-        )
-    })
+fn first_existing<'a>(
+    dir: &Path,
+    names: &[&'a str],
+    field: &str,
+    value: impl ToString,
+) -> Result<&'a str> {
+    names
+        .iter()
+        .copied()
+        .find(|n| dir.join(n).exists())
+        .ok_or_else(|| {
+            invalid(
+                field,
+                value,
+                &format!(
+                    "not supported by this kernel's I/O scheduler (no {})",
+                    names.join(" or ")
+                ),
+            )
+        })
 }
 
 pub fn blkio(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
     if let Some(w) = b.weight().filter(|w| *w != 0) {
-        let file = first_existing(dir, &["blkio.weight", "blkio.bfq.weight"], "blockIO.weight", w)?;
+        let file = first_existing(
+            dir,
+            &["blkio.weight", "blkio.bfq.weight"],
+            "blockIO.weight",
+            w,
+        )?;
         fs::write(&dir.join(file), &w.to_string())?;
     }
     if let Some(w) = b.leaf_weight().filter(|w| *w != 0) {
@@ -135,12 +175,22 @@ pub fn blkio(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
     for d in b.weight_device().iter().flatten() {
         if let Some(w) = d.weight() {
             let value = format!("{}:{} {}", d.major(), d.minor(), w);
-            let file = first_existing(dir, &["blkio.weight_device", "blkio.bfq.weight_device"], "blockIO.weightDevice", &value)?;
+            let file = first_existing(
+                dir,
+                &["blkio.weight_device", "blkio.bfq.weight_device"],
+                "blockIO.weightDevice",
+                &value,
+            )?;
             fs::write(&dir.join(file), &value)?;
         }
         if let Some(w) = d.leaf_weight() {
             let value = format!("{}:{} {}", d.major(), d.minor(), w);
-            let file = first_existing(dir, &["blkio.leaf_weight_device"], "blockIO.weightDevice.leafWeight", &value)?;
+            let file = first_existing(
+                dir,
+                &["blkio.leaf_weight_device"],
+                "blockIO.weightDevice.leafWeight",
+                &value,
+            )?;
             fs::write(&dir.join(file), &value)?;
         }
     }
@@ -152,7 +202,10 @@ pub fn blkio(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
     ];
     for ((_, list), file) in throttles(b).into_iter().zip(files) {
         for t in list {
-            fs::write(&dir.join(file), &format!("{}:{} {}", t.major(), t.minor(), t.rate()))?;
+            fs::write(
+                &dir.join(file),
+                &format!("{}:{} {}", t.major(), t.minor(), t.rate()),
+            )?;
         }
     }
     Ok(())
@@ -187,7 +240,13 @@ pub fn rdma(dir: &Path, device: &str, limit: &LinuxRdma) -> Result<()> {
 
 /// v1 devices: set the default, then each rule in order.
 pub fn devices(dir: &Path, program: &DeviceProgram) -> Result<()> {
-    let file = |allow: bool| dir.join(if allow { "devices.allow" } else { "devices.deny" });
+    let file = |allow: bool| {
+        dir.join(if allow {
+            "devices.allow"
+        } else {
+            "devices.deny"
+        })
+    };
     fs::write(&file(program.default_allow), "a")?;
     for rule in &program.rules {
         fs::write(&file(rule.allow), &rule.v1_string())?;

@@ -9,7 +9,12 @@ use std::time::Duration;
 
 /// mkdir `dir` below `mount`, enabling the hierarchy's controllers in every ancestor's
 /// `cgroup.subtree_control` first (a controller not enabled in the parent has no files).
-pub fn create(mount: &Path, dir: &Path, controllers: &[String], created: &mut Vec<PathBuf>) -> Result<()> {
+pub fn create(
+    mount: &Path,
+    dir: &Path,
+    controllers: &[String],
+    created: &mut Vec<PathBuf>,
+) -> Result<()> {
     let rel = dir.strip_prefix(mount).map_err(|_| Error::Path {
         path: dir.to_path_buf(),
         reason: format!("not below the cgroup2 mount {}", mount.display()),
@@ -56,7 +61,11 @@ pub fn memory(dir: &Path, m: &LinuxMemory, update: bool) -> Result<()> {
             let file = dir.join("memory.swap.max");
             if !file.exists() {
                 if v != -1 {
-                    return Err(invalid("memory.swap", s, "this kernel has no swap accounting (memory.swap.max)"));
+                    return Err(invalid(
+                        "memory.swap",
+                        s,
+                        "this kernel has no swap accounting (memory.swap.max)",
+                    ));
                 }
             } else {
                 fs::write(&file, &max_or(v))?;
@@ -69,7 +78,8 @@ pub fn memory(dir: &Path, m: &LinuxMemory, update: bool) -> Result<()> {
     if let Some(r) = m.reservation().filter(|r| *r != 0) {
         fs::write(&dir.join("memory.low"), &max_or(r))?;
     }
-    if m.swappiness().is_some() || m.disable_oom_killer() == Some(true) || m.kernel_tcp().is_some() {
+    if m.swappiness().is_some() || m.disable_oom_killer() == Some(true) || m.kernel_tcp().is_some()
+    {
         tracing::warn!("memory.swappiness, disableOOMKiller and kernelTCP have no cgroup v2 equivalent; ignored");
     }
     Ok(())
@@ -85,7 +95,10 @@ pub fn cpu(dir: &Path, c: &LinuxCpu) -> Result<()> {
         let file = dir.join("cpu.max");
         let current = fs::read(&file)?;
         let mut cur = current.split_whitespace();
-        let (cur_quota, cur_period) = (cur.next().unwrap_or("max").to_string(), cur.next().unwrap_or("100000").to_string());
+        let (cur_quota, cur_period) = (
+            cur.next().unwrap_or("max").to_string(),
+            cur.next().unwrap_or("100000").to_string(),
+        );
         let q = quota.map_or(cur_quota, max_or);
         let p = period.map_or(cur_period, |p| p.to_string());
         fs::write(&file, &format!("{q} {p}"))?;
@@ -97,10 +110,18 @@ pub fn cpu(dir: &Path, c: &LinuxCpu) -> Result<()> {
         fs::write(&dir.join("cpu.idle"), &i.to_string())?;
     }
     if let Some(r) = c.realtime_runtime().filter(|r| *r != 0) {
-        return Err(invalid("cpu.realtimeRuntime", r, "real-time scheduling limits do not exist on cgroup v2"));
+        return Err(invalid(
+            "cpu.realtimeRuntime",
+            r,
+            "real-time scheduling limits do not exist on cgroup v2",
+        ));
     }
     if let Some(p) = c.realtime_period().filter(|p| *p != 0) {
-        return Err(invalid("cpu.realtimePeriod", p, "real-time scheduling limits do not exist on cgroup v2"));
+        return Err(invalid(
+            "cpu.realtimePeriod",
+            p,
+            "real-time scheduling limits do not exist on cgroup v2",
+        ));
     }
     Ok(())
 }
@@ -112,7 +133,10 @@ pub fn io(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
         if bfq.exists() {
             fs::write(&bfq, &w.to_string())?;
         } else {
-            fs::write(&dir.join("io.weight"), &format!("default {}", blkio_weight_to_io_weight(w)))?;
+            fs::write(
+                &dir.join("io.weight"),
+                &format!("default {}", blkio_weight_to_io_weight(w)),
+            )?;
         }
     }
     if b.leaf_weight().is_some_and(|w| w != 0) {
@@ -122,7 +146,11 @@ pub fn io(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
         if let Some(w) = d.weight() {
             let value = format!("{}:{} {}", d.major(), d.minor(), w);
             if !bfq.exists() {
-                return Err(invalid("blockIO.weightDevice", value, "needs the BFQ I/O scheduler on cgroup v2 (no io.bfq.weight)"));
+                return Err(invalid(
+                    "blockIO.weightDevice",
+                    value,
+                    "needs the BFQ I/O scheduler on cgroup v2 (no io.bfq.weight)",
+                ));
             }
             fs::write(&bfq, &value)?;
         }

@@ -1,7 +1,9 @@
 //! Checks on `linux.resources` values, done before any cgroup is made, so a bad config.json
 //! leaves nothing behind. Each error names the field and the value.
 use super::{invalid, Result};
-use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType, LinuxMemory, LinuxResources};
+use oci_spec::runtime::{
+    LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType, LinuxMemory, LinuxResources,
+};
 use std::path::Path;
 
 pub fn resources(r: &LinuxResources) -> Result<()> {
@@ -13,7 +15,11 @@ pub fn resources(r: &LinuxResources) -> Result<()> {
     }
     if let Some(p) = r.pids() {
         if p.limit() < -1 {
-            return Err(invalid("pids.limit", p.limit(), "must be -1 (unlimited), 0 (unset) or positive"));
+            return Err(invalid(
+                "pids.limit",
+                p.limit(),
+                "must be -1 (unlimited), 0 (unset) or positive",
+            ));
         }
     }
     if let Some(b) = r.block_io() {
@@ -21,10 +27,18 @@ pub fn resources(r: &LinuxResources) -> Result<()> {
     }
     for h in r.hugepage_limits().iter().flatten() {
         if h.limit() < 0 {
-            return Err(invalid("hugepageLimits.limit", h.limit(), "must not be negative"));
+            return Err(invalid(
+                "hugepageLimits.limit",
+                h.limit(),
+                "must not be negative",
+            ));
         }
         if page_size_bytes(h.page_size()).is_none() {
-            return Err(invalid("hugepageLimits.pageSize", h.page_size(), "expected a size like \"2MB\" or \"1GB\""));
+            return Err(invalid(
+                "hugepageLimits.pageSize",
+                h.page_size(),
+                "expected a size like \"2MB\" or \"1GB\"",
+            ));
         }
     }
     if let Some(rules) = r.devices() {
@@ -49,7 +63,11 @@ fn memory(m: &LinuxMemory) -> Result<()> {
     ];
     for (field, v) in fields {
         if let Some(v) = v.filter(|v| *v < -1) {
-            return Err(invalid(field, v, "must be -1 (unlimited) or a number of bytes"));
+            return Err(invalid(
+                field,
+                v,
+                "must be -1 (unlimited) or a number of bytes",
+            ));
         }
     }
     if let Some(s) = m.swappiness().filter(|s| *s > 100) {
@@ -72,20 +90,39 @@ fn cpu(c: &LinuxCpu) -> Result<()> {
         return Err(invalid("cpu.shares", s, "must be between 2 and 262144"));
     }
     if let Some(q) = c.quota().filter(|q| *q < -1 || (*q > 0 && *q < 1000)) {
-        return Err(invalid("cpu.quota", q, "must be -1 (unlimited) or at least 1000 (µs)"));
+        return Err(invalid(
+            "cpu.quota",
+            q,
+            "must be -1 (unlimited) or at least 1000 (µs)",
+        ));
     }
-    if let Some(p) = c.period().filter(|p| *p != 0 && !(1000..=1_000_000).contains(p)) {
-        return Err(invalid("cpu.period", p, "must be between 1000 and 1000000 (µs)"));
+    if let Some(p) = c
+        .period()
+        .filter(|p| *p != 0 && !(1000..=1_000_000).contains(p))
+    {
+        return Err(invalid(
+            "cpu.period",
+            p,
+            "must be between 1000 and 1000000 (µs)",
+        ));
     }
     if let Some(i) = c.idle().filter(|i| *i != 0 && *i != 1) {
         return Err(invalid("cpu.idle", i, "must be 0 or 1"));
     }
     if let Some(r) = c.realtime_runtime().filter(|r| *r < -1) {
-        return Err(invalid("cpu.realtimeRuntime", r, "must be -1 or a number of µs"));
+        return Err(invalid(
+            "cpu.realtimeRuntime",
+            r,
+            "must be -1 or a number of µs",
+        ));
     }
     for (field, v) in [("cpu.cpus", c.cpus()), ("cpu.mems", c.mems())] {
         if let Some(v) = v.as_deref().filter(|v| !is_cpu_list(v)) {
-            return Err(invalid(field, format!("{v:?}"), "expected a list like \"0-3,5\""));
+            return Err(invalid(
+                field,
+                format!("{v:?}"),
+                "expected a list like \"0-3,5\"",
+            ));
         }
     }
     Ok(())
@@ -105,12 +142,20 @@ fn blkio(b: &LinuxBlockIo) -> Result<()> {
         return Err(invalid("blockIO.weight", w, "must be between 10 and 1000"));
     }
     if let Some(w) = b.leaf_weight().filter(|w| !weight_ok(w)) {
-        return Err(invalid("blockIO.leafWeight", w, "must be between 10 and 1000"));
+        return Err(invalid(
+            "blockIO.leafWeight",
+            w,
+            "must be between 10 and 1000",
+        ));
     }
     for d in b.weight_device().iter().flatten() {
         block_device("blockIO.weightDevice", d.major(), d.minor())?;
         if let Some(w) = d.weight().filter(|w| !weight_ok(w)) {
-            return Err(invalid("blockIO.weightDevice.weight", w, "must be between 10 and 1000"));
+            return Err(invalid(
+                "blockIO.weightDevice.weight",
+                w,
+                "must be between 10 and 1000",
+            ));
         }
     }
     for (field, list) in throttles(b) {
@@ -125,19 +170,37 @@ fn list<T>(v: &Option<Vec<T>>) -> &[T] {
     v.as_deref().unwrap_or(&[])
 }
 
-pub fn throttles(b: &LinuxBlockIo) -> [(&'static str, &[oci_spec::runtime::LinuxThrottleDevice]); 4] {
+pub fn throttles(
+    b: &LinuxBlockIo,
+) -> [(&'static str, &[oci_spec::runtime::LinuxThrottleDevice]); 4] {
     [
-        ("blockIO.throttleReadBpsDevice", list(b.throttle_read_bps_device())),
-        ("blockIO.throttleWriteBpsDevice", list(b.throttle_write_bps_device())),
-        ("blockIO.throttleReadIOPSDevice", list(b.throttle_read_iops_device())),
-        ("blockIO.throttleWriteIOPSDevice", list(b.throttle_write_iops_device())),
+        (
+            "blockIO.throttleReadBpsDevice",
+            list(b.throttle_read_bps_device()),
+        ),
+        (
+            "blockIO.throttleWriteBpsDevice",
+            list(b.throttle_write_bps_device()),
+        ),
+        (
+            "blockIO.throttleReadIOPSDevice",
+            list(b.throttle_read_iops_device()),
+        ),
+        (
+            "blockIO.throttleWriteIOPSDevice",
+            list(b.throttle_write_iops_device()),
+        ),
     ]
 }
 
 /// The block device must exist (the kernel's own error would be a bare EINVAL/ENODEV).
 fn block_device(field: &str, major: i64, minor: i64) -> Result<()> {
     if major < 0 || minor < 0 || !Path::new(&format!("/sys/dev/block/{major}:{minor}")).exists() {
-        return Err(invalid(field, format!("{major}:{minor}"), "no such block device"));
+        return Err(invalid(
+            field,
+            format!("{major}:{minor}"),
+            "no such block device",
+        ));
     }
     Ok(())
 }
@@ -176,7 +239,13 @@ impl DeviceRule {
                 acc.push(ch);
             }
         }
-        format!("{} {}:{} {}", self.kind, num(self.major), num(self.minor), acc)
+        format!(
+            "{} {}:{} {}",
+            self.kind,
+            num(self.major),
+            num(self.minor),
+            acc
+        )
     }
 
     fn is_wildcard(&self) -> bool {
@@ -185,6 +254,7 @@ impl DeviceRule {
 }
 
 /// The rules to enforce: what is allowed when no rule matches, then rules (last match wins).
+/// Built from the config's rules followed by the default devices, on a deny-all start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceProgram {
     pub default_allow: bool,
@@ -209,8 +279,9 @@ const DEFAULT_ALLOWED: &[(char, Option<u32>, Option<u32>, u32)] = &[
 ];
 
 pub fn device_rules(rules: &[LinuxDeviceCgroup]) -> Result<DeviceProgram> {
+    // Like runc: deny what no rule allows (an "a *:* rwm" allow rule switches to allow-all).
     let mut program = DeviceProgram {
-        default_allow: true,
+        default_allow: false,
         rules: Vec::new(),
     };
     for (i, r) in rules.iter().enumerate() {
@@ -240,13 +311,19 @@ fn device_rule(i: usize, r: &LinuxDeviceCgroup) -> Result<DeviceRule> {
         LinuxDeviceType::A => 'a',
         LinuxDeviceType::B => 'b',
         LinuxDeviceType::C | LinuxDeviceType::U => 'c',
-        LinuxDeviceType::P => return Err(invalid(&format!("{field}.type"), "p", "must be a, b or c")),
+        LinuxDeviceType::P => {
+            return Err(invalid(&format!("{field}.type"), "p", "must be a, b or c"))
+        }
     };
     let number = |name: &str, v: Option<i64>| -> Result<Option<u32>> {
         match v {
             None | Some(-1) => Ok(None),
             Some(n) if (0..=u32::MAX as i64).contains(&n) => Ok(Some(n as u32)),
-            Some(n) => Err(invalid(&format!("{field}.{name}"), n, "must be -1 (any) or a device number")),
+            Some(n) => Err(invalid(
+                &format!("{field}.{name}"),
+                n,
+                "must be -1 (any) or a device number",
+            )),
         }
     };
     let access_str = r.access().as_deref().unwrap_or("rwm");
@@ -256,7 +333,13 @@ fn device_rule(i: usize, r: &LinuxDeviceCgroup) -> Result<DeviceRule> {
             'r' => 2,
             'w' => 4,
             'm' => 1,
-            _ => return Err(invalid(&format!("{field}.access"), format!("{access_str:?}"), "only r, w and m are allowed")),
+            _ => {
+                return Err(invalid(
+                    &format!("{field}.access"),
+                    format!("{access_str:?}"),
+                    "only r, w and m are allowed",
+                ))
+            }
         };
     }
     if access == 0 {
@@ -274,7 +357,11 @@ fn device_rule(i: usize, r: &LinuxDeviceCgroup) -> Result<DeviceRule> {
 #[allow(deprecated)]
 pub fn memory_is_set(m: &LinuxMemory) -> bool {
     let set = |v: Option<i64>| v.is_some_and(|v| v != 0);
-    set(m.limit()) || set(m.reservation()) || set(m.swap()) || m.swappiness().is_some() || m.disable_oom_killer() == Some(true)
+    set(m.limit())
+        || set(m.reservation())
+        || set(m.swap())
+        || m.swappiness().is_some()
+        || m.disable_oom_killer() == Some(true)
 }
 
 pub fn cpu_is_set(c: &LinuxCpu) -> bool {
