@@ -10,8 +10,11 @@ DEMO := $(CURDIR)/target/demo
 
 # Debian packages: build deps, the busybox used for test rootfs, and the real peers the
 # tests run against.
-PACKAGES := pkg-config libseccomp-dev busybox-static runc crun jq iproute2 hyperfine \
+PACKAGES := pkg-config libseccomp-dev busybox-static runc crun criu jq iproute2 hyperfine xz-utils \
 	containerd docker.io docker-registry skopeo umoci podman
+# cgroup v2 tests boot a kernel under qemu (this host is hybrid v1/v2): from bookworm-backports,
+# where this machine's qemu-utils comes from.
+BACKPORTS := qemu-system-x86 linux-image-amd64
 
 .PHONY: all build setup deps install demo test bench fmt lint clean
 
@@ -21,8 +24,11 @@ build:
 	$(CARGO) build --release --workspace
 
 deps:
+	grep -qrs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/ || \
+		echo 'deb http://deb.debian.org/debian bookworm-backports main' > /etc/apt/sources.list.d/bookworm-backports.list
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(PACKAGES)
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t bookworm-backports $(BACKPORTS)
 
 setup: deps build install demo
 

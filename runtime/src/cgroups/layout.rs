@@ -80,7 +80,18 @@ impl Layout {
     /// Parse /proc/self/mountinfo (`v2_controllers` is left empty: it needs the mount).
     pub fn from_mountinfo(text: &str) -> Layout {
         let mut layout = Layout::default();
-        for line in text.lines() {
+        // A later mount on the same mount point hides an earlier one (e.g. a tmpfs over
+        // /sys/fs/cgroup/unified): only the top mount at each point counts.
+        let mut top = std::collections::HashMap::new();
+        for (i, line) in text.lines().enumerate() {
+            if let Some(mp) = line.split_whitespace().nth(4) {
+                top.insert(mp.to_string(), i);
+            }
+        }
+        for (i, line) in text.lines().enumerate() {
+            if line.split_whitespace().nth(4).and_then(|mp| top.get(mp)) != Some(&i) {
+                continue;
+            }
             let fields: Vec<&str> = line.split_whitespace().collect();
             let Some(sep) = fields.iter().position(|f| *f == "-") else {
                 continue;
@@ -201,4 +212,24 @@ pub fn own_cgroups() -> Result<OwnCgroups> {
     Ok(OwnCgroups::parse(&fs::read(Path::new(
         "/proc/self/cgroup",
     ))?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "\
+30 25 0:26 / /sys/fs/cgroup rw,nosuid - tmpfs tmpfs rw,mode=755
+31 30 0:27 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
+32 30 0:28 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+33 30 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+";
+
+    #[test]
+    fn a_mount_on_top_hides_the_hierarchy_below() {
+        let text = format!("{HYBRID}40 31 0:40 / /sys/fs/cgroup/unified rw - tmpfs tmpfs rw\n");
+        let l = Layout::from_mountinfo(&text);
+        assert!(l.unified.is_none(), "the tmpfs over unified hides cgroup2");
+        assert_eq!(l.v1.len(), 2);
+    }
 }
