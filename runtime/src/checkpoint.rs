@@ -19,7 +19,10 @@ pub struct CheckpointOptions {
 
 /// The flags both `criu dump` and `criu restore` take from the options.
 fn common_args(opts: &CheckpointOptions) -> Vec<String> {
-    let mut args = vec!["--images-dir".to_string(), opts.image_path.display().to_string()];
+    let mut args = vec![
+        "--images-dir".to_string(),
+        opts.image_path.display().to_string(),
+    ];
     if let Some(w) = &opts.work_path {
         args.extend(["--work-dir".to_string(), w.display().to_string()]);
     }
@@ -33,7 +36,11 @@ fn common_args(opts: &CheckpointOptions) -> Vec<String> {
             args.push(flag.into());
         }
     }
-    args.extend(["--manage-cgroups".into(), "--log-file".into(), "criu.log".into()]);
+    args.extend([
+        "--manage-cgroups".into(),
+        "--log-file".into(),
+        "criu.log".into(),
+    ]);
     args
 }
 
@@ -54,7 +61,11 @@ fn criu(args: &[String], log_dir: &Path) -> Result<()> {
         .filter(|l| l.contains("Error") && !l.contains("exited, status"))
         .map(|l| l.split_once("): ").map_or(l, |(_, m)| m).trim())
         .collect();
-    let reason = if errors.is_empty() { format!("exit status {}", out.status) } else { errors.join("; ") };
+    let reason = if errors.is_empty() {
+        format!("exit status {}", out.status)
+    } else {
+        errors.join("; ")
+    };
     Err(Error::Other(format!("criu {}: {reason}", args[0])))
 }
 
@@ -63,8 +74,15 @@ pub fn checkpoint(root: &Path, id: &str, opts: &CheckpointOptions) -> Result<()>
     if c.status(root) != ContainerState::Running {
         return Err(Error::State(format!("container {id} is not running")));
     }
-    std::fs::create_dir_all(&opts.image_path).map_err(|e| Error::io("mkdir", &opts.image_path, e))?;
-    let mut args = vec!["dump".to_string(), "--tree".into(), c.pid.to_string(), "--root".into(), c.rootfs.display().to_string()];
+    std::fs::create_dir_all(&opts.image_path)
+        .map_err(|e| Error::io("mkdir", &opts.image_path, e))?;
+    let mut args = vec![
+        "dump".to_string(),
+        "--tree".into(),
+        c.pid.to_string(),
+        "--root".into(),
+        c.rootfs.display().to_string(),
+    ];
     args.extend(common_args(opts));
     if opts.leave_running {
         args.push("--leave-running".into());
@@ -72,7 +90,13 @@ pub fn checkpoint(root: &Path, id: &str, opts: &CheckpointOptions) -> Result<()>
     criu(&args, opts.work_path.as_deref().unwrap_or(&opts.image_path))
 }
 
-pub fn restore(root: &Path, id: &str, bundle: &Path, pid_file: Option<&Path>, opts: &CheckpointOptions) -> Result<i32> {
+pub fn restore(
+    root: &Path,
+    id: &str,
+    bundle: &Path,
+    pid_file: Option<&Path>,
+    opts: &CheckpointOptions,
+) -> Result<i32> {
     crate::state::check_id(id)?;
     let b = crate::spec::Bundle::load(bundle)?;
     let pid_path = opts.image_path.join("restored.pid");

@@ -56,7 +56,11 @@ pub fn create(root: &Path, opts: &CreateOptions) -> Result<Container> {
 }
 
 /// `create`, with the console socket already connected (`run` makes its own for a terminal).
-pub fn create_with_console(root: &Path, opts: &CreateOptions, console: Option<OwnedFd>) -> Result<Container> {
+pub fn create_with_console(
+    root: &Path,
+    opts: &CreateOptions,
+    console: Option<OwnedFd>,
+) -> Result<Container> {
     state::check_id(&opts.id)?;
     let bundle = Bundle::load(&opts.bundle)?;
     let spec = &bundle.spec;
@@ -64,20 +68,37 @@ pub fn create_with_console(root: &Path, opts: &CreateOptions, console: Option<Ow
     let plan = Plan::new(linux.namespaces().as_deref().unwrap_or(&[]))?;
     let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
     if terminal && opts.console_socket.is_none() && console.is_none() {
-        return Err(Error::Spec("process.terminal is true but no --console-socket was given".into()));
+        return Err(Error::Spec(
+            "process.terminal is true but no --console-socket was given".into(),
+        ));
     }
     let dir = make_state_dir(root, &opts.id)?;
-    let mut undo = Undo { dir: dir.clone(), pid: None, cgroup: None, armed: true };
+    let mut undo = Undo {
+        dir: dir.clone(),
+        pid: None,
+        cgroup: None,
+        armed: true,
+    };
     let fifo = dir.join(EXEC_FIFO);
-    make_exec_fifo(&fifo, linux.uid_mappings().as_deref(), linux.gid_mappings().as_deref())?;
+    make_exec_fifo(
+        &fifo,
+        linux.uid_mappings().as_deref(),
+        linux.gid_mappings().as_deref(),
+    )?;
     let console = match console {
         Some(fd) => Some(fd),
-        None => opts.console_socket.as_deref().filter(|_| terminal).map(tty::connect).transpose()?,
+        None => opts
+            .console_socket
+            .as_deref()
+            .filter(|_| terminal)
+            .map(tty::connect)
+            .transpose()?,
     };
     let (parent, child) = sync::pair()?;
     if let Some(path) = &plan.join_pid {
         let fd = crate::namespaces::open_ns(path)?;
-        nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWPID).map_err(|e| Error::sys("setns", path.display(), e))?;
+        nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWPID)
+            .map_err(|e| Error::sys("setns", path.display(), e))?;
     }
     let pid = clone(plan.clone_flags)?;
     if pid == 0 {
@@ -100,9 +121,17 @@ pub fn create_with_console(root: &Path, opts: &CreateOptions, console: Option<Ow
     drop(console);
     undo.pid = Some(pid);
     if plan.new_user {
-        write_id_maps(pid, linux.uid_mappings().as_deref(), linux.gid_mappings().as_deref())?;
+        write_id_maps(
+            pid,
+            linux.uid_mappings().as_deref(),
+            linux.gid_mappings().as_deref(),
+        )?;
     }
-    let cgroup = Cgroup::new(linux.cgroups_path().as_deref(), &opts.id, opts.systemd_cgroup)?;
+    let cgroup = Cgroup::new(
+        linux.cgroups_path().as_deref(),
+        &opts.id,
+        opts.systemd_cgroup,
+    )?;
     let mut container = Container {
         id: opts.id.clone(),
         bundle: bundle.dir.clone(),
@@ -122,7 +151,9 @@ pub fn create_with_console(root: &Path, opts: &CreateOptions, console: Option<Ow
     // `delete --force`, which finds the pid and the cgroup in this record.
     container.save(root)?;
     undo.cgroup = Some(container.cgroup.clone());
-    container.cgroup.create_and_join(pid, linux.resources().as_ref())?;
+    container
+        .cgroup
+        .create_and_join(pid, linux.resources().as_ref())?;
     parent.send(&Msg::Proceed)?;
     loop {
         let (msg, fd) = parent.recv_with_fd()?;
@@ -132,16 +163,30 @@ pub fn create_with_console(root: &Path, opts: &CreateOptions, console: Option<Ow
                 if let Some(h) = spec.hooks() {
                     #[allow(deprecated)]
                     hooks::run("prestart", h.prestart().as_deref().unwrap_or(&[]), &state)?;
-                    hooks::run("createRuntime", h.create_runtime().as_deref().unwrap_or(&[]), &state)?;
+                    hooks::run(
+                        "createRuntime",
+                        h.create_runtime().as_deref().unwrap_or(&[]),
+                        &state,
+                    )?;
                 }
                 parent.send(&Msg::Proceed)?;
             }
             Msg::SeccompListener => {
-                let fd = fd.ok_or_else(|| Error::Other("seccomp listener: no fd received".into()))?;
-                let s = linux.seccomp().as_ref().expect("init only sends a listener when seccomp is set");
+                let fd =
+                    fd.ok_or_else(|| Error::Other("seccomp listener: no fd received".into()))?;
+                let s = linux
+                    .seccomp()
+                    .as_ref()
+                    .expect("init only sends a listener when seccomp is set");
                 if let Some(path) = s.listener_path() {
                     let state = container.oci_state(ContainerState::Creating);
-                    seccomp::send_listener(path, s.listener_metadata().as_deref(), &state, pid, std::os::fd::AsFd::as_fd(&fd))?;
+                    seccomp::send_listener(
+                        path,
+                        s.listener_metadata().as_deref(),
+                        &state,
+                        pid,
+                        std::os::fd::AsFd::as_fd(&fd),
+                    )?;
                 }
                 parent.send(&Msg::Proceed)?;
             }
@@ -161,13 +206,20 @@ pub fn create_with_console(root: &Path, opts: &CreateOptions, console: Option<Ow
 
 /// The fifo the init blocks on until `start`: writable by the container's root and users,
 /// whatever the umask and however ids are mapped.
-fn make_exec_fifo(path: &Path, uids: Option<&[LinuxIdMapping]>, gids: Option<&[LinuxIdMapping]>) -> Result<()> {
+fn make_exec_fifo(
+    path: &Path,
+    uids: Option<&[LinuxIdMapping]>,
+    gids: Option<&[LinuxIdMapping]>,
+) -> Result<()> {
     nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o622))
         .map_err(|e| Error::sys("mkfifo", path.display(), e))?;
     std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o622))
         .map_err(|e| Error::io("chmod", path, e))?;
     let host_root = |maps: Option<&[LinuxIdMapping]>| {
-        maps.unwrap_or(&[]).iter().find(|m| m.container_id() == 0).map(|m| m.host_id())
+        maps.unwrap_or(&[])
+            .iter()
+            .find(|m| m.container_id() == 0)
+            .map(|m| m.host_id())
     };
     if let (Some(uid), gid) = (host_root(uids), host_root(gids)) {
         std::os::unix::fs::chown(path, Some(uid), gid).map_err(|e| Error::io("chown", path, e))?;
@@ -177,25 +229,48 @@ fn make_exec_fifo(path: &Path, uids: Option<&[LinuxIdMapping]>, gids: Option<&[L
 
 fn make_state_dir(root: &Path, id: &str) -> Result<PathBuf> {
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o711).create(root).map_err(|e| Error::io("mkdir", root, e))?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o711)
+        .create(root)
+        .map_err(|e| Error::io("mkdir", root, e))?;
     let dir = state::dir(root, id);
     match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
         Ok(()) => Ok(dir),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::Exists(id.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(Error::Exists(id.to_string()))
+        }
         Err(e) => Err(Error::io("mkdir", dir, e)),
     }
 }
 
 /// fork(2) with namespace flags: the child is in its new namespaces from its first instruction.
 fn clone(flags: nix::sched::CloneFlags) -> Result<i32> {
-    let r = unsafe { libc::syscall(libc::SYS_clone, flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
     if r < 0 {
-        return Err(Error::sys("clone", format!("{flags:?}"), nix::errno::Errno::last()));
+        return Err(Error::sys(
+            "clone",
+            format!("{flags:?}"),
+            nix::errno::Errno::last(),
+        ));
     }
     Ok(r as i32)
 }
 
-fn write_id_maps(pid: i32, uids: Option<&[LinuxIdMapping]>, gids: Option<&[LinuxIdMapping]>) -> Result<()> {
+fn write_id_maps(
+    pid: i32,
+    uids: Option<&[LinuxIdMapping]>,
+    gids: Option<&[LinuxIdMapping]>,
+) -> Result<()> {
     let fmt = |maps: Option<&[LinuxIdMapping]>| {
         maps.unwrap_or(&[])
             .iter()
@@ -204,7 +279,10 @@ fn write_id_maps(pid: i32, uids: Option<&[LinuxIdMapping]>, gids: Option<&[Linux
     };
     for (file, text) in [("uid_map", fmt(uids)), ("gid_map", fmt(gids))] {
         if text.is_empty() {
-            return Err(Error::Spec(format!("linux.{}Mappings: required with a new user namespace", &file[..3])));
+            return Err(Error::Spec(format!(
+                "linux.{}Mappings: required with a new user namespace",
+                &file[..3]
+            )));
         }
         let path = format!("/proc/{pid}/{file}");
         std::fs::write(&path, &text).map_err(|e| Error::io("write", path, e))?;
@@ -224,9 +302,22 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     let mut c = Container::load(root, id)?;
     match c.status(root) {
         ContainerState::Created if !c.creating => {}
-        ContainerState::Stopped => return Err(Error::State("cannot start a container that has stopped".into())),
-        ContainerState::Running => return Err(Error::State("cannot start an already running container".into())),
-        _ => return Err(Error::State(format!("cannot start a container in the {} state", c.status(root)))),
+        ContainerState::Stopped => {
+            return Err(Error::State(
+                "cannot start a container that has stopped".into(),
+            ))
+        }
+        ContainerState::Running => {
+            return Err(Error::State(
+                "cannot start an already running container".into(),
+            ))
+        }
+        _ => {
+            return Err(Error::State(format!(
+                "cannot start a container in the {} state",
+                c.status(root)
+            )))
+        }
     }
     let fifo_path = state::dir(root, id).join(EXEC_FIFO);
     let output = read_exec_fifo(&fifo_path, &c)?;
@@ -252,12 +343,19 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
 /// write end closes on exec). Returns what the init wrote: "0", or "0E<error>".
 fn read_exec_fifo(path: &Path, c: &Container) -> Result<String> {
     use nix::fcntl::OFlag;
-    let fd = nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .map_err(|e| Error::sys("open", path.display(), e))?;
+    let fd = nix::fcntl::open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| Error::sys("open", path.display(), e))?;
     let mut out = Vec::new();
     let mut buf = [0u8; 512];
     loop {
-        let mut pfd = [nix::poll::PollFd::new(std::os::fd::AsFd::as_fd(&fd), nix::poll::PollFlags::POLLIN)];
+        let mut pfd = [nix::poll::PollFd::new(
+            std::os::fd::AsFd::as_fd(&fd),
+            nix::poll::PollFlags::POLLIN,
+        )];
         let ready = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(100u16));
         match ready {
             Ok(0) | Err(nix::errno::Errno::EINTR) => {
@@ -305,14 +403,20 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
             let dir = state::dir(root, id);
             let existed = dir.exists();
             let _ = std::fs::remove_dir_all(&dir);
-            return if force || existed { Ok(()) } else { Err(Error::NotFound(id.into())) };
+            return if force || existed {
+                Ok(())
+            } else {
+                Err(Error::NotFound(id.into()))
+            };
         }
         Err(e) => return Err(e),
     };
     let status = c.status(root);
     if status != ContainerState::Stopped {
         if !force {
-            return Err(Error::State(format!("cannot delete container {id} that is not stopped: {status}")));
+            return Err(Error::State(format!(
+                "cannot delete container {id} that is not stopped: {status}"
+            )));
         }
         let _ = c.cgroup.kill_all(libc::SIGKILL);
         let _ = nix::sys::signal::kill(Pid::from_raw(c.pid), Signal::SIGKILL);
@@ -334,11 +438,17 @@ fn wait_gone(c: &Container, limit: Duration) {
     let until = Instant::now() + limit;
     // Our own child (from `run`) must be reaped; others are reaped by their parent.
     while c.is_alive() && Instant::now() < until {
-        let _ = nix::sys::wait::waitpid(Pid::from_raw(c.pid), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+        let _ = nix::sys::wait::waitpid(
+            Pid::from_raw(c.pid),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
 }
 
 pub fn list(root: &Path) -> Result<Vec<Container>> {
-    state::list_ids(root)?.iter().map(|id| Container::load(root, id)).collect()
+    state::list_ids(root)?
+        .iter()
+        .map(|id| Container::load(root, id))
+        .collect()
 }

@@ -38,17 +38,32 @@ pub fn exec(root: &Path, opts: &ExecOptions) -> Result<i32> {
         s => return Err(Error::State(format!("cannot exec in a {s} container"))),
     }
     if !opts.ignore_paused && c.status_word(root) == "paused" {
-        return Err(Error::State("cannot exec in a paused container (use --ignore-paused)".into()));
+        return Err(Error::State(
+            "cannot exec in a paused container (use --ignore-paused)".into(),
+        ));
     }
     let bundle = Bundle::load(&c.bundle)?;
-    let linux = bundle.spec.linux().as_ref().expect("checked by Bundle::load");
-    let kinds: Vec<LinuxNamespaceType> = linux.namespaces().iter().flatten().map(|n| n.typ()).collect();
+    let linux = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .expect("checked by Bundle::load");
+    let kinds: Vec<LinuxNamespaceType> = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .map(|n| n.typ())
+        .collect();
     let terminal = opts.process.terminal() == Some(true);
     if terminal && opts.console_socket.is_none() && opts.detach {
-        return Err(Error::Spec("exec --detach with a terminal needs --console-socket".into()));
+        return Err(Error::Spec(
+            "exec --detach with a terminal needs --console-socket".into(),
+        ));
     }
     // A terminal without a console socket: make our own and relay it.
-    let own_console = (terminal && opts.console_socket.is_none()).then(foreground::console_pair).transpose()?;
+    let own_console = (terminal && opts.console_socket.is_none())
+        .then(foreground::console_pair)
+        .transpose()?;
     let joins = open_namespaces(c.pid, &kinds)?;
     for kind in [LinuxNamespaceType::Pid, LinuxNamespaceType::Time] {
         if kinds.contains(&kind) {
@@ -58,13 +73,28 @@ pub fn exec(root: &Path, opts: &ExecOptions) -> Result<i32> {
     }
     let (own_console, console) = match own_console {
         Some((ours, theirs)) => (Some(ours), Some(theirs)),
-        None => (None, opts.console_socket.as_deref().filter(|_| terminal).map(tty::connect).transpose()?),
+        None => (
+            None,
+            opts.console_socket
+                .as_deref()
+                .filter(|_| terminal)
+                .map(tty::connect)
+                .transpose()?,
+        ),
     };
     let (parent, child) = sync::pair()?;
     let pid = fork()?;
     if pid == 0 {
         drop(parent);
-        let err = child_setup(&child, &joins, opts, console.as_ref(), linux.seccomp().as_ref(), kinds.contains(&LinuxNamespaceType::User)).unwrap_err();
+        let err = child_setup(
+            &child,
+            &joins,
+            opts,
+            console.as_ref(),
+            linux.seccomp().as_ref(),
+            kinds.contains(&LinuxNamespaceType::User),
+        )
+        .unwrap_err();
         let _ = child.send(&Msg::Failed(err.to_string()));
         unsafe { libc::_exit(1) }
     }
@@ -73,7 +103,10 @@ pub fn exec(root: &Path, opts: &ExecOptions) -> Result<i32> {
     drop(joins);
     let forward = (!opts.detach).then(foreground::block_signals).transpose()?;
     if let Err(e) = c.cgroup.create_and_join(pid, None) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
         return Err(e.into());
     }
     parent.send(&Msg::Proceed)?;
@@ -86,7 +119,10 @@ pub fn exec(root: &Path, opts: &ExecOptions) -> Result<i32> {
         Ok(other) => return Err(Error::Other(format!("exec: unexpected {other:?}"))),
         Err(_) => {}
     }
-    let master = own_console.as_ref().map(foreground::receive_master).transpose()?;
+    let master = own_console
+        .as_ref()
+        .map(foreground::receive_master)
+        .transpose()?;
     if let Some(path) = &opts.pid_file {
         container::write_pid_file(path, pid)?;
     }
@@ -101,7 +137,10 @@ fn ns_path(pid: i32, kind: LinuxNamespaceType) -> PathBuf {
 }
 
 /// Open the container's namespaces that the caller is not already in.
-fn open_namespaces(pid: i32, kinds: &[LinuxNamespaceType]) -> Result<Vec<(LinuxNamespaceType, OwnedFd)>> {
+fn open_namespaces(
+    pid: i32,
+    kinds: &[LinuxNamespaceType],
+) -> Result<Vec<(LinuxNamespaceType, OwnedFd)>> {
     let mut out = Vec::new();
     for kind in JOIN_ORDER.iter().filter(|k| kinds.contains(k)) {
         let theirs = ns_path(pid, *kind);
@@ -121,7 +160,16 @@ fn open_namespaces(pid: i32, kinds: &[LinuxNamespaceType]) -> Result<Vec<(LinuxN
 }
 
 fn fork() -> Result<i32> {
-    let r = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
     if r < 0 {
         return Err(Error::sys("fork", "exec", nix::errno::Errno::last()));
     }
@@ -146,7 +194,10 @@ fn child_setup(
     }
     let p = &opts.process;
     if let Some(socket) = console {
-        let size = p.console_size().as_ref().map(|b| (b.height() as u16, b.width() as u16));
+        let size = p
+            .console_size()
+            .as_ref()
+            .map(|b| (b.height() as u16, b.width() as u16));
         tty::setup(socket, size)?;
     }
     process::set_oom_score_adj(p.oom_score_adj())?;
@@ -156,7 +207,9 @@ fn child_setup(
         env.push(format!("LISTEN_FDS={}", opts.preserve_fds));
     }
     let args = p.args().clone().unwrap_or_default();
-    let arg0 = args.first().ok_or_else(|| Error::Spec("exec: no command given".into()))?;
+    let arg0 = args
+        .first()
+        .ok_or_else(|| Error::Spec("exec: no command given".into()))?;
     nix::unistd::chdir(p.cwd()).map_err(|e| Error::sys("chdir", p.cwd().display(), e))?;
     let exe = process::find_executable(arg0, &env)?;
     let nnp = p.no_new_privileges() == Some(true);
@@ -175,7 +228,8 @@ fn child_setup(
     }
     let argv = process::cstrings(&args)?;
     let envp = process::cstrings(&env)?;
-    let exe_c = std::ffi::CString::new(exe.as_os_str().as_encoded_bytes()).map_err(|_| Error::Spec("exec: NUL byte in path".into()))?;
+    let exe_c = std::ffi::CString::new(exe.as_os_str().as_encoded_bytes())
+        .map_err(|_| Error::Spec("exec: NUL byte in path".into()))?;
     let err = nix::unistd::execve(&exe_c, &argv, &envp).unwrap_err();
     Err(Error::sys("exec", exe.display(), err))
 }
@@ -198,8 +252,12 @@ pub fn process_from_flags(base: &Process, f: &ExecFlags) -> Result<Process> {
     p.set_env(Some(env));
     if let Some(user) = &f.user {
         let (uid, gid) = user.split_once(':').unwrap_or((user, "0"));
-        let uid = uid.parse().map_err(|_| Error::Spec(format!("--user: invalid uid {uid:?}")))?;
-        let gid = gid.parse().map_err(|_| Error::Spec(format!("--user: invalid gid {gid:?}")))?;
+        let uid = uid
+            .parse()
+            .map_err(|_| Error::Spec(format!("--user: invalid uid {uid:?}")))?;
+        let gid = gid
+            .parse()
+            .map_err(|_| Error::Spec(format!("--user: invalid gid {gid:?}")))?;
         let mut u = p.user().clone();
         u.set_uid(uid);
         u.set_gid(gid);
@@ -251,11 +309,19 @@ pub struct ExecFlags {
 pub fn process_from_file(path: &Path) -> Result<Process> {
     let text = if path == Path::new("-") {
         let mut s = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut s).map_err(|e| Error::io("read", path, e))?;
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut s)
+            .map_err(|e| Error::io("read", path, e))?;
         s
     } else {
         std::fs::read(path).map_err(|e| Error::io("read", path, e))?
     };
     let mut de = serde_json::Deserializer::from_slice(&text);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| Error::Spec(format!("{}: field {}: {}", path.display(), e.path(), e.inner())))
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        Error::Spec(format!(
+            "{}: field {}: {}",
+            path.display(),
+            e.path(),
+            e.inner()
+        ))
+    })
 }

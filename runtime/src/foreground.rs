@@ -28,7 +28,8 @@ const FORWARDED: [Signal; 8] = [
 pub fn block_signals() -> Result<SigSet> {
     let mut set = SigSet::empty();
     FORWARDED.iter().for_each(|s| set.add(*s));
-    set.thread_block().map_err(|e| Error::sys("sigprocmask", "block", e))?;
+    set.thread_block()
+        .map_err(|e| Error::sys("sigprocmask", "block", e))?;
     Ok(set)
 }
 
@@ -44,16 +45,26 @@ pub fn receive_master(sock: &UnixStream) -> Result<OwnedFd> {
     let mut buf = [0u8; 256];
     let mut cmsg = nix::cmsg_space!([RawFd; 1]);
     let mut iov = [IoSliceMut::new(&mut buf)];
-    let msg = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)
-        .map_err(|e| Error::sys("receive pty master", "console socket", e))?;
-    for c in msg.cmsgs().map_err(|e| Error::sys("receive pty master", "console socket", e))? {
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|e| Error::sys("receive pty master", "console socket", e))?;
+    for c in msg
+        .cmsgs()
+        .map_err(|e| Error::sys("receive pty master", "console socket", e))?
+    {
         if let ControlMessageOwned::ScmRights(fds) = c {
             if let Some(fd) = fds.first() {
                 return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
             }
         }
     }
-    Err(Error::Other("console socket: no pty master received".into()))
+    Err(Error::Other(
+        "console socket: no pty master received".into(),
+    ))
 }
 
 /// Puts our terminal in raw mode while relaying, and back when dropped.
@@ -62,7 +73,9 @@ struct RawMode(Option<Termios>);
 impl RawMode {
     fn enter() -> Self {
         let stdin = std::io::stdin();
-        let Ok(saved) = termios::tcgetattr(stdin.as_fd()) else { return RawMode(None) };
+        let Ok(saved) = termios::tcgetattr(stdin.as_fd()) else {
+            return RawMode(None);
+        };
         let mut raw = saved.clone();
         termios::cfmakeraw(&mut raw);
         let _ = termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw);
@@ -114,7 +127,10 @@ pub fn wait(pid: i32, set: &SigSet, pty: Option<OwnedFd>) -> Result<i32> {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(Error::sys("poll", "run", e)),
         }
-        let ready: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
         drop(fds);
         if ready[0] {
             while let Ok(Some(info)) = sfd.read_signal() {
@@ -148,7 +164,9 @@ fn reap(pid: i32) -> Option<i32> {
     loop {
         match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(p, code)) if p.as_raw() == pid => return Some(code),
-            Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == pid => return Some(128 + sig as i32),
+            Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == pid => {
+                return Some(128 + sig as i32)
+            }
             Ok(WaitStatus::StillAlive) | Err(_) => return None,
             Ok(_) => continue,
         }
@@ -178,6 +196,9 @@ fn write_all(fd: RawFd, mut data: &[u8]) -> bool {
 
 /// Output still buffered in the pty after the process exited.
 fn drain(pty: &OwnedFd) {
-    let _ = nix::fcntl::fcntl(pty, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+    let _ = nix::fcntl::fcntl(
+        pty,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    );
     while relay(pty.as_fd(), 1) {}
 }

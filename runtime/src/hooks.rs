@@ -1,11 +1,10 @@
 //! OCI hooks: prestart, createRuntime, createContainer, startContainer, poststart, poststop.
-//!
-//! OWNER: hooks helper. Interface:
-//! - `run(kind: &str, hooks: &[Hook], state: &oci_spec::runtime::State) -> Result<(), Error>` runs
-//!   each hook in order with the state JSON on stdin, its args/env, and its timeout; the first
-//!   failure stops the list and is returned (the caller decides whether it aborts: poststart and
-//!   poststop failures only warn).
+//! Each runs with its args and env, the container state JSON on stdin, and its timeout.
 use oci_spec::runtime::{Hook, State};
+use std::io::{Read, Seek, Write};
+use std::os::fd::OwnedFd;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -17,13 +16,197 @@ pub enum Error {
     },
 }
 
-pub fn run(_kind: &str, hooks: &[Hook], _state: &State) -> Result<(), Error> {
-    if let Some(h) = hooks.first() {
-        return Err(Error::Failed {
-            kind: _kind.into(),
-            path: h.path().display().to_string(),
-            reason: "hooks not implemented yet".into(),
-        });
+/// Run `hooks` in order; the first failure stops the list and is returned (the caller decides
+/// whether it aborts: poststart and poststop failures only warn).
+pub fn run(kind: &str, hooks: &[Hook], state: &State) -> Result<(), Error> {
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    let stdin = serde_json::to_vec(state).unwrap_or_default();
+    for hook in hooks {
+        run_one(hook, &stdin).map_err(|reason| Error::Failed {
+            kind: kind.to_string(),
+            path: hook.path().display().to_string(),
+            reason,
+        })?;
     }
     Ok(())
+}
+
+fn run_one(hook: &Hook, stdin: &[u8]) -> Result<(), String> {
+    let args = hook.args().clone().unwrap_or_default();
+    let mut cmd = Command::new(hook.path());
+    if let Some(arg0) = args.first() {
+        std::os::unix::process::CommandExt::arg0(&mut cmd, arg0);
+        cmd.args(&args[1..]);
+    }
+    cmd.env_clear();
+    for entry in hook.env().iter().flatten() {
+        if let Some((k, v)) = entry.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    // Output goes to a memfd: no pipe to fill up, kept for the error message.
+    let output = output_file().map_err(|e| format!("memfd: {e}"))?;
+    let out_clone = output.try_clone().map_err(|e| e.to_string())?;
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::from(output.try_clone().map_err(|e| e.to_string())?))
+        .stderr(Stdio::from(out_clone));
+    let mut child = cmd.spawn().map_err(|e| e.to_string())?;
+    if let Some(mut pipe) = child.stdin.take() {
+        // A hook that does not read its stdin must not fail because of it (EPIPE).
+        let _ = pipe.write_all(stdin);
+    }
+    let timeout = hook
+        .timeout()
+        .filter(|t| *t > 0)
+        .map(|t| Duration::from_secs(t as u64));
+    let status = wait(&mut child, timeout)?;
+    if status.success() {
+        return Ok(());
+    }
+    let mut text = String::new();
+    let mut f = output;
+    let _ = f.rewind();
+    let _ = f.take(4096).read_to_string(&mut text);
+    let text = text.trim();
+    Err(if text.is_empty() {
+        status.to_string()
+    } else {
+        format!("{status}: {text}")
+    })
+}
+
+fn output_file() -> std::io::Result<std::fs::File> {
+    let fd: OwnedFd =
+        nix::sys::memfd::memfd_create(c"berth-hook", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)?;
+    Ok(std::fs::File::from(fd))
+}
+
+/// Wait for the hook, killing it when `timeout` passes.
+fn wait(
+    child: &mut std::process::Child,
+    timeout: Option<Duration>,
+) -> Result<std::process::ExitStatus, String> {
+    let Some(limit) = timeout else {
+        return child.wait().map_err(|e| e.to_string());
+    };
+    let start = Instant::now();
+    let mut pause = Duration::from_micros(200);
+    loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            return Ok(status);
+        }
+        if start.elapsed() >= limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("timed out after {}s", limit.as_secs()));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn hook(dir: &Path, name: &str, script: &str, timeout: Option<i64>) -> Hook {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let mut h = Hook::default();
+        h.set_path(path);
+        h.set_args(Some(vec![name.to_string(), "one".into(), "two".into()]));
+        h.set_env(Some(vec!["HOOK_VAR=yes".into()]));
+        h.set_timeout(timeout);
+        h
+    }
+
+    fn state() -> State {
+        let mut s = State::default();
+        s.set_id("hooked".into());
+        s.set_pid(Some(42));
+        s
+    }
+
+    #[test]
+    fn runs_in_order_with_state_args_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let l = log.display();
+        let hooks = [
+            hook(
+                dir.path(),
+                "first",
+                &format!("cat > {l}.stdin; echo \"first $@ $HOOK_VAR home=$HOME\" >> {l}"),
+                None,
+            ),
+            hook(dir.path(), "second", &format!("echo second >> {l}"), None),
+        ];
+        run("createRuntime", &hooks, &state()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "first one two yes home=\nsecond\n"
+        );
+        let stdin: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(format!("{l}.stdin")).unwrap()).unwrap();
+        assert_eq!(stdin["id"], "hooked");
+        assert_eq!(stdin["pid"], 42);
+    }
+
+    #[test]
+    fn failure_names_hook_status_and_output_and_stops_the_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("ran");
+        let hooks = [
+            hook(
+                dir.path(),
+                "bad",
+                "echo broken pipe dream >&2; exit 3",
+                None,
+            ),
+            hook(
+                dir.path(),
+                "after",
+                &format!("touch {}", marker.display()),
+                None,
+            ),
+        ];
+        let err = run("prestart", &hooks, &state()).unwrap_err().to_string();
+        assert!(
+            err.contains("prestart hook") && err.contains("bad"),
+            "{err}"
+        );
+        assert!(
+            err.contains("exit status: 3") && err.contains("broken pipe dream"),
+            "{err}"
+        );
+        assert!(!marker.exists(), "later hooks must not run");
+    }
+
+    #[test]
+    fn timeout_kills_the_hook() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = Instant::now();
+        let err = run(
+            "poststart",
+            &[hook(dir.path(), "slow", "sleep 30", Some(1))],
+            &state(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("timed out after 1s"), "{err}");
+        assert!(start.elapsed() < Duration::from_secs(3));
+    }
+
+    #[test]
+    fn a_hook_that_ignores_a_large_state_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = state();
+        s.set_annotations(Some([("big".to_string(), "x".repeat(1 << 20))].into()));
+        run("poststop", &[hook(dir.path(), "deaf", "exit 0", None)], &s).unwrap();
+    }
 }

@@ -50,8 +50,10 @@ fn setup(init: &Init) -> Result<()> {
     }
     expect(&init.channel, Msg::Proceed)?;
     if init.plan.new_user || in_joined_user_ns(init.plan) {
-        nix::unistd::setresgid(0.into(), 0.into(), 0.into()).map_err(|e| Error::sys("setresgid", 0, e))?;
-        nix::unistd::setresuid(0.into(), 0.into(), 0.into()).map_err(|e| Error::sys("setresuid", 0, e))?;
+        nix::unistd::setresgid(0.into(), 0.into(), 0.into())
+            .map_err(|e| Error::sys("setresgid", 0, e))?;
+        nix::unistd::setresuid(0.into(), 0.into(), 0.into())
+            .map_err(|e| Error::sys("setresuid", 0, e))?;
     }
     if !init.plan.late_flags.is_empty() {
         let late = init.plan.late_flags;
@@ -66,15 +68,25 @@ fn setup(init: &Init) -> Result<()> {
     set_hostname(spec, init.plan)?;
     let in_userns = init.plan.has(LinuxNamespaceType::User);
     // The state directory, held open to reach the exec fifo from inside the new root.
-    let state_dir = nix::fcntl::open(init.state_dir, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .map_err(|e| Error::sys("open", init.state_dir.display(), e))?;
+    let state_dir = nix::fcntl::open(
+        init.state_dir,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| Error::sys("open", init.state_dir.display(), e))?;
     // Without a mount namespace of its own the container shares the host's mounts: it gets a
     // chroot and nothing is mounted (that would change the host).
     let own_mounts = init.plan.has(LinuxNamespaceType::Mount);
     if own_mounts {
         rootfs::prepare(spec, init.rootfs)?;
         let root = rootfs::open_root(init.rootfs)?;
-        rootfs::mount_all(spec, &root, init.bundle, in_userns, init.plan.has(LinuxNamespaceType::Cgroup))?;
+        rootfs::mount_all(
+            spec,
+            &root,
+            init.bundle,
+            in_userns,
+            init.plan.has(LinuxNamespaceType::Cgroup),
+        )?;
         rootfs::create_devices(spec, &root, in_userns)?;
         rootfs::create_dev_links(&root)?;
     }
@@ -82,7 +94,11 @@ fn setup(init: &Init) -> Result<()> {
     expect(&init.channel, Msg::Proceed)?;
     let state = oci_state(init, host_pid);
     if let Some(hooks) = spec.hooks() {
-        hooks::run("createContainer", hooks.create_container().as_deref().unwrap_or(&[]), &state)?;
+        hooks::run(
+            "createContainer",
+            hooks.create_container().as_deref().unwrap_or(&[]),
+            &state,
+        )?;
     }
     if !own_mounts {
         rootfs::chroot(init.rootfs)?;
@@ -95,16 +111,27 @@ fn setup(init: &Init) -> Result<()> {
     if own_mounts {
         rootfs::mask(linux.masked_paths().as_deref().unwrap_or(&[]))?;
         rootfs::make_readonly(linux.readonly_paths().as_deref().unwrap_or(&[]))?;
-        if spec.root().as_ref().is_some_and(|r| r.readonly() == Some(true)) {
+        if spec
+            .root()
+            .as_ref()
+            .is_some_and(|r| r.readonly() == Some(true))
+        {
             rootfs::remount_readonly("/")?;
         }
     }
     match (&init.console, process.terminal() == Some(true)) {
         (Some(socket), true) => {
-            let size = process.console_size().as_ref().map(|b| (b.height() as u16, b.width() as u16));
+            let size = process
+                .console_size()
+                .as_ref()
+                .map(|b| (b.height() as u16, b.width() as u16));
             tty::setup(socket, size)?;
         }
-        (None, true) => return Err(Error::Spec("process.terminal requires --console-socket".into())),
+        (None, true) => {
+            return Err(Error::Spec(
+                "process.terminal requires --console-socket".into(),
+            ))
+        }
         _ => {
             nix::unistd::setsid().map_err(|e| Error::sys("setsid", "init", e))?;
         }
@@ -130,25 +157,36 @@ fn setup(init: &Init) -> Result<()> {
     if nnp {
         process::set_no_new_privs()?;
     }
-    nix::unistd::chdir(process.cwd()).map_err(|e| Error::sys("chdir", process.cwd().display(), e))?;
+    nix::unistd::chdir(process.cwd())
+        .map_err(|e| Error::sys("chdir", process.cwd().display(), e))?;
     check_cwd_inside()?;
     if let Some(s) = seccomp.filter(|_| nnp) {
         load_seccomp(init, s)?;
     }
     let argv = process::cstrings(&args)?;
     let envp = process::cstrings(&env)?;
-    let exe_c = std::ffi::CString::new(exe.as_os_str().as_encoded_bytes()).map_err(|_| Error::Spec("process.args[0]: NUL byte".into()))?;
+    let exe_c = std::ffi::CString::new(exe.as_os_str().as_encoded_bytes())
+        .map_err(|_| Error::Spec("process.args[0]: NUL byte".into()))?;
     init.channel.send(&Msg::Ready)?;
     // Blocks until `start` opens the fifo for reading.
-    let fifo_w = nix::fcntl::openat(&state_dir, crate::state::EXEC_FIFO, OFlag::O_WRONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .map_err(|e| Error::sys("open", "exec.fifo", e))?;
+    let fifo_w = nix::fcntl::openat(
+        &state_dir,
+        crate::state::EXEC_FIFO,
+        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| Error::sys("open", "exec.fifo", e))?;
     drop(state_dir);
     let mut fifo_w = std::fs::File::from(fifo_w);
     let _ = fifo_w.write_all(b"0");
     if let Some(hooks) = spec.hooks() {
         let mut state = state;
         state.set_status(ContainerState::Running);
-        if let Err(e) = hooks::run("startContainer", hooks.start_container().as_deref().unwrap_or(&[]), &state) {
+        if let Err(e) = hooks::run(
+            "startContainer",
+            hooks.start_container().as_deref().unwrap_or(&[]),
+            &state,
+        ) {
             let _ = write!(fifo_w, "E{e}");
             unsafe { libc::_exit(1) }
         }
@@ -178,7 +216,8 @@ fn oci_state(init: &Init, pid: i32) -> State {
 
 fn load_seccomp(init: &Init, s: &oci_spec::runtime::LinuxSeccomp) -> Result<()> {
     if let Some(listener) = seccomp::load(s)? {
-        init.channel.send_with_fd(&Msg::SeccompListener, Some(listener.as_raw_fd()))?;
+        init.channel
+            .send_with_fd(&Msg::SeccompListener, Some(listener.as_raw_fd()))?;
         expect(&init.channel, Msg::Proceed)?;
     }
     Ok(())
@@ -196,13 +235,23 @@ pub(crate) fn prepare_fds(preserve: i32) -> Result<()> {
 
 fn mark_fds_cloexec(preserve: i32) -> Result<()> {
     let first = 3 + preserve.max(0) as u32;
-    let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
     if r != 0 {
         return Err(Error::sys("close_range", first, nix::errno::Errno::last()));
     }
     for fd in 3..first as i32 {
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-        let res = nix::fcntl::fcntl(&owned, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()));
+        let res = nix::fcntl::fcntl(
+            &owned,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        );
         std::mem::forget(owned);
         res.map_err(|e| Error::sys("preserve fd", fd, e))?;
     }
@@ -213,17 +262,23 @@ fn mark_fds_cloexec(preserve: i32) -> Result<()> {
 fn check_cwd_inside() -> Result<()> {
     let cwd = nix::unistd::getcwd().map_err(|e| Error::sys("getcwd", "process.cwd", e))?;
     if !cwd.is_absolute() || cwd.starts_with("(unreachable)") {
-        return Err(Error::Other(format!("process.cwd {cwd:?} is outside the container")));
+        return Err(Error::Other(format!(
+            "process.cwd {cwd:?} is outside the container"
+        )));
     }
     Ok(())
 }
 
 fn in_joined_user_ns(plan: &Plan) -> bool {
-    plan.join.iter().any(|(k, _)| *k == LinuxNamespaceType::User)
+    plan.join
+        .iter()
+        .any(|(k, _)| *k == LinuxNamespaceType::User)
 }
 
 pub(crate) fn setgroups_allowed() -> bool {
-    std::fs::read_to_string("/proc/self/setgroups").map(|s| s.trim() == "allow").unwrap_or(true)
+    std::fs::read_to_string("/proc/self/setgroups")
+        .map(|s| s.trim() == "allow")
+        .unwrap_or(true)
 }
 
 fn set_hostname(spec: &Spec, plan: &Plan) -> Result<()> {
@@ -246,18 +301,31 @@ fn set_hostname(spec: &Spec, plan: &Plan) -> Result<()> {
 }
 
 fn write_time_offsets(spec: &Spec) -> Result<()> {
-    let Some(offsets) = spec.linux().as_ref().and_then(|l| l.time_offsets().as_ref()) else {
+    let Some(offsets) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().as_ref())
+    else {
         return Ok(());
     };
     let mut text = String::new();
     for (clock, off) in offsets {
         let clock = match clock.as_str() {
             "monotonic" | "boottime" => clock.as_str(),
-            other => return Err(Error::Spec(format!("linux.timeOffsets: unknown clock {other:?}"))),
+            other => {
+                return Err(Error::Spec(format!(
+                    "linux.timeOffsets: unknown clock {other:?}"
+                )))
+            }
         };
-        text.push_str(&format!("{clock} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
+        text.push_str(&format!(
+            "{clock} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
     }
-    std::fs::write("/proc/self/timens_offsets", text).map_err(|e| Error::io("write", PathBuf::from("/proc/self/timens_offsets"), e))
+    std::fs::write("/proc/self/timens_offsets", text)
+        .map_err(|e| Error::io("write", PathBuf::from("/proc/self/timens_offsets"), e))
 }
 
 /// A fresh session keyring named after the container, so containers don't share keys.

@@ -70,11 +70,22 @@ pub fn init(path: Option<&Path>, format: Format, debug: bool) {
         }
         return;
     };
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(path);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path);
     let Ok(file) = file else {
-        eprintln!("berth-runtime: open log {}: {}", path.display(), file.unwrap_err());
+        eprintln!(
+            "berth-runtime: open log {}: {}",
+            path.display(),
+            file.unwrap_err()
+        );
         return;
     };
-    let layer = FileLayer { file: Mutex::new(file), format, max };
+    let layer = FileLayer {
+        file: Mutex::new(file),
+        format,
+        max,
+    };
     let _ = tracing_subscriber::registry().with(layer).try_init();
 }

@@ -2,13 +2,19 @@
 use berth_runtime::container::{self, CreateOptions};
 use berth_runtime::logging::{self, Format};
 use berth_runtime::state::Container;
-use berth_runtime::{checkpoint, exec, features, foreground, manage, signal, spec_default, Error, Result};
-use oci_spec::runtime::LinuxResources;
+use berth_runtime::{
+    checkpoint, exec, features, foreground, manage, signal, spec_default, Error, Result,
+};
 use clap::{Args, Parser, Subcommand};
+use oci_spec::runtime::LinuxResources;
 use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
-#[command(name = "berth-runtime", about = "berth's OCI runtime, a drop-in for runc", disable_version_flag = true)]
+#[command(
+    name = "berth-runtime",
+    about = "berth's OCI runtime, a drop-in for runc",
+    disable_version_flag = true
+)]
 struct Cli {
     /// Where container state lives.
     #[arg(long, global = true, default_value = "/run/berth-runtime")]
@@ -276,7 +282,10 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
-    if matches!(cli.command, Some(Command::Create(_) | Command::Run { .. } | Command::Exec(_))) {
+    if matches!(
+        cli.command,
+        Some(Command::Create(_) | Command::Run { .. } | Command::Exec(_))
+    ) {
         if let Err(e) = berth_runtime::self_exe::ensure_protected() {
             eprintln!("berth-runtime: {e}");
             std::process::exit(1);
@@ -301,35 +310,68 @@ fn run(cli: &Cli) -> Result<i32> {
             print_version();
             return Ok(0);
         }
-        return Err(Error::Other("no command given: see berth-runtime --help".into()));
+        return Err(Error::Other(
+            "no command given: see berth-runtime --help".into(),
+        ));
     };
     match command {
         Command::Create(a) => {
             container::create(root, &create_options(a, cli))?;
         }
         Command::Start { id } => container::start(root, id)?,
-        Command::Run { create, detach, keep, no_subreaper } => {
-            return run_container(root, &create_options(create, cli), *detach, *keep, *no_subreaper);
+        Command::Run {
+            create,
+            detach,
+            keep,
+            no_subreaper,
+        } => {
+            return run_container(
+                root,
+                &create_options(create, cli),
+                *detach,
+                *keep,
+                *no_subreaper,
+            );
         }
         Command::Exec(a) => return exec(root, a),
         Command::Pause { id } => manage::pause(root, id)?,
         Command::Resume { id } => manage::resume(root, id)?,
-        Command::Ps { format, id, ps_args } => match format.as_str() {
+        Command::Ps {
+            format,
+            id,
+            ps_args,
+        } => match format.as_str() {
             "json" => println!("{}", serde_json::json!(manage::pids(root, id)?)),
             "table" => print!("{}", manage::ps_table(root, id, ps_args)?),
-            other => return Err(Error::Other(format!("invalid format option {other:?}: use table or json"))),
+            other => {
+                return Err(Error::Other(format!(
+                    "invalid format option {other:?}: use table or json"
+                )))
+            }
         },
-        Command::Events { stats, interval, id } => events(root, id, *stats, interval)?,
+        Command::Events {
+            stats,
+            interval,
+            id,
+        } => events(root, id, *stats, interval)?,
         Command::Update(a) => manage::update(root, &a.id, &update_resources(a)?)?,
         Command::Checkpoint { criu, id } => checkpoint::checkpoint(root, id, &criu.options())?,
-        Command::Restore { criu, bundle, pid_file, detach: _, id } => {
+        Command::Restore {
+            criu,
+            bundle,
+            pid_file,
+            detach: _,
+            id,
+        } => {
             checkpoint::restore(root, id, bundle, pid_file.as_deref(), &criu.options())?;
         }
         Command::State { id } => {
             let c = Container::load(root, id)?;
             println!("{}", pretty(&c.runc_state_json(root)));
         }
-        Command::Kill { all, id, signal } => container::kill(root, id, signal::parse(signal)?, *all)?,
+        Command::Kill { all, id, signal } => {
+            container::kill(root, id, signal::parse(signal)?, *all)?
+        }
         Command::Delete { force, id } => container::delete(root, id, *force)?,
         Command::List { format, quiet } => list(root, format, *quiet)?,
         Command::Spec { bundle, rootless } => spec_default::write(bundle, *rootless)?,
@@ -357,19 +399,33 @@ fn create_options(a: &CreateArgs, cli: &Cli) -> CreateOptions {
     }
 }
 
-fn run_container(root: &Path, opts: &CreateOptions, detach: bool, keep: bool, no_subreaper: bool) -> Result<i32> {
+fn run_container(
+    root: &Path,
+    opts: &CreateOptions,
+    detach: bool,
+    keep: bool,
+    no_subreaper: bool,
+) -> Result<i32> {
     if !detach && !no_subreaper {
-        nix::sys::prctl::set_child_subreaper(true).map_err(|e| Error::sys("prctl", "PR_SET_CHILD_SUBREAPER", e))?;
+        nix::sys::prctl::set_child_subreaper(true)
+            .map_err(|e| Error::sys("prctl", "PR_SET_CHILD_SUBREAPER", e))?;
     }
     let forward = (!detach).then(foreground::block_signals).transpose()?;
     // In the foreground with a terminal and no console socket, relay the pty ourselves.
-    let own_console = (!detach && opts.console_socket.is_none()).then(foreground::console_pair).transpose()?;
+    let own_console = (!detach && opts.console_socket.is_none())
+        .then(foreground::console_pair)
+        .transpose()?;
     let (ours, theirs) = match own_console {
         Some((ours, theirs)) => (Some(ours), Some(theirs)),
         None => (None, None),
     };
     let c = container::create_with_console(root, opts, theirs)?;
-    let terminal = std::fs::read(c.bundle.join("config.json")).ok().is_some_and(|t| berth_runtime::spec::parse(&t).is_ok_and(|s| s.process().as_ref().and_then(|p| p.terminal()) == Some(true)));
+    let terminal = std::fs::read(c.bundle.join("config.json"))
+        .ok()
+        .is_some_and(|t| {
+            berth_runtime::spec::parse(&t)
+                .is_ok_and(|s| s.process().as_ref().and_then(|p| p.terminal()) == Some(true))
+        });
     let master = match (&ours, terminal) {
         (Some(sock), true) => Some(foreground::receive_master(sock)?),
         _ => None,
@@ -392,7 +448,9 @@ fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         Some(file) => exec::process_from_file(file)?,
         None => {
             if a.args.is_empty() {
-                return Err(Error::Spec("exec: no command given (args or --process)".into()));
+                return Err(Error::Spec(
+                    "exec: no command given (args or --process)".into(),
+                ));
             }
             let c = Container::load(root, &a.id)?;
             let bundle = berth_runtime::spec::Bundle::load(&c.bundle)?;
@@ -434,7 +492,9 @@ fn events(root: &Path, id: &str, once: bool, interval: &str) -> Result<()> {
         .ok()
         .filter(|s: &f64| *s > 0.0)
         .ok_or_else(|| Error::Spec(format!("--interval: invalid duration {interval:?}")))?;
-    manage::events(root, id, std::time::Duration::from_secs_f64(secs), |ev| println!("{ev}"))
+    manage::events(root, id, std::time::Duration::from_secs_f64(secs), |ev| {
+        println!("{ev}")
+    })
 }
 
 /// `update`'s resources: the JSON document if given, with the flags laid over it.
@@ -443,14 +503,21 @@ fn update_resources(a: &UpdateArgs) -> Result<LinuxResources> {
         Some(path) => {
             let text = if path == Path::new("-") {
                 let mut s = String::new();
-                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| Error::io("read", path, e))?;
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                    .map_err(|e| Error::io("read", path, e))?;
                 s
             } else {
                 std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?
             };
             let mut de = serde_json::Deserializer::from_str(&text);
-            serde_path_to_error::deserialize(&mut de)
-                .map_err(|e| Error::Spec(format!("--resources {}: field {}: {}", path.display(), e.path(), e.inner())))?
+            serde_path_to_error::deserialize(&mut de).map_err(|e| {
+                Error::Spec(format!(
+                    "--resources {}: field {}: {}",
+                    path.display(),
+                    e.path(),
+                    e.inner()
+                ))
+            })?
         }
         None => LinuxResources::default(),
     };
@@ -522,12 +589,23 @@ fn list(root: &Path, format: &str, quiet: bool) -> Result<()> {
                 .iter()
                 .map(|c| {
                     let s = c.runc_state_json(root);
-                    [c.id.clone(), s["pid"].to_string(), s["status"].as_str().unwrap_or("").into(), c.bundle.display().to_string(), c.created.clone(), c.owner.clone()]
+                    [
+                        c.id.clone(),
+                        s["pid"].to_string(),
+                        s["status"].as_str().unwrap_or("").into(),
+                        c.bundle.display().to_string(),
+                        c.created.clone(),
+                        c.owner.clone(),
+                    ]
                 })
                 .collect();
             print_table(["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"], &rows);
         }
-        other => return Err(Error::Other(format!("invalid format option {other:?}: use table or json"))),
+        other => {
+            return Err(Error::Other(format!(
+                "invalid format option {other:?}: use table or json"
+            )))
+        }
     }
     Ok(())
 }
@@ -540,7 +618,11 @@ fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
         }
     }
     let line = |cells: Vec<&str>| {
-        let text: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let text: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         println!("{}", text.join("   ").trim_end());
     };
     line(header.to_vec());

@@ -35,18 +35,35 @@ pub fn pids(root: &Path, id: &str) -> Result<Vec<i32>> {
 /// `ps` output limited to the container's processes (header kept).
 pub fn ps_table(root: &Path, id: &str, ps_args: &[String]) -> Result<String> {
     let pids = pids(root, id)?;
-    let args: Vec<String> = if ps_args.is_empty() { vec!["-ef".into()] } else { ps_args.to_vec() };
-    let out = std::process::Command::new("ps").args(&args).output().map_err(|e| Error::io("run", "ps", e))?;
+    let args: Vec<String> = if ps_args.is_empty() {
+        vec!["-ef".into()]
+    } else {
+        ps_args.to_vec()
+    };
+    let out = std::process::Command::new("ps")
+        .args(&args)
+        .output()
+        .map_err(|e| Error::io("run", "ps", e))?;
     if !out.status.success() {
-        return Err(Error::Other(format!("ps {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())));
+        return Err(Error::Other(format!(
+            "ps {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
     let header = lines.next().unwrap_or_default();
-    let col = header.split_whitespace().position(|h| h == "PID").ok_or_else(|| Error::Other("ps: no PID column".into()))?;
+    let col = header
+        .split_whitespace()
+        .position(|h| h == "PID")
+        .ok_or_else(|| Error::Other("ps: no PID column".into()))?;
     let mut result = format!("{header}\n");
     for line in lines {
-        let pid = line.split_whitespace().nth(col).and_then(|p| p.parse::<i32>().ok());
+        let pid = line
+            .split_whitespace()
+            .nth(col)
+            .and_then(|p| p.parse::<i32>().ok());
         if pid.is_some_and(|p| pids.contains(&p)) {
             result.push_str(line);
             result.push('\n');
@@ -61,7 +78,12 @@ pub fn stats_event(c: &Container) -> Result<serde_json::Value> {
 }
 
 /// `events`: stats every `interval` and OOM events as they happen, until the container stops.
-pub fn events(root: &Path, id: &str, interval: Duration, mut emit: impl FnMut(&serde_json::Value)) -> Result<()> {
+pub fn events(
+    root: &Path,
+    id: &str,
+    interval: Duration,
+    mut emit: impl FnMut(&serde_json::Value),
+) -> Result<()> {
     let c = running(root, id)?;
     let tick = Duration::from_millis(100);
     let mut since_stats = interval;
@@ -103,7 +125,9 @@ pub fn parse_size(text: &str) -> Result<i64> {
         Some('t') => (&t[..t.len() - 1], 1 << 40),
         _ => (t, 1),
     };
-    let n: f64 = num.parse().map_err(|_| Error::Spec(format!("invalid size {text:?}")))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| Error::Spec(format!("invalid size {text:?}")))?;
     if n < 0.0 {
         return Err(Error::Spec(format!("invalid size {text:?}: negative")));
     }

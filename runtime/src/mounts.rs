@@ -133,7 +133,8 @@ fn open_in_root_depth(root: &OwnedFd, path: &Path, kind: Kind, depth: u32) -> Re
             _ => None,
         })
         .collect();
-    let mut dir = resolve_in_root(root, Path::new(".")).map_err(|e| Error::sys("open", "rootfs", e))?;
+    let mut dir =
+        resolve_in_root(root, Path::new(".")).map_err(|e| Error::sys("open", "rootfs", e))?;
     for (i, name) in rel.iter().enumerate() {
         let last = i + 1 == rel.len();
         let prefix: std::path::PathBuf = rel[..=i].iter().collect();
@@ -145,7 +146,11 @@ fn open_in_root_depth(root: &OwnedFd, path: &Path, kind: Kind, depth: u32) -> Re
                 if let Ok(target) = nix::fcntl::readlinkat(parent.as_fd(), *name) {
                     // A dangling symlink: create what it points to, as seen from inside root.
                     let target = Path::new(&target);
-                    let inside = if target.is_absolute() { target.to_path_buf() } else { prefix.parent().unwrap_or(Path::new("")).join(target) };
+                    let inside = if target.is_absolute() {
+                        target.to_path_buf()
+                    } else {
+                        prefix.parent().unwrap_or(Path::new("")).join(target)
+                    };
                     let want = if last { kind } else { Kind::Dir };
                     open_in_root_depth(root, &inside, want, depth + 1)?;
                 } else if last && kind == Kind::File {
@@ -157,12 +162,17 @@ fn open_in_root_depth(root: &OwnedFd, path: &Path, kind: Kind, depth: u32) -> Re
                     );
                     fd.map_err(|e| Error::sys("create mount target", path.display(), e))?;
                 } else {
-                    match nix::sys::stat::mkdirat(parent.as_fd(), *name, Mode::from_bits_truncate(0o755)) {
+                    match nix::sys::stat::mkdirat(
+                        parent.as_fd(),
+                        *name,
+                        Mode::from_bits_truncate(0o755),
+                    ) {
                         Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
                         Err(e) => return Err(Error::sys("mkdir", path.display(), e)),
                     }
                 }
-                dir = resolve_in_root(root, &prefix).map_err(|e| Error::sys("open", path.display(), e))?;
+                dir = resolve_in_root(root, &prefix)
+                    .map_err(|e| Error::sys("open", path.display(), e))?;
             }
             Err(e) => return Err(Error::sys("open", path.display(), e)),
         }
@@ -219,7 +229,9 @@ mod tests {
     #[test]
     fn splits_flags_propagation_and_data() {
         let o = parse(&["rbind", "ro", "nosuid", "rslave", "size=64k", "mode=755"]);
-        assert!(o.flags.contains(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID));
+        assert!(o.flags.contains(
+            MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID
+        ));
         assert_eq!(o.propagation, MsFlags::MS_SLAVE | MsFlags::MS_REC);
         assert_eq!(o.data, vec!["size=64k", "mode=755"]);
         assert!(o.is_bind());
@@ -243,13 +255,20 @@ mod tests {
         // An absolute symlink and a ../ symlink both aiming outside the root.
         std::os::unix::fs::symlink(&outside, root.join("abs")).unwrap();
         std::os::unix::fs::symlink("../../outside", root.join("rel")).unwrap();
-        let fd = nix::fcntl::open(&root, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+        let fd =
+            nix::fcntl::open(&root, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
         for link in ["abs/made", "rel/made"] {
             open_in_root(&fd, Path::new(link), Kind::Dir).unwrap();
         }
-        assert!(std::fs::read_dir(&outside).unwrap().next().is_none(), "wrote outside the root");
+        assert!(
+            std::fs::read_dir(&outside).unwrap().next().is_none(),
+            "wrote outside the root"
+        );
         // They landed inside the root, where the links resolve when the root is `/`.
-        assert!(root.join(outside.strip_prefix("/").unwrap()).join("made").is_dir());
+        assert!(root
+            .join(outside.strip_prefix("/").unwrap())
+            .join("made")
+            .is_dir());
         assert!(root.join("outside/made").is_dir());
     }
 }

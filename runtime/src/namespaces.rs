@@ -93,7 +93,11 @@ impl Plan {
         plan.new_uts = plan.clone_flags.contains(CloneFlags::CLONE_NEWUTS);
         plan.new_net = plan.clone_flags.contains(CloneFlags::CLONE_NEWNET);
         // A joined user namespace must own the new ones: create them after joining.
-        if plan.join.iter().any(|(k, _)| *k == LinuxNamespaceType::User) {
+        if plan
+            .join
+            .iter()
+            .any(|(k, _)| *k == LinuxNamespaceType::User)
+        {
             plan.late_flags |= plan.clone_flags - CloneFlags::CLONE_NEWPID;
             plan.clone_flags &= CloneFlags::CLONE_NEWPID;
         }
@@ -146,7 +150,10 @@ mod tests {
             ns(LinuxNamespaceType::Network, Some("/proc/1/ns/net")),
         ])
         .unwrap();
-        assert_eq!(plan.clone_flags, CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID);
+        assert_eq!(
+            plan.clone_flags,
+            CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID
+        );
         assert_eq!(plan.late_flags, CloneFlags::CLONE_NEWCGROUP);
         assert_eq!(plan.join.len(), 1);
         assert!(plan.has(LinuxNamespaceType::Network));
@@ -161,14 +168,24 @@ mod tests {
             ns(LinuxNamespaceType::User, Some("/proc/1/ns/user")),
         ])
         .unwrap();
-        assert_eq!(plan.join[0].0, LinuxNamespaceType::User, "user namespace is joined first");
+        assert_eq!(
+            plan.join[0].0,
+            LinuxNamespaceType::User,
+            "user namespace is joined first"
+        );
         assert!(plan.clone_flags.is_empty());
-        assert_eq!(plan.late_flags, CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS);
+        assert_eq!(
+            plan.late_flags,
+            CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS
+        );
     }
 
     #[test]
     fn refuses_duplicates() {
-        let dup = Plan::new(&[ns(LinuxNamespaceType::Mount, None), ns(LinuxNamespaceType::Mount, None)]);
+        let dup = Plan::new(&[
+            ns(LinuxNamespaceType::Mount, None),
+            ns(LinuxNamespaceType::Mount, None),
+        ]);
         assert!(dup.unwrap_err().to_string().contains("mnt listed twice"));
     }
 }

@@ -10,12 +10,23 @@ use std::str::FromStr;
 /// Set resource limits; a refused raise names the limit and values.
 pub fn set_rlimits(rlimits: &[PosixRlimit]) -> Result<()> {
     for r in rlimits {
-        let name = serde_json::to_value(r.typ()).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-        let resource = rlimit_resource(&name).ok_or_else(|| Error::Spec(format!("process.rlimits: unknown type {name:?}")))?;
-        let lim = libc::rlimit { rlim_cur: r.soft(), rlim_max: r.hard() };
+        let name = serde_json::to_value(r.typ())
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let resource = rlimit_resource(&name)
+            .ok_or_else(|| Error::Spec(format!("process.rlimits: unknown type {name:?}")))?;
+        let lim = libc::rlimit {
+            rlim_cur: r.soft(),
+            rlim_max: r.hard(),
+        };
         if unsafe { libc::setrlimit(resource, &lim) } != 0 {
             let e = nix::errno::Errno::last();
-            return Err(Error::sys("setrlimit", format!("{name} soft={} hard={}", r.soft(), r.hard()), e));
+            return Err(Error::sys(
+                "setrlimit",
+                format!("{name} soft={} hard={}", r.soft(), r.hard()),
+                e,
+            ));
         }
     }
     Ok(())
@@ -58,10 +69,22 @@ pub fn set_user(process: &Process, setgroups_allowed: bool) -> Result<()> {
     let uid = user.uid();
     let gid = user.gid();
     if setgroups_allowed {
-        let groups: Vec<nix::unistd::Gid> = user.additional_gids().iter().flatten().map(|g| nix::unistd::Gid::from_raw(*g)).collect();
-        nix::unistd::setgroups(&groups).map_err(|e| Error::sys("setgroups", format!("{:?}", user.additional_gids()), e))?;
-    } else if user.additional_gids().as_ref().is_some_and(|g| !g.is_empty()) {
-        return Err(Error::Spec("process.user.additionalGids: setgroups is denied in this user namespace".into()));
+        let groups: Vec<nix::unistd::Gid> = user
+            .additional_gids()
+            .iter()
+            .flatten()
+            .map(|g| nix::unistd::Gid::from_raw(*g))
+            .collect();
+        nix::unistd::setgroups(&groups)
+            .map_err(|e| Error::sys("setgroups", format!("{:?}", user.additional_gids()), e))?;
+    } else if user
+        .additional_gids()
+        .as_ref()
+        .is_some_and(|g| !g.is_empty())
+    {
+        return Err(Error::Spec(
+            "process.user.additionalGids: setgroups is denied in this user namespace".into(),
+        ));
     }
     nix::sys::prctl::set_keepcaps(true).map_err(|e| Error::sys("prctl", "PR_SET_KEEPCAPS", e))?;
     let g = nix::unistd::Gid::from_raw(gid);
@@ -82,7 +105,10 @@ fn kernel_caps() -> &'static CapsHashSet {
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(40);
-        caps::all().into_iter().filter(|c| c.index() <= last).collect()
+        caps::all()
+            .into_iter()
+            .filter(|c| c.index() <= last)
+            .collect()
     })
 }
 
@@ -98,18 +124,25 @@ fn to_caps(set: &Option<Capabilities>) -> CapsHashSet {
 pub fn drop_bounding(capabilities: Option<&LinuxCapabilities>) -> Result<()> {
     let keep = to_caps(&capabilities.and_then(|c| c.bounding().clone()));
     for cap in kernel_caps().iter().filter(|c| !keep.contains(c)) {
-        caps::drop(None, CapSet::Bounding, *cap).map_err(|e| Error::Other(format!("drop bounding {cap}: {e}")))?;
+        caps::drop(None, CapSet::Bounding, *cap)
+            .map_err(|e| Error::Other(format!("drop bounding {cap}: {e}")))?;
     }
     Ok(())
 }
 
 pub fn apply_capabilities(capabilities: Option<&LinuxCapabilities>) -> Result<()> {
-    let get = |f: fn(&LinuxCapabilities) -> &Option<Capabilities>| to_caps(&capabilities.and_then(|c| f(c).clone()));
+    let get = |f: fn(&LinuxCapabilities) -> &Option<Capabilities>| {
+        to_caps(&capabilities.and_then(|c| f(c).clone()))
+    };
     let permitted = get(LinuxCapabilities::permitted);
     let effective = get(LinuxCapabilities::effective);
     let inheritable = get(LinuxCapabilities::inheritable);
     let ambient = get(LinuxCapabilities::ambient);
-    for (set, caps_) in [(CapSet::Inheritable, &inheritable), (CapSet::Effective, &effective), (CapSet::Permitted, &permitted)] {
+    for (set, caps_) in [
+        (CapSet::Inheritable, &inheritable),
+        (CapSet::Effective, &effective),
+        (CapSet::Permitted, &permitted),
+    ] {
         caps::set(None, set, caps_).map_err(|e| Error::Other(format!("capset {set:?}: {e}")))?;
     }
     caps::clear(None, CapSet::Ambient).ok();
@@ -120,7 +153,8 @@ pub fn apply_capabilities(capabilities: Option<&LinuxCapabilities>) -> Result<()
             tracing::warn!("ambient {cap} skipped: not in the permitted and inheritable sets");
             continue;
         }
-        caps::raise(None, CapSet::Ambient, cap).map_err(|e| Error::Other(format!("raise ambient {cap}: {e}")))?;
+        caps::raise(None, CapSet::Ambient, cap)
+            .map_err(|e| Error::Other(format!("raise ambient {cap}: {e}")))?;
     }
     Ok(())
 }
@@ -131,7 +165,11 @@ pub fn set_no_new_privs() -> Result<()> {
 
 /// Find `arg0` the way execvp would, on the container's PATH.
 pub fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf> {
-    let not_found = || Error::Other(format!("exec: {arg0:?}: executable file not found in $PATH"));
+    let not_found = || {
+        Error::Other(format!(
+            "exec: {arg0:?}: executable file not found in $PATH"
+        ))
+    };
     if arg0.contains('/') {
         return match std::fs::metadata(arg0) {
             Ok(m) if is_executable(&m) => Ok(PathBuf::from(arg0)),
@@ -157,6 +195,9 @@ fn is_executable(m: &std::fs::Metadata) -> bool {
 pub fn cstrings(items: &[String]) -> Result<Vec<CString>> {
     items
         .iter()
-        .map(|s| CString::new(s.as_bytes()).map_err(|_| Error::Spec(format!("string with NUL byte: {s:?}"))))
+        .map(|s| {
+            CString::new(s.as_bytes())
+                .map_err(|_| Error::Spec(format!("string with NUL byte: {s:?}")))
+        })
         .collect()
 }

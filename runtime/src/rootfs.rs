@@ -26,9 +26,19 @@ const DEV_LINKS: [(&str, &str); 4] = [
     ("/proc/self/fd/2", "/dev/stderr"),
 ];
 
-fn mnt(src: Option<&str>, target: &str, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> Result<()> {
+fn mnt(
+    src: Option<&str>,
+    target: &str,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<()> {
     mount(src, target, fstype, flags, data).map_err(|e| {
-        Error::sys("mount", format!("{:?} on {target}", src.or(fstype).unwrap_or("")), e)
+        Error::sys(
+            "mount",
+            format!("{:?} on {target}", src.or(fstype).unwrap_or("")),
+            e,
+        )
     })
 }
 
@@ -38,7 +48,10 @@ pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<()> {
         .linux()
         .as_ref()
         .and_then(|l| l.rootfs_propagation().as_deref())
-        .map(|p| mounts::propagation(p).ok_or_else(|| Error::Spec(format!("linux.rootfsPropagation: unknown {p:?}"))))
+        .map(|p| {
+            mounts::propagation(p)
+                .ok_or_else(|| Error::Spec(format!("linux.rootfsPropagation: unknown {p:?}")))
+        })
         .transpose()?
         .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     mnt(None, "/", None, propagation | MsFlags::MS_REC, None)?;
@@ -47,8 +60,16 @@ pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<()> {
         let parent = mount_point_of(rootfs.parent().unwrap_or(Path::new("/")));
         mnt(None, &parent, None, MsFlags::MS_PRIVATE, None)?;
     }
-    let root = rootfs.to_str().ok_or_else(|| Error::Spec("root.path: not UTF-8".into()))?;
-    mnt(Some(root), root, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
+    let root = rootfs
+        .to_str()
+        .ok_or_else(|| Error::Spec("root.path: not UTF-8".into()))?;
+    mnt(
+        Some(root),
+        root,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    )
 }
 
 /// The mount point `path` lives on: the longest mount point in /proc/self/mountinfo that
@@ -65,35 +86,67 @@ fn mount_point_of(path: &Path) -> String {
 
 /// Open the rootfs (after `prepare`, so mounts made on it are seen through the fd).
 pub fn open_root(rootfs: &Path) -> Result<OwnedFd> {
-    nix::fcntl::open(rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(|e| Error::sys("open", rootfs.display(), e))
+    nix::fcntl::open(
+        rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::sys("open", rootfs.display(), e))
 }
 
 /// Mount every entry of `mounts`, in order, inside the rootfs.
-pub fn mount_all(spec: &Spec, root: &OwnedFd, bundle: &Path, in_userns: bool, cgroupns: bool) -> Result<()> {
+pub fn mount_all(
+    spec: &Spec,
+    root: &OwnedFd,
+    bundle: &Path,
+    in_userns: bool,
+    cgroupns: bool,
+) -> Result<()> {
     for m in spec.mounts().iter().flatten() {
         mount_one(m, root, bundle, in_userns, cgroupns)?;
     }
     Ok(())
 }
 
-fn mount_one(m: &Mount, root: &OwnedFd, bundle: &Path, in_userns: bool, cgroupns: bool) -> Result<()> {
+fn mount_one(
+    m: &Mount,
+    root: &OwnedFd,
+    bundle: &Path,
+    in_userns: bool,
+    cgroupns: bool,
+) -> Result<()> {
     mount_entry(m, root, bundle, in_userns, cgroupns).map_err(|e| match e {
         Error::Sys { op, target, errno } => Error::Sys {
             op,
-            target: format!("{} (mounts: destination {})", target, m.destination().display()),
+            target: format!(
+                "{} (mounts: destination {})",
+                target,
+                m.destination().display()
+            ),
             errno,
         },
         other => other,
     })
 }
 
-fn mount_entry(m: &Mount, root: &OwnedFd, bundle: &Path, in_userns: bool, cgroupns: bool) -> Result<()> {
+fn mount_entry(
+    m: &Mount,
+    root: &OwnedFd,
+    bundle: &Path,
+    in_userns: bool,
+    cgroupns: bool,
+) -> Result<()> {
     let opts = Options::parse(m.options().as_deref().unwrap_or(&[]));
     let fstype = m.typ().as_deref().unwrap_or("");
     let dest = m.destination();
     let is_bind = opts.is_bind() || fstype == "bind";
-    let source = m.source().as_ref().map(|s| if is_bind && s.is_relative() { bundle.join(s) } else { s.clone() });
+    let source = m.source().as_ref().map(|s| {
+        if is_bind && s.is_relative() {
+            bundle.join(s)
+        } else {
+            s.clone()
+        }
+    });
     if fstype == "cgroup" || fstype == "cgroup2" {
         return mount_cgroup(dest, root, &opts, cgroupns);
     }
@@ -121,22 +174,52 @@ fn mount_entry(m: &Mount, root: &OwnedFd, bundle: &Path, in_userns: bool, cgroup
             let target_path = proc_fd(&target);
             let keep = current_flags(&target_path);
             let flags = (keep | extra) - opts.cleared;
-            mnt(None, &target_path, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags, None)?;
+            mnt(
+                None,
+                &target_path,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
+                None,
+            )?;
         }
     } else {
         let flags = opts.flags - MsFlags::MS_REMOUNT;
-        let res = mount(src.or(Some(fstype)), target_path.as_str(), Some(fstype), flags, data);
+        let res = mount(
+            src.or(Some(fstype)),
+            target_path.as_str(),
+            Some(fstype),
+            flags,
+            data,
+        );
         match res {
             Ok(()) => {}
             // sysfs needs a network namespace owned by our user namespace: fall back to a bind.
             Err(nix::errno::Errno::EPERM) if fstype == "sysfs" && in_userns => {
-                mnt(Some("/sys"), &target_path, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+                mnt(
+                    Some("/sys"),
+                    &target_path,
+                    None,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None,
+                )?;
                 let target = open_in_root(root, dest, kind)?;
                 let target_path = proc_fd(&target);
                 let keep = current_flags(&target_path);
-                mnt(None, &target_path, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | keep | flags, None)?;
+                mnt(
+                    None,
+                    &target_path,
+                    None,
+                    MsFlags::MS_BIND | MsFlags::MS_REMOUNT | keep | flags,
+                    None,
+                )?;
             }
-            Err(e) => return Err(Error::sys("mount", format!("{fstype:?} on {}", dest.display()), e)),
+            Err(e) => {
+                return Err(Error::sys(
+                    "mount",
+                    format!("{fstype:?} on {}", dest.display()),
+                    e,
+                ))
+            }
         }
     }
     if !opts.propagation.is_empty() {
@@ -152,16 +235,38 @@ fn mount_entry(m: &Mount, root: &OwnedFd, bundle: &Path, in_userns: bool, cgroup
 fn mount_cgroup(dest: &Path, root: &OwnedFd, opts: &Options, cgroupns: bool) -> Result<()> {
     let target = open_in_root(root, dest, Kind::Dir)?;
     let path = proc_fd(&target);
-    let flags = (opts.flags - MsFlags::MS_BIND - MsFlags::MS_REC) | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let flags = (opts.flags - MsFlags::MS_BIND - MsFlags::MS_REC)
+        | MsFlags::MS_NOSUID
+        | MsFlags::MS_NODEV
+        | MsFlags::MS_NOEXEC;
     let own = own_cgroups();
     if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        let sub = own.iter().find(|(c, _)| c.is_empty()).map(|(_, p)| p.as_str()).unwrap_or("/");
-        return mount_hierarchy(&path, "cgroup2", None, &format!("/sys/fs/cgroup{sub}"), flags, cgroupns);
+        let sub = own
+            .iter()
+            .find(|(c, _)| c.is_empty())
+            .map(|(_, p)| p.as_str())
+            .unwrap_or("/");
+        return mount_hierarchy(
+            &path,
+            "cgroup2",
+            None,
+            &format!("/sys/fs/cgroup{sub}"),
+            flags,
+            cgroupns,
+        );
     }
-    mnt(Some("tmpfs"), &path, Some("tmpfs"), flags - MsFlags::MS_RDONLY, Some("mode=755"))?;
+    mnt(
+        Some("tmpfs"),
+        &path,
+        Some("tmpfs"),
+        flags - MsFlags::MS_RDONLY,
+        Some("mode=755"),
+    )?;
     let target = open_in_root(root, dest, Kind::Dir)?;
     let path = proc_fd(&target);
-    for entry in std::fs::read_dir("/sys/fs/cgroup").map_err(|e| Error::io("read dir", "/sys/fs/cgroup", e))? {
+    for entry in std::fs::read_dir("/sys/fs/cgroup")
+        .map_err(|e| Error::io("read dir", "/sys/fs/cgroup", e))?
+    {
         let Ok(entry) = entry else { continue };
         let name = entry.file_name().to_string_lossy().into_owned();
         if entry.file_type().is_ok_and(|t| t.is_symlink()) {
@@ -171,28 +276,68 @@ fn mount_cgroup(dest: &Path, root: &OwnedFd, opts: &Options, cgroupns: bool) -> 
         }
         let (fstype, key, data) = match name.as_str() {
             "unified" => ("cgroup2", String::new(), None),
-            "systemd" => ("cgroup", "name=systemd".to_string(), Some("none,name=systemd".to_string())),
+            "systemd" => (
+                "cgroup",
+                "name=systemd".to_string(),
+                Some("none,name=systemd".to_string()),
+            ),
             n => ("cgroup", n.to_string(), Some(n.to_string())),
         };
-        let Some(sub) = own.iter().find(|(c, _)| c.split(',').any(|x| x == key) || (key.is_empty() && c.is_empty())).map(|(_, p)| p.clone()) else {
+        let Some(sub) = own
+            .iter()
+            .find(|(c, _)| c.split(',').any(|x| x == key) || (key.is_empty() && c.is_empty()))
+            .map(|(_, p)| p.clone())
+        else {
             continue;
         };
         let t = open_in_root(root, &dest.join(&name), Kind::Dir)?;
         let host = format!("/sys/fs/cgroup/{name}{sub}");
-        mount_hierarchy(&proc_fd(&t), fstype, data.as_deref(), &host, flags, cgroupns)?;
+        mount_hierarchy(
+            &proc_fd(&t),
+            fstype,
+            data.as_deref(),
+            &host,
+            flags,
+            cgroupns,
+        )?;
     }
     if flags.contains(MsFlags::MS_RDONLY) {
-        mnt(None, &path, None, MsFlags::MS_REMOUNT | flags, Some("mode=755"))?;
+        mnt(
+            None,
+            &path,
+            None,
+            MsFlags::MS_REMOUNT | flags,
+            Some("mode=755"),
+        )?;
     }
     Ok(())
 }
 
-fn mount_hierarchy(target: &str, fstype: &str, data: Option<&str>, host: &str, flags: MsFlags, cgroupns: bool) -> Result<()> {
+fn mount_hierarchy(
+    target: &str,
+    fstype: &str,
+    data: Option<&str>,
+    host: &str,
+    flags: MsFlags,
+    cgroupns: bool,
+) -> Result<()> {
     if cgroupns && mount(Some(fstype), target, Some(fstype), flags, data).is_ok() {
         return Ok(());
     }
-    mnt(Some(host), target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
-    mnt(None, target, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | current_flags(host) | flags, None)
+    mnt(
+        Some(host),
+        target,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    )?;
+    mnt(
+        None,
+        target,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | current_flags(host) | flags,
+        None,
+    )
 }
 
 /// (controllers, path) of each hierarchy the calling process is in, from /proc/self/cgroup.
@@ -210,7 +355,11 @@ fn own_cgroups() -> Vec<(String, String)> {
 
 /// Default devices and `linux.devices`: mknod, or bind mounts from the host in a user namespace.
 pub fn create_devices(spec: &Spec, root: &OwnedFd, in_userns: bool) -> Result<()> {
-    let custom = spec.linux().as_ref().and_then(|l| l.devices().clone()).unwrap_or_default();
+    let custom = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().clone())
+        .unwrap_or_default();
     for (path, major, minor) in DEFAULT_DEVICES {
         if custom.iter().any(|d| d.path() == Path::new(path)) {
             continue;
@@ -238,7 +387,9 @@ fn create_device(dev: &LinuxDevice, root: &OwnedFd, in_userns: bool) -> Result<(
     }
     let parent = path.parent().unwrap_or(Path::new("/"));
     let dir = open_in_root(root, parent, Kind::Dir)?;
-    let name = path.file_name().ok_or_else(|| Error::Spec(format!("linux.devices: bad path {path:?}")))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::Spec(format!("linux.devices: bad path {path:?}")))?;
     let dir_path = PathBuf::from(proc_fd(&dir));
     let node = dir_path.join(name);
     if in_userns {
@@ -250,7 +401,11 @@ fn create_device(dev: &LinuxDevice, root: &OwnedFd, in_userns: bool) -> Result<(
         LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,
         LinuxDeviceType::B => SFlag::S_IFBLK,
         LinuxDeviceType::P => SFlag::S_IFIFO,
-        LinuxDeviceType::A => return Err(Error::Spec(format!("linux.devices: {path:?}: type \"a\" is only for cgroup rules"))),
+        LinuxDeviceType::A => {
+            return Err(Error::Spec(format!(
+                "linux.devices: {path:?}: type \"a\" is only for cgroup rules"
+            )))
+        }
     };
     let mode = Mode::from_bits_truncate(dev.file_mode().unwrap_or(0o666));
     let _ = std::fs::remove_file(&node);
@@ -261,8 +416,14 @@ fn create_device(dev: &LinuxDevice, root: &OwnedFd, in_userns: bool) -> Result<(
     res.map_err(|e| Error::sys("mknod", path.display(), e))?;
     let uid = dev.uid().map(nix::unistd::Uid::from_raw);
     let gid = dev.gid().map(nix::unistd::Gid::from_raw);
-    nix::unistd::fchownat(nix::fcntl::AT_FDCWD, &node, uid, gid, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
-        .map_err(|e| Error::sys("chown", path.display(), e))
+    nix::unistd::fchownat(
+        nix::fcntl::AT_FDCWD,
+        &node,
+        uid,
+        gid,
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| Error::sys("chown", path.display(), e))
 }
 
 /// `/dev/fd`, `/dev/stdin`…, and `/dev/ptmx` pointing into the container's devpts.
@@ -270,7 +431,15 @@ pub fn create_dev_links(root: &OwnedFd) -> Result<()> {
     let dev = open_in_root(root, Path::new("/dev"), Kind::Dir)?;
     let dev_path = PathBuf::from(proc_fd(&dev));
     let mut links: Vec<(&str, &str)> = DEV_LINKS.to_vec();
-    if nix::fcntl::openat2(root, "dev/pts/ptmx", nix::fcntl::OpenHow::new().flags(OFlag::O_PATH | OFlag::O_CLOEXEC).resolve(nix::fcntl::ResolveFlag::RESOLVE_IN_ROOT)).is_ok() {
+    if nix::fcntl::openat2(
+        root,
+        "dev/pts/ptmx",
+        nix::fcntl::OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+            .resolve(nix::fcntl::ResolveFlag::RESOLVE_IN_ROOT),
+    )
+    .is_ok()
+    {
         let _ = std::fs::remove_file(dev_path.join("ptmx"));
         links.push(("pts/ptmx", "/dev/ptmx"));
     }
@@ -287,8 +456,12 @@ pub fn create_dev_links(root: &OwnedFd) -> Result<()> {
 
 /// Switch to the rootfs: pivot_root stacking the old root on the new one, then detach it.
 pub fn pivot(rootfs: &Path) -> Result<()> {
-    let old = nix::fcntl::open("/", OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(|e| Error::sys("open", "/", e))?;
+    let old = nix::fcntl::open(
+        "/",
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::sys("open", "/", e))?;
     nix::unistd::chdir(rootfs).map_err(|e| Error::sys("chdir", rootfs.display(), e))?;
     nix::unistd::pivot_root(".", ".").map_err(|e| Error::sys("pivot_root", rootfs.display(), e))?;
     nix::unistd::fchdir(&old).map_err(|e| Error::sys("fchdir", "old root", e))?;
@@ -331,7 +504,13 @@ pub fn mask(paths: &[String]) -> Result<()> {
 /// Make each of `paths` read-only (bind it on itself, remount read-only).
 pub fn make_readonly(paths: &[String]) -> Result<()> {
     for p in paths {
-        match mount(Some(p.as_str()), p.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>) {
+        match mount(
+            Some(p.as_str()),
+            p.as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        ) {
             Ok(()) => {}
             Err(nix::errno::Errno::ENOENT) => continue,
             Err(e) => return Err(Error::sys("mount", format!("{p} read-only"), e)),
@@ -343,7 +522,13 @@ pub fn make_readonly(paths: &[String]) -> Result<()> {
 
 pub fn remount_readonly(path: &str) -> Result<()> {
     let flags = current_flags(path) | MsFlags::MS_RDONLY;
-    mnt(None, path, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags, None)
+    mnt(
+        None,
+        path,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
+        None,
+    )
 }
 
 /// `linux.sysctl`, written through the container's /proc/sys.

@@ -24,19 +24,33 @@ pub fn ensure_protected() -> Result<()> {
         .map(|a| CString::new(a.into_encoded_bytes()).unwrap_or_default())
         .collect();
     let mut envp: Vec<CString> = std::env::vars_os()
-        .filter_map(|(k, v)| CString::new([k.as_encoded_bytes(), b"=", v.as_encoded_bytes()].concat()).ok())
+        .filter_map(|(k, v)| {
+            CString::new([k.as_encoded_bytes(), b"=", v.as_encoded_bytes()].concat()).ok()
+        })
         .collect();
     envp.push(CString::new(format!("{MARKER}=1")).expect("no NUL"));
-    let err = nix::unistd::execveat(&fd, c"", &argv, &envp, nix::fcntl::AtFlags::AT_EMPTY_PATH).unwrap_err();
+    let err = nix::unistd::execveat(&fd, c"", &argv, &envp, nix::fcntl::AtFlags::AT_EMPTY_PATH)
+        .unwrap_err();
     Err(Error::sys("re-exec", "protected runtime binary", err))
 }
 
 /// A detached, read-only bind mount of /proc/self/exe, opened as an executable fd.
 fn readonly_mount_of_self() -> Result<OwnedFd> {
     let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC as libc::c_uint;
-    let r = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c"/proc/self/exe".as_ptr(), flags) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c"/proc/self/exe".as_ptr(),
+            flags,
+        )
+    };
     if r < 0 {
-        return Err(Error::sys("open_tree", "/proc/self/exe", nix::errno::Errno::last()));
+        return Err(Error::sys(
+            "open_tree",
+            "/proc/self/exe",
+            nix::errno::Errno::last(),
+        ));
     }
     let tree = unsafe { OwnedFd::from_raw_fd(r as i32) };
     let attr = libc::mount_attr {
@@ -56,14 +70,19 @@ fn readonly_mount_of_self() -> Result<OwnedFd> {
         )
     };
     if r < 0 {
-        return Err(Error::sys("mount_setattr", "/proc/self/exe", nix::errno::Errno::last()));
+        return Err(Error::sys(
+            "mount_setattr",
+            "/proc/self/exe",
+            nix::errno::Errno::last(),
+        ));
     }
     Ok(tree)
 }
 
 /// Fallback: the binary copied into a memfd sealed against every write.
 fn sealed_memfd_of_self() -> Result<OwnedFd> {
-    let mut exe = std::fs::File::open("/proc/self/exe").map_err(|e| Error::io("open", "/proc/self/exe", e))?;
+    let mut exe = std::fs::File::open("/proc/self/exe")
+        .map_err(|e| Error::io("open", "/proc/self/exe", e))?;
     let fd = nix::sys::memfd::memfd_create(
         c"berth-runtime",
         nix::sys::memfd::MFdFlags::MFD_CLOEXEC | nix::sys::memfd::MFdFlags::MFD_ALLOW_SEALING,

@@ -9,7 +9,11 @@ pub fn parse(text: &str) -> Result<Signal> {
         return Signal::try_from(n).map_err(|_| bad());
     }
     let upper = text.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
     Signal::from_str(&name).map_err(|_| bad())
 }
 

@@ -24,10 +24,12 @@ impl Bundle {
             .ok_or_else(|| Error::Spec(format!("{}: root: missing", config.display())))?;
         let rootfs = dir.join(root.path());
         check(&spec, &config)?;
-        let rootfs = std::fs::canonicalize(&rootfs)
-            .map_err(|e| Error::io("rootfs", &rootfs, e))?;
+        let rootfs = std::fs::canonicalize(&rootfs).map_err(|e| Error::io("rootfs", &rootfs, e))?;
         if !rootfs.is_dir() {
-            return Err(Error::Spec(format!("rootfs {}: not a directory", rootfs.display())));
+            return Err(Error::Spec(format!(
+                "rootfs {}: not a directory",
+                rootfs.display()
+            )));
         }
         Ok(Bundle { dir, spec, rootfs })
     }
@@ -64,7 +66,10 @@ fn check(spec: &Spec, config: &Path) -> Result<()> {
     }
     for m in spec.mounts().iter().flatten() {
         if !m.destination().is_absolute() {
-            return bad(format!("mounts: destination {:?} is not absolute", m.destination()));
+            return bad(format!(
+                "mounts: destination {:?} is not absolute",
+                m.destination()
+            ));
         }
     }
     Ok(())
@@ -76,9 +81,13 @@ mod tests {
 
     #[test]
     fn type_errors_name_the_field() {
-        let err = parse(br#"{"ociVersion":"1.0.2","process":{"cwd":"/","args":5,"user":{"uid":0,"gid":0}}}"#).unwrap_err();
+        let err = parse(
+            br#"{"ociVersion":"1.0.2","process":{"cwd":"/","args":5,"user":{"uid":0,"gid":0}}}"#,
+        )
+        .unwrap_err();
         assert!(err.contains("field process.args"), "{err}");
-        let err = parse(br#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"bogus"}]}}"#).unwrap_err();
+        let err = parse(br#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"bogus"}]}}"#)
+            .unwrap_err();
         assert!(err.contains("linux.namespaces"), "{err}");
     }
 
@@ -92,16 +101,26 @@ mod tests {
     #[test]
     fn load_checks_bundle_rootfs_and_process() {
         let dir = tempfile::tempdir().unwrap();
-        let err = Bundle::load(&dir.path().join("nope")).unwrap_err().to_string();
+        let err = Bundle::load(&dir.path().join("nope"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("nope"), "{err}");
         let mut spec = Spec::default();
-        std::fs::write(dir.path().join("config.json"), serde_json::to_vec(&spec).unwrap()).unwrap();
+        std::fs::write(
+            dir.path().join("config.json"),
+            serde_json::to_vec(&spec).unwrap(),
+        )
+        .unwrap();
         let err = Bundle::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("rootfs"), "{err}");
         std::fs::create_dir(dir.path().join("rootfs")).unwrap();
         assert!(Bundle::load(dir.path()).is_ok());
         spec.set_process(None);
-        std::fs::write(dir.path().join("config.json"), serde_json::to_vec(&spec).unwrap()).unwrap();
+        std::fs::write(
+            dir.path().join("config.json"),
+            serde_json::to_vec(&spec).unwrap(),
+        )
+        .unwrap();
         let err = Bundle::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("process: missing"), "{err}");
     }

@@ -16,7 +16,10 @@ pub fn default_spec(rootless: bool) -> Result<Spec> {
 pub fn write(bundle: &Path, rootless: bool) -> Result<()> {
     let path = bundle.join("config.json");
     if path.exists() {
-        return Err(Error::Other(format!("File {} exists. Remove it first", path.display())));
+        return Err(Error::Other(format!(
+            "File {} exists. Remove it first",
+            path.display()
+        )));
     }
     let spec = default_spec(rootless)?;
     let text = serde_json::to_string_pretty(&spec).map_err(|e| Error::Other(e.to_string()))?;

@@ -69,8 +69,7 @@ impl Container {
             }
             Err(e) => return Err(Error::io("read", &path, e)),
         };
-        serde_json::from_slice(&text)
-            .map_err(|e| Error::State(format!("{}: {e}", path.display())))
+        serde_json::from_slice(&text).map_err(|e| Error::State(format!("{}: {e}", path.display())))
     }
 
     /// Write state.json atomically (temp file + rename), so a crash never leaves half a file.
@@ -85,7 +84,9 @@ impl Container {
 
     /// Is the container's init still the process we started?
     pub fn is_alive(&self) -> bool {
-        self.pid > 0 && process_start_time(self.pid).is_some_and(|t| t == self.pid_start) && !is_zombie(self.pid)
+        self.pid > 0
+            && process_start_time(self.pid).is_some_and(|t| t == self.pid_start)
+            && !is_zombie(self.pid)
     }
 
     pub fn status(&self, root: &Path) -> ContainerState {

@@ -77,8 +77,14 @@ impl Channel {
             }
             None => Vec::new(),
         };
-        sendmsg::<()>(self.0.as_raw_fd(), &iov, &cmsgs, MsgFlags::MSG_NOSIGNAL, None)
-            .map_err(|e| Error::sys("sync send", format!("{msg:?}"), e))?;
+        sendmsg::<()>(
+            self.0.as_raw_fd(),
+            &iov,
+            &cmsgs,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map_err(|e| Error::sys("sync send", format!("{msg:?}"), e))?;
         Ok(())
     }
 

@@ -17,31 +17,64 @@ pub fn connect(path: &Path) -> Result<OwnedFd> {
 /// Make a pty from the container's /dev/ptmx, send its master over `socket`, and make the
 /// slave the calling process's controlling terminal and stdio.
 pub fn setup(socket: &OwnedFd, size: Option<(u16, u16)>) -> Result<()> {
-    let master = nix::fcntl::open("/dev/ptmx", OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .map_err(|e| Error::sys("open", "/dev/ptmx", e))?;
+    let master = nix::fcntl::open(
+        "/dev/ptmx",
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| Error::sys("open", "/dev/ptmx", e))?;
     let m = master.as_raw_fd();
     if unsafe { libc::grantpt(m) } != 0 || unsafe { libc::unlockpt(m) } != 0 {
-        return Err(Error::sys("unlockpt", "/dev/ptmx", nix::errno::Errno::last()));
+        return Err(Error::sys(
+            "unlockpt",
+            "/dev/ptmx",
+            nix::errno::Errno::last(),
+        ));
     }
     let mut name = [0 as libc::c_char; 128];
     if unsafe { libc::ptsname_r(m, name.as_mut_ptr(), name.len()) } != 0 {
-        return Err(Error::sys("ptsname", "/dev/ptmx", nix::errno::Errno::last()));
+        return Err(Error::sys(
+            "ptsname",
+            "/dev/ptmx",
+            nix::errno::Errno::last(),
+        ));
     }
-    let name = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }.to_string_lossy().into_owned();
-    let slave = nix::fcntl::open(name.as_str(), OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .map_err(|e| Error::sys("open", &name, e))?;
+    let name = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }
+        .to_string_lossy()
+        .into_owned();
+    let slave = nix::fcntl::open(
+        name.as_str(),
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| Error::sys("open", &name, e))?;
     if let Some((height, width)) = size {
-        let ws = libc::winsize { ws_row: height, ws_col: width, ws_xpixel: 0, ws_ypixel: 0 };
+        let ws = libc::winsize {
+            ws_row: height,
+            ws_col: width,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
         unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
     }
     let fds = [m];
     let iov = [IoSlice::new(name.as_bytes())];
-    sendmsg::<()>(socket.as_raw_fd(), &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)
-        .map_err(|e| Error::sys("send pty master over", "console socket", e))?;
+    sendmsg::<()>(
+        socket.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .map_err(|e| Error::sys("send pty master over", "console socket", e))?;
     drop(master);
     nix::unistd::setsid().map_err(|e| Error::sys("setsid", "init", e))?;
     if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } != 0 {
-        return Err(Error::sys("ioctl TIOCSCTTY", &name, nix::errno::Errno::last()));
+        return Err(Error::sys(
+            "ioctl TIOCSCTTY",
+            &name,
+            nix::errno::Errno::last(),
+        ));
     }
     for fd in 0..3 {
         if unsafe { libc::dup2(slave.as_raw_fd(), fd) } < 0 {
