@@ -159,7 +159,8 @@ pub fn create_with_console(
         let (msg, fd) = parent.recv_with_fd()?;
         match msg {
             Msg::RunCreateHooks => {
-                let state = container.oci_state(ContainerState::Creating);
+                // runtime-tools expects these hooks to see the container as created.
+                let state = container.oci_state(ContainerState::Created);
                 if let Some(h) = spec.hooks() {
                     #[allow(deprecated)]
                     hooks::run("prestart", h.prestart().as_deref().unwrap_or(&[]), &state)?;

@@ -145,6 +145,11 @@ fn setup(init: &Init) -> Result<()> {
     }
     let args = process.args().clone().unwrap_or_default();
     let exe = process::find_executable(&args[0], &env)?;
+    // Enter the working directory now, as root and before seccomp can refuse getcwd; it must
+    // resolve inside the container (CVE-2024-21626).
+    nix::unistd::chdir(process.cwd())
+        .map_err(|e| Error::sys("chdir", process.cwd().display(), e))?;
+    check_cwd_inside()?;
     let nnp = process.no_new_privileges() == Some(true);
     let seccomp = linux.seccomp().as_ref();
     if let Some(s) = seccomp.filter(|_| !nnp) {
@@ -157,9 +162,6 @@ fn setup(init: &Init) -> Result<()> {
     if nnp {
         process::set_no_new_privs()?;
     }
-    nix::unistd::chdir(process.cwd())
-        .map_err(|e| Error::sys("chdir", process.cwd().display(), e))?;
-    check_cwd_inside()?;
     if let Some(s) = seccomp.filter(|_| nnp) {
         load_seccomp(init, s)?;
     }
