@@ -1,0 +1,777 @@
+//! `berth-bench`: times berth-runtime against runc and crun on the same bundles (`make bench`).
+//!
+//! Scenarios, each run round-robin across runtimes so machine noise hits all of them alike:
+//! - lifecycle: `create` → `start` → wait for `/bin/true` to exit → `delete`, per container;
+//! - floor: `unshare -fmuinp chroot ROOTFS /bin/true`, the least any runtime can do;
+//! - peak RSS of the `create` process (wait4's `ru_maxrss`) and of the container init before it
+//!   exec'd (the kernel carries the high-water mark across exec);
+//! - resources: the lifecycle again with a memory, pids and cpu-quota limit (cgroup work);
+//! - exec: `exec ID /bin/true` into one running container per runtime.
+//!
+//! On a hybrid cgroup host whose cgroup2 mount has controllers, crun refuses to run at all, so the
+//! bench hides that mount in its own mount namespace first (all runtimes then see cgroup v1;
+//! `--keep-cgroup2` turns this off). Each runtime gets its own `--root` in a temp dir.
+//!
+//! A runtime that fails is reported as `failed: <error>` and skipped for the rest of that
+//! scenario; the bench exits non-zero if any runtime failed the plain lifecycle.
+//! This is a benchmark, not a test: it asserts nothing about speed.
+
+use std::fmt::Write as _;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const USAGE: &str =
+    "usage: berth-bench [--berth PATH] [--runc PATH] [--crun PATH] [-n N] [--warmup N]
+                   [--keep-cgroup2]
+
+  --berth PATH   berth-runtime binary (default target/release/berth-runtime)
+  --runc PATH    runc binary (default: runc on PATH)
+  --crun PATH    crun binary (default: crun on PATH)
+  -n N           containers per runtime and scenario (default 100)
+  --warmup N     untimed rounds before each scenario (default 3)
+  --keep-cgroup2 do not hide a hybrid host's /sys/fs/cgroup/unified (crun then fails)";
+
+/// crun refuses a hybrid layout whose cgroup2 mount has controllers; see `hide_cgroup2`.
+const UNIFIED: &str = "/sys/fs/cgroup/unified";
+
+/// One runtime under test.
+struct Runtime {
+    name: String,
+    bin: PathBuf,
+    /// Its private `--root` state directory.
+    root: PathBuf,
+    /// Where its stderr (and the container's) goes; read back on failure.
+    log: PathBuf,
+}
+
+/// Command-line options.
+struct Options {
+    berth: PathBuf,
+    runc: PathBuf,
+    crun: PathBuf,
+    iterations: usize,
+    warmup: usize,
+    keep_cgroup2: bool,
+}
+
+/// The lifecycle's steps, timed separately to show where the time goes.
+const PHASES: [&str; 4] = ["create", "start", "wait", "delete"];
+
+/// Durations of one runtime's runs of a scenario.
+#[derive(Default)]
+struct Timings {
+    /// Whole runs.
+    totals: Vec<Duration>,
+    /// `phases[k]`: step `PHASES[k]` of each run (empty for single-step scenarios).
+    phases: Vec<Vec<Duration>>,
+}
+
+impl Timings {
+    fn push(&mut self, total: Duration, phases: Vec<Duration>) {
+        self.totals.push(total);
+        self.phases.resize(phases.len(), Vec::new());
+        for (all, one) in self.phases.iter_mut().zip(phases) {
+            all.push(one);
+        }
+    }
+}
+
+/// What one scenario produced for one runtime.
+enum Outcome {
+    Timings(Timings),
+    Failed(String),
+}
+
+fn main() -> ExitCode {
+    let opts = match parse_args(std::env::args().skip(1).collect()) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("berth-bench: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&opts) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("berth-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse_args(args: Vec<String>) -> Result<Options, String> {
+    let mut opts = Options {
+        berth: PathBuf::from("target/release/berth-runtime"),
+        runc: PathBuf::from("runc"),
+        crun: PathBuf::from("crun"),
+        iterations: 100,
+        warmup: 3,
+        keep_cgroup2: false,
+    };
+    let mut it = args.into_iter();
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--berth" => opts.berth = value()?.into(),
+            "--runc" => opts.runc = value()?.into(),
+            "--crun" => opts.crun = value()?.into(),
+            "-n" | "--iterations" => opts.iterations = parse_count(&flag, &value()?)?,
+            "--warmup" => opts.warmup = parse_count(&flag, &value()?)?,
+            "--keep-cgroup2" => opts.keep_cgroup2 = true,
+            "-h" | "--help" => return Err("help".into()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if opts.iterations == 0 {
+        return Err("-n must be at least 1".into());
+    }
+    Ok(opts)
+}
+
+fn parse_count(flag: &str, v: &str) -> Result<usize, String> {
+    v.parse()
+        .map_err(|_| format!("{flag} {v:?}: not a non-negative integer"))
+}
+
+/// Runs every scenario; `Ok(false)` when a runtime failed the plain lifecycle.
+fn run(opts: &Options) -> Result<bool, String> {
+    let work = WorkDir::create()?;
+    run_in(opts, &work.0)
+}
+
+/// The bench's private temp dir (rootfs, bundles, runtime roots), removed on drop.
+struct WorkDir(PathBuf);
+
+impl WorkDir {
+    fn create() -> Result<Self, String> {
+        let dir = std::env::temp_dir().join(format!("berth-bench-{}", std::process::id()));
+        fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if let Err(e) = fs::remove_dir_all(&self.0) {
+            eprintln!("berth-bench: remove {}: {e}", self.0.display());
+        }
+    }
+}
+
+fn run_in(opts: &Options, work: &Path) -> Result<bool, String> {
+    become_subreaper()?;
+    if !opts.keep_cgroup2 {
+        hide_cgroup2()?;
+    }
+    let runtimes = runtimes(opts, work)?;
+    let rootfs = work.join("rootfs");
+    berth_integration::rootfs::busybox(&rootfs)
+        .map_err(|e| format!("busybox rootfs in {}: {e}", rootfs.display()))?;
+    let plain = write_bundle(&work.join("bundle-true"), &rootfs, &["/bin/true"], None)?;
+    let limited = write_bundle(
+        &work.join("bundle-limits"),
+        &rootfs,
+        &["/bin/true"],
+        Some(limits()),
+    )?;
+    let sleeper = write_bundle(
+        &work.join("bundle-sleep"),
+        &rootfs,
+        &["/bin/sleep", "3600"],
+        None,
+    )?;
+
+    println!(
+        "berth-bench: {} containers per runtime and scenario, {} warm-up rounds, interleaved",
+        opts.iterations, opts.warmup
+    );
+    for rt in &runtimes {
+        println!(
+            "  {:<6} {} ({})",
+            rt.name,
+            rt.bin.display(),
+            version(&rt.bin)
+        );
+    }
+    println!("  load average at start: {}", load_average());
+
+    let floor = measure_floor(&rootfs, opts)?;
+    let life = round_robin(&runtimes, opts, |rt, id| lifecycle(rt, &plain, id));
+    print_table(
+        "lifecycle: create, start, wait for /bin/true, delete",
+        &runtimes,
+        &life,
+        Some(&floor),
+    );
+    print_rss(&runtimes, &plain);
+    let res = round_robin(&runtimes, opts, |rt, id| lifecycle(rt, &limited, id));
+    print_table(
+        "lifecycle with memory 64M + pids 64 + cpu quota 50ms/100ms",
+        &runtimes,
+        &res,
+        None,
+    );
+    let exec = exec_latency(&runtimes, &sleeper, opts);
+    print_table(
+        "exec /bin/true into a running container",
+        &runtimes,
+        &exec,
+        None,
+    );
+    println!(
+        "\nload average at end: {} (2+ on this 2-core VM inflates every figure)",
+        load_average()
+    );
+    Ok(life.iter().all(|o| matches!(o, Outcome::Timings(_))))
+}
+
+/// Resolves and checks the three runtimes; runc and crun missing is an error, not a skip.
+fn runtimes(opts: &Options, work: &Path) -> Result<Vec<Runtime>, String> {
+    let named = [
+        ("berth", &opts.berth),
+        ("runc", &opts.runc),
+        ("crun", &opts.crun),
+    ];
+    named
+        .into_iter()
+        .map(|(name, bin)| {
+            let bin = resolve(bin).ok_or_else(|| {
+                format!(
+                    "{name}: {} not found{}",
+                    bin.display(),
+                    if name == "berth" {
+                        " (build it: cargo build --release -p berth-runtime, or pass --berth)"
+                    } else {
+                        " (install the Debian package: apt-get install runc crun)"
+                    }
+                )
+            })?;
+            let root = work.join(format!("state-{name}"));
+            fs::create_dir_all(&root).map_err(|e| format!("create {}: {e}", root.display()))?;
+            Ok(Runtime {
+                name: name.to_string(),
+                bin,
+                log: work.join(format!("{name}.stderr")),
+                root,
+            })
+        })
+        .collect()
+}
+
+/// A path as given if it has a slash, else looked up on `PATH`.
+fn resolve(bin: &Path) -> Option<PathBuf> {
+    if bin.components().count() > 1 {
+        return bin.is_file().then(|| bin.to_path_buf());
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(bin))
+            .find(|p| p.is_file())
+    })
+}
+
+/// The 1, 5 and 15 minute load averages: other work on the machine skews every figure.
+fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|e| format!("unknown ({e})"))
+}
+
+fn version(bin: &Path) -> String {
+    Command::new(bin)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "version unknown".into())
+}
+
+// ---- bundles ------------------------------------------------------------------------------
+
+/// Writes `dir/config.json`: `runc spec`'s defaults (namespaces, mounts, masked and read-only
+/// paths, capabilities, rlimits, device cgroup), no terminal, `args`, optional resources.
+fn write_bundle(
+    dir: &Path,
+    rootfs: &Path,
+    args: &[&str],
+    resources: Option<Value>,
+) -> Result<PathBuf, String> {
+    fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    let mut config = spec(rootfs, args);
+    if let Some(extra) = resources {
+        let res = &mut config["linux"]["resources"];
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            res[k] = v.clone();
+        }
+    }
+    let path = dir.join("config.json");
+    let text = serde_json::to_string_pretty(&config).map_err(|e| format!("config: {e}"))?;
+    fs::write(&path, text).map_err(|e| format!("write {}: {e}", path.display()))?;
+    Ok(dir.to_path_buf())
+}
+
+fn spec(rootfs: &Path, args: &[&str]) -> Value {
+    let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": 0, "gid": 0},
+            "args": args,
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "cwd": "/",
+            "capabilities": {
+                "bounding": caps, "effective": caps, "permitted": caps, "ambient": caps
+            },
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": true
+        },
+        "root": {"path": rootfs, "readonly": true},
+        "hostname": "bench",
+        "mounts": mounts(),
+        "linux": {
+            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+            "namespaces": [
+                {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
+                {"type": "uts"}, {"type": "mount"}
+            ],
+            "maskedPaths": [
+                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+                "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+                "/proc/sched_debug", "/sys/firmware", "/proc/scsi"
+            ],
+            "readonlyPaths": [
+                "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
+            ]
+        }
+    })
+}
+
+fn mounts() -> Value {
+    json!([
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+         "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+         "options": ["nosuid", "noexec", "nodev", "ro"]}
+    ])
+}
+
+/// The issue-3 limits: memory 64 MiB, 64 pids, half a CPU.
+fn limits() -> Value {
+    json!({
+        "memory": {"limit": 64 * 1024 * 1024},
+        "pids": {"limit": 64},
+        "cpu": {"quota": 50_000, "period": 100_000}
+    })
+}
+
+// ---- running the runtimes ---------------------------------------------------------------
+
+/// Runs `scenario` `warmup + iterations` times per runtime, round-robin, timing each call.
+/// The scenario returns the durations of its steps, if it has several.
+/// A runtime's first failure ends its part of the scenario.
+fn round_robin(
+    runtimes: &[Runtime],
+    opts: &Options,
+    scenario: impl Fn(&Runtime, &str) -> Result<Vec<Duration>, String>,
+) -> Vec<Outcome> {
+    let mut outcomes: Vec<Outcome> = runtimes
+        .iter()
+        .map(|_| Outcome::Timings(Timings::default()))
+        .collect();
+    for i in 0..opts.warmup + opts.iterations {
+        for (rt, outcome) in runtimes.iter().zip(outcomes.iter_mut()) {
+            let Outcome::Timings(times) = outcome else {
+                continue;
+            };
+            let id = format!("bench-{}-{}-{i}", std::process::id(), rt.name);
+            let start = Instant::now();
+            match scenario(rt, &id) {
+                Ok(phases) if i >= opts.warmup => times.push(start.elapsed(), phases),
+                Ok(_) => {}
+                Err(e) => *outcome = Outcome::Failed(e),
+            }
+            reap_orphans();
+        }
+    }
+    outcomes
+}
+
+/// One container's life: create, start, wait for its init, delete; returns each step's time.
+fn lifecycle(rt: &Runtime, bundle: &Path, id: &str) -> Result<Vec<Duration>, String> {
+    let mut clock = Instant::now();
+    let mut lap = || {
+        let now = Instant::now();
+        std::mem::replace(&mut clock, now).elapsed()
+    };
+    let pid = create(rt, bundle, id).map(|(pid, _)| pid)?;
+    let created = lap();
+    runtime_ok(rt, &["start", id]).inspect_err(|_| force_delete(rt, id))?;
+    let started = lap();
+    let exited = wait_exit(rt, id, pid);
+    let waited = lap();
+    let deleted = runtime_ok(rt, &["delete", id]);
+    let phases = vec![created, started, waited, lap()];
+    exited.and(deleted).map(|()| phases)
+}
+
+/// Waits for the container's init, which must exit 0.
+fn wait_exit(rt: &Runtime, id: &str, pid: i32) -> Result<(), String> {
+    let (status, _) =
+        wait4(pid).map_err(|e| format!("{}: wait for container {id}: {e}", rt.name))?;
+    if status != 0 {
+        return Err(format!(
+            "{}: container {id} exited with wait status {status:#x}",
+            rt.name
+        ));
+    }
+    Ok(())
+}
+
+/// `create --bundle B --pid-file P ID`; returns the init's pid and the create process's rusage.
+fn create(rt: &Runtime, bundle: &Path, id: &str) -> Result<(i32, libc::rusage), String> {
+    let pid_file = rt.root.join(format!("{id}.pid"));
+    let args = [
+        "create",
+        "--bundle",
+        path_str(bundle)?,
+        "--pid-file",
+        path_str(&pid_file)?,
+        id,
+    ];
+    let child = spawn(rt, &args)?;
+    let (status, usage) =
+        wait4(child.id() as i32).map_err(|e| format!("{}: wait for create {id}: {e}", rt.name))?;
+    if status != 0 {
+        let err = failure(rt, &args, status);
+        force_delete(rt, id);
+        return Err(err);
+    }
+    let pid = read_pid(&pid_file);
+    let _ = fs::remove_file(&pid_file);
+    pid.map(|p| (p, usage))
+        .inspect_err(|_| force_delete(rt, id))
+}
+
+fn read_pid(path: &Path) -> Result<i32, String> {
+    let text = fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+    text.trim()
+        .parse()
+        .map_err(|_| format!("{}: not a pid: {text:?}", path.display()))
+}
+
+/// Runs `RUNTIME --root R ARGS…` to completion; non-zero exit is an error with its stderr.
+fn runtime_ok(rt: &Runtime, args: &[&str]) -> Result<(), String> {
+    let child = spawn(rt, args)?;
+    let (status, _) =
+        wait4(child.id() as i32).map_err(|e| format!("{}: wait for {args:?}: {e}", rt.name))?;
+    if status == 0 {
+        Ok(())
+    } else {
+        Err(failure(rt, args, status))
+    }
+}
+
+fn spawn(rt: &Runtime, args: &[&str]) -> Result<Child, String> {
+    let log = File::create(&rt.log).map_err(|e| format!("create {}: {e}", rt.log.display()))?;
+    Command::new(&rt.bin)
+        .arg("--root")
+        .arg(&rt.root)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("spawn {} {args:?}: {e}", rt.bin.display()))
+}
+
+fn failure(rt: &Runtime, args: &[&str], status: i32) -> String {
+    let stderr = fs::read_to_string(&rt.log).unwrap_or_default();
+    let last = stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    format!(
+        "{} {}: wait status {status:#x}: {}",
+        rt.name,
+        args.join(" "),
+        last.trim()
+    )
+}
+
+fn force_delete(rt: &Runtime, id: &str) {
+    let _ = runtime_ok(rt, &["kill", id, "KILL"]);
+    let _ = runtime_ok(rt, &["delete", "--force", id]);
+}
+
+fn path_str(p: &Path) -> Result<&str, String> {
+    p.to_str()
+        .ok_or_else(|| format!("{}: path is not UTF-8", p.display()))
+}
+
+// ---- the floor, RSS and exec ------------------------------------------------------------
+
+/// `unshare -fmuinp chroot ROOTFS /bin/true`, timed like a container.
+fn measure_floor(rootfs: &Path, opts: &Options) -> Result<Vec<Duration>, String> {
+    let mut times = Vec::with_capacity(opts.iterations);
+    for i in 0..opts.warmup + opts.iterations {
+        let start = Instant::now();
+        let status = Command::new("unshare")
+            .args(["-fmuinp", "chroot"])
+            .arg(rootfs)
+            .arg("/bin/true")
+            .stdin(Stdio::null())
+            .status()
+            .map_err(|e| format!("spawn unshare (util-linux): {e}"))?;
+        if !status.success() {
+            return Err(format!(
+                "unshare -fmuinp chroot {}: {status}",
+                rootfs.display()
+            ));
+        }
+        if i >= opts.warmup {
+            times.push(start.elapsed());
+        }
+    }
+    Ok(times)
+}
+
+/// Peak RSS of one `create` per runtime and of its container init before exec.
+fn print_rss(runtimes: &[Runtime], bundle: &Path) {
+    println!("\npeak RSS (wait4 ru_maxrss)");
+    println!(
+        "{:<8} {:>14} {:>22}",
+        "runtime", "create (KiB)", "init, pre-exec (KiB)"
+    );
+    for rt in runtimes {
+        let id = format!("bench-{}-{}-rss", std::process::id(), rt.name);
+        match rss(rt, bundle, &id) {
+            Ok((create, init)) => println!("{:<8} {create:>14} {init:>22}", rt.name),
+            Err(e) => println!("{:<8} failed: {e}", rt.name),
+        }
+    }
+}
+
+fn rss(rt: &Runtime, bundle: &Path, id: &str) -> Result<(i64, i64), String> {
+    let (pid, usage) = create(rt, bundle, id)?;
+    runtime_ok(rt, &["start", id]).inspect_err(|_| force_delete(rt, id))?;
+    let waited = wait4(pid).map_err(|e| format!("wait for container {id}: {e}"));
+    runtime_ok(rt, &["delete", id])?;
+    let (_, init) = waited?;
+    Ok((usage.ru_maxrss, init.ru_maxrss))
+}
+
+/// Starts one `sleep 3600` container per runtime and times `exec ID /bin/true` round-robin.
+fn exec_latency(runtimes: &[Runtime], bundle: &Path, opts: &Options) -> Vec<Outcome> {
+    let ids: Vec<String> = runtimes
+        .iter()
+        .map(|rt| format!("bench-{}-{}-exec", std::process::id(), rt.name))
+        .collect();
+    let started: Vec<Result<i32, String>> = runtimes
+        .iter()
+        .zip(&ids)
+        .map(|(rt, id)| start_sleeper(rt, bundle, id))
+        .collect();
+    let outcomes = round_robin(runtimes, opts, |rt, _| {
+        let i = runtimes.iter().position(|r| r.name == rt.name).unwrap_or(0);
+        match &started[i] {
+            Ok(_) => runtime_ok(rt, &["exec", &ids[i], "/bin/true"]).map(|()| Vec::new()),
+            Err(e) => Err(e.clone()),
+        }
+    });
+    for ((rt, id), pid) in runtimes.iter().zip(&ids).zip(&started) {
+        if let Ok(pid) = pid {
+            let _ = runtime_ok(rt, &["kill", id, "KILL"]);
+            let _ = wait4(*pid);
+            let _ = runtime_ok(rt, &["delete", id]);
+        }
+    }
+    outcomes
+}
+
+fn start_sleeper(rt: &Runtime, bundle: &Path, id: &str) -> Result<i32, String> {
+    let (pid, _) = create(rt, bundle, id)?;
+    runtime_ok(rt, &["start", id]).inspect_err(|_| force_delete(rt, id))?;
+    Ok(pid)
+}
+
+// ---- the host ---------------------------------------------------------------------------
+
+/// On a hybrid host whose cgroup2 mount has controllers (here: hugetlb), crun refuses every
+/// container ("cgroups in hybrid mode not supported"). So that all three runtimes can be
+/// compared, the bench moves itself into a private mount namespace and covers
+/// `/sys/fs/cgroup/unified` with an empty tmpfs: every runtime then sees a cgroup v1 host.
+/// The host's mounts are untouched.
+fn hide_cgroup2() -> Result<(), String> {
+    let controllers = fs::read_to_string(format!("{UNIFIED}/cgroup.controllers"));
+    if controllers.map(|c| c.trim().is_empty()).unwrap_or(true) {
+        return Ok(());
+    }
+    // SAFETY: plain syscalls with valid C strings; we are single-threaded here.
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWNS) != 0 {
+            return Err(format!(
+                "unshare(CLONE_NEWNS): {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        let flags = libc::MS_REC | libc::MS_SLAVE;
+        let null = std::ptr::null();
+        if libc::mount(null, c"/".as_ptr(), null, flags, std::ptr::null()) != 0 {
+            return Err(format!(
+                "make / rslave: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        let target = c"/sys/fs/cgroup/unified";
+        if libc::mount(
+            c"none".as_ptr(),
+            target.as_ptr(),
+            c"tmpfs".as_ptr(),
+            0,
+            std::ptr::null(),
+        ) != 0
+        {
+            return Err(format!(
+                "mount tmpfs on {UNIFIED}: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    println!(
+        "note: {UNIFIED} has controllers, which crun refuses; hidden in the bench's own mount \
+         namespace, so all runtimes see cgroup v1 only (--keep-cgroup2 to keep it)"
+    );
+    Ok(())
+}
+
+// ---- processes --------------------------------------------------------------------------
+
+/// Orphaned container inits are re-parented to us, so we can wait for them by pid.
+fn become_subreaper() -> Result<(), String> {
+    // SAFETY: prctl with integer arguments only.
+    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    if rc != 0 {
+        return Err(format!(
+            "prctl(PR_SET_CHILD_SUBREAPER): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+/// Waits for `pid`; returns its raw wait status and resource usage.
+fn wait4(pid: i32) -> std::io::Result<(i32, libc::rusage)> {
+    let mut status = 0;
+    // SAFETY: rusage is plain old data; all-zero is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: valid pointers to locals.
+        let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if rc == pid {
+            return Ok((status, usage));
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Reaps any re-parented process nobody waits for (e.g. exec'd processes of a runtime).
+fn reap_orphans() {
+    let mut status = 0;
+    // SAFETY: valid pointer to a local; WNOHANG never blocks.
+    while unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) } > 0 {}
+}
+
+// ---- reporting --------------------------------------------------------------------------
+
+struct Stats {
+    median: f64,
+    p90: f64,
+    mean: f64,
+}
+
+fn stats(times: &[Duration]) -> Stats {
+    let mut ms: Vec<f64> = times.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+    Stats {
+        median: at(0.5),
+        p90: at(0.9),
+        mean: ms.iter().sum::<f64>() / ms.len() as f64,
+    }
+}
+
+fn print_table(
+    title: &str,
+    runtimes: &[Runtime],
+    outcomes: &[Outcome],
+    floor: Option<&[Duration]>,
+) {
+    println!("\n{title}");
+    println!(
+        "{:<8} {:>10} {:>10} {:>10}   vs berth (median)",
+        "runtime", "median ms", "p90 ms", "mean ms"
+    );
+    let berth = match outcomes.first() {
+        Some(Outcome::Timings(t)) if !t.totals.is_empty() => Some(stats(&t.totals).median),
+        _ => None,
+    };
+    for (rt, outcome) in runtimes.iter().zip(outcomes) {
+        match outcome {
+            Outcome::Timings(t) if !t.totals.is_empty() => {
+                println!("{}", row(&rt.name, &stats(&t.totals), berth));
+                if !t.phases.is_empty() {
+                    println!("{}", phase_row(&t.phases));
+                }
+            }
+            Outcome::Timings(_) => println!("{:<8} no samples", rt.name),
+            Outcome::Failed(e) => println!("{:<8} failed: {e}", rt.name),
+        }
+    }
+    if let Some(f) = floor {
+        println!("{}", row("floor", &stats(f), berth));
+        println!("         (floor: unshare -fmuinp chroot ROOTFS /bin/true)");
+    }
+}
+
+/// "  create 12.30 | start 3.10 | ..." (medians, ms), under a runtime's row.
+fn phase_row(phases: &[Vec<Duration>]) -> String {
+    let parts: Vec<String> = PHASES
+        .iter()
+        .zip(phases)
+        .map(|(name, times)| format!("{name} {:.2}", stats(times).median))
+        .collect();
+    format!("           median ms: {}", parts.join(" | "))
+}
+
+fn row(name: &str, s: &Stats, berth: Option<f64>) -> String {
+    let mut line = format!(
+        "{name:<8} {:>10.2} {:>10.2} {:>10.2}",
+        s.median, s.p90, s.mean
+    );
+    if let Some(b) = berth.filter(|b| *b > 0.0) {
+        let _ = write!(line, "   {name}/berth = {:.2}x", s.median / b);
+    }
+    line
+}
