@@ -102,7 +102,7 @@ pub fn exec(root: &Path, opts: &ExecOptions) -> Result<i32> {
     drop(console);
     drop(joins);
     let forward = (!opts.detach).then(foreground::block_signals).transpose()?;
-    if let Err(e) = c.cgroup.create_and_join(pid, None) {
+    if let Err(e) = c.cgroup.join(pid) {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGKILL,
@@ -203,6 +203,7 @@ fn child_setup(
     process::set_oom_score_adj(p.oom_score_adj())?;
     process::set_rlimits(p.rlimits().as_deref().unwrap_or(&[]))?;
     let mut env = p.env().clone().unwrap_or_default();
+    process::default_home(&mut env, p.user().uid());
     if opts.preserve_fds > 0 {
         env.push(format!("LISTEN_FDS={}", opts.preserve_fds));
     }
@@ -244,6 +245,7 @@ pub fn process_from_flags(base: &Process, f: &ExecFlags) -> Result<Process> {
         p.set_cwd(cwd.clone());
     }
     let mut env = p.env().clone().unwrap_or_default();
+    process::default_home(&mut env, p.user().uid());
     for e in &f.env {
         let key = e.split('=').next().unwrap_or("");
         env.retain(|old| old.split('=').next() != Some(key));

@@ -139,6 +139,7 @@ fn setup(init: &Init) -> Result<()> {
     process::set_oom_score_adj(process.oom_score_adj())?;
     process::set_rlimits(process.rlimits().as_deref().unwrap_or(&[]))?;
     let mut env = process.env().clone().unwrap_or_default();
+    process::default_home(&mut env, process.user().uid());
     if init.preserve_fds > 0 {
         env.push(format!("LISTEN_FDS={}", init.preserve_fds));
         env.push("LISTEN_PID=1".into());

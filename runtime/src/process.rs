@@ -163,6 +163,23 @@ pub fn set_no_new_privs() -> Result<()> {
     nix::sys::prctl::set_no_new_privs().map_err(|e| Error::sys("prctl", "PR_SET_NO_NEW_PRIVS", e))
 }
 
+/// Without HOME in the environment, set it from the container's /etc/passwd entry for `uid`
+/// (`/` when there is none), as runc does.
+pub fn default_home(env: &mut Vec<String>, uid: u32) {
+    if env.iter().any(|e| e.starts_with("HOME=")) {
+        return;
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let home = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 5 && f[2].parse() == Ok(uid))
+        .map(|f| f[5].to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "/".into());
+    env.push(format!("HOME={home}"));
+}
+
 /// Find `arg0` the way execvp would, on the container's PATH.
 pub fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf> {
     let not_found = || {

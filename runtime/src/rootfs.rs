@@ -246,8 +246,10 @@ fn mount_cgroup(dest: &Path, root: &OwnedFd, opts: &Options, cgroupns: bool) -> 
             .find(|(c, _)| c.is_empty())
             .map(|(_, p)| p.as_str())
             .unwrap_or("/");
+        drop(target);
         return mount_hierarchy(
-            &path,
+            root,
+            dest,
             "cgroup2",
             None,
             &format!("/sys/fs/cgroup{sub}"),
@@ -274,14 +276,11 @@ fn mount_cgroup(dest: &Path, root: &OwnedFd, opts: &Options, cgroupns: bool) -> 
             let _ = std::os::unix::fs::symlink(link, PathBuf::from(&path).join(&name));
             continue;
         }
-        let (fstype, key, data) = match name.as_str() {
-            "unified" => ("cgroup2", String::new(), None),
-            "systemd" => (
-                "cgroup",
-                "name=systemd".to_string(),
-                Some("none,name=systemd".to_string()),
-            ),
-            n => ("cgroup", n.to_string(), Some(n.to_string())),
+        // Like runc: a v1 cgroup mount shows the v1 hierarchies only.
+        let (key, data) = match name.as_str() {
+            "unified" => continue,
+            "systemd" => ("name=systemd".to_string(), "none,name=systemd".to_string()),
+            n => (n.to_string(), n.to_string()),
         };
         let Some(sub) = own
             .iter()
@@ -290,12 +289,12 @@ fn mount_cgroup(dest: &Path, root: &OwnedFd, opts: &Options, cgroupns: bool) -> 
         else {
             continue;
         };
-        let t = open_in_root(root, &dest.join(&name), Kind::Dir)?;
         let host = format!("/sys/fs/cgroup/{name}{sub}");
         mount_hierarchy(
-            &proc_fd(&t),
-            fstype,
-            data.as_deref(),
+            root,
+            &dest.join(&name),
+            "cgroup",
+            Some(&data),
             &host,
             flags,
             cgroupns,
@@ -313,27 +312,35 @@ fn mount_cgroup(dest: &Path, root: &OwnedFd, opts: &Options, cgroupns: bool) -> 
     Ok(())
 }
 
+/// Mount one hierarchy at `dest` (inside the rootfs): fresh in a cgroup namespace, else a
+/// bind of the container's own cgroup directory on the host, remounted with `flags`.
 fn mount_hierarchy(
-    target: &str,
+    root: &OwnedFd,
+    dest: &Path,
     fstype: &str,
     data: Option<&str>,
     host: &str,
     flags: MsFlags,
     cgroupns: bool,
 ) -> Result<()> {
-    if cgroupns && mount(Some(fstype), target, Some(fstype), flags, data).is_ok() {
+    let target = open_in_root(root, dest, Kind::Dir)?;
+    let path = proc_fd(&target);
+    if cgroupns && mount(Some(fstype), path.as_str(), Some(fstype), flags, data).is_ok() {
         return Ok(());
     }
     mnt(
         Some(host),
-        target,
+        &path,
         None,
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None,
     )?;
+    // Reopen: the old fd still points under the new mount.
+    let target = open_in_root(root, dest, Kind::Dir)?;
+    let path = proc_fd(&target);
     mnt(
         None,
-        target,
+        &path,
         None,
         MsFlags::MS_BIND | MsFlags::MS_REMOUNT | current_flags(host) | flags,
         None,
