@@ -49,7 +49,7 @@ test: build
 	$(CARGO) test --release --workspace -- --test-threads=$${TEST_THREADS:-4}
 
 bench: build
-	$(RELEASE)/berth-bench --berth $(RELEASE)/berth-runtime
+	$(RELEASE)/berth-bench --berth $(RELEASE)/berth-runtime $(BENCH_ARGS)
 
 fmt:
 	$(CARGO) fmt --all
