@@ -37,9 +37,10 @@ install: build
 
 # A real container from a busybox rootfs: berth-runtime spec + run.
 demo: build
-	rm -rf $(DEMO) && mkdir -p $(DEMO)/rootfs/bin
+	rm -rf $(DEMO) && mkdir -p $(DEMO)/rootfs/bin $(DEMO)/rootfs/etc
 	cp /bin/busybox $(DEMO)/rootfs/bin/busybox
-	for a in $$(/bin/busybox --list); do ln -sf busybox $(DEMO)/rootfs/bin/$$a; done
+	for a in $$(/bin/busybox --list); do [ $$a = busybox ] || ln -sf busybox $(DEMO)/rootfs/bin/$$a; done
+	echo 'root:x:0:0:root:/root:/bin/sh' > $(DEMO)/rootfs/etc/passwd
 	cd $(DEMO) && $(CURDIR)/$(RELEASE)/berth-runtime spec
 	jq '.process.terminal=false | .process.args=["sh","-c","echo hello from $$(hostname), pid $$$$ in a berth container; id"]' \
 		$(DEMO)/config.json > $(DEMO)/config.json.new && mv $(DEMO)/config.json.new $(DEMO)/config.json

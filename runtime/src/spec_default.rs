@@ -4,12 +4,15 @@ use oci_spec::runtime::Spec;
 use std::path::Path;
 
 pub fn default_spec(rootless: bool) -> Result<Spec> {
-    if rootless {
+    let mut spec = if rootless {
         let uid = nix::unistd::getuid().as_raw();
         let gid = nix::unistd::getgid().as_raw();
-        return Ok(Spec::rootless(uid, gid));
-    }
-    Ok(Spec::default())
+        Spec::rootless(uid, gid)
+    } else {
+        Spec::default()
+    };
+    spec.set_hostname(Some("berth".into()));
+    Ok(spec)
 }
 
 /// Write `<bundle>/config.json`, refusing to overwrite one that exists.
