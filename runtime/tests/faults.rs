@@ -281,3 +281,36 @@ fn delete_force_cleans_up_after_a_killed_create() {
         .status();
     f.assert_nothing_left(&cid, &cid);
 }
+
+/// `checkpoint` through criu either works (and `restore` brings the process back) or fails with
+/// criu's own reason on one line — and either way the container is not disturbed. (On this
+/// project's 6.18 test kernel Debian's criu 3.17 refuses: "vdso: Unexpected rt vDSO area bounds".)
+#[test]
+fn checkpoint_succeeds_or_fails_cleanly() {
+    let cid = id("ckpt");
+    let f = Fixture::new(&["sleep", "60"], |_| {});
+    f.run_detached(&cid);
+    let images = f.bundle().join("checkpoint");
+    let out = f.out(&[
+        "checkpoint",
+        "--leave-running",
+        "--image-path",
+        images.to_str().unwrap(),
+        &cid,
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    if out.status.success() {
+        assert!(
+            std::fs::read_dir(&images).unwrap().next().is_some(),
+            "no checkpoint images written"
+        );
+    } else {
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("criu dump:"), "{err}");
+    }
+    assert!(
+        f.ok(&["state", &cid]).contains("\"running\""),
+        "checkpoint disturbed the container"
+    );
+    f.ok(&["delete", "--force", &cid]);
+}
