@@ -47,7 +47,7 @@ demo: build
 	$(RELEASE)/berth-runtime --root $(DEMO)/state run --bundle $(DEMO) demo
 
 test: build
-	$(CARGO) test --release --workspace -- --test-threads=$${TEST_THREADS:-4}
+	$(CARGO) test --release --workspace --no-fail-fast -- --test-threads=$${TEST_THREADS:-4}
 
 bench: build
 	$(RELEASE)/berth-bench --berth $(RELEASE)/berth-runtime $(BENCH_ARGS)

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 const RUNTIME: &str = "io.containerd.berth.v2";
 const IMAGE: &str = "berth.test/busybox:latest";
-const NS: &str = "berth-test";
 
 /// The cargo target profile dir holding the shim (`target/debug`).
 fn bin_dir() -> PathBuf {
@@ -55,6 +54,8 @@ enum Flavor {
 /// A private containerd with the test image imported.
 struct Containerd {
     dir: PathBuf,
+    /// A namespace of its own: containerd names cgroups after it, and tests run in parallel.
+    ns: String,
     child: Option<Child>,
     flavor: Flavor,
 }
@@ -91,6 +92,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
         )
         .unwrap();
         let mut c = Containerd {
+            ns: dir.file_name().unwrap().to_string_lossy().into_owned(),
             dir,
             child: None,
             flavor,
@@ -193,7 +195,10 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 
     fn ctr_cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("ctr");
-        cmd.arg("-a").arg(self.sock()).args(["-n", NS]).args(args);
+        cmd.arg("-a")
+            .arg(self.sock())
+            .args(["-n", &self.ns])
+            .args(args);
         cmd
     }
 
@@ -274,7 +279,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
     fn bundle(&self, id: &str) -> PathBuf {
         self.dir
             .join("state/io.containerd.runtime.v2.task")
-            .join(NS)
+            .join(&self.ns)
             .join(id)
     }
 
@@ -537,9 +542,11 @@ fn detached_lifecycle(flavor: Flavor) {
     assert_eq!(long.wait().unwrap().code(), Some(143));
 
     // Pause / resume, metrics.
-    assert!(ctd.ctr(&["tasks", "pause", id]).status.success());
+    let out = ctd.ctr(&["tasks", "pause", id]);
+    assert!(out.status.success(), "pause: {}", text(&out.stderr));
     ctd.wait_status(id, "PAUSED");
-    assert!(ctd.ctr(&["tasks", "resume", id]).status.success());
+    let out = ctd.ctr(&["tasks", "resume", id]);
+    assert!(out.status.success(), "resume: {}", text(&out.stderr));
     ctd.wait_status(id, "RUNNING");
     let metrics = ctd.ctr(&["tasks", "metrics", id]);
     assert!(
