@@ -13,7 +13,9 @@ pub const BUSYBOX: &str = "/bin/busybox";
 /// Fails loudly if busybox-static is not installed (`make setup` installs it).
 pub fn busybox(dir: &Path) -> io::Result<()> {
     let applets = applets()?;
-    for sub in ["bin", "dev", "proc", "sys", "tmp", "etc", "root", "run", "var", "usr"] {
+    for sub in [
+        "bin", "dev", "proc", "sys", "tmp", "etc", "root", "run", "var", "usr",
+    ] {
         std::fs::create_dir_all(dir.join(sub))?;
     }
     std::fs::copy(BUSYBOX, dir.join("bin/busybox"))?;
@@ -23,7 +25,10 @@ pub fn busybox(dir: &Path) -> io::Result<()> {
             symlink("busybox", link)?;
         }
     }
-    std::fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")?;
+    std::fs::write(
+        dir.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    )?;
     std::fs::write(dir.join("etc/group"), "root:x:0:\nnobody:x:65534:\n")?;
     Ok(())
 }

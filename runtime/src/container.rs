@@ -22,6 +22,9 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: i32,
+    /// Socket-activation fds (systemd's LISTEN_FDS) handed to the container before the
+    /// preserved ones, as runc does.
+    pub listen_fds: i32,
     pub systemd_cgroup: bool,
 }
 
@@ -113,6 +116,7 @@ pub fn create_with_console(
             channel: child,
             console,
             preserve_fds: opts.preserve_fds,
+            listen_fds: opts.listen_fds,
             no_pivot: opts.no_pivot,
             no_new_keyring: opts.no_new_keyring,
         });
@@ -203,6 +207,23 @@ pub fn create_with_console(
     }
     undo.armed = false;
     Ok(container)
+}
+
+/// How many socket-activation fds systemd passed us: `LISTEN_FDS` when `LISTEN_PID` is ours.
+pub fn listen_fds_from_env() -> i32 {
+    let ours = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    let n = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<i32>().ok())
+        .unwrap_or(0);
+    if ours {
+        n.max(0)
+    } else {
+        0
+    }
 }
 
 /// The fifo the init blocks on until `start`: writable by the container's root and users,

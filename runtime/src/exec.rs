@@ -204,9 +204,6 @@ fn child_setup(
     process::set_rlimits(p.rlimits().as_deref().unwrap_or(&[]))?;
     let mut env = p.env().clone().unwrap_or_default();
     process::default_home(&mut env, p.user().uid());
-    if opts.preserve_fds > 0 {
-        env.push(format!("LISTEN_FDS={}", opts.preserve_fds));
-    }
     let args = p.args().clone().unwrap_or_default();
     let arg0 = args
         .first()

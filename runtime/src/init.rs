@@ -21,6 +21,7 @@ pub struct Init<'a> {
     pub channel: Channel,
     pub console: Option<OwnedFd>,
     pub preserve_fds: i32,
+    pub listen_fds: i32,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
 }
@@ -44,7 +45,7 @@ fn setup(init: &Init) -> Result<()> {
         .ok()
         .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
         .unwrap_or(0);
-    prepare_fds(init.preserve_fds)?;
+    prepare_fds(init.listen_fds + init.preserve_fds)?;
     for (kind, fd) in init.plan.open_joins()? {
         crate::namespaces::enter(kind, &fd)?;
     }
@@ -140,14 +141,19 @@ fn setup(init: &Init) -> Result<()> {
     process::set_rlimits(process.rlimits().as_deref().unwrap_or(&[]))?;
     let mut env = process.env().clone().unwrap_or_default();
     process::default_home(&mut env, process.user().uid());
-    if init.preserve_fds > 0 {
-        env.push(format!("LISTEN_FDS={}", init.preserve_fds));
+    if init.listen_fds > 0 {
+        env.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
+        env.push(format!("LISTEN_FDS={}", init.listen_fds));
         env.push("LISTEN_PID=1".into());
     }
     let args = process.args().clone().unwrap_or_default();
     let exe = process::find_executable(&args[0], &env)?;
     // Enter the working directory now, as root and before seccomp can refuse getcwd; it must
     // resolve inside the container (CVE-2024-21626).
+    // A missing working directory is made, as runc does (resolved inside the new root).
+    if !process.cwd().exists() {
+        std::fs::create_dir_all(process.cwd()).map_err(|e| Error::io("mkdir", process.cwd(), e))?;
+    }
     nix::unistd::chdir(process.cwd())
         .map_err(|e| Error::sys("chdir", process.cwd().display(), e))?;
     check_cwd_inside()?;

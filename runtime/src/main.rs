@@ -395,6 +395,7 @@ fn create_options(a: &CreateArgs, cli: &Cli) -> CreateOptions {
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
+        listen_fds: container::listen_fds_from_env(),
         systemd_cgroup: cli.systemd_cgroup,
     }
 }

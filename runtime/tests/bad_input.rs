@@ -1,0 +1,150 @@
+//! Bad input: non-zero exit, one clear error line naming the problem, nothing left behind.
+mod support;
+use support::*;
+
+/// Create `b` under a fresh id expecting failure; checks that nothing is left; stderr.
+fn create_fails(rt: &Runtime, bundle: &std::path::Path) -> String {
+    let id = unique_id("bad");
+    let out = rt.exec(&["create", "--bundle", bundle.to_str().unwrap(), &id]);
+    assert_ne!(out.code, 0, "create succeeded: {out:?}");
+    assert_nothing_left(rt, &id, bundle);
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert!(!lines.is_empty(), "no error message");
+    out.stderr
+}
+
+fn assert_nothing_left(rt: &Runtime, id: &str, bundle: &std::path::Path) {
+    rt.assert_no_state(id);
+    assert!(rt.ids().is_empty(), "listed: {:?}", rt.ids());
+    assert!(
+        mounts_mentioning(bundle).is_empty(),
+        "mounts left: {:?}",
+        mounts_mentioning(bundle)
+    );
+    assert!(processes_in(bundle).is_empty(), "processes left");
+    assert!(
+        cgroups_named(id).is_empty(),
+        "cgroups left: {:?}",
+        cgroups_named(id)
+    );
+}
+
+/// The error is one line (ignoring runc's logrus prefix noise) that contains every `needle`.
+fn assert_one_line_naming(stderr: &str, needles: &[&str]) {
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "want one error line, got: {stderr}");
+    for n in needles {
+        assert!(
+            stderr.to_lowercase().contains(&n.to_lowercase()),
+            "error does not name {n:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn missing_bundle_dir() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope");
+    let err = create_fails(&rt, &missing);
+    assert_one_line_naming(&err, &["nope"]);
+}
+
+#[test]
+fn missing_config_json() {
+    let rt = runtime();
+    let b = Bundle::new(&["true"]);
+    let err = create_fails(&rt, b.path());
+    assert_one_line_naming(&err, &["config.json"]);
+}
+
+#[test]
+fn malformed_json_names_line_and_column() {
+    let rt = runtime();
+    let b = Bundle::new(&["true"]);
+    std::fs::write(
+        b.path().join("config.json"),
+        "{\n  \"ociVersion\": \"1.0.2\",\n  \"process\": {,\n}",
+    )
+    .unwrap();
+    let err = create_fails(&rt, b.path());
+    assert_one_line_naming(&err, &["line 3"]);
+    assert!(err.contains("column"), "{err}");
+}
+
+#[test]
+fn wrong_field_type_names_the_field() {
+    let rt = runtime();
+    let mut b = Bundle::new(&["true"]);
+    b.set("/process/user/uid", json!("zero"));
+    b.write();
+    let err = create_fails(&rt, b.path());
+    assert_one_line_naming(&err, &["uid"]);
+}
+
+#[test]
+fn missing_rootfs() {
+    let rt = runtime();
+    let mut b = Bundle::new(&["true"]);
+    b.set("/root/path", json!("no-such-rootfs"));
+    b.write();
+    let err = create_fails(&rt, b.path());
+    assert_one_line_naming(&err, &["no-such-rootfs"]);
+}
+
+#[test]
+fn missing_process_binary() {
+    let rt = runtime();
+    let b = Bundle::new(&["/bin/no-such-binary"]);
+    b.write();
+    let id = unique_id("nobin");
+    let out = rt.exec(&["run", "--bundle", b.path_str(), &id]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert_nothing_left(&rt, &id, b.path());
+    assert_one_line_naming(&out.stderr, &["no-such-binary"]);
+}
+
+#[test]
+fn duplicate_id() {
+    let rt = runtime();
+    let b = Bundle::new(&["sleep", "60"]);
+    let id = unique_id("dup");
+    rt.create(&b, &id);
+    let b2 = Bundle::new(&["sleep", "60"]);
+    b2.write();
+    let out = rt.exec(&["create", "--bundle", b2.path_str(), &id]);
+    assert_ne!(out.code, 0);
+    assert_one_line_naming(&out.stderr, &[&id]);
+    assert!(processes_in(&b2.rootfs()).is_empty());
+    assert_eq!(
+        rt.status(&id),
+        "created",
+        "the first container was disturbed"
+    );
+}
+
+#[test]
+fn unknown_id() {
+    let rt = runtime();
+    for cmd in [&["state"][..], &["start"], &["kill"], &["delete"]] {
+        let mut args = cmd.to_vec();
+        args.push("no-such-container");
+        let err = rt.fails(&args);
+        assert_one_line_naming(&err, &["no-such-container"]);
+    }
+}
+
+#[test]
+fn bad_signal_name() {
+    let rt = runtime();
+    let b = Bundle::new(&["sleep", "60"]);
+    let id = unique_id("badsig");
+    rt.start(&b, &id);
+    let err = rt.fails(&["kill", &id, "SIGNOPE"]);
+    assert_one_line_naming(&err, &["SIGNOPE"]);
+    assert_eq!(rt.status(&id), "running");
+}
