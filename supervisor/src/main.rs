@@ -1,4 +1,3 @@
 fn main() {
-    eprintln!("berth: not implemented yet");
-    std::process::exit(1);
+    std::process::exit(berth_supervisor::cli::main());
 }
