@@ -304,23 +304,7 @@ pub struct ExecFlags {
     pub no_new_privs: bool,
 }
 
-/// Read a `--process` JSON file; errors name the file and the field.
+/// Read a `--process` JSON file (or `-`); errors name the file and the field.
 pub fn process_from_file(path: &Path) -> Result<Process> {
-    let text = if path == Path::new("-") {
-        let mut s = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut s)
-            .map_err(|e| Error::io("read", path, e))?;
-        s
-    } else {
-        std::fs::read(path).map_err(|e| Error::io("read", path, e))?
-    };
-    let mut de = serde_json::Deserializer::from_slice(&text);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        Error::Spec(format!(
-            "{}: field {}: {}",
-            path.display(),
-            e.path(),
-            e.inner()
-        ))
-    })
+    crate::spec::read_json_arg(path)
 }

@@ -501,25 +501,7 @@ fn events(root: &Path, id: &str, once: bool, interval: &str) -> Result<()> {
 /// `update`'s resources: the JSON document if given, with the flags laid over it.
 fn update_resources(a: &UpdateArgs) -> Result<LinuxResources> {
     let mut r: LinuxResources = match &a.resources {
-        Some(path) => {
-            let text = if path == Path::new("-") {
-                let mut s = String::new();
-                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
-                    .map_err(|e| Error::io("read", path, e))?;
-                s
-            } else {
-                std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?
-            };
-            let mut de = serde_json::Deserializer::from_str(&text);
-            serde_path_to_error::deserialize(&mut de).map_err(|e| {
-                Error::Spec(format!(
-                    "--resources {}: field {}: {}",
-                    path.display(),
-                    e.path(),
-                    e.inner()
-                ))
-            })?
-        }
+        Some(path) => berth_runtime::spec::read_json_arg(path)?,
         None => LinuxResources::default(),
     };
     let size = |v: &Option<String>| v.as_deref().map(manage::parse_size).transpose();

@@ -37,6 +37,12 @@ impl Bundle {
 
 /// Parse config.json text, naming the JSON path of a field of the wrong type.
 pub fn parse(text: &[u8]) -> std::result::Result<Spec, String> {
+    parse_json(text)
+}
+
+/// Parse JSON into `T`; a field of the wrong type is named by its path (`process.args`),
+/// a syntax error by its line and column.
+pub fn parse_json<T: serde::de::DeserializeOwned>(text: &[u8]) -> std::result::Result<T, String> {
     let mut de = serde_json::Deserializer::from_slice(text);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -47,6 +53,20 @@ pub fn parse(text: &[u8]) -> std::result::Result<Spec, String> {
             format!("field {path}: {inner}")
         }
     })
+}
+
+/// Read a JSON document given on the command line (`--process`, `--resources`): a file, or
+/// standard input for `-`. Errors name the file.
+pub fn read_json_arg<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = if path == Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+            .map_err(|e| Error::io("read", path, e))?;
+        buf
+    } else {
+        std::fs::read(path).map_err(|e| Error::io("read", path, e))?
+    };
+    parse_json(&text).map_err(|e| Error::Spec(format!("{}: {e}", path.display())))
 }
 
 /// What the spec requires of a config before anything is created.
