@@ -630,6 +630,45 @@ fn detached_lifecycle(flavor: Flavor) {
     assert_eq!(exits.len(), 1, "init exits: {exits:?}");
 }
 
+both!(shim_oom_kill_is_reported, oom_kill);
+/// A process killed by the kernel for its memory limit: TaskOOM, then the exit (137).
+fn oom_kill(flavor: Flavor) {
+    let ctd = Containerd::start("oom", flavor);
+    let mut events = ctd
+        .ctr_cmd(&["events"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let id = "hog";
+    // `tail` keeps the whole newline-free stream in memory: far over the 16 MiB limit.
+    let out = ctd.run(
+        &["--memory-limit", "16777216"],
+        id,
+        &["sh", "-c", "head -c 200000000 /dev/zero | tail"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(137), "{}", text(&out.stderr));
+    ctd.remove(id);
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = events.kill();
+    let mut log = String::new();
+    events
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    let _ = events.wait();
+    let mine = |topic: &str| {
+        log.lines()
+            .any(|l| l.contains(topic) && l.contains(&format!("\"container_id\":\"{id}\"")))
+    };
+    assert!(mine("/tasks/oom"), "no TaskOOM for {id}:\n{log}");
+    assert!(mine("/tasks/exit"), "no TaskExit for {id}:\n{log}");
+}
+
 both!(shim_killed_shim_is_cleaned_up, killed_shim);
 fn killed_shim(flavor: Flavor) {
     let ctd = Containerd::start("shimkill", flavor);

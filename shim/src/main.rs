@@ -4,6 +4,7 @@ mod events;
 mod flags;
 mod memory;
 mod mount;
+mod oom;
 mod options;
 mod process;
 mod reaper;

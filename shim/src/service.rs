@@ -361,6 +361,15 @@ impl berth_proto::Task for Service {
             e.container_id = req.id.clone();
             e.pid = c.init.pid as u32;
             self.events.publish("/tasks/start", &e);
+            let (events, id) = (self.events.clone(), req.id.clone());
+            let watched = crate::oom::watch(c.init.pid, move || {
+                let mut oom = ev::TaskOOM::new();
+                oom.container_id = id.clone();
+                events.publish("/tasks/oom", &oom);
+            });
+            if let Err(e) = watched {
+                tracing::warn!(container = %req.id, error = %e, "no OOM watch");
+            }
             c.init.pid
         } else {
             if c.init.exited() {

@@ -6,7 +6,7 @@ use berth_proto::cgroups_v2::metrics as v2;
 use berth_proto::protobuf::well_known_types::any::Any;
 use berth_proto::protobuf::{Message, MessageField};
 
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+pub(crate) const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// Metrics of the cgroup(s) of `pid`, packed as containerd expects.
 pub fn metrics(pid: i32) -> std::io::Result<Any> {
@@ -49,7 +49,7 @@ fn read_keyed(path: &Path, key: &str) -> u64 {
 }
 
 /// The v1 directory of `controller` for the process whose `/proc/pid/cgroup` is `table`.
-fn v1_dir(table: &str, controller: &str) -> Option<PathBuf> {
+pub(crate) fn v1_dir(table: &str, controller: &str) -> Option<PathBuf> {
     table.lines().find_map(|l| {
         let mut parts = l.splitn(3, ':');
         let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);

@@ -1,0 +1,94 @@
+//! OOM kills in a container's memory cgroup, reported as TaskOOM: a v1 eventfd on
+//! `memory.oom_control`, or an inotify watch of v2's `memory.events` (`oom_kill` count).
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use crate::stats::{v1_dir, CGROUP_ROOT};
+
+/// Call `on_oom` each time the kernel OOM-kills a process in `pid`'s memory cgroup, from a
+/// small thread that ends when the cgroup goes away.
+pub fn watch(pid: i32, on_oom: impl Fn() + Send + 'static) -> std::io::Result<()> {
+    let table = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
+    let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+        std::thread::Builder::new()
+            .name(name.into())
+            .stack_size(64 * 1024)
+            .spawn(f)
+            .map(|_| ())
+    };
+    if Path::new(CGROUP_ROOT).join("cgroup.controllers").exists() {
+        let path = table
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .unwrap_or("/");
+        let events = Path::new(CGROUP_ROOT)
+            .join(path.trim_start_matches('/'))
+            .join("memory.events");
+        let inotify = watch_v2(&events)?;
+        return spawn("oom", Box::new(move || v2_loop(inotify, &events, on_oom)));
+    }
+    let dir = v1_dir(&table, "memory").ok_or_else(|| std::io::Error::other("no memory cgroup"))?;
+    let efd = register_v1(&dir)?;
+    spawn("oom", Box::new(move || v1_loop(efd, &dir, on_oom)))
+}
+
+/// An eventfd the kernel signals on each OOM of the v1 cgroup at `dir` (and on its removal).
+fn register_v1(dir: &Path) -> std::io::Result<OwnedFd> {
+    let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+    if efd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let efd = unsafe { OwnedFd::from_raw_fd(efd) };
+    let control = std::fs::File::open(dir.join("memory.oom_control"))?;
+    std::fs::write(
+        dir.join("cgroup.event_control"),
+        format!("{} {}", efd.as_raw_fd(), control.as_raw_fd()),
+    )?;
+    Ok(efd)
+}
+
+fn v1_loop(efd: OwnedFd, dir: &Path, on_oom: impl Fn()) {
+    let mut file = std::fs::File::from(efd);
+    let mut count = [0u8; 8];
+    while file.read_exact(&mut count).is_ok() {
+        if !dir.exists() {
+            return; // the eventfd also fires when the cgroup is removed
+        }
+        on_oom();
+    }
+}
+
+fn watch_v2(events: &Path) -> std::io::Result<OwnedFd> {
+    let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let path = std::ffi::CString::new(events.as_os_str().as_encoded_bytes())
+        .map_err(std::io::Error::other)?;
+    if unsafe { libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), libc::IN_MODIFY) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+fn oom_kills(events: &PathBuf) -> Option<u64> {
+    std::fs::read_to_string(events).ok()?.lines().find_map(|l| {
+        l.strip_prefix("oom_kill ")
+            .and_then(|v| v.trim().parse().ok())
+    })
+}
+
+fn v2_loop(inotify: OwnedFd, events: &PathBuf, on_oom: impl Fn()) {
+    let mut file = std::fs::File::from(inotify);
+    let mut seen = oom_kills(events).unwrap_or(0);
+    let mut buf = [0u8; 512];
+    while file.read(&mut buf).is_ok_and(|n| n > 0) {
+        let Some(now) = oom_kills(events) else { return };
+        if now > seen {
+            seen = now;
+            on_oom();
+        }
+    }
+}
