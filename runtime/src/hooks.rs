@@ -46,17 +46,19 @@ fn run_one(hook: &Hook, stdin: &[u8]) -> Result<(), String> {
             cmd.env(k, v);
         }
     }
-    // Output goes to a memfd: no pipe to fill up, kept for the error message.
-    let output = output_file().map_err(|e| format!("memfd: {e}"))?;
+    // The state comes from a memfd, so a hook that never reads it cannot block us past its
+    // timeout; output goes to another, kept for the error message.
+    let mut input = memfd().map_err(|e| format!("memfd: {e}"))?;
+    input
+        .write_all(stdin)
+        .and_then(|_| input.rewind())
+        .map_err(|e| format!("state: {e}"))?;
+    let output = memfd().map_err(|e| format!("memfd: {e}"))?;
     let out_clone = output.try_clone().map_err(|e| e.to_string())?;
-    cmd.stdin(Stdio::piped())
+    cmd.stdin(Stdio::from(input))
         .stdout(Stdio::from(output.try_clone().map_err(|e| e.to_string())?))
         .stderr(Stdio::from(out_clone));
     let mut child = cmd.spawn().map_err(|e| e.to_string())?;
-    if let Some(mut pipe) = child.stdin.take() {
-        // A hook that does not read its stdin must not fail because of it (EPIPE).
-        let _ = pipe.write_all(stdin);
-    }
     let timeout = hook
         .timeout()
         .filter(|t| *t > 0)
@@ -77,7 +79,7 @@ fn run_one(hook: &Hook, stdin: &[u8]) -> Result<(), String> {
     })
 }
 
-fn output_file() -> std::io::Result<std::fs::File> {
+fn memfd() -> std::io::Result<std::fs::File> {
     let fd: OwnedFd =
         nix::sys::memfd::memfd_create(c"berth-hook", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)?;
     Ok(std::fs::File::from(fd))
@@ -199,7 +201,31 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("timed out after 1s"), "{err}");
-        assert!(start.elapsed() < Duration::from_secs(3));
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            start.elapsed()
+        );
+    }
+
+    #[test]
+    fn a_hook_ignoring_a_large_state_still_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = state();
+        s.set_annotations(Some([("big".to_string(), "x".repeat(1 << 20))].into()));
+        let start = Instant::now();
+        let err = run(
+            "createRuntime",
+            &[hook(dir.path(), "stuck", "sleep 30", Some(1))],
+            &s,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("timed out after 1s"), "{err}");
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            start.elapsed()
+        );
     }
 
     #[test]

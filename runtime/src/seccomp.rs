@@ -144,9 +144,13 @@ pub fn load(seccomp: &LinuxSeccomp) -> Result<Option<OwnedFd>, Error> {
         return Ok(None);
     }
     let fd = ctx.get_notify_fd().map_err(lib("notify fd"))?;
-    // The context owns nothing else we need; keep the fd past its drop.
-    let owned = nix::unistd::dup(unsafe { BorrowedFd::borrow_raw(fd) })
-        .map_err(|e| Error::Unsupported(format!("dup notify fd: {e}")))?;
+    // Our own copy, close-on-exec so it can never reach the container's process.
+    let owned = nix::fcntl::fcntl(
+        unsafe { BorrowedFd::borrow_raw(fd) },
+        nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3),
+    )
+    .map(|fd| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+    .map_err(|e| Error::Unsupported(format!("dup notify fd: {e}")))?;
     Ok(Some(owned))
 }
 

@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+mod shim;
+
 const USAGE: &str =
     "usage: berth-bench [--berth PATH] [--runc PATH] [--crun PATH] [-n N] [--warmup N]
                    [--keep-cgroup2]
@@ -223,6 +225,7 @@ fn run_in(opts: &Options, work: &Path) -> Result<bool, String> {
         &exec,
         None,
     );
+    shim_scenario(opts, work, &rootfs, &runtimes[0].bin);
     println!(
         "\nload average at end: {} (2+ on this 2-core VM inflates every figure)",
         load_average()
@@ -701,6 +704,50 @@ fn reap_orphans() {
     let mut status = 0;
     // SAFETY: valid pointer to a local; WNOHANG never blocks.
     while unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) } > 0 {}
+}
+
+/// containerd-shim-berth-v2 beside containerd-shim-runc-v2 under one private containerd, both
+/// running berth-runtime: `ctr run --rm` of /bin/true, round-robin, and each shim's idle RSS.
+fn shim_scenario(opts: &Options, work: &Path, rootfs: &Path, berth: &Path) {
+    println!("\ncontainerd shims: ctr run --rm /bin/true (both shims run berth-runtime)");
+    let shim_dir = berth.parent().unwrap_or(Path::new("."));
+    let ctd = match shim::Containerd::start(work, shim_dir, berth, rootfs) {
+        Ok(c) => c,
+        Err(e) => return println!("failed: {e}"),
+    };
+    let rounds = (opts.iterations / 5).max(10);
+    let mut times = vec![Vec::new(); shim::SHIMS.len()];
+    for i in 0..opts.warmup + rounds {
+        for (k, (name, runtime)) in shim::SHIMS.iter().enumerate() {
+            match ctd.run_true(runtime, &format!("{name}-{i}")) {
+                Ok(d) if i >= opts.warmup => times[k].push(d),
+                Ok(_) => {}
+                Err(e) => return println!("{name:<8} failed: {e}"),
+            }
+        }
+    }
+    println!(
+        "{:<8} {:>10} {:>10} {:>10}   vs berth (median)",
+        "shim", "median ms", "p90 ms", "mean ms"
+    );
+    let berth_median = stats(&times[0]).median;
+    for ((name, _), t) in shim::SHIMS.iter().zip(&times) {
+        println!("{}", row(name, &stats(t), Some(berth_median)));
+    }
+    println!("\nshim resident memory with one idle running container (VmRSS)");
+    let mut berth_rss = None;
+    for (name, runtime) in shim::SHIMS {
+        match ctd.idle_rss(runtime, &format!("rss-{name}")) {
+            Ok(kib) => {
+                let b = *berth_rss.get_or_insert(kib);
+                println!(
+                    "{name:<8} {kib:>8} KiB   {name}/berth = {:.1}x",
+                    kib as f64 / b.max(1) as f64
+                );
+            }
+            Err(e) => println!("{name:<8} failed: {e}"),
+        }
+    }
 }
 
 // ---- reporting --------------------------------------------------------------------------
