@@ -84,6 +84,12 @@ fn check(spec: &Spec, config: &Path) -> Result<()> {
     if spec.linux().is_none() {
         return bad("linux: missing".into());
     }
+    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    if seccomp.is_some_and(|s| crate::seccomp::uses_notify(s) && s.listener_path().is_none()) {
+        return bad(
+            "linux.seccomp.listenerPath: required when an action is SCMP_ACT_NOTIFY".into(),
+        );
+    }
     for m in spec.mounts().iter().flatten() {
         if !m.destination().is_absolute() {
             return bad(format!(
@@ -109,6 +115,21 @@ mod tests {
         let err = parse(br#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"bogus"}]}}"#)
             .unwrap_err();
         assert!(err.contains("linux.namespaces"), "{err}");
+    }
+
+    #[test]
+    fn notify_needs_a_listener_path() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("rootfs")).unwrap();
+        let mut spec: serde_json::Value = serde_json::to_value(Spec::default()).unwrap();
+        spec["linux"]["seccomp"] = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]});
+        std::fs::write(dir.path().join("config.json"), spec.to_string()).unwrap();
+        let err = Bundle::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("listenerPath"), "{err}");
+        spec["linux"]["seccomp"]["listenerPath"] = serde_json::json!("/run/agent.sock");
+        std::fs::write(dir.path().join("config.json"), spec.to_string()).unwrap();
+        assert!(Bundle::load(dir.path()).is_ok());
     }
 
     #[test]
