@@ -1,0 +1,576 @@
+//! The image service: what the API serves. It ties the content store, the metadata store and
+//! the snapshotter together. Pull and push live in [`pull`] and [`push`], save and load in
+//! [`transfer`]; names, inspection, removal and garbage collection here.
+use std::collections::{BTreeSet, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::content::{self, ContentStore};
+use super::metadata::{self, ImageRecord, Metadata, SnapshotKind};
+use super::reference::{self, Reference};
+use super::snapshot::{self, chain_ids, Snapshotter};
+use super::{archive, layer, registry};
+
+pub mod pull;
+pub mod push;
+pub mod transfer;
+
+/// Errors of the image service. [`Error::status`] maps each to the HTTP status docker uses.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Reference(#[from] reference::Error),
+    #[error(transparent)]
+    Content(#[from] content::Error),
+    #[error(transparent)]
+    Metadata(#[from] metadata::Error),
+    #[error(transparent)]
+    Layer(#[from] layer::Error),
+    #[error(transparent)]
+    Snapshot(#[from] snapshot::Error),
+    #[error(transparent)]
+    Registry(#[from] registry::Error),
+    #[error(transparent)]
+    Archive(#[from] archive::Error),
+    #[error("{what}: {message}")]
+    Corrupt { what: String, message: String },
+}
+
+impl Error {
+    /// The HTTP status the Docker Engine API answers this error with.
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::NotFound(_) => 404,
+            Error::Conflict(_) => 409,
+            Error::Invalid(_) | Error::Reference(_) => 400,
+            _ => 500,
+        }
+    }
+}
+
+/// Settings of the image service.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `--data-root`: content, metadata and snapshots live under it.
+    pub data_root: PathBuf,
+    /// Registries (host[:port]) reachable over plain http besides localhost and 127.0.0.0/8.
+    pub insecure_registries: Vec<String>,
+}
+
+/// An image as stored: its names, its manifest and its config.
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// The config digest: docker's image ID.
+    pub id: String,
+    /// Every record (name) that points at this config.
+    pub records: Vec<ImageRecord>,
+    /// The platform manifest (raw JSON).
+    pub manifest: Value,
+    /// The image config (raw JSON, docker's extra fields kept).
+    pub config: Value,
+}
+
+impl Image {
+    /// `repository:tag` names, familiar form (`busybox:latest`).
+    pub fn repo_tags(&self) -> Vec<String> {
+        let mut tags: Vec<String> = self
+            .records
+            .iter()
+            .filter_map(|r| Reference::parse_bare(&r.name).ok())
+            .filter(|r| r.tag.is_some())
+            .map(|r| r.familiar())
+            .collect();
+        tags.sort();
+        tags
+    }
+
+    /// `repository@digest` names, familiar form.
+    pub fn repo_digests(&self) -> Vec<String> {
+        let mut out = BTreeSet::new();
+        for record in &self.records {
+            let Ok(r) = Reference::parse_bare(&record.name) else {
+                continue;
+            };
+            if let Some(d) = record.repo_digest.as_deref().or(r.digest.as_deref()) {
+                out.insert(format!("{}@{d}", r.familiar_name()));
+            }
+        }
+        out.into_iter().collect()
+    }
+
+    /// The layers' diff IDs from the config.
+    pub fn diff_ids(&self) -> Vec<String> {
+        self.config["rootfs"]["diff_ids"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|d| d.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Digests of the manifest's layer blobs.
+    pub fn layer_digests(&self) -> Vec<String> {
+        self.manifest["layers"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|l| l["digest"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Creation time from the config, in unix seconds (0 when absent).
+    pub fn created(&self) -> i64 {
+        self.config["created"]
+            .as_str()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.timestamp())
+            .unwrap_or(0)
+    }
+}
+
+/// Key prefix of an image that lost its last name (docker's `<none>:<none>`).
+const UNTAGGED: &str = "untagged@";
+
+/// What a garbage collection removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct GcReport {
+    pub blobs: usize,
+    pub bytes: u64,
+    pub snapshots: usize,
+}
+
+/// One line of a removal report, docker's `{"Untagged": …}` / `{"Deleted": …}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removed {
+    Untagged(String),
+    Deleted(String),
+}
+
+/// The image service.
+#[derive(Debug)]
+pub struct ImageService {
+    pub options: Options,
+    pub content: ContentStore,
+    pub metadata: Arc<Metadata>,
+    pub snapshots: Snapshotter,
+    /// Pulls and loads hold it shared, garbage collection exclusively.
+    pub gc_lock: tokio::sync::RwLock<()>,
+}
+
+impl ImageService {
+    /// Opens the stores under `options.data_root`.
+    pub fn open(options: Options) -> Result<Self, Error> {
+        let root = options.data_root.clone();
+        let content = ContentStore::open(&root.join("content"))?;
+        let metadata = Arc::new(Metadata::open(&root)?);
+        let snapshots = Snapshotter::open(&root.join("snapshots"), metadata.clone())?;
+        Ok(ImageService {
+            options,
+            content,
+            metadata,
+            snapshots,
+            gc_lock: Default::default(),
+        })
+    }
+
+    /// Reads a JSON blob from the content store.
+    pub fn read_json(&self, digest: &str) -> Result<Value, Error> {
+        let bytes = self.content.read(digest)?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+            what: format!("blob {digest}"),
+            message: e.to_string(),
+        })
+    }
+
+    fn image_of(&self, id: &str, records: Vec<ImageRecord>) -> Result<Image, Error> {
+        let manifest_digest = &records[0].target.digest;
+        Ok(Image {
+            id: id.to_string(),
+            manifest: self.read_json(manifest_digest)?,
+            config: self.read_json(id)?,
+            records,
+        })
+    }
+
+    /// Every image, one entry per config digest, newest first.
+    pub fn images(&self) -> Result<Vec<Image>, Error> {
+        let mut by_id: Vec<(String, Vec<ImageRecord>)> = Vec::new();
+        for record in self.metadata.images()? {
+            match by_id.iter_mut().find(|(id, _)| *id == record.config_digest) {
+                Some((_, records)) => records.push(record),
+                None => by_id.push((record.config_digest.clone(), vec![record])),
+            }
+        }
+        let mut images = Vec::new();
+        for (id, records) in by_id {
+            images.push(self.image_of(&id, records)?);
+        }
+        images.sort_by_key(|i| std::cmp::Reverse(i.created()));
+        Ok(images)
+    }
+
+    /// Finds an image by name (`busybox`, `busybox:1`, `name@sha256:…`), by full ID or by a
+    /// unique ID prefix, like docker.
+    pub fn resolve(&self, name_or_id: &str) -> Result<Image, Error> {
+        let not_found = || Error::NotFound(format!("No such image: {name_or_id}"));
+        if let Ok(r) = Reference::parse(name_or_id) {
+            if let Some(record) = self.metadata.image(&r.to_string())? {
+                return self.resolve_id(&record.config_digest);
+            }
+            if let Some(digest) = &r.digest {
+                let name = r.name();
+                let found = self.metadata.images()?.into_iter().find(|rec| {
+                    rec.name.starts_with(&name)
+                        && (rec.repo_digest.as_deref() == Some(digest)
+                            || rec.target.digest == *digest)
+                });
+                if let Some(record) = found {
+                    return self.resolve_id(&record.config_digest);
+                }
+            }
+        }
+        let hex = name_or_id.strip_prefix("sha256:").unwrap_or(name_or_id);
+        if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(not_found());
+        }
+        let mut ids: Vec<String> = self
+            .metadata
+            .images()?
+            .into_iter()
+            .map(|r| r.config_digest)
+            .filter(|id| id["sha256:".len()..].starts_with(hex))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        match ids.as_slice() {
+            [id] => self.resolve_id(id),
+            [] => Err(not_found()),
+            _ => Err(Error::Invalid(format!(
+                "{name_or_id}: ambiguous image ID prefix"
+            ))),
+        }
+    }
+
+    fn resolve_id(&self, id: &str) -> Result<Image, Error> {
+        let records: Vec<ImageRecord> = self
+            .metadata
+            .images()?
+            .into_iter()
+            .filter(|r| r.config_digest == id)
+            .collect();
+        if records.is_empty() {
+            return Err(Error::NotFound(format!("No such image: {id}")));
+        }
+        self.image_of(id, records)
+    }
+
+    /// Points `record.name` at an image. If that name pointed at another image that has no
+    /// other name left, the other image stays as an untagged (dangling) one. An untagged
+    /// record of the newly named image is dropped.
+    pub fn set_name(&self, record: ImageRecord) -> Result<(), Error> {
+        let previous = self.metadata.image(&record.name)?;
+        let config = record.config_digest.clone();
+        self.metadata.put_image(&record)?;
+        self.metadata.remove_image(&format!("{UNTAGGED}{config}"))?;
+        if let Some(old) = previous.filter(|p| p.config_digest != config) {
+            if self.names_of(&old.config_digest)?.is_empty() {
+                self.metadata.put_image(&ImageRecord {
+                    name: format!("{UNTAGGED}{}", old.config_digest),
+                    repo_digest: None,
+                    ..old
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn names_of(&self, id: &str) -> Result<Vec<ImageRecord>, Error> {
+        Ok(self
+            .metadata
+            .images()?
+            .into_iter()
+            .filter(|r| r.config_digest == id)
+            .collect())
+    }
+
+    /// `docker tag SOURCE TARGET`.
+    pub fn tag(&self, source: &str, target: &str) -> Result<(), Error> {
+        let image = self.resolve(source)?;
+        let target = Reference::parse(target)?;
+        if target.digest.is_some() {
+            return Err(Error::Invalid(format!(
+                "refusing to create a tag with a digest reference: {}",
+                target.familiar()
+            )));
+        }
+        let from = &image.records[0];
+        self.set_name(ImageRecord {
+            name: target.to_string(),
+            target: from.target.clone(),
+            config_digest: image.id.clone(),
+            repo_digest: None,
+            updated: metadata::now(),
+        })
+    }
+
+    /// `docker rmi`: removes a name, or the whole image when given its ID or its last name.
+    pub async fn remove(&self, name_or_id: &str, force: bool) -> Result<Vec<Removed>, Error> {
+        let image = self.resolve(name_or_id)?;
+        let by_name = Reference::parse(name_or_id)
+            .ok()
+            .and_then(|r| image.records.iter().find(|rec| rec.name == r.to_string()))
+            .cloned();
+        let named: Vec<&ImageRecord> = image
+            .records
+            .iter()
+            .filter(|r| !r.name.starts_with(UNTAGGED))
+            .collect();
+        let mut removed = Vec::new();
+        match by_name {
+            Some(record) if named.len() > 1 => {
+                self.metadata.remove_image(&record.name)?;
+                removed.push(Removed::Untagged(familiar_of(&record.name)));
+                return Ok(removed);
+            }
+            None if named.len() > 1 && !force => {
+                return Err(Error::Conflict(format!(
+                    "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                    short_image_id(&image.id)
+                )));
+            }
+            _ => {}
+        }
+        for record in &image.records {
+            self.metadata.remove_image(&record.name)?;
+            if !record.name.starts_with(UNTAGGED) {
+                removed.push(Removed::Untagged(familiar_of(&record.name)));
+            }
+        }
+        removed.push(Removed::Deleted(image.id.clone()));
+        self.gc().await?;
+        Ok(removed)
+    }
+
+    /// `docker image prune`: removes untagged images (every image with `all`).
+    /// Returns the removal lines and the bytes reclaimed.
+    pub async fn prune(&self, all: bool) -> Result<(Vec<Removed>, u64), Error> {
+        let mut removed = Vec::new();
+        for image in self.images()? {
+            let dangling = image.records.iter().all(|r| r.name.starts_with(UNTAGGED));
+            if !(all || dangling) {
+                continue;
+            }
+            for record in &image.records {
+                self.metadata.remove_image(&record.name)?;
+                if !record.name.starts_with(UNTAGGED) {
+                    removed.push(Removed::Untagged(familiar_of(&record.name)));
+                }
+            }
+            removed.push(Removed::Deleted(image.id.clone()));
+        }
+        let report = self.gc().await?;
+        Ok((removed, report.bytes))
+    }
+
+    /// Removes every blob and layer snapshot no image, lease or container needs.
+    pub async fn gc(&self) -> Result<GcReport, Error> {
+        let _exclusive = self.gc_lock.write().await;
+        let mut keep: HashSet<String> = self.metadata.leased_digests()?.into_iter().collect();
+        let mut keep_snapshots: HashSet<String> = HashSet::new();
+        for record in self.metadata.images()? {
+            keep.insert(record.target.digest.clone());
+            keep.insert(record.config_digest.clone());
+            if let Some(d) = &record.repo_digest {
+                keep.insert(d.clone());
+            }
+            let id = record.config_digest.clone();
+            if let Ok(image) = self.image_of(&id, vec![record]) {
+                keep.extend(image.layer_digests());
+                keep_snapshots.extend(chain_ids(&image.diff_ids()));
+            }
+        }
+        let mut report = GcReport::default();
+        for digest in self.content.list()? {
+            if !keep.contains(&digest) {
+                report.bytes += self.content.size(&digest).unwrap_or(0);
+                self.content.delete(&digest)?;
+                report.blobs += 1;
+            }
+        }
+        // Active snapshots (containers) keep their parents; parents of kept snapshots are kept.
+        let snapshots = self.metadata.snapshots()?;
+        let mut stack: Vec<String> = snapshots
+            .iter()
+            .filter(|s| s.kind == SnapshotKind::Active || keep_snapshots.contains(&s.key))
+            .map(|s| s.key.clone())
+            .collect();
+        let mut live = HashSet::new();
+        while let Some(key) = stack.pop() {
+            if live.insert(key.clone()) {
+                if let Some(parent) = snapshots
+                    .iter()
+                    .find(|s| s.key == key)
+                    .and_then(|s| s.parent.clone())
+                {
+                    stack.push(parent);
+                }
+            }
+        }
+        // Children before parents, so the snapshotter never sees a parent still in use.
+        let mut dead: Vec<&metadata::SnapshotRecord> = snapshots
+            .iter()
+            .filter(|s| !live.contains(&s.key))
+            .collect();
+        dead.sort_by_key(|s| std::cmp::Reverse(depth(&snapshots, &s.key)));
+        for snapshot in dead {
+            report.bytes += snapshot.size;
+            self.snapshots.remove(&snapshot.key)?;
+            report.snapshots += 1;
+        }
+        Ok(report)
+    }
+
+    /// Bytes the image's layers take unpacked (sum of its layer snapshots), else compressed.
+    pub fn size(&self, image: &Image) -> u64 {
+        let snapshots: u64 = chain_ids(&image.diff_ids())
+            .iter()
+            .filter_map(|key| self.metadata.snapshot(key).ok().flatten())
+            .map(|s| s.size)
+            .sum();
+        if snapshots > 0 {
+            return snapshots;
+        }
+        image.manifest["layers"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|l| l["size"].as_u64()).sum())
+            .unwrap_or(0)
+    }
+
+    /// Docker's `GET /images/json` entry.
+    pub fn summary(&self, image: &Image) -> Value {
+        let size = self.size(image);
+        json!({
+            "Id": image.id,
+            "ParentId": "",
+            "RepoTags": image.repo_tags(),
+            "RepoDigests": image.repo_digests(),
+            "Created": image.created(),
+            "Size": size,
+            "VirtualSize": size,
+            "SharedSize": -1,
+            "Labels": image.config["config"]["Labels"].clone(),
+            "Containers": -1,
+        })
+    }
+
+    /// Docker's `GET /images/{name}/json`.
+    pub fn inspect(&self, image: &Image) -> Value {
+        let size = self.size(image);
+        let config = &image.config;
+        let last_tag = image.records.iter().map(|r| r.updated).max().unwrap_or(0);
+        let last_tag = chrono::DateTime::from_timestamp(last_tag as i64, 0)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+            .unwrap_or_default();
+        json!({
+            "Id": image.id,
+            "RepoTags": image.repo_tags(),
+            "RepoDigests": image.repo_digests(),
+            "Parent": "",
+            "Comment": config["comment"].as_str().unwrap_or(""),
+            "Created": config["created"].as_str().unwrap_or("0001-01-01T00:00:00Z"),
+            "Container": config["container"].as_str().unwrap_or(""),
+            "ContainerConfig": config.get("container_config").cloned().unwrap_or(json!({})),
+            "DockerVersion": config["docker_version"].as_str().unwrap_or(""),
+            "Author": config["author"].as_str().unwrap_or(""),
+            "Config": config.get("config").cloned().unwrap_or(Value::Null),
+            "Architecture": config["architecture"].as_str().unwrap_or(""),
+            "Variant": config.get("variant").cloned(),
+            "Os": config["os"].as_str().unwrap_or(""),
+            "Size": size,
+            "VirtualSize": size,
+            "GraphDriver": {
+                "Name": "overlayfs",
+                "Data": { "ManifestDigest": image.records[0].target.digest },
+            },
+            "RootFS": { "Type": "layers", "Layers": image.diff_ids() },
+            "Metadata": { "LastTagTime": last_tag },
+        })
+    }
+
+    /// Docker's `GET /images/{name}/history`, newest first.
+    pub fn history(&self, image: &Image) -> Vec<Value> {
+        let diff_ids = image.diff_ids();
+        let chains = chain_ids(&diff_ids);
+        let empty = Vec::new();
+        let entries = image.config["history"].as_array().unwrap_or(&empty);
+        let mut layer = 0;
+        let mut out = Vec::new();
+        for entry in entries {
+            let is_empty = entry["empty_layer"].as_bool().unwrap_or(false);
+            let size = if is_empty {
+                0
+            } else {
+                let size = chains
+                    .get(layer)
+                    .and_then(|k| self.metadata.snapshot(k).ok().flatten())
+                    .map(|s| s.size)
+                    .unwrap_or(0);
+                layer += 1;
+                size
+            };
+            let created = entry["created"]
+                .as_str()
+                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+                .map(|t| t.timestamp())
+                .unwrap_or(0);
+            out.push(json!({
+                "Id": "<missing>",
+                "Created": created,
+                "CreatedBy": entry["created_by"].as_str().unwrap_or(""),
+                "Tags": Value::Null,
+                "Size": size,
+                "Comment": entry["comment"].as_str().unwrap_or(""),
+            }));
+        }
+        out.reverse();
+        if let Some(top) = out.first_mut() {
+            top["Id"] = json!(image.id);
+            top["Tags"] = json!(image.repo_tags());
+        }
+        out
+    }
+}
+
+fn depth(snapshots: &[metadata::SnapshotRecord], key: &str) -> usize {
+    let mut depth = 0;
+    let mut current = snapshots.iter().find(|s| s.key == key);
+    while let Some(parent) = current.and_then(|s| s.parent.as_deref()) {
+        depth += 1;
+        current = snapshots.iter().find(|s| s.key == parent);
+    }
+    depth
+}
+
+/// `busybox:latest` for `docker.io/library/busybox:latest`.
+pub fn familiar_of(name: &str) -> String {
+    Reference::parse_bare(name)
+        .map(|r| r.familiar())
+        .unwrap_or_else(|_| name.to_string())
+}
+
+/// The 12-digit ID docker prints.
+pub fn short_image_id(id: &str) -> String {
+    id.trim_start_matches("sha256:").chars().take(12).collect()
+}

@@ -1,0 +1,1 @@
+//! `save` and `load`: docker-archive tarballs and OCI layouts. (Owner: the archive engineer.)
