@@ -16,6 +16,7 @@ use super::{archive, layer, registry};
 pub mod pull;
 pub mod push;
 pub mod transfer;
+pub mod unpack;
 
 /// Errors of the image service. [`Error::status`] maps each to the HTTP status docker uses.
 #[derive(Debug, thiserror::Error)]
