@@ -62,7 +62,9 @@ pub enum Error {
         expected: u64,
         actual: u64,
     },
-    #[error("archive member {member:?}: layer has diff ID {actual}, the image config says {expected}")]
+    #[error(
+        "archive member {member:?}: layer has diff ID {actual}, the image config says {expected}"
+    )]
     DiffId {
         member: String,
         expected: String,
@@ -214,7 +216,10 @@ pub fn layer_sums(input: impl Read) -> io::Result<LayerSums> {
 
 #[derive(Debug, Clone)]
 enum Entry {
-    File { path: PathBuf, size: u64 },
+    File {
+        path: PathBuf,
+        size: u64,
+    },
     /// A symlink or hardlink, its target already resolved to a member path.
     Link(String),
 }
@@ -527,11 +532,7 @@ fn check_diff_ids(
     if diff_ids.len() != layers.len() {
         return Err(member_err(
             config_member,
-            format!(
-                "{} diff IDs for {} layers",
-                diff_ids.len(),
-                layers.len()
-            ),
+            format!("{} diff IDs for {} layers", diff_ids.len(), layers.len()),
         ));
     }
     for (expected, (member, sums)) in diff_ids.iter().zip(layers) {
@@ -634,8 +635,8 @@ fn docker_manifest(config: &Blob, layers: &[(String, LayerSums)]) -> (Vec<u8>, S
 
 /// `blobs/sha256/<hex>` of a digest, checked.
 fn blob_member(digest: &str) -> Result<String, Error> {
-    let hex = content::hex_of(digest)
-        .map_err(|e| Error::Format(format!("descriptor digest: {e}")))?;
+    let hex =
+        content::hex_of(digest).map_err(|e| Error::Format(format!("descriptor digest: {e}")))?;
     Ok(format!("blobs/sha256/{hex}"))
 }
 
@@ -710,7 +711,10 @@ fn oci_name(descriptor: &Value) -> Result<Option<String>, Error> {
     match annotations[REF_NAME].as_str() {
         Some(name) if name.contains(['/', ':']) => parse_name(name, "index.json").map(Some),
         Some(tag) => {
-            tracing::info!(tag, "OCI layout ref name is a bare tag; image loaded unnamed");
+            tracing::info!(
+                tag,
+                "OCI layout ref name is a bare tag; image loaded unnamed"
+            );
             Ok(None)
         }
         None => Ok(None),
@@ -960,7 +964,12 @@ impl<W: Write> DockerArchiveWriter<W> {
             v1["parent"] = json!(p);
         }
         let v1 = serde_json::to_vec(&v1).unwrap_or_default();
-        self.file(&format!("{layer_id}/json"), mtime, v1.as_slice(), v1.len() as u64)?;
+        self.file(
+            &format!("{layer_id}/json"),
+            mtime,
+            v1.as_slice(),
+            v1.len() as u64,
+        )?;
         let member = format!("{layer_id}/layer.tar");
         let plain = decompressed(BufReader::new(open()?)).map_err(io_err(&layer.path))?;
         self.file(&member, mtime, plain.take(sums.diff_size), sums.diff_size)?;
@@ -972,7 +981,12 @@ impl<W: Write> DockerArchiveWriter<W> {
     /// Writes `manifest.json` and `repositories` and ends the tarball; returns the output.
     pub fn finish(mut self) -> Result<W, Error> {
         let manifest = serde_json::to_vec(&self.manifest).unwrap_or_default();
-        self.file("manifest.json", 0, manifest.as_slice(), manifest.len() as u64)?;
+        self.file(
+            "manifest.json",
+            0,
+            manifest.as_slice(),
+            manifest.len() as u64,
+        )?;
         if !self.repositories.is_empty() {
             let repos = serde_json::to_vec(&self.repositories).unwrap_or_default();
             self.file("repositories", 0, repos.as_slice(), repos.len() as u64)?;
@@ -1015,10 +1029,18 @@ mod tests {
         h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
         h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
         h.set_entry_type(kind);
-        h.set_size(if kind == tar::EntryType::Regular { 1 } else { 0 });
+        h.set_size(if kind == tar::EntryType::Regular {
+            1
+        } else {
+            0
+        });
         h.set_mode(0o644);
         h.set_cksum();
-        let data: &[u8] = if kind == tar::EntryType::Regular { b"x" } else { b"" };
+        let data: &[u8] = if kind == tar::EntryType::Regular {
+            b"x"
+        } else {
+            b""
+        };
         b.append(&h, data).unwrap();
     }
 
@@ -1034,7 +1056,10 @@ mod tests {
         assert!(member_path("../a").is_err());
         assert!(member_path("a/../../b").is_err());
         assert!(member_path("/etc/passwd").is_err());
-        assert_eq!(link_target("m", "abc", "../def/layer.tar").unwrap(), "def/layer.tar");
+        assert_eq!(
+            link_target("m", "abc", "../def/layer.tar").unwrap(),
+            "def/layer.tar"
+        );
         assert!(link_target("m", "abc", "../../x").is_err());
         assert!(link_target("m", "", "/etc").is_err());
     }
@@ -1067,7 +1092,8 @@ mod tests {
             let mut h = tar::Header::new_gnu();
             h.set_entry_type(tar::EntryType::Symlink);
             h.set_size(0);
-            b.append_link(&mut h, "b/layer.tar", "../a/layer.tar").unwrap();
+            b.append_link(&mut h, "b/layer.tar", "../a/layer.tar")
+                .unwrap();
             let mut h = tar::Header::new_gnu();
             h.set_entry_type(tar::EntryType::Symlink);
             h.set_size(0);
@@ -1091,7 +1117,9 @@ mod tests {
             ("dev", tar::EntryType::Char, ""),
         ] {
             let bytes = tarball(|b| add_raw(b, name, kind, link));
-            let err = spool(&bytes).err().unwrap_or_else(|| panic!("{name} accepted"));
+            let err = spool(&bytes)
+                .err()
+                .unwrap_or_else(|| panic!("{name} accepted"));
             assert!(err.to_string().contains(name), "{err}");
         }
     }

@@ -249,12 +249,11 @@ impl ImageService {
         if records.is_empty() {
             records.push(record(format!("{UNTAGGED}{id}")));
         }
-        let manifest: Value = serde_json::from_slice(&archived.manifest).map_err(|e| {
-            Error::Corrupt {
+        let manifest: Value =
+            serde_json::from_slice(&archived.manifest).map_err(|e| Error::Corrupt {
                 what: format!("manifest {}", target.digest),
                 message: e.to_string(),
-            }
-        })?;
+            })?;
         Ok(Image {
             manifest,
             config: self.read_json(&id)?,
