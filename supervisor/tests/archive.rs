@@ -243,8 +243,28 @@ fn save_then_load_into_a_fresh_root_keeps_ids_tags_and_layers() {
         serde_json::from_slice(&files.iter().find(|(p, _)| p == "manifest.json").unwrap().1)
             .unwrap();
     assert_eq!(manifest.as_array().unwrap().len(), 2);
-    for name in ["repositories"] {
-        assert!(files.iter().any(|(p, _)| p == name), "{name} missing");
+    let repositories: Value =
+        serde_json::from_slice(&files.iter().find(|(p, _)| p == "repositories").unwrap().1)
+            .unwrap();
+    let mut repos: Vec<String> = repositories
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(repo, tags)| {
+            tags.as_object()
+                .unwrap()
+                .keys()
+                .map(move |t| format!("{repo}:{t}"))
+        })
+        .collect();
+    repos.sort();
+    assert_eq!(repos, ["app:1", "app:2", "localhost:5000/web:v1"]);
+    for (path, _) in &layer_tars {
+        let dir = path.trim_end_matches("layer.tar");
+        for extra in ["VERSION", "json"] {
+            let name = format!("{dir}{extra}");
+            assert!(files.iter().any(|(p, _)| *p == name), "{name} missing");
+        }
     }
 
     let second = service(two.path());
@@ -323,6 +343,7 @@ fn refused(archive: &[u8], needle: &str) {
         .load(&mut &archive[..], None)
         .expect_err(needle)
         .to_string();
+    eprintln!("refused: {err}");
     assert!(err.contains(needle), "{err:?} does not mention {needle:?}");
     assert_eq!(
         state(&svc, dir.path()),
@@ -428,14 +449,32 @@ fn malicious_archives_are_refused_and_nothing_is_kept() {
         .iter_mut()
         .find(|(p, d)| p.starts_with("blobs/") && d.starts_with(&[0x1f, 0x8b]))
         .unwrap();
-    let last = data.len() - 1;
-    data[last] ^= 1;
+    data[4] ^= 1; // the gzip header's mtime: still valid gzip, another digest
     let path = path.clone();
     let refs: Vec<(&str, &[u8])> = files
         .iter()
         .map(|(p, d)| (p.as_str(), d.as_slice()))
         .collect();
     refused(&tar_of(&refs), &path);
+
+    // A docker-archive (newer layout) layer under blobs/ whose content is not its name.
+    let name = format!("blobs/sha256/{}", &digest_of(&layer)[7..]);
+    let config = config_for(&[&layer], "sh");
+    let config_name = format!("blobs/sha256/{}", &digest_of(&config)[7..]);
+    let manifest = json!([{"Config": config_name, "RepoTags": ["evil:4"], "Layers": [name]}]);
+    let mut tampered = layer.clone();
+    tampered.extend_from_slice(&[0; 512]);
+    refused(
+        &tar_of(&[
+            (name.as_str(), tampered.as_slice()),
+            (config_name.as_str(), config.as_slice()),
+            (
+                "manifest.json",
+                serde_json::to_vec(&manifest).unwrap().as_slice(),
+            ),
+        ]),
+        &name,
+    );
 
     // A config whose diff IDs do not match valid OCI layer blobs.
     let (files, _) = oci_layout(&[&layer], "evil:3");

@@ -229,6 +229,8 @@ enum Entry {
 pub struct Spool {
     dir: tempfile::TempDir,
     entries: HashMap<String, Entry>,
+    /// Files written so far, which names the next one.
+    files: u64,
 }
 
 /// Splits a member path into components, refusing absolute paths and `..`.
@@ -274,6 +276,29 @@ pub fn link_target(member: &str, base: &str, target: &str) -> Result<String, Err
     Ok(parts.join("/"))
 }
 
+/// Spool directories are `load-<pid>-<random>`.
+const SPOOL_PREFIX: &str = "load-";
+
+/// Removes spool directories left by processes that died (kill -9, crash) under `under`.
+fn remove_stale(under: &Path) {
+    let Ok(entries) = std::fs::read_dir(under) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix(SPOOL_PREFIX)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                tracing::info!(dir = %entry.path().display(), "removing a stale load spool");
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+}
+
 fn parent_of(member: &str) -> &str {
     member.rsplit_once('/').map(|(d, _)| d).unwrap_or("")
 }
@@ -282,13 +307,15 @@ impl Spool {
     /// Reads a tarball (plain, gzip or zstd) into a new directory under `under`.
     pub fn read(input: &mut dyn Read, under: &Path) -> Result<Spool, Error> {
         std::fs::create_dir_all(under).map_err(io_err(under))?;
+        remove_stale(under);
         let dir = tempfile::Builder::new()
-            .prefix("load-")
+            .prefix(&format!("{SPOOL_PREFIX}{}-", std::process::id()))
             .tempdir_in(under)
             .map_err(io_err(under))?;
         let mut spool = Spool {
             dir,
             entries: HashMap::new(),
+            files: 0,
         };
         let stream = decompressed(BufReader::new(input)).map_err(Error::Read)?;
         let mut tar = tar::Archive::new(stream);
@@ -328,7 +355,8 @@ impl Spool {
                 if member.is_empty() {
                     return Err(member_err(&raw, "file without a name"));
                 }
-                let path = self.dir.path().join(self.entries.len().to_string());
+                let path = self.dir.path().join(self.files.to_string());
+                self.files += 1;
                 let mut file = File::create(&path).map_err(io_err(&path))?;
                 let size = io::copy(&mut entry, &mut file).map_err(|source| Error::MemberIo {
                     member: raw.clone(),
@@ -1122,6 +1150,28 @@ mod tests {
                 .unwrap_or_else(|| panic!("{name} accepted"));
             assert!(err.to_string().contains(name), "{err}");
         }
+    }
+
+    #[test]
+    fn duplicate_members_keep_their_own_contents() {
+        let bytes = tarball(|b| {
+            add_file(b, "a", b"1");
+            add_file(b, "a", b"2");
+            add_file(b, "b", b"3");
+        });
+        let (_d, s) = spool(&bytes).unwrap();
+        assert_eq!(s.read_small("a", 10).unwrap(), b"2");
+        assert_eq!(s.read_small("b", 10).unwrap(), b"3");
+    }
+
+    #[test]
+    fn spools_of_dead_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let stale = dir.path().join(format!("{SPOOL_PREFIX}{}-x", u32::MAX - 1));
+        std::fs::create_dir(&stale).unwrap();
+        let bytes = tarball(|b| add_file(b, "x", b"1"));
+        let _s = Spool::read(&mut &bytes[..], dir.path()).unwrap();
+        assert!(!stale.exists());
     }
 
     #[test]
