@@ -741,4 +741,93 @@ fn archives_move_between_dockerd_and_berth_both_ways() {
             "{name}"
         );
     }
+
+    // dockerd writes a layer shared by two images once and links the second copy; berth
+    // follows that link inside the archive. Gzip-compressed input is read too.
+    let both = dir.join("both.tar");
+    dockerd.docker(&[
+        "save",
+        "-o",
+        both.to_str().unwrap(),
+        "bbox:v1",
+        "berth/two:1",
+    ]);
+    let both = std::fs::read(&both).unwrap();
+    let links = tar::Archive::new(both.as_slice())
+        .entries()
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().header().entry_type().is_symlink())
+        .count();
+    assert!(links > 0, "dockerd wrote no symlinked layer");
+    let fresh = tempfile::tempdir().unwrap();
+    let svc = service(fresh.path());
+    svc.load(&mut gzip(&both).as_slice(), None).unwrap();
+    assert_eq!(svc.resolve("bbox:v1").unwrap().id, id);
+    assert_eq!(svc.resolve("berth/two:1").unwrap().id, two_id);
+}
+
+#[test]
+fn newer_docker_archive_layout_with_blobs_and_links_loads() {
+    // docker 25+ writes blobs/sha256/*, index.json and oci-layout, manifest.json pointing at
+    // the blobs, and legacy `<id>/layer.tar` symlinks into blobs/.
+    let layer = file_layer("etc/hostname", b"new\n");
+    let config = config_for(&[&layer], "sh");
+    let (layer_hex, config_hex) = (&digest_of(&layer)[7..], &digest_of(&config)[7..]);
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": digest_of(&config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+            "digest": digest_of(&layer), "size": layer.len()}],
+    }))
+    .unwrap();
+    let index = serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": digest_of(&manifest), "size": manifest.len(),
+        "annotations": {"io.containerd.image.name": "docker.io/library/newer:1",
+            "org.opencontainers.image.ref.name": "1"}}]}))
+    .unwrap();
+    let docker_manifest = serde_json::to_vec(&json!([{
+        "Config": format!("blobs/sha256/{config_hex}"),
+        "RepoTags": ["newer:1"],
+        "Layers": [format!("blobs/sha256/{layer_hex}")],
+    }]))
+    .unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let files: [(String, &[u8]); 5] = [
+        (format!("blobs/sha256/{layer_hex}"), &layer),
+        (format!("blobs/sha256/{config_hex}"), &config),
+        (
+            format!("blobs/sha256/{}", &digest_of(&manifest)[7..]),
+            &manifest,
+        ),
+        ("index.json".into(), &index),
+        ("manifest.json".into(), &docker_manifest),
+    ];
+    for (name, data) in &files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, *data).unwrap();
+    }
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    b.append_link(
+        &mut h,
+        format!("{layer_hex}/layer.tar"),
+        format!("../blobs/sha256/{layer_hex}"),
+    )
+    .unwrap();
+    let archive = b.into_inner().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(dir.path());
+    assert_eq!(
+        svc.load(&mut archive.as_slice(), None).unwrap(),
+        ["Loaded image: newer:1"]
+    );
+    let image = svc.resolve("newer:1").unwrap();
+    assert_eq!(image.id, digest_of(&config));
+    assert_eq!(image.layer_digests(), [digest_of(&layer)]);
 }
