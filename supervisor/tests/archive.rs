@@ -831,3 +831,42 @@ fn newer_docker_archive_layout_with_blobs_and_links_loads() {
     assert_eq!(image.id, digest_of(&config));
     assert_eq!(image.layer_digests(), [digest_of(&layer)]);
 }
+
+#[test]
+fn oci_index_of_platforms_loads_the_host_one_present() {
+    let layer = file_layer("bin/app", b"app");
+    let (mut files, id) = oci_layout(&[&layer], "multi:1");
+    let pos = files.iter().position(|(p, _)| p == "index.json").unwrap();
+    let (_, index) = files.remove(pos);
+    let index: Value = serde_json::from_slice(&index).unwrap();
+    let mut amd64 = index["manifests"][0].clone();
+    amd64["annotations"].take();
+    amd64["platform"] = json!({"os": "linux", "architecture": "amd64"});
+    let absent = json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": format!("sha256:{}", "e".repeat(64)), "size": 10,
+        "platform": {"os": "linux", "architecture": "arm64"}});
+    let inner = serde_json::to_vec(&json!({"schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [absent, amd64]}))
+    .unwrap();
+    files.push((
+        format!("blobs/sha256/{}", &digest_of(&inner)[7..]),
+        inner.clone(),
+    ));
+    let top = json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "digest": digest_of(&inner), "size": inner.len(),
+        "annotations": {"org.opencontainers.image.ref.name": "localhost/multi:1"}}]});
+    files.push(("index.json".into(), serde_json::to_vec(&top).unwrap()));
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(p, d)| (p.as_str(), d.as_slice()))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(dir.path());
+    assert_eq!(
+        svc.load(&mut tar_of(&refs).as_slice(), None).unwrap(),
+        ["Loaded image: localhost/multi:1"]
+    );
+    assert_eq!(svc.resolve("localhost/multi:1").unwrap().id, id);
+}
