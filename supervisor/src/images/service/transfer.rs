@@ -8,14 +8,12 @@ use std::io::{Read, Write};
 
 use serde_json::Value;
 
-use super::{familiar_of, Error, Image, ImageService};
+use super::{familiar_of, Error, Image, ImageService, UNTAGGED};
 use crate::images::archive::{self, ArchiveImage, DockerArchiveWriter, LayerFile, Spool};
 use crate::images::metadata::{self, ImageRecord, Lease, Target};
 use crate::images::progress;
 use crate::images::reference::Reference;
 
-/// Key prefix of an unnamed image; must match the service's own (`untagged@`).
-const UNTAGGED: &str = "untagged@";
 /// How long a lease of a save or load protects its blobs if the process dies.
 const LEASE_SECS: u64 = 3600;
 
