@@ -20,7 +20,7 @@ use crate::events::Publisher;
 use crate::options::RuntimeOptions;
 use crate::process::{Container, Process};
 use crate::runtime::{read_pid, Runtime, RuntimeError};
-use crate::stdio::{Io, StdioPaths};
+use crate::stdio::{Io, Owner, StdioPaths};
 use crate::{mount, reaper, stats};
 
 type Result<T> = ttrpc::Result<T>;
@@ -177,7 +177,11 @@ impl Service {
     }
 
     fn create_init(&self, c: &mut Container) -> Result<()> {
-        let (mut io, pio) = Io::open(&c.init.stdio).map_err(|e| io_err("stdio", e))?;
+        let owner = Owner {
+            container_id: &c.id,
+            namespace: &self.namespace,
+        };
+        let (mut io, pio) = Io::open(&c.init.stdio, &owner).map_err(|e| io_err("stdio", e))?;
         let pid_file = c.bundle.join("init.pid");
         let bundle = c.bundle.to_string_lossy().into_owned();
         let pid_path = pid_file.to_string_lossy().into_owned();
@@ -215,7 +219,11 @@ impl Service {
         let pid_file = bundle.join(format!("exec-{exec_id}.pid"));
         std::fs::write(&spec_path, &p.spec)
             .map_err(|e| io_err(&spec_path.display().to_string(), e))?;
-        let (mut io, pio) = Io::open(&p.stdio).map_err(|e| io_err("stdio", e))?;
+        let owner = Owner {
+            container_id: &id,
+            namespace: &self.namespace,
+        };
+        let (mut io, pio) = Io::open(&p.stdio, &owner).map_err(|e| io_err("stdio", e))?;
         let spec_s = spec_path.to_string_lossy().into_owned();
         let pid_s = pid_file.to_string_lossy().into_owned();
         let mut args = vec![

@@ -23,8 +23,12 @@ use crate::{mount, reaper};
 pub const SOCKET_DIR: &str = "/run/containerd/s";
 /// The listener is handed to the long-lived shim as this fd.
 const LISTENER_FD: i32 = 3;
-/// Containers of one Kubernetes pod share one shim.
-const GROUP_LABEL: &str = "io.kubernetes.cri.sandbox-id";
+/// Annotations that put containers into one shim, in containerd's order: its runc shim's own
+/// group label, then the Kubernetes pod (sandbox) id.
+const GROUP_LABELS: [&str; 2] = [
+    "io.containerd.runc.v2.group",
+    "io.kubernetes.cri.sandbox-id",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShimError {
@@ -59,11 +63,16 @@ pub fn socket_address(address: &str, namespace: &str, group: &str) -> String {
 }
 
 fn group_of(bundle: &Path, id: &str) -> String {
-    std::fs::read(bundle.join("config.json"))
+    let spec = std::fs::read(bundle.join("config.json"))
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["annotations"][GROUP_LABEL].as_str().map(str::to_owned))
-        .unwrap_or_else(|| id.to_owned())
+        .unwrap_or_default();
+    GROUP_LABELS
+        .iter()
+        .find_map(|label| spec["annotations"][label].as_str())
+        .filter(|group| !group.is_empty())
+        .unwrap_or(id)
+        .to_owned()
 }
 
 /// `start`: make sure a shim serves this container and print its address.
@@ -86,9 +95,7 @@ pub fn start(flags: &Flags) -> Result<(), ShimError> {
         Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
             if UnixStream::connect(&path).is_ok() {
                 // A shim of the same group already serves: reuse it.
-                write_address(&bundle, &address)?;
-                print!("{address}");
-                return Ok(());
+                return reuse(&bundle, &address);
             }
             std::fs::remove_file(&path).map_err(io_at("remove stale socket", &path))?;
             UnixListener::bind(&path).map_err(io_at("bind", &path))?
@@ -103,6 +110,32 @@ pub fn start(flags: &Flags) -> Result<(), ShimError> {
         .flush()
         .map_err(io_at("stdout", Path::new("-")))?;
     Ok(())
+}
+
+/// Points the bundle at the running shim of its group: its address and its pid.
+fn reuse(bundle: &Path, address: &str) -> Result<(), ShimError> {
+    match running_shim_pid(address) {
+        Ok(pid) => {
+            let path = bundle.join("shim.pid");
+            std::fs::write(&path, pid.to_string()).map_err(io_at("write", &path))?;
+        }
+        Err(e) => tracing::warn!(error = %e, address, "pid of the running shim"),
+    }
+    write_address(bundle, address)?;
+    print!("{address}");
+    io::stdout()
+        .flush()
+        .map_err(io_at("stdout", Path::new("-")))
+}
+
+/// Asks the shim at `address` for its pid (Connect), as containerd does.
+fn running_shim_pid(address: &str) -> Result<u32, ttrpc::Error> {
+    let client = berth_proto::TaskClient::new(ttrpc::Client::connect(address)?);
+    let reply = client.connect(
+        ttrpc::context::with_timeout(5_000_000_000),
+        &berth_proto::api::ConnectRequest::new(),
+    )?;
+    Ok(reply.shim_pid)
 }
 
 fn write_address(bundle: &Path, address: &str) -> Result<(), ShimError> {

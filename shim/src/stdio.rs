@@ -16,7 +16,16 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use crate::logger::{self, Logger, LoggerError};
 use crate::runtime::ProcessIo;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StdioError {
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    #[error(transparent)]
+    Logger(#[from] LoggerError),
+}
 
 const COPY_STACK: usize = 32 * 1024;
 const COPY_BUF: usize = 8 * 1024;
@@ -49,11 +58,19 @@ pub struct Io {
     output_done: Option<Receiver<()>>,
     /// The console socket, kept until the master arrives.
     console_socket: Option<ConsoleSocket>,
+    /// The logging binary of a `binary://` stdout, while the process may write.
+    logger: Option<Logger>,
+}
+
+/// Whose stdio it is, for logging binaries.
+pub struct Owner<'a> {
+    pub container_id: &'a str,
+    pub namespace: &'a str,
 }
 
 impl Io {
     /// Opens the request's stdio and returns the fds to give the runtime.
-    pub fn open(paths: &StdioPaths) -> io::Result<(Io, ProcessIo)> {
+    pub fn open(paths: &StdioPaths, owner: &Owner) -> Result<(Io, ProcessIo), StdioError> {
         let mut io = Io::default();
         let stdin = if paths.stdin.is_empty() || paths.terminal {
             Stdio::null()
@@ -64,8 +81,14 @@ impl Io {
             io.stdin_fifo = Some(paths.stdin.clone());
             Stdio::from(read)
         };
-        let stdout = io.output(&paths.stdout, paths.terminal)?;
-        let stderr = io.output(&paths.stderr, paths.terminal)?;
+        let (stdout, stderr) = if paths.stdout.starts_with(logger::SCHEME) && !paths.terminal {
+            io.binary_log(&paths.stdout, owner)?
+        } else {
+            (
+                io.output(&paths.stdout, paths.terminal)?,
+                io.output(&paths.stderr, paths.terminal)?,
+            )
+        };
         if paths.terminal {
             io.console_socket = Some(ConsoleSocket::new()?);
         }
@@ -77,6 +100,17 @@ impl Io {
                 stderr,
             },
         ))
+    }
+
+    /// stdout and stderr into a logging binary, which starts now.
+    fn binary_log(&mut self, uri: &str, owner: &Owner) -> Result<(Stdio, Stdio), StdioError> {
+        let (logger, inputs) = Logger::start(uri, owner.container_id, owner.namespace)?;
+        self.logger = Some(logger);
+        let stdout = inputs.stdout.try_clone()?;
+        let stderr = inputs.stderr.try_clone()?;
+        // Held until the process exited, like the fifo writers: then the binary reads EOF.
+        self.out_writers.extend([inputs.stdout, inputs.stderr]);
+        Ok((Stdio::from(stdout), Stdio::from(stderr)))
     }
 
     fn output(&mut self, path: &str, terminal: bool) -> io::Result<Stdio> {

@@ -1,0 +1,491 @@
+//! containerd-shim-berth-v2 driven directly over ttrpc, the way containerd drives it: the
+//! `start` subcommand (with containerd's flags, in the bundle) prints the address, then a
+//! `TaskClient` calls the Task service. This reaches what `ctr` cannot ask for: bad requests
+//! and faults, each answered with the gRPC status containerd-shim-runc-v2 gives (or a sharper
+//! one, noted where so), while the shim keeps serving its other containers; and several
+//! containers grouped in one shim.
+//!
+//! Every test runs with the shim's runtime set to `berth-runtime` and to Debian's `runc`; each
+//! has its own runtime root, namespace, ids and temp dirs, and leaves nothing behind.
+use std::ffi::CString;
+use std::fmt::Debug;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use berth_integration::bundle::Bundle;
+use berth_integration::runtime::unique_id;
+use berth_proto::api::*;
+use berth_proto::protobuf::well_known_types::any::Any;
+use berth_proto::protobuf::{Message, MessageField};
+use berth_proto::shim::oci::Options as RuncOptions;
+use berth_proto::ttrpc::{self, context, Code};
+use berth_proto::types::task::Status;
+use berth_proto::TaskClient;
+use serde_json::json;
+
+const SHIM: &str = "containerd-shim-berth-v2";
+/// Per-call limit: a shim that stopped serving fails the test instead of hanging it.
+const CALL_TIMEOUT_NS: i64 = 20_000_000_000;
+
+fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/debug/deps/..")
+        .to_owned();
+    assert!(
+        dir.join(SHIM).exists() && dir.join("berth-runtime").exists(),
+        "{SHIM} or berth-runtime missing in {}: cargo build -p containerd-shim-berth-v2 -p berth-runtime",
+        dir.display()
+    );
+    dir
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Flavor {
+    Berth,
+    Runc,
+}
+
+fn ctx() -> context::Context {
+    context::with_timeout(CALL_TIMEOUT_NS)
+}
+
+/// The status code and message of a failed call (panics on success).
+fn status_of<T: Debug>(result: ttrpc::Result<T>) -> (Code, String) {
+    match result {
+        Err(ttrpc::Error::RpcStatus(s)) => (s.code(), s.message().to_owned()),
+        other => panic!("want an rpc status, got {other:?}"),
+    }
+}
+
+fn mkfifo(path: &Path) {
+    let c = CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid C string.
+    let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
+    assert_eq!(rc, 0, "mkfifo {}", path.display());
+}
+
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .chars()
+                .next()
+                != Some('Z')
+        })
+        .unwrap_or(false)
+}
+
+/// A shim started the way containerd starts one, and a client on its socket.
+struct Shim {
+    dir: tempfile::TempDir,
+    ns: String,
+    flavor: Flavor,
+    address: String,
+    pid: i32,
+    client: TaskClient,
+    /// Containers created through this shim, removed on drop.
+    ids: Vec<String>,
+}
+
+impl Shim {
+    /// Runs `start` for container `id` in `bundle` and connects to the printed address.
+    fn start(flavor: Flavor, id: &str, bundle: &Bundle) -> Shim {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-shim-ttrpc")
+            .tempdir()
+            .unwrap();
+        let ns = unique_id("ttrpc");
+        let address = start_command(dir.path(), &ns, id, bundle.path());
+        let pid = read_shim_pid(bundle.path());
+        let client = TaskClient::new(ttrpc::Client::connect(&address).expect("connect to shim"));
+        Shim {
+            dir,
+            ns,
+            flavor,
+            address,
+            pid,
+            client,
+            ids: Vec::new(),
+        }
+    }
+
+    /// `start` for one more container of this shim's group: the address it prints.
+    fn start_again(&self, id: &str, bundle: &Bundle) -> String {
+        start_command(self.dir.path(), &self.ns, id, bundle.path())
+    }
+
+    /// containerd's runc options naming this flavor's runtime and a private root.
+    fn options(&self) -> Any {
+        let mut o = RuncOptions::new();
+        o.binary_name = match self.flavor {
+            Flavor::Berth => bin_dir().join("berth-runtime").to_string_lossy().into(),
+            Flavor::Runc => "runc".into(),
+        };
+        o.root = self.dir.path().join("root").to_string_lossy().into();
+        let mut any = Any::new();
+        any.type_url = "containerd.runc.v1.Options".into();
+        any.value = o.write_to_bytes().unwrap();
+        any
+    }
+
+    /// A fifo in the test dir, like the ones containerd creates for a task's stdio.
+    fn fifo(&self, name: &str) -> String {
+        let path = self.dir.path().join(name);
+        mkfifo(&path);
+        path.to_string_lossy().into_owned()
+    }
+
+    fn create(&mut self, id: &str, bundle: &Path, stdout: &str) -> ttrpc::Result<u32> {
+        let mut r = CreateTaskRequest::new();
+        r.id = id.into();
+        r.bundle = bundle.to_string_lossy().into();
+        r.stdout = stdout.into();
+        r.options = MessageField::some(self.options());
+        let pid = self.client.create(ctx(), &r)?.pid;
+        self.ids.push(id.into());
+        Ok(pid)
+    }
+
+    /// Creates and starts container `id` from `bundle`, stdout into a fresh fifo.
+    fn run(&mut self, id: &str, bundle: &Bundle) -> String {
+        let stdout = self.fifo(&format!("{id}.out"));
+        self.create(id, bundle.path(), &stdout)
+            .unwrap_or_else(|e| panic!("create {id}: {e:?}"));
+        self.start_process(id, "").unwrap();
+        stdout
+    }
+
+    fn start_process(&self, id: &str, exec_id: &str) -> ttrpc::Result<u32> {
+        let mut r = StartRequest::new();
+        r.id = id.into();
+        r.exec_id = exec_id.into();
+        Ok(self.client.start(ctx(), &r)?.pid)
+    }
+
+    fn exec(&self, id: &str, exec_id: &str, args: &[&str]) -> ttrpc::Result<()> {
+        let spec = json!({
+            "args": args, "cwd": "/", "env": ["PATH=/bin"],
+            "user": {"uid": 0, "gid": 0}, "terminal": false,
+        });
+        let mut any = Any::new();
+        any.type_url = "types.containerd.io/opencontainers/runtime-spec/1/Process".into();
+        any.value = spec.to_string().into_bytes();
+        let mut r = ExecProcessRequest::new();
+        r.id = id.into();
+        r.exec_id = exec_id.into();
+        r.spec = MessageField::some(any);
+        self.client.exec(ctx(), &r).map(drop)
+    }
+
+    fn kill(&self, id: &str, exec_id: &str, signal: i32) -> ttrpc::Result<()> {
+        let mut r = KillRequest::new();
+        r.id = id.into();
+        r.exec_id = exec_id.into();
+        r.signal = signal as u32;
+        self.client.kill(ctx(), &r).map(drop)
+    }
+
+    fn wait(&self, id: &str, exec_id: &str) -> u32 {
+        let mut r = WaitRequest::new();
+        r.id = id.into();
+        r.exec_id = exec_id.into();
+        self.client.wait(ctx(), &r).unwrap().exit_status
+    }
+
+    fn delete(&mut self, id: &str, exec_id: &str) -> ttrpc::Result<DeleteResponse> {
+        let mut r = DeleteRequest::new();
+        r.id = id.into();
+        r.exec_id = exec_id.into();
+        let resp = self.client.delete(ctx(), &r)?;
+        if exec_id.is_empty() {
+            self.ids.retain(|i| i != id);
+        }
+        Ok(resp)
+    }
+
+    fn state(&self, id: &str) -> ttrpc::Result<StateResponse> {
+        let mut r = StateRequest::new();
+        r.id = id.into();
+        self.client.state(ctx(), &r)
+    }
+
+    fn shutdown(&self) {
+        let mut r = ShutdownRequest::new();
+        r.id = self.ids.first().cloned().unwrap_or_default();
+        // The shim may close the connection as it goes: only a status is a failure.
+        if let Err(ttrpc::Error::RpcStatus(s)) = self.client.shutdown(ctx(), &r) {
+            panic!("shutdown: {s:?}");
+        }
+    }
+
+    /// The shim still answers State and Pids of running container `id`.
+    fn assert_serves(&self, id: &str) {
+        assert!(alive(self.pid), "shim {} died", self.pid);
+        let st = self
+            .state(id)
+            .unwrap_or_else(|e| panic!("state {id}: {e:?}"));
+        assert_eq!(
+            st.status.enum_value_or_default(),
+            Status::RUNNING,
+            "{id}: {st:?}"
+        );
+        let mut r = PidsRequest::new();
+        r.id = id.into();
+        let pids = self.client.pids(ctx(), &r).unwrap();
+        assert!(
+            pids.processes.iter().any(|p| p.pid == st.pid),
+            "pids of {id} lack its init {}: {pids:?}",
+            st.pid
+        );
+    }
+
+    fn wait_gone(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while alive(self.pid) {
+            assert!(Instant::now() < deadline, "shim {} did not exit", self.pid);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Shim {
+    fn drop(&mut self) {
+        for id in self.ids.clone() {
+            let _ = self.kill(&id, "", libc::SIGKILL);
+            let mut w = WaitRequest::new();
+            w.id = id.clone();
+            let _ = self.client.wait(context::with_timeout(5_000_000_000), &w);
+            let _ = self.delete(&id, "");
+        }
+        if alive(self.pid) {
+            self.shutdown();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while alive(self.pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            // SAFETY: the shim this test started.
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        }
+        let _ = std::fs::remove_file(self.address.trim_start_matches("unix://"));
+    }
+}
+
+/// `containerd-shim-berth-v2 -namespace … -address … -publish-binary … -id … start` in the
+/// bundle, as containerd runs it; returns the printed address.
+fn start_command(dir: &Path, ns: &str, id: &str, bundle: &Path) -> String {
+    let containerd = dir.join("containerd.sock");
+    let out = Command::new(bin_dir().join(SHIM))
+        .args(["-namespace", ns, "-address"])
+        .arg(&containerd)
+        .args(["-publish-binary", "/bin/true", "-id", id, "start"])
+        .current_dir(bundle)
+        // No containerd to publish events to: the shim drops them.
+        .env("TTRPC_ADDRESS", "")
+        .output()
+        .expect("run shim start");
+    assert!(
+        out.status.success(),
+        "shim start: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let address = String::from_utf8(out.stdout).unwrap();
+    assert!(address.starts_with("unix://"), "address {address:?}");
+    address
+}
+
+fn read_shim_pid(bundle: &Path) -> i32 {
+    std::fs::read_to_string(bundle.join("shim.pid"))
+        .expect("shim.pid in the bundle")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn bundle(args: &[&str]) -> Bundle {
+    let b = Bundle::new(args);
+    b.write();
+    b
+}
+
+/// Generates one test per flavor.
+macro_rules! both {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[test]
+            fn berth_runtime() {
+                super::$body(super::Flavor::Berth);
+            }
+            #[test]
+            fn runc() {
+                super::$body(super::Flavor::Runc);
+            }
+        }
+    };
+}
+
+both!(shim_bad_input_and_faults, bad_input_and_faults);
+fn bad_input_and_faults(flavor: Flavor) {
+    let keep_bundle = bundle(&["sleep", "1000"]);
+    let keep = unique_id("keep");
+    let mut shim = Shim::start(flavor, &keep, &keep_bundle);
+    shim.run(&keep, &keep_bundle);
+    shim.assert_serves(&keep);
+
+    missing_config_json(&mut shim);
+    shim.assert_serves(&keep);
+    exec_id_in_use(&shim, &keep);
+    shim.assert_serves(&keep);
+    kill_of_exited_processes(&mut shim, &keep);
+    shim.assert_serves(&keep);
+    closed_stdout_reader(&mut shim);
+    shim.assert_serves(&keep);
+}
+
+/// runc-v2 answers Unknown ("OCI runtime create failed: …config.json…") once runc fails; the
+/// berth shim refuses the request itself, before calling the runtime: InvalidArgument.
+fn missing_config_json(shim: &mut Shim) {
+    let empty = tempfile::tempdir().unwrap();
+    let id = unique_id("nocfg");
+    let (code, msg) = status_of(shim.create(&id, empty.path(), ""));
+    assert_eq!(code, Code::INVALID_ARGUMENT, "{msg}");
+    assert!(msg.contains("config.json"), "{msg}");
+    let (code, msg) = status_of(shim.state(&id));
+    assert_eq!(
+        code,
+        Code::NOT_FOUND,
+        "a failed create left {id} behind: {msg}"
+    );
+    assert_eq!(std::fs::read_dir(empty.path()).unwrap().count(), 0);
+}
+
+/// runc-v2: AlreadyExists ("id e1: already exists"), also while the first exec has exited but
+/// is not deleted yet.
+fn exec_id_in_use(shim: &Shim, id: &str) {
+    shim.exec(id, "e1", &["sh", "-c", "exit 3"]).unwrap();
+    let (code, msg) = status_of(shim.exec(id, "e1", &["true"]));
+    assert_eq!(code, Code::ALREADY_EXISTS, "{msg}");
+    assert!(msg.contains("already exists"), "{msg}");
+    shim.start_process(id, "e1").unwrap();
+    assert_eq!(shim.wait(id, "e1"), 3);
+    let (code, msg) = status_of(shim.exec(id, "e1", &["true"]));
+    assert_eq!(code, Code::ALREADY_EXISTS, "{msg}");
+}
+
+/// runc-v2: NotFound ("process already finished") for an exited exec or init, and
+/// FailedPrecondition ("process not created") for an exec not started yet.
+fn kill_of_exited_processes(shim: &mut Shim, id: &str) {
+    let (code, msg) = status_of(shim.kill(id, "e1", libc::SIGTERM));
+    assert_eq!(code, Code::NOT_FOUND, "{msg}");
+    assert!(msg.contains("already finished"), "{msg}");
+    shim.exec(id, "e2", &["sleep", "1000"]).unwrap();
+    let (code, msg) = status_of(shim.kill(id, "e2", libc::SIGTERM));
+    assert_eq!(code, Code::FAILED_PRECONDITION, "{msg}");
+    shim.delete(id, "e2").unwrap();
+    assert_eq!(shim.delete(id, "e1").unwrap().exit_status, 3);
+
+    let short_bundle = bundle(&["true"]);
+    let short = unique_id("short");
+    shim.run(&short, &short_bundle);
+    assert_eq!(shim.wait(&short, ""), 0);
+    for signal in [libc::SIGTERM, libc::SIGKILL] {
+        let (code, msg) = status_of(shim.kill(&short, "", signal));
+        assert_eq!(code, Code::NOT_FOUND, "{msg}");
+        assert!(msg.contains("already finished"), "{msg}");
+    }
+    shim.delete(&short, "").unwrap();
+}
+
+/// The client reading a container's stdout goes away while the container keeps writing: the
+/// container blocks on a full fifo (the shim holds a reader, so nobody gets SIGPIPE), the shim
+/// keeps serving, and the container can still be killed and reaped.
+fn closed_stdout_reader(shim: &mut Shim) {
+    let noisy_bundle = bundle(&["sh", "-c", "while :; do echo 0123456789abcdef; done"]);
+    let noisy = unique_id("noisy");
+    let stdout = shim.run(&noisy, &noisy_bundle);
+    let mut reader = std::fs::File::open(&stdout).unwrap();
+    let mut buf = [0u8; 4096];
+    reader.read_exact(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf).contains("0123456789abcdef\n"));
+    drop(reader);
+    // Long enough to fill the fifo and block the writer.
+    std::thread::sleep(Duration::from_millis(500));
+    shim.assert_serves(&noisy);
+    shim.kill(&noisy, "", libc::SIGKILL).unwrap();
+    assert_eq!(shim.wait(&noisy, ""), 137);
+    shim.delete(&noisy, "").unwrap();
+}
+
+both!(shim_grouped_containers_share_one_shim, grouped_containers);
+/// Two containers of one group (the CRI sandbox id on one, runc-v2's group label on the other,
+/// as containerd's shims read them): `start` for the second reuses the running shim, which
+/// stays until the last container is deleted and Shutdown is called.
+fn grouped_containers(flavor: Flavor) {
+    let group = unique_id("group");
+    let mut first_bundle = Bundle::new(&["sleep", "1000"]);
+    first_bundle.set(
+        "/annotations",
+        json!({"io.kubernetes.cri.sandbox-id": group}),
+    );
+    first_bundle.write();
+    let mut second_bundle = Bundle::new(&["sleep", "1000"]);
+    second_bundle.set(
+        "/annotations",
+        json!({"io.containerd.runc.v2.group": group}),
+    );
+    second_bundle.write();
+    let (first, second) = (unique_id("first"), unique_id("second"));
+
+    let mut shim = Shim::start(flavor, &first, &first_bundle);
+    assert_eq!(shim.start_again(&second, &second_bundle), shim.address);
+    assert_eq!(read_shim_pid(second_bundle.path()), shim.pid);
+    let other_bundle = bundle(&["true"]);
+    assert_ne!(
+        shim.start_again(&unique_id("alone"), &other_bundle),
+        shim.address,
+        "a container of no group shares the shim"
+    );
+    let alone = read_shim_pid(other_bundle.path());
+    shim.run(&first, &first_bundle);
+    shim.run(&second, &second_bundle);
+    shim.assert_serves(&first);
+    shim.assert_serves(&second);
+
+    shim.kill(&first, "", libc::SIGKILL).unwrap();
+    assert_eq!(shim.wait(&first, ""), 137);
+    shim.delete(&first, "").unwrap();
+    shim.shutdown();
+    std::thread::sleep(Duration::from_millis(300));
+    shim.assert_serves(&second);
+
+    shim.kill(&second, "", libc::SIGKILL).unwrap();
+    assert_eq!(shim.wait(&second, ""), 137);
+    shim.delete(&second, "").unwrap();
+    shim.shutdown();
+    shim.wait_gone();
+    assert!(
+        !Path::new(shim.address.trim_start_matches("unix://")).exists(),
+        "socket left behind"
+    );
+    // The ungrouped shim never got a container: Shutdown ends it.
+    let lone = TaskClient::new(
+        ttrpc::Client::connect(&socket_of(other_bundle.path())).expect("connect lone shim"),
+    );
+    let _ = lone.shutdown(ctx(), &ShutdownRequest::new());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(alone) {
+        assert!(Instant::now() < deadline, "lone shim {alone} did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn socket_of(bundle: &Path) -> String {
+    std::fs::read_to_string(bundle.join("address")).unwrap()
+}
