@@ -15,6 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use berth_integration::bundle::Bundle;
+use berth_integration::host::process_alive;
 use berth_integration::runtime::unique_id;
 use berth_proto::api::*;
 use berth_proto::protobuf::well_known_types::any::Any;
@@ -67,20 +68,6 @@ fn mkfifo(path: &Path) {
     // SAFETY: mkfifo with a valid C string.
     let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
     assert_eq!(rc, 0, "mkfifo {}", path.display());
-}
-
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            s.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .chars()
-                .next()
-                != Some('Z')
-        })
-        .unwrap_or(false)
 }
 
 /// A shim started the way containerd starts one, and a client on its socket.
@@ -144,10 +131,21 @@ impl Shim {
     }
 
     fn create(&mut self, id: &str, bundle: &Path, stdout: &str) -> ttrpc::Result<u32> {
+        self.create_with(id, bundle, stdout, false)
+    }
+
+    fn create_with(
+        &mut self,
+        id: &str,
+        bundle: &Path,
+        stdout: &str,
+        terminal: bool,
+    ) -> ttrpc::Result<u32> {
         let mut r = CreateTaskRequest::new();
         r.id = id.into();
         r.bundle = bundle.to_string_lossy().into();
         r.stdout = stdout.into();
+        r.terminal = terminal;
         r.options = MessageField::some(self.options());
         let pid = self.client.create(ctx(), &r)?.pid;
         self.ids.push(id.into());
@@ -157,7 +155,8 @@ impl Shim {
     /// Creates and starts container `id` from `bundle`, stdout into a fresh fifo.
     fn run(&mut self, id: &str, bundle: &Bundle) -> String {
         let stdout = self.fifo(&format!("{id}.out"));
-        self.create(id, bundle.path(), &stdout)
+        let terminal = bundle.config["process"]["terminal"] == true;
+        self.create_with(id, bundle.path(), &stdout, terminal)
             .unwrap_or_else(|e| panic!("create {id}: {e:?}"));
         self.start_process(id, "").unwrap();
         stdout
@@ -228,7 +227,7 @@ impl Shim {
 
     /// The shim still answers State and Pids of running container `id`.
     fn assert_serves(&self, id: &str) {
-        assert!(alive(self.pid), "shim {} died", self.pid);
+        assert!(process_alive(self.pid), "shim {} died", self.pid);
         let st = self
             .state(id)
             .unwrap_or_else(|e| panic!("state {id}: {e:?}"));
@@ -249,7 +248,7 @@ impl Shim {
 
     fn wait_gone(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while alive(self.pid) {
+        while process_alive(self.pid) {
             assert!(Instant::now() < deadline, "shim {} did not exit", self.pid);
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -265,10 +264,10 @@ impl Drop for Shim {
             let _ = self.client.wait(context::with_timeout(5_000_000_000), &w);
             let _ = self.delete(&id, "");
         }
-        if alive(self.pid) {
+        if process_alive(self.pid) {
             self.shutdown();
             let deadline = Instant::now() + Duration::from_secs(5);
-            while alive(self.pid) && Instant::now() < deadline {
+            while process_alive(self.pid) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));
             }
             // SAFETY: the shim this test started.
@@ -345,7 +344,9 @@ fn bad_input_and_faults(flavor: Flavor) {
     shim.assert_serves(&keep);
     kill_of_exited_processes(&mut shim, &keep);
     shim.assert_serves(&keep);
-    closed_stdout_reader(&mut shim);
+    closed_stdout_reader(&mut shim, false);
+    shim.assert_serves(&keep);
+    closed_stdout_reader(&mut shim, true);
     shim.assert_serves(&keep);
 }
 
@@ -405,20 +406,32 @@ fn kill_of_exited_processes(shim: &mut Shim, id: &str) {
 
 /// The client reading a container's stdout goes away while the container keeps writing: the
 /// container blocks on a full fifo (the shim holds a reader, so nobody gets SIGPIPE), the shim
-/// keeps serving, and the container can still be killed and reaped.
-fn closed_stdout_reader(shim: &mut Shim) {
-    let noisy_bundle = bundle(&["sh", "-c", "while :; do echo 0123456789abcdef; done"]);
+/// keeps serving, and the container can still be killed and reaped. With a terminal the shim
+/// copies the pty into the fifo itself: that copy blocks too, and waiting for it to drain at
+/// the exit must not hold up the shim's other calls.
+fn closed_stdout_reader(shim: &mut Shim, terminal: bool) {
+    let mut noisy_bundle = Bundle::new(&["sh", "-c", "while :; do echo 0123456789abcdef; done"]);
+    noisy_bundle.set("/process/terminal", json!(terminal));
+    noisy_bundle.write();
     let noisy = unique_id("noisy");
     let stdout = shim.run(&noisy, &noisy_bundle);
     let mut reader = std::fs::File::open(&stdout).unwrap();
     let mut buf = [0u8; 4096];
     reader.read_exact(&mut buf).unwrap();
-    assert!(String::from_utf8_lossy(&buf).contains("0123456789abcdef\n"));
+    assert!(String::from_utf8_lossy(&buf).contains("0123456789abcdef"));
     drop(reader);
     // Long enough to fill the fifo and block the writer.
     std::thread::sleep(Duration::from_millis(500));
     shim.assert_serves(&noisy);
     shim.kill(&noisy, "", libc::SIGKILL).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let asked = Instant::now();
+    let _ = shim.state(&noisy).unwrap();
+    assert!(
+        asked.elapsed() < Duration::from_millis(1000),
+        "State took {:?} while an exit drained its output",
+        asked.elapsed()
+    );
     assert_eq!(shim.wait(&noisy, ""), 137);
     shim.delete(&noisy, "").unwrap();
 }
@@ -480,7 +493,7 @@ fn grouped_containers(flavor: Flavor) {
     );
     let _ = lone.shutdown(ctx(), &ShutdownRequest::new());
     let deadline = Instant::now() + Duration::from_secs(10);
-    while alive(alone) {
+    while process_alive(alone) {
         assert!(Instant::now() < deadline, "lone shim {alone} did not exit");
         std::thread::sleep(Duration::from_millis(50));
     }

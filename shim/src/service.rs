@@ -90,41 +90,64 @@ impl Service {
     }
 
     /// Runs the exit loop: every container process exit, in the order the reaper saw them.
+    /// A terminal's last output drains first, with the state unlocked meanwhile.
     pub fn handle_exits(self: Arc<Self>, exits: Receiver<(i32, i32)>) {
         for (pid, code) in exits {
-            let mut containers = self.lock();
-            let Some(c) = containers.values_mut().find(|c| {
-                (c.init.pid == pid && !c.init.exited())
-                    || c.execs.values().any(|p| p.pid == pid && !p.exited())
-            }) else {
-                continue;
-            };
-            let is_init = c.init.pid == pid;
-            let p = if is_init {
-                &mut c.init
-            } else {
-                c.execs
-                    .values_mut()
-                    .find(|p| p.pid == pid)
-                    .expect("found above")
-            };
-            p.io.finish_output(OUTPUT_DRAIN);
-            p.status = Status::STOPPED;
-            p.exit_status = code as u32;
-            p.exited_at = Some(Timestamp::now());
-            if !is_init {
-                let exit = exit_event(&c.id, p);
-                self.events.publish("/tasks/exit", &exit);
-            } else {
-                c.pending_init_exit = true;
+            let drained = self.with_exited(pid, |p| p.io.take_output_done());
+            if let Some(Some(done)) = drained {
+                let _ = done.recv_timeout(OUTPUT_DRAIN);
             }
-            if c.pending_init_exit && c.running_execs() == 0 {
-                c.pending_init_exit = false;
-                self.events
-                    .publish("/tasks/exit", &exit_event(&c.id, &c.init));
-            }
-            self.changed.notify_all();
+            self.record_exit(pid, code);
         }
+    }
+
+    /// Runs `f` on the running container process `pid`, if there is one.
+    fn with_exited<T>(&self, pid: i32, f: impl FnOnce(&mut Process) -> T) -> Option<T> {
+        let mut containers = self.lock();
+        containers
+            .values_mut()
+            .find_map(|c| {
+                if c.init.pid == pid && !c.init.exited() {
+                    return Some(&mut c.init);
+                }
+                c.execs.values_mut().find(|p| p.pid == pid && !p.exited())
+            })
+            .map(f)
+    }
+
+    /// Marks `pid` stopped and publishes its exit; the init's only after its execs' exits.
+    fn record_exit(&self, pid: i32, code: i32) {
+        let mut containers = self.lock();
+        let Some(c) = containers.values_mut().find(|c| {
+            (c.init.pid == pid && !c.init.exited())
+                || c.execs.values().any(|p| p.pid == pid && !p.exited())
+        }) else {
+            return;
+        };
+        let is_init = c.init.pid == pid;
+        let p = if is_init {
+            &mut c.init
+        } else {
+            c.execs
+                .values_mut()
+                .find(|p| p.pid == pid && !p.exited())
+                .expect("found above")
+        };
+        p.io.close_output();
+        p.status = Status::STOPPED;
+        p.exit_status = code as u32;
+        p.exited_at = Some(Timestamp::now());
+        if !is_init {
+            self.events.publish("/tasks/exit", &exit_event(&c.id, p));
+        } else {
+            c.pending_init_exit = true;
+        }
+        if c.pending_init_exit && c.running_execs() == 0 {
+            c.pending_init_exit = false;
+            self.events
+                .publish("/tasks/exit", &exit_event(&c.id, &c.init));
+        }
+        self.changed.notify_all();
     }
 
     fn create_container(&self, req: &CreateTaskRequest) -> Result<Container> {
@@ -194,11 +217,24 @@ impl Service {
         }
         args.push(&c.id);
         c.runtime.run(&args, Some(pio)).map_err(runtime_err)?;
-        io.connect_console(&c.init.stdio)
-            .map_err(|e| io_err("console", e))?;
-        c.init.pid = read_pid(&pid_file).map_err(|e| io_err("pid file", e))?;
-        c.init.io = io;
-        Ok(())
+        let attached = io
+            .connect_console(&c.init.stdio)
+            .map_err(|e| io_err("console", e))
+            .and_then(|()| read_pid(&pid_file).map_err(|e| io_err("pid file", e)));
+        match attached {
+            Ok(pid) => {
+                c.init.pid = pid;
+                c.init.io = io;
+                Ok(())
+            }
+            Err(e) => {
+                // The runtime created it, the caller gets an error: it must not stay behind.
+                if let Err(d) = c.runtime.run(&["delete", "--force", &c.id], None) {
+                    tracing::warn!(container = %c.id, error = %d, "delete after failed create");
+                }
+                Err(e)
+            }
+        }
     }
 
     fn start_exec(&self, c: &mut Container, exec_id: &str) -> Result<i32> {

@@ -208,7 +208,10 @@ pub fn serve(flags: &Flags) -> Result<(), ShimError> {
     let _ = shutdown_rx.recv();
     // Let the Shutdown reply leave before the server goes.
     std::thread::sleep(std::time::Duration::from_millis(20));
-    server.shutdown();
+    // Stop accepting, but do not drain connections: ttrpc's disconnect waits for every
+    // connection handler, and one whose client (containerd) closes at the same moment can
+    // keep it waiting forever. Nothing is left to serve; exiting closes them all.
+    drop(server.stop_listen());
     if let Some(p) = socket_path {
         let _ = std::fs::remove_file(p);
     }

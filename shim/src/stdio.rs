@@ -139,15 +139,14 @@ impl Io {
         };
         let master = socket.receive()?;
         let (done_tx, done_rx) = channel();
+        // The shim's own reader first: a writer cannot open a fifo that has no reader yet
+        // (ENXIO), and the client may open its end later.
         let out = if paths.stdout.is_empty() {
             None
         } else {
+            self._out_keepalive.push(open_fifo(&paths.stdout, false)?);
             Some(open_fifo(&paths.stdout, true)?)
         };
-        if let Some(out) = &out {
-            self._out_keepalive.push(open_fifo(&paths.stdout, false)?);
-            let _ = out;
-        }
         let reader = master.try_clone()?;
         spawn_copy("pty-out", reader, out, Some(done_tx))?;
         if !paths.stdin.is_empty() {
@@ -174,12 +173,14 @@ impl Io {
         }
     }
 
-    /// At exit: waits (bounded) until all terminal output reached the fifo, then lets the
-    /// client's readers see EOF.
-    pub fn finish_output(&mut self, limit: Duration) {
-        if let Some(rx) = self.output_done.take() {
-            let _ = rx.recv_timeout(limit);
-        }
+    /// At exit: what signals that all terminal output reached the fifo (to wait on, bounded,
+    /// without holding the shim's state).
+    pub fn take_output_done(&mut self) -> Option<Receiver<()>> {
+        self.output_done.take()
+    }
+
+    /// At exit, after the drain: lets the client's readers (or the logging binary) see EOF.
+    pub fn close_output(&mut self) {
         self.out_writers.clear();
     }
 }
