@@ -170,6 +170,17 @@ impl Shim {
     }
 
     fn exec(&self, id: &str, exec_id: &str, args: &[&str]) -> ttrpc::Result<()> {
+        self.exec_with_stdio(id, exec_id, args, "", "")
+    }
+
+    fn exec_with_stdio(
+        &self,
+        id: &str,
+        exec_id: &str,
+        args: &[&str],
+        stdin: &str,
+        stdout: &str,
+    ) -> ttrpc::Result<()> {
         let spec = json!({
             "args": args, "cwd": "/", "env": ["PATH=/bin"],
             "user": {"uid": 0, "gid": 0}, "terminal": false,
@@ -181,6 +192,8 @@ impl Shim {
         r.id = id.into();
         r.exec_id = exec_id.into();
         r.spec = MessageField::some(any);
+        r.stdin = stdin.into();
+        r.stdout = stdout.into();
         self.client.exec(ctx(), &r).map(drop)
     }
 
@@ -434,6 +447,91 @@ fn closed_stdout_reader(shim: &mut Shim, terminal: bool) {
     );
     assert_eq!(shim.wait(&noisy, ""), 137);
     shim.delete(&noisy, "").unwrap();
+}
+
+both!(shim_no_thread_or_fd_leak_per_exec, no_leak_per_exec);
+/// Execs come and go (stdio fifos opened, never opened, or removed by the client before the
+/// exec is deleted): the shim ends with the threads and fds it had before.
+fn no_leak_per_exec(flavor: Flavor) {
+    let keep_bundle = bundle(&["sleep", "1000"]);
+    let keep = unique_id("keep");
+    let mut shim = Shim::start(flavor, &keep, &keep_bundle);
+    shim.run(&keep, &keep_bundle);
+    // One exec first: whatever the shim keeps for good (pools, the publisher) is there then.
+    exec_round(&shim, &keep, "warm");
+    let before = footprint(shim.pid);
+    for i in 0..5 {
+        exec_round(&shim, &keep, &format!("round{i}"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while footprint(shim.pid) != before {
+        assert!(
+            Instant::now() < deadline,
+            "shim {} grew from {before:?} to {:?} (stdio threads, fds)",
+            shim.pid,
+            footprint(shim.pid)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    shim.assert_serves(&keep);
+}
+
+/// One exec whose stdin the client never opens and whose fifos are gone before Delete, and
+/// one whose stdin the client writes and closes.
+fn exec_round(shim: &Shim, id: &str, name: &str) {
+    let unopened = format!("{name}-a");
+    let (stdin, stdout) = (
+        shim.fifo(&format!("{unopened}.in")),
+        shim.fifo(&format!("{unopened}.out")),
+    );
+    shim.exec_with_stdio(id, &unopened, &["true"], &stdin, &stdout)
+        .unwrap();
+    shim.start_process(id, &unopened).unwrap();
+    assert_eq!(shim.wait(id, &unopened), 0);
+    std::fs::remove_file(&stdin).unwrap();
+    std::fs::remove_file(&stdout).unwrap();
+    let mut r = DeleteRequest::new();
+    r.id = id.into();
+    r.exec_id = unopened;
+    shim.client.delete(ctx(), &r).unwrap();
+
+    let fed = format!("{name}-b");
+    let (stdin, stdout) = (
+        shim.fifo(&format!("{fed}.in")),
+        shim.fifo(&format!("{fed}.out")),
+    );
+    shim.exec_with_stdio(id, &fed, &["cat"], &stdin, &stdout)
+        .unwrap();
+    shim.start_process(id, &fed).unwrap();
+    let mut reader = std::fs::File::open(&stdout).unwrap();
+    std::fs::write(&stdin, "fed\n").unwrap();
+    let mut out = String::new();
+    reader.read_to_string(&mut out).unwrap();
+    assert_eq!(out, "fed\n");
+    assert_eq!(shim.wait(id, &fed), 0);
+    let mut r = DeleteRequest::new();
+    r.id = id.into();
+    r.exec_id = fed;
+    shim.client.delete(ctx(), &r).unwrap();
+}
+
+/// (stdio copy threads, open fds) of shim `pid`. Its ttrpc worker pool grows and shrinks
+/// with load, so only the threads a process's stdio starts are counted.
+fn footprint(pid: i32) -> (usize, usize) {
+    let copy_threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.flatten()
+                .filter(|t| {
+                    let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+                    matches!(comm.trim(), "stdin" | "pty-out")
+                })
+                .count()
+        })
+        .unwrap_or(0);
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    (copy_threads, fds)
 }
 
 both!(shim_grouped_containers_share_one_shim, grouped_containers);

@@ -45,8 +45,9 @@ pub struct Io {
     /// Writer into the process's stdin (pipe or pty master), shared with the stdin copy
     /// thread; CloseIO drops it so the process reads EOF.
     stdin_writer: Option<Arc<Mutex<Option<File>>>>,
-    /// The stdin fifo, to wake the copy thread if the client never opened it.
-    stdin_fifo: Option<String>,
+    /// An `O_PATH` handle on the stdin fifo, to wake the copy thread if the client never
+    /// opened it (also after the client removed the fifo).
+    stdin_fifo: Option<OwnedFd>,
     /// Readers on the output fifos.
     _out_keepalive: Vec<File>,
     /// Writers on the output fifos, held until the process exited: a client whose reader opens
@@ -78,7 +79,7 @@ impl Io {
             let (read, write) =
                 nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
             io.stdin_writer = Some(spawn_stdin_copy(&paths.stdin, File::from(write))?);
-            io.stdin_fifo = Some(paths.stdin.clone());
+            io.stdin_fifo = Some(fifo_handle(&paths.stdin)?);
             Stdio::from(read)
         };
         let (stdout, stderr) = if paths.stdout.starts_with(logger::SCHEME) && !paths.terminal {
@@ -151,7 +152,7 @@ impl Io {
         spawn_copy("pty-out", reader, out, Some(done_tx))?;
         if !paths.stdin.is_empty() {
             self.stdin_writer = Some(spawn_stdin_copy(&paths.stdin, master.try_clone()?)?);
-            self.stdin_fifo = Some(paths.stdin.clone());
+            self.stdin_fifo = Some(fifo_handle(&paths.stdin)?);
         }
         self.console = Some(master);
         self.output_done = Some(done_rx);
@@ -168,8 +169,8 @@ impl Io {
             let _ = OpenOptions::new()
                 .read(true)
                 .write(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(fifo);
+                .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+                .open(format!("/proc/self/fd/{}", fifo.as_raw_fd()));
         }
     }
 
@@ -250,6 +251,17 @@ fn spawn_copy(
             }
         })?;
     Ok(())
+}
+
+/// A handle that reaches the fifo's inode even after its path is gone (reopened through
+/// `/proc/self/fd`); it neither reads nor writes, so it counts as no end of the fifo.
+fn fifo_handle(path: &str) -> io::Result<OwnedFd> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(path)
+        .map(OwnedFd::from)
+        .map_err(|e| io::Error::new(e.kind(), format!("open fifo {path}: {e}")))
 }
 
 /// Opens a fifo without blocking: a reader always succeeds, a writer needs a reader (which the
