@@ -353,6 +353,8 @@ fn bad_input_and_faults(flavor: Flavor) {
 
     missing_config_json(&mut shim);
     shim.assert_serves(&keep);
+    runtime_refuses_create(&mut shim);
+    shim.assert_serves(&keep);
     exec_id_in_use(&shim, &keep);
     shim.assert_serves(&keep);
     kill_of_exited_processes(&mut shim, &keep);
@@ -378,6 +380,22 @@ fn missing_config_json(shim: &mut Shim) {
         "a failed create left {id} behind: {msg}"
     );
     assert_eq!(std::fs::read_dir(empty.path()).unwrap().count(), 0);
+}
+
+/// The runtime's own last error reaches the caller (Unknown, as from runc-v2: "OCI runtime
+/// create failed: …"), and nothing of the container stays.
+fn runtime_refuses_create(shim: &mut Shim) {
+    let bad = bundle(&["/no/such/binary"]);
+    let id = unique_id("nobin");
+    let (code, msg) = status_of(shim.create(&id, bad.path(), ""));
+    assert_eq!(code, Code::UNKNOWN, "{msg}");
+    assert!(msg.contains("/no/such/binary"), "{msg}");
+    let (code, msg) = status_of(shim.state(&id));
+    assert_eq!(
+        code,
+        Code::NOT_FOUND,
+        "a failed create left {id} behind: {msg}"
+    );
 }
 
 /// runc-v2: AlreadyExists ("id e1: already exists"), also while the first exec has exited but
