@@ -552,6 +552,65 @@ fn footprint(pid: i32) -> (usize, usize) {
     (copy_threads, fds)
 }
 
+both!(shim_update_and_stats, update_and_stats);
+/// Update (containerd sends the OCI LinuxResources as JSON; `ctr` has no command for it) sets
+/// the container's memory limit, and Stats reports it.
+fn update_and_stats(flavor: Flavor) {
+    const LIMIT: u64 = 48 << 20;
+    let b = bundle(&["sleep", "1000"]);
+    let id = unique_id("upd");
+    let mut shim = Shim::start(flavor, &id, &b);
+    shim.run(&id, &b);
+    let mut resources = Any::new();
+    resources.type_url = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources".into();
+    resources.value = json!({"memory": {"limit": LIMIT}}).to_string().into_bytes();
+    let mut r = UpdateTaskRequest::new();
+    r.id = id.clone();
+    r.resources = MessageField::some(resources);
+    shim.client
+        .update(ctx(), &r)
+        .unwrap_or_else(|e| panic!("update: {e:?}"));
+    let pid = shim.state(&id).unwrap().pid;
+    assert_eq!(memory_limit(pid), LIMIT);
+
+    let mut r = StatsRequest::new();
+    r.id = id.clone();
+    let stats = shim.client.stats(ctx(), &r).unwrap().stats;
+    let limit = match stats.type_url.as_str() {
+        "io.containerd.cgroups.v1.Metrics" => {
+            let m = berth_proto::cgroups::metrics::Metrics::parse_from_bytes(&stats.value).unwrap();
+            m.memory.usage.limit
+        }
+        "io.containerd.cgroups.v2.Metrics" => {
+            let m =
+                berth_proto::cgroups_v2::metrics::Metrics::parse_from_bytes(&stats.value).unwrap();
+            m.memory.usage_limit
+        }
+        other => panic!("stats of type {other}"),
+    };
+    assert_eq!(limit, LIMIT);
+}
+
+/// The memory limit of `pid`'s cgroup (v1 `memory.limit_in_bytes` or v2 `memory.max`).
+fn memory_limit(pid: u32) -> u64 {
+    let table = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let file = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        let path = table.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+        format!("/sys/fs/cgroup{path}/memory.max")
+    } else {
+        let path = table
+            .lines()
+            .find_map(|l| l.split_once(":memory:").map(|(_, p)| p))
+            .unwrap();
+        format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes")
+    };
+    std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("{file}: {e}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 both!(shim_grouped_containers_share_one_shim, grouped_containers);
 /// Two containers of one group (the CRI sandbox id on one, runc-v2's group label on the other,
 /// as containerd's shims read them): `start` for the second reuses the running shim, which
