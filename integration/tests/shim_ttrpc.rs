@@ -131,20 +131,22 @@ impl Shim {
     }
 
     fn create(&mut self, id: &str, bundle: &Path, stdout: &str) -> ttrpc::Result<u32> {
-        self.create_with(id, bundle, stdout, false)
+        self.create_with(id, bundle, [stdout, ""], false)
     }
 
+    /// Create with `[stdout, stderr]` and a terminal or not.
     fn create_with(
         &mut self,
         id: &str,
         bundle: &Path,
-        stdout: &str,
+        [stdout, stderr]: [&str; 2],
         terminal: bool,
     ) -> ttrpc::Result<u32> {
         let mut r = CreateTaskRequest::new();
         r.id = id.into();
         r.bundle = bundle.to_string_lossy().into();
         r.stdout = stdout.into();
+        r.stderr = stderr.into();
         r.terminal = terminal;
         r.options = MessageField::some(self.options());
         let pid = self.client.create(ctx(), &r)?.pid;
@@ -156,7 +158,7 @@ impl Shim {
     fn run(&mut self, id: &str, bundle: &Bundle) -> String {
         let stdout = self.fifo(&format!("{id}.out"));
         let terminal = bundle.config["process"]["terminal"] == true;
-        self.create_with(id, bundle.path(), &stdout, terminal)
+        self.create_with(id, bundle.path(), [&stdout, ""], terminal)
             .unwrap_or_else(|e| panic!("create {id}: {e:?}"));
         self.start_process(id, "").unwrap();
         stdout
@@ -610,6 +612,74 @@ fn memory_limit(pid: u32) -> u64 {
         .parse()
         .unwrap()
 }
+
+both!(shim_log_uris, log_uris);
+/// `file://` and `binary://` stdio, with and without a terminal: every line arrives.
+fn log_uris(flavor: Flavor) {
+    let first = bundle(&["true"]);
+    let first_id = unique_id("logs");
+    let mut shim = Shim::start(flavor, &first_id, &first);
+    let logger = shim.dir.path().join("logger.sh");
+    std::fs::write(&logger, LOGGER).unwrap();
+    std::fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    for terminal in [false, true] {
+        for scheme in ["file", "binary"] {
+            let base = shim.dir.path().join(format!("{scheme}-{terminal}"));
+            let (out, err) = (base.with_extension("out"), base.with_extension("err"));
+            let uris = match scheme {
+                "file" => [
+                    format!("file://{}", out.display()),
+                    format!("file://{}", err.display()),
+                ],
+                _ => {
+                    let uri = format!("binary://{}?to={}", logger.display(), base.display());
+                    [uri.clone(), uri]
+                }
+            };
+            let mut b = Bundle::new(&["sh", "-c", "echo to-out; echo to-err >&2"]);
+            b.set("/process/terminal", json!(terminal));
+            b.write();
+            let id = unique_id(scheme);
+            shim.create_with(&id, b.path(), [&uris[0], &uris[1]], terminal)
+                .unwrap_or_else(|e| panic!("create {scheme} terminal={terminal}: {e:?}"));
+            shim.start_process(&id, "").unwrap();
+            assert_eq!(shim.wait(&id, ""), 0);
+            shim.delete(&id, "").unwrap();
+            let want = if terminal {
+                [("out", "to-out\r\nto-err\r\n"), ("err", "")]
+            } else {
+                [("out", "to-out\n"), ("err", "to-err\n")]
+            };
+            for (ext, text) in want {
+                let path = base.with_extension(ext);
+                let got = eventually(|| std::fs::read_to_string(&path).unwrap_or_default(), text);
+                assert_eq!(got, text, "{scheme} terminal={terminal} {ext}");
+            }
+        }
+    }
+}
+
+/// `read()` until it returns `want` or 10 s passed; the last value read.
+fn eventually(read: impl Fn() -> String, want: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = read();
+        if got == want || Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A logging binary: `to PATH` writes stdout (fd 3) to PATH.out, stderr (fd 4) to PATH.err;
+/// ready once fd 5 is closed.
+const LOGGER: &str = r#"#!/bin/sh
+[ "$1" = to ] || exit 2
+/bin/cat <&3 5>&- 4<&- > "$2.out" &
+/bin/cat <&4 5>&- 3<&- > "$2.err" &
+exec 5>&- 3<&- 4<&-
+wait
+"#;
 
 both!(shim_grouped_containers_share_one_shim, grouped_containers);
 /// Two containers of one group (the CRI sandbox id on one, runc-v2's group label on the other,

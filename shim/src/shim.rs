@@ -288,6 +288,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn group_comes_from_runc_group_label_then_sandbox_id() {
+        let dir = std::env::temp_dir().join(format!("berth-shim-group-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |annotations: serde_json::Value| {
+            let spec = serde_json::json!({ "annotations": annotations });
+            std::fs::write(dir.join("config.json"), spec.to_string()).unwrap();
+        };
+        write(serde_json::json!({"io.kubernetes.cri.sandbox-id": "pod"}));
+        assert_eq!(group_of(&dir, "c1"), "pod");
+        write(serde_json::json!({
+            "io.kubernetes.cri.sandbox-id": "pod", "io.containerd.runc.v2.group": "g",
+        }));
+        assert_eq!(group_of(&dir, "c1"), "g");
+        write(serde_json::json!({}));
+        assert_eq!(group_of(&dir, "c1"), "c1");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn socket_address_is_containerds_hash() {
         let a = socket_address("/run/containerd/containerd.sock", "default", "c1");
         let b = socket_address("/run/containerd/containerd.sock", "default", "c2");

@@ -61,6 +61,8 @@ pub struct Io {
     console_socket: Option<ConsoleSocket>,
     /// The logging binary of a `binary://` stdout, while the process may write.
     logger: Option<Logger>,
+    /// Where a terminal's output is copied to, until the pty master arrives.
+    tty_out: Option<File>,
 }
 
 /// Whose stdio it is, for logging binaries.
@@ -82,17 +84,16 @@ impl Io {
             io.stdin_fifo = Some(fifo_handle(&paths.stdin)?);
             Stdio::from(read)
         };
-        let (stdout, stderr) = if paths.stdout.starts_with(logger::SCHEME) && !paths.terminal {
+        let (stdout, stderr) = if paths.terminal {
+            // The runtime gives the process the pty; the shim copies it to the stdout target.
+            io.tty_out = io.terminal_output(&paths.stdout, owner)?;
+            io.console_socket = Some(ConsoleSocket::new()?);
+            (Stdio::null(), Stdio::null())
+        } else if paths.stdout.starts_with(logger::SCHEME) {
             io.binary_log(&paths.stdout, owner)?
         } else {
-            (
-                io.output(&paths.stdout, paths.terminal)?,
-                io.output(&paths.stderr, paths.terminal)?,
-            )
+            (io.output(&paths.stdout)?, io.output(&paths.stderr)?)
         };
-        if paths.terminal {
-            io.console_socket = Some(ConsoleSocket::new()?);
-        }
         Ok((
             io,
             ProcessIo {
@@ -114,8 +115,30 @@ impl Io {
         Ok((Stdio::from(stdout), Stdio::from(stderr)))
     }
 
-    fn output(&mut self, path: &str, terminal: bool) -> io::Result<Stdio> {
-        if path.is_empty() || terminal {
+    /// Where a terminal's output goes: a fifo, a `file://`, or a logging binary's stdout.
+    fn terminal_output(&mut self, path: &str, owner: &Owner) -> Result<Option<File>, StdioError> {
+        if path.is_empty() {
+            return Ok(None);
+        }
+        if path.starts_with(logger::SCHEME) {
+            // A terminal has one stream: the binary's stderr pipe closes at once.
+            let (logger, inputs) = Logger::start(path, owner.container_id, owner.namespace)?;
+            self.logger = Some(logger);
+            return Ok(Some(inputs.stdout));
+        }
+        if let Some(file) = path.strip_prefix("file://") {
+            return Ok(Some(
+                OpenOptions::new().create(true).append(true).open(file)?,
+            ));
+        }
+        // The shim's own reader first: a writer cannot open a fifo that has no reader yet
+        // (ENXIO), and the client may open its end later.
+        self._out_keepalive.push(open_fifo(path, false)?);
+        Ok(Some(open_fifo(path, true)?))
+    }
+
+    fn output(&mut self, path: &str) -> io::Result<Stdio> {
+        if path.is_empty() {
             return Ok(Stdio::null());
         }
         if let Some(file) = path.strip_prefix("file://") {
@@ -140,14 +163,7 @@ impl Io {
         };
         let master = socket.receive()?;
         let (done_tx, done_rx) = channel();
-        // The shim's own reader first: a writer cannot open a fifo that has no reader yet
-        // (ENXIO), and the client may open its end later.
-        let out = if paths.stdout.is_empty() {
-            None
-        } else {
-            self._out_keepalive.push(open_fifo(&paths.stdout, false)?);
-            Some(open_fifo(&paths.stdout, true)?)
-        };
+        let out = self.tty_out.take();
         let reader = master.try_clone()?;
         spawn_copy("pty-out", reader, out, Some(done_tx))?;
         if !paths.stdin.is_empty() {
