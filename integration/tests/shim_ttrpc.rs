@@ -613,6 +613,33 @@ fn memory_limit(pid: u32) -> u64 {
         .unwrap()
 }
 
+both!(shim_checkpoint_leaves_container_running, checkpoint);
+/// Checkpoint (leave running) either writes an image or fails with the runtime's (criu's)
+/// reason; either way the container keeps running and the shim keeps serving.
+fn checkpoint(flavor: Flavor) {
+    let b = bundle(&["sleep", "1000"]);
+    let id = unique_id("ckpt");
+    let mut shim = Shim::start(flavor, &id, &b);
+    shim.run(&id, &b);
+    let image = shim.dir.path().join("checkpoint");
+    let mut r = CheckpointTaskRequest::new();
+    r.id = id.clone();
+    r.path = image.to_string_lossy().into();
+    match shim.client.checkpoint(ctx(), &r) {
+        Ok(_) => assert!(
+            std::fs::read_dir(&image).map(|d| d.count()).unwrap_or(0) > 0,
+            "checkpoint succeeded but wrote no image"
+        ),
+        Err(e) => {
+            let (code, msg) = status_of::<()>(Err(e));
+            eprintln!("checkpoint refused: {code:?} {msg}");
+            assert_eq!(code, Code::UNKNOWN, "{msg}");
+            assert!(msg.to_lowercase().contains("criu"), "{msg}");
+        }
+    }
+    shim.assert_serves(&id);
+}
+
 both!(shim_log_uris, log_uris);
 /// `file://` and `binary://` stdio, with and without a terminal: every line arrives.
 fn log_uris(flavor: Flavor) {
