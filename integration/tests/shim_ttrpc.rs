@@ -12,6 +12,7 @@ use std::fmt::Debug;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use berth_integration::bundle::Bundle;
@@ -19,7 +20,9 @@ use berth_integration::host::process_alive;
 use berth_integration::runtime::unique_id;
 use berth_proto::api::*;
 use berth_proto::protobuf::well_known_types::any::Any;
+use berth_proto::protobuf::well_known_types::empty::Empty;
 use berth_proto::protobuf::{Message, MessageField};
+use berth_proto::shim::events::ForwardRequest;
 use berth_proto::shim::oci::Options as RuncOptions;
 use berth_proto::ttrpc::{self, context, Code};
 use berth_proto::types::task::Status;
@@ -89,8 +92,19 @@ impl Shim {
             .prefix("berth-shim-ttrpc")
             .tempdir()
             .unwrap();
+        Shim::start_in(dir, flavor, id, bundle, "")
+    }
+
+    /// `start` in `dir`, events going to the ttrpc socket `events` (none if empty).
+    fn start_in(
+        dir: tempfile::TempDir,
+        flavor: Flavor,
+        id: &str,
+        bundle: &Bundle,
+        events: &str,
+    ) -> Shim {
         let ns = unique_id("ttrpc");
-        let address = start_command(dir.path(), &ns, id, bundle.path());
+        let address = start_command(dir.path(), &ns, id, bundle.path(), events);
         let pid = read_shim_pid(bundle.path());
         let client = TaskClient::new(ttrpc::Client::connect(&address).expect("connect to shim"));
         Shim {
@@ -106,7 +120,7 @@ impl Shim {
 
     /// `start` for one more container of this shim's group: the address it prints.
     fn start_again(&self, id: &str, bundle: &Bundle) -> String {
-        start_command(self.dir.path(), &self.ns, id, bundle.path())
+        start_command(self.dir.path(), &self.ns, id, bundle.path(), "")
     }
 
     /// containerd's runc options naming this flavor's runtime and a private root.
@@ -294,15 +308,15 @@ impl Drop for Shim {
 
 /// `containerd-shim-berth-v2 -namespace … -address … -publish-binary … -id … start` in the
 /// bundle, as containerd runs it; returns the printed address.
-fn start_command(dir: &Path, ns: &str, id: &str, bundle: &Path) -> String {
+fn start_command(dir: &Path, ns: &str, id: &str, bundle: &Path, events: &str) -> String {
     let containerd = dir.join("containerd.sock");
     let out = Command::new(bin_dir().join(SHIM))
         .args(["-namespace", ns, "-address"])
         .arg(&containerd)
         .args(["-publish-binary", "/bin/true", "-id", id, "start"])
         .current_dir(bundle)
-        // No containerd to publish events to: the shim drops them.
-        .env("TTRPC_ADDRESS", "")
+        // containerd's events service (empty: none, the shim drops events).
+        .env("TTRPC_ADDRESS", events)
         .output()
         .expect("run shim start");
     assert!(
@@ -638,6 +652,88 @@ fn checkpoint(flavor: Flavor) {
         }
     }
     shim.assert_serves(&id);
+}
+
+both!(shim_events_all_forwarded_before_exit, events_forwarded);
+/// Every event reaches containerd's events service, in order and once, the last (TaskDelete)
+/// included although Shutdown follows Delete at once.
+fn events_forwarded(flavor: Flavor) {
+    let dir = tempfile::Builder::new()
+        .prefix("berth-shim-ttrpc")
+        .tempdir()
+        .unwrap();
+    let sink = EventSink::listen(&dir.path().join("events.sock"));
+    let b = bundle(&["sleep", "1000"]);
+    let id = unique_id("events");
+    let mut shim = Shim::start_in(dir, flavor, &id, &b, &sink.path);
+    shim.run(&id, &b);
+    shim.exec(&id, "e1", &["true"]).unwrap();
+    shim.start_process(&id, "e1").unwrap();
+    assert_eq!(shim.wait(&id, "e1"), 0);
+    shim.delete(&id, "e1").unwrap();
+    shim.kill(&id, "", libc::SIGKILL).unwrap();
+    assert_eq!(shim.wait(&id, ""), 137);
+    shim.delete(&id, "").unwrap();
+    shim.shutdown();
+    shim.wait_gone();
+    assert_eq!(
+        *sink.topics.lock().unwrap(),
+        [
+            "/tasks/create",
+            "/tasks/start",
+            "/tasks/exec-added",
+            "/tasks/exec-started",
+            "/tasks/exit",
+            "/tasks/exit",
+            "/tasks/delete",
+        ]
+    );
+}
+
+/// A stand-in for containerd's events service (`TTRPC_ADDRESS`): records forwarded topics.
+struct EventSink {
+    path: String,
+    topics: Arc<Mutex<Vec<String>>>,
+    server: Option<ttrpc::Server>,
+}
+
+struct Recorder(Arc<Mutex<Vec<String>>>);
+
+impl berth_proto::Events for Recorder {
+    fn forward(&self, _: &ttrpc::TtrpcContext, req: ForwardRequest) -> ttrpc::Result<Empty> {
+        // A containerd slow to take events: the shim must still not exit before the last.
+        std::thread::sleep(Duration::from_millis(50));
+        self.0.lock().unwrap().push(req.envelope.topic.clone());
+        Ok(Empty::new())
+    }
+}
+
+impl EventSink {
+    fn listen(path: &Path) -> EventSink {
+        let topics = Arc::new(Mutex::new(Vec::new()));
+        let path = path.to_string_lossy().into_owned();
+        let mut server = ttrpc::Server::new()
+            .bind(&format!("unix://{path}"))
+            .expect("bind events socket")
+            .register_service(berth_proto::create_events(Arc::new(Recorder(
+                topics.clone(),
+            ))));
+        server.start().expect("events server");
+        EventSink {
+            path,
+            topics,
+            server: Some(server),
+        }
+    }
+}
+
+impl Drop for EventSink {
+    fn drop(&mut self) {
+        // Not `shutdown`: that waits on connection handlers, which may never finish.
+        if let Some(server) = self.server.take() {
+            drop(server.stop_listen());
+        }
+    }
 }
 
 both!(shim_log_uris, log_uris);

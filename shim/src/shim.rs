@@ -21,6 +21,8 @@ use crate::{mount, reaper};
 
 /// Where shim sockets live (containerd's own convention, so tools find them).
 pub const SOCKET_DIR: &str = "/run/containerd/s";
+/// How long an exiting shim waits for its last events to reach containerd.
+const EVENTS_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
 /// The listener is handed to the long-lived shim as this fd.
 const LISTENER_FD: i32 = 3;
 /// Annotations that put containers into one shim, in containerd's order: its runc shim's own
@@ -187,7 +189,7 @@ pub fn serve(flags: &Flags) -> Result<(), ShimError> {
     let events = Publisher::start(ttrpc_address, flags.namespace.clone())
         .map_err(io_at("thread", Path::new("events")))?;
     let (shutdown_tx, shutdown_rx) = channel();
-    let service = Service::new(events, flags.namespace.clone(), shutdown_tx);
+    let service = Service::new(events.clone(), flags.namespace.clone(), shutdown_tx);
     let exit_service = service.clone();
     std::thread::Builder::new()
         .name("exits".into())
@@ -206,8 +208,9 @@ pub fn serve(flags: &Flags) -> Result<(), ShimError> {
     tracing::info!(pid = std::process::id(), "shim serving");
     crate::memory::release_clean_file_pages();
     let _ = shutdown_rx.recv();
-    // Let the Shutdown reply leave before the server goes.
+    // Let the Shutdown reply leave before the server goes, and the last events reach containerd.
     std::thread::sleep(std::time::Duration::from_millis(20));
+    events.flush(EVENTS_FLUSH);
     // Stop accepting, but do not drain connections: ttrpc's disconnect waits for every
     // connection handler, and one whose client (containerd) closes at the same moment can
     // keep it waiting forever. Nothing is left to serve; exiting closes them all.
