@@ -471,11 +471,11 @@ fn closed_stdout_reader(shim: &mut Shim, terminal: bool) {
     std::thread::sleep(Duration::from_millis(500));
     shim.assert_serves(&noisy);
     shim.kill(&noisy, "", libc::SIGKILL).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    std::thread::sleep(Duration::from_millis(100));
     let asked = Instant::now();
     let _ = shim.state(&noisy).unwrap();
     assert!(
-        asked.elapsed() < Duration::from_millis(1000),
+        asked.elapsed() < Duration::from_millis(1500),
         "State took {:?} while an exit drained its output",
         asked.elapsed()
     );
