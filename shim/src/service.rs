@@ -93,7 +93,7 @@ impl Service {
     /// A terminal's last output drains first, with the state unlocked meanwhile.
     pub fn handle_exits(self: Arc<Self>, exits: Receiver<(i32, i32)>) {
         for (pid, code) in exits {
-            let drained = self.with_exited(pid, |p| p.io.take_output_done());
+            let drained = self.with_running(pid, |p| p.io.take_output_done());
             if let Some(Some(done)) = drained {
                 let _ = done.recv_timeout(OUTPUT_DRAIN);
             }
@@ -102,7 +102,7 @@ impl Service {
     }
 
     /// Runs `f` on the running container process `pid`, if there is one.
-    fn with_exited<T>(&self, pid: i32, f: impl FnOnce(&mut Process) -> T) -> Option<T> {
+    fn with_running<T>(&self, pid: i32, f: impl FnOnce(&mut Process) -> T) -> Option<T> {
         let mut containers = self.lock();
         containers
             .values_mut()
@@ -228,10 +228,7 @@ impl Service {
                 Ok(())
             }
             Err(e) => {
-                // The runtime created it, the caller gets an error: it must not stay behind.
-                if let Err(d) = c.runtime.run(&["delete", "--force", &c.id], None) {
-                    tracing::warn!(container = %c.id, error = %d, "delete after failed create");
-                }
+                discard_created(c);
                 Err(e)
             }
         }
@@ -307,6 +304,14 @@ impl Service {
         let _ = std::fs::remove_file(c.bundle.join(crate::options::SAVED));
         let _ = std::fs::remove_file(c.bundle.join("init.pid"));
         Ok(())
+    }
+}
+
+/// The runtime created the container but the shim could not take it over: the caller gets
+/// an error, so the container must not stay behind.
+fn discard_created(c: &Container) {
+    if let Err(e) = c.runtime.run(&["delete", "--force", &c.id], None) {
+        tracing::warn!(container = %c.id, error = %e, "delete after failed create");
     }
 }
 
