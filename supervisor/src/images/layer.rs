@@ -145,7 +145,9 @@ fn decompress<'a>(mut reader: impl Read + 'a) -> Result<Box<dyn Read + 'a>, Erro
     let whole = io::Cursor::new(magic[..got].to_vec()).chain(reader);
     Ok(match &magic[..got] {
         [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(whole)),
-        [0x28, 0xb5, 0x2f, 0xfd] => Box::new(zstd::stream::read::Decoder::new(whole).map_err(Error::Stream)?),
+        [0x28, 0xb5, 0x2f, 0xfd] => {
+            Box::new(zstd::stream::read::Decoder::new(whole).map_err(Error::Stream)?)
+        }
         _ => Box::new(whole),
     })
 }
@@ -304,10 +306,13 @@ impl State {
             source,
         })?;
         let kind = entry.header().entry_type();
-        let dir = at::make_dir_in(self.root.as_fd(), &parent).map_err(io_err(&path, "open parent"))?;
+        let dir =
+            at::make_dir_in(self.root.as_fd(), &parent).map_err(io_err(&path, "open parent"))?;
         let keep_dir = self.clear_slot(dir.as_fd(), &name, kind.is_dir(), &path)?;
         match kind {
-            tar::EntryType::Directory => self.directory(dir.as_fd(), &name, &path, &meta, keep_dir)?,
+            tar::EntryType::Directory => {
+                self.directory(dir.as_fd(), &name, &path, &meta, keep_dir)?
+            }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
                 self.regular(dir.as_fd(), &name, &path, &meta, entry)?
             }
@@ -437,8 +442,8 @@ impl State {
         let (Some(target_parent), Some(target_name)) = (target.parent(), target.file_name()) else {
             return Err(unsafe_target("not a file".into()));
         };
-        let target_dir =
-            at::open_dir_in(self.root.as_fd(), target_parent).map_err(io_err(path, "open link target"))?;
+        let target_dir = at::open_dir_in(self.root.as_fd(), target_parent)
+            .map_err(io_err(path, "open link target"))?;
         nix::unistd::linkat(target_dir.as_fd(), target_name, dir, name, AtFlags::empty())
             .map_err(io_err(path, "link"))
     }
@@ -469,7 +474,8 @@ impl State {
                 (flag, nix::sys::stat::makedev(major, minor))
             }
         };
-        mknodat(dir, name, kind, Mode::from_bits_truncate(0o600), dev).map_err(io_err(path, "mknod"))?;
+        mknodat(dir, name, kind, Mode::from_bits_truncate(0o600), dev)
+            .map_err(io_err(path, "mknod"))?;
         if self.options.same_owner {
             fchownat(
                 dir,
@@ -480,15 +486,23 @@ impl State {
             )
             .map_err(io_err(path, "chown"))?;
         }
-        fchmodat(dir, name, Mode::from_bits_truncate(meta.mode), FchmodatFlags::NoFollowSymlink)
-            .or_else(|e| match e {
-                // Older kernels refuse the flag; the node was just made and is no symlink.
-                Errno::ENOTSUP | Errno::EINVAL => {
-                    fchmodat(dir, name, Mode::from_bits_truncate(meta.mode), FchmodatFlags::FollowSymlink)
-                }
-                e => Err(e),
-            })
-            .map_err(io_err(path, "chmod"))?;
+        fchmodat(
+            dir,
+            name,
+            Mode::from_bits_truncate(meta.mode),
+            FchmodatFlags::NoFollowSymlink,
+        )
+        .or_else(|e| match e {
+            // Older kernels refuse the flag; the node was just made and is no symlink.
+            Errno::ENOTSUP | Errno::EINVAL => fchmodat(
+                dir,
+                name,
+                Mode::from_bits_truncate(meta.mode),
+                FchmodatFlags::FollowSymlink,
+            ),
+            e => Err(e),
+        })
+        .map_err(io_err(path, "chmod"))?;
         self.set_xattrs(dir, name, path, meta);
         at::set_times_at(dir, name, meta.mtime).map_err(io_err(path, "set times"))
     }
@@ -497,8 +511,12 @@ impl State {
     /// the umask, so the mode ends exactly as the layer says.
     fn set_owner_mode(&self, fd: BorrowedFd<'_>, path: &Path, meta: &Meta) -> Result<(), Error> {
         if self.options.same_owner {
-            fchown(fd, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)))
-                .map_err(io_err(path, "chown"))?;
+            fchown(
+                fd,
+                Some(Uid::from_raw(meta.uid)),
+                Some(Gid::from_raw(meta.gid)),
+            )
+            .map_err(io_err(path, "chown"))?;
         }
         fchmod(fd, Mode::from_bits_truncate(meta.mode)).map_err(io_err(path, "chmod"))
     }
@@ -535,7 +553,8 @@ impl State {
         let target = OsStr::from_bytes(target);
         match self.options.whiteouts {
             Whiteouts::Overlay => {
-                let dir = at::make_dir_in(self.root.as_fd(), parent).map_err(io_err(path, "open parent"))?;
+                let dir = at::make_dir_in(self.root.as_fd(), parent)
+                    .map_err(io_err(path, "open parent"))?;
                 at::remove_all_at(dir.as_fd(), target).map_err(io_err(path, "remove existing"))?;
                 mknodat(dir.as_fd(), target, SFlag::S_IFCHR, Mode::empty(), 0)
                     .map_err(io_err(path, "mknod whiteout"))?;
@@ -546,7 +565,8 @@ impl State {
                     Err(Errno::ENOENT) => return Ok(()),
                     other => other.map_err(io_err(path, "open parent"))?,
                 };
-                at::remove_all_at(dir.as_fd(), target).map_err(io_err(path, "remove whiteout target"))?;
+                at::remove_all_at(dir.as_fd(), target)
+                    .map_err(io_err(path, "remove whiteout target"))?;
             }
         }
         Ok(())
@@ -556,15 +576,16 @@ impl State {
     fn opaque(&mut self, path: &Path, parent: &Path) -> Result<(), Error> {
         match self.options.whiteouts {
             Whiteouts::Overlay => {
-                let dir = at::make_dir_in(self.root.as_fd(), parent).map_err(io_err(path, "open parent"))?;
+                let dir = at::make_dir_in(self.root.as_fd(), parent)
+                    .map_err(io_err(path, "open parent"))?;
                 let here = OsString::from(".");
-                at::set_xattr_at(dir.as_fd(), &here, b"trusted.overlay.opaque", b"y").map_err(|source| {
-                    Error::Entry {
+                at::set_xattr_at(dir.as_fd(), &here, b"trusted.overlay.opaque", b"y").map_err(
+                    |source| Error::Entry {
                         entry: path.display().to_string(),
                         op: "set opaque xattr",
                         source,
-                    }
-                })
+                    },
+                )
             }
             Whiteouts::Apply => {
                 let dir = match at::open_dir_in(self.root.as_fd(), parent) {

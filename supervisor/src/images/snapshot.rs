@@ -114,7 +114,11 @@ impl Snapshotter {
 
     /// Opens the snapshotter at `root` with the given backend (None: probe for overlayfs).
     /// Finishes a commit a crash interrupted and removes directories without a record.
-    pub fn open_with(root: &Path, metadata: Arc<Metadata>, backend: Option<Backend>) -> Result<Self, Error> {
+    pub fn open_with(
+        root: &Path,
+        metadata: Arc<Metadata>,
+        backend: Option<Backend>,
+    ) -> Result<Self, Error> {
         std::fs::create_dir_all(root).map_err(io_at(root))?;
         let ids = recover(root, &metadata)?;
         let backend = backend.unwrap_or_else(|| {
@@ -358,7 +362,10 @@ impl Snapshotter {
         }
         let len = options.join(",").len();
         if len >= 4096 {
-            return Err(Error::TooManyLayers { key: key.into(), len });
+            return Err(Error::TooManyLayers {
+                key: key.into(),
+                len,
+            });
         }
         Ok(Mount {
             kind: "overlay".into(),

@@ -79,13 +79,22 @@ fn overlay_changes(upper: &Path, rel: &Path, out: &mut Vec<Change>) -> Result<()
 /// Writes what differs in the full tree `upper` from the full tree `lower` (None: empty) as
 /// a layer tar to `out`. Files count as unchanged when type, mode, owner, size, mtime (with
 /// nanoseconds), link target and xattrs are equal.
-pub fn export_changes(lower: Option<&Path>, upper: &Path, out: impl Write) -> Result<Exported, Error> {
+pub fn export_changes(
+    lower: Option<&Path>,
+    upper: &Path,
+    out: impl Write,
+) -> Result<Exported, Error> {
     let mut changes = Vec::new();
     diff_dir(lower, upper, Path::new(""), &mut changes)?;
     write_changes(upper, &changes, out)
 }
 
-fn diff_dir(lower: Option<&Path>, upper: &Path, rel: &Path, out: &mut Vec<Change>) -> Result<(), Error> {
+fn diff_dir(
+    lower: Option<&Path>,
+    upper: &Path,
+    rel: &Path,
+    out: &mut Vec<Change>,
+) -> Result<(), Error> {
     let upper_names = names(&upper.join(rel))?;
     if let Some(lower) = lower {
         for name in names(&lower.join(rel))? {
@@ -128,11 +137,16 @@ fn same_entry(a: &Path, am: &fs::Metadata, b: &Path, bm: &fs::Metadata) -> Resul
         && am.uid() == bm.uid()
         && am.gid() == bm.gid()
         && am.rdev() == bm.rdev()
-        && (am.is_dir() || (am.size() == bm.size() && am.mtime() == bm.mtime() && am.mtime_nsec() == bm.mtime_nsec()));
+        && (am.is_dir()
+            || (am.size() == bm.size()
+                && am.mtime() == bm.mtime()
+                && am.mtime_nsec() == bm.mtime_nsec()));
     if !same_meta {
         return Ok(false);
     }
-    if am.file_type().is_symlink() && fs::read_link(a).map_err(io_at(a))? != fs::read_link(b).map_err(io_at(b))? {
+    if am.file_type().is_symlink()
+        && fs::read_link(a).map_err(io_at(a))? != fs::read_link(b).map_err(io_at(b))?
+    {
         return Ok(false);
     }
     Ok(at::xattrs(a).map_err(io_at(a))? == at::xattrs(b).map_err(io_at(b))?)

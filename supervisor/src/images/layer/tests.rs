@@ -26,7 +26,14 @@ pub enum Kind {
 
 impl RawTar {
     /// Appends one entry: `name` and `link` are written into the header verbatim.
-    pub fn entry(&mut self, kind: Kind, name: &str, link: &str, data: &[u8], mode: u32) -> &mut Self {
+    pub fn entry(
+        &mut self,
+        kind: Kind,
+        name: &str,
+        link: &str,
+        data: &[u8],
+        mode: u32,
+    ) -> &mut Self {
         let mut header = tar::Header::new_gnu();
         let old = header.as_old_mut();
         old.name[..name.len()].copy_from_slice(name.as_bytes());
@@ -99,7 +106,10 @@ fn apply_bytes(bytes: &[u8], dest: &Path) -> Result<Applied, Error> {
 }
 
 fn assert_untouched(outside: &Path) {
-    let names: Vec<_> = fs::read_dir(outside).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = fs::read_dir(outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, vec![std::ffi::OsString::from("secret")]);
     assert_eq!(fs::read(outside.join("secret")).unwrap(), b"secret");
     assert_eq!(fs::metadata(outside.join("secret")).unwrap().nlink(), 1);
@@ -107,7 +117,10 @@ fn assert_untouched(outside: &Path) {
 
 fn refused_naming(result: Result<Applied, Error>, entry: &str) {
     let err = result.expect_err("layer must be refused");
-    assert!(err.to_string().contains(entry), "error {err} should name {entry}");
+    assert!(
+        err.to_string().contains(entry),
+        "error {err} should name {entry}"
+    );
 }
 
 #[test]
@@ -115,7 +128,9 @@ fn dotdot_paths_are_refused() {
     let (_base, dest, outside) = sandbox();
     let layer = RawTar::default().file("../outside/pwned", b"x").finish();
     refused_naming(apply_bytes(&layer, &dest), "../outside/pwned");
-    let layer = RawTar::default().file("a/../../outside/pwned", b"x").finish();
+    let layer = RawTar::default()
+        .file("a/../../outside/pwned", b"x")
+        .finish();
     refused_naming(apply_bytes(&layer, &dest), "a/../../outside/pwned");
     assert_untouched(&outside);
 }
@@ -133,14 +148,20 @@ fn absolute_paths_are_refused() {
 fn symlinked_parent_pointing_out_never_reaches_out() {
     let (_base, dest, outside) = sandbox();
     let passwd = fs::read("/etc/passwd").unwrap();
-    let layer = RawTar::default().symlink("etc", "/etc").file("etc/passwd", b"root::0:0::/:/bin/sh\n").finish();
+    let layer = RawTar::default()
+        .symlink("etc", "/etc")
+        .file("etc/passwd", b"root::0:0::/:/bin/sh\n")
+        .finish();
     refused_naming(apply_bytes(&layer, &dest), "etc/passwd");
     assert_eq!(fs::read("/etc/passwd").unwrap(), passwd);
 
     let target = outside.display().to_string();
     let dest2 = dest.parent().unwrap().join("dest2");
     fs::create_dir(&dest2).unwrap();
-    let layer = RawTar::default().symlink("out", &target).file("out/pwned", b"x").finish();
+    let layer = RawTar::default()
+        .symlink("out", &target)
+        .file("out/pwned", b"x")
+        .finish();
     refused_naming(apply_bytes(&layer, &dest2), "out/pwned");
     assert_untouched(&outside);
 }
@@ -177,14 +198,19 @@ fn hardlinks_out_or_through_symlinks_are_refused() {
     let secret = format!("{}/secret", outside.display());
     let layer = RawTar::default().hardlink("h", &secret).finish();
     refused_naming(apply_bytes(&layer, &dest), "h");
-    let layer = RawTar::default().hardlink("h", "../outside/secret").finish();
+    let layer = RawTar::default()
+        .hardlink("h", "../outside/secret")
+        .finish();
     refused_naming(apply_bytes(&layer, &dest), "h");
     let layer = RawTar::default()
         .symlink("s", &outside.display().to_string())
         .hardlink("h", "s/secret")
         .finish();
     refused_naming(apply_bytes(&layer, &dest), "h");
-    let layer = RawTar::default().symlink("s2", "../outside").hardlink("h2", "s2/secret").finish();
+    let layer = RawTar::default()
+        .symlink("s2", "../outside")
+        .hardlink("h2", "s2/secret")
+        .finish();
     refused_naming(apply_bytes(&layer, &dest), "h2");
     assert_untouched(&outside);
 }
@@ -257,7 +283,10 @@ fn whiteouts_in_overlay_form() {
         Some(b"y".to_vec())
     );
     assert_eq!(names(&dest.join("a")), ["z"]);
-    assert!(fs::symlink_metadata(dest.join("d/gone")).unwrap().file_type().is_char_device());
+    assert!(fs::symlink_metadata(dest.join("d/gone"))
+        .unwrap()
+        .file_type()
+        .is_char_device());
 }
 
 #[test]
@@ -273,7 +302,13 @@ fn modes_are_exactly_the_layers() {
     let result = apply_bytes(&tar.finish(), &dest);
     nix::sys::stat::umask(old);
     result.unwrap();
-    let mode = |n: &str| fs::symlink_metadata(dest.join(n)).unwrap().permissions().mode() & 0o7777;
+    let mode = |n: &str| {
+        fs::symlink_metadata(dest.join(n))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    };
     assert_eq!(mode("sgid"), 0o2775);
     assert_eq!(mode("suid"), 0o4755);
     assert_eq!(mode("plain"), 0o644);
@@ -291,7 +326,9 @@ fn setuid_survives_a_non_root_owner() {
     header.set_uid(1000);
     header.set_gid(1000);
     header.set_size(1);
-    header_tar.append_data(&mut header, "bin", &b"x"[..]).unwrap();
+    header_tar
+        .append_data(&mut header, "bin", &b"x"[..])
+        .unwrap();
     let bytes = header_tar.into_inner().unwrap();
     apply_bytes(&bytes, &dest).unwrap();
     let meta = fs::metadata(dest.join("bin")).unwrap();
@@ -304,18 +341,22 @@ fn links_fifos_times_and_xattrs_are_kept() {
     let (_base, dest, _outside) = sandbox();
     let mut builder = tar::Builder::new(Vec::new());
     builder
-        .append_pax_extensions([("SCHILY.xattr.user.note", &b"hi"[..]), ("SCHILY.xattr.trusted.overlay.opaque", &b"y"[..])])
+        .append_pax_extensions([
+            ("SCHILY.xattr.user.note", &b"hi"[..]),
+            ("SCHILY.xattr.trusted.overlay.opaque", &b"y"[..]),
+        ])
         .unwrap();
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(tar::EntryType::Regular);
     header.set_mode(0o640);
     header.set_mtime(1_234_567_890);
     header.set_size(5);
-    builder.append_data(&mut header, "dir/file", &b"hello"[..]).unwrap();
+    builder
+        .append_data(&mut header, "dir/file", &b"hello"[..])
+        .unwrap();
     // Without the end-of-archive blocks `into_inner` would add.
     let bytes = builder.get_ref().clone();
-    let mut raw = RawTar::default();
-    raw.bytes = bytes;
+    let mut raw = RawTar { bytes };
     raw.hardlink("dir/link", "dir/file")
         .symlink("sym", "dir/file")
         .entry(Kind::Fifo, "fifo", "", b"", 0o600)
@@ -326,17 +367,34 @@ fn links_fifos_times_and_xattrs_are_kept() {
     assert_eq!(file.mtime(), 1_234_567_890);
     assert_eq!(file.nlink(), 2);
     assert_eq!(fs::read(dest.join("dir/link")).unwrap(), b"hello");
-    assert_eq!(fs::read_link(dest.join("sym")).unwrap(), Path::new("dir/file"));
-    assert!(fs::symlink_metadata(dest.join("fifo")).unwrap().file_type().is_fifo());
-    assert!(fs::symlink_metadata(dest.join("null")).unwrap().file_type().is_char_device());
-    assert_eq!(at::get_xattr(&dest.join("dir/file"), "user.note").unwrap(), Some(b"hi".to_vec()));
-    assert_eq!(at::get_xattr(&dest.join("dir/file"), "trusted.overlay.opaque").unwrap(), None);
+    assert_eq!(
+        fs::read_link(dest.join("sym")).unwrap(),
+        Path::new("dir/file")
+    );
+    assert!(fs::symlink_metadata(dest.join("fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    assert!(fs::symlink_metadata(dest.join("null"))
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    assert_eq!(
+        at::get_xattr(&dest.join("dir/file"), "user.note").unwrap(),
+        Some(b"hi".to_vec())
+    );
+    assert_eq!(
+        at::get_xattr(&dest.join("dir/file"), "trusted.overlay.opaque").unwrap(),
+        None
+    );
 }
 
 #[test]
 fn devices_only_when_allowed() {
     let (_base, dest, _outside) = sandbox();
-    let layer = RawTar::default().entry(Kind::Char, "null", "", b"", 0o666).finish();
+    let layer = RawTar::default()
+        .entry(Kind::Char, "null", "", b"", 0o666)
+        .finish();
     let options = ApplyOptions {
         devices: false,
         ..Default::default()
@@ -369,7 +427,10 @@ fn exported_overlay_upper_round_trips() {
     apply(&whiteout_layer()[..], &upper, &overlay()).unwrap();
     let mut tar_bytes = Vec::new();
     let exported = export_overlay(&upper, &mut tar_bytes).unwrap();
-    assert_eq!(exported.diff_id, format!("sha256:{}", hex::encode(Sha256::digest(&tar_bytes))));
+    assert_eq!(
+        exported.diff_id,
+        format!("sha256:{}", hex::encode(Sha256::digest(&tar_bytes)))
+    );
     let mut names = Vec::new();
     for entry in tar::Archive::new(&tar_bytes[..]).entries().unwrap() {
         names.push(entry.unwrap().path().unwrap().display().to_string());

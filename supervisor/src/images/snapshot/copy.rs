@@ -25,7 +25,11 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<(), Error> {
     copy_entry(src, dst, &mut links)
 }
 
-fn copy_entry(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), PathBuf>) -> Result<(), Error> {
+fn copy_entry(
+    src: &Path,
+    dst: &Path,
+    links: &mut HashMap<(u64, u64), PathBuf>,
+) -> Result<(), Error> {
     let meta = fs::symlink_metadata(src).map_err(io_at(src))?;
     let kind = meta.file_type();
     if kind.is_dir() {
@@ -58,11 +62,12 @@ fn copy_entry(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), PathBuf>) 
         } else {
             SFlag::S_IFBLK
         };
-        nix::sys::stat::mknod(dst, flag, Mode::from_bits_truncate(0o600), meta.rdev())
-            .map_err(|e| Error::Io {
+        nix::sys::stat::mknod(dst, flag, Mode::from_bits_truncate(0o600), meta.rdev()).map_err(
+            |e| Error::Io {
                 path: dst.to_path_buf(),
                 source: e.into(),
-            })?;
+            },
+        )?;
     } else {
         tracing::debug!(path = %src.display(), "socket not copied");
         return Ok(());
@@ -74,17 +79,28 @@ fn copy_entry(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), PathBuf>) 
 fn copy_metadata(src: &Path, dst: &Path, meta: &fs::Metadata) -> Result<(), Error> {
     std::os::unix::fs::lchown(dst, Some(meta.uid()), Some(meta.gid())).map_err(io_at(dst))?;
     if !meta.file_type().is_symlink() {
-        fs::set_permissions(dst, fs::Permissions::from_mode(meta.mode() & 0o7777)).map_err(io_at(dst))?;
+        fs::set_permissions(dst, fs::Permissions::from_mode(meta.mode() & 0o7777))
+            .map_err(io_at(dst))?;
     }
     for (key, value) in at::xattrs(src).map_err(io_at(src))? {
-        let (dir, name) = (dst.parent().unwrap_or(Path::new("/")), dst.file_name().unwrap_or_default());
+        let (dir, name) = (
+            dst.parent().unwrap_or(Path::new("/")),
+            dst.file_name().unwrap_or_default(),
+        );
         let dir_fd = fs::File::open(dir).map_err(io_at(dir))?;
         use std::os::fd::AsFd;
         at::set_xattr_at(dir_fd.as_fd(), name, &key, &value).map_err(io_at(dst))?;
     }
     let atime = TimeSpec::new(meta.atime(), meta.atime_nsec());
     let mtime = TimeSpec::new(meta.mtime(), meta.mtime_nsec());
-    utimensat(nix::fcntl::AT_FDCWD, dst, &atime, &mtime, UtimensatFlags::NoFollowSymlink).map_err(|e| Error::Io {
+    utimensat(
+        nix::fcntl::AT_FDCWD,
+        dst,
+        &atime,
+        &mtime,
+        UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(|e| Error::Io {
         path: dst.to_path_buf(),
         source: e.into(),
     })

@@ -59,8 +59,14 @@ pub fn mount_all(mounts: &[Mount], target: &Path) -> Result<(), Error> {
                     flags |= MsFlags::MS_RDONLY;
                 }
                 let data = m.data();
-                mount(Some("overlay"), target, Some("overlay"), flags, Some(data.as_str()))
-                    .map_err(|e| mount_err(target, &format!("mount overlay ({data})"), e))?;
+                mount(
+                    Some("overlay"),
+                    target,
+                    Some("overlay"),
+                    flags,
+                    Some(data.as_str()),
+                )
+                .map_err(|e| mount_err(target, &format!("mount overlay ({data})"), e))?;
             }
             other => {
                 return Err(Error::Mount {
@@ -76,8 +82,14 @@ pub fn mount_all(mounts: &[Mount], target: &Path) -> Result<(), Error> {
 
 fn mount_bind(m: &Mount, target: &Path) -> Result<(), Error> {
     let source = Path::new(&m.source);
-    mount(Some(source), target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .map_err(|e| mount_err(target, &format!("bind {}", source.display()), e))?;
+    mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| mount_err(target, &format!("bind {}", source.display()), e))?;
     if m.read_only() {
         let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
         mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
@@ -125,7 +137,13 @@ fn try_overlay(probe: &Path) -> Result<(), Box<dyn std::error::Error>> {
         probe.join("upper").display(),
         probe.join("work").display()
     );
-    mount(Some("overlay"), &merged, Some("overlay"), MsFlags::empty(), Some(data.as_str()))?;
+    mount(
+        Some("overlay"),
+        &merged,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(data.as_str()),
+    )?;
     let seen = merged.join("kept").exists() && !merged.join("gone").exists();
     umount2(&merged, MntFlags::empty())?;
     if !seen {

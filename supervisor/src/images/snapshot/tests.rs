@@ -16,7 +16,13 @@ fn digest(bytes: &[u8]) -> String {
 fn layers() -> Vec<Vec<u8>> {
     let l1 = RawTar::default()
         .dir("bin")
-        .entry(crate::images::layer::tests::Kind::File, "bin/tool", "", b"#!", 0o4755)
+        .entry(
+            crate::images::layer::tests::Kind::File,
+            "bin/tool",
+            "",
+            b"#!",
+            0o4755,
+        )
         .dir("etc")
         .file("etc/a", b"1")
         .file("etc/b", b"2")
@@ -33,7 +39,10 @@ fn layers() -> Vec<Vec<u8>> {
         .file("d/z", b"z")
         .file("new", b"n")
         .finish();
-    let l3 = RawTar::default().file(".wh.bin", b"").file("etc/c", b"c").finish();
+    let l3 = RawTar::default()
+        .file(".wh.bin", b"")
+        .file("etc/c", b"c")
+        .finish();
     vec![l1, l2, l3]
 }
 
@@ -79,7 +88,10 @@ fn walk(root: &Path, rel: &Path, out: &mut Vec<String>) {
             let content = String::from_utf8_lossy(&fs::read(&full).unwrap()).into_owned();
             out.push(format!("{r} file {mode:o} {content}"));
         } else if kind.is_symlink() {
-            out.push(format!("{r} symlink {}", fs::read_link(&full).unwrap().display()));
+            out.push(format!(
+                "{r} symlink {}",
+                fs::read_link(&full).unwrap().display()
+            ));
         } else if kind.is_char_device() {
             out.push(format!("{r} char {}", meta.rdev()));
         } else {
@@ -99,7 +111,9 @@ fn unpack_all(s: &Snapshotter, layers: &[Vec<u8>]) -> Vec<String> {
     let chains = chain_ids(&diff_ids);
     let mut parent: Option<&str> = None;
     for (i, layer) in layers.iter().enumerate() {
-        let record = s.unpack(&chains[i], parent, &layer[..], &diff_ids[i]).unwrap();
+        let record = s
+            .unpack(&chains[i], parent, &layer[..], &diff_ids[i])
+            .unwrap();
         assert_eq!(record.kind, SnapshotKind::Committed);
         parent = Some(&chains[i]);
     }
@@ -145,7 +159,10 @@ fn overlay_is_detected_here() {
     let metadata = Arc::new(Metadata::open(&dir.path().join("meta")).unwrap());
     let s = Snapshotter::open(&dir.path().join("snapshots"), metadata).unwrap();
     assert_eq!(s.backend(), Backend::Overlay);
-    assert_eq!(fs::read_dir(dir.path().join("snapshots")).unwrap().count(), 0);
+    assert_eq!(
+        fs::read_dir(dir.path().join("snapshots")).unwrap().count(),
+        0
+    );
 }
 
 #[test]
@@ -176,7 +193,10 @@ fn single_layer_view_is_a_read_only_bind() {
     let target = dir.path().join("mnt");
     fs::create_dir(&target).unwrap();
     mount_all(&mounts, &target).unwrap();
-    assert_eq!(fs::metadata(target.join("bin/tool")).unwrap().mode() & 0o7777, 0o4755);
+    assert_eq!(
+        fs::metadata(target.join("bin/tool")).unwrap().mode() & 0o7777,
+        0o4755
+    );
     assert!(fs::write(target.join("etc/a"), b"no").is_err());
     unmount(&target).unwrap();
 }
@@ -191,7 +211,10 @@ fn diff_id_mismatch_leaves_nothing() {
         let err = s.unpack(&wrong, None, &layer[..], &wrong).unwrap_err();
         assert!(matches!(err, Error::DiffIdMismatch { .. }), "{err}");
         assert!(s.metadata.snapshots().unwrap().is_empty());
-        assert_eq!(fs::read_dir(dir.path().join("snapshots")).unwrap().count(), 0);
+        assert_eq!(
+            fs::read_dir(dir.path().join("snapshots")).unwrap().count(),
+            0
+        );
     }
 }
 
@@ -199,11 +222,19 @@ fn diff_id_mismatch_leaves_nothing() {
 fn malicious_layer_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path(), Backend::Overlay);
-    let layer = RawTar::default().file("ok", b"1").file("../escape", b"x").finish();
-    let err = s.unpack("k", None, &layer[..], &digest(&layer)).unwrap_err();
+    let layer = RawTar::default()
+        .file("ok", b"1")
+        .file("../escape", b"x")
+        .finish();
+    let err = s
+        .unpack("k", None, &layer[..], &digest(&layer))
+        .unwrap_err();
     assert!(err.to_string().contains("../escape"), "{err}");
     assert!(s.metadata.snapshots().unwrap().is_empty());
-    assert_eq!(fs::read_dir(dir.path().join("snapshots")).unwrap().count(), 0);
+    assert_eq!(
+        fs::read_dir(dir.path().join("snapshots")).unwrap().count(),
+        0
+    );
     assert!(!dir.path().join("escape").exists());
 }
 
@@ -234,14 +265,20 @@ fn concurrent_unpacks_of_one_key_extract_once() {
             .map(|reads| {
                 let (s, layer, diff_id) = (&s, &layer, &diff_id);
                 scope.spawn(move || {
-                    let reader = Counted { bytes: layer, reads };
+                    let reader = Counted {
+                        bytes: layer,
+                        reads,
+                    };
                     s.unpack(diff_id, None, reader, diff_id).unwrap()
                 })
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let extracted = counts.iter().filter(|c| c.load(Ordering::SeqCst) > 0).count();
+    let extracted = counts
+        .iter()
+        .filter(|c| c.load(Ordering::SeqCst) > 0)
+        .count();
     assert_eq!(extracted, 1);
     assert!(records.iter().all(|r| *r == records[0]));
     assert_eq!(s.metadata.snapshots().unwrap().len(), 1);
@@ -290,7 +327,11 @@ fn change(root: &Path) {
     fs::remove_dir_all(root.join("d")).unwrap();
     fs::create_dir(root.join("added")).unwrap();
     fs::write(root.join("added/file"), b"added").unwrap();
-    fs::set_permissions(root.join("etc/c"), std::os::unix::fs::PermissionsExt::from_mode(0o4711)).unwrap();
+    fs::set_permissions(
+        root.join("etc/c"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o4711),
+    )
+    .unwrap();
 }
 
 fn prepare_write_commit(backend: Backend) {
@@ -325,9 +366,14 @@ fn prepare_write_commit(backend: Backend) {
     }
     assert_eq!(listing(&plain), want);
     // And as a snapshot on top of the image's.
-    let diff_ids: Vec<String> = all.iter().chain(std::iter::once(&tar)).map(|l| digest(l)).collect();
+    let diff_ids: Vec<String> = all
+        .iter()
+        .chain(std::iter::once(&tar))
+        .map(|l| digest(l))
+        .collect();
     let next = chain_ids(&diff_ids).pop().unwrap();
-    s.unpack(&next, Some(top), &tar[..], &exported.diff_id).unwrap();
+    s.unpack(&next, Some(top), &tar[..], &exported.diff_id)
+        .unwrap();
     assert_eq!(list_mounted(&s.view(&next).unwrap(), &target), want);
 }
 
