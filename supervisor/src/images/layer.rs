@@ -131,7 +131,8 @@ pub fn apply(reader: impl Read, dest: &Path, options: &ApplyOptions) -> Result<A
 }
 
 /// Wraps `reader` in the decompressor its first bytes call for.
-fn decompress<'a>(mut reader: impl Read + 'a) -> Result<Box<dyn Read + 'a>, Error> {
+fn decompress<'a>(reader: impl Read + 'a) -> Result<Box<dyn Read + 'a>, Error> {
+    let mut reader = io::BufReader::with_capacity(128 << 10, reader);
     let mut magic = [0u8; 4];
     let mut got = 0;
     while got < magic.len() {

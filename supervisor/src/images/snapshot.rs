@@ -492,11 +492,11 @@ fn recover(root: &Path, metadata: &Metadata) -> Result<HashSet<u64>, Error> {
         let entry = entry.map_err(io_at(root))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        let stale = match name.parse::<u64>() {
-            Ok(id) => !ids.contains(&id),
-            Err(_) => name.starts_with(".probe-"),
-        };
-        if stale {
+        if name.starts_with(".probe-") {
+            mount::remove_probe(&entry.path());
+            continue;
+        }
+        if name.parse::<u64>().is_ok_and(|id| !ids.contains(&id)) {
             tracing::warn!(dir = %entry.path().display(), "removing snapshot directory without a record");
             std::fs::remove_dir_all(entry.path()).map_err(io_at(&entry.path()))?;
         }

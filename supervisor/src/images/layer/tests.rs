@@ -439,3 +439,92 @@ fn exported_overlay_upper_round_trips() {
     assert!(names.contains(&"a/.wh..wh..opq".to_string()), "{names:?}");
     assert!(names.contains(&"d/.wh.gone".to_string()), "{names:?}");
 }
+
+/// A tree with what real layers carry: long names, unicode, links, setuid, xattrs.
+fn rich_tree(root: &Path) {
+    let long = "d".repeat(120);
+    fs::create_dir_all(root.join(&long).join("sub")).unwrap();
+    fs::write(root.join(&long).join("sub").join("f".repeat(150)), b"long").unwrap();
+    fs::write(root.join("ünïcødé"), b"u").unwrap();
+    fs::write(root.join("suid"), b"s").unwrap();
+    fs::set_permissions(root.join("suid"), fs::Permissions::from_mode(0o4755)).unwrap();
+    fs::hard_link(root.join("suid"), root.join("suid-link")).unwrap();
+    std::os::unix::fs::symlink("../../etc/shadow", root.join("rel-link")).unwrap();
+    std::os::unix::fs::symlink("x".repeat(200), root.join("long-link")).unwrap();
+    std::os::unix::fs::lchown(root.join("ünïcødé"), Some(1234), Some(5678)).unwrap();
+    let dir = File::open(root).unwrap();
+    at::set_xattr_at(dir.as_fd(), OsStr::new("suid"), b"user.k", b"v").unwrap();
+}
+
+fn tree_listing(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            let rel = path.strip_prefix(root).unwrap().display().to_string();
+            let detail = if meta.is_dir() {
+                stack.push(path.clone());
+                String::new()
+            } else if meta.file_type().is_symlink() {
+                fs::read_link(&path).unwrap().display().to_string()
+            } else {
+                String::from_utf8_lossy(&fs::read(&path).unwrap()).into_owned()
+            };
+            let xattrs = at::xattrs(&path).unwrap();
+            out.push(format!(
+                "{rel} {:o} {}:{} n{} {detail} {xattrs:?}",
+                meta.mode(),
+                meta.uid(),
+                meta.gid(),
+                meta.nlink()
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn gnu_tar_layers_extract_faithfully() {
+    let (base, dest, _outside) = sandbox();
+    let src = base.path().join("src");
+    fs::create_dir(&src).unwrap();
+    rich_tree(&src);
+    for format in ["pax", "gnu"] {
+        let archive = base.path().join(format!("layer-{format}.tar.gz"));
+        let xattrs = if format == "pax" {
+            "--xattrs"
+        } else {
+            "--no-xattrs"
+        };
+        let status = std::process::Command::new("tar")
+            .args([xattrs, "--numeric-owner", "-czf"])
+            .arg(&archive)
+            .arg(format!("--format={format}"))
+            .arg("-C")
+            .arg(&src)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let out = dest.join(format);
+        fs::create_dir(&out).unwrap();
+        apply(
+            File::open(&archive).unwrap(),
+            &out,
+            &ApplyOptions::default(),
+        )
+        .unwrap();
+        let mut want = tree_listing(&src);
+        if format == "gnu" {
+            // GNU format carries no xattrs.
+            want = want
+                .into_iter()
+                .map(|l| l.replace("[([117, 115, 101, 114, 46, 107], [118])]", "[]"))
+                .collect();
+        }
+        assert_eq!(tree_listing(&out), want, "{format}");
+    }
+}

@@ -5,6 +5,8 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use serde::{Deserialize, Serialize};
 
 use super::Error;
+use crate::images::layer::at;
+use std::os::fd::AsFd;
 
 /// One mount of a snapshot, containerd style: `kind` is `overlay` or `bind`, `options` are
 /// mount options (`ro`, `lowerdir=…`, `upperdir=…`, `workdir=…`).
@@ -104,11 +106,12 @@ pub fn unmount(target: &Path) -> Result<(), Error> {
 }
 
 /// Whether overlayfs really works with upper directories under `root`: mounts a tiny
-/// overlay with a whiteout in it and looks through it.
+/// overlay with a whiteout and an opaque directory in it and looks through it.
 pub fn overlay_works(root: &Path) -> bool {
     let probe = root.join(format!(".probe-{}", std::process::id()));
+    remove_probe(&probe);
     let result = try_overlay(&probe);
-    let _ = std::fs::remove_dir_all(&probe);
+    remove_probe(&probe);
     match result {
         Ok(()) => true,
         Err(e) => {
@@ -124,6 +127,16 @@ fn try_overlay(probe: &Path) -> Result<(), Box<dyn std::error::Error>> {
     }
     std::fs::write(probe.join("lower/kept"), b"")?;
     std::fs::write(probe.join("lower/gone"), b"")?;
+    std::fs::create_dir_all(probe.join("lower/opaque"))?;
+    std::fs::write(probe.join("lower/opaque/hidden"), b"")?;
+    std::fs::create_dir_all(probe.join("upper/opaque"))?;
+    let upper = std::fs::File::open(probe.join("upper/opaque"))?;
+    at::set_xattr_at(
+        upper.as_fd(),
+        std::ffi::OsStr::new("."),
+        b"trusted.overlay.opaque",
+        b"y",
+    )?;
     nix::sys::stat::mknod(
         &probe.join("upper/gone"),
         nix::sys::stat::SFlag::S_IFCHR,
@@ -144,10 +157,18 @@ fn try_overlay(probe: &Path) -> Result<(), Box<dyn std::error::Error>> {
         MsFlags::empty(),
         Some(data.as_str()),
     )?;
-    let seen = merged.join("kept").exists() && !merged.join("gone").exists();
+    let seen = merged.join("kept").exists()
+        && !merged.join("gone").exists()
+        && !merged.join("opaque/hidden").exists();
     umount2(&merged, MntFlags::empty())?;
     if !seen {
         return Err("overlay shows the wrong files".into());
     }
     Ok(())
+}
+
+/// Removes a probe directory, first detaching a mount a crash may have left on it.
+pub fn remove_probe(probe: &Path) {
+    let _ = umount2(&probe.join("merged"), MntFlags::MNT_DETACH);
+    let _ = std::fs::remove_dir_all(probe);
 }

@@ -386,3 +386,58 @@ fn prepare_write_commit_gives_a_layer_that_applies_overlay() {
 fn prepare_write_commit_gives_a_layer_that_applies_copying() {
     prepare_write_commit(Backend::Copy);
 }
+
+#[test]
+fn active_snapshot_without_parent_is_a_writable_bind() {
+    private_mounts();
+    for backend in [Backend::Overlay, Backend::Copy] {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path(), backend);
+        let mounts = s.prepare("scratch", None).unwrap();
+        assert_eq!(
+            mounts,
+            vec![Mount::bind(&s.fs_dir(&s.stat("scratch").unwrap()), false)]
+        );
+        let target = dir.path().join("mnt");
+        fs::create_dir(&target).unwrap();
+        mount_all(&mounts, &target).unwrap();
+        fs::write(target.join("hello"), b"hi").unwrap();
+        unmount(&target).unwrap();
+        let committed = s.commit("base", "scratch").unwrap();
+        assert_eq!(committed.size, 2);
+        assert!(matches!(
+            s.commit("base", "scratch"),
+            Err(Error::NotFound(_))
+        ));
+        let mut tar = Vec::new();
+        s.diff("base", &mut tar).unwrap();
+        let names: Vec<String> = tar::Archive::new(&tar[..])
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, ["hello"]);
+    }
+}
+
+#[test]
+fn active_overlay_mounts_name_upper_and_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path(), Backend::Overlay);
+    let chains = unpack_all(&s, &layers()[..2]);
+    let mounts = s.prepare("c", Some(&chains[1])).unwrap();
+    let record = s.stat("c").unwrap();
+    let layer = |k: &str| s.fs_dir(&s.stat(k).unwrap()).display().to_string();
+    let options = &mounts[0].options;
+    assert_eq!(
+        options[0],
+        format!("lowerdir={}:{}", layer(&chains[1]), layer(&chains[0]))
+    );
+    assert_eq!(
+        options[1],
+        format!("upperdir={}", s.fs_dir(&record).display())
+    );
+    assert!(options[2].starts_with("workdir="));
+    assert_eq!(s.mounts("c").unwrap(), mounts);
+    assert!(matches!(s.view("c"), Err(Error::WrongKind { .. })));
+}
