@@ -357,8 +357,19 @@ impl Snapshotter {
         } else {
             options.insert(0, "ro".into());
         }
-        if Path::new("/sys/module/overlay/parameters/index").exists() {
-            options.push("index=off".into());
+        // Layers are shared between mounts (no index); an upper dir must hold whole files
+        // and real directories, or `diff` could not turn it into a layer.
+        for (param, option) in [
+            ("index", "index=off"),
+            ("redirect_dir", "redirect_dir=off"),
+            ("metacopy", "metacopy=off"),
+        ] {
+            if Path::new("/sys/module/overlay/parameters")
+                .join(param)
+                .exists()
+            {
+                options.push(option.into());
+            }
         }
         let len = options.join(",").len();
         if len >= 4096 {

@@ -1,10 +1,13 @@
 //! Writing a directory's changes out as an (uncompressed) layer tar: either an overlayfs upper
 //! directory, whose whiteout devices and opaque xattrs become `.wh.` entries, or the
 //! difference between two full trees (the copying snapshotter's case).
+//!
+//! The trees are walked by path: export a snapshot nothing is changing (a stopped or paused
+//! container's), or a process inside could swap a directory for a symlink mid-walk.
 use std::collections::HashMap;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
@@ -256,7 +259,11 @@ fn put<W: Write>(
     } else if kind.is_file() {
         header.set_entry_type(tar::EntryType::Regular);
         header.set_size(meta.size());
-        builder.append_data(&mut header, rel, File::open(&full)?)
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&full)?;
+        builder.append_data(&mut header, rel, file)
     } else if kind.is_symlink() {
         header.set_entry_type(tar::EntryType::Symlink);
         builder.append_link(&mut header, rel, fs::read_link(&full)?)
