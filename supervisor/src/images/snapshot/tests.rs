@@ -325,8 +325,13 @@ fn change(root: &Path) {
     fs::write(root.join("etc/a"), b"changed").unwrap();
     fs::remove_file(root.join("new")).unwrap();
     fs::remove_dir_all(root.join("d")).unwrap();
+    fs::create_dir(root.join("d")).unwrap();
+    fs::write(root.join("d/fresh"), b"fresh").unwrap();
+    fs::remove_dir_all(root.join("etc")).unwrap();
     fs::create_dir(root.join("added")).unwrap();
     fs::write(root.join("added/file"), b"added").unwrap();
+    fs::create_dir(root.join("etc")).unwrap();
+    fs::write(root.join("etc/c"), b"c2").unwrap();
     fs::set_permissions(
         root.join("etc/c"),
         std::os::unix::fs::PermissionsExt::from_mode(0o4711),
@@ -358,6 +363,18 @@ fn prepare_write_commit(backend: Backend) {
     let mut tar = Vec::new();
     let exported = s.diff("layer-c1", &mut tar).unwrap();
     assert_eq!(exported.diff_id, digest(&tar));
+    let names: Vec<String> = tar::Archive::new(&tar[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert!(names.contains(&".wh.new".to_string()), "{names:?}");
+    if backend == Backend::Overlay {
+        // Overlay made the recreated directories opaque.
+        assert!(names.contains(&"d/.wh..wh..opq".to_string()), "{names:?}");
+    } else {
+        assert!(names.contains(&"d/.wh.z".to_string()), "{names:?}");
+    }
     // The image's layers applied in place, then the new one: the same tree.
     let plain = dir.path().join("plain");
     fs::create_dir(&plain).unwrap();
