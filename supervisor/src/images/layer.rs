@@ -1,5 +1,5 @@
 //! Applying one layer tar (gzip, zstd or uncompressed) to a directory, safely, and writing a
-//! directory's changes back out as a layer tar ([`export`]).
+//! directory's changes back out as a layer tar ([`export_overlay`], [`export_changes`]).
 //!
 //! Every name in a layer is checked (no absolute paths, no `..`) and every parent directory
 //! is resolved inside the destination with `openat2(RESOLVE_IN_ROOT)`; the last component is
@@ -21,8 +21,8 @@ use nix::sys::time::TimeSpec;
 use nix::unistd::{fchown, fchownat, Gid, Uid};
 use sha2::{Digest as _, Sha256};
 
-pub mod at;
-pub mod export;
+pub(crate) mod at;
+mod export;
 
 pub use export::{export_changes, export_overlay, Exported};
 
@@ -64,6 +64,7 @@ pub enum Whiteouts {
 /// Options of [`apply`].
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
+    /// Overlay form (for an overlay layer directory) or applied in place. Default: in place.
     pub whiteouts: Whiteouts,
     /// Create block and character devices (skipped otherwise). Default: running as root.
     pub devices: bool,
