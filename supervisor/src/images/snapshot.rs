@@ -200,6 +200,7 @@ impl Snapshotter {
         let parent = parent.map(|p| self.committed(p)).transpose()?;
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let dir = self.dir(id);
+        std::fs::create_dir(&dir).map_err(io_at(&dir))?;
         let result = self.extract(key, parent.as_ref(), &dir, layer, expected_diff_id);
         let result = result.and_then(|size| {
             self.record(SnapshotRecord {
@@ -227,7 +228,6 @@ impl Snapshotter {
         expected_diff_id: &str,
     ) -> Result<u64, Error> {
         let fs = dir.join("fs");
-        std::fs::create_dir(dir).map_err(io_at(dir))?;
         self.new_fs(parent, &fs)?;
         let options = ApplyOptions {
             whiteouts: match self.backend {
@@ -281,8 +281,8 @@ impl Snapshotter {
         let parent = parent.map(|p| self.committed(p)).transpose()?;
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let dir = self.dir(id);
+        std::fs::create_dir(&dir).map_err(io_at(&dir))?;
         let result = (|| {
-            std::fs::create_dir(&dir).map_err(io_at(&dir))?;
             self.new_fs(parent.as_ref(), &dir.join("fs"))?;
             if self.backend == Backend::Overlay {
                 std::fs::create_dir(dir.join("work")).map_err(io_at(&dir))?;
