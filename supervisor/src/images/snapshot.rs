@@ -46,8 +46,8 @@ pub enum Error {
         expected: String,
         actual: String,
     },
-    #[error("snapshot {key}: mount options longer than a page ({len} bytes): too many layers")]
-    TooManyLayers { key: String, len: usize },
+    #[error("snapshot {key}: {layers} layers are too many for one overlay mount")]
+    TooManyLayers { key: String, layers: usize },
     #[error("mount on {target}: {message}")]
     Mount { target: PathBuf, message: String },
     #[error("{path}: {source}")]
@@ -371,18 +371,18 @@ impl Snapshotter {
                 options.push(option.into());
             }
         }
-        let len = options.join(",").len();
-        if len >= 4096 {
-            return Err(Error::TooManyLayers {
-                key: key.into(),
-                len,
-            });
-        }
-        Ok(Mount {
+        let mount = Mount {
             kind: "overlay".into(),
             source: "overlay".into(),
             options,
-        })
+        };
+        if !mount::fits(&mount) {
+            return Err(Error::TooManyLayers {
+                key: key.into(),
+                layers: lowers.len(),
+            });
+        }
+        Ok(mount)
     }
 
     /// Turns the active snapshot `active_key` into the committed snapshot `name` (same

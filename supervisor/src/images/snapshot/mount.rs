@@ -1,5 +1,7 @@
 //! Mounts a snapshotter hands out, and mounting them.
-use std::path::Path;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use serde::{Deserialize, Serialize};
@@ -43,6 +45,118 @@ impl Mount {
     }
 }
 
+/// Longest mount data the kernel takes (a page, with its NUL).
+const MAX_DATA: usize = 4095;
+
+/// Whether an overlay mount's options fit the kernel's limit, directly or with its
+/// directories made relative to their common parent (see [`mount_all`]).
+pub fn fits(m: &Mount) -> bool {
+    let data = m.data();
+    data.len() < MAX_DATA || relative_data(&data).is_some_and(|(_, d)| d.len() < MAX_DATA)
+}
+
+/// Overlay data with every `lowerdir`/`upperdir`/`workdir` path made relative to the
+/// directory they share; None when they share nothing but `/`.
+fn relative_data(data: &str) -> Option<(PathBuf, String)> {
+    let mut dirs: Vec<&str> = Vec::new();
+    for option in data.split(',') {
+        match option.split_once('=') {
+            Some(("lowerdir", v)) => dirs.extend(v.split(':')),
+            Some(("upperdir" | "workdir", v)) => dirs.push(v),
+            _ => {}
+        }
+    }
+    let mut common = Path::new(dirs.first()?).parent()?.to_path_buf();
+    for dir in &dirs {
+        while !Path::new(dir).starts_with(&common) {
+            common = common.parent()?.to_path_buf();
+        }
+    }
+    if common.parent().is_none() {
+        return None;
+    }
+    let relative = |p: &str| {
+        Path::new(p)
+            .strip_prefix(&common)
+            .map(|r| r.display().to_string())
+            .unwrap_or_else(|_| p.to_string())
+    };
+    let options: Vec<String> = data
+        .split(',')
+        .map(|option| match option.split_once('=') {
+            Some(("lowerdir", v)) => {
+                let lowers: Vec<String> = v.split(':').map(relative).collect();
+                format!("lowerdir={}", lowers.join(":"))
+            }
+            Some((key @ ("upperdir" | "workdir"), v)) => format!("{key}={}", relative(v)),
+            _ => option.to_string(),
+        })
+        .collect();
+    Some((common, options.join(",")))
+}
+
+/// Mounts an overlay whose options are too long for a page: a child process changes into
+/// the layers' common directory and mounts with relative paths (the daemon's own working
+/// directory, shared by its threads, never changes).
+fn mount_overlay_relative(data: &str, flags: MsFlags, target: &Path) -> Result<(), Error> {
+    let fail = |message: String| Error::Mount {
+        target: target.to_path_buf(),
+        message,
+    };
+    let (common, relative) =
+        relative_data(data).ok_or_else(|| fail("overlay options too long".into()))?;
+    if relative.len() >= MAX_DATA {
+        return Err(fail(format!(
+            "overlay options too long even relative to {} ({} bytes): too many layers",
+            common.display(),
+            relative.len()
+        )));
+    }
+    let target_abs = std::path::absolute(target).map_err(|e| fail(e.to_string()))?;
+    let cstr = |s: &[u8]| CString::new(s).map_err(|e| fail(e.to_string()));
+    let (dir, target_c) = (
+        cstr(common.as_os_str().as_bytes())?,
+        cstr(target_abs.as_os_str().as_bytes())?,
+    );
+    let (data_c, overlay) = (cstr(relative.as_bytes())?, cstr(b"overlay")?);
+    // SAFETY: between fork and _exit the child only makes raw syscalls on memory prepared
+    // before the fork: nothing allocates or takes a lock.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(fail(format!("fork: {}", std::io::Error::last_os_error())));
+    }
+    if pid == 0 {
+        unsafe {
+            if libc::chdir(dir.as_ptr()) != 0 {
+                libc::_exit(*libc::__errno_location());
+            }
+            let rc = libc::mount(
+                overlay.as_ptr(),
+                target_c.as_ptr(),
+                overlay.as_ptr(),
+                flags.bits(),
+                data_c.as_ptr().cast(),
+            );
+            libc::_exit(if rc == 0 {
+                0
+            } else {
+                *libc::__errno_location()
+            });
+        }
+    }
+    let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None)
+        .map_err(|e| fail(format!("wait for mount helper: {e}")))?;
+    match status {
+        nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(()),
+        nix::sys::wait::WaitStatus::Exited(_, code) => Err(fail(format!(
+            "mount overlay (relative to {}): {}",
+            common.display(),
+            std::io::Error::from_raw_os_error(code)
+        ))),
+        other => Err(fail(format!("mount helper: {other:?}"))),
+    }
+}
+
 fn mount_err(target: &Path, what: &str, e: nix::Error) -> Error {
     Error::Mount {
         target: target.to_path_buf(),
@@ -61,14 +175,18 @@ pub fn mount_all(mounts: &[Mount], target: &Path) -> Result<(), Error> {
                     flags |= MsFlags::MS_RDONLY;
                 }
                 let data = m.data();
-                mount(
-                    Some("overlay"),
-                    target,
-                    Some("overlay"),
-                    flags,
-                    Some(data.as_str()),
-                )
-                .map_err(|e| mount_err(target, &format!("mount overlay ({data})"), e))?;
+                if data.len() < MAX_DATA {
+                    mount(
+                        Some("overlay"),
+                        target,
+                        Some("overlay"),
+                        flags,
+                        Some(data.as_str()),
+                    )
+                    .map_err(|e| mount_err(target, &format!("mount overlay ({data})"), e))?;
+                } else {
+                    mount_overlay_relative(&data, flags, target)?;
+                }
             }
             other => {
                 return Err(Error::Mount {

@@ -458,3 +458,25 @@ fn active_overlay_mounts_name_upper_and_work() {
     assert_eq!(s.mounts("c").unwrap(), mounts);
     assert!(matches!(s.view("c"), Err(Error::WrongKind { .. })));
 }
+
+#[test]
+fn a_stack_too_long_for_one_page_of_options_still_mounts() {
+    private_mounts();
+    let dir = tempfile::tempdir().unwrap();
+    let deep = dir
+        .path()
+        .join("a-rather-long-directory-name-to-make-paths-long");
+    let s = open(&deep, Backend::Overlay);
+    let layers: Vec<Vec<u8>> = (0..120)
+        .map(|i| RawTar::default().file(&format!("f{i}"), b"x").finish())
+        .collect();
+    let chains = unpack_all(&s, &layers);
+    let mounts = s.view(chains.last().unwrap()).unwrap();
+    assert!(mounts[0].options.join(",").len() > 4096);
+    let target = dir.path().join("mnt");
+    fs::create_dir(&target).unwrap();
+    let seen = list_mounted(&mounts, &target);
+    assert_eq!(seen.len(), 120);
+    assert!(seen.contains(&"f0 file 644 x".to_string()));
+    assert!(seen.contains(&"f119 file 644 x".to_string()));
+}
