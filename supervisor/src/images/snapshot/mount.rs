@@ -72,9 +72,8 @@ fn relative_data(data: &str) -> Option<(PathBuf, String)> {
             common = common.parent()?.to_path_buf();
         }
     }
-    if common.parent().is_none() {
-        return None;
-    }
+    // Sharing only `/` would shorten nothing.
+    common.parent()?;
     let relative = |p: &str| {
         Path::new(p)
             .strip_prefix(&common)
