@@ -511,12 +511,23 @@ fn gnu_tar_layers_extract_faithfully() {
         assert!(status.success());
         let out = dest.join(format);
         fs::create_dir(&out).unwrap();
-        apply(
+        let applied = apply(
             File::open(&archive).unwrap(),
             &out,
             &ApplyOptions::default(),
         )
         .unwrap();
+        // GNU tar pads to 10 KiB records after the end marker: the diff ID covers it all.
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(File::open(&archive).unwrap())
+            .read_to_end(&mut plain)
+            .unwrap();
+        assert_eq!(plain.len() % 10240, 0);
+        assert_eq!(
+            applied.diff_id,
+            format!("sha256:{}", hex::encode(Sha256::digest(&plain)))
+        );
+        assert_eq!(applied.tar_size, plain.len() as u64);
         let mut want = tree_listing(&src);
         if format == "gnu" {
             // GNU format carries no xattrs.
