@@ -4,6 +4,11 @@ use serde_json::{Map, Value};
 
 /// `units.HumanSizeWithPrecision(n, 3)`: decimal units, 3 significant digits (`4.87MB`).
 pub fn human_size(bytes: f64) -> String {
+    human_size_precision(bytes, 3)
+}
+
+/// `units.HumanSizeWithPrecision`; `units.HumanSize` is precision 4 (`1.987MB`).
+pub fn human_size_precision(bytes: f64, precision: i32) -> String {
     const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
     let mut size = bytes;
     let mut unit = 0;
@@ -11,7 +16,7 @@ pub fn human_size(bytes: f64) -> String {
         size /= 1000.0;
         unit += 1;
     }
-    format!("{}{}", significant(size, 3), UNITS[unit])
+    format!("{}{}", significant(size, precision), UNITS[unit])
 }
 
 /// `%.*g`: `digits` significant digits, trailing zeros dropped.
@@ -289,6 +294,7 @@ mod tests {
         assert_eq!(human_size(1_000_000.0), "1MB");
         assert_eq!(human_size(12_345_678.0), "12.3MB");
         assert_eq!(human_size(1_240.0), "1.24kB");
+        assert_eq!(human_size_precision(1_987_123.0, 4), "1.987MB");
     }
 
     #[test]
