@@ -35,11 +35,13 @@ impl Drop for Daemon {
 pub fn start(dir: &Path) -> Daemon {
     let host = format!("unix://{}/berth.sock", dir.display());
     let data_root = dir.join("data");
+    let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
     let child = Command::new(BERTH)
         .args(["daemon", "--host", &host, "--data-root"])
         .arg(&data_root)
         .arg("--exec-root")
         .arg(dir.join("exec"))
+        .stderr(log)
         .spawn()
         .expect("spawn berth daemon");
     for _ in 0..200 {
