@@ -284,7 +284,8 @@ fn save_and_load() {
             short(&image.id)
         )
     );
-    let out = docker(&d.host, &["save", "-o", "/dev/null", "nope"]);
+    let nope = dir.path().join("nope.tar");
+    let out = docker(&d.host, &["save", "-o", nope.to_str().unwrap(), "nope"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).starts_with("Error response from daemon: "),
