@@ -74,19 +74,9 @@ pub async fn list(
     Ok(Json(out))
 }
 
-/// RepoDigests without the service's internal `untagged@…` key of a dangling image.
-fn repo_digests(image: &Image) -> Vec<String> {
-    image
-        .repo_digests()
-        .into_iter()
-        .filter(|d| !d.starts_with("untagged@"))
-        .collect()
-}
-
 fn list_entry(state: &super::State, image: &Image) -> Value {
     let mut entry = state.images.summary(image);
-    entry["RepoDigests"] = json!(repo_digests(image));
-    if image.repo_tags().is_empty() && repo_digests(image).is_empty() {
+    if image.repo_tags().is_empty() && image.repo_digests().is_empty() {
         entry["RepoTags"] = json!(["<none>:<none>"]);
         entry["RepoDigests"] = json!(["<none>@<none>"]);
     }
@@ -124,9 +114,7 @@ pub async fn get_action(
 ) -> Result<Response, ApiError> {
     if let Some(name) = path.strip_suffix("/json") {
         let image = state.images.resolve(name)?;
-        let mut inspect = state.images.inspect(&image);
-        inspect["RepoDigests"] = json!(repo_digests(&image));
-        return Ok(Json(inspect).into_response());
+        return Ok(Json(state.images.inspect(&image)).into_response());
     }
     if let Some(name) = path.strip_suffix("/history") {
         let image = state.images.resolve(name)?;

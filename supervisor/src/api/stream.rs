@@ -3,7 +3,7 @@
 //! Like dockerd, an error before the first byte of a stream is an HTTP error; an error after
 //! it is the stream's last line (`{"errorDetail":{"message":…},"error":…}`), or a cut
 //! connection for a tar.
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::io::{Read, Write};
 
@@ -82,50 +82,101 @@ fn json_body(rx: mpsc::Receiver<Bytes>) -> Response {
 }
 
 /// Streams an operation's progress: `head` lines first once it reports anything, then its
-/// messages, then its outcome (more lines, or the error line).
+/// messages, then its outcome (more lines, or the error line). Like dockerd, an operation
+/// that fails having said no more than `Pulling from …` answers with an HTTP error.
 async fn progress_response(
     mut progress: mpsc::UnboundedReceiver<Message>,
     mut task: JoinHandle<Outcome>,
     head: Vec<Value>,
 ) -> Response {
-    let first = tokio::select! {
-        biased;
-        Some(m) = progress.recv() => Ok(m),
-        outcome = &mut task => Err(joined(outcome)),
-    };
     let mut pending: Vec<Value> = Vec::new();
-    match first {
-        Ok(m) => pending.push(to_value(&m)),
-        Err(Err(e)) => {
-            let Ok(m) = progress.try_recv() else {
+    let finished = loop {
+        tokio::select! {
+            biased;
+            Some(m) = progress.recv() => {
+                let started = !is_preamble(&m);
+                pending.push(to_value(&m));
+                if started {
+                    break None;
+                }
+            }
+            outcome = &mut task => break Some(joined(outcome)),
+        }
+    };
+    match finished {
+        None => {}
+        Some(Err(e)) => {
+            while let Ok(m) = progress.try_recv() {
+                pending.push(to_value(&m));
+            }
+            if pending.iter().all(|p| {
+                p["status"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("Pulling from"))
+            }) {
                 return e.into_response();
-            };
-            pending.push(to_value(&m));
+            }
             task = tokio::spawn(async move { Err(e) });
         }
-        Err(Ok(lines)) => task = tokio::spawn(async move { Ok(lines) }),
+        Some(Ok(lines)) => task = tokio::spawn(async move { Ok(lines) }),
     }
     let (tx, rx) = mpsc::channel::<Bytes>(16);
-    tokio::spawn(async move {
-        let head: Vec<Value> = head
-            .into_iter()
-            .filter(|h| !pending.iter().any(|p| same_status(h, p)))
-            .collect();
-        for value in head.into_iter().chain(pending) {
-            let _ = tx.send(line(&value)).await;
-        }
-        while let Some(m) = progress.recv().await {
-            let _ = tx.send(line(&to_value(&m))).await;
-        }
-        let tail = match joined(task.await) {
-            Ok(lines) => lines,
-            Err(e) => vec![error_line(&e.message)],
-        };
-        for value in tail {
-            let _ = tx.send(line(&value)).await;
-        }
-    });
+    tokio::spawn(forward(tx, head, pending, progress, task));
     json_body(rx)
+}
+
+/// A message that does not yet show the operation got anywhere.
+fn is_preamble(m: &Message) -> bool {
+    m.status.starts_with("Pulling from") && m.error.is_none()
+}
+
+/// Sends head, pending and live messages, then the outcome's lines that the operation did
+/// not already report itself (a service may send its own `Digest:`/`Status:` lines).
+async fn forward(
+    tx: mpsc::Sender<Bytes>,
+    head: Vec<Value>,
+    pending: Vec<Value>,
+    mut progress: mpsc::UnboundedReceiver<Message>,
+    task: JoinHandle<Outcome>,
+) {
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut send = |value: Value| {
+        if let Some(status) = value["status"].as_str() {
+            seen.insert(status.to_string());
+        }
+        line(&value)
+    };
+    let head: Vec<Value> = head
+        .into_iter()
+        .filter(|h| !pending.iter().any(|p| same_status(h, p)))
+        .collect();
+    for value in head.into_iter().chain(pending) {
+        let _ = tx.send(send(value)).await;
+    }
+    while let Some(m) = progress.recv().await {
+        let _ = tx.send(send(to_value(&m))).await;
+    }
+    let tail = match joined(task.await) {
+        Ok(lines) => lines,
+        Err(e) => vec![error_line(&e.message)],
+    };
+    for value in tail {
+        let repeated = value["status"].as_str().is_some_and(|s| seen.contains(s));
+        if !repeated {
+            let _ = tx.send(line(&value)).await;
+        }
+    }
+}
+
+/// Runs a service operation whose future need not be `Send` (the registry client's is not):
+/// on a blocking thread, driven by the runtime's handle.
+fn spawn_service<F, Fut>(operation: F) -> JoinHandle<Outcome>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Outcome>,
+{
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || handle.block_on(operation()))
 }
 
 fn same_status(a: &Value, b: &Value) -> bool {
@@ -164,7 +215,7 @@ pub async fn pull(
     let head = pulling_from(&reference);
     let (tx, rx) = mpsc::unbounded_channel();
     let images = state.images.clone();
-    let task = tokio::spawn(async move {
+    let task = spawn_service(move || async move {
         let record = images
             .pull(&reference, platform.as_deref(), auth, &tx)
             .await?;
@@ -173,19 +224,15 @@ pub async fn pull(
     progress_response(rx, task, head).await
 }
 
+/// dockerd's first pull line: `v1: Pulling from app/web` (the path, without the registry).
 fn pulling_from(reference: &str) -> Vec<Value> {
     let Ok(r) = Reference::parse(reference) else {
         return Vec::new();
     };
     let id = r.tag.clone().or(r.digest.clone()).unwrap_or_default();
-    let path = if r.registry == crate::images::reference::DEFAULT_REGISTRY {
-        r.repository.clone()
-    } else {
-        r.familiar_name()
-    };
     vec![to_value(&Message::status(
         Some(&id),
-        format!("Pulling from {path}"),
+        format!("Pulling from {}", r.repository),
     ))]
 }
 
@@ -214,7 +261,7 @@ pub async fn push(state: super::State, reference: String, auth: Option<Credentia
     };
     let (tx, rx) = mpsc::unbounded_channel();
     let images = state.images.clone();
-    let task = tokio::spawn(async move {
+    let task = spawn_service(move || async move {
         let digest = images.push(&reference, auth, &tx).await?;
         let tag = parsed.ok().and_then(|r| r.tag).unwrap_or_default();
         let size = images
