@@ -112,10 +112,10 @@ impl Bars {
     fn bar(&mut self, id: &str) -> &ProgressBar {
         let multi = &self.multi;
         self.bars.entry(id.to_string()).or_insert_with(|| {
-            let bar = multi.add(ProgressBar::new(0));
-            bar.set_prefix(id.to_string());
-            bar.set_style(status_style());
-            bar
+            let bar = ProgressBar::new(0)
+                .with_style(status_style())
+                .with_prefix(id.to_string());
+            multi.add(bar)
         })
     }
 }
@@ -125,9 +125,11 @@ fn status_style() -> ProgressStyle {
 }
 
 fn bytes_style() -> ProgressStyle {
-    ProgressStyle::with_template("{prefix}: {msg} [{bar:50}] {bytes:>8}/{total_bytes}")
-        .map(|s| s.progress_chars("=> "))
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
+    ProgressStyle::with_template(
+        "{prefix}: {msg} [{bar:50}] {decimal_bytes:>8}/{decimal_total_bytes}",
+    )
+    .map(|s| s.progress_chars("=> "))
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
 impl View for Bars {
@@ -154,7 +156,6 @@ impl View for Bars {
 
     fn finish(&mut self) {
         for bar in self.bars.values() {
-            bar.set_style(status_style());
             bar.abandon();
         }
     }
