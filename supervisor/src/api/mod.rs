@@ -100,6 +100,7 @@ fn router(state: State) -> Router {
                 .delete(images::remove),
         )
         .fallback(not_found)
+        .method_not_allowed_fallback(not_found)
         .layer(axum::middleware::map_response(docker_headers))
         .with_state(state)
 }

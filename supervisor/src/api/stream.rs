@@ -465,6 +465,74 @@ mod tests {
         assert!(registry_auth(&h).unwrap().is_none());
     }
 
+    async fn run(messages: Vec<Message>, outcome: Outcome) -> (StatusCode, Vec<Value>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            for m in messages {
+                let _ = tx.send(m);
+            }
+            outcome
+        });
+        let head = vec![json!({"id": "v1", "status": "Pulling from app"})];
+        let response = progress_response(rx, task, head).await;
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let lines = String::from_utf8_lossy(&body)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (status, lines)
+    }
+
+    fn failed() -> Outcome {
+        Err(ApiError::new(StatusCode::NOT_FOUND, "manifest unknown"))
+    }
+
+    #[tokio::test]
+    async fn error_before_progress_is_an_http_error() {
+        let (status, lines) = run(vec![], failed()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(lines, [json!({"message": "manifest unknown"})]);
+        let preamble = Message::status(Some("v1"), "Pulling from app");
+        let (status, _) = run(vec![preamble], failed()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn error_after_progress_ends_the_stream() {
+        let layer = Message::status(Some("0123456789ab"), "Pulling fs layer");
+        let (status, lines) = run(vec![layer], failed()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(lines[0]["status"], "Pulling from app");
+        assert_eq!(lines[1]["status"], "Pulling fs layer");
+        assert_eq!(
+            lines[2],
+            json!({"errorDetail": {"message": "manifest unknown"}, "error": "manifest unknown"})
+        );
+    }
+
+    #[tokio::test]
+    async fn outcome_lines_the_service_sent_are_not_repeated() {
+        let own = Message::status(Some("v1"), "Pulling from app");
+        let digest = Message::status(None, "Digest: sha256:1");
+        let tail = vec![
+            json!({"status": "Digest: sha256:1"}),
+            json!({"status": "Status: done"}),
+        ];
+        let (status, lines) = run(vec![own, digest], Ok(tail)).await;
+        assert_eq!(status, StatusCode::OK);
+        let statuses: Vec<&str> = lines
+            .iter()
+            .map(|l| l["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            statuses,
+            ["Pulling from app", "Digest: sha256:1", "Status: done"]
+        );
+    }
+
     #[test]
     fn percent_decodes_names() {
         assert_eq!(percent_decode("busybox%3Alatest"), "busybox:latest");
