@@ -106,6 +106,7 @@ fn router(state: State) -> Router {
 }
 
 async fn unversioned(mut req: Request) -> Request {
+    tracing::debug!(method = %req.method(), uri = %req.uri(), "request");
     let path = req.uri().path();
     let stripped = strip_version(path);
     if stripped.len() != path.len() {
