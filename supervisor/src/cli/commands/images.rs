@@ -102,24 +102,20 @@ fn image_rows(image: &Value, digests: bool, no_trunc: bool) -> Vec<Value> {
     }
     let mut rows = Vec::new();
     for (repo, (tags, repo_digests)) in repos {
-        let shown: Vec<String> = if digests {
-            repo_digests.clone()
-        } else {
-            Vec::new()
-        };
-        let tags = if tags.is_empty() {
-            vec!["<none>".to_string()]
-        } else {
-            tags
-        };
+        let shown: &[String] = if digests { &repo_digests } else { &[] };
+        if tags.is_empty() {
+            // A digest-only name: a row per digest with --digests, else one bare row.
+            match digests {
+                true => rows.extend(shown.iter().map(|d| row(&repo, "<none>", d))),
+                false => rows.push(row(&repo, "<none>", "")),
+            }
+            continue;
+        }
         for tag in &tags {
             if shown.is_empty() {
-                let digest = repo_digests.first().map(String::as_str).unwrap_or("<none>");
-                rows.push(row(&repo, tag, digest));
+                rows.push(row(&repo, tag, "<none>"));
             }
-            for d in &shown {
-                rows.push(row(&repo, tag, d));
-            }
+            rows.extend(shown.iter().map(|d| row(&repo, tag, d)));
         }
     }
     rows
@@ -456,6 +452,8 @@ mod tests {
             ["127.0.0.1:5000/app:v1", "busybox:latest", "busybox:1"]
         );
         assert_eq!(rows[0]["ID"], "0123456789ab");
+        assert_eq!(rows[0]["Digest"], "<none>");
+        let rows = image_rows(&image, true, false);
         assert_eq!(rows[0]["Digest"], "sha256:aa");
         let dangling = json!({"Id": "sha256:ab", "RepoTags": ["<none>:<none>"],
             "RepoDigests": ["<none>@<none>"]});
