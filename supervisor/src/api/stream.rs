@@ -409,12 +409,13 @@ impl Read for ChannelReader {
     }
 }
 
-/// `POST /images/load?quiet=`: the body streams into `load` on a blocking thread.
+/// `POST /images/load?quiet=`: the body streams into `load` on a blocking thread; progress
+/// (unless quiet) and the `Loaded image: …` lines stream back.
 pub async fn load(
     State(state): State<super::State>,
     Query(params): Query<HashMap<String, String>>,
     body: Body,
-) -> Result<Response, ApiError> {
+) -> Response {
     let quiet = flag(&params, "quiet");
     let (tx, rx) = mpsc::channel(4);
     tokio::spawn(async move {
@@ -426,26 +427,21 @@ pub async fn load(
             }
         }
     });
-    let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
+    let (progress_tx, progress_rx) = mpsc::unbounded_channel();
     let images = state.images.clone();
-    let loaded = tokio::task::spawn_blocking(move || {
+    let task = tokio::task::spawn_blocking(move || {
         let mut reader = ChannelReader {
             rx,
             current: Bytes::new(),
         };
         let progress = (!quiet).then_some(&progress_tx);
-        images.load(&mut reader, progress)
-    })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
-    let mut out = Vec::new();
-    while let Ok(m) = progress_rx.try_recv() {
-        out.extend_from_slice(&line(&to_value(&m)));
-    }
-    for l in loaded {
-        out.extend_from_slice(&line(&json!({ "stream": format!("{l}\n") })));
-    }
-    Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
+        let loaded = images.load(&mut reader, progress)?;
+        Ok(loaded
+            .into_iter()
+            .map(|l| json!({ "stream": format!("{l}\n") }))
+            .collect())
+    });
+    progress_response(progress_rx, task, Vec::new()).await
 }
 
 #[cfg(test)]
