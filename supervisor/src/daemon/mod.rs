@@ -58,7 +58,7 @@ pub fn run(config: Config) -> Result<(), Error> {
     limit_malloc_arenas();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
-        .max_blocking_threads(16)
+        .max_blocking_threads(64)
         .thread_keep_alive(Duration::from_secs(5))
         .enable_all()
         .build()
