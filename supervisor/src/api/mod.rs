@@ -1,36 +1,67 @@
-//! Docker Engine API subset: routing of one parsed request to a JSON response.
+//! Docker Engine API subset on axum: system routes, image routes, streamed responses.
 //!
-//! Version prefixes (`/v1.41/...`, any `/vX.Y/`) are stripped; unknown paths answer 404 and
-//! not-yet-wired image endpoints answer 501, both as `{"message": "..."}` like dockerd.
+//! Version prefixes (`/v1.41/...`, any `/vX.Y/`) are stripped before routing; errors answer
+//! `{"message": "..."}` with docker's status codes; every response carries dockerd's headers.
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::images::service::{self, ImageService};
+
+mod images;
+mod stream;
+mod system;
 
 /// Highest and lowest API versions this daemon speaks.
 pub const API_VERSION: &str = "1.41";
 pub const MIN_API_VERSION: &str = "1.12";
 
-/// One response: status code and JSON (or plain) body.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Response {
-    pub status: u16,
-    pub content_type: &'static str,
-    pub body: String,
+/// What every handler shares.
+#[derive(Clone)]
+pub struct State {
+    pub images: Arc<ImageService>,
+    pub data_root: String,
 }
 
-impl Response {
-    fn json(status: u16, value: serde_json::Value) -> Self {
-        Response {
+/// An error answered as docker does: a status code and `{"message": "..."}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
             status,
-            content_type: "application/json",
-            body: value.to_string(),
+            message: message.into(),
         }
     }
 
-    /// A docker-shaped error body: `{"message": "..."}`.
-    pub fn error(status: u16, message: &str) -> Self {
-        Self::json(status, serde_json::json!({ "message": message }))
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
     }
 }
 
-/// Strips a `/vX.Y` prefix and the query string.
+impl From<service::Error> for ApiError {
+    fn from(e: service::Error) -> Self {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = axum::Json(serde_json::json!({ "message": self.message }));
+        (self.status, body).into_response()
+    }
+}
+
+/// Strips a `/vX.Y` prefix (and the query string) from a path.
 pub fn strip_version(path: &str) -> &str {
     let path = path.split('?').next().unwrap_or(path);
     if let Some(rest) = path.strip_prefix("/v") {
@@ -44,79 +75,67 @@ pub fn strip_version(path: &str) -> &str {
     path
 }
 
-/// Routes a request (without body handling yet) to its response.
-pub fn route(method: &str, raw_path: &str, data_root: &str) -> Response {
-    let path = strip_version(raw_path);
-    match (method, path) {
-        ("GET" | "HEAD", "/_ping") => Response {
-            status: 200,
-            content_type: "text/plain",
-            body: "OK".into(),
-        },
-        ("GET", "/version") => Response::json(200, version()),
-        ("GET", "/info") => Response::json(200, info(data_root)),
-        (_, p) if p.starts_with("/images") || p == "/auth" => {
-            Response::error(501, &format!("{method} {p} is not implemented yet"))
+/// The whole API: version prefixes stripped, then routed.
+pub fn app(state: State) -> Router {
+    Router::new()
+        .fallback_service(router(state))
+        .layer(axum::middleware::map_request(unversioned))
+}
+
+fn router(state: State) -> Router {
+    Router::new()
+        .route("/_ping", get(system::ping).head(system::ping))
+        .route("/version", get(system::version))
+        .route("/info", get(system::info))
+        .route("/auth", post(system::auth))
+        .route("/images/json", get(images::list))
+        .route("/images/create", post(stream::pull))
+        .route("/images/get", get(stream::save_many))
+        .route("/images/load", post(stream::load))
+        .route("/images/prune", post(images::prune))
+        .route(
+            "/images/{*name}",
+            get(images::get_action)
+                .post(images::post_action)
+                .delete(images::remove),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(not_found)
+        .layer(axum::middleware::map_response(docker_headers))
+        .with_state(state)
+}
+
+async fn unversioned(mut req: Request) -> Request {
+    tracing::debug!(method = %req.method(), uri = %req.uri(), "request");
+    let path = req.uri().path();
+    let stripped = strip_version(path);
+    if stripped.len() != path.len() {
+        let rebuilt = match req.uri().query() {
+            Some(q) => format!("{stripped}?{q}"),
+            None => stripped.to_string(),
+        };
+        if let Ok(uri) = rebuilt.parse::<Uri>() {
+            *req.uri_mut() = uri;
         }
-        (_, p) => Response::error(404, &format!("page not found: {p}")),
     }
+    req
 }
 
-fn version() -> serde_json::Value {
-    serde_json::json!({
-        "Platform": { "Name": "berth" },
-        "Version": env!("CARGO_PKG_VERSION"),
-        "ApiVersion": API_VERSION,
-        "MinAPIVersion": MIN_API_VERSION,
-        "GitCommit": "",
-        "GoVersion": "rust",
-        "Os": std::env::consts::OS,
-        "Arch": go_arch(),
-        "KernelVersion": kernel_release(),
-        "Components": [{ "Name": "Engine", "Version": env!("CARGO_PKG_VERSION"), "Details": {} }],
-    })
+async fn docker_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert("Api-Version", HeaderValue::from_static(API_VERSION));
+    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    h.insert("Ostype", HeaderValue::from_static("linux"));
+    h.insert(
+        "Server",
+        HeaderValue::from_static(concat!("berth/", env!("CARGO_PKG_VERSION"), " (linux)")),
+    );
+    res
 }
 
-fn info(data_root: &str) -> serde_json::Value {
-    serde_json::json!({
-        "ID": "berth",
-        "Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0,
-        "Images": 0,
-        "Driver": "overlayfs",
-        "DockerRootDir": data_root,
-        "OperatingSystem": "berth",
-        "OSType": std::env::consts::OS,
-        "Architecture": std::env::consts::ARCH,
-        "KernelVersion": kernel_release(),
-        "ServerVersion": env!("CARGO_PKG_VERSION"),
-        "NCPU": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        "Name": hostname(),
-        "RegistryConfig": { "IndexConfigs": {}, "InsecureRegistryCIDRs": ["127.0.0.0/8"] },
-        "Plugins": { "Volume": [], "Network": [], "Log": [] },
-        "Warnings": [],
-    })
-}
-
-fn go_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    }
-}
-
-fn kernel_release() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .unwrap_or_default()
-        .trim()
-        .to_string()
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .unwrap_or_default()
-        .trim()
-        .to_string()
+async fn not_found(uri: Uri) -> ApiError {
+    tracing::debug!(path = %uri.path(), "no route");
+    ApiError::new(StatusCode::NOT_FOUND, "page not found")
 }
 
 #[cfg(test)]
@@ -128,12 +147,6 @@ mod tests {
         assert_eq!(strip_version("/v1.41/_ping"), "/_ping");
         assert_eq!(strip_version("/v1.24/images/json?all=1"), "/images/json");
         assert_eq!(strip_version("/version"), "/version");
-    }
-
-    #[test]
-    fn unknown_path_is_404_with_message() {
-        let r = route("GET", "/nope", "/tmp");
-        assert_eq!(r.status, 404);
-        assert!(r.body.contains("\"message\""));
+        assert_eq!(strip_version("/volumes"), "/volumes");
     }
 }

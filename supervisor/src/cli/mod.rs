@@ -1,14 +1,16 @@
-//! The `berth` command line: `daemon` runs the server; other commands are API clients.
-//!
-//! The client speaks HTTP/1.1 over the unix socket with `Connection: close`. If nothing answers,
-//! it starts a daemon in the background (own session, log in <exec-root>/berth-daemon.log).
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
+//! The `berth` command line: `daemon` runs the server; other commands are API clients that
+//! look and behave like docker's (same flags, tables, exit codes, error wording).
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+
+pub mod client;
+pub mod commands;
+pub mod config;
+pub mod format;
+pub mod progress;
+
+use commands::{auth, images, system, transfer, Context, Exit};
 
 pub const DEFAULT_HOST: &str = "unix:///run/berth/berth.sock";
 
@@ -37,40 +39,159 @@ pub enum Command {
         #[arg(short = 'D', long)]
         debug: bool,
     },
-    /// Show the berth version information.
+    /// Show the berth version information
     Version,
-    /// Display system-wide information.
+    /// Display system-wide information
     Info,
+    /// Download an image from a registry
+    Pull(transfer::PullArgs),
+    /// Upload an image to a registry
+    Push(transfer::PushArgs),
+    /// List images
+    Images(images::ListArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag { source: String, target: String },
+    /// Remove one or more images
+    Rmi(images::RemoveArgs),
+    /// Show the history of an image
+    History(images::HistoryArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(transfer::SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(transfer::LoadArgs),
+    /// Log in to a registry
+    Login(auth::LoginArgs),
+    /// Log out from a registry
+    Logout { server: Option<String> },
+    /// Manage images
+    #[command(subcommand)]
+    Image(ImageCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// List images
+    #[command(alias = "list")]
+    Ls(images::ListArgs),
+    /// Display detailed information on one or more images
+    Inspect(images::InspectArgs),
+    /// Show the history of an image
+    History(images::HistoryArgs),
+    /// Remove one or more images
+    Rm(images::RemoveArgs),
+    /// Remove unused images
+    Prune(images::PruneArgs),
+    /// Download an image from a registry
+    Pull(transfer::PullArgs),
+    /// Upload an image to a registry
+    Push(transfer::PushArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag { source: String, target: String },
+    /// Save one or more images to a tar archive
+    Save(transfer::SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(transfer::LoadArgs),
 }
 
 /// Runs the CLI and returns the process exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     match cli.command {
         Command::Daemon {
             data_root,
             exec_root,
             insecure_registry,
             debug,
-        } => {
-            init_tracing(debug);
-            let config = crate::daemon::Config {
-                host: cli.host,
-                data_root,
-                exec_root,
-                insecure_registries: insecure_registry,
-                debug,
+        } => run_daemon(crate::daemon::Config {
+            host: cli.host,
+            data_root,
+            exec_root,
+            insecure_registries: insecure_registry,
+            debug,
+        }),
+        command => {
+            let ctx = Context {
+                client: client::Client::new(&cli.host),
             };
-            match crate::daemon::run(config) {
-                Ok(()) => 0,
-                Err(e) => {
-                    eprintln!("berth daemon: {e}");
-                    1
-                }
-            }
+            report(run(&ctx, command))
         }
-        Command::Version => print_json(&cli.host, "/v1.41/version"),
-        Command::Info => print_json(&cli.host, "/v1.41/info"),
+    }
+}
+
+/// Docker's exit codes for bad usage: 1 for a wrong argument count, 125 for bad flags.
+fn usage_error(e: clap::Error) -> i32 {
+    use clap::error::ErrorKind;
+    let _ = e.print();
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
+        ErrorKind::MissingRequiredArgument
+        | ErrorKind::TooFewValues
+        | ErrorKind::WrongNumberOfValues
+        | ErrorKind::MissingSubcommand => 1,
+        _ => 125,
+    }
+}
+
+fn run_daemon(config: crate::daemon::Config) -> i32 {
+    init_tracing(config.debug);
+    match crate::daemon::run(config) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("berth daemon: {e}");
+            1
+        }
+    }
+}
+
+fn report(result: anyhow::Result<()>) -> i32 {
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            if let Some(Exit(code)) = e.downcast_ref::<Exit>() {
+                return *code;
+            }
+            eprintln!("{e:#}");
+            1
+        }
+    }
+}
+
+fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Daemon { .. } => unreachable!("handled by main"),
+        Command::Version => system::version(ctx),
+        Command::Info => system::info(ctx),
+        Command::Pull(a) => transfer::pull(ctx, &a),
+        Command::Push(a) => transfer::push(ctx, &a),
+        Command::Images(a) => images::list(ctx, &a),
+        Command::Tag { source, target } => images::tag(ctx, &source, &target),
+        Command::Rmi(a) => images::remove(ctx, &a),
+        Command::History(a) => images::history(ctx, &a),
+        Command::Save(a) => transfer::save(ctx, &a),
+        Command::Load(a) => transfer::load(ctx, &a),
+        Command::Login(a) => auth::login(ctx, &a),
+        Command::Logout { server } => auth::logout(server.as_deref()),
+        Command::Image(sub) => run_image(ctx, sub),
+    }
+}
+
+fn run_image(ctx: &Context, command: ImageCommand) -> anyhow::Result<()> {
+    match command {
+        ImageCommand::Ls(a) => images::list(ctx, &a),
+        ImageCommand::Inspect(a) => images::inspect(ctx, &a),
+        ImageCommand::History(a) => images::history(ctx, &a),
+        ImageCommand::Rm(a) => images::remove(ctx, &a),
+        ImageCommand::Prune(a) => images::prune(ctx, &a),
+        ImageCommand::Pull(a) => transfer::pull(ctx, &a),
+        ImageCommand::Push(a) => transfer::push(ctx, &a),
+        ImageCommand::Tag { source, target } => images::tag(ctx, &source, &target),
+        ImageCommand::Save(a) => transfer::save(ctx, &a),
+        ImageCommand::Load(a) => transfer::load(ctx, &a),
     }
 }
 
@@ -80,94 +201,4 @@ fn init_tracing(debug: bool) {
         .with_env_filter(tracing_subscriber::EnvFilter::new(level))
         .with_writer(std::io::stderr)
         .try_init();
-}
-
-fn print_json(host: &str, path: &str) -> i32 {
-    match request(host, "GET", path) {
-        Ok((200, body)) => {
-            let value: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-            println!("{}", serde_json::to_string_pretty(&value).unwrap_or(body));
-            0
-        }
-        Ok((_, body)) => {
-            let value: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-            let message = value["message"].as_str().unwrap_or(&body).to_string();
-            eprintln!("Error response from daemon: {message}");
-            1
-        }
-        Err(e) => {
-            eprintln!("berth: {e}");
-            1
-        }
-    }
-}
-
-/// Sends one request, starting the daemon if none answers. Returns (status, body).
-pub fn request(host: &str, method: &str, path: &str) -> Result<(u16, String), String> {
-    let socket = crate::daemon::socket_path(host).map_err(|e| e.to_string())?;
-    let mut stream = match UnixStream::connect(&socket) {
-        Ok(s) => s,
-        Err(_) => {
-            start_daemon(host)?;
-            UnixStream::connect(&socket).map_err(|e| format!("{}: {e}", socket.display()))?
-        }
-    };
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n\r\n");
-    stream
-        .write_all(req.as_bytes())
-        .map_err(|e| e.to_string())?;
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).map_err(|e| e.to_string())?;
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Ok((status, body.to_string()))
-}
-
-/// Starts `berth daemon` detached in its own session and waits for its socket.
-fn start_daemon(host: &str) -> Result<(), String> {
-    let socket = crate::daemon::socket_path(host).map_err(|e| e.to_string())?;
-    let exec_root = socket
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "/run/berth".into());
-    std::fs::create_dir_all(&exec_root).map_err(|e| format!("{}: {e}", exec_root.display()))?;
-    let log_path = exec_root.join("berth-daemon.log");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| format!("{}: {e}", log_path.display()))?;
-    let err_log = log.try_clone().map_err(|e| e.to_string())?;
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut cmd = std::process::Command::new(exe);
-    cmd.args(["daemon", "--host", host, "--exec-root"])
-        .arg(&exec_root);
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(log)
-        .stderr(err_log);
-    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().map_err(|e| format!("starting daemon: {e}"))?;
-    eprintln!("berth: started daemon (pid {}) on {host}", child.id());
-    for _ in 0..100 {
-        if UnixStream::connect(&socket).is_ok() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Err(format!(
-        "daemon did not come up on {host}; see {}",
-        log_path.display()
-    ))
 }

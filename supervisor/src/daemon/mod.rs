@@ -1,11 +1,14 @@
-//! `berth daemon`: serves the API on a unix socket, one instance per socket.
+//! `berth daemon`: serves the API (axum) on a unix socket, one instance per socket.
 //!
-//! Minimal HTTP/1.1 (one request per connection, `Connection: close`) on a current_thread
-//! runtime to keep idle RSS small. SIGTERM/SIGINT remove the socket and pid file.
+//! A multi-thread runtime with two workers (the image service uses `block_in_place`); one
+//! [`ImageService`] opened at start. SIGTERM/SIGINT remove the socket and pid file.
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
+
+use crate::images::service::{self, ImageService};
 
 /// Errors starting or running the daemon.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +21,11 @@ pub enum Error {
     Io {
         path: PathBuf,
         source: std::io::Error,
+    },
+    #[error("image service under {path}: {source}")]
+    Images {
+        path: PathBuf,
+        source: service::Error,
     },
 }
 
@@ -47,14 +55,42 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 
 /// Runs the daemon in the foreground until SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<(), Error> {
-    let rt = tokio::runtime::Builder::new_current_thread()
+    limit_malloc_arenas();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(64)
+        .thread_keep_alive(Duration::from_secs(5))
         .enable_all()
         .build()
         .map_err(io(Path::new("tokio runtime")))?;
-    rt.block_on(serve(config))
+    let result = rt.block_on(serve(config));
+    rt.shutdown_timeout(Duration::from_secs(2));
+    result
 }
 
-async fn serve(config: Config) -> Result<(), Error> {
+/// glibc gives threads that allocate their own arenas; two keep the idle RSS low.
+fn limit_malloc_arenas() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only tunes the allocator; called before any other thread starts.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+/// Removes the socket and pid file when dropped.
+struct Cleanup {
+    socket: PathBuf,
+    pid_file: PathBuf,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.socket);
+        let _ = std::fs::remove_file(&self.pid_file);
+    }
+}
+
+async fn bind(config: &Config) -> Result<(UnixListener, Cleanup), Error> {
     let socket = socket_path(&config.host)?;
     for dir in [&config.data_root, &config.exec_root] {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
@@ -68,78 +104,42 @@ async fn serve(config: Config) -> Result<(), Error> {
     let _ = std::fs::remove_file(&socket);
     let listener = UnixListener::bind(&socket).map_err(io(&socket))?;
     let pid_file = config.exec_root.join("berth.pid");
+    let cleanup = Cleanup {
+        socket,
+        pid_file: pid_file.clone(),
+    };
     std::fs::write(&pid_file, format!("{}\n", std::process::id())).map_err(io(&pid_file))?;
-    tracing::info!(socket = %socket.display(), "berth daemon listening");
+    Ok((listener, cleanup))
+}
 
+fn open_images(config: &Config) -> Result<ImageService, Error> {
+    ImageService::open(service::Options {
+        data_root: config.data_root.clone(),
+        insecure_registries: config.insecure_registries.clone(),
+    })
+    .map_err(|source| Error::Images {
+        path: config.data_root.clone(),
+        source,
+    })
+}
+
+async fn serve(config: Config) -> Result<(), Error> {
+    let (listener, cleanup) = bind(&config).await?;
+    let images = open_images(&config)?;
+    let state = crate::api::State {
+        images: Arc::new(images),
+        data_root: config.data_root.display().to_string(),
+    };
+    tracing::info!(socket = %cleanup.socket.display(), "berth daemon listening");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(io(Path::new("SIGTERM handler")))?;
-    let data_root = config.data_root.display().to_string();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let data_root = data_root.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = handle(stream, &data_root).await {
-                            tracing::debug!(error = %e, "connection failed");
-                        }
-                    });
-                }
-                Err(e) => tracing::warn!(error = %e, "accept failed"),
-            },
-            _ = term.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
-        }
+    let server = axum::serve(listener, crate::api::app(state));
+    tokio::select! {
+        result = server => result.map_err(io(&cleanup.socket))?,
+        _ = term.recv() => {},
+        _ = tokio::signal::ctrl_c() => {},
     }
     tracing::info!("shutting down");
-    let _ = std::fs::remove_file(&socket);
-    let _ = std::fs::remove_file(&pid_file);
+    drop(cleanup);
     Ok(())
-}
-
-async fn handle(stream: UnixStream, data_root: &str) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line).await?;
-    let mut parts = request_line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_string();
-    let path = parts.next().unwrap_or("/").to_string();
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header).await? == 0 || header.trim().is_empty() {
-            break;
-        }
-    }
-    let response = crate::api::route(&method, &path, data_root);
-    let body = if method == "HEAD" {
-        ""
-    } else {
-        response.body.as_str()
-    };
-    let head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nApi-Version: {}\r\n\
-         Docker-Experimental: false\r\nOstype: linux\r\nServer: berth/{}\r\nConnection: close\r\n\r\n",
-        response.status,
-        reason(response.status),
-        response.content_type,
-        response.body.len(),
-        crate::api::API_VERSION,
-        env!("CARGO_PKG_VERSION"),
-    );
-    let mut stream = reader.into_inner();
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
-    stream.shutdown().await
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        409 => "Conflict",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        _ => "",
-    }
 }
