@@ -97,7 +97,11 @@ impl Image {
     /// `repository@digest` names, familiar form.
     pub fn repo_digests(&self) -> Vec<String> {
         let mut out = BTreeSet::new();
-        for record in self.records.iter().filter(|r| !r.name.starts_with(UNTAGGED)) {
+        for record in self
+            .records
+            .iter()
+            .filter(|r| !r.name.starts_with(UNTAGGED))
+        {
             let Ok(r) = Reference::parse_bare(&record.name) else {
                 continue;
             };
