@@ -1,0 +1,174 @@
+//! A real image registry for tests: Debian's `docker-registry` (distribution 2.x) on
+//! 127.0.0.1 with a free port and a private storage directory, killed on drop.
+//!
+//! ```no_run
+//! let registry = berth_integration::registry::Registry::start();
+//! let host = registry.host(); // "127.0.0.1:PORT"
+//! // with htpasswd basic auth:
+//! let private = berth_integration::registry::Registry::start_with_auth("alice", "secret");
+//! ```
+//! `log()` is what the registry printed (its access log included), `blob_gets(digest)` counts
+//! the blob downloads it served, and `blob_file(digest)` is where it keeps a blob's bytes (to
+//! corrupt one on purpose).
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where Debian installs the registry.
+pub const BINARY: &str = "/usr/bin/docker-registry";
+
+/// A running registry.
+pub struct Registry {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Registry {
+    /// Starts a registry that anyone may pull from and push to.
+    pub fn start() -> Self {
+        Self::launch(None)
+    }
+
+    /// Starts a registry that wants basic auth with this one user (htpasswd, bcrypt).
+    pub fn start_with_auth(user: &str, password: &str) -> Self {
+        Self::launch(Some((user, password)))
+    }
+
+    fn launch(auth: Option<(&str, &str)>) -> Self {
+        let dir = tempfile::tempdir().expect("registry temp dir");
+        let port = free_port();
+        let storage = dir.path().join("storage");
+        fs::create_dir_all(&storage).expect("registry storage dir");
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\n\
+             storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+             http:\n  addr: 127.0.0.1:{port}\n  secret: berth-test-secret\n",
+            storage.display()
+        );
+        if let Some((user, password)) = auth {
+            let htpasswd = dir.path().join("htpasswd");
+            let hash = bcrypt::hash(password, 5).expect("bcrypt");
+            fs::write(&htpasswd, format!("{user}:{hash}\n")).expect("write htpasswd");
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
+        let config_path = dir.path().join("config.yml");
+        fs::write(&config_path, config).expect("write registry config");
+        let log = fs::File::create(dir.path().join("registry.log")).expect("registry log");
+        let child = Command::new(BINARY)
+            .arg("serve")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup log"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {BINARY}: {e} (apt-get install docker-registry)"));
+        let registry = Registry { child, port, dir };
+        registry.wait_ready();
+        registry
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(status) = self.get_status("/v2/") {
+                if status == 200 || status == 401 {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "registry on port {} did not come up:\n{}",
+            self.port,
+            self.log()
+        );
+    }
+
+    /// The HTTP status of a plain GET, or None when nothing answers.
+    pub fn get_status(&self, path: &str) -> Option<u16> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+            self.port
+        );
+        stream.write_all(request.as_bytes()).ok()?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).ok()?;
+        std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+    }
+
+    /// `127.0.0.1:PORT`, the registry part of image references.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Its private storage directory.
+    pub fn storage(&self) -> PathBuf {
+        self.dir.path().join("storage")
+    }
+
+    /// Where it keeps the bytes of a blob (`sha256:…`).
+    pub fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.storage()
+            .join("docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+
+    /// Everything it logged so far (access log included).
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    /// How many times it served `GET …/blobs/<digest>` so far.
+    pub fn blob_gets(&self, digest: &str) -> usize {
+        let needle = format!("/blobs/{digest} ");
+        self.log()
+            .lines()
+            .filter(|l| l.contains("\"GET ") && l.contains(&needle))
+            .count()
+    }
+
+    /// How many blob downloads of any digest it served so far.
+    pub fn all_blob_gets(&self) -> usize {
+        self.log()
+            .lines()
+            .filter(|l| l.contains("\"GET ") && l.contains("/blobs/sha256:"))
+            .count()
+    }
+
+    /// The directory holding the config, htpasswd, storage and log.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("find a free port")
+}
