@@ -404,6 +404,30 @@ pub fn push(layout: &Layout, host: &str, repo: &str, creds: Option<(&str, &str)>
     );
 }
 
+/// Pushes a single-platform layout converted to a Docker v2 schema 2 manifest
+/// (`skopeo copy --format v2s2`): the manifest digest changes, the blobs keep theirs.
+/// Returns the digest of the manifest the registry now serves.
+pub fn push_docker_v2s2(layout: &Layout, host: &str, repo: &str) -> String {
+    let out = Command::new("skopeo")
+        .args([
+            "copy",
+            "--quiet",
+            "--format",
+            "v2s2",
+            "--dest-tls-verify=false",
+        ])
+        .arg(format!("oci:{}:{}", layout.path().display(), layout.tag))
+        .arg(format!("docker://{host}/{repo}:{}", layout.tag))
+        .output()
+        .expect("run skopeo (apt-get install skopeo)");
+    assert!(
+        out.status.success(),
+        "skopeo copy --format v2s2 to {host}/{repo}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    sha256(&remote_raw(host, &format!("{repo}:{}", layout.tag)))
+}
+
 /// `skopeo inspect --raw` of a remote image: the manifest (or index) bytes it serves.
 pub fn remote_raw(host: &str, reference: &str) -> Vec<u8> {
     let out = Command::new("skopeo")

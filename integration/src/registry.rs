@@ -172,3 +172,117 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("find a free port")
 }
+
+/// What a [`FakeRegistry`] route answers with.
+#[derive(Debug, Clone)]
+pub enum Body {
+    /// These bytes, with their Content-Length.
+    Bytes(Vec<u8>),
+    /// Zeros without Content-Length until the client hangs up (at most 1 GiB).
+    Endless,
+}
+
+/// One scripted answer: `GET`/`HEAD` of `path` (query ignored) gets status 200, the headers
+/// and the body.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Body,
+}
+
+/// A scripted registry on 127.0.0.1 for what a real one never does (a manifest that is not
+/// what its digest says, an endless blob). `/v2/` answers 200, unknown paths 404. Stops on drop.
+pub struct FakeRegistry {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FakeRegistry {
+    pub fn start(routes: Vec<Route>) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake registry");
+        let port = listener.local_addr().expect("fake registry address").port();
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let routes = std::sync::Arc::new(routes);
+        std::thread::spawn(move || {
+            while !stopped.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let routes = routes.clone();
+                        std::thread::spawn(move || serve_one(stream, &routes));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        FakeRegistry { port, stop }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for FakeRegistry {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn serve_one(mut stream: TcpStream, routes: &[Route]) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 65536 {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return,
+        }
+    }
+    let head = String::from_utf8_lossy(&head);
+    let mut words = head.split_whitespace();
+    let method = words.next().unwrap_or_default();
+    let path = words.next().unwrap_or_default();
+    let path = path.split('?').next().unwrap_or_default();
+    let route = routes.iter().find(|r| r.path == path);
+    let (status, headers, body) = match (path, route) {
+        (_, Some(route)) => ("200 OK", route.headers.clone(), route.body.clone()),
+        ("/v2/", None) => ("200 OK", Vec::new(), Body::Bytes(b"{}".to_vec())),
+        _ => (
+            "404 Not Found",
+            Vec::new(),
+            Body::Bytes(b"{\"errors\":[]}".to_vec()),
+        ),
+    };
+    let mut response = format!("HTTP/1.1 {status}\r\nConnection: close\r\n");
+    for (name, value) in &headers {
+        response.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if let Body::Bytes(bytes) = &body {
+        response.push_str(&format!("Content-Length: {}\r\n", bytes.len()));
+    }
+    response.push_str("\r\n");
+    if stream.write_all(response.as_bytes()).is_err() || method == "HEAD" {
+        return;
+    }
+    match body {
+        Body::Bytes(bytes) => {
+            let _ = stream.write_all(&bytes);
+        }
+        Body::Endless => {
+            let zeros = vec![0u8; 64 << 10];
+            for _ in 0..(1 << 14) {
+                if stream.write_all(&zeros).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,13 +1,13 @@
 //! Pull and push against a real registry: Debian's `docker-registry` on 127.0.0.1, images
 //! built by the test (busybox-static) and pushed with `skopeo`. Run as root.
 use berth_integration::oci_image::{self, sha256, sha256sum, Layout};
-use berth_integration::registry::Registry;
+use berth_integration::registry::{Body, FakeRegistry, Registry, Route};
 use berth_supervisor::images::progress::Message;
 use berth_supervisor::images::registry::Credentials;
 use berth_supervisor::images::service::{Error, ImageService, Options};
 
 /// An image service with a private data root.
-fn service() -> (tempfile::TempDir, ImageService) {
+fn new_service() -> (tempfile::TempDir, ImageService) {
     let dir = tempfile::tempdir().unwrap();
     let service = ImageService::open(Options {
         data_root: dir.path().to_path_buf(),
@@ -87,7 +87,7 @@ async fn pull_busybox_then_pull_again_fetches_nothing() {
     let registry = Registry::start();
     let layout = oci_image::busybox("latest");
     oci_image::push(&layout, &registry.host(), "busybox", None);
-    let (_dir, service) = service();
+    let (_dir, service) = new_service();
     let reference = format!("{}/busybox", registry.host());
 
     let (result, messages) = pull(&service, &reference, None, None).await;
@@ -151,7 +151,7 @@ async fn pull_multi_layer_whiteouts_and_zstd_images() {
     let zstd = oci_image::zstd_image("v1");
     oci_image::push(&whiteouts, &registry.host(), "layers", None);
     oci_image::push(&zstd, &registry.host(), "zstd", None);
-    let (dir, service) = service();
+    let (dir, service) = new_service();
     for (repo, layout) in [("layers", &whiteouts), ("zstd", &zstd)] {
         let reference = format!("{}/{repo}:v1", registry.host());
         let (result, messages) = pull(&service, &reference, None, None).await;
@@ -175,7 +175,7 @@ async fn platform_selection_from_an_index() {
         (0, "linux/amd64"),
         (1, "linux/arm64/v8"),
     ] {
-        let (_dir, service) = service();
+        let (_dir, service) = new_service();
         let (result, messages) = pull(&service, &reference, Some(platform), None).await;
         let record =
             result.unwrap_or_else(|e| panic!("pull {platform}: {e}\n{:#?}", statuses(&messages)));
@@ -196,7 +196,7 @@ async fn platform_selection_from_an_index() {
             info.platform.trim_end_matches("/v8")
         );
     }
-    let (_dir, service) = service();
+    let (_dir, service) = new_service();
     let (result, _) = pull(&service, &reference, Some("linux/s390x"), None).await;
     let error = result.unwrap_err().to_string();
     assert!(
@@ -211,7 +211,7 @@ async fn push_to_another_registry_then_mount_across_repositories() {
     let target = Registry::start();
     let layout = oci_image::whiteouts("v1");
     oci_image::push(&layout, &source.host(), "app", None);
-    let (_dir, service) = service();
+    let (_dir, service) = new_service();
     let (result, _) = pull(&service, &format!("{}/app:v1", source.host()), None, None).await;
     result.unwrap();
 
@@ -307,7 +307,7 @@ async fn basic_auth_login_and_pull() {
         "private",
         Some(("alice", "s3cret")),
     );
-    let (_dir, service) = service();
+    let (_dir, service) = new_service();
     let wrong = Credentials {
         username: "alice".into(),
         password: "wrong".into(),
@@ -315,6 +315,7 @@ async fn basic_auth_login_and_pull() {
         ..Default::default()
     };
     let error = service.login(&wrong).await.unwrap_err().to_string();
+    eprintln!("wrong password: {error}");
     assert!(
         error.contains("unauthorized: incorrect username or password"),
         "{error}"
@@ -353,12 +354,13 @@ async fn a_corrupt_blob_is_refused_and_nothing_of_it_kept() {
     bytes[middle] ^= 0xff;
     std::fs::write(&file, &bytes).unwrap();
 
-    let (dir, service) = service();
+    let (dir, service) = new_service();
     let reference = format!("{}/corrupt", registry.host());
     let (result, messages) = pull(&service, &reference, None, None).await;
     let error = result
         .expect_err("pull of a corrupt layer worked")
         .to_string();
+    eprintln!("corrupt layer: {error}");
     assert!(
         error.contains("digest"),
         "{error}\n{:#?}",
@@ -376,7 +378,7 @@ async fn concurrent_pulls_download_a_shared_layer_once() {
     let layout = oci_image::busybox("latest");
     oci_image::push(&layout, &registry.host(), "one", None);
     oci_image::push(&layout, &registry.host(), "two", None);
-    let (_dir, service) = service();
+    let (_dir, service) = new_service();
     let one = format!("{}/one", registry.host());
     let two = format!("{}/two", registry.host());
     let (a, b) = tokio::join!(
@@ -387,4 +389,144 @@ async fn concurrent_pulls_download_a_shared_layer_once() {
     b.0.unwrap();
     let layer = &layout.manifests[0].layers[0];
     assert_eq!(registry.blob_gets(layer), 1, "{}", registry.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_a_docker_v2_schema2_manifest_and_by_digest() {
+    let registry = Registry::start();
+    let layout = oci_image::busybox("latest");
+    let digest = oci_image::push_docker_v2s2(&layout, &registry.host(), "docker");
+    let (_dir, service) = new_service();
+    let reference = format!("{}/docker:latest", registry.host());
+    let (result, messages) = pull(&service, &reference, None, None).await;
+    let record = result.unwrap_or_else(|e| panic!("pull: {e}\n{:#?}", statuses(&messages)));
+    assert_eq!(
+        record.target.media_type,
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert_eq!(record.target.digest, digest);
+    assert_eq!(sha256sum(&service.content.path(&digest).unwrap()), digest);
+    for layer in &layout.manifests[0].layers {
+        assert_eq!(sha256sum(&service.content.path(layer).unwrap()), *layer);
+    }
+
+    // By digest: the name carries the digest, nothing is fetched again.
+    let gets = registry.all_blob_gets();
+    let by_digest = format!("{}/docker@{digest}", registry.host());
+    let (result, messages) = pull(&service, &by_digest, None, None).await;
+    let record = result.unwrap_or_else(|e| panic!("pull: {e}\n{:#?}", statuses(&messages)));
+    assert_eq!(record.name, by_digest);
+    assert_eq!(registry.all_blob_gets(), gets);
+    assert_eq!(
+        service.resolve(&by_digest).unwrap().id,
+        record.config_digest
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_size_is_refused_and_a_failed_pull_resumes() {
+    let registry = Registry::start();
+    let layout = oci_image::busybox("latest");
+    oci_image::push(&layout, &registry.host(), "sized", None);
+    let info = &layout.manifests[0];
+    let layer = info.layers[0].clone();
+    let file = registry.blob_file(&layer);
+    let original = std::fs::read(&file).unwrap();
+    let mut longer = original.clone();
+    longer.extend_from_slice(&[0u8; 4096]);
+    std::fs::write(&file, &longer).unwrap();
+
+    let (dir, service) = new_service();
+    let reference = format!("{}/sized", registry.host());
+    let (result, _) = pull(&service, &reference, None, None).await;
+    let error = result
+        .expect_err("pull of an oversized layer worked")
+        .to_string();
+    assert!(error.contains(&layer) && error.contains("bytes"), "{error}");
+    assert!(!service.content.contains(&layer));
+    assert!(ingest_is_empty(dir.path()));
+    // What was fetched stays leased through a gc, and the next pull does not fetch it again.
+    service.gc().await.unwrap();
+    assert!(service.content.contains(&info.config));
+    assert!(service.content.contains(&info.digest));
+    std::fs::write(&file, &original).unwrap();
+    let (result, _) = pull(&service, &reference, None, None).await;
+    result.unwrap();
+    assert_eq!(registry.blob_gets(&info.config), 1, "config fetched twice");
+    assert!(service.metadata.leased_digests().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lying_registries_are_cut_off() {
+    let layer = format!("sha256:{}", "1".repeat(64));
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": oci_image::OCI_MANIFEST,
+        "config": { "mediaType": oci_image::OCI_CONFIG, "digest": sha256(config), "size": config.len() },
+        "layers": [{ "mediaType": oci_image::LAYER_GZIP, "digest": layer, "size": 1000 }],
+    }))
+    .unwrap();
+    let manifest_type = (
+        "Content-Type".to_string(),
+        oci_image::OCI_MANIFEST.to_string(),
+    );
+    let route = |path: String, headers: Vec<(String, String)>, body: Body| Route {
+        path,
+        headers,
+        body,
+    };
+    let fake = FakeRegistry::start(vec![
+        // A manifest that is not what the registry says it is.
+        route(
+            "/v2/liar/manifests/latest".into(),
+            vec![
+                manifest_type.clone(),
+                (
+                    "Docker-Content-Digest".into(),
+                    format!("sha256:{}", "2".repeat(64)),
+                ),
+            ],
+            Body::Bytes(manifest.clone()),
+        ),
+        // A manifest that never ends.
+        route(
+            "/v2/endless/manifests/latest".into(),
+            vec![manifest_type.clone()],
+            Body::Endless,
+        ),
+        // A layer that never ends.
+        route(
+            "/v2/stream/manifests/latest".into(),
+            vec![manifest_type],
+            Body::Bytes(manifest),
+        ),
+        route(
+            format!("/v2/stream/blobs/{}", sha256(config)),
+            Vec::new(),
+            Body::Bytes(config.to_vec()),
+        ),
+        route(
+            format!("/v2/stream/blobs/{layer}"),
+            Vec::new(),
+            Body::Endless,
+        ),
+    ]);
+    let (dir, service) = new_service();
+    let (result, _) = pull(&service, &format!("{}/liar", fake.host()), None, None).await;
+    let error = result.expect_err("liar accepted").to_string();
+    assert!(error.contains("manifest has digest"), "{error}");
+    let (result, _) = pull(&service, &format!("{}/endless", fake.host()), None, None).await;
+    let error = result.expect_err("endless manifest accepted").to_string();
+    assert!(error.contains("larger than"), "{error}");
+    assert!(service.content.list().unwrap().is_empty());
+    let (result, _) = pull(&service, &format!("{}/stream", fake.host()), None, None).await;
+    let error = result.expect_err("endless layer accepted").to_string();
+    assert!(
+        error.contains(&layer) && error.contains("more than 1000 bytes"),
+        "{error}"
+    );
+    assert!(!service.content.contains(&layer));
+    assert!(ingest_is_empty(dir.path()));
 }

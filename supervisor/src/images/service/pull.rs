@@ -5,7 +5,7 @@
 //! present are not fetched again; concurrent pulls of one blob take its ingest lock, so it is
 //! downloaded once. The pull holds the gc lock shared, and a lease names its digests so that a
 //! crash mid-pull does not hand the fetched blobs to the next gc (the lease expires after an
-//! hour; a failed pull leaves it so that a retry resumes).
+//! hour; a failed pull leaves it so that a retry resumes, and the retry releases it).
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 
@@ -39,18 +39,12 @@ struct PullLease {
 }
 
 impl PullLease {
-    fn new(metadata: Arc<Metadata>) -> Self {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let id = format!(
-            "pull-{}-{}-{}",
-            std::process::id(),
-            metadata::now(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
+    /// One lease per reference and platform: a retry after a failure takes over (and at
+    /// the end releases) the lease the failed pull left.
+    fn new(metadata: Arc<Metadata>, reference: &Reference, platform: &Platform) -> Self {
         PullLease {
             metadata,
-            id,
+            id: format!("pull {reference} {platform}"),
             digests: Mutex::default(),
         }
     }
@@ -101,7 +95,7 @@ impl ImageService {
         let pull = Pull {
             reference: &reference,
             registry,
-            lease: PullLease::new(self.metadata.clone()),
+            lease: PullLease::new(self.metadata.clone(), &reference, &platform),
             progress,
         };
         tracing::info!(reference = %reference, %platform, "pull");
@@ -259,8 +253,8 @@ impl ImageService {
     async fn fetch_layers(&self, pull: &Pull<'_>, layers: &[Descriptor]) -> Result<(), Error> {
         let mut missing = 0;
         for layer in layers {
-            let id = short_id(&layer.digest().to_string());
-            if self.content.contains(&layer.digest().to_string()) {
+            let id = short_id(layer.digest().as_ref());
+            if self.content.contains(layer.digest().as_ref()) {
                 say(pull.progress, Some(&id), "Already exists");
             } else {
                 say(pull.progress, Some(&id), "Pulling fs layer");

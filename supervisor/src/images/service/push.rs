@@ -124,7 +124,7 @@ impl ImageService {
         manifest
             .layers()
             .iter()
-            .map(|l| short_id(&l.digest().to_string()))
+            .map(|l| short_id(l.digest().as_ref()))
             .collect()
     }
 
