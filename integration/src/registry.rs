@@ -192,14 +192,27 @@ pub struct Route {
 }
 
 /// A scripted registry on 127.0.0.1 for what a real one never does (a manifest that is not
-/// what its digest says, an endless blob). `/v2/` answers 200, unknown paths 404. Stops on drop.
+/// what its digest says, an endless blob) and for the token flow that Debian's registry cannot
+/// do alone. `/v2/` answers 200, unknown paths 404. Stops on drop.
 pub struct FakeRegistry {
     port: u16,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl FakeRegistry {
+    /// Serves `routes` to anyone.
     pub fn start(routes: Vec<Route>) -> Self {
+        Self::serve(routes, None)
+    }
+
+    /// Serves `routes` only with `Authorization: Bearer TOKEN`; anything else gets 401 and
+    /// `WWW-Authenticate: Bearer realm="http://HOST/token",service="berth-fake"`. `/token`
+    /// hands out [`TOKEN`] for basic auth as `user`/`password`, 401 otherwise.
+    pub fn start_with_token(routes: Vec<Route>, user: &str, password: &str) -> Self {
+        Self::serve(routes, Some(format!("{user}:{password}")))
+    }
+
+    fn serve(routes: Vec<Route>, account: Option<String>) -> Self {
         use std::sync::atomic::{AtomicBool, Ordering};
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake registry");
         let port = listener.local_addr().expect("fake registry address").port();
@@ -214,7 +227,10 @@ impl FakeRegistry {
                 match listener.accept() {
                     Ok((stream, _)) => {
                         let routes = routes.clone();
-                        std::thread::spawn(move || serve_one(stream, &routes));
+                        let account = account.clone();
+                        std::thread::spawn(move || {
+                            serve_one(stream, port, &routes, account.as_deref())
+                        });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
                 }
@@ -235,7 +251,51 @@ impl Drop for FakeRegistry {
     }
 }
 
-fn serve_one(mut stream: TcpStream, routes: &[Route]) {
+/// The bearer token a [`FakeRegistry::start_with_token`] hands out.
+pub const TOKEN: &str = "berth-fake-token";
+
+/// Status, headers and body for a request to a token-protected fake registry when the
+/// request is not let through; None when it is.
+fn token_gate(
+    head: &str,
+    path: &str,
+    port: u16,
+    account: &str,
+) -> Option<(&'static str, Vec<(String, String)>, Body)> {
+    use base64::Engine as _;
+    let authorization = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("authorization")
+                .then(|| value.trim().to_string())
+        })
+        .unwrap_or_default();
+    if path == "/token" {
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(account)
+        );
+        return Some(if authorization == basic {
+            let body = format!("{{\"token\":\"{TOKEN}\"}}");
+            ("200 OK", Vec::new(), Body::Bytes(body.into_bytes()))
+        } else {
+            ("401 Unauthorized", Vec::new(), Body::Bytes(b"{}".to_vec()))
+        });
+    }
+    if authorization == format!("Bearer {TOKEN}") {
+        return None;
+    }
+    let challenge =
+        format!("Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"berth-fake\"");
+    Some((
+        "401 Unauthorized",
+        vec![("WWW-Authenticate".to_string(), challenge)],
+        Body::Bytes(b"{\"errors\":[{\"code\":\"UNAUTHORIZED\"}]}".to_vec()),
+    ))
+}
+
+fn serve_one(mut stream: TcpStream, port: u16, routes: &[Route], account: Option<&str>) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let mut head = Vec::new();
@@ -252,9 +312,11 @@ fn serve_one(mut stream: TcpStream, routes: &[Route]) {
     let path = words.next().unwrap_or_default();
     let path = path.split('?').next().unwrap_or_default();
     let route = routes.iter().find(|r| r.path == path);
-    let (status, headers, body) = match (path, route) {
-        (_, Some(route)) => ("200 OK", route.headers.clone(), route.body.clone()),
-        ("/v2/", None) => ("200 OK", Vec::new(), Body::Bytes(b"{}".to_vec())),
+    let gate = account.and_then(|account| token_gate(&head, path, port, account));
+    let (status, headers, body) = match (path, route, gate) {
+        (_, _, Some(answer)) => answer,
+        (_, Some(route), None) => ("200 OK", route.headers.clone(), route.body.clone()),
+        ("/v2/", None, None) => ("200 OK", Vec::new(), Body::Bytes(b"{}".to_vec())),
         _ => (
             "404 Not Found",
             Vec::new(),

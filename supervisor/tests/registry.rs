@@ -530,3 +530,45 @@ async fn lying_registries_are_cut_off() {
     assert!(!service.content.contains(&layer));
     assert!(ingest_is_empty(dir.path()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_token_login_and_pull() {
+    let layout = oci_image::busybox("latest");
+    let info = &layout.manifests[0];
+    let blob = |digest: &str| Body::Bytes(std::fs::read(layout.blob_path(digest)).unwrap());
+    let mut routes = vec![Route {
+        path: "/v2/tokened/manifests/latest".into(),
+        headers: vec![("Content-Type".into(), oci_image::OCI_MANIFEST.into())],
+        body: blob(&info.digest),
+    }];
+    for digest in std::iter::once(&info.config).chain(&info.layers) {
+        routes.push(Route {
+            path: format!("/v2/tokened/blobs/{digest}"),
+            headers: Vec::new(),
+            body: blob(digest),
+        });
+    }
+    let fake = FakeRegistry::start_with_token(routes, "bob", "hunter2");
+    let (_dir, service) = new_service();
+    let creds = |password: &str| Credentials {
+        username: "bob".into(),
+        password: password.into(),
+        server_address: format!("http://{}/v2/", fake.host()),
+        ..Default::default()
+    };
+    let error = service.login(&creds("nope")).await.unwrap_err().to_string();
+    assert!(
+        error.contains("unauthorized: incorrect username or password"),
+        "{error}"
+    );
+    service.login(&creds("hunter2")).await.unwrap();
+
+    let reference = format!("{}/tokened", fake.host());
+    let (result, _) = pull(&service, &reference, None, None).await;
+    let error = result.expect_err("anonymous pull worked").to_string();
+    assert!(error.contains("unauthorized"), "{error}");
+    let (result, messages) = pull(&service, &reference, None, Some(creds("hunter2"))).await;
+    let record = result.unwrap_or_else(|e| panic!("pull: {e}\n{:#?}", statuses(&messages)));
+    assert_eq!(record.target.digest, info.digest);
+    assert_stored(&service, &layout, 0);
+}

@@ -109,14 +109,18 @@ impl Credentials {
     }
 
     /// What `oci-client` authenticates with: basic credentials when a username is given.
+    /// An identity token (an OAuth refresh token) is not supported: it is not sent anywhere.
     pub fn auth(&self) -> RegistryAuth {
         if !self.username.is_empty() {
-            RegistryAuth::Basic(self.username.clone(), self.password.clone())
-        } else if !self.identity_token.is_empty() {
-            RegistryAuth::Bearer(self.identity_token.clone())
-        } else {
-            RegistryAuth::Anonymous
+            return RegistryAuth::Basic(self.username.clone(), self.password.clone());
         }
+        if !self.identity_token.is_empty() {
+            tracing::warn!(
+                registry = %self.server_address,
+                "identity tokens are not supported; pulling anonymously"
+            );
+        }
+        RegistryAuth::Anonymous
     }
 }
 
