@@ -251,17 +251,15 @@ impl Drop for FakeRegistry {
     }
 }
 
+/// Status line, headers and body of a fake registry's answer.
+type Answer = (&'static str, Vec<(String, String)>, Body);
+
 /// The bearer token a [`FakeRegistry::start_with_token`] hands out.
 pub const TOKEN: &str = "berth-fake-token";
 
 /// Status, headers and body for a request to a token-protected fake registry when the
 /// request is not let through; None when it is.
-fn token_gate(
-    head: &str,
-    path: &str,
-    port: u16,
-    account: &str,
-) -> Option<(&'static str, Vec<(String, String)>, Body)> {
+fn token_gate(head: &str, path: &str, port: u16, account: &str) -> Option<Answer> {
     use base64::Engine as _;
     let authorization = head
         .lines()
