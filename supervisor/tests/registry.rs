@@ -196,6 +196,11 @@ async fn platform_selection_from_an_index() {
             info.platform.trim_end_matches("/v8")
         );
     }
+    if oci_image::host_platform() == "linux/amd64" {
+        let (_dir, service) = new_service();
+        let (result, _) = pull(&service, &reference, None, None).await;
+        assert_eq!(result.unwrap().target.digest, layout.manifests[0].digest);
+    }
     let (_dir, service) = new_service();
     let (result, _) = pull(&service, &reference, Some("linux/s390x"), None).await;
     let error = result.unwrap_err().to_string();

@@ -136,8 +136,11 @@ impl ImageService {
                 .chain(manifest.layers().iter().map(|l| l.digest().to_string())),
         )?;
         if !self.content.contains(&config_digest) {
-            self.fetch_blob(pull, &config_digest, config.size(), None)
-                .await?;
+            let _ingest = self.content.ingest_lock(&config_digest).await;
+            if !self.content.contains(&config_digest) {
+                self.fetch_blob(pull, &config_digest, config.size(), None)
+                    .await?;
+            }
         }
         self.fetch_layers(pull, manifest.layers()).await?;
         let record = ImageRecord {
@@ -401,5 +404,49 @@ pub(crate) fn write_error(digest: &str, e: std::io::Error) -> Error {
             message,
         }
         .into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_addresses_name_registries() {
+        assert_eq!(registry_host(""), "docker.io");
+        assert_eq!(registry_host("https://index.docker.io/v1/"), "docker.io");
+        assert_eq!(registry_host("http://127.0.0.1:5000/v2/"), "127.0.0.1:5000");
+        assert_eq!(
+            registry_host("registry.example.com"),
+            "registry.example.com"
+        );
+    }
+
+    #[test]
+    fn an_entry_without_variant_is_preferred() {
+        let index: ImageIndex = serde_json::from_value(serde_json::json!({
+            "schemaVersion": 2,
+            "manifests": [
+                { "mediaType": registry::OCI_MANIFEST, "size": 1,
+                  "digest": format!("sha256:{}", "a".repeat(64)),
+                  "platform": { "os": "linux", "architecture": "amd64", "variant": "v3" } },
+                { "mediaType": registry::OCI_MANIFEST, "size": 1,
+                  "digest": format!("sha256:{}", "b".repeat(64)),
+                  "platform": { "os": "linux", "architecture": "amd64" } },
+                { "mediaType": registry::OCI_MANIFEST, "size": 1,
+                  "digest": format!("sha256:{}", "c".repeat(64)),
+                  "platform": { "os": "linux", "architecture": "arm", "variant": "v7" } },
+            ],
+        }))
+        .unwrap();
+        let pick = |p: &str| {
+            select_platform(index.manifests(), &Platform::parse(Some(p)).unwrap())
+                .map(|d| d.digest().to_string()[7..8].to_string())
+        };
+        assert_eq!(pick("linux/amd64").as_deref(), Some("b"));
+        assert_eq!(pick("linux/amd64/v3").as_deref(), Some("a"));
+        assert_eq!(pick("linux/arm/v7").as_deref(), Some("c"));
+        assert_eq!(pick("linux/arm/v6"), None);
+        assert_eq!(pick("windows/amd64"), None);
     }
 }
