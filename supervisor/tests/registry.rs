@@ -126,6 +126,10 @@ async fn pull_busybox_then_pull_again_fetches_nothing() {
         Vec::<String>::new()
     );
 
+    let (result, _) = pull(&service, &format!("{reference}:nope"), None, None).await;
+    let error = result.unwrap_err().to_string();
+    assert!(error.contains("not found: manifest unknown"), "{error}");
+
     let gets = registry.all_blob_gets();
     assert!(gets >= 2, "registry log shows {gets} blob GETs");
     let (result, messages) = pull(&service, &reference, None, None).await;

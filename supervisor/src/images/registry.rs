@@ -35,6 +35,11 @@ pub const MANIFEST_TYPES: [&str; 4] = [
     OCI_INDEX,
 ];
 
+/// A registry that does not accept a connection in this time is given up.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// A response that sends nothing for this long is given up (a stalled stream).
+pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Errors talking to a registry; each names the registry, reference or digest it is about.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -48,7 +53,7 @@ pub enum Error {
     },
     #[error("{url}: {message}")]
     Http { url: String, message: String },
-    #[error("{reference}: manifest unknown")]
+    #[error("manifest for {reference} not found: manifest unknown")]
     ManifestUnknown { reference: String },
     #[error("{reference}: unsupported manifest media type {media_type:?}")]
     MediaType {
@@ -71,6 +76,18 @@ pub enum Error {
     Blob { digest: String, message: String },
     #[error("invalid X-Registry-Auth header: {0}")]
     AuthHeader(String),
+}
+
+impl Error {
+    /// The HTTP status the Docker Engine API answers this error with.
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::Unauthorized { .. } => 401,
+            Error::ManifestUnknown { .. } | Error::NoPlatform { .. } => 404,
+            Error::Platform(_) | Error::AuthHeader(_) => 400,
+            _ => 500,
+        }
+    }
 }
 
 /// Credentials for one registry, as `berth login` stores them and as docker's
@@ -193,6 +210,8 @@ impl Registry {
                 ClientProtocol::Https
             },
             use_monolithic_push: true,
+            connect_timeout: Some(CONNECT_TIMEOUT),
+            read_timeout: Some(READ_TIMEOUT),
             platform_resolver: None,
             user_agent: concat!("berth/", env!("CARGO_PKG_VERSION")),
             ..Default::default()
@@ -200,6 +219,8 @@ impl Registry {
         Registry {
             client: oci_client::Client::new(config),
             http: reqwest::Client::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .read_timeout(READ_TIMEOUT)
                 .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .unwrap_or_default(),
