@@ -40,69 +40,32 @@ impl Registry {
 
     fn launch(auth: Option<(&str, &str)>) -> Self {
         let dir = tempfile::tempdir().expect("registry temp dir");
-        let port = free_port();
         let storage = dir.path().join("storage");
         fs::create_dir_all(&storage).expect("registry storage dir");
-        let mut config = format!(
-            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\n\
-             storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-             http:\n  addr: 127.0.0.1:{port}\n  secret: berth-test-secret\n",
-            storage.display()
-        );
         if let Some((user, password)) = auth {
-            let htpasswd = dir.path().join("htpasswd");
             let hash = bcrypt::hash(password, 5).expect("bcrypt");
-            fs::write(&htpasswd, format!("{user}:{hash}\n")).expect("write htpasswd");
-            config.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
-                htpasswd.display()
-            ));
+            fs::write(dir.path().join("htpasswd"), format!("{user}:{hash}\n"))
+                .expect("write htpasswd");
         }
-        let config_path = dir.path().join("config.yml");
-        fs::write(&config_path, config).expect("write registry config");
-        let log = fs::File::create(dir.path().join("registry.log")).expect("registry log");
-        let child = Command::new(BINARY)
-            .arg("serve")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("dup log"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {BINARY}: {e} (apt-get install docker-registry)"));
-        let registry = Registry { child, port, dir };
-        registry.wait_ready();
-        registry
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Some(status) = self.get_status("/v2/") {
-                if status == 200 || status == 401 {
-                    return;
-                }
+        // The port was free a moment ago; another test may take it first, so try again then.
+        for _ in 0..5 {
+            let port = free_port();
+            let mut child = spawn(dir.path(), port, auth.is_some());
+            if wait_ready(&mut child, port, dir.path()) {
+                return Registry { child, port, dir };
             }
-            std::thread::sleep(Duration::from_millis(50));
+            let _ = child.kill();
+            let _ = child.wait();
         }
         panic!(
-            "registry on port {} did not come up:\n{}",
-            self.port,
-            self.log()
+            "docker-registry did not come up:\n{}",
+            fs::read_to_string(dir.path().join("registry.log")).unwrap_or_default()
         );
     }
 
     /// The HTTP status of a plain GET, or None when nothing answers.
     pub fn get_status(&self, path: &str) -> Option<u16> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
-            self.port
-        );
-        stream.write_all(request.as_bytes()).ok()?;
-        let mut head = [0u8; 12];
-        stream.read_exact(&mut head).ok()?;
-        std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+        http_status(self.port, path)
     }
 
     /// `127.0.0.1:PORT`, the registry part of image references.
@@ -156,6 +119,62 @@ impl Registry {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// Writes the config for `port` and starts the registry, its output going to `registry.log`.
+fn spawn(dir: &Path, port: u16, basic_auth: bool) -> Child {
+    let mut config = format!(
+        "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\n\
+         storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+         http:\n  addr: 127.0.0.1:{port}\n  secret: berth-test-secret\n",
+        dir.join("storage").display()
+    );
+    if basic_auth {
+        config.push_str(&format!(
+            "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+            dir.join("htpasswd").display()
+        ));
+    }
+    let config_path = dir.join("config.yml");
+    fs::write(&config_path, config).expect("write registry config");
+    let log = fs::File::create(dir.join("registry.log")).expect("registry log");
+    Command::new(BINARY)
+        .arg("serve")
+        .arg(&config_path)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("dup log"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {BINARY}: {e} (apt-get install docker-registry)"))
+}
+
+/// True once the registry started as `child` (not another process on its port) serves
+/// `/v2/`; false when it exited (its port was taken).
+fn wait_ready(child: &mut Child, port: u16, dir: &Path) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return false;
+        }
+        let log = fs::read_to_string(dir.join("registry.log")).unwrap_or_default();
+        if log.contains("listening on") && matches!(http_status(port, "/v2/"), Some(200 | 401)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// The HTTP status of a plain GET to 127.0.0.1:`port`, or None when nothing answers.
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
 impl Drop for Registry {
