@@ -13,12 +13,14 @@ use futures_util::{StreamExt, TryStreamExt};
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 
 use super::{Error, Image, ImageService};
-use crate::images::content::{self, UNSIZED_LIMIT};
+use crate::images::content;
 use crate::images::metadata::{self, ImageRecord, Lease, Metadata, Target};
 use crate::images::progress::{self, short_id, Message};
 use crate::images::reference::{Reference, DEFAULT_REGISTRY};
 use crate::images::registry::{self, Credentials, Fetched, Platform, Registry};
 
+/// Largest manifest or index accepted when no descriptor gives its size (docker's limit).
+pub const MANIFEST_LIMIT: u64 = 4 << 20;
 /// Layers downloaded at once by one pull.
 pub const CONCURRENT_DOWNLOADS: usize = 4;
 /// How long a lease left by a crashed or failed pull protects its blobs.
@@ -114,7 +116,7 @@ impl ImageService {
         );
         let top = pull
             .registry
-            .manifest(repository, reference.tag_or_digest(), UNSIZED_LIMIT)
+            .manifest(repository, reference.tag_or_digest(), MANIFEST_LIMIT)
             .await?;
         pull.lease.add([top.digest.clone()])?;
         self.store_manifest(&top)?;
