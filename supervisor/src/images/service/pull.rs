@@ -108,15 +108,53 @@ impl ImageService {
 
     async fn pull_image(&self, pull: &Pull<'_>, platform: &Platform) -> Result<ImageRecord, Error> {
         let reference = pull.reference;
-        let repository = &reference.repository;
         say(
             pull.progress,
             Some(reference.tag_or_digest()),
-            format!("Pulling from {repository}"),
+            format!("Pulling from {}", reference.repository),
         );
+        let (top, chosen) = self.resolve_manifest(pull, platform).await?;
+        let manifest: ImageManifest =
+            serde_json::from_slice(&chosen.bytes).map_err(|e| registry::Error::Manifest {
+                reference: reference.to_string(),
+                message: e.to_string(),
+            })?;
+        let config = manifest.config();
+        pull.lease.add(
+            std::iter::once(config.digest().to_string())
+                .chain(manifest.layers().iter().map(|l| l.digest().to_string())),
+        )?;
+        self.fetch_config(pull, config).await?;
+        self.fetch_layers(pull, manifest.layers()).await?;
+        let record = ImageRecord {
+            name: reference.to_string(),
+            target: Target {
+                media_type: chosen.media_type.clone(),
+                digest: chosen.digest.clone(),
+                size: chosen.bytes.len() as u64,
+            },
+            config_digest: config.digest().to_string(),
+            repo_digest: Some(top.digest.clone()),
+            updated: metadata::now(),
+        };
+        self.finish_pull(pull, record).await
+    }
+
+    /// Fetches what the reference names (stored, leased) and, for an index, the manifest
+    /// of `platform`. Returns both; they are the same for a plain manifest.
+    async fn resolve_manifest(
+        &self,
+        pull: &Pull<'_>,
+        platform: &Platform,
+    ) -> Result<(Fetched, Fetched), Error> {
+        let reference = pull.reference;
         let top = pull
             .registry
-            .manifest(repository, reference.tag_or_digest(), MANIFEST_LIMIT)
+            .manifest(
+                &reference.repository,
+                reference.tag_or_digest(),
+                MANIFEST_LIMIT,
+            )
             .await?;
         pull.lease.add([top.digest.clone()])?;
         self.store_manifest(&top)?;
@@ -126,37 +164,20 @@ impl ImageService {
             }
             _ => top.clone(),
         };
-        let manifest: ImageManifest =
-            serde_json::from_slice(&chosen.bytes).map_err(|e| registry::Error::Manifest {
-                reference: reference.to_string(),
-                message: e.to_string(),
-            })?;
-        let config = manifest.config();
-        let config_digest = config.digest().to_string();
-        pull.lease.add(
-            std::iter::once(config_digest.clone())
-                .chain(manifest.layers().iter().map(|l| l.digest().to_string())),
-        )?;
-        if !self.content.contains(&config_digest) {
-            let _ingest = self.content.ingest_lock(&config_digest).await;
-            if !self.content.contains(&config_digest) {
-                self.fetch_blob(pull, &config_digest, config.size(), None)
-                    .await?;
-            }
+        Ok((top, chosen))
+    }
+
+    /// Fetches the config blob unless present (once, under its ingest lock).
+    async fn fetch_config(&self, pull: &Pull<'_>, config: &Descriptor) -> Result<(), Error> {
+        let digest = config.digest().to_string();
+        if self.content.contains(&digest) {
+            return Ok(());
         }
-        self.fetch_layers(pull, manifest.layers()).await?;
-        let record = ImageRecord {
-            name: reference.to_string(),
-            target: Target {
-                media_type: chosen.media_type.clone(),
-                digest: chosen.digest.clone(),
-                size: chosen.bytes.len() as u64,
-            },
-            config_digest,
-            repo_digest: Some(top.digest.clone()),
-            updated: metadata::now(),
-        };
-        self.finish_pull(pull, record).await
+        let _ingest = self.content.ingest_lock(&digest).await;
+        if !self.content.contains(&digest) {
+            self.fetch_blob(pull, &digest, config.size(), None).await?;
+        }
+        Ok(())
     }
 
     /// Unpacks, names the image and reports the summary lines.
