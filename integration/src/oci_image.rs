@@ -404,6 +404,23 @@ pub fn push(layout: &Layout, host: &str, repo: &str, creds: Option<(&str, &str)>
     );
 }
 
+/// Copies a layout anywhere skopeo writes: `oci-archive:FILE`, `docker-archive:FILE:name:tag`,
+/// `dir:DIR`, `docker://…` (add `--dest-tls-verify=false` yourself through [`push`] for
+/// registries). Digests are preserved where the format allows.
+pub fn copy_to(layout: &Layout, destination: &str) {
+    let out = Command::new("skopeo")
+        .args(["copy", "--quiet"])
+        .arg(format!("oci:{}:{}", layout.path().display(), layout.tag))
+        .arg(destination)
+        .output()
+        .expect("run skopeo (apt-get install skopeo)");
+    assert!(
+        out.status.success(),
+        "skopeo copy to {destination}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Pushes a single-platform layout converted to a Docker v2 schema 2 manifest
 /// (`skopeo copy --format v2s2`): the manifest digest changes, the blobs keep theirs.
 /// Returns the digest of the manifest the registry now serves.

@@ -166,6 +166,10 @@ async fn pull_multi_layer_whiteouts_and_zstd_images() {
         assert_eq!(image.diff_ids(), layout.manifests[0].diff_ids);
     }
     assert!(ingest_is_empty(dir.path()));
+    // The layouts are usable by other tools too.
+    let archive = dir.path().join("zstd.tar");
+    oci_image::copy_to(&zstd, &format!("oci-archive:{}", archive.display()));
+    assert!(archive.metadata().unwrap().len() > 100_000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
