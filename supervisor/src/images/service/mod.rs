@@ -85,6 +85,7 @@ impl Image {
         let mut tags: Vec<String> = self
             .records
             .iter()
+            .filter(|r| !r.name.starts_with(UNTAGGED))
             .filter_map(|r| Reference::parse_bare(&r.name).ok())
             .filter(|r| r.tag.is_some())
             .map(|r| r.familiar())
@@ -96,7 +97,7 @@ impl Image {
     /// `repository@digest` names, familiar form.
     pub fn repo_digests(&self) -> Vec<String> {
         let mut out = BTreeSet::new();
-        for record in &self.records {
+        for record in self.records.iter().filter(|r| !r.name.starts_with(UNTAGGED)) {
             let Ok(r) = Reference::parse_bare(&record.name) else {
                 continue;
             };
@@ -142,7 +143,7 @@ impl Image {
 }
 
 /// Key prefix of an image that lost its last name (docker's `<none>:<none>`).
-const UNTAGGED: &str = "untagged@";
+pub const UNTAGGED: &str = "untagged@";
 
 /// What a garbage collection removed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
