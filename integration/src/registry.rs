@@ -98,10 +98,26 @@ impl Registry {
         fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
     }
 
+    /// The log once it has stopped growing for 200 ms (access log lines are written after
+    /// the response has gone out, so a client may be done before its line is there).
+    pub fn settled_log(&self) -> String {
+        let mut log = self.log();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+            let now = self.log();
+            if now.len() == log.len() {
+                break;
+            }
+            log = now;
+        }
+        log
+    }
+
     /// How many times it served `GET …/blobs/<digest>` so far.
     pub fn blob_gets(&self, digest: &str) -> usize {
         let needle = format!("/blobs/{digest} ");
-        self.log()
+        self.settled_log()
             .lines()
             .filter(|l| l.contains("\"GET ") && l.contains(&needle))
             .count()
@@ -109,7 +125,7 @@ impl Registry {
 
     /// How many blob downloads of any digest it served so far.
     pub fn all_blob_gets(&self) -> usize {
-        self.log()
+        self.settled_log()
             .lines()
             .filter(|l| l.contains("\"GET ") && l.contains("/blobs/sha256:"))
             .count()
