@@ -215,6 +215,8 @@ pub enum Body {
     Bytes(Vec<u8>),
     /// Zeros without Content-Length until the client hangs up (at most 1 GiB).
     Endless,
+    /// The first half of these bytes with the Content-Length of all, then a hang-up.
+    Truncated(Vec<u8>),
 }
 
 /// One scripted answer: `GET`/`HEAD` of `path` (query ignored) gets status 200, the headers
@@ -360,7 +362,7 @@ fn serve_one(mut stream: TcpStream, port: u16, routes: &[Route], account: Option
     for (name, value) in &headers {
         response.push_str(&format!("{name}: {value}\r\n"));
     }
-    if let Body::Bytes(bytes) = &body {
+    if let Body::Bytes(bytes) | Body::Truncated(bytes) = &body {
         response.push_str(&format!("Content-Length: {}\r\n", bytes.len()));
     }
     response.push_str("\r\n");
@@ -370,6 +372,9 @@ fn serve_one(mut stream: TcpStream, port: u16, routes: &[Route], account: Option
     match body {
         Body::Bytes(bytes) => {
             let _ = stream.write_all(&bytes);
+        }
+        Body::Truncated(bytes) => {
+            let _ = stream.write_all(&bytes[..bytes.len() / 2]);
         }
         Body::Endless => {
             let zeros = vec![0u8; 64 << 10];

@@ -481,6 +481,15 @@ async fn lying_registries_are_cut_off() {
         "layers": [{ "mediaType": oci_image::LAYER_GZIP, "digest": layer, "size": 1000 }],
     }))
     .unwrap();
+    let cut_layer = oci_image::gzip(&vec![7u8; 100_000]);
+    let cut = sha256(&cut_layer);
+    let cut_manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": oci_image::OCI_MANIFEST,
+        "config": { "mediaType": oci_image::OCI_CONFIG, "digest": sha256(config), "size": config.len() },
+        "layers": [{ "mediaType": oci_image::LAYER_GZIP, "digest": cut, "size": cut_layer.len() }],
+    }))
+    .unwrap();
     let manifest_type = (
         "Content-Type".to_string(),
         oci_image::OCI_MANIFEST.to_string(),
@@ -525,8 +534,33 @@ async fn lying_registries_are_cut_off() {
             Vec::new(),
             Body::Endless,
         ),
+        // A layer whose connection breaks half-way.
+        route(
+            "/v2/cut/manifests/latest".into(),
+            vec![("Content-Type".into(), oci_image::OCI_MANIFEST.into())],
+            Body::Bytes(cut_manifest),
+        ),
+        route(
+            format!("/v2/cut/blobs/{}", sha256(config)),
+            Vec::new(),
+            Body::Bytes(config.to_vec()),
+        ),
+        route(
+            format!("/v2/cut/blobs/{cut}"),
+            Vec::new(),
+            Body::Truncated(cut_layer),
+        ),
     ]);
     let (dir, service) = new_service();
+    // A layer cut off mid-way is tried again, then given up.
+    let (_cut_dir, cut_service) = new_service();
+    let (result, messages) = pull(&cut_service, &format!("{}/cut", fake.host()), None, None).await;
+    let error = result.expect_err("truncated layer accepted").to_string();
+    assert!(error.contains(&cut), "{error}");
+    let lines = statuses(&messages);
+    let retries: Vec<&String> = lines.iter().filter(|l| l.contains("Retrying in")).collect();
+    assert_eq!(retries.len(), 2, "{lines:#?}");
+    assert!(!cut_service.content.contains(&cut));
     let (result, _) = pull(&service, &format!("{}/liar", fake.host()), None, None).await;
     let error = result.expect_err("liar accepted").to_string();
     assert!(error.contains("manifest has digest"), "{error}");

@@ -79,6 +79,20 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether trying again may help: a broken connection or a server error, not a refusal.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Http { .. } | Error::Blob { .. } => true,
+            Error::Client { source, .. } => matches!(
+                source,
+                OciDistributionError::RequestError(_)
+                    | OciDistributionError::IoError(_)
+                    | OciDistributionError::ServerError { code: 500.., .. }
+            ),
+            _ => false,
+        }
+    }
+
     /// The HTTP status the Docker Engine API answers this error with.
     pub fn status(&self) -> u16 {
         match self {

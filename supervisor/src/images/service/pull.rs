@@ -21,6 +21,10 @@ use crate::images::registry::{self, Credentials, Fetched, Platform, Registry};
 
 /// Largest manifest or index accepted when no descriptor gives its size (docker's limit).
 pub const MANIFEST_LIMIT: u64 = 4 << 20;
+/// Tries per blob when the network fails.
+const FETCH_ATTEMPTS: u32 = 3;
+/// Wait before the first retry (doubled, then tripled...).
+const RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Layers downloaded at once by one pull.
 pub const CONCURRENT_DOWNLOADS: usize = 4;
 /// How long a lease left by a crashed or failed pull protects its blobs.
@@ -313,9 +317,36 @@ impl ImageService {
         Ok(())
     }
 
+    /// Fetches one blob, trying again after a network failure (not after a wrong digest or
+    /// size: the registry would only send the same bytes again).
+    async fn fetch_blob(
+        &self,
+        pull: &Pull<'_>,
+        digest: &str,
+        size: u64,
+        id: Option<&str>,
+    ) -> Result<(), Error> {
+        let mut attempt = 1;
+        loop {
+            match self.fetch_blob_once(pull, digest, size, id).await {
+                Err(Error::Registry(e)) if attempt < FETCH_ATTEMPTS && e.is_transient() => {
+                    let wait = RETRY_DELAY * attempt;
+                    tracing::warn!(%digest, attempt, error = %e, "blob download failed, retrying");
+                    if let Some(id) = id {
+                        let message = format!("Retrying in {} seconds", wait.as_secs());
+                        say(pull.progress, Some(id), message);
+                    }
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
     /// Streams one blob into the content store, verified against `digest` and `size`;
     /// with `id`, reports docker's per-layer progress.
-    async fn fetch_blob(
+    async fn fetch_blob_once(
         &self,
         pull: &Pull<'_>,
         digest: &str,
