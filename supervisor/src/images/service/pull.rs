@@ -32,9 +32,70 @@ const LEASE_SECONDS: u64 = 3600;
 /// Bytes between two "Downloading" messages for one layer.
 const PROGRESS_STEP: u64 = 512 << 10;
 
-/// Sends a progress message; a closed receiver is fine.
+/// Sends a summary line (no layer); a closed receiver is fine.
 pub(crate) fn say(progress: &progress::Sender, id: Option<&str>, status: impl Into<String>) {
     let _ = progress.send(Message::status(id, status));
+}
+
+/// Sends a status line of one layer; docker gives these an empty `progressDetail`.
+pub(crate) fn say_layer(progress: &progress::Sender, id: &str, status: impl Into<String>) {
+    let mut message = Message::status(Some(id), status);
+    message.progress_detail = Some(progress::Detail::default());
+    let _ = progress.send(message);
+}
+
+/// Sends a byte-progress line of one layer, with docker's text bar for old clients.
+pub(crate) fn say_bytes(
+    progress: &progress::Sender,
+    id: &str,
+    status: &str,
+    current: u64,
+    total: u64,
+) {
+    let mut message = Message::bytes(id, status, current, total);
+    message.progress = Some(progress_bar(current, total));
+    let _ = progress.send(message);
+}
+
+/// Docker's text progress: `[=====>      ]  1.2MB/3.4MB` (50 columns, decimal units).
+pub fn progress_bar(current: u64, total: u64) -> String {
+    let filled = if total == 0 {
+        0
+    } else {
+        ((current as f64 / total as f64 * 100.0) as usize / 2).min(50)
+    };
+    format!(
+        "[{}>{}] {:>8}/{}",
+        "=".repeat(filled),
+        " ".repeat(50 - filled),
+        human_size(current),
+        human_size(total)
+    )
+}
+
+/// A size with four significant digits and a decimal unit, like docker's `HumanSize`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut size = bytes as f64;
+    let mut unit = 0;
+    while size >= 1000.0 && unit + 1 < UNITS.len() {
+        size /= 1000.0;
+        unit += 1;
+    }
+    let integer_digits = if size < 10.0 {
+        1
+    } else if size < 100.0 {
+        2
+    } else {
+        3
+    };
+    let text = format!("{:.*}", 4 - integer_digits, size);
+    let text = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &text
+    };
+    format!("{text}{}", UNITS[unit])
 }
 
 /// A lease on the digests of one pull, kept in the metadata store.
@@ -285,12 +346,12 @@ impl ImageService {
         for layer in layers {
             let id = short_id(layer.digest().as_ref());
             if self.content.contains(layer.digest().as_ref()) {
-                say(pull.progress, Some(&id), "Already exists");
+                say_layer(pull.progress, &id, "Already exists");
             } else {
-                say(pull.progress, Some(&id), "Pulling fs layer");
+                say_layer(pull.progress, &id, "Pulling fs layer");
                 missing += 1;
                 if missing > CONCURRENT_DOWNLOADS {
-                    say(pull.progress, Some(&id), "Waiting");
+                    say_layer(pull.progress, &id, "Waiting");
                 }
             }
         }
@@ -313,7 +374,7 @@ impl ImageService {
             self.fetch_blob(pull, &digest, layer.size(), Some(&id))
                 .await?;
         }
-        say(pull.progress, Some(&id), "Download complete");
+        say_layer(pull.progress, &id, "Download complete");
         Ok(())
     }
 
@@ -334,7 +395,7 @@ impl ImageService {
                     tracing::warn!(%digest, attempt, error = %e, "blob download failed, retrying");
                     if let Some(id) = id {
                         let message = format!("Retrying in {} seconds", wait.as_secs());
-                        say(pull.progress, Some(id), message);
+                        say_layer(pull.progress, id, message);
                     }
                     tokio::time::sleep(wait).await;
                     attempt += 1;
@@ -386,14 +447,12 @@ impl ImageService {
             if let Some(id) = id {
                 if writer.written() - reported >= PROGRESS_STEP || writer.written() == size {
                     reported = writer.written();
-                    let _ = pull
-                        .progress
-                        .send(Message::bytes(id, "Downloading", reported, size));
+                    say_bytes(pull.progress, id, "Downloading", reported, size);
                 }
             }
         }
         if let Some(id) = id {
-            say(pull.progress, Some(id), "Verifying Checksum");
+            say_layer(pull.progress, id, "Verifying Checksum");
         }
         tokio::task::block_in_place(|| writer.commit())?;
         tracing::debug!(%digest, size, "blob fetched");
@@ -464,6 +523,17 @@ pub(crate) fn write_error(digest: &str, e: std::io::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_and_bars_read_like_docker() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(772_800), "772.8kB");
+        assert_eq!(human_size(1_000_000), "1MB");
+        assert_eq!(human_size(12_345_678), "12.35MB");
+        let bar = progress_bar(50, 100);
+        assert!(bar.starts_with(&format!("[{}>{}] ", "=".repeat(25), " ".repeat(25))));
+        assert!(bar.ends_with("     50B/100B"), "{bar}");
+    }
 
     #[test]
     fn login_addresses_name_registries() {

@@ -11,10 +11,10 @@ use futures_util::{StreamExt, TryStreamExt};
 use oci_client::errors::OciDistributionError;
 use oci_spec::image::{Descriptor, ImageManifest};
 
-use super::pull::say;
+use super::pull::{say, say_bytes, say_layer};
 use super::{Error, ImageService};
 use crate::images::metadata::ImageRecord;
-use crate::images::progress::{self, short_id, Message};
+use crate::images::progress::{self, short_id};
 use crate::images::reference::Reference;
 use crate::images::registry::{Credentials, Registry};
 
@@ -84,7 +84,7 @@ impl ImageService {
             })?;
         let ids = self.layer_ids(&manifest, &record.config_digest);
         for id in &ids {
-            say(push.progress, Some(id), "Preparing");
+            say_layer(push.progress, id, "Preparing");
         }
         futures_util::stream::iter(manifest.layers().iter().zip(&ids))
             .map(|(layer, id)| self.push_layer(push, layer, id))
@@ -132,17 +132,17 @@ impl ImageService {
         let digest = layer.digest().to_string();
         let repository = &push.reference.repository;
         if push.registry.has_blob(repository, &digest).await? {
-            say(push.progress, Some(id), "Layer already exists");
+            say_layer(push.progress, id, "Layer already exists");
             return Ok(());
         }
         for from in push.sources.get(&digest).into_iter().flatten() {
             if push.registry.mount(repository, from, &digest).await {
-                say(push.progress, Some(id), format!("Mounted from {from}"));
+                say_layer(push.progress, id, format!("Mounted from {from}"));
                 return Ok(());
             }
         }
         self.upload(push, &digest, layer.size(), Some(id)).await?;
-        say(push.progress, Some(id), "Pushed");
+        say_layer(push.progress, id, "Pushed");
         Ok(())
     }
 
@@ -183,7 +183,7 @@ impl ImageService {
                 if let Some((id, progress)) = &report {
                     if now - reported.load(Ordering::Relaxed) >= PROGRESS_STEP || now == size {
                         reported.store(now, Ordering::Relaxed);
-                        let _ = progress.send(Message::bytes(id, "Pushing", now, size));
+                        say_bytes(progress, id, "Pushing", now, size);
                     }
                 }
             });
