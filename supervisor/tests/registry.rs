@@ -38,8 +38,16 @@ async fn pull(
 }
 
 async fn push(service: &ImageService, reference: &str) -> (Result<String, Error>, Vec<Message>) {
+    push_as(service, reference, None).await
+}
+
+async fn push_as(
+    service: &ImageService,
+    reference: &str,
+    auth: Option<Credentials>,
+) -> (Result<String, Error>, Vec<Message>) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let result = service.push(reference, None, &tx).await;
+    let result = service.push(reference, auth, &tx).await;
     drop(tx);
     let mut messages = Vec::new();
     while let Some(m) = rx.recv().await {
@@ -343,16 +351,35 @@ async fn basic_auth_login_and_pull() {
 
     let reference = format!("{}/private", registry.host());
     let (result, _) = pull(&service, &reference, None, None).await;
+    let error = result.expect_err("anonymous pull worked").to_string();
     assert!(
-        result.is_err(),
-        "anonymous pull from a private registry worked"
+        error.contains("unauthorized: authentication required"),
+        "{error}"
     );
     let (result, _) = pull(&service, &reference, None, Some(wrong)).await;
     let error = result.unwrap_err().to_string();
     assert!(error.contains("unauthorized"), "{error}");
-    let (result, messages) = pull(&service, &reference, None, Some(right)).await;
+    let (result, messages) = pull(&service, &reference, None, Some(right.clone())).await;
     result.unwrap_or_else(|e| panic!("pull with credentials: {e}\n{:#?}", statuses(&messages)));
     assert_stored(&service, &layout, 0);
+
+    // Pushing wants the credentials too.
+    let pushed = format!("{}/pushed:v1", registry.host());
+    service.tag(&reference, &pushed).unwrap();
+    let (result, _) = push(&service, &pushed).await;
+    let error = result.expect_err("anonymous push worked").to_string();
+    assert!(
+        error.contains("unauthorized: authentication required"),
+        "{error}"
+    );
+    let (result, messages) = push_as(&service, &pushed, Some(right)).await;
+    let digest = result.unwrap_or_else(|e| panic!("push: {e}\n{:#?}", statuses(&messages)));
+    assert_eq!(digest, layout.manifests[0].digest);
+    assert!(
+        has(&messages, "Mounted from private"),
+        "{:#?}",
+        statuses(&messages)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -613,7 +640,10 @@ async fn bearer_token_login_and_pull() {
     let reference = format!("{}/tokened", fake.host());
     let (result, _) = pull(&service, &reference, None, None).await;
     let error = result.expect_err("anonymous pull worked").to_string();
-    assert!(error.contains("unauthorized"), "{error}");
+    assert!(
+        error.contains("unauthorized: authentication required"),
+        "{error}"
+    );
     let (result, messages) = pull(&service, &reference, None, Some(creds("hunter2"))).await;
     let record = result.unwrap_or_else(|e| panic!("pull: {e}\n{:#?}", statuses(&messages)));
     assert_eq!(record.target.digest, info.digest);

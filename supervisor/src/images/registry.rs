@@ -45,6 +45,8 @@ pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120
 pub enum Error {
     #[error("{registry}: unauthorized: incorrect username or password")]
     Unauthorized { registry: String },
+    #[error("{registry}: unauthorized: authentication required")]
+    AuthRequired { registry: String },
     #[error("{what}: {source}")]
     Client {
         what: String,
@@ -96,7 +98,7 @@ impl Error {
     /// The HTTP status the Docker Engine API answers this error with.
     pub fn status(&self) -> u16 {
         match self {
-            Error::Unauthorized { .. } => 401,
+            Error::Unauthorized { .. } | Error::AuthRequired { .. } => 401,
             Error::ManifestUnknown { .. } | Error::NoPlatform { .. } => 404,
             Error::Platform(_) | Error::AuthHeader(_) => 400,
             _ => 500,
@@ -273,12 +275,29 @@ impl Registry {
         format!("{}://{}", self.scheme, reference.resolve_registry())
     }
 
+    /// The registry refused us: wrong credentials, or none given where some are needed.
+    fn unauthorized(&self) -> Error {
+        let registry = self.host.clone();
+        match self.auth {
+            RegistryAuth::Anonymous => Error::AuthRequired { registry },
+            _ => Error::Unauthorized { registry },
+        }
+    }
+
     fn client_error(&self, what: impl Into<String>) -> impl FnOnce(OciDistributionError) -> Error {
         let what = what.into();
-        let registry = self.host.clone();
+        let unauthorized = self.unauthorized();
         move |source| match source {
             OciDistributionError::AuthenticationFailure(_)
-            | OciDistributionError::UnauthorizedError { .. } => Error::Unauthorized { registry },
+            | OciDistributionError::UnauthorizedError { .. } => unauthorized,
+            OciDistributionError::RequestError(e)
+                if matches!(e.status().map(|s| s.as_u16()), Some(401 | 403)) =>
+            {
+                unauthorized
+            }
+            OciDistributionError::ServerError {
+                code: 401 | 403, ..
+            } => unauthorized,
             source => Error::Client { what, source },
         }
     }
@@ -337,11 +356,7 @@ impl Registry {
         let response = request.send().await.map_err(http_error(&url))?;
         match response.status().as_u16() {
             200 => {}
-            401 | 403 => {
-                return Err(Error::Unauthorized {
-                    registry: self.host.clone(),
-                })
-            }
+            401 | 403 => return Err(self.unauthorized()),
             404 => return Err(Error::ManifestUnknown { reference }),
             status => {
                 return Err(Error::Http {
@@ -495,9 +510,7 @@ impl Registry {
 
     async fn basic_ping(&self, url: &str) -> Result<(), Error> {
         let RegistryAuth::Basic(user, password) = &self.auth else {
-            return Err(Error::Unauthorized {
-                registry: self.host.clone(),
-            });
+            return Err(self.unauthorized());
         };
         let response = self
             .http
@@ -508,9 +521,7 @@ impl Registry {
             .map_err(http_error(url))?;
         match response.status().as_u16() {
             200 => Ok(()),
-            401 | 403 => Err(Error::Unauthorized {
-                registry: self.host.clone(),
-            }),
+            401 | 403 => Err(self.unauthorized()),
             status => Err(Error::Http {
                 url: url.to_string(),
                 message: format!("status {status}"),
