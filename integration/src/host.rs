@@ -142,3 +142,16 @@ pub fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("{key} not in status:\n{status}"))
         .trim()
 }
+
+/// Whether `pid` names a process that has not exited (a zombie counts as exited).
+pub fn process_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}

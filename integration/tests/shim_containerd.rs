@@ -13,6 +13,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use berth_integration::host::process_alive;
+
 const RUNTIME: &str = "io.containerd.berth.v2";
 const IMAGE: &str = "berth.test/busybox:latest";
 
@@ -308,6 +310,18 @@ impl Drop for Containerd {
         self.stop_daemon();
         unmount_under(&self.dir);
         let _ = std::fs::remove_dir_all(&self.dir);
+        remove_namespace_cgroups(&self.ns);
+    }
+}
+
+/// containerd puts a task's cgroup at `/<namespace>/<id>`: the runtime removes the task's, this
+/// removes the namespace's (left in place if a task's is still there).
+fn remove_namespace_cgroups(ns: &str) {
+    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
+    for h in hierarchies.flatten() {
+        let _ = std::fs::remove_dir(h.path().join(ns));
     }
 }
 
@@ -384,6 +398,29 @@ fn attached_output_and_exit_codes(flavor: Flavor) {
 
     let out = ctd.run(&["--rm"], "fails", &["sh", "-c", "exit 1"], None);
     assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
+
+    // SIGTERM ends an init with 143. It has to be outside a pid namespace of its own (here it
+    // joins the test's): the init of one ignores every signal it has no handler for, under runc
+    // as under berth-runtime (the kernel's rule).
+    let host_pid_ns = format!("pid:/proc/{}/ns/pid", std::process::id());
+    let out = ctd.run(
+        &["-d", "--with-ns", &host_pid_ns],
+        "term",
+        &["sleep", "1000"],
+        None,
+    );
+    assert!(out.status.success(), "run -d: {}", text(&out.stderr));
+    ctd.wait_status("term", "RUNNING");
+    let kill = ctd.ctr(&["tasks", "kill", "-s", "SIGTERM", "term"]);
+    assert!(kill.status.success(), "kill: {}", text(&kill.stderr));
+    ctd.wait_status("term", "STOPPED");
+    let del = ctd.ctr(&["tasks", "delete", "term"]);
+    assert!(
+        text(&del.stderr).contains("exit code 143"),
+        "delete: {}",
+        text(&del.stderr)
+    );
+    assert!(ctd.ctr(&["containers", "delete", "term"]).status.success());
 
     // Output written right before exit is never truncated.
     let out = ctd.run(&["--rm"], "big", &["sh", "-c", "seq 1 100000"], None);
@@ -728,3 +765,104 @@ fn containerd_restart(flavor: Flavor) {
     ctd.remove(id);
     assert!(ctd.task_status(id).is_empty());
 }
+
+both!(shim_grouped_containers, grouped_containers);
+/// Two containers of one pod (the CRI sandbox-id annotation) share one shim; deleting the
+/// first leaves the shim serving the second; deleting the last ends the shim.
+fn grouped_containers(flavor: Flavor) {
+    let ctd = Containerd::start("group", flavor);
+    let pod = "io.kubernetes.cri.sandbox-id=pod1";
+    for id in ["g1", "g2"] {
+        let out = ctd.run(&["-d", "--annotation", pod], id, &["sleep", "1000"], None);
+        assert!(out.status.success(), "run {id}: {}", text(&out.stderr));
+        ctd.wait_status(id, "RUNNING");
+    }
+    let shim = shim_pid(&ctd, "g1");
+    assert_eq!(shim_pid(&ctd, "g2"), shim, "g2 got a shim of its own");
+    let address = std::fs::read_to_string(ctd.bundle("g1").join("address")).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(ctd.bundle("g2").join("address")).unwrap(),
+        address
+    );
+
+    ctd.remove("g1");
+    assert!(ctd.task_status("g1").is_empty());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        process_alive(shim),
+        "the shim left with its first container"
+    );
+    assert_eq!(ctd.task_status("g2"), "RUNNING");
+    let out = ctd.ctr(&["tasks", "exec", "--exec-id", "x", "g2", "echo", "served"]);
+    assert_eq!(text(&out.stdout), "served\n", "{}", text(&out.stderr));
+
+    ctd.remove("g2");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while process_alive(shim) {
+        assert!(
+            Instant::now() < deadline,
+            "shim {shim} outlived its last container"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let socket = address.trim_start_matches("unix://").to_owned();
+    assert!(!Path::new(&socket).exists(), "socket {socket} left behind");
+}
+
+fn shim_pid(ctd: &Containerd, id: &str) -> i32 {
+    std::fs::read_to_string(ctd.bundle(id).join("shim.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+both!(shim_binary_log_uri, binary_log_uri);
+/// `--log-uri binary://…`: the shim runs the logging binary with the container's stdout on
+/// fd 3 and stderr on fd 4, its query as arguments, and whose output it is in the environment.
+fn binary_log_uri(flavor: Flavor) {
+    let ctd = Containerd::start("binlog", flavor);
+    let logger = ctd.dir.join("logger.sh");
+    std::fs::write(&logger, LOGGER).unwrap();
+    std::fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let base = ctd.dir.join("binlog");
+    let uri = format!("binary://{}?to={}", logger.display(), base.display());
+    let out = ctd.run(
+        &["--rm", "--log-uri", &uri],
+        "logged",
+        &[
+            "sh",
+            "-c",
+            "echo to-out; echo to-err >&2; seq 1 3000 | tail -n 1",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let read = |ext: &str, want: &str| {
+        let path = base.with_extension(ext);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = std::fs::read_to_string(&path).unwrap_or_default();
+            if got == want || Instant::now() > deadline {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    assert_eq!(read("out", "to-out\n3000\n"), "to-out\n3000\n");
+    assert_eq!(read("err", "to-err\n"), "to-err\n");
+    assert_eq!(
+        read("who", &format!("{}/logged\n", ctd.ns)),
+        format!("{}/logged\n", ctd.ns)
+    );
+}
+
+/// A logging binary: `to PATH` writes PATH.out, PATH.err and PATH.who; ready once fd 5 closes.
+const LOGGER: &str = r#"#!/bin/sh
+[ "$1" = to ] || exit 2
+echo "$CONTAINER_NAMESPACE/$CONTAINER_ID" > "$2.who"
+/bin/cat <&3 5>&- 4<&- > "$2.out" &
+/bin/cat <&4 5>&- 3<&- > "$2.err" &
+exec 5>&- 3<&- 4<&-
+wait
+"#;

@@ -13,10 +13,19 @@ use berth_proto::{ttrpc, EventsClient};
 
 const RETRIES: u32 = 10;
 
+/// What the publisher thread is handed, in order.
+enum Item {
+    Event(Envelope),
+    /// Activity without an event (see [`Publisher::touch`]).
+    Touch,
+    /// Answered once everything queued before it was forwarded (or given up).
+    Flush(Sender<()>),
+}
+
 /// A cloneable handle that queues events for the publisher thread.
 #[derive(Clone)]
 pub struct Publisher {
-    tx: Sender<Option<Envelope>>,
+    tx: Sender<Item>,
     namespace: String,
 }
 
@@ -33,7 +42,16 @@ impl Publisher {
 
     /// Marks activity: the quiet period after it ends with the memory release.
     pub fn touch(&self) {
-        let _ = self.tx.send(None);
+        let _ = self.tx.send(Item::Touch);
+    }
+
+    /// Waits (at most `limit`) until every event queued so far reached containerd: the shim
+    /// calls it before exiting, so a TaskDelete right before Shutdown is not lost.
+    pub fn flush(&self, limit: Duration) {
+        let (tx, rx) = channel();
+        if self.tx.send(Item::Flush(tx)).is_ok() && rx.recv_timeout(limit).is_err() {
+            tracing::warn!(?limit, "events not all forwarded before exit");
+        }
     }
 
     /// Queues `event` on `topic` (e.g. `/tasks/exit`).
@@ -46,7 +64,7 @@ impl Publisher {
         env.namespace = self.namespace.clone();
         env.topic = topic.to_owned();
         env.event = MessageField::some(any);
-        let _ = self.tx.send(Some(env));
+        let _ = self.tx.send(Item::Event(env));
     }
 }
 
@@ -74,7 +92,7 @@ const IDLE: Duration = Duration::from_millis(500);
 /// A second, later release after a quiet period of this length.
 const SETTLE: Duration = Duration::from_secs(3);
 
-fn forward_all(address: &str, rx: Receiver<Option<Envelope>>) {
+fn forward_all(address: &str, rx: Receiver<Item>) {
     let mut pending = None;
     loop {
         let first = match pending.take() {
@@ -99,12 +117,16 @@ fn forward_all(address: &str, rx: Receiver<Option<Envelope>>) {
 }
 
 /// Forwards events until none came for [`IDLE`], over one connection dropped at the end.
-fn burst(address: &str, rx: &Receiver<Option<Envelope>>, first: Option<Envelope>) {
+fn burst(address: &str, rx: &Receiver<Item>, first: Item) {
     let mut client: Option<EventsClient> = None;
     let mut next = first;
     loop {
-        if let Some(env) = next.take().filter(|_| !address.is_empty()) {
-            forward(address, &mut client, env);
+        match next {
+            Item::Event(env) if !address.is_empty() => forward(address, &mut client, env),
+            Item::Flush(done) => {
+                let _ = done.send(());
+            }
+            Item::Event(_) | Item::Touch => {}
         }
         match rx.recv_timeout(IDLE) {
             Ok(item) => next = item,

@@ -2,6 +2,7 @@
 //! runtime (`berth-runtime` by default, `runc` through the runtime options).
 mod events;
 mod flags;
+mod logger;
 mod memory;
 mod mount;
 mod oom;

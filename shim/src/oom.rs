@@ -52,10 +52,16 @@ fn v1_loop(efd: OwnedFd, dir: &Path, on_oom: impl Fn()) {
     let mut file = std::fs::File::from(efd);
     let mut count = [0u8; 8];
     while file.read_exact(&mut count).is_ok() {
-        if !dir.exists() {
-            return; // the eventfd also fires when the cgroup is removed
+        // The eventfd also fires once when the cgroup is removed, and signals not read yet
+        // add up: an OOM kill followed at once by the container's deletion reads as 2.
+        let signals = u64::from_ne_bytes(count);
+        let removed = !dir.exists();
+        if signals > u64::from(removed) {
+            on_oom();
         }
-        on_oom();
+        if removed {
+            return;
+        }
     }
 }
 

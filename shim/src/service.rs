@@ -20,7 +20,7 @@ use crate::events::Publisher;
 use crate::options::RuntimeOptions;
 use crate::process::{Container, Process};
 use crate::runtime::{read_pid, Runtime, RuntimeError};
-use crate::stdio::{Io, StdioPaths};
+use crate::stdio::{Io, Owner, StdioPaths};
 use crate::{mount, reaper, stats};
 
 type Result<T> = ttrpc::Result<T>;
@@ -90,41 +90,64 @@ impl Service {
     }
 
     /// Runs the exit loop: every container process exit, in the order the reaper saw them.
+    /// A terminal's last output drains first, with the state unlocked meanwhile.
     pub fn handle_exits(self: Arc<Self>, exits: Receiver<(i32, i32)>) {
         for (pid, code) in exits {
-            let mut containers = self.lock();
-            let Some(c) = containers.values_mut().find(|c| {
-                (c.init.pid == pid && !c.init.exited())
-                    || c.execs.values().any(|p| p.pid == pid && !p.exited())
-            }) else {
-                continue;
-            };
-            let is_init = c.init.pid == pid;
-            let p = if is_init {
-                &mut c.init
-            } else {
-                c.execs
-                    .values_mut()
-                    .find(|p| p.pid == pid)
-                    .expect("found above")
-            };
-            p.io.finish_output(OUTPUT_DRAIN);
-            p.status = Status::STOPPED;
-            p.exit_status = code as u32;
-            p.exited_at = Some(Timestamp::now());
-            if !is_init {
-                let exit = exit_event(&c.id, p);
-                self.events.publish("/tasks/exit", &exit);
-            } else {
-                c.pending_init_exit = true;
+            let drained = self.with_running(pid, |p| p.io.take_output_done());
+            if let Some(Some(done)) = drained {
+                let _ = done.recv_timeout(OUTPUT_DRAIN);
             }
-            if c.pending_init_exit && c.running_execs() == 0 {
-                c.pending_init_exit = false;
-                self.events
-                    .publish("/tasks/exit", &exit_event(&c.id, &c.init));
-            }
-            self.changed.notify_all();
+            self.record_exit(pid, code);
         }
+    }
+
+    /// Runs `f` on the running container process `pid`, if there is one.
+    fn with_running<T>(&self, pid: i32, f: impl FnOnce(&mut Process) -> T) -> Option<T> {
+        let mut containers = self.lock();
+        containers
+            .values_mut()
+            .find_map(|c| {
+                if c.init.pid == pid && !c.init.exited() {
+                    return Some(&mut c.init);
+                }
+                c.execs.values_mut().find(|p| p.pid == pid && !p.exited())
+            })
+            .map(f)
+    }
+
+    /// Marks `pid` stopped and publishes its exit; the init's only after its execs' exits.
+    fn record_exit(&self, pid: i32, code: i32) {
+        let mut containers = self.lock();
+        let Some(c) = containers.values_mut().find(|c| {
+            (c.init.pid == pid && !c.init.exited())
+                || c.execs.values().any(|p| p.pid == pid && !p.exited())
+        }) else {
+            return;
+        };
+        let is_init = c.init.pid == pid;
+        let p = if is_init {
+            &mut c.init
+        } else {
+            c.execs
+                .values_mut()
+                .find(|p| p.pid == pid && !p.exited())
+                .expect("found above")
+        };
+        p.io.close_output();
+        p.status = Status::STOPPED;
+        p.exit_status = code as u32;
+        p.exited_at = Some(Timestamp::now());
+        if !is_init {
+            self.events.publish("/tasks/exit", &exit_event(&c.id, p));
+        } else {
+            c.pending_init_exit = true;
+        }
+        if c.pending_init_exit && c.running_execs() == 0 {
+            c.pending_init_exit = false;
+            self.events
+                .publish("/tasks/exit", &exit_event(&c.id, &c.init));
+        }
+        self.changed.notify_all();
     }
 
     fn create_container(&self, req: &CreateTaskRequest) -> Result<Container> {
@@ -177,7 +200,11 @@ impl Service {
     }
 
     fn create_init(&self, c: &mut Container) -> Result<()> {
-        let (mut io, pio) = Io::open(&c.init.stdio).map_err(|e| io_err("stdio", e))?;
+        let owner = Owner {
+            container_id: &c.id,
+            namespace: &self.namespace,
+        };
+        let (mut io, pio) = Io::open(&c.init.stdio, &owner).map_err(|e| io_err("stdio", e))?;
         let pid_file = c.bundle.join("init.pid");
         let bundle = c.bundle.to_string_lossy().into_owned();
         let pid_path = pid_file.to_string_lossy().into_owned();
@@ -190,11 +217,21 @@ impl Service {
         }
         args.push(&c.id);
         c.runtime.run(&args, Some(pio)).map_err(runtime_err)?;
-        io.connect_console(&c.init.stdio)
-            .map_err(|e| io_err("console", e))?;
-        c.init.pid = read_pid(&pid_file).map_err(|e| io_err("pid file", e))?;
-        c.init.io = io;
-        Ok(())
+        let attached = io
+            .connect_console(&c.init.stdio)
+            .map_err(|e| io_err("console", e))
+            .and_then(|()| read_pid(&pid_file).map_err(|e| io_err("pid file", e)));
+        match attached {
+            Ok(pid) => {
+                c.init.pid = pid;
+                c.init.io = io;
+                Ok(())
+            }
+            Err(e) => {
+                discard_created(c);
+                Err(e)
+            }
+        }
     }
 
     fn start_exec(&self, c: &mut Container, exec_id: &str) -> Result<i32> {
@@ -215,7 +252,11 @@ impl Service {
         let pid_file = bundle.join(format!("exec-{exec_id}.pid"));
         std::fs::write(&spec_path, &p.spec)
             .map_err(|e| io_err(&spec_path.display().to_string(), e))?;
-        let (mut io, pio) = Io::open(&p.stdio).map_err(|e| io_err("stdio", e))?;
+        let owner = Owner {
+            container_id: &id,
+            namespace: &self.namespace,
+        };
+        let (mut io, pio) = Io::open(&p.stdio, &owner).map_err(|e| io_err("stdio", e))?;
         let spec_s = spec_path.to_string_lossy().into_owned();
         let pid_s = pid_file.to_string_lossy().into_owned();
         let mut args = vec![
@@ -263,6 +304,14 @@ impl Service {
         let _ = std::fs::remove_file(c.bundle.join(crate::options::SAVED));
         let _ = std::fs::remove_file(c.bundle.join("init.pid"));
         Ok(())
+    }
+}
+
+/// The runtime created the container but the shim could not take it over: the caller gets
+/// an error, so the container must not stay behind.
+fn discard_created(c: &Container) {
+    if let Err(e) = c.runtime.run(&["delete", "--force", &c.id], None) {
+        tracing::warn!(container = %c.id, error = %e, "delete after failed create");
     }
 }
 

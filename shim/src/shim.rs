@@ -21,10 +21,16 @@ use crate::{mount, reaper};
 
 /// Where shim sockets live (containerd's own convention, so tools find them).
 pub const SOCKET_DIR: &str = "/run/containerd/s";
+/// How long an exiting shim waits for its last events to reach containerd.
+const EVENTS_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
 /// The listener is handed to the long-lived shim as this fd.
 const LISTENER_FD: i32 = 3;
-/// Containers of one Kubernetes pod share one shim.
-const GROUP_LABEL: &str = "io.kubernetes.cri.sandbox-id";
+/// Annotations that put containers into one shim, in containerd's order: its runc shim's own
+/// group label, then the Kubernetes pod (sandbox) id.
+const GROUP_LABELS: [&str; 2] = [
+    "io.containerd.runc.v2.group",
+    "io.kubernetes.cri.sandbox-id",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShimError {
@@ -59,11 +65,16 @@ pub fn socket_address(address: &str, namespace: &str, group: &str) -> String {
 }
 
 fn group_of(bundle: &Path, id: &str) -> String {
-    std::fs::read(bundle.join("config.json"))
+    let spec = std::fs::read(bundle.join("config.json"))
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["annotations"][GROUP_LABEL].as_str().map(str::to_owned))
-        .unwrap_or_else(|| id.to_owned())
+        .unwrap_or_default();
+    GROUP_LABELS
+        .iter()
+        .find_map(|label| spec["annotations"][label].as_str())
+        .filter(|group| !group.is_empty())
+        .unwrap_or(id)
+        .to_owned()
 }
 
 /// `start`: make sure a shim serves this container and print its address.
@@ -86,9 +97,7 @@ pub fn start(flags: &Flags) -> Result<(), ShimError> {
         Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
             if UnixStream::connect(&path).is_ok() {
                 // A shim of the same group already serves: reuse it.
-                write_address(&bundle, &address)?;
-                print!("{address}");
-                return Ok(());
+                return reuse(&bundle, &address);
             }
             std::fs::remove_file(&path).map_err(io_at("remove stale socket", &path))?;
             UnixListener::bind(&path).map_err(io_at("bind", &path))?
@@ -103,6 +112,32 @@ pub fn start(flags: &Flags) -> Result<(), ShimError> {
         .flush()
         .map_err(io_at("stdout", Path::new("-")))?;
     Ok(())
+}
+
+/// Points the bundle at the running shim of its group: its address and its pid.
+fn reuse(bundle: &Path, address: &str) -> Result<(), ShimError> {
+    match running_shim_pid(address) {
+        Ok(pid) => {
+            let path = bundle.join("shim.pid");
+            std::fs::write(&path, pid.to_string()).map_err(io_at("write", &path))?;
+        }
+        Err(e) => tracing::warn!(error = %e, address, "pid of the running shim"),
+    }
+    write_address(bundle, address)?;
+    print!("{address}");
+    io::stdout()
+        .flush()
+        .map_err(io_at("stdout", Path::new("-")))
+}
+
+/// Asks the shim at `address` for its pid (Connect), as containerd does.
+fn running_shim_pid(address: &str) -> Result<u32, ttrpc::Error> {
+    let client = berth_proto::TaskClient::new(ttrpc::Client::connect(address)?);
+    let reply = client.connect(
+        ttrpc::context::with_timeout(5_000_000_000),
+        &berth_proto::api::ConnectRequest::new(),
+    )?;
+    Ok(reply.shim_pid)
 }
 
 fn write_address(bundle: &Path, address: &str) -> Result<(), ShimError> {
@@ -154,7 +189,7 @@ pub fn serve(flags: &Flags) -> Result<(), ShimError> {
     let events = Publisher::start(ttrpc_address, flags.namespace.clone())
         .map_err(io_at("thread", Path::new("events")))?;
     let (shutdown_tx, shutdown_rx) = channel();
-    let service = Service::new(events, flags.namespace.clone(), shutdown_tx);
+    let service = Service::new(events.clone(), flags.namespace.clone(), shutdown_tx);
     let exit_service = service.clone();
     std::thread::Builder::new()
         .name("exits".into())
@@ -173,9 +208,13 @@ pub fn serve(flags: &Flags) -> Result<(), ShimError> {
     tracing::info!(pid = std::process::id(), "shim serving");
     crate::memory::release_clean_file_pages();
     let _ = shutdown_rx.recv();
-    // Let the Shutdown reply leave before the server goes.
+    // Let the Shutdown reply leave before the server goes, and the last events reach containerd.
     std::thread::sleep(std::time::Duration::from_millis(20));
-    server.shutdown();
+    events.flush(EVENTS_FLUSH);
+    // Stop accepting, but do not drain connections: ttrpc's disconnect waits for every
+    // connection handler, and one whose client (containerd) closes at the same moment can
+    // keep it waiting forever. Nothing is left to serve; exiting closes them all.
+    drop(server.stop_listen());
     if let Some(p) = socket_path {
         let _ = std::fs::remove_file(p);
     }
@@ -250,6 +289,25 @@ fn remove_dead_socket(bundle: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_comes_from_runc_group_label_then_sandbox_id() {
+        let dir = std::env::temp_dir().join(format!("berth-shim-group-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |annotations: serde_json::Value| {
+            let spec = serde_json::json!({ "annotations": annotations });
+            std::fs::write(dir.join("config.json"), spec.to_string()).unwrap();
+        };
+        write(serde_json::json!({"io.kubernetes.cri.sandbox-id": "pod"}));
+        assert_eq!(group_of(&dir, "c1"), "pod");
+        write(serde_json::json!({
+            "io.kubernetes.cri.sandbox-id": "pod", "io.containerd.runc.v2.group": "g",
+        }));
+        assert_eq!(group_of(&dir, "c1"), "g");
+        write(serde_json::json!({}));
+        assert_eq!(group_of(&dir, "c1"), "c1");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn socket_address_is_containerds_hash() {

@@ -16,7 +16,16 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use crate::logger::{self, Logger, LoggerError};
 use crate::runtime::ProcessIo;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StdioError {
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    #[error(transparent)]
+    Logger(#[from] LoggerError),
+}
 
 const COPY_STACK: usize = 32 * 1024;
 const COPY_BUF: usize = 8 * 1024;
@@ -36,8 +45,9 @@ pub struct Io {
     /// Writer into the process's stdin (pipe or pty master), shared with the stdin copy
     /// thread; CloseIO drops it so the process reads EOF.
     stdin_writer: Option<Arc<Mutex<Option<File>>>>,
-    /// The stdin fifo, to wake the copy thread if the client never opened it.
-    stdin_fifo: Option<String>,
+    /// An `O_PATH` handle on the stdin fifo, to wake the copy thread if the client never
+    /// opened it (also after the client removed the fifo).
+    stdin_fifo: Option<OwnedFd>,
     /// Readers on the output fifos.
     _out_keepalive: Vec<File>,
     /// Writers on the output fifos, held until the process exited: a client whose reader opens
@@ -49,11 +59,21 @@ pub struct Io {
     output_done: Option<Receiver<()>>,
     /// The console socket, kept until the master arrives.
     console_socket: Option<ConsoleSocket>,
+    /// The logging binary of a `binary://` stdout, while the process may write.
+    logger: Option<Logger>,
+    /// Where a terminal's output is copied to, until the pty master arrives.
+    tty_out: Option<File>,
+}
+
+/// Whose stdio it is, for logging binaries.
+pub struct Owner<'a> {
+    pub container_id: &'a str,
+    pub namespace: &'a str,
 }
 
 impl Io {
     /// Opens the request's stdio and returns the fds to give the runtime.
-    pub fn open(paths: &StdioPaths) -> io::Result<(Io, ProcessIo)> {
+    pub fn open(paths: &StdioPaths, owner: &Owner) -> Result<(Io, ProcessIo), StdioError> {
         let mut io = Io::default();
         let stdin = if paths.stdin.is_empty() || paths.terminal {
             Stdio::null()
@@ -61,14 +81,19 @@ impl Io {
             let (read, write) =
                 nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
             io.stdin_writer = Some(spawn_stdin_copy(&paths.stdin, File::from(write))?);
-            io.stdin_fifo = Some(paths.stdin.clone());
+            io.stdin_fifo = Some(fifo_handle(&paths.stdin)?);
             Stdio::from(read)
         };
-        let stdout = io.output(&paths.stdout, paths.terminal)?;
-        let stderr = io.output(&paths.stderr, paths.terminal)?;
-        if paths.terminal {
+        let (stdout, stderr) = if paths.terminal {
+            // The runtime gives the process the pty; the shim copies it to the stdout target.
+            io.tty_out = io.terminal_output(&paths.stdout, owner)?;
             io.console_socket = Some(ConsoleSocket::new()?);
-        }
+            (Stdio::null(), Stdio::null())
+        } else if paths.stdout.starts_with(logger::SCHEME) {
+            io.binary_log(&paths.stdout, owner)?
+        } else {
+            (io.output(&paths.stdout)?, io.output(&paths.stderr)?)
+        };
         Ok((
             io,
             ProcessIo {
@@ -79,8 +104,41 @@ impl Io {
         ))
     }
 
-    fn output(&mut self, path: &str, terminal: bool) -> io::Result<Stdio> {
-        if path.is_empty() || terminal {
+    /// stdout and stderr into a logging binary, which starts now.
+    fn binary_log(&mut self, uri: &str, owner: &Owner) -> Result<(Stdio, Stdio), StdioError> {
+        let (logger, inputs) = Logger::start(uri, owner.container_id, owner.namespace)?;
+        self.logger = Some(logger);
+        let stdout = inputs.stdout.try_clone()?;
+        let stderr = inputs.stderr.try_clone()?;
+        // Held until the process exited, like the fifo writers: then the binary reads EOF.
+        self.out_writers.extend([inputs.stdout, inputs.stderr]);
+        Ok((Stdio::from(stdout), Stdio::from(stderr)))
+    }
+
+    /// Where a terminal's output goes: a fifo, a `file://`, or a logging binary's stdout.
+    fn terminal_output(&mut self, path: &str, owner: &Owner) -> Result<Option<File>, StdioError> {
+        if path.is_empty() {
+            return Ok(None);
+        }
+        if path.starts_with(logger::SCHEME) {
+            // A terminal has one stream: the binary's stderr pipe closes at once.
+            let (logger, inputs) = Logger::start(path, owner.container_id, owner.namespace)?;
+            self.logger = Some(logger);
+            return Ok(Some(inputs.stdout));
+        }
+        if let Some(file) = path.strip_prefix("file://") {
+            return Ok(Some(
+                OpenOptions::new().create(true).append(true).open(file)?,
+            ));
+        }
+        // The shim's own reader first: a writer cannot open a fifo that has no reader yet
+        // (ENXIO), and the client may open its end later.
+        self._out_keepalive.push(open_fifo(path, false)?);
+        Ok(Some(open_fifo(path, true)?))
+    }
+
+    fn output(&mut self, path: &str) -> io::Result<Stdio> {
+        if path.is_empty() {
             return Ok(Stdio::null());
         }
         if let Some(file) = path.strip_prefix("file://") {
@@ -105,20 +163,12 @@ impl Io {
         };
         let master = socket.receive()?;
         let (done_tx, done_rx) = channel();
-        let out = if paths.stdout.is_empty() {
-            None
-        } else {
-            Some(open_fifo(&paths.stdout, true)?)
-        };
-        if let Some(out) = &out {
-            self._out_keepalive.push(open_fifo(&paths.stdout, false)?);
-            let _ = out;
-        }
+        let out = self.tty_out.take();
         let reader = master.try_clone()?;
         spawn_copy("pty-out", reader, out, Some(done_tx))?;
         if !paths.stdin.is_empty() {
             self.stdin_writer = Some(spawn_stdin_copy(&paths.stdin, master.try_clone()?)?);
-            self.stdin_fifo = Some(paths.stdin.clone());
+            self.stdin_fifo = Some(fifo_handle(&paths.stdin)?);
         }
         self.console = Some(master);
         self.output_done = Some(done_rx);
@@ -135,17 +185,19 @@ impl Io {
             let _ = OpenOptions::new()
                 .read(true)
                 .write(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(fifo);
+                .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+                .open(format!("/proc/self/fd/{}", fifo.as_raw_fd()));
         }
     }
 
-    /// At exit: waits (bounded) until all terminal output reached the fifo, then lets the
-    /// client's readers see EOF.
-    pub fn finish_output(&mut self, limit: Duration) {
-        if let Some(rx) = self.output_done.take() {
-            let _ = rx.recv_timeout(limit);
-        }
+    /// At exit: what signals that all terminal output reached the fifo (to wait on, bounded,
+    /// without holding the shim's state).
+    pub fn take_output_done(&mut self) -> Option<Receiver<()>> {
+        self.output_done.take()
+    }
+
+    /// At exit, after the drain: lets the client's readers (or the logging binary) see EOF.
+    pub fn close_output(&mut self) {
         self.out_writers.clear();
     }
 }
@@ -215,6 +267,17 @@ fn spawn_copy(
             }
         })?;
     Ok(())
+}
+
+/// A handle that reaches the fifo's inode even after its path is gone (reopened through
+/// `/proc/self/fd`); it neither reads nor writes, so it counts as no end of the fifo.
+fn fifo_handle(path: &str) -> io::Result<OwnedFd> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(path)
+        .map(OwnedFd::from)
+        .map_err(|e| io::Error::new(e.kind(), format!("open fifo {path}: {e}")))
 }
 
 /// Opens a fifo without blocking: a reader always succeeds, a writer needs a reader (which the
