@@ -1,7 +1,10 @@
 //! Shared helpers for berth tests and benchmarks: real root filesystems, bundles, a wrapper
-//! around any runc-compatible runtime binary, a console-socket receiver and host-side checks.
+//! around any runc-compatible runtime binary, a console-socket receiver, host-side checks, a
+//! local image registry ([`registry`]) and OCI image layouts to push to it ([`oci_image`]).
 pub mod bundle;
 pub mod console;
 pub mod host;
+pub mod oci_image;
+pub mod registry;
 pub mod rootfs;
 pub mod runtime;
