@@ -50,7 +50,7 @@ test: build
 	$(CARGO) test --release --workspace --no-fail-fast -- --test-threads=$${TEST_THREADS:-4}
 
 bench: build
-	$(RELEASE)/berth-bench --berth $(RELEASE)/berth-runtime $(BENCH_ARGS)
+	$(RELEASE)/berth-bench --berth $(RELEASE)/berth-runtime --supervisor $(RELEASE)/berth $(BENCH_ARGS)
 
 fmt:
 	$(CARGO) fmt --all

@@ -7,6 +7,9 @@
 //!   exec'd (the kernel carries the high-water mark across exec);
 //! - resources: the lifecycle again with a memory, pids and cpu-quota limit (cgroup work);
 //! - exec: `exec ID /bin/true` into one running container per runtime.
+//! - shims: containerd-shim-berth-v2 against containerd-shim-runc-v2 (see `shim.rs`);
+//! - pull: an image of ≥ 100 MiB and ≥ 10k files pulled and unpacked by `berth`, `dockerd` and
+//!   `skopeo` + `umoci`, and the daemons' idle memory (see `pull.rs`).
 //!
 //! On a hybrid cgroup host whose cgroup2 mount has controllers, crun refuses to run at all, so the
 //! bench hides that mount in its own mount namespace first (all runtimes then see cgroup v1;
@@ -24,17 +27,20 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+mod pull;
 mod shim;
 
 const USAGE: &str =
-    "usage: berth-bench [--berth PATH] [--runc PATH] [--crun PATH] [-n N] [--warmup N]
-                   [--keep-cgroup2]
+    "usage: berth-bench [--berth PATH] [--supervisor PATH] [--runc PATH] [--crun PATH] [-n N]
+                   [--warmup N] [--pulls N] [--keep-cgroup2]
 
   --berth PATH   berth-runtime binary (default target/release/berth-runtime)
+  --supervisor PATH  berth (daemon + CLI) binary (default target/release/berth)
   --runc PATH    runc binary (default: runc on PATH)
   --crun PATH    crun binary (default: crun on PATH)
   -n N           containers per runtime and scenario (default 100)
   --warmup N     untimed rounds before each scenario (default 3)
+  --pulls N      pulls per puller in the pull scenario (default 3; 0 skips it)
   --keep-cgroup2 do not hide a hybrid host's /sys/fs/cgroup/unified (crun then fails)";
 
 /// crun refuses a hybrid layout whose cgroup2 mount has controllers; see `hide_cgroup2`.
@@ -53,10 +59,12 @@ struct Runtime {
 /// Command-line options.
 struct Options {
     berth: PathBuf,
+    supervisor: PathBuf,
     runc: PathBuf,
     crun: PathBuf,
     iterations: usize,
     warmup: usize,
+    pulls: usize,
     keep_cgroup2: bool,
 }
 
@@ -109,10 +117,12 @@ fn main() -> ExitCode {
 fn parse_args(args: Vec<String>) -> Result<Options, String> {
     let mut opts = Options {
         berth: PathBuf::from("target/release/berth-runtime"),
+        supervisor: PathBuf::from("target/release/berth"),
         runc: PathBuf::from("runc"),
         crun: PathBuf::from("crun"),
         iterations: 100,
         warmup: 3,
+        pulls: 3,
         keep_cgroup2: false,
     };
     let mut it = args.into_iter();
@@ -120,6 +130,8 @@ fn parse_args(args: Vec<String>) -> Result<Options, String> {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--berth" => opts.berth = value()?.into(),
+            "--supervisor" => opts.supervisor = value()?.into(),
+            "--pulls" => opts.pulls = parse_count(&flag, &value()?)?,
             "--runc" => opts.runc = value()?.into(),
             "--crun" => opts.crun = value()?.into(),
             "-n" | "--iterations" => opts.iterations = parse_count(&flag, &value()?)?,
@@ -226,6 +238,9 @@ fn run_in(opts: &Options, work: &Path) -> Result<bool, String> {
         None,
     );
     shim_scenario(opts, work, &rootfs, &runtimes[0].bin);
+    if opts.pulls > 0 {
+        pull::run(work, &opts.supervisor, opts.pulls);
+    }
     println!(
         "\nload average at end: {} (2+ on this 2-core VM inflates every figure)",
         load_average()

@@ -52,6 +52,7 @@ impl Error {
             Error::NotFound(_) => 404,
             Error::Conflict(_) => 409,
             Error::Invalid(_) | Error::Reference(_) => 400,
+            Error::Registry(e) => e.status(),
             _ => 500,
         }
     }

@@ -1,0 +1,318 @@
+//! The pull scenario: the same multi-layer image (generated: ≥ 100 MiB, ≥ 10k files) pulled
+//! and unpacked from a private `docker-registry` on 127.0.0.1 by `berth`, by Debian's dockerd,
+//! and by `skopeo copy` + `umoci unpack`, round-robin; plus each daemon's idle resident memory
+//! (dockerd counted together with the containerd it starts).
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_integration::oci_image::{self, Layer, Layout, LAYER_GZIP};
+use berth_integration::registry::Registry;
+
+const REPO: &str = "bench/big";
+
+/// Files per layer and layers: 8 × 1400 files averaging 9.5 KiB ≈ 106 MiB, 11200 files.
+const LAYERS: usize = 8;
+const FILES_PER_LAYER: usize = 1400;
+const MEAN_FILE: usize = 9_700;
+
+pub fn run(work: &Path, supervisor: &Path, rounds: usize) {
+    println!(
+        "\npull + unpack of a {LAYERS}-layer image ({} files, ~{} MiB) from docker-registry on 127.0.0.1",
+        LAYERS * FILES_PER_LAYER,
+        LAYERS * FILES_PER_LAYER * MEAN_FILE >> 20
+    );
+    if let Err(e) = scenario(work, supervisor, rounds) {
+        println!("failed: {e}");
+    }
+}
+
+fn scenario(work: &Path, supervisor: &Path, rounds: usize) -> Result<(), String> {
+    let dir = work.join("pull");
+    fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let layout = generate();
+    let registry = Registry::start();
+    oci_image::push(&layout, &registry.host(), REPO, None);
+    let image = format!("{}/{REPO}:latest", registry.host());
+
+    let berth = BerthDaemon::start(&dir.join("berth"), supervisor)?;
+    let docker = Dockerd::start(&dir.join("docker"))?;
+    let berth_idle = rss_kib(berth.child.id());
+    let docker_idle = docker.rss_kib();
+
+    let mut times: [Vec<Duration>; 3] = Default::default();
+    for round in 0..rounds {
+        times[0].push(berth.timed_pull(&image)?);
+        times[1].push(docker.timed_pull(&image)?);
+        times[2].push(skopeo_umoci(&dir.join(format!("skopeo-{round}")), &image)?);
+        berth.forget(&image)?;
+        docker.forget(&image)?;
+    }
+    let names = ["berth", "dockerd", "skopeo+umoci"];
+    println!(
+        "{:<13} {:>10} {:>10}   vs berth (median)",
+        "puller", "median s", "min s"
+    );
+    let median = |t: &[Duration]| {
+        let mut s: Vec<f64> = t.iter().map(Duration::as_secs_f64).collect();
+        s.sort_by(f64::total_cmp);
+        (s[s.len() / 2], s[0])
+    };
+    let (berth_median, _) = median(&times[0]);
+    for (name, t) in names.iter().zip(&times) {
+        let (m, min) = median(t);
+        println!(
+            "{name:<13} {m:>10.2} {min:>10.2}   {name}/berth = {:.2}x",
+            m / berth_median
+        );
+    }
+    println!("\ndaemon resident memory, idle after start (VmRSS)");
+    println!("berth         {:>8} KiB", berth_idle);
+    println!(
+        "dockerd+ctrd  {:>8} KiB   dockerd/berth = {:.1}x",
+        docker_idle,
+        docker_idle as f64 / berth_idle.max(1) as f64
+    );
+    println!(
+        "berth after {rounds} pulls: {} KiB",
+        rss_kib(berth.child.id())
+    );
+    Ok(())
+}
+
+/// A deterministic pseudo-random image: incompressible file bodies, varied sizes, nested dirs.
+fn generate() -> Layout {
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let layers: Vec<Layer> = (0..LAYERS)
+        .map(|layer| Layer {
+            tar: layer_tar(layer, &mut seed),
+            media_type: LAYER_GZIP,
+        })
+        .collect();
+    oci_image::image("latest", &layers)
+}
+
+fn layer_tar(layer: usize, seed: &mut u64) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for i in 0..FILES_PER_LAYER {
+        let size = (next(seed) as usize) % (2 * MEAN_FILE);
+        let body: Vec<u8> = (0..size.div_ceil(8))
+            .flat_map(|_| next(seed).to_le_bytes())
+            .take(size)
+            .collect();
+        let mut header = tar::Header::new_gnu();
+        header.set_size(size as u64);
+        header.set_mode(0o644);
+        header.set_mtime(1_700_000_000);
+        let path = format!("data/l{layer}/d{}/f{i}", i % 37);
+        builder
+            .append_data(&mut header, path, body.as_slice())
+            .expect("append to an in-memory tar");
+    }
+    builder.into_inner().expect("finish an in-memory tar")
+}
+
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn timed(cmd: &mut Command, what: &str) -> Result<Duration, String> {
+    let start = Instant::now();
+    let out = cmd
+        .stdout(Stdio::null())
+        .output()
+        .map_err(|e| format!("{what}: {e}"))?;
+    let took = start.elapsed();
+    if !out.status.success() {
+        return Err(format!(
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(took)
+}
+
+fn wait_for_socket(socket: &Path, what: &str) -> Result<(), String> {
+    let until = Instant::now() + Duration::from_secs(30);
+    while std::os::unix::net::UnixStream::connect(socket).is_err() {
+        if Instant::now() > until {
+            return Err(format!("{what} did not come up on {}", socket.display()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// `berth daemon` on a private socket and data root.
+struct BerthDaemon {
+    child: Child,
+    bin: PathBuf,
+    host: String,
+}
+
+impl BerthDaemon {
+    fn start(dir: &Path, bin: &Path) -> Result<Self, String> {
+        let socket = dir.join("berth.sock");
+        let host = format!("unix://{}", socket.display());
+        let child = Command::new(bin)
+            .args(["daemon", "--host", &host, "--data-root"])
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(work_log(dir)).map_err(|e| e.to_string())?)
+            .spawn()
+            .map_err(|e| format!("{}: {e}", bin.display()))?;
+        wait_for_socket(&socket, "berth daemon")?;
+        Ok(BerthDaemon {
+            child,
+            bin: bin.to_path_buf(),
+            host,
+        })
+    }
+
+    fn berth(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(["-H", &self.host]).args(args);
+        cmd
+    }
+
+    fn timed_pull(&self, image: &str) -> Result<Duration, String> {
+        timed(&mut self.berth(&["pull", "-q", image]), "berth pull")
+    }
+
+    fn forget(&self, image: &str) -> Result<(), String> {
+        timed(&mut self.berth(&["rmi", image]), "berth rmi").map(drop)
+    }
+}
+
+impl Drop for BerthDaemon {
+    fn drop(&mut self) {
+        // SAFETY: plain kill(2) of our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+fn work_log(dir: &Path) -> PathBuf {
+    let _ = fs::create_dir_all(dir);
+    dir.join("daemon.log")
+}
+
+/// Debian's dockerd (it starts its own containerd) on a private socket and data root.
+struct Dockerd {
+    child: Child,
+    dir: PathBuf,
+    host: String,
+}
+
+impl Dockerd {
+    fn start(dir: &Path) -> Result<Self, String> {
+        let socket = dir.join("docker.sock");
+        let host = format!("unix://{}", socket.display());
+        let child = Command::new("/usr/sbin/dockerd")
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("--pidfile")
+            .arg(dir.join("docker.pid"))
+            .args(["--host", &host, "--bridge", "none", "--iptables=false"])
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(work_log(dir)).map_err(|e| e.to_string())?)
+            .spawn()
+            .map_err(|e| format!("dockerd (apt-get install docker.io): {e}"))?;
+        wait_for_socket(&socket, "dockerd")?;
+        let docker = Dockerd {
+            child,
+            dir: dir.to_path_buf(),
+            host,
+        };
+        // The API answers a moment before containerd is connected.
+        std::thread::sleep(Duration::from_secs(1));
+        Ok(docker)
+    }
+
+    fn docker(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("/usr/bin/docker");
+        cmd.env("DOCKER_HOST", &self.host).args(args);
+        cmd
+    }
+
+    fn timed_pull(&self, image: &str) -> Result<Duration, String> {
+        timed(&mut self.docker(&["pull", "-q", image]), "docker pull")
+    }
+
+    fn forget(&self, image: &str) -> Result<(), String> {
+        timed(&mut self.docker(&["rmi", image]), "docker rmi").map(drop)
+    }
+
+    /// dockerd plus the containerd it started (its child).
+    fn rss_kib(&self) -> u64 {
+        let pid = self.child.id();
+        let children =
+            fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        rss_kib(pid)
+            + children
+                .split_whitespace()
+                .filter_map(|c| c.parse().ok())
+                .map(rss_kib)
+                .sum::<u64>()
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        // SAFETY: plain kill(2) of our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+        let exec = self.dir.join("exec");
+        let _ = Command::new("umount")
+            .arg("-R")
+            .arg(self.dir.join("data"))
+            .stderr(Stdio::null())
+            .status();
+        let _ = fs::remove_dir_all(exec);
+    }
+}
+
+/// `skopeo copy` into an OCI layout, then `umoci unpack` into a bundle.
+fn skopeo_umoci(dir: &Path, image: &str) -> Result<Duration, String> {
+    let layout = dir.join("oci");
+    let start = Instant::now();
+    timed(
+        Command::new("skopeo")
+            .args(["copy", "--quiet", "--src-tls-verify=false"])
+            .arg(format!("docker://{image}"))
+            .arg(format!("oci:{}:bench", layout.display())),
+        "skopeo copy",
+    )?;
+    timed(
+        Command::new("umoci")
+            .arg("unpack")
+            .arg("--image")
+            .arg(format!("{}:bench", layout.display()))
+            .arg(dir.join("bundle")),
+        "umoci unpack",
+    )?;
+    let took = start.elapsed();
+    let _ = std::io::stdout().flush();
+    let _ = fs::remove_dir_all(dir);
+    Ok(took)
+}
