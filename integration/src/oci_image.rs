@@ -180,6 +180,34 @@ pub fn busybox_rootfs() -> Vec<Entry> {
     ]
 }
 
+/// An uncompressed tar of `files` regular files under `data/<name>/dNN/`, with incompressible
+/// pseudo-random bodies of 0 to 2 × `mean_size` bytes; the same `seed` gives the same tar.
+pub fn random_tar(name: &str, files: usize, mean_size: usize, seed: &mut u64) -> Vec<u8> {
+    let mut next = || {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        *seed
+    };
+    let mut builder = tar::Builder::new(Vec::new());
+    for i in 0..files {
+        let size = (next() as usize) % (2 * mean_size).max(1);
+        let body: Vec<u8> = (0..size.div_ceil(8))
+            .flat_map(|_| next().to_le_bytes())
+            .take(size)
+            .collect();
+        let mut header = tar::Header::new_gnu();
+        header.set_size(size as u64);
+        header.set_mode(0o644);
+        header.set_mtime(MTIME);
+        let path = format!("data/{name}/d{:02}/f{i}", i % 37);
+        builder
+            .append_data(&mut header, path, body.as_slice())
+            .expect("append to an in-memory tar");
+    }
+    builder.into_inner().expect("finish an in-memory tar")
+}
+
 /// A layer: its uncompressed tar and how it is stored.
 pub struct Layer {
     pub tar: Vec<u8>,

@@ -2,8 +2,6 @@
 //! its data root (busybox-static layer + config + OCI manifest), docker-archives built here,
 //! and Debian's `docker-registry` on a free 127.0.0.1 port.
 #![allow(dead_code)]
-use std::io::Write;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -227,54 +225,18 @@ pub fn short(id: &str) -> String {
     id.trim_start_matches("sha256:")[..12].to_string()
 }
 
-/// Debian's `docker-registry` on a free port with private storage.
+/// Debian's `docker-registry` on a free 127.0.0.1 port with private storage; `addr` is
+/// `127.0.0.1:PORT`.
 pub struct Registry {
-    child: Child,
     pub addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    _registry: berth_integration::registry::Registry,
 }
 
 pub fn start_registry() -> Registry {
-    let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let config = format!(
-        "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
-        dir.path().join("storage").display()
-    );
-    let config_path = dir.path().join("config.yml");
-    std::fs::File::create(&config_path)
-        .unwrap()
-        .write_all(config.as_bytes())
-        .unwrap();
-    let child = Command::new("/usr/bin/docker-registry")
-        .arg("serve")
-        .arg(&config_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("docker-registry missing: apt-get install docker-registry");
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(&addr).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    let registry = berth_integration::registry::Registry::start();
     Registry {
-        child,
-        addr,
-        _dir: dir,
+        addr: registry.host(),
+        _registry: registry,
     }
 }
 

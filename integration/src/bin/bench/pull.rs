@@ -87,38 +87,11 @@ fn generate() -> Layout {
     let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
     let layers: Vec<Layer> = (0..LAYERS)
         .map(|layer| Layer {
-            tar: layer_tar(layer, &mut seed),
+            tar: oci_image::random_tar(&format!("l{layer}"), FILES_PER_LAYER, MEAN_FILE, &mut seed),
             media_type: LAYER_GZIP,
         })
         .collect();
     oci_image::image("latest", &layers)
-}
-
-fn layer_tar(layer: usize, seed: &mut u64) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for i in 0..FILES_PER_LAYER {
-        let size = (next(seed) as usize) % (2 * MEAN_FILE);
-        let body: Vec<u8> = (0..size.div_ceil(8))
-            .flat_map(|_| next(seed).to_le_bytes())
-            .take(size)
-            .collect();
-        let mut header = tar::Header::new_gnu();
-        header.set_size(size as u64);
-        header.set_mode(0o644);
-        header.set_mtime(1_700_000_000);
-        let path = format!("data/l{layer}/d{}/f{i}", i % 37);
-        builder
-            .append_data(&mut header, path, body.as_slice())
-            .expect("append to an in-memory tar");
-    }
-    builder.into_inner().expect("finish an in-memory tar")
-}
-
-fn next(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
 }
 
 fn rss_kib(pid: u32) -> u64 {
