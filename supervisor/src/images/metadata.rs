@@ -58,6 +58,10 @@ pub struct SnapshotRecord {
     /// Bytes used by this snapshot's own files.
     pub size: u64,
     pub created: u64,
+    /// The boot (`/proc/sys/kernel/random/boot_id`) in which its files were written, while
+    /// they may still be only in the page cache; None once flushed to disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsynced_boot: Option<String>,
 }
 
 /// A lease protects blobs from garbage collection while a pull or load is in progress.
@@ -190,6 +194,29 @@ impl Metadata {
     }
     pub fn remove_snapshot(&self, key: &str) -> Result<bool, Error> {
         self.remove(SNAPSHOTS, key)
+    }
+
+    /// Marks the given snapshots' files as flushed, in one transaction; keys no longer
+    /// recorded are skipped (never re-created).
+    pub fn mark_synced(&self, keys: &[String]) -> Result<(), Error> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut table = txn.open_table(SNAPSHOTS).map_err(|e| self.err(e))?;
+            for key in keys {
+                let current = table.get(key.as_str()).map_err(|e| self.err(e))?;
+                let Some(bytes) = current.map(|v| v.value().to_vec()) else {
+                    continue;
+                };
+                let mut record: SnapshotRecord =
+                    serde_json::from_slice(&bytes).map_err(|e| self.err(format!("{key}: {e}")))?;
+                record.unsynced_boot = None;
+                let bytes = serde_json::to_vec(&record).map_err(|e| self.err(e))?;
+                table
+                    .insert(key.as_str(), bytes.as_slice())
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.err(e))
     }
 
     pub fn put_lease(&self, id: &str, lease: &Lease) -> Result<(), Error> {

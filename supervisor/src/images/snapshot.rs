@@ -19,6 +19,7 @@ use super::layer::{self, ApplyOptions, Whiteouts};
 use super::metadata::{self, Metadata, SnapshotKind, SnapshotRecord};
 
 mod copy;
+pub mod durable;
 pub mod mount;
 
 pub use mount::{mount_all, unmount, Mount};
@@ -104,6 +105,8 @@ pub struct Snapshotter {
     records: Mutex<()>,
     /// One lock per key being created, so one key is never extracted twice at once.
     keys: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Flushes unpacked layers to disk in the background (see `durable`).
+    flusher: durable::Flusher,
 }
 
 impl Snapshotter {
@@ -120,7 +123,9 @@ impl Snapshotter {
         backend: Option<Backend>,
     ) -> Result<Self, Error> {
         std::fs::create_dir_all(root).map_err(io_at(root))?;
+        durable::forget_unflushed(&metadata)?;
         let ids = recover(root, &metadata)?;
+        durable::flush(root, &metadata)?;
         let backend = backend.unwrap_or_else(|| {
             if mount::overlay_works(root) {
                 Backend::Overlay
@@ -131,12 +136,23 @@ impl Snapshotter {
         tracing::info!(root = %root.display(), ?backend, snapshots = ids.len(), "snapshotter opened");
         Ok(Snapshotter {
             root: root.to_path_buf(),
-            metadata,
             backend,
             next_id: AtomicU64::new(ids.iter().max().map_or(1, |m| m + 1)),
             records: Mutex::new(()),
             keys: Mutex::new(HashMap::new()),
+            flusher: durable::Flusher::start(root.to_path_buf(), metadata.clone()),
+            metadata,
         })
+    }
+
+    /// Asks the background flusher to put unpacked layers on disk soon.
+    pub fn request_flush(&self) {
+        self.flusher.request();
+    }
+
+    /// Puts unpacked layers on disk now; returns how many were waiting.
+    pub fn flush(&self) -> Result<usize, Error> {
+        durable::flush(&self.root, &self.metadata)
     }
 
     /// The backend in use.
@@ -210,6 +226,7 @@ impl Snapshotter {
                 id,
                 size,
                 created: metadata::now(),
+                unsynced_boot: Some(durable::boot_id()),
             })
         });
         if result.is_err() {
@@ -247,7 +264,6 @@ impl Snapshotter {
                 actual: applied.diff_id,
             });
         }
-        sync_fs(&fs)?;
         Ok(applied.size)
     }
 
@@ -294,6 +310,7 @@ impl Snapshotter {
                 id,
                 size: 0,
                 created: metadata::now(),
+                unsynced_boot: None,
             })
         })();
         if let Err(e) = result {
@@ -415,6 +432,7 @@ impl Snapshotter {
             id: active.id,
             size,
             created: metadata::now(),
+            unsynced_boot: None,
         })?;
         self.metadata.remove_snapshot(active_key)?;
         let work = self.dir(active.id).join("work");

@@ -1,4 +1,5 @@
-//! Unpacking an image's layers into snapshots. (Owner: the layers & snapshots engineer.)
+//! Unpacking an image's layers into snapshots; the files reach the disk in the background
+//! (see `snapshot::durable`).
 use std::io::Read;
 
 use super::{Error, Image, ImageService};
@@ -27,11 +28,16 @@ impl ImageService {
         }
         let chains = chain_ids(&diff_ids);
         let mut parent: Option<&str> = None;
+        let mut unpacked = false;
         for ((digest, diff_id), key) in layers.iter().zip(&diff_ids).zip(&chains) {
             if self.metadata.snapshot(key)?.is_none() {
                 self.unpack_layer(digest, diff_id, key, parent, progress)?;
+                unpacked = true;
             }
             parent = Some(key);
+        }
+        if unpacked {
+            self.snapshots.request_flush();
         }
         Ok(())
     }

@@ -302,7 +302,12 @@ fn open_removes_stale_dirs_and_finishes_commits() {
     let s = open(dir.path(), Backend::Copy);
     assert!(!dir.path().join("snapshots/999").exists());
     assert!(s.fs_dir(&record).join("etc/a").exists());
-    assert_eq!(s.metadata.snapshots().unwrap(), vec![record]);
+    // Opening also flushed the layer written in this boot.
+    let flushed = SnapshotRecord {
+        unsynced_boot: None,
+        ..record
+    };
+    assert_eq!(s.metadata.snapshots().unwrap(), vec![flushed]);
     assert!(s.next_id.load(Ordering::SeqCst) > 1);
 }
 
@@ -479,4 +484,40 @@ fn a_stack_too_long_for_one_page_of_options_still_mounts() {
     assert_eq!(seen.len(), 120);
     assert!(seen.contains(&"f0 file 644 x".to_string()));
     assert!(seen.contains(&"f119 file 644 x".to_string()));
+}
+
+#[test]
+fn unflushed_layers_of_an_earlier_boot_are_forgotten_with_their_children() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path(), Backend::Overlay);
+    let chains = unpack_all(&s, &layers());
+    assert!(chains
+        .iter()
+        .all(|k| s.stat(k).unwrap().unsynced_boot == Some(durable::boot_id())));
+    assert_eq!(s.flush().unwrap(), chains.len());
+    assert!(chains
+        .iter()
+        .all(|k| s.stat(k).unwrap().unsynced_boot.is_none()));
+    // The middle layer as if written before a power loss: it and the layer above it go.
+    let mut middle = s.stat(&chains[1]).unwrap();
+    middle.unsynced_boot = Some("an-earlier-boot".into());
+    s.metadata.put_snapshot(&middle).unwrap();
+    let metadata = s.metadata.clone();
+    drop(s);
+    let s = Snapshotter::open_with(&dir.path().join("snapshots"), metadata, None).unwrap();
+    assert!(s.stat(&chains[0]).is_ok());
+    for key in &chains[1..] {
+        assert!(matches!(s.stat(key), Err(Error::NotFound(_))), "{key} kept");
+    }
+    let left = fs::read_dir(dir.path().join("snapshots"))
+        .unwrap()
+        .filter(|e| {
+            !e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with('.')
+        })
+        .count();
+    assert_eq!(left, 1, "directories of forgotten snapshots left");
 }
