@@ -32,7 +32,7 @@ mod shim;
 
 const USAGE: &str =
     "usage: berth-bench [--berth PATH] [--supervisor PATH] [--runc PATH] [--crun PATH] [-n N]
-                   [--warmup N] [--pulls N] [--keep-cgroup2]
+                   [--warmup N] [--pulls N] [--pull-only] [--keep-cgroup2]
 
   --berth PATH   berth-runtime binary (default target/release/berth-runtime)
   --supervisor PATH  berth (daemon + CLI) binary (default target/release/berth)
@@ -41,6 +41,7 @@ const USAGE: &str =
   -n N           containers per runtime and scenario (default 100)
   --warmup N     untimed rounds before each scenario (default 3)
   --pulls N      pulls per puller in the pull scenario (default 3; 0 skips it)
+  --pull-only    run only the pull scenario
   --keep-cgroup2 do not hide a hybrid host's /sys/fs/cgroup/unified (crun then fails)";
 
 /// crun refuses a hybrid layout whose cgroup2 mount has controllers; see `hide_cgroup2`.
@@ -65,6 +66,7 @@ struct Options {
     iterations: usize,
     warmup: usize,
     pulls: usize,
+    pull_only: bool,
     keep_cgroup2: bool,
 }
 
@@ -123,6 +125,7 @@ fn parse_args(args: Vec<String>) -> Result<Options, String> {
         iterations: 100,
         warmup: 3,
         pulls: 3,
+        pull_only: false,
         keep_cgroup2: false,
     };
     let mut it = args.into_iter();
@@ -137,6 +140,7 @@ fn parse_args(args: Vec<String>) -> Result<Options, String> {
             "-n" | "--iterations" => opts.iterations = parse_count(&flag, &value()?)?,
             "--warmup" => opts.warmup = parse_count(&flag, &value()?)?,
             "--keep-cgroup2" => opts.keep_cgroup2 = true,
+            "--pull-only" => opts.pull_only = true,
             "-h" | "--help" => return Err("help".into()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -178,6 +182,10 @@ impl Drop for WorkDir {
 }
 
 fn run_in(opts: &Options, work: &Path) -> Result<bool, String> {
+    if opts.pull_only {
+        pull::run(work, &opts.supervisor, opts.pulls.max(1));
+        return Ok(true);
+    }
     become_subreaper()?;
     if !opts.keep_cgroup2 {
         hide_cgroup2()?;

@@ -44,8 +44,12 @@ fn scenario(work: &Path, supervisor: &Path, rounds: usize) -> Result<(), String>
 
     let mut times: [Vec<Duration>; 3] = Default::default();
     for round in 0..rounds {
+        // Each pull starts with no dirty pages of the previous one to write back.
+        settle();
         times[0].push(berth.timed_pull(&image)?);
+        settle();
         times[1].push(docker.timed_pull(&image)?);
+        settle();
         times[2].push(skopeo_umoci(&dir.join(format!("skopeo-{round}")), &image)?);
         berth.forget(&image)?;
         docker.forget(&image)?;
@@ -63,9 +67,14 @@ fn scenario(work: &Path, supervisor: &Path, rounds: usize) -> Result<(), String>
     let (berth_median, _) = median(&times[0]);
     for (name, t) in names.iter().zip(&times) {
         let (m, min) = median(t);
+        let samples: Vec<String> = t
+            .iter()
+            .map(|d| format!("{:.2}", d.as_secs_f64()))
+            .collect();
         println!(
-            "{name:<13} {m:>10.2} {min:>10.2}   {name}/berth = {:.2}x",
-            m / berth_median
+            "{name:<13} {m:>10.2} {min:>10.2}   {name}/berth = {:.2}x   (s: {})",
+            m / berth_median,
+            samples.join(" ")
         );
     }
     println!("\ndaemon resident memory, idle after start (VmRSS)");
@@ -92,6 +101,12 @@ fn generate() -> Layout {
         })
         .collect();
     oci_image::image("latest", &layers)
+}
+
+/// Writes back every dirty page (untimed), so no puller pays for another's writes.
+fn settle() {
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -267,6 +282,7 @@ impl Drop for Dockerd {
 
 /// `skopeo copy` into an OCI layout, then `umoci unpack` into a bundle.
 fn skopeo_umoci(dir: &Path, image: &str) -> Result<Duration, String> {
+    fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
     let layout = dir.join("oci");
     let start = Instant::now();
     timed(
