@@ -22,7 +22,7 @@ pub fn run(work: &Path, supervisor: &Path, rounds: usize) {
     println!(
         "\npull + unpack of a {LAYERS}-layer image ({} files, ~{} MiB) from docker-registry on 127.0.0.1",
         LAYERS * FILES_PER_LAYER,
-        LAYERS * FILES_PER_LAYER * MEAN_FILE >> 20
+        (LAYERS * FILES_PER_LAYER * MEAN_FILE) >> 20
     );
     if let Err(e) = scenario(work, supervisor, rounds) {
         println!("failed: {e}");
