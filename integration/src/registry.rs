@@ -6,6 +6,9 @@
 //! let host = registry.host(); // "127.0.0.1:PORT"
 //! // with htpasswd basic auth:
 //! let private = berth_integration::registry::Registry::start_with_auth("alice", "secret");
+//! // with the Bearer token flow, tokens from a token server of the test's own:
+//! use berth_integration::registry::Anonymous;
+//! let tokened = berth_integration::registry::Registry::start_with_token("bob", "pw", Anonymous::Pull);
 //! ```
 //! `log()` is what the registry printed (its access log included), `blob_gets(digest)` counts
 //! the blob downloads it served, and `blob_file(digest)` is where it keeps a blob's bytes (to
@@ -25,7 +28,22 @@ pub struct Registry {
     child: Child,
     port: u16,
     dir: tempfile::TempDir,
+    token_server: Option<TokenServer>,
 }
+
+/// What a [`Registry::start_with_token`] token server grants to a client without credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anonymous {
+    /// No access at all: every token it gets carries an empty `access` list.
+    Denied,
+    /// `pull` of any repository, never `push`.
+    Pull,
+}
+
+/// The `service` (the tokens' audience) a token-auth registry says it is.
+pub const TOKEN_SERVICE: &str = "berth-test-registry";
+/// The `iss` of the tokens, which the registry checks.
+pub const TOKEN_ISSUER: &str = "berth-test-token-server";
 
 impl Registry {
     /// Starts a registry that anyone may pull from and push to.
@@ -38,8 +56,34 @@ impl Registry {
         Self::launch(Some((user, password)))
     }
 
+    /// Starts a registry with `auth: token`: it answers 401 with
+    /// `WWW-Authenticate: Bearer realm="http://127.0.0.1:TPORT/token",service="`[`TOKEN_SERVICE`]`"`
+    /// and lets through only RS256 JWTs signed by a key of its own (an RSA key and a
+    /// self-signed certificate made with the `openssl` CLI, the certificate being the
+    /// registry's `rootcertbundle` and each token's `x5c`).
+    ///
+    /// The token server is a thread of this process on another port of 127.0.0.1. For
+    /// `GET /token?service=…&scope=repository:NAME:pull,push` it checks HTTP basic
+    /// credentials: `user`/`password` get what they ask for of `pull` and `push`, a wrong
+    /// password gets 401, and a request without credentials gets what `anonymous` allows.
+    /// It answers `{"token": …, "access_token": …, "expires_in": 300}`; [`Registry::tokens`]
+    /// lists what it granted.
+    pub fn start_with_token(user: &str, password: &str, anonymous: Anonymous) -> Self {
+        let dir = tempfile::tempdir().expect("registry temp dir");
+        let server = TokenServer::start(dir.path(), user, password, anonymous);
+        Self::launch_in(dir, None, Some(server))
+    }
+
     fn launch(auth: Option<(&str, &str)>) -> Self {
         let dir = tempfile::tempdir().expect("registry temp dir");
+        Self::launch_in(dir, auth, None)
+    }
+
+    fn launch_in(
+        dir: tempfile::TempDir,
+        auth: Option<(&str, &str)>,
+        token_server: Option<TokenServer>,
+    ) -> Self {
         let storage = dir.path().join("storage");
         fs::create_dir_all(&storage).expect("registry storage dir");
         if let Some((user, password)) = auth {
@@ -50,9 +94,19 @@ impl Registry {
         // The port was free a moment ago; another test may take it first, so try again then.
         for _ in 0..5 {
             let port = free_port();
-            let mut child = spawn(dir.path(), port, auth.is_some());
+            let mode = match (&token_server, auth) {
+                (Some(server), _) => Auth::Token(server.port),
+                (None, Some(_)) => Auth::Basic,
+                (None, None) => Auth::None,
+            };
+            let mut child = spawn(dir.path(), port, mode);
             if wait_ready(&mut child, port, dir.path()) {
-                return Registry { child, port, dir };
+                return Registry {
+                    child,
+                    port,
+                    dir,
+                    token_server,
+                };
             }
             let _ = child.kill();
             let _ = child.wait();
@@ -131,25 +185,51 @@ impl Registry {
             .count()
     }
 
-    /// The directory holding the config, htpasswd, storage and log.
+    /// The directory holding the config, htpasswd or token key and certificate, storage
+    /// and log.
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+
+    /// What the token server of a [`Registry::start_with_token`] did so far, one line a
+    /// request: `USER scope=SCOPE granted=ACCESS` (`USER` is `-` without credentials),
+    /// or `USER refused` for a wrong password. Empty for the other registries.
+    pub fn tokens(&self) -> Vec<String> {
+        self.token_server
+            .as_ref()
+            .map(|s| s.log.lock().expect("token log").clone())
+            .unwrap_or_default()
+    }
+}
+
+/// How a registry wants clients to authenticate.
+#[derive(Clone, Copy)]
+enum Auth {
+    None,
+    Basic,
+    /// `auth: token` with the realm on this port.
+    Token(u16),
 }
 
 /// Writes the config for `port` and starts the registry, its output going to `registry.log`.
-fn spawn(dir: &Path, port: u16, basic_auth: bool) -> Child {
+fn spawn(dir: &Path, port: u16, auth: Auth) -> Child {
     let mut config = format!(
         "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\n\
          storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
          http:\n  addr: 127.0.0.1:{port}\n  secret: berth-test-secret\n",
         dir.join("storage").display()
     );
-    if basic_auth {
-        config.push_str(&format!(
+    match auth {
+        Auth::None => {}
+        Auth::Basic => config.push_str(&format!(
             "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
             dir.join("htpasswd").display()
-        ));
+        )),
+        Auth::Token(token_port) => config.push_str(&format!(
+            "auth:\n  token:\n    realm: http://127.0.0.1:{token_port}/token\n    \
+             service: {TOKEN_SERVICE}\n    issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
+            dir.join("token-cert.pem").display()
+        )),
     }
     let config_path = dir.join("config.yml");
     fs::write(&config_path, config).expect("write registry config");
@@ -200,6 +280,317 @@ impl Drop for Registry {
     }
 }
 
+/// The token server of a [`Registry::start_with_token`]: a thread answering `/token` on
+/// 127.0.0.1, stopped on drop.
+struct TokenServer {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// What the token server needs to answer a request.
+struct TokenIssuer {
+    /// `Basic base64(user:password)`, the one account.
+    basic: String,
+    user: String,
+    anonymous: Anonymous,
+    key: PathBuf,
+    /// The certificate (DER, standard base64) that goes into each token's `x5c`.
+    cert: String,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    serial: std::sync::atomic::AtomicU64,
+}
+
+impl TokenServer {
+    /// Makes the signing key and certificate in `dir` (`token-key.pem`, `token-cert.pem`)
+    /// and starts serving.
+    fn start(dir: &Path, user: &str, password: &str, anonymous: Anonymous) -> Self {
+        use base64::Engine as _;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let key = dir.join("token-key.pem");
+        let cert = dir.join("token-cert.pem");
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=berth test token issuer",
+            "-keyout",
+            path_str(&key),
+            "-out",
+            path_str(&cert),
+        ]);
+        let der = openssl(&["x509", "-in", path_str(&cert), "-outform", "DER"]);
+        let engine = &base64::engine::general_purpose::STANDARD;
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let issuer = std::sync::Arc::new(TokenIssuer {
+            basic: format!("Basic {}", engine.encode(format!("{user}:{password}"))),
+            user: user.to_string(),
+            anonymous,
+            key,
+            cert: engine.encode(der),
+            log: log.clone(),
+            serial: Default::default(),
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind token server");
+        let port = listener.local_addr().expect("token server address").port();
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        std::thread::spawn(move || {
+            while !stopped.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let issuer = issuer.clone();
+                        std::thread::spawn(move || issuer.serve(stream));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        TokenServer { port, stop, log }
+    }
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl TokenIssuer {
+    /// Answers one request on `stream` and hangs up.
+    fn serve(&self, mut stream: TcpStream) {
+        let _ = stream.set_nonblocking(false);
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+        let Some(head) = read_head(&mut stream) else {
+            return;
+        };
+        let target = head.split_whitespace().nth(1).unwrap_or_default();
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let (status, body) = if path != "/token" {
+            ("404 Not Found", "{}".to_string())
+        } else {
+            self.answer(&head, query)
+        };
+        let response = format!(
+            "HTTP/1.1 {status}\r\nConnection: close\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.write_all(response.as_bytes());
+    }
+
+    /// Status and body for `GET /token?QUERY`.
+    fn answer(&self, head: &str, query: &str) -> (&'static str, String) {
+        let authorization = header_value(head, "authorization");
+        let user = match authorization {
+            None => None,
+            Some(value) if value == self.basic => Some(self.user.as_str()),
+            Some(_) => {
+                let who = authorization_user(authorization.unwrap_or_default());
+                self.log(format!("{who} refused"));
+                return (
+                    "401 Unauthorized",
+                    r#"{"errors":[{"code":"UNAUTHORIZED","message":"incorrect username or password"}]}"#
+                        .to_string(),
+                );
+            }
+        };
+        let mut service = String::new();
+        let mut access = Vec::new();
+        for pair in query.split('&') {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = percent_decode(value);
+            match name {
+                "service" => service = value,
+                "scope" => {
+                    for scope in value.split(' ') {
+                        let granted = self.grant(user.is_some(), scope);
+                        self.log(format!(
+                            "{} scope={scope} granted={}",
+                            user.unwrap_or("-"),
+                            granted
+                                .as_ref()
+                                .map(|(_, a)| a.join(","))
+                                .unwrap_or_default()
+                        ));
+                        if let Some((repository, actions)) = granted {
+                            access.push(serde_json::json!({
+                                "type": "repository", "name": repository, "actions": actions,
+                            }));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if service != TOKEN_SERVICE {
+            return (
+                "400 Bad Request",
+                format!(
+                    r#"{{"errors":[{{"code":"DENIED","message":"unknown service {service:?}"}}]}}"#
+                ),
+            );
+        }
+        let token = self.sign(user.unwrap_or(""), access);
+        let body = serde_json::json!({
+            "token": token, "access_token": token, "expires_in": 300,
+        });
+        ("200 OK", body.to_string())
+    }
+
+    /// The repository and the actions of `scope` (`repository:NAME:ACTIONS`) that are
+    /// allowed, or None when none is.
+    fn grant(&self, authenticated: bool, scope: &str) -> Option<(String, Vec<String>)> {
+        let rest = scope.strip_prefix("repository:")?;
+        let (repository, actions) = rest.rsplit_once(':')?;
+        let allowed: &[&str] = match (authenticated, self.anonymous) {
+            (true, _) => &["pull", "push"],
+            (false, Anonymous::Pull) => &["pull"],
+            (false, Anonymous::Denied) => &[],
+        };
+        let granted: Vec<String> = actions
+            .split(',')
+            .filter(|a| allowed.contains(a))
+            .map(str::to_string)
+            .collect();
+        (!granted.is_empty()).then(|| (repository.to_string(), granted))
+    }
+
+    /// An RS256 JWT for `subject` with this `access`, valid for 300 s.
+    fn sign(&self, subject: &str, access: Vec<serde_json::Value>) -> String {
+        use base64::Engine as _;
+        let engine = &base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_secs();
+        let serial = self
+            .serial
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [self.cert]});
+        let claims = serde_json::json!({
+            "iss": TOKEN_ISSUER,
+            "sub": subject,
+            "aud": TOKEN_SERVICE,
+            "exp": now + 300,
+            "nbf": now - 10,
+            "iat": now,
+            "jti": format!("berth-test-{}-{serial}", std::process::id()),
+            "access": access,
+        });
+        let input = format!(
+            "{}.{}",
+            engine.encode(header.to_string()),
+            engine.encode(claims.to_string())
+        );
+        let signature = openssl_with_input(
+            &["dgst", "-sha256", "-sign", path_str(&self.key)],
+            input.as_bytes(),
+        );
+        format!("{input}.{}", engine.encode(signature))
+    }
+
+    fn log(&self, line: String) {
+        self.log.lock().expect("token log").push(line);
+    }
+}
+
+/// The user named in a `Basic` authorization value, or `?`.
+fn authorization_user(value: &str) -> String {
+    use base64::Engine as _;
+    value
+        .strip_prefix("Basic ")
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.split_once(':').map(|(u, _)| u.to_string()))
+        .unwrap_or_else(|| "?".to_string())
+}
+
+/// `%XX` and `+` of a query value decoded.
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The value of header `name` (lowercase) in a request head.
+fn header_value<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// A request's head, up to the empty line.
+fn read_head(stream: &mut TcpStream) -> Option<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 65536 {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return None,
+        }
+    }
+    Some(String::from_utf8_lossy(&head).into_owned())
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("utf-8 temp path")
+}
+
+/// Runs the `openssl` CLI and returns its stdout; panics with its stderr when it fails.
+fn openssl(args: &[&str]) -> Vec<u8> {
+    openssl_with_input(args, &[])
+}
+
+fn openssl_with_input(args: &[&str], input: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("openssl")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn openssl: {e} (apt-get install openssl)"));
+    let mut stdin = child.stdin.take().expect("openssl stdin");
+    stdin.write_all(input).expect("write to openssl");
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait for openssl");
+    assert!(
+        out.status.success(),
+        "openssl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -229,8 +620,7 @@ pub struct Route {
 }
 
 /// A scripted registry on 127.0.0.1 for what a real one never does (a manifest that is not
-/// what its digest says, an endless blob) and for the token flow that Debian's registry cannot
-/// do alone. `/v2/` answers 200, unknown paths 404. Stops on drop.
+/// what its digest says, an endless blob). `/v2/` answers 200, unknown paths 404. Stops on drop.
 pub struct FakeRegistry {
     port: u16,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -239,17 +629,10 @@ pub struct FakeRegistry {
 impl FakeRegistry {
     /// Serves `routes` to anyone.
     pub fn start(routes: Vec<Route>) -> Self {
-        Self::serve(routes, None)
+        Self::serve(routes)
     }
 
-    /// Serves `routes` only with `Authorization: Bearer TOKEN`; anything else gets 401 and
-    /// `WWW-Authenticate: Bearer realm="http://HOST/token",service="berth-fake"`. `/token`
-    /// hands out [`TOKEN`] for basic auth as `user`/`password`, 401 otherwise.
-    pub fn start_with_token(routes: Vec<Route>, user: &str, password: &str) -> Self {
-        Self::serve(routes, Some(format!("{user}:{password}")))
-    }
-
-    fn serve(routes: Vec<Route>, account: Option<String>) -> Self {
+    fn serve(routes: Vec<Route>) -> Self {
         use std::sync::atomic::{AtomicBool, Ordering};
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake registry");
         let port = listener.local_addr().expect("fake registry address").port();
@@ -264,10 +647,7 @@ impl FakeRegistry {
                 match listener.accept() {
                     Ok((stream, _)) => {
                         let routes = routes.clone();
-                        let account = account.clone();
-                        std::thread::spawn(move || {
-                            serve_one(stream, port, &routes, account.as_deref())
-                        });
+                        std::thread::spawn(move || serve_one(stream, &routes));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
                 }
@@ -288,70 +668,20 @@ impl Drop for FakeRegistry {
     }
 }
 
-/// Status line, headers and body of a fake registry's answer.
-type Answer = (&'static str, Vec<(String, String)>, Body);
-
-/// The bearer token a [`FakeRegistry::start_with_token`] hands out.
-pub const TOKEN: &str = "berth-fake-token";
-
-/// Status, headers and body for a request to a token-protected fake registry when the
-/// request is not let through; None when it is.
-fn token_gate(head: &str, path: &str, port: u16, account: &str) -> Option<Answer> {
-    use base64::Engine as _;
-    let authorization = head
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("authorization")
-                .then(|| value.trim().to_string())
-        })
-        .unwrap_or_default();
-    if path == "/token" {
-        let basic = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(account)
-        );
-        return Some(if authorization == basic {
-            let body = format!("{{\"token\":\"{TOKEN}\"}}");
-            ("200 OK", Vec::new(), Body::Bytes(body.into_bytes()))
-        } else {
-            ("401 Unauthorized", Vec::new(), Body::Bytes(b"{}".to_vec()))
-        });
-    }
-    if authorization == format!("Bearer {TOKEN}") {
-        return None;
-    }
-    let challenge =
-        format!("Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"berth-fake\"");
-    Some((
-        "401 Unauthorized",
-        vec![("WWW-Authenticate".to_string(), challenge)],
-        Body::Bytes(b"{\"errors\":[{\"code\":\"UNAUTHORIZED\"}]}".to_vec()),
-    ))
-}
-
-fn serve_one(mut stream: TcpStream, port: u16, routes: &[Route], account: Option<&str>) {
+fn serve_one(mut stream: TcpStream, routes: &[Route]) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") && head.len() < 65536 {
-        match stream.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => return,
-        }
-    }
-    let head = String::from_utf8_lossy(&head);
+    let Some(head) = read_head(&mut stream) else {
+        return;
+    };
     let mut words = head.split_whitespace();
     let method = words.next().unwrap_or_default();
     let path = words.next().unwrap_or_default();
     let path = path.split('?').next().unwrap_or_default();
     let route = routes.iter().find(|r| r.path == path);
-    let gate = account.and_then(|account| token_gate(&head, path, port, account));
-    let (status, headers, body) = match (path, route, gate) {
-        (_, _, Some(answer)) => answer,
-        (_, Some(route), None) => ("200 OK", route.headers.clone(), route.body.clone()),
-        ("/v2/", None, None) => ("200 OK", Vec::new(), Body::Bytes(b"{}".to_vec())),
+    let (status, headers, body) = match (path, route) {
+        (_, Some(route)) => ("200 OK", route.headers.clone(), route.body.clone()),
+        ("/v2/", None) => ("200 OK", Vec::new(), Body::Bytes(b"{}".to_vec())),
         _ => (
             "404 Not Found",
             Vec::new(),

@@ -1,7 +1,7 @@
 //! Pull and push against a real registry: Debian's `docker-registry` on 127.0.0.1, images
 //! built by the test (busybox-static) and pushed with `skopeo`. Run as root.
 use berth_integration::oci_image::{self, sha256, sha256sum, Layout};
-use berth_integration::registry::{Body, FakeRegistry, Registry, Route};
+use berth_integration::registry::{Anonymous, Body, FakeRegistry, Registry, Route};
 use berth_supervisor::images::progress::Message;
 use berth_supervisor::images::registry::Credentials;
 use berth_supervisor::images::service::{Error, ImageService, Options};
@@ -605,47 +605,150 @@ async fn lying_registries_are_cut_off() {
     assert!(ingest_is_empty(dir.path()));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bearer_token_login_and_pull() {
-    let layout = oci_image::busybox("latest");
-    let info = &layout.manifests[0];
-    let blob = |digest: &str| Body::Bytes(std::fs::read(layout.blob_path(digest)).unwrap());
-    let mut routes = vec![Route {
-        path: "/v2/tokened/manifests/latest".into(),
-        headers: vec![("Content-Type".into(), oci_image::OCI_MANIFEST.into())],
-        body: blob(&info.digest),
-    }];
-    for digest in std::iter::once(&info.config).chain(&info.layers) {
-        routes.push(Route {
-            path: format!("/v2/tokened/blobs/{digest}"),
-            headers: Vec::new(),
-            body: blob(digest),
-        });
-    }
-    let fake = FakeRegistry::start_with_token(routes, "bob", "hunter2");
-    let (_dir, service) = new_service();
-    let creds = |password: &str| Credentials {
-        username: "bob".into(),
+/// Credentials for a registry, with the server address in the form `docker login` stores.
+fn credentials(registry: &Registry, user: &str, password: &str) -> Credentials {
+    Credentials {
+        username: user.into(),
         password: password.into(),
-        server_address: format!("http://{}/v2/", fake.host()),
+        server_address: format!("http://{}/v2/", registry.host()),
         ..Default::default()
-    };
-    let error = service.login(&creds("nope")).await.unwrap_err().to_string();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_token_login_push_and_pull() {
+    // Nobody gets anything without credentials.
+    let registry = Registry::start_with_token("bob", "hunter2", Anonymous::Denied);
+    let (_dir, service) = new_service();
+    let error = service
+        .login(&credentials(&registry, "bob", "nope"))
+        .await
+        .unwrap_err()
+        .to_string();
+    eprintln!("wrong password: {error}");
     assert!(
         error.contains("unauthorized: incorrect username or password"),
         "{error}"
     );
-    service.login(&creds("hunter2")).await.unwrap();
+    let right = credentials(&registry, "bob", "hunter2");
+    service.login(&right).await.unwrap();
+    let tokens = registry.tokens();
+    assert!(tokens.contains(&"bob refused".to_string()), "{tokens:#?}");
+    assert!(
+        tokens.contains(&"bob scope=repository:berth/login:pull granted=pull".to_string()),
+        "{tokens:#?}"
+    );
 
-    let reference = format!("{}/tokened", fake.host());
-    let (result, _) = pull(&service, &reference, None, None).await;
+    // An image of our own (loaded from the layout, not pulled from anywhere).
+    let layout = oci_image::busybox("latest");
+    let source = Registry::start();
+    oci_image::push(&layout, &source.host(), "busybox", None);
+    let local = format!("{}/busybox", source.host());
+    let (result, _) = pull(&service, &local, None, None).await;
+    result.unwrap();
+    drop(source);
+
+    let pushed = format!("{}/team/busybox:v1", registry.host());
+    service.tag(&local, &pushed).unwrap();
+    let (result, _) = push(&service, &pushed).await;
+    let error = result.expect_err("anonymous push worked").to_string();
+    eprintln!("anonymous push: {error}");
+    assert!(error.contains("unauthorized"), "{error}");
+    assert!(
+        registry
+            .tokens()
+            .iter()
+            .any(|l| l.starts_with("- scope=repository:team/busybox:") && l.ends_with("granted=")),
+        "{:#?}",
+        registry.tokens()
+    );
+    let (result, messages) = push_as(&service, &pushed, Some(right.clone())).await;
+    let digest = result.unwrap_or_else(|e| panic!("push: {e}\n{:#?}", statuses(&messages)));
+    assert_eq!(digest, layout.manifests[0].digest);
+    assert!(
+        registry
+            .tokens()
+            .iter()
+            .any(|l| l.starts_with("bob scope=repository:team/busybox:") && l.contains("push")),
+        "{:#?}",
+        registry.tokens()
+    );
+    // The registry itself checked bob's token (a Go registry logs the token's subject).
+    assert_eq!(registry.get_status("/v2/"), Some(401));
+    let log = registry.settled_log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("auth.user.name=bob") && l.contains("team/busybox")),
+        "{log}"
+    );
+    // What the registry stored is the layout, byte for byte.
+    for blob in layout.blobs() {
+        assert_eq!(sha256sum(&registry.blob_file(&blob)), blob);
+    }
+
+    // Another daemon pulls it back: not without credentials, with them everything.
+    let (_other_dir, other) = new_service();
+    let (result, _) = pull(&other, &pushed, None, None).await;
     let error = result.expect_err("anonymous pull worked").to_string();
+    eprintln!("anonymous pull: {error}");
     assert!(
         error.contains("unauthorized: authentication required"),
         "{error}"
     );
-    let (result, messages) = pull(&service, &reference, None, Some(creds("hunter2"))).await;
+    let (result, _) = pull(
+        &other,
+        &pushed,
+        None,
+        Some(credentials(&registry, "bob", "nope")),
+    )
+    .await;
+    let error = result
+        .expect_err("pull with a wrong password worked")
+        .to_string();
+    assert!(error.contains("unauthorized"), "{error}");
+    let (result, messages) = pull(&other, &pushed, None, Some(right)).await;
     let record = result.unwrap_or_else(|e| panic!("pull: {e}\n{:#?}", statuses(&messages)));
-    assert_eq!(record.target.digest, info.digest);
-    assert_stored(&service, &layout, 0);
+    assert_eq!(record.target.digest, layout.manifests[0].digest);
+    assert_stored(&other, &layout, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_token_anonymous_pull_but_not_push() {
+    let registry = Registry::start_with_token("bob", "hunter2", Anonymous::Pull);
+    let layout = oci_image::whiteouts("v1");
+    let (_dir, service) = new_service();
+    let source = Registry::start();
+    oci_image::push(&layout, &source.host(), "app", None);
+    let local = format!("{}/app:v1", source.host());
+    let (result, _) = pull(&service, &local, None, None).await;
+    result.unwrap();
+
+    let pushed = format!("{}/app:v1", registry.host());
+    service.tag(&local, &pushed).unwrap();
+    let (result, _) = push(&service, &pushed).await;
+    let error = result.expect_err("anonymous push worked").to_string();
+    assert!(error.contains("unauthorized"), "{error}");
+    assert!(
+        registry
+            .tokens()
+            .iter()
+            .any(|l| l.starts_with("- scope=repository:app:") && l.ends_with("granted=pull")),
+        "{:#?}",
+        registry.tokens()
+    );
+    let (result, messages) = push_as(
+        &service,
+        &pushed,
+        Some(credentials(&registry, "bob", "hunter2")),
+    )
+    .await;
+    let digest = result.unwrap_or_else(|e| panic!("push: {e}\n{:#?}", statuses(&messages)));
+    assert_eq!(digest, layout.manifests[0].digest);
+
+    let (_other_dir, other) = new_service();
+    let (result, messages) = pull(&other, &pushed, None, None).await;
+    let record =
+        result.unwrap_or_else(|e| panic!("anonymous pull: {e}\n{:#?}", statuses(&messages)));
+    assert_eq!(record.target.digest, layout.manifests[0].digest);
+    assert_stored(&other, &layout, 0);
 }
