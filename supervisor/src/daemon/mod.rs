@@ -103,6 +103,9 @@ async fn bind(config: &Config) -> Result<(UnixListener, Cleanup), Error> {
     }
     let _ = std::fs::remove_file(&socket);
     let listener = UnixListener::bind(&socket).map_err(io(&socket))?;
+    // The API is root's power: owner and group only, as dockerd's socket.
+    std::fs::set_permissions(&socket, std::os::unix::fs::PermissionsExt::from_mode(0o660))
+        .map_err(io(&socket))?;
     let pid_file = config.exec_root.join("berth.pid");
     let cleanup = Cleanup {
         socket,

@@ -173,6 +173,24 @@ impl Metadata {
     pub fn put_image(&self, image: &ImageRecord) -> Result<(), Error> {
         self.put(IMAGES, &image.name, image)
     }
+
+    /// Writes and removes image names in one transaction: all of it happens or none.
+    pub fn change_images(&self, put: &[ImageRecord], remove: &[String]) -> Result<(), Error> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut table = txn.open_table(IMAGES).map_err(|e| self.err(e))?;
+            for name in remove {
+                table.remove(name.as_str()).map_err(|e| self.err(e))?;
+            }
+            for image in put {
+                let bytes = serde_json::to_vec(image).map_err(|e| self.err(e))?;
+                table
+                    .insert(image.name.as_str(), bytes.as_slice())
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.err(e))
+    }
     pub fn image(&self, name: &str) -> Result<Option<ImageRecord>, Error> {
         self.get(IMAGES, name)
     }
@@ -196,19 +214,22 @@ impl Metadata {
         self.remove(SNAPSHOTS, key)
     }
 
-    /// Marks the given snapshots' files as flushed, in one transaction; keys no longer
-    /// recorded are skipped (never re-created).
-    pub fn mark_synced(&self, keys: &[String]) -> Result<(), Error> {
+    /// Marks the given snapshots (key and directory id) as flushed, in one transaction; a key
+    /// no longer recorded, or recorded again with another directory since, is left alone.
+    pub fn mark_synced(&self, keys: &[(String, u64)]) -> Result<(), Error> {
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
         {
             let mut table = txn.open_table(SNAPSHOTS).map_err(|e| self.err(e))?;
-            for key in keys {
+            for (key, id) in keys {
                 let current = table.get(key.as_str()).map_err(|e| self.err(e))?;
                 let Some(bytes) = current.map(|v| v.value().to_vec()) else {
                     continue;
                 };
                 let mut record: SnapshotRecord =
                     serde_json::from_slice(&bytes).map_err(|e| self.err(format!("{key}: {e}")))?;
+                if record.id != *id {
+                    continue;
+                }
                 record.unsynced_boot = None;
                 let bytes = serde_json::to_vec(&record).map_err(|e| self.err(e))?;
                 table

@@ -172,16 +172,24 @@ pub struct ImageService {
     pub content: ContentStore,
     pub metadata: Arc<Metadata>,
     pub snapshots: Snapshotter,
-    /// Pulls and loads hold it shared, garbage collection exclusively.
+    /// Pulls, pushes, saves and loads hold it shared, garbage collection exclusively.
     pub gc_lock: tokio::sync::RwLock<()>,
+    /// Held while names change (see [`ImageService::lock_names`]).
+    names: std::sync::Mutex<()>,
 }
 
 impl ImageService {
     /// Opens the stores under `options.data_root`.
     pub fn open(options: Options) -> Result<Self, Error> {
         let root = options.data_root.clone();
-        let content = ContentStore::open(&root.join("content"))?;
+        private_dir(&root, 0o710)?;
+        // The metadata first: its file lock keeps a second daemon on this data root from
+        // touching the content store (which clears half-written ingests when opened).
         let metadata = Arc::new(Metadata::open(&root)?);
+        private_dir(&root.join("content"), 0o700)?;
+        let content = ContentStore::open(&root.join("content"))?;
+        // Unpacked layers keep their setuid files: no other user may reach them.
+        private_dir(&root.join("snapshots"), 0o700)?;
         let snapshots = Snapshotter::open(&root.join("snapshots"), metadata.clone())?;
         Ok(ImageService {
             options,
@@ -189,6 +197,7 @@ impl ImageService {
             metadata,
             snapshots,
             gc_lock: Default::default(),
+            names: Default::default(),
         })
     }
 
@@ -287,20 +296,31 @@ impl ImageService {
     /// other name left, the other image stays as an untagged (dangling) one. An untagged
     /// record of the newly named image is dropped.
     pub fn set_name(&self, record: ImageRecord) -> Result<(), Error> {
+        let _names = self.lock_names();
         let previous = self.metadata.image(&record.name)?;
         let config = record.config_digest.clone();
-        self.metadata.put_image(&record)?;
-        self.metadata.remove_image(&format!("{UNTAGGED}{config}"))?;
+        let mut put = vec![record.clone()];
         if let Some(old) = previous.filter(|p| p.config_digest != config) {
-            if self.names_of(&old.config_digest)?.is_empty() {
-                self.metadata.put_image(&ImageRecord {
+            let others = self
+                .names_of(&old.config_digest)?
+                .into_iter()
+                .filter(|r| r.name != record.name);
+            if others.count() == 0 {
+                put.push(ImageRecord {
                     name: format!("{UNTAGGED}{}", old.config_digest),
                     repo_digest: None,
                     ..old
-                })?;
+                });
             }
         }
+        self.metadata
+            .change_images(&put, &[format!("{UNTAGGED}{config}")])?;
         Ok(())
+    }
+
+    /// Serialises changes of names, so two of them never decide on the same stale view.
+    pub fn lock_names(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.names.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn names_of(&self, id: &str) -> Result<Vec<ImageRecord>, Error> {
@@ -334,24 +354,32 @@ impl ImageService {
 
     /// `docker rmi`: removes a name, or the whole image when given its ID or its last name.
     pub async fn remove(&self, name_or_id: &str, force: bool) -> Result<Vec<Removed>, Error> {
+        let removed = self.remove_names(name_or_id, force)?;
+        if removed.iter().any(|r| matches!(r, Removed::Deleted(_))) {
+            self.gc().await?;
+        }
+        Ok(removed)
+    }
+
+    /// The naming part of [`ImageService::remove`], in one metadata transaction.
+    fn remove_names(&self, name_or_id: &str, force: bool) -> Result<Vec<Removed>, Error> {
+        let _names = self.lock_names();
         let image = self.resolve(name_or_id)?;
         let by_name = Reference::parse(name_or_id)
             .ok()
             .and_then(|r| image.records.iter().find(|rec| rec.name == r.to_string()))
             .cloned();
-        let named: Vec<&ImageRecord> = image
+        let named = image
             .records
             .iter()
             .filter(|r| !r.name.starts_with(UNTAGGED))
-            .collect();
-        let mut removed = Vec::new();
+            .count();
         match by_name {
-            Some(record) if named.len() > 1 => {
-                self.metadata.remove_image(&record.name)?;
-                removed.push(Removed::Untagged(familiar_of(&record.name)));
-                return Ok(removed);
+            Some(record) if named > 1 => {
+                self.metadata.change_images(&[], &[record.name.clone()])?;
+                return Ok(vec![Removed::Untagged(familiar_of(&record.name))]);
             }
-            None if named.len() > 1 && !force => {
+            None if named > 1 && !force => {
                 return Err(Error::Conflict(format!(
                     "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
                     short_image_id(&image.id)
@@ -359,36 +387,45 @@ impl ImageService {
             }
             _ => {}
         }
-        for record in &image.records {
-            self.metadata.remove_image(&record.name)?;
-            if !record.name.starts_with(UNTAGGED) {
-                removed.push(Removed::Untagged(familiar_of(&record.name)));
-            }
-        }
+        let names: Vec<String> = image.records.iter().map(|r| r.name.clone()).collect();
+        self.metadata.change_images(&[], &names)?;
+        let mut removed: Vec<Removed> = names
+            .iter()
+            .filter(|n| !n.starts_with(UNTAGGED))
+            .map(|n| Removed::Untagged(familiar_of(n)))
+            .collect();
         removed.push(Removed::Deleted(image.id.clone()));
-        self.gc().await?;
         Ok(removed)
     }
 
     /// `docker image prune`: removes untagged images (every image with `all`).
     /// Returns the removal lines and the bytes reclaimed.
     pub async fn prune(&self, all: bool) -> Result<(Vec<Removed>, u64), Error> {
+        let removed = self.prune_names(all)?;
+        let report = self.gc().await?;
+        Ok((removed, report.bytes))
+    }
+
+    /// The naming part of [`ImageService::prune`], in one metadata transaction.
+    fn prune_names(&self, all: bool) -> Result<Vec<Removed>, Error> {
+        let _names = self.lock_names();
         let mut removed = Vec::new();
+        let mut names = Vec::new();
         for image in self.images()? {
             let dangling = image.records.iter().all(|r| r.name.starts_with(UNTAGGED));
             if !(all || dangling) {
                 continue;
             }
             for record in &image.records {
-                self.metadata.remove_image(&record.name)?;
+                names.push(record.name.clone());
                 if !record.name.starts_with(UNTAGGED) {
                     removed.push(Removed::Untagged(familiar_of(&record.name)));
                 }
             }
             removed.push(Removed::Deleted(image.id.clone()));
         }
-        let report = self.gc().await?;
-        Ok((removed, report.bytes))
+        self.metadata.change_images(&[], &names)?;
+        Ok(removed)
     }
 
     /// Removes every blob and layer snapshot no image, lease or container needs.
@@ -402,11 +439,11 @@ impl ImageService {
             if let Some(d) = &record.repo_digest {
                 keep.insert(d.clone());
             }
+            // An image that cannot be read aborts the collection rather than losing its layers.
             let id = record.config_digest.clone();
-            if let Ok(image) = self.image_of(&id, vec![record]) {
-                keep.extend(image.layer_digests());
-                keep_snapshots.extend(chain_ids(&image.diff_ids()));
-            }
+            let image = self.image_of(&id, vec![record])?;
+            keep.extend(image.layer_digests());
+            keep_snapshots.extend(chain_ids(&image.diff_ids()));
         }
         let mut report = GcReport::default();
         for digest in self.content.list()? {
@@ -560,6 +597,18 @@ impl ImageService {
     }
 }
 
+/// Creates `dir` if needed and gives it `mode` (root-only data must not be reachable by
+/// other users, as docker's CVE-2021-41091 showed).
+fn private_dir(dir: &std::path::Path, mode: u32) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let io = |e: std::io::Error| Error::Corrupt {
+        what: dir.display().to_string(),
+        message: e.to_string(),
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(io)
+}
+
 fn depth(snapshots: &[metadata::SnapshotRecord], key: &str) -> usize {
     let mut depth = 0;
     let mut current = snapshots.iter().find(|s| s.key == key);
@@ -580,4 +629,28 @@ pub fn familiar_of(name: &str) -> String {
 /// The 12-digit ID docker prints.
 pub fn short_image_id(id: &str) -> String {
     id.trim_start_matches("sha256:").chars().take(12).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn data_root_is_reachable_by_root_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let _service = ImageService::open(Options {
+            data_root: root.clone(),
+            ..Default::default()
+        })
+        .unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&root), 0o710);
+        assert_eq!(mode(&root.join("content")), 0o700);
+        assert_eq!(mode(&root.join("snapshots")), 0o700);
+    }
 }

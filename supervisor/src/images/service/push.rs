@@ -66,12 +66,24 @@ impl ImageService {
             sources: self.mount_sources(&reference)?,
         };
         tracing::info!(reference = %reference, "push");
+        // Shared: no garbage collection removes the blobs while they are uploaded.
+        let _gc = self.gc_lock.read().await;
         let digest = self.push_image(&push, &record).await?;
-        self.metadata.put_image(&ImageRecord {
-            repo_digest: Some(digest.clone()),
-            ..record
-        })?;
+        self.record_pushed(&record, &digest)?;
         Ok(digest)
+    }
+
+    /// Remembers the pushed digest on the name, unless the name moved during the push.
+    fn record_pushed(&self, pushed: &ImageRecord, digest: &str) -> Result<(), Error> {
+        let _names = self.lock_names();
+        if self.metadata.image(&pushed.name)?.as_ref() != Some(pushed) {
+            return Ok(());
+        }
+        self.metadata.put_image(&ImageRecord {
+            repo_digest: Some(digest.to_string()),
+            ..pushed.clone()
+        })?;
+        Ok(())
     }
 
     async fn push_image(&self, push: &Push<'_>, record: &ImageRecord) -> Result<String, Error> {

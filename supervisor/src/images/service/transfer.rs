@@ -21,6 +21,8 @@ impl ImageService {
     /// Writes the named images (names or IDs) as one docker-archive tarball to `out`.
     /// Blocking: call it from a blocking thread.
     pub fn save(&self, names: &[String], out: &mut dyn Write) -> Result<(), Error> {
+        // Shared: a garbage collection cannot remove what is being written.
+        let _gc = self.gc_lock.blocking_read();
         let selection = self.select(names)?;
         let digests = selection
             .iter()
@@ -169,10 +171,9 @@ impl ImageService {
         let loaded = match result {
             Ok(loaded) => loaded,
             Err(e) => {
-                tracing::warn!(error = %e, blobs = added.len(), "load failed; removing its blobs");
-                for digest in &added {
-                    let _ = self.content.delete(digest);
-                }
+                // Its blobs stay: a concurrent pull may already rely on one of them. What no
+                // image names is removed by the next garbage collection after the lease ends.
+                tracing::warn!(error = %e, blobs = added.len(), "load failed");
                 return Err(e);
             }
         };

@@ -5,12 +5,13 @@
 //! survive anything but a kernel crash or power loss, both of which change the boot ID: at
 //! open, layers still marked from an earlier boot (and snapshots on top of them) are
 //! forgotten, so they are unpacked again from their verified blobs instead of being trusted.
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
 
 use super::{io_at, Error};
-use crate::images::metadata::Metadata;
+use crate::images::metadata::{Metadata, SnapshotKind};
 
 /// This boot's ID (empty if the kernel does not tell, so nothing is ever trusted across
 /// boots by mistake: an empty mark never equals a real boot ID).
@@ -23,11 +24,11 @@ pub fn boot_id() -> String {
 /// Flushes the filesystem of `root`, then clears the mark of every snapshot recorded before
 /// the flush. Returns how many were marked.
 pub fn flush(root: &Path, metadata: &Metadata) -> Result<usize, Error> {
-    let keys: Vec<String> = metadata
+    let keys: Vec<(String, u64)> = metadata
         .snapshots()?
         .into_iter()
         .filter(|s| s.unsynced_boot.is_some())
-        .map(|s| s.key)
+        .map(|s| (s.key, s.id))
         .collect();
     if keys.is_empty() {
         return Ok(0);
@@ -38,12 +39,27 @@ pub fn flush(root: &Path, metadata: &Metadata) -> Result<usize, Error> {
     Ok(keys.len())
 }
 
-/// Removes the records of snapshots whose files were not flushed before a crash of the
-/// machine, and of every snapshot above them. Their directories then have no record and are
-/// removed with the other leftovers.
+/// Removes the records of layers whose files were not flushed before a crash of the machine,
+/// and of every layer above them. Their directories then have no record and are removed with
+/// the other leftovers. A layer under a container's writable snapshot is kept (with a
+/// warning): the container's own files are never thrown away.
 pub fn forget_unflushed(metadata: &Metadata) -> Result<Vec<String>, Error> {
     let boot = boot_id();
     let records = metadata.snapshots()?;
+    let parent_of = |key: &str| {
+        records
+            .iter()
+            .find(|s| s.key == key)
+            .and_then(|s| s.parent.clone())
+    };
+    let mut under_containers = HashSet::new();
+    for active in records.iter().filter(|s| s.kind == SnapshotKind::Active) {
+        let mut next = active.parent.clone();
+        while let Some(key) = next {
+            next = parent_of(&key);
+            under_containers.insert(key);
+        }
+    }
     let mut lost: Vec<String> = records
         .iter()
         .filter(|s| {
@@ -66,8 +82,17 @@ pub fn forget_unflushed(metadata: &Metadata) -> Result<Vec<String>, Error> {
         }
         i += 1;
     }
+    let (kept, lost): (Vec<String>, Vec<String>) = lost.into_iter().partition(|key| {
+        under_containers.contains(key)
+            || records
+                .iter()
+                .any(|s| s.key == *key && s.kind == SnapshotKind::Active)
+    });
+    for key in &kept {
+        tracing::warn!(%key, "snapshot possibly incomplete after a machine crash, kept: a container uses it");
+    }
     for key in &lost {
-        tracing::warn!(%key, "snapshot written before a machine crash and never flushed: forgotten");
+        tracing::warn!(%key, "layer written before a machine crash and never flushed: forgotten");
         metadata.remove_snapshot(key)?;
     }
     Ok(lost)

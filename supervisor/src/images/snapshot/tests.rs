@@ -521,3 +521,21 @@ fn unflushed_layers_of_an_earlier_boot_are_forgotten_with_their_children() {
         .count();
     assert_eq!(left, 1, "directories of forgotten snapshots left");
 }
+
+#[test]
+fn a_containers_layers_are_kept_even_if_unflushed_before_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path(), Backend::Overlay);
+    let chains = unpack_all(&s, &layers());
+    s.prepare("container", Some(chains.last().unwrap()))
+        .unwrap();
+    let mut bottom = s.stat(&chains[0]).unwrap();
+    bottom.unsynced_boot = Some("an-earlier-boot".into());
+    s.metadata.put_snapshot(&bottom).unwrap();
+    let metadata = s.metadata.clone();
+    drop(s);
+    let s = Snapshotter::open_with(&dir.path().join("snapshots"), metadata, None).unwrap();
+    for key in chains.iter().chain([&"container".to_string()]) {
+        assert!(s.stat(key).is_ok(), "{key} forgotten under a container");
+    }
+}
