@@ -376,7 +376,8 @@ impl ImageService {
             .count();
         match by_name {
             Some(record) if named > 1 => {
-                self.metadata.change_images(&[], &[record.name.clone()])?;
+                self.metadata
+                    .change_images(&[], std::slice::from_ref(&record.name))?;
                 return Ok(vec![Removed::Untagged(familiar_of(&record.name))]);
             }
             None if named > 1 && !force => {
