@@ -275,6 +275,13 @@ fn pull_and_push_plain_progress() {
         "{out}"
     );
     assert_eq!(lines.last(), Some(&name.as_str()), "{out}");
+    let again = ok(berth(&d.host, &["pull", &name]));
+    let statuses: Vec<&str> = again.lines().filter(|l| l.starts_with("Status:")).collect();
+    assert_eq!(
+        statuses,
+        [format!("Status: Image is up to date for {name}")],
+        "{again}"
+    );
     assert_eq!(
         ok(berth(&d.host, &["pull", "-q", &name])),
         format!("{name}\n")
@@ -292,4 +299,23 @@ fn pull_and_push_plain_progress() {
     assert!(out.contains("v2: digest: sha256:"), "{out}");
     let out = berth(&d.host, &["push", &format!("{}/none:v1", registry.addr)]);
     assert_eq!(out.status.code(), Some(1));
+    // Without a tag, `latest` only (like docker); `-a` pushes every tag of the repository.
+    let all = format!("{}/all", registry.addr);
+    for tag in ["latest", "x", "y"] {
+        ok(berth(&d.host, &["tag", &name, &format!("{all}:{tag}")]));
+    }
+    let out = ok(berth(&d.host, &["push", &all]));
+    assert!(out.starts_with("Using default tag: latest\n"), "{out}");
+    assert!(out.contains("\nlatest: digest: sha256:"), "{out}");
+    assert!(!out.contains("\nx: digest:"), "{out}");
+    let out = ok(berth(&d.host, &["push", "-a", &all]));
+    for tag in ["latest", "x", "y"] {
+        assert!(out.contains(&format!("\n{tag}: digest: sha256:")), "{out}");
+    }
+    let out = berth(&d.host, &["push", "-a", &format!("{all}:x")]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr(&out).contains("tag can't be used with --all-tags/-a"),
+        "{out:?}"
+    );
 }

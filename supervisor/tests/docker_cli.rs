@@ -320,6 +320,19 @@ fn pull_and_push_with_local_registry() {
         )),
         format!("{}\n", image.id)
     );
+    // A second pull finds the image up to date and says so once, as the service reports it.
+    let again = ok(docker(&d.host, &["pull", &name]));
+    let statuses: Vec<&str> = again.lines().filter(|l| l.starts_with("Status:")).collect();
+    assert_eq!(
+        statuses,
+        [format!("Status: Image is up to date for {name}")],
+        "{again}"
+    );
+    assert_eq!(
+        again.lines().filter(|l| l.starts_with("Digest:")).count(),
+        1,
+        "{again}"
+    );
 
     let copy = format!("{}/copy:v2", registry.addr);
     ok(docker(&d.host, &["tag", &name, &copy]));
@@ -339,10 +352,51 @@ fn pull_and_push_with_local_registry() {
         .unwrap();
     assert!(inspect.status.success(), "{inspect:?}");
 
+    // `push -a` (an empty tag) pushes every local tag of the repository, and only those.
+    let all = format!("{}/all", registry.addr);
+    for tag in ["a", "b"] {
+        ok(docker(&d.host, &["tag", &name, &format!("{all}:{tag}")]));
+    }
+    ok(docker(
+        &d.host,
+        &["tag", &name, &format!("{}/other:c", registry.addr)],
+    ));
+    let out = ok(docker(&d.host, &["push", "--all-tags", &all]));
+    let refers = format!("The push refers to repository [{all}]");
+    assert_eq!(out.lines().filter(|l| *l == refers).count(), 1, "{out}");
+    assert!(out.contains("\na: digest: sha256:"), "{out}");
+    assert!(out.contains("\nb: digest: sha256:"), "{out}");
+    assert_eq!(registry_tags(&all), ["a", "b"]);
+    assert!(registry_tags(&format!("{}/other", registry.addr)).is_empty());
+    let out = docker(&d.host, &["push", "-a", &format!("{}/none", registry.addr)]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+
     let out = docker(&d.host, &["pull", &format!("{}/nope:v1", registry.addr)]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).starts_with("Error response from daemon: "),
         "{out:?}"
     );
+}
+
+/// The tags a registry has for a repository (`skopeo list-tags`); none if it has no such
+/// repository.
+fn registry_tags(repository: &str) -> Vec<String> {
+    let out = std::process::Command::new("skopeo")
+        .args(["list-tags", "--tls-verify=false"])
+        .arg(format!("docker://{repository}"))
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return Vec::new();
+    }
+    let listing: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut tags: Vec<String> = listing["Tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_str().map(str::to_string))
+        .collect();
+    tags.sort();
+    tags
 }

@@ -93,18 +93,39 @@ fn matches_reference(patterns: &[String], tags: &[String]) -> bool {
     })
 }
 
-/// `path.Match`-like glob: `*` and `?` never cross a `/`.
+/// `path.Match`-like glob: `*` matches any run of bytes but `/`, `?` one byte but `/`, any
+/// other byte itself. Iterative, O(pattern × text): on a mismatch only the latest `*` takes
+/// one more byte. Earlier stars never need to: matching each star's following literals as
+/// early as possible leaves the most text, and a `*` cannot take a `/` anyway.
 pub fn glob(pattern: &[u8], text: &[u8]) -> bool {
-    match (pattern.first(), text.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => {
-            glob(&pattern[1..], text)
-                || (text.first().is_some_and(|&c| c != b'/') && glob(pattern, &text[1..]))
+    let (mut p, mut t) = (0, 0);
+    // The latest `*`'s position in the pattern and the text position it has reached.
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some(b'?') if text[t] != b'/' => {
+                p += 1;
+                t += 1;
+            }
+            Some(&c) if c != b'*' && c != b'?' && c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((sp, st)) if text[st] != b'/' => {
+                    star = Some((sp, st + 1));
+                    p = sp + 1;
+                    t = st + 1;
+                }
+                _ => return false,
+            },
         }
-        (Some(b'?'), Some(&c)) if c != b'/' => glob(&pattern[1..], &text[1..]),
-        (Some(p), Some(t)) if p == t => glob(&pattern[1..], &text[1..]),
-        _ => false,
     }
+    pattern[p..].iter().all(|&c| c == b'*')
 }
 
 /// `GET /images/{name}/json|history|get`.
@@ -150,8 +171,8 @@ pub async fn post_action(
         return Ok((StatusCode::CREATED, Body::empty()).into_response());
     }
     if let Some(name) = path.strip_suffix("/push") {
-        let reference = with_tag(name, &tag);
-        return Ok(stream::push(state, reference, stream::registry_auth(&headers)?).await);
+        let auth = stream::registry_auth(&headers)?;
+        return Ok(stream::push(state, name.to_string(), tag, auth).await);
     }
     Err(ApiError::new(StatusCode::NOT_FOUND, "page not found"))
 }
@@ -211,6 +232,89 @@ mod tests {
         assert!(!glob(b"*", b"127.0.0.1:5000/app"));
         assert!(glob(b"*/*", b"127.0.0.1:5000/app"));
         assert!(!glob(b"busybox", b"busybox:latest"));
+    }
+
+    #[test]
+    fn glob_edge_cases() {
+        assert!(glob(b"", b""));
+        assert!(!glob(b"", b"a"));
+        assert!(glob(b"*", b""));
+        assert!(glob(b"**", b"abc"));
+        assert!(glob(b"a?c", b"abc"));
+        assert!(!glob(b"a?c", b"a/c"));
+        assert!(!glob(b"a*c", b"a/c"));
+        assert!(glob(b"a*/c", b"ab/c"));
+        assert!(glob(b"*a*b", b"xaxxb"));
+        assert!(!glob(b"*a*b", b"xa/xb"));
+        assert!(glob(b"*/*:*", b"127.0.0.1:5000/app:v1"));
+        assert!(!glob(b"*:*", b"127.0.0.1:5000/app:v1"));
+        assert!(glob(b"*b", b"abab"));
+        assert!(!glob(b"*b", b"aba"));
+        assert!(glob(b"a*b*c", b"abbbc"));
+    }
+
+    /// The definition, by backtracking (exponential, fine for short inputs).
+    fn glob_by_definition(pattern: &[u8], text: &[u8]) -> bool {
+        match (pattern.first(), text.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => {
+                glob_by_definition(&pattern[1..], text)
+                    || (text.first().is_some_and(|&c| c != b'/')
+                        && glob_by_definition(pattern, &text[1..]))
+            }
+            (Some(b'?'), Some(&c)) if c != b'/' => glob_by_definition(&pattern[1..], &text[1..]),
+            (Some(p), Some(t)) if p == t => glob_by_definition(&pattern[1..], &text[1..]),
+            _ => false,
+        }
+    }
+
+    /// Every string of up to `max` bytes from `alphabet`.
+    fn strings(alphabet: &[u8], max: usize) -> Vec<Vec<u8>> {
+        let mut all = vec![Vec::new()];
+        let mut last = vec![Vec::new()];
+        for _ in 0..max {
+            let next: Vec<Vec<u8>> = last
+                .iter()
+                .flat_map(|s: &Vec<u8>| {
+                    alphabet.iter().map(move |&c| {
+                        let mut longer = s.clone();
+                        longer.push(c);
+                        longer
+                    })
+                })
+                .collect();
+            all.extend(next.iter().cloned());
+            last = next;
+        }
+        all
+    }
+
+    #[test]
+    fn glob_agrees_with_the_definition() {
+        let texts = strings(b"ab/", 5);
+        for pattern in strings(b"ab/*?", 4) {
+            for text in &texts {
+                assert_eq!(
+                    glob(&pattern, text),
+                    glob_by_definition(&pattern, text),
+                    "{:?} against {:?}",
+                    String::from_utf8_lossy(&pattern),
+                    String::from_utf8_lossy(text)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn glob_is_not_exponential() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let text = "a".repeat(200);
+            let pattern = b"*a*a*a*a*a*a*a*a*b";
+            let _ = tx.send(glob(pattern, text.as_bytes()));
+        });
+        let matched = rx.recv_timeout(std::time::Duration::from_secs(2));
+        assert_eq!(matched, Ok(false), "a pathological pattern took too long");
     }
 
     #[test]

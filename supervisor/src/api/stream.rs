@@ -11,7 +11,6 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -26,29 +25,13 @@ use crate::images::service;
 
 type Outcome = Result<Vec<Value>, ApiError>;
 
-/// Credentials from docker's `X-Registry-Auth` header (base64url JSON); None when empty.
+/// Credentials from docker's `X-Registry-Auth` header; None when absent or naming no user
+/// (`{}`, or only a server address).
 pub fn registry_auth(headers: &HeaderMap) -> Result<Option<Credentials>, ApiError> {
     let Some(raw) = headers.get("X-Registry-Auth").and_then(|v| v.to_str().ok()) else {
         return Ok(None);
     };
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return Ok(None);
-    }
-    let engines = [
-        base64::engine::general_purpose::URL_SAFE,
-        base64::engine::general_purpose::STANDARD,
-    ];
-    let decoded = engines
-        .iter()
-        .find_map(|e| e.decode(raw).ok())
-        .or_else(|| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(raw.trim_end_matches('='))
-                .ok()
-        })
-        .ok_or_else(|| ApiError::bad_request("invalid X-Registry-Auth header"))?;
-    let credentials: Credentials = serde_json::from_slice(&decoded)
+    let credentials = Credentials::from_header(raw)
         .map_err(|e| ApiError::bad_request(format!("invalid X-Registry-Auth header: {e}")))?;
     let empty = credentials.username.is_empty()
         && credentials.password.is_empty()
@@ -215,11 +198,13 @@ pub async fn pull(
     let head = pulling_from(&reference);
     let (tx, rx) = mpsc::unbounded_channel();
     let images = state.images.clone();
+    // The service reports the outcome itself (`Digest: …`, then `Status: Image is up to
+    // date for …` or `Status: Downloaded newer image for …`): nothing to add here.
     let task = spawn_service(move || async move {
-        let record = images
+        images
             .pull(&reference, platform.as_deref(), auth, &tx)
             .await?;
-        Ok(pull_summary(&reference, &record))
+        Ok(Vec::new())
     });
     progress_response(rx, task, head).await
 }
@@ -236,44 +221,95 @@ fn pulling_from(reference: &str) -> Vec<Value> {
     ))]
 }
 
-fn pull_summary(reference: &str, record: &crate::images::metadata::ImageRecord) -> Vec<Value> {
-    let familiar = Reference::parse(reference)
-        .map(|r| r.familiar())
-        .unwrap_or_else(|_| reference.to_string());
-    let digest = record
-        .repo_digest
-        .clone()
-        .unwrap_or_else(|| record.target.digest.clone());
-    vec![
-        json!({ "status": format!("Digest: {digest}") }),
-        json!({ "status": format!("Status: Downloaded newer image for {familiar}") }),
-    ]
-}
-
-/// `POST /images/{name}/push?tag=`.
-pub async fn push(state: super::State, reference: String, auth: Option<Credentials>) -> Response {
-    let parsed = Reference::parse(&reference);
-    let head = match &parsed {
-        Ok(r) => vec![json!({
-            "status": format!("The push refers to repository [{}]", r.familiar_name())
-        })],
-        Err(_) => Vec::new(),
+/// `POST /images/{name}/push?tag=`: the image `name` with `tag`, or, when `name` has no
+/// tag and `tag` is empty (`docker push --all-tags`), every local tag of the repository,
+/// one after the other, like dockerd.
+pub async fn push(
+    state: super::State,
+    name: String,
+    tag: String,
+    auth: Option<Credentials>,
+) -> Response {
+    let references = match push_references(&state, &name, &tag) {
+        Ok(references) => references,
+        Err(e) => return e.into_response(),
     };
     let (tx, rx) = mpsc::unbounded_channel();
     let images = state.images.clone();
     let task = spawn_service(move || async move {
-        let digest = images.push(&reference, auth, &tx).await?;
-        let tag = parsed.ok().and_then(|r| r.tag).unwrap_or_default();
-        let size = images
-            .resolve(&reference)
-            .map(|i| i.records[0].target.size)
-            .unwrap_or(0);
-        Ok(vec![
-            json!({ "status": format!("{tag}: digest: {digest} size: {size}") }),
-            json!({ "progressDetail": {}, "aux": { "Tag": tag, "Digest": digest, "Size": size } }),
-        ])
+        let mut aux = Vec::new();
+        let mut announced = false;
+        for reference in &references {
+            let (tag_tx, mut tag_rx) = mpsc::unbounded_channel::<Message>();
+            let pushed = async {
+                let pushed = images.push(reference, auth.clone(), &tag_tx).await;
+                drop(tag_tx);
+                pushed
+            };
+            // Every push names the repository first; the stream says it once.
+            let relay = async {
+                while let Some(m) = tag_rx.recv().await {
+                    if m.id.is_none() && m.status.starts_with("The push refers to repository") {
+                        if announced {
+                            continue;
+                        }
+                        announced = true;
+                    }
+                    let _ = tx.send(m);
+                }
+            };
+            let (digest, ()) = tokio::join!(pushed, relay);
+            aux.push(push_result(&images, reference, &digest?)?);
+        }
+        Ok(aux)
     });
-    progress_response(rx, task, head).await
+    progress_response(rx, task, Vec::new()).await
+}
+
+/// The full names a push works on: `name` with `tag`, or every tag of `name`'s repository.
+fn push_references(state: &super::State, name: &str, tag: &str) -> Result<Vec<String>, ApiError> {
+    let named = Reference::parse_bare(name).map_err(service::Error::from)?;
+    if !tag.is_empty() || named.tag.is_some() || named.digest.is_some() {
+        return Ok(vec![with_tag(name, tag)]);
+    }
+    let mut tags: Vec<(String, String)> = state
+        .images
+        .metadata
+        .images()
+        .map_err(service::Error::from)?
+        .into_iter()
+        .filter_map(|record| Reference::parse_bare(&record.name).ok())
+        .filter(|r| r.registry == named.registry && r.repository == named.repository)
+        .filter(|r| r.digest.is_none())
+        .filter_map(|r| Some((r.tag.clone()?, r.to_string())))
+        .collect();
+    if tags.is_empty() {
+        return Err(service::Error::NotFound(format!(
+            "An image does not exist locally with the tag: {}",
+            named.familiar_name()
+        ))
+        .into());
+    }
+    tags.sort();
+    Ok(tags.into_iter().map(|(_, full)| full).collect())
+}
+
+/// The `aux` line dockerd ends a tag's push with (the service already said
+/// `TAG: digest: … size: …`).
+fn push_result(
+    images: &service::ImageService,
+    reference: &str,
+    digest: &str,
+) -> Result<Value, ApiError> {
+    let parsed = Reference::parse(reference).map_err(service::Error::from)?;
+    let size = images
+        .metadata
+        .image(&parsed.to_string())
+        .map_err(service::Error::from)?
+        .map(|record| record.target.size)
+        .unwrap_or(0);
+    let tag = parsed.tag.unwrap_or_default();
+    Ok(json!({ "progressDetail": {}, "aux": { "Tag": tag, "Digest": digest, "Size": size } }))
 }
 
 /// Feeds a blocking writer's bytes to an async body, 64 KiB at a time.
@@ -447,6 +483,7 @@ pub async fn load(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
 
     #[test]
     fn decodes_registry_auth() {
@@ -459,6 +496,14 @@ mod tests {
         assert_eq!(c.server_address, "127.0.0.1:5000");
         h.insert("X-Registry-Auth", "e30=".parse().unwrap());
         assert!(registry_auth(&h).unwrap().is_none());
+        h.insert("X-Registry-Auth", "".parse().unwrap());
+        assert!(registry_auth(&h).unwrap().is_none());
+        h.insert("X-Registry-Auth", "!!".parse().unwrap());
+        assert_eq!(
+            registry_auth(&h).unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
+        assert!(registry_auth(&HeaderMap::new()).unwrap().is_none());
     }
 
     async fn run(messages: Vec<Message>, outcome: Outcome) -> (StatusCode, Vec<Value>) {

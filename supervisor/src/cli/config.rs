@@ -1,8 +1,8 @@
 //! `~/.berth/config.json`: registry credentials in docker's format
 //! (`{"auths":{"127.0.0.1:5000":{"auth":"base64(user:password)"}}}`), mode 0600.
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use serde_json::{json, Value};
@@ -69,7 +69,11 @@ fn load() -> Result<Value, Error> {
 }
 
 fn store(config: &Value) -> Result<(), Error> {
-    let path = path();
+    store_at(&path(), config)
+}
+
+fn store_at(path: &Path, config: &Value) -> Result<(), Error> {
+    let path = path.to_path_buf();
     let io = |source| Error::Io {
         path: path.clone(),
         source,
@@ -77,13 +81,23 @@ fn store(config: &Value) -> Result<(), Error> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
+    // A left-over (or planted) tmp file would keep its own mode, and a symlink would take the
+    // credentials wherever it points: start from no file, and create a new one that is 0600
+    // from its first byte (create_new also refuses to follow a symlink put back meanwhile).
     let tmp = path.with_extension("json.tmp");
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
     let mut file = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(&tmp)
+        .map_err(io)?;
+    // The umask may only narrow the mode; set it exactly.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
         .map_err(io)?;
     let text = serde_json::to_string_pretty(config).unwrap_or_default();
     file.write_all(text.as_bytes()).map_err(io)?;
@@ -138,12 +152,6 @@ pub fn remove(key: &str) -> Result<bool, Error> {
     Ok(removed)
 }
 
-/// `X-Registry-Auth`: base64url JSON of the credentials.
-pub fn registry_auth_header(credentials: &Credentials) -> String {
-    let json = serde_json::to_vec(credentials).unwrap_or_default();
-    base64::engine::general_purpose::URL_SAFE.encode(json)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,5 +162,43 @@ mod tests {
         assert_eq!(server_key("127.0.0.1:5000"), "127.0.0.1:5000");
         assert_eq!(key_of_image("busybox"), INDEX_SERVER);
         assert_eq!(key_of_image("127.0.0.1:5000/app:v1"), "127.0.0.1:5000");
+    }
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::symlink_metadata(path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    }
+
+    #[test]
+    fn a_left_over_tmp_file_does_not_widen_the_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let tmp = dir.path().join("config.json.tmp");
+        std::fs::write(&tmp, "old").unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).unwrap();
+        store_at(&path, &json!({ "auths": { "r": { "auth": "c2VjcmV0" } } })).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert!(!tmp.exists());
+        let stored: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(stored["auths"]["r"]["auth"], "c2VjcmV0");
+    }
+
+    #[test]
+    fn a_planted_tmp_symlink_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, "untouched").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::os::unix::fs::symlink(&target, dir.path().join("config.json.tmp")).unwrap();
+        store_at(&path, &json!({ "auths": { "r": { "auth": "c2VjcmV0" } } })).unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "untouched");
+        assert_eq!(mode(&target), 0o644);
+        assert!(!std::fs::symlink_metadata(&path).unwrap().is_symlink());
+        assert_eq!(mode(&path), 0o600);
+        assert!(std::fs::read_to_string(&path).unwrap().contains("c2VjcmV0"));
     }
 }

@@ -26,10 +26,7 @@ pub struct PullArgs {
 fn auth_headers(name: &str) -> anyhow::Result<Vec<(&'static str, String)>> {
     let key = config::key_of_image(name);
     let credentials = config::credentials(&key)?.unwrap_or_default();
-    Ok(vec![(
-        "X-Registry-Auth",
-        config::registry_auth_header(&credentials),
-    )])
+    Ok(vec![("X-Registry-Auth", credentials.to_header())])
 }
 
 /// Shows a progress stream; a stream error is printed bare and exits 1 like docker.
@@ -73,6 +70,9 @@ pub fn pull(ctx: &Context, args: &PullArgs) -> anyhow::Result<()> {
 /// `berth push`.
 #[derive(Debug, Args)]
 pub struct PushArgs {
+    /// Push all tagged images in the repository
+    #[arg(short, long)]
+    pub all_tags: bool,
     /// Suppress verbose output
     #[arg(short, long)]
     pub quiet: bool,
@@ -81,15 +81,20 @@ pub struct PushArgs {
 }
 
 pub fn push(ctx: &Context, args: &PushArgs) -> anyhow::Result<()> {
-    let r = Reference::parse(&args.name)?;
-    if r.tag.is_none() && r.digest.is_none() {
-        println!("Using default tag: latest");
+    let mut r = Reference::parse_bare(&args.name)?;
+    let name_only = r.tag.is_none() && r.digest.is_none();
+    if args.all_tags && !name_only {
+        anyhow::bail!("tag can't be used with --all-tags/-a");
     }
-    let path = format!(
-        "/images/{}/push?tag={}",
-        r.familiar_name(),
-        encode(r.tag.as_deref().unwrap_or(""))
-    );
+    if !args.all_tags && name_only {
+        r.tag = Some("latest".into());
+        if !args.quiet {
+            println!("Using default tag: latest");
+        }
+    }
+    // An empty tag asks the daemon for every tag of the repository.
+    let tag = r.digest.clone().or(r.tag.clone()).unwrap_or_default();
+    let path = format!("/images/{}/push?tag={}", r.familiar_name(), encode(&tag));
     let headers = auth_headers(&args.name)?;
     let mut response = ctx
         .client
