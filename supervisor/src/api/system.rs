@@ -28,7 +28,7 @@ pub async fn version() -> Json<Value> {
         "GitCommit": "",
         "GoVersion": "rust",
         "Os": std::env::consts::OS,
-        "Arch": go_arch(),
+        "Arch": crate::images::registry::Platform::host().architecture,
         "KernelVersion": kernel_release(),
         "Components": [{ "Name": "Engine", "Version": env!("CARGO_PKG_VERSION"), "Details": {} }],
     }))
@@ -69,14 +69,6 @@ pub async fn auth(
     Ok(Json(
         json!({ "Status": "Login Succeeded", "IdentityToken": "" }),
     ))
-}
-
-fn go_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    }
 }
 
 fn read_trimmed(path: &str) -> String {
