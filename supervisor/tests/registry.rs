@@ -605,6 +605,84 @@ async fn lying_registries_are_cut_off() {
     assert!(ingest_is_empty(dir.path()));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_declared_manifests_and_configs_are_refused_unfetched() {
+    // An index whose manifest for this platform declares 1e12 bytes and never ends.
+    let child = format!("sha256:{}", "3".repeat(64));
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": oci_image::OCI_INDEX,
+        "manifests": [{
+            "mediaType": oci_image::OCI_MANIFEST, "digest": child, "size": 1_000_000_000_000u64,
+            "platform": { "os": "linux", "architecture": "amd64" },
+        }],
+    }))
+    .unwrap();
+    // A manifest whose config declares 10 GB and never ends.
+    let config = format!("sha256:{}", "4".repeat(64));
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": oci_image::OCI_MANIFEST,
+        "config": { "mediaType": oci_image::OCI_CONFIG, "digest": config, "size": 10_000_000_000u64 },
+        "layers": [],
+    }))
+    .unwrap();
+    let route = |path: String, content_type: &str, body: Body| Route {
+        path,
+        headers: vec![("Content-Type".into(), content_type.into())],
+        body,
+    };
+    let fake = FakeRegistry::start(vec![
+        route(
+            "/v2/index/manifests/latest".into(),
+            oci_image::OCI_INDEX,
+            Body::Bytes(index),
+        ),
+        route(
+            format!("/v2/index/manifests/{child}"),
+            oci_image::OCI_MANIFEST,
+            Body::Endless,
+        ),
+        route(
+            "/v2/config/manifests/latest".into(),
+            oci_image::OCI_MANIFEST,
+            Body::Bytes(manifest),
+        ),
+        route(
+            format!("/v2/config/blobs/{config}"),
+            "application/octet-stream",
+            Body::Endless,
+        ),
+    ]);
+    let (dir, service) = new_service();
+    let started = std::time::Instant::now();
+    let reference = format!("{}/index", fake.host());
+    let (result, _) = pull(&service, &reference, Some("linux/amd64"), None).await;
+    let error = result
+        .expect_err("huge platform manifest accepted")
+        .to_string();
+    assert!(
+        error.contains(&child) && error.contains("more than the 4194304 allowed"),
+        "{error}"
+    );
+    let (result, _) = pull(&service, &format!("{}/config", fake.host()), None, None).await;
+    let error = result.expect_err("huge config accepted").to_string();
+    assert!(
+        error.contains(&config)
+            && error.contains("10000000000 bytes")
+            && error.contains("more than the 67108864 allowed"),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(!service.content.contains(&child));
+    assert!(!service.content.contains(&config));
+    assert!(ingest_is_empty(dir.path()));
+}
+
 /// Credentials for a registry, with the server address in the form `docker login` stores.
 fn credentials(registry: &Registry, user: &str, password: &str) -> Credentials {
     Credentials {

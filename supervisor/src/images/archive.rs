@@ -17,12 +17,11 @@
 //! `<config-hex>.json`, one `<id>/{VERSION,json,layer.tar}` per layer, layers uncompressed).
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sha2::{Digest as _, Sha256};
 
 use super::content::{self, UNSIZED_LIMIT};
 use super::snapshot::chain_ids;
@@ -108,80 +107,8 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
 // ---------------------------------------------------------------------------------------------
 // Compression and hashing
 
-/// How a stream is compressed, from its first bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    None,
-    Gzip,
-    Zstd,
-}
-
-impl Compression {
-    /// Detects gzip (`1f 8b`) and zstd (`28 b5 2f fd`) magic numbers.
-    pub fn detect(head: &[u8]) -> Compression {
-        if head.starts_with(&[0x1f, 0x8b]) {
-            Compression::Gzip
-        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            Compression::Zstd
-        } else {
-            Compression::None
-        }
-    }
-}
-
-/// A decompressing reader over `input`, whatever its compression.
-pub fn decompressed<'a, R: BufRead + 'a>(mut input: R) -> io::Result<Box<dyn Read + 'a>> {
-    let head = input.fill_buf()?.to_vec();
-    Ok(match Compression::detect(&head) {
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
-        Compression::Zstd => Box::new(zstd::Decoder::with_buffer(input)?),
-        Compression::None => Box::new(input),
-    })
-}
-
-/// Counts and hashes what passes through it.
-struct Hashing<R> {
-    inner: R,
-    hasher: Sha256,
-    count: u64,
-}
-
-impl<R> Hashing<R> {
-    fn new(inner: R) -> Self {
-        Hashing {
-            inner,
-            hasher: Sha256::new(),
-            count: 0,
-        }
-    }
-
-    fn digest(self) -> (String, u64) {
-        (
-            format!("sha256:{}", hex::encode(self.hasher.finalize())),
-            self.count,
-        )
-    }
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
-    }
-}
-
-impl Write for Hashing<io::Sink> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.hasher.update(buf);
-        self.count += buf.len() as u64;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+pub use super::layer::stream::Compression;
+use super::layer::stream::{self, decompressed, ExtensionTooLarge, Hashing};
 
 /// What a layer blob hashes to, stored and uncompressed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,13 +122,14 @@ pub struct LayerSums {
 
 /// Reads a whole layer blob once, hashing it as stored and as decompressed.
 pub fn layer_sums(input: impl Read) -> io::Result<LayerSums> {
-    let mut raw = BufReader::new(Hashing::new(input));
-    let compression = Compression::detect(raw.fill_buf()?);
+    let mut raw = Hashing::new(input);
     let mut plain = Hashing::new(io::sink());
-    io::copy(&mut decompressed(&mut raw)?, &mut plain)?;
+    let (compression, mut decoder) = stream::decompress(&mut raw)?;
+    io::copy(&mut decoder, &mut plain)?;
+    drop(decoder);
     io::copy(&mut raw, &mut io::sink())?;
-    let (digest, size) = raw.into_inner().digest();
-    let (diff_id, diff_size) = plain.digest();
+    let (digest, size) = raw.finish();
+    let (diff_id, diff_size) = plain.finish();
     Ok(LayerSums {
         digest,
         size,
@@ -299,6 +227,14 @@ fn remove_stale(under: &Path) {
     }
 }
 
+/// A read error of the archive stream; an oversized extension header is named as the member.
+fn read_error(e: io::Error) -> Error {
+    match ExtensionTooLarge::of(&e) {
+        Some(refused) => member_err(&refused.header, refused.reason()),
+        None => Error::Read(e),
+    }
+}
+
 fn parent_of(member: &str) -> &str {
     member.rsplit_once('/').map(|(d, _)| d).unwrap_or("")
 }
@@ -317,16 +253,14 @@ impl Spool {
             entries: HashMap::new(),
             files: 0,
         };
-        let stream = decompressed(BufReader::new(input)).map_err(Error::Read)?;
-        let mut tar = tar::Archive::new(stream);
-        for entry in tar.entries().map_err(Error::Read)? {
-            spool.add(entry.map_err(Error::Read)?)?;
-        }
+        let (guarded, arm) = stream::guarded(decompressed(input).map_err(Error::Read)?);
+        let mut tar = tar::Archive::new(guarded);
+        stream::for_each_entry(&mut tar, &arm, read_error, |entry| spool.add(entry))?;
         tracing::debug!(members = spool.entries.len(), dir = %spool.dir.path().display(), "spooled archive");
         Ok(spool)
     }
 
-    fn add(&mut self, mut entry: tar::Entry<'_, impl Read>) -> Result<(), Error> {
+    fn add(&mut self, entry: &mut tar::Entry<'_, impl Read>) -> Result<(), Error> {
         let raw = String::from_utf8(entry.path_bytes().into_owned())
             .map_err(|e| member_err(&String::from_utf8_lossy(e.as_bytes()), "not UTF-8"))?;
         let member = member_path(&raw)?;
@@ -358,7 +292,7 @@ impl Spool {
                 let path = self.dir.path().join(self.files.to_string());
                 self.files += 1;
                 let mut file = File::create(&path).map_err(io_err(&path))?;
-                let size = io::copy(&mut entry, &mut file).map_err(|source| Error::MemberIo {
+                let size = io::copy(entry, &mut file).map_err(|source| Error::MemberIo {
                     member: raw.clone(),
                     source,
                 })?;
@@ -676,6 +610,13 @@ fn small_blob(spool: &Spool, descriptor: &Value) -> Result<(Blob, Vec<u8>), Erro
     let size = descriptor["size"]
         .as_u64()
         .ok_or_else(|| member_err(&member, "descriptor without a size"))?;
+    // The size is the archive's word: never read more than any manifest or config needs.
+    if size > UNSIZED_LIMIT {
+        return Err(member_err(
+            &member,
+            format!("descriptor declares {size} bytes, more than the {UNSIZED_LIMIT} allowed"),
+        ));
+    }
     let bytes = spool.read_small(&member, size)?;
     let blob = Blob {
         digest: digest.to_string(),
@@ -999,7 +940,7 @@ impl<W: Write> DockerArchiveWriter<W> {
             v1.len() as u64,
         )?;
         let member = format!("{layer_id}/layer.tar");
-        let plain = decompressed(BufReader::new(open()?)).map_err(io_err(&layer.path))?;
+        let plain = decompressed(open()?).map_err(io_err(&layer.path))?;
         self.file(&member, mtime, plain.take(sums.diff_size), sums.diff_size)?;
         tracing::debug!(layer = %layer.digest, member, bytes = sums.diff_size, "saved layer");
         self.written.insert(layer.diff_id.clone(), member.clone());
@@ -1182,5 +1123,45 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         drop(s);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_long_name_bomb_is_refused_without_reading_it() {
+        // 8 GiB declared, 4 GiB of zeros present in about 4 MB of gzip.
+        let bomb = crate::images::layer::stream::tests::long_name_bomb(8 << 30, 4096);
+        let started = std::time::Instant::now();
+        let error = spool(&bomb).expect_err("bomb accepted").to_string();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
+        assert!(
+            error.contains("././@LongLink") && error.contains("8589934592 bytes"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_index_declaring_a_huge_manifest_is_refused_unread() {
+        let manifest = br#"{"schemaVersion":2,"config":{},"layers":[]}"#;
+        let digest = content::digest_of(manifest);
+        let index = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "manifests": [{"mediaType": OCI_MANIFEST, "digest": digest, "size": 1_000_000_000_000u64}],
+        }))
+        .unwrap();
+        let bytes = tarball(|b| {
+            add_file(b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+            add_file(b, "index.json", &index);
+            add_file(b, &blob_member(&digest).unwrap(), manifest);
+        });
+        let (_d, s) = spool(&bytes).unwrap();
+        let error = plan(&s).expect_err("huge manifest accepted").to_string();
+        assert!(
+            error.contains(&format!("more than the {UNSIZED_LIMIT} allowed"))
+                && error.contains("1000000000000"),
+            "{error}"
+        );
     }
 }

@@ -19,10 +19,10 @@ use nix::fcntl::{openat, AtFlags, OFlag};
 use nix::sys::stat::{fchmod, fchmodat, mknodat, FchmodatFlags, Mode, SFlag};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{fchown, fchownat, Gid, Uid};
-use sha2::{Digest as _, Sha256};
 
 pub(crate) mod at;
 mod export;
+pub(crate) mod stream;
 
 pub use export::{export_changes, export_overlay, Exported};
 
@@ -104,8 +104,9 @@ pub fn apply(reader: impl Read, dest: &Path, options: &ApplyOptions) -> Result<A
         path: dest.to_path_buf(),
         source,
     })?;
-    let stream = HashingReader::new(decompress(reader)?);
-    let mut archive = tar::Archive::new(stream);
+    let (_, plain) = stream::decompress(reader).map_err(Error::Stream)?;
+    let (guarded, arm) = stream::guarded(stream::Hashing::new(plain));
+    let mut archive = tar::Archive::new(guarded);
     let mut state = State {
         root: root.into(),
         options: options.clone(),
@@ -114,12 +115,11 @@ pub fn apply(reader: impl Read, dest: &Path, options: &ApplyOptions) -> Result<A
         size: 0,
         entries: 0,
     };
-    for entry in archive.entries().map_err(Error::Stream)? {
-        let mut entry = entry.map_err(Error::Stream)?;
-        state.apply_entry(&mut entry)?;
-    }
+    stream::for_each_entry(&mut archive, &arm, stream_error, |entry| {
+        state.apply_entry(entry)
+    })?;
     state.set_dir_times()?;
-    let mut rest = archive.into_inner();
+    let mut rest = archive.into_inner().into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(Error::Stream)?;
     let (diff_id, tar_size) = rest.finish();
     tracing::debug!(dest = %dest.display(), %diff_id, entries = state.entries, "layer applied");
@@ -131,57 +131,14 @@ pub fn apply(reader: impl Read, dest: &Path, options: &ApplyOptions) -> Result<A
     })
 }
 
-/// Wraps `reader` in the decompressor its first bytes call for.
-fn decompress<'a>(reader: impl Read + 'a) -> Result<Box<dyn Read + 'a>, Error> {
-    let mut reader = io::BufReader::with_capacity(128 << 10, reader);
-    let mut magic = [0u8; 4];
-    let mut got = 0;
-    while got < magic.len() {
-        match reader.read(&mut magic[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::Stream(e)),
-        }
-    }
-    let whole = io::Cursor::new(magic[..got].to_vec()).chain(reader);
-    Ok(match &magic[..got] {
-        [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(whole)),
-        [0x28, 0xb5, 0x2f, 0xfd] => {
-            Box::new(zstd::stream::read::Decoder::new(whole).map_err(Error::Stream)?)
-        }
-        _ => Box::new(whole),
-    })
-}
-
-/// A reader that hashes and counts what passes through it.
-struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-    count: u64,
-}
-
-impl<R: Read> HashingReader<R> {
-    fn new(inner: R) -> Self {
-        HashingReader {
-            inner,
-            hasher: Sha256::new(),
-            count: 0,
-        }
-    }
-
-    fn finish(self) -> (String, u64) {
-        let digest = format!("sha256:{}", hex::encode(self.hasher.finalize()));
-        (digest, self.count)
-    }
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
+/// A read error of the layer stream; an oversized extension header is named as the entry.
+fn stream_error(e: io::Error) -> Error {
+    match stream::ExtensionTooLarge::of(&e) {
+        Some(refused) => Error::Unsafe {
+            entry: refused.header.clone(),
+            reason: refused.reason(),
+        },
+        None => Error::Stream(e),
     }
 }
 

@@ -406,7 +406,7 @@ fn devices_only_when_allowed() {
 #[test]
 fn diff_id_is_the_uncompressed_digest_in_every_compression() {
     let plain = base_layer();
-    let expected = format!("sha256:{}", hex::encode(Sha256::digest(&plain)));
+    let expected = crate::images::content::digest_of(&plain);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&plain).unwrap();
     let gz = gz.finish().unwrap();
@@ -429,7 +429,7 @@ fn exported_overlay_upper_round_trips() {
     let exported = export_overlay(&upper, &mut tar_bytes).unwrap();
     assert_eq!(
         exported.diff_id,
-        format!("sha256:{}", hex::encode(Sha256::digest(&tar_bytes)))
+        crate::images::content::digest_of(&tar_bytes)
     );
     let mut names = Vec::new();
     for entry in tar::Archive::new(&tar_bytes[..]).entries().unwrap() {
@@ -523,10 +523,7 @@ fn gnu_tar_layers_extract_faithfully() {
             .read_to_end(&mut plain)
             .unwrap();
         assert_eq!(plain.len() % 10240, 0);
-        assert_eq!(
-            applied.diff_id,
-            format!("sha256:{}", hex::encode(Sha256::digest(&plain)))
-        );
+        assert_eq!(applied.diff_id, crate::images::content::digest_of(&plain));
         assert_eq!(applied.tar_size, plain.len() as u64);
         let mut want = tree_listing(&src);
         if format == "gnu" {
@@ -538,4 +535,23 @@ fn gnu_tar_layers_extract_faithfully() {
         }
         assert_eq!(tree_listing(&out), want, "{format}");
     }
+}
+
+#[test]
+fn a_long_name_bomb_is_refused_without_reading_it() {
+    // 8 GiB declared, 4 GiB of zeros present in about 4 MB of gzip.
+    let bomb = stream::tests::long_name_bomb(8 << 30, 4096);
+    assert!(bomb.len() < 8 << 20, "{}", bomb.len());
+    let (_tmp, dest, _outside) = sandbox();
+    let started = std::time::Instant::now();
+    let error = apply_bytes(&bomb, &dest).unwrap_err().to_string();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        error.contains("././@LongLink") && error.contains("GNU long name of 8589934592 bytes"),
+        "{error}"
+    );
 }

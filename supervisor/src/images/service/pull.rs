@@ -238,6 +238,18 @@ impl ImageService {
         if self.content.contains(&digest) {
             return Ok(());
         }
+        // A config is read whole whenever the image is listed: refuse a huge one unfetched.
+        if config.size() > content::UNSIZED_LIMIT {
+            return Err(registry::Error::Manifest {
+                reference: pull.reference.to_string(),
+                message: format!(
+                    "config {digest} declares {} bytes, more than the {} allowed",
+                    config.size(),
+                    content::UNSIZED_LIMIT
+                ),
+            }
+            .into());
+        }
         let _ingest = self.content.ingest_lock(&digest).await;
         if !self.content.contains(&digest) {
             self.fetch_blob(pull, &digest, config.size(), None).await?;
@@ -312,6 +324,17 @@ impl ImageService {
             }
         })?;
         let digest = entry.digest().to_string();
+        // The index's word on the size is the registry's: no more than any manifest gets.
+        if entry.size() > MANIFEST_LIMIT {
+            return Err(registry::Error::Manifest {
+                reference,
+                message: format!(
+                    "platform manifest {digest} declares {} bytes, more than the {MANIFEST_LIMIT} allowed",
+                    entry.size()
+                ),
+            }
+            .into());
+        }
         tracing::debug!(%reference, %platform, %digest, "platform manifest");
         pull.lease.add([digest.clone()])?;
         let fetched = if self.content.contains(&digest) {
@@ -324,7 +347,11 @@ impl ImageService {
         } else {
             let fetched = pull
                 .registry
-                .manifest(&pull.reference.repository, &digest, entry.size())
+                .manifest(
+                    &pull.reference.repository,
+                    &digest,
+                    entry.size().min(MANIFEST_LIMIT),
+                )
                 .await?;
             if fetched.bytes.len() as u64 != entry.size() {
                 return Err(content::Error::SizeMismatch {
