@@ -870,3 +870,29 @@ fn oci_index_of_platforms_loads_the_host_one_present() {
     );
     assert_eq!(svc.resolve("localhost/multi:1").unwrap().id, id);
 }
+
+#[test]
+fn a_long_name_bomb_is_refused_quickly_and_nothing_is_kept() {
+    // One GNU long-name header declaring 8 GiB, then 4 GiB of zeros: about 4 MB of gzip.
+    let mut header = tar::Header::new_gnu();
+    header.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+    header.set_entry_type(tar::EntryType::GNULongName);
+    header.set_mode(0o644);
+    header.set_size(8 << 30);
+    header.set_cksum();
+    let mut bomb = gzip(header.as_bytes());
+    let mut zeros = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    zeros.write_all(&vec![0u8; 1 << 20]).unwrap();
+    let zeros = zeros.finish().unwrap();
+    for _ in 0..4096 {
+        bomb.extend_from_slice(&zeros);
+    }
+    assert!(bomb.len() < 8 << 20, "{}", bomb.len());
+    let started = std::time::Instant::now();
+    refused(&bomb, "GNU long name of 8589934592 bytes refused");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+}

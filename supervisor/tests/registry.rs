@@ -627,12 +627,42 @@ async fn huge_declared_manifests_and_configs_are_refused_unfetched() {
         "layers": [],
     }))
     .unwrap();
+    // An index and a manifest naming a big blob already stored (a layer, say) as a small
+    // manifest and a small config.
+    let (dir, service) = new_service();
+    let stored = service.content.write_blob(&vec![0u8; 5 << 20]).unwrap();
+    let small_index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": oci_image::OCI_INDEX,
+        "manifests": [{
+            "mediaType": oci_image::OCI_MANIFEST, "digest": stored, "size": 100,
+            "platform": { "os": "linux", "architecture": "amd64" },
+        }],
+    }))
+    .unwrap();
+    let small_config = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": oci_image::OCI_MANIFEST,
+        "config": { "mediaType": oci_image::OCI_CONFIG, "digest": stored, "size": 100 },
+        "layers": [],
+    }))
+    .unwrap();
     let route = |path: String, content_type: &str, body: Body| Route {
         path,
         headers: vec![("Content-Type".into(), content_type.into())],
         body,
     };
     let fake = FakeRegistry::start(vec![
+        route(
+            "/v2/stored-index/manifests/latest".into(),
+            oci_image::OCI_INDEX,
+            Body::Bytes(small_index),
+        ),
+        route(
+            "/v2/stored-config/manifests/latest".into(),
+            oci_image::OCI_MANIFEST,
+            Body::Bytes(small_config),
+        ),
         route(
             "/v2/index/manifests/latest".into(),
             oci_image::OCI_INDEX,
@@ -654,8 +684,16 @@ async fn huge_declared_manifests_and_configs_are_refused_unfetched() {
             Body::Endless,
         ),
     ]);
-    let (dir, service) = new_service();
     let started = std::time::Instant::now();
+    for name in ["stored-index", "stored-config"] {
+        let reference = format!("{}/{name}", fake.host());
+        let (result, _) = pull(&service, &reference, Some("linux/amd64"), None).await;
+        let error = result.expect_err("mis-sized stored blob used").to_string();
+        assert!(
+            error.contains(&stored) && error.contains("expected 100 bytes, got 5242880"),
+            "{name}: {error}"
+        );
+    }
     let reference = format!("{}/index", fake.host());
     let (result, _) = pull(&service, &reference, Some("linux/amd64"), None).await;
     let error = result

@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest as _, Sha256};
+use super::stream::Hashing;
 
 use super::{at, Error};
 
@@ -155,33 +155,9 @@ fn same_entry(a: &Path, am: &fs::Metadata, b: &Path, bm: &fs::Metadata) -> Resul
     Ok(at::xattrs(a).map_err(io_at(a))? == at::xattrs(b).map_err(io_at(b))?)
 }
 
-/// A writer that hashes and counts what passes through it.
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256,
-    count: u64,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// Writes `changes` (paths relative to `tree`) as tar entries.
 fn write_changes(tree: &Path, changes: &[Change], out: impl Write) -> Result<Exported, Error> {
-    let sink = HashingWriter {
-        inner: out,
-        hasher: Sha256::new(),
-        count: 0,
-    };
+    let sink = Hashing::new(out);
     let mut builder = tar::Builder::new(sink);
     let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
     for change in changes {
@@ -204,12 +180,9 @@ fn write_changes(tree: &Path, changes: &[Change], out: impl Write) -> Result<Exp
         })?;
     }
     let sink = builder.into_inner().map_err(io_at(tree))?;
-    let mut inner = sink.inner;
+    let (mut inner, diff_id, tar_size) = sink.into_parts();
     inner.flush().map_err(io_at(tree))?;
-    Ok(Exported {
-        diff_id: format!("sha256:{}", hex::encode(sink.hasher.finalize())),
-        tar_size: sink.count,
-    })
+    Ok(Exported { diff_id, tar_size })
 }
 
 /// An empty whiteout marker entry.

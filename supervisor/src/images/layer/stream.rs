@@ -74,7 +74,7 @@ pub(crate) fn decompressed<'a>(input: impl Read + 'a) -> io::Result<Box<dyn Read
     decompress(input).map(|(_, plain)| plain)
 }
 
-/// Counts and hashes what is read through it (or written into it).
+/// Counts and hashes what is read or written through it.
 pub(crate) struct Hashing<R> {
     inner: R,
     hasher: Sha256,
@@ -92,7 +92,14 @@ impl<R> Hashing<R> {
 
     /// `sha256:<hex>` of what passed, and how many bytes.
     pub(crate) fn finish(self) -> (String, u64) {
-        (format!("sha256:{:x}", self.hasher.finalize()), self.count)
+        let (_, digest, count) = self.into_parts();
+        (digest, count)
+    }
+
+    /// The inner reader or writer, the digest and the count.
+    pub(crate) fn into_parts(self) -> (R, String, u64) {
+        let digest = format!("sha256:{:x}", self.hasher.finalize());
+        (self.inner, digest, self.count)
     }
 }
 
@@ -105,14 +112,15 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
-impl Write for Hashing<io::Sink> {
+impl<W: Write> Write for Hashing<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.hasher.update(buf);
-        self.count += buf.len() as u64;
-        Ok(buf.len())
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        self.inner.flush()
     }
 }
 

@@ -235,9 +235,6 @@ impl ImageService {
     /// Fetches the config blob unless present (once, under its ingest lock).
     async fn fetch_config(&self, pull: &Pull<'_>, config: &Descriptor) -> Result<(), Error> {
         let digest = config.digest().to_string();
-        if self.content.contains(&digest) {
-            return Ok(());
-        }
         // A config is read whole whenever the image is listed: refuse a huge one unfetched.
         if config.size() > content::UNSIZED_LIMIT {
             return Err(registry::Error::Manifest {
@@ -249,6 +246,9 @@ impl ImageService {
                 ),
             }
             .into());
+        }
+        if self.content.contains(&digest) {
+            return self.check_present(&digest, config.size());
         }
         let _ingest = self.content.ingest_lock(&digest).await;
         if !self.content.contains(&digest) {
@@ -338,6 +338,8 @@ impl ImageService {
         tracing::debug!(%reference, %platform, %digest, "platform manifest");
         pull.lease.add([digest.clone()])?;
         let fetched = if self.content.contains(&digest) {
+            // Another blob of that digest (a layer?) is not read whole unless it is this size.
+            self.check_present(&digest, entry.size())?;
             let bytes = self.content.read(&digest)?;
             Fetched {
                 media_type: registry::media_type_of(&bytes, None),
@@ -365,6 +367,20 @@ impl ImageService {
             fetched
         };
         Ok(fetched)
+    }
+
+    /// A blob already present is the size its descriptor says.
+    fn check_present(&self, digest: &str, declared: u64) -> Result<(), Error> {
+        let stored = self.content.size(digest)?;
+        if stored != declared {
+            return Err(content::Error::SizeMismatch {
+                digest: digest.to_string(),
+                expected: declared,
+                actual: stored,
+            }
+            .into());
+        }
+        Ok(())
     }
 
     /// Downloads the missing layers, at most [`CONCURRENT_DOWNLOADS`] at once.
