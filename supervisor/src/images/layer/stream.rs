@@ -10,7 +10,7 @@
 //! crate reads while looking for the next entry; one of these four types that declares more
 //! than [`EXTENSION_LIMIT`] bytes fails the read before any of its data is read. It knows
 //! where the headers are because the caller drains each entry before asking for the next one
-//! (see [`Guarded::arm`]), so the next header starts at the next 512-byte boundary; headers
+//! (see [`Arm::arm`]), so the next header starts at the next 512-byte boundary; headers
 //! after an accepted extension header follow at its size rounded up, as the crate reads them.
 use std::cell::Cell;
 use std::fmt;
