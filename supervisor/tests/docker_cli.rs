@@ -3,7 +3,8 @@
 //! docker-archives, or pushed to a local `docker-registry` with skopeo.
 mod common;
 
-use berth_supervisor::cli::format::{human_size, human_size_precision, tabulate};
+use berth_supervisor::cli::format::{human_size, tabulate};
+use berth_supervisor::images::progress;
 use common::*;
 
 fn table(rows: &[&[&str]]) -> String {
@@ -210,7 +211,7 @@ fn image_prune_dangling_then_all() {
         format!(
             "Deleted Images:\ndeleted: {}\n\nTotal reclaimed space: {}\n",
             old.id,
-            human_size_precision(reclaimed, 4)
+            progress::human_size(reclaimed, 4)
         )
     );
     assert_eq!(

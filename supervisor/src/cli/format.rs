@@ -4,34 +4,7 @@ use serde_json::{Map, Value};
 
 /// `units.HumanSizeWithPrecision(n, 3)`: decimal units, 3 significant digits (`4.87MB`).
 pub fn human_size(bytes: f64) -> String {
-    human_size_precision(bytes, 3)
-}
-
-/// `units.HumanSizeWithPrecision`; `units.HumanSize` is precision 4 (`1.987MB`).
-pub fn human_size_precision(bytes: f64, precision: i32) -> String {
-    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
-    let mut size = bytes;
-    let mut unit = 0;
-    while size >= 1000.0 && unit < UNITS.len() - 1 {
-        size /= 1000.0;
-        unit += 1;
-    }
-    format!("{}{}", significant(size, precision), UNITS[unit])
-}
-
-/// `%.*g`: `digits` significant digits, trailing zeros dropped.
-fn significant(value: f64, digits: i32) -> String {
-    if value == 0.0 {
-        return "0".into();
-    }
-    let magnitude = value.abs().log10().floor() as i32;
-    let decimals = (digits - 1 - magnitude).max(0) as usize;
-    let s = format!("{value:.decimals$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
+    crate::images::progress::human_size(bytes, 3)
 }
 
 /// `units.HumanDuration`: `Less than a second`, `About a minute`, `2 weeks`...
@@ -294,7 +267,10 @@ mod tests {
         assert_eq!(human_size(1_000_000.0), "1MB");
         assert_eq!(human_size(12_345_678.0), "12.3MB");
         assert_eq!(human_size(1_240.0), "1.24kB");
-        assert_eq!(human_size_precision(1_987_123.0, 4), "1.987MB");
+        assert_eq!(
+            crate::images::progress::human_size(1_987_123.0, 4),
+            "1.987MB"
+        );
     }
 
     #[test]

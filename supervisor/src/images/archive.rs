@@ -761,19 +761,9 @@ fn oci_layer(
 }
 
 /// The host's platform in OCI terms.
-fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        other => other,
-    }
-}
-
 /// The manifest of an index for this host's platform that the archive holds.
 fn platform_child(spool: &Spool, member: &str, index: &Value) -> Result<Value, Error> {
-    let arch = host_arch();
+    let arch = super::registry::Platform::host().architecture;
     index["manifests"]
         .as_array()
         .into_iter()

@@ -83,6 +83,34 @@ impl Message {
 /// Where an operation reports progress; a closed receiver is ignored.
 pub type Sender = tokio::sync::mpsc::UnboundedSender<Message>;
 
+/// A size in decimal units with `precision` significant digits, trailing zeros dropped:
+/// docker's `units.HumanSizeWithPrecision` (`HumanSize` is precision 4: `1.987MB`).
+pub fn human_size(bytes: f64, precision: i32) -> String {
+    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    let mut size = bytes;
+    let mut unit = 0;
+    while size >= 1000.0 && unit < UNITS.len() - 1 {
+        size /= 1000.0;
+        unit += 1;
+    }
+    format!("{}{}", significant(size, precision), UNITS[unit])
+}
+
+/// `%.*g`: `digits` significant digits, trailing zeros dropped.
+fn significant(value: f64, digits: i32) -> String {
+    if value == 0.0 {
+        return "0".into();
+    }
+    let magnitude = value.abs().log10().floor() as i32;
+    let decimals = (digits - 1 - magnitude).max(0) as usize;
+    let s = format!("{value:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
 /// The short id docker shows for a layer: 12 hex digits of its digest.
 pub fn short_id(digest: &str) -> String {
     let hex = digest.split_once(':').map(|(_, h)| h).unwrap_or(digest);

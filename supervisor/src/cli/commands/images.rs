@@ -7,9 +7,7 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use super::{encode, object_error, Context, Exit};
-use crate::cli::format::{
-    created_at, human_size, human_size_precision, render_rows, since, Template,
-};
+use crate::cli::format::{created_at, human_size, render_rows, since, Template};
 use crate::images::reference::Reference;
 
 /// `berth images` / `berth image ls`.
@@ -417,7 +415,7 @@ pub fn prune(ctx: &Context, args: &PruneArgs) -> anyhow::Result<()> {
     let reclaimed = report["SpaceReclaimed"].as_f64().unwrap_or(0.0);
     println!(
         "Total reclaimed space: {}",
-        human_size_precision(reclaimed, 4)
+        crate::images::progress::human_size(reclaimed, 4)
     );
     Ok(())
 }

@@ -203,6 +203,16 @@ impl ImageService {
 
     /// Reads a JSON blob from the content store.
     pub fn read_json(&self, digest: &str) -> Result<Value, Error> {
+        let size = self.content.size(digest)?;
+        if size > content::UNSIZED_LIMIT {
+            return Err(Error::Corrupt {
+                what: format!("blob {digest}"),
+                message: format!(
+                    "{size} bytes is too large for a manifest or config (limit {})",
+                    content::UNSIZED_LIMIT
+                ),
+            });
+        }
         let bytes = self.content.read(digest)?;
         serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
             what: format!("blob {digest}"),

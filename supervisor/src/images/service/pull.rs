@@ -68,34 +68,9 @@ pub fn progress_bar(current: u64, total: u64) -> String {
         "[{}>{}] {:>8}/{}",
         "=".repeat(filled),
         " ".repeat(50 - filled),
-        human_size(current),
-        human_size(total)
+        progress::human_size(current as f64, 4),
+        progress::human_size(total as f64, 4)
     )
-}
-
-/// A size with four significant digits and a decimal unit, like docker's `HumanSize`.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    let mut size = bytes as f64;
-    let mut unit = 0;
-    while size >= 1000.0 && unit + 1 < UNITS.len() {
-        size /= 1000.0;
-        unit += 1;
-    }
-    let integer_digits = if size < 10.0 {
-        1
-    } else if size < 100.0 {
-        2
-    } else {
-        3
-    };
-    let text = format!("{:.*}", 4 - integer_digits, size);
-    let text = if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        &text
-    };
-    format!("{text}{}", UNITS[unit])
 }
 
 /// A lease on the digests of one pull, kept in the metadata store.
@@ -569,10 +544,10 @@ mod tests {
 
     #[test]
     fn sizes_and_bars_read_like_docker() {
-        assert_eq!(human_size(0), "0B");
-        assert_eq!(human_size(772_800), "772.8kB");
-        assert_eq!(human_size(1_000_000), "1MB");
-        assert_eq!(human_size(12_345_678), "12.35MB");
+        assert_eq!(progress::human_size(0.0, 4), "0B");
+        assert_eq!(progress::human_size(772_800.0, 4), "772.8kB");
+        assert_eq!(progress::human_size(1_000_000.0, 4), "1MB");
+        assert_eq!(progress::human_size(12_345_678.0, 4), "12.35MB");
         let bar = progress_bar(50, 100);
         assert!(bar.starts_with(&format!("[{}>{}] ", "=".repeat(25), " ".repeat(25))));
         assert!(bar.ends_with("     50B/100B"), "{bar}");
