@@ -371,16 +371,7 @@ impl State {
         let target = entry.link_name_bytes().unwrap_or_default().into_owned();
         nix::unistd::symlinkat(OsStr::from_bytes(&target), dir, name)
             .map_err(io_err(path, "symlink"))?;
-        if self.options.same_owner {
-            fchownat(
-                dir,
-                name,
-                Some(Uid::from_raw(meta.uid)),
-                Some(Gid::from_raw(meta.gid)),
-                AtFlags::AT_SYMLINK_NOFOLLOW,
-            )
-            .map_err(io_err(path, "chown"))?;
-        }
+        self.chown_at(dir, name, path, meta)?;
         self.set_xattrs(dir, name, path, meta);
         at::set_times_at(dir, name, meta.mtime).map_err(io_err(path, "set times"))
     }
@@ -405,6 +396,27 @@ impl State {
             .map_err(io_err(path, "open link target"))?;
         nix::unistd::linkat(target_dir.as_fd(), target_name, dir, name, AtFlags::empty())
             .map_err(io_err(path, "link"))
+    }
+
+    /// Gives a new entry (never followed) the layer's owner, when owners are kept.
+    fn chown_at(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        path: &Path,
+        meta: &Meta,
+    ) -> Result<(), Error> {
+        if !self.options.same_owner {
+            return Ok(());
+        }
+        fchownat(
+            dir,
+            name,
+            Some(Uid::from_raw(meta.uid)),
+            Some(Gid::from_raw(meta.gid)),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(io_err(path, "chown"))
     }
 
     fn node<R: Read>(
@@ -435,16 +447,7 @@ impl State {
         };
         mknodat(dir, name, kind, Mode::from_bits_truncate(0o600), dev)
             .map_err(io_err(path, "mknod"))?;
-        if self.options.same_owner {
-            fchownat(
-                dir,
-                name,
-                Some(Uid::from_raw(meta.uid)),
-                Some(Gid::from_raw(meta.gid)),
-                AtFlags::AT_SYMLINK_NOFOLLOW,
-            )
-            .map_err(io_err(path, "chown"))?;
-        }
+        self.chown_at(dir, name, path, meta)?;
         fchmodat(
             dir,
             name,
