@@ -13,7 +13,7 @@ use berth_integration::registry::Registry;
 
 const REPO: &str = "bench/big";
 
-/// Files per layer and layers: 8 × 1400 files averaging 9.5 KiB ≈ 106 MiB, 11200 files.
+/// Files per layer and layers: 8 × 1400 files averaging 9.5 KiB ≈ 103 MiB, 11200 files.
 const LAYERS: usize = 8;
 const FILES_PER_LAYER: usize = 1400;
 const MEAN_FILE: usize = 9_700;
