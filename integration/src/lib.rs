@@ -1,6 +1,7 @@
 //! Shared helpers for berth tests and benchmarks: real root filesystems, bundles, a wrapper
 //! around any runc-compatible runtime binary, a console-socket receiver, host-side checks, a
-//! local image registry ([`registry`]) and OCI image layouts to push to it ([`oci_image`]).
+//! local image registry ([`registry`]), OCI image layouts to push to it ([`oci_image`]), and a
+//! qemu VM that runs a test binary on a kernel of its own ([`vm`]).
 pub mod bundle;
 pub mod console;
 pub mod host;
@@ -8,3 +9,4 @@ pub mod oci_image;
 pub mod registry;
 pub mod rootfs;
 pub mod runtime;
+pub mod vm;
