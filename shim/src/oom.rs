@@ -1,5 +1,6 @@
 //! OOM kills in a container's memory cgroup, reported as TaskOOM: a v1 eventfd on
-//! `memory.oom_control`, or an inotify watch of v2's `memory.events` (`oom_kill` count).
+//! `memory.oom_control`, or an inotify watch of v2's `memory.events` (`oom_kill` count) that
+//! ends when `cgroup.events` says the cgroup is empty.
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -7,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::stats::{v1_dir, CGROUP_ROOT};
 
 /// Call `on_oom` each time the kernel OOM-kills a process in `pid`'s memory cgroup, from a
-/// small thread that ends when the cgroup goes away.
+/// small thread that ends when the cgroup goes away (v2: when it has no process left).
 pub fn watch(pid: i32, on_oom: impl Fn() + Send + 'static) -> std::io::Result<()> {
     let table = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
     let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
@@ -26,7 +27,13 @@ pub fn watch(pid: i32, on_oom: impl Fn() + Send + 'static) -> std::io::Result<()
             .join(path.trim_start_matches('/'))
             .join("memory.events");
         let inotify = watch_v2(&events)?;
-        return spawn("oom", Box::new(move || v2_loop(inotify, &events, on_oom)));
+        // The count before any OOM is taken here, not in the thread: an OOM kill between
+        // `watch` returning and the thread starting would otherwise be the baseline.
+        let seen = oom_kills(&events).unwrap_or(0);
+        return spawn(
+            "oom",
+            Box::new(move || v2_loop(inotify, &events, seen, on_oom)),
+        );
     }
     let dir = v1_dir(&table, "memory").ok_or_else(|| std::io::Error::other("no memory cgroup"))?;
     let efd = register_v1(&dir)?;
@@ -65,16 +72,24 @@ fn v1_loop(efd: OwnedFd, dir: &Path, on_oom: impl Fn()) {
     }
 }
 
+/// An inotify fd watching `memory.events` and its sibling `cgroup.events`: kernfs sends no
+/// event when a cgroup is removed, so the end of the watch is `cgroup.events`' `populated 0`.
 fn watch_v2(events: &Path) -> std::io::Result<OwnedFd> {
     let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let path = std::ffi::CString::new(events.as_os_str().as_encoded_bytes())
-        .map_err(std::io::Error::other)?;
-    if unsafe { libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), libc::IN_MODIFY) } < 0 {
-        return Err(std::io::Error::last_os_error());
+    for file in [events.to_path_buf(), events.with_file_name("cgroup.events")] {
+        let path = std::ffi::CString::new(file.as_os_str().as_encoded_bytes())
+            .map_err(std::io::Error::other)?;
+        if unsafe { libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), libc::IN_MODIFY) } < 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(std::io::Error::new(
+                e.kind(),
+                format!("inotify watch {}: {e}", file.display()),
+            ));
+        }
     }
     Ok(fd)
 }
@@ -86,15 +101,28 @@ fn oom_kills(events: &PathBuf) -> Option<u64> {
     })
 }
 
-fn v2_loop(inotify: OwnedFd, events: &PathBuf, on_oom: impl Fn()) {
+/// Whether the cgroup of `events` still holds a process (false once it is empty or gone).
+fn populated(events: &Path) -> bool {
+    std::fs::read_to_string(events.with_file_name("cgroup.events"))
+        .is_ok_and(|s| s.lines().any(|l| l == "populated 1"))
+}
+
+/// Report each rise of `events`' `oom_kill` above `seen`; ends when the cgroup has no process
+/// left (an OOM kill of its last one is reported first) or is gone.
+fn v2_loop(inotify: OwnedFd, events: &PathBuf, mut seen: u64, on_oom: impl Fn()) {
     let mut file = std::fs::File::from(inotify);
-    let mut seen = oom_kills(events).unwrap_or(0);
     let mut buf = [0u8; 512];
-    while file.read(&mut buf).is_ok_and(|n| n > 0) {
+    loop {
+        // Emptiness first, the count second: a kill that empties the cgroup is counted
+        // before `populated 0` shows.
+        let empty = !populated(events);
         let Some(now) = oom_kills(events) else { return };
         if now > seen {
             seen = now;
             on_oom();
+        }
+        if empty || !file.read(&mut buf).is_ok_and(|n| n > 0) {
+            return;
         }
     }
 }
