@@ -1,5 +1,7 @@
 //! containerd-shim-berth-v2: containerd's shim v2 over ttrpc, running any runc-compatible
 //! runtime (`berth-runtime` by default, `runc` through the runtime options).
+#[cfg(test)]
+mod cgroup_v2_tests;
 mod events;
 mod flags;
 mod logger;
@@ -14,6 +16,8 @@ mod service;
 mod shim;
 mod stats;
 mod stdio;
+#[cfg(test)]
+mod vm;
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
