@@ -57,6 +57,24 @@ fn io_err(what: &str, e: impl Display) -> ttrpc::Error {
     status(Code::INTERNAL, format!("{what}: {e}"))
 }
 
+/// Container `id`, or NotFound.
+fn container<'a>(containers: &'a HashMap<String, Container>, id: &str) -> Result<&'a Container> {
+    containers.get(id).ok_or_else(|| not_found(id, ""))
+}
+
+/// Container `id` for changing, or NotFound.
+fn container_mut<'a>(
+    containers: &'a mut HashMap<String, Container>,
+    id: &str,
+) -> Result<&'a mut Container> {
+    containers.get_mut(id).ok_or_else(|| not_found(id, ""))
+}
+
+/// Process `exec_id` of container `id` (the init for ""), or NotFound.
+fn find_process<'a>(c: &'a Container, id: &str, exec_id: &str) -> Result<&'a Process> {
+    c.process(exec_id).ok_or_else(|| not_found(id, exec_id))
+}
+
 fn not_found(id: &str, exec_id: &str) -> ttrpc::Error {
     if exec_id.is_empty() {
         status(Code::NOT_FOUND, format!("container {id}: not found"))
@@ -337,12 +355,8 @@ fn signal(sig: u32) -> Result<nix::sys::signal::Signal> {
 impl berth_proto::Task for Service {
     fn state(&self, _: &TtrpcContext, req: StateRequest) -> Result<StateResponse> {
         let containers = self.lock();
-        let c = containers
-            .get(&req.id)
-            .ok_or_else(|| not_found(&req.id, ""))?;
-        let p = c
-            .process(&req.exec_id)
-            .ok_or_else(|| not_found(&req.id, &req.exec_id))?;
+        let c = container(&containers, &req.id)?;
+        let p = find_process(c, &req.id, &req.exec_id)?;
         let mut r = StateResponse::new();
         r.id = req.id.clone();
         r.exec_id = req.exec_id.clone();
@@ -390,9 +404,7 @@ impl berth_proto::Task for Service {
 
     fn start(&self, _: &TtrpcContext, req: StartRequest) -> Result<StartResponse> {
         let mut containers = self.lock();
-        let c = containers
-            .get_mut(&req.id)
-            .ok_or_else(|| not_found(&req.id, ""))?;
+        let c = container_mut(&mut containers, &req.id)?;
         let pid = if req.exec_id.is_empty() {
             if c.init.status != Status::CREATED {
                 return Err(status(
@@ -443,9 +455,7 @@ impl berth_proto::Task for Service {
 
     fn delete(&self, _: &TtrpcContext, req: DeleteRequest) -> Result<DeleteResponse> {
         let mut containers = self.lock();
-        let c = containers
-            .get_mut(&req.id)
-            .ok_or_else(|| not_found(&req.id, ""))?;
+        let c = container_mut(&mut containers, &req.id)?;
         let mut r = DeleteResponse::new();
         if !req.exec_id.is_empty() {
             let p = c
@@ -481,9 +491,7 @@ impl berth_proto::Task for Service {
 
     fn pids(&self, _: &TtrpcContext, req: PidsRequest) -> Result<PidsResponse> {
         let containers = self.lock();
-        let c = containers
-            .get(&req.id)
-            .ok_or_else(|| not_found(&req.id, ""))?;
+        let c = container(&containers, &req.id)?;
         let out = c
             .runtime
             .run(&["ps", "--format", "json", &req.id], None)
@@ -508,9 +516,7 @@ impl berth_proto::Task for Service {
 
     fn pause(&self, _: &TtrpcContext, req: PauseRequest) -> Result<Empty> {
         let mut containers = self.lock();
-        let c = containers
-            .get_mut(&req.id)
-            .ok_or_else(|| not_found(&req.id, ""))?;
+        let c = container_mut(&mut containers, &req.id)?;
         c.runtime
             .run(&["pause", &req.id], None)
             .map_err(runtime_err)?;
@@ -523,9 +529,7 @@ impl berth_proto::Task for Service {
 
     fn resume(&self, _: &TtrpcContext, req: ResumeRequest) -> Result<Empty> {
         let mut containers = self.lock();
-        let c = containers
-            .get_mut(&req.id)
-            .ok_or_else(|| not_found(&req.id, ""))?;
+        let c = container_mut(&mut containers, &req.id)?;
         c.runtime
             .run(&["resume", &req.id], None)
             .map_err(runtime_err)?;
@@ -540,9 +544,7 @@ impl berth_proto::Task for Service {
 
     fn checkpoint(&self, _: &TtrpcContext, req: CheckpointTaskRequest) -> Result<Empty> {
         let containers = self.lock();
-        let c = containers
-            .get(&req.id)
-            .ok_or_else(|| not_found(&req.id, ""))?;
+        let c = container(&containers, &req.id)?;
         let opts = match req.options.as_ref().filter(|a| !a.value.is_empty()) {
             Some(a) => CheckpointOptions::parse_from_bytes(&a.value)
                 .map_err(|e| status(Code::INVALID_ARGUMENT, e))?,
@@ -567,12 +569,8 @@ impl berth_proto::Task for Service {
 
     fn kill(&self, _: &TtrpcContext, req: KillRequest) -> Result<Empty> {
         let containers = self.lock();
-        let c = containers
-            .get(&req.id)
-            .ok_or_else(|| not_found(&req.id, ""))?;
-        let p = c
-            .process(&req.exec_id)
-            .ok_or_else(|| not_found(&req.id, &req.exec_id))?;
+        let c = container(&containers, &req.id)?;
+        let p = find_process(c, &req.id, &req.exec_id)?;
         if p.exited() {
             return Err(status(
                 Code::NOT_FOUND,
@@ -602,9 +600,7 @@ impl berth_proto::Task for Service {
 
     fn exec(&self, _: &TtrpcContext, req: ExecProcessRequest) -> Result<Empty> {
         let mut containers = self.lock();
-        let c = containers
-            .get_mut(&req.id)
-            .ok_or_else(|| not_found(&req.id, ""))?;
+        let c = container_mut(&mut containers, &req.id)?;
         if c.execs.contains_key(&req.exec_id) {
             return Err(status(
                 Code::ALREADY_EXISTS,
@@ -639,12 +635,8 @@ impl berth_proto::Task for Service {
 
     fn resize_pty(&self, _: &TtrpcContext, req: ResizePtyRequest) -> Result<Empty> {
         let containers = self.lock();
-        let c = containers
-            .get(&req.id)
-            .ok_or_else(|| not_found(&req.id, ""))?;
-        let p = c
-            .process(&req.exec_id)
-            .ok_or_else(|| not_found(&req.id, &req.exec_id))?;
+        let c = container(&containers, &req.id)?;
+        let p = find_process(c, &req.id, &req.exec_id)?;
         let console =
             p.io.console
                 .as_ref()
@@ -655,9 +647,7 @@ impl berth_proto::Task for Service {
 
     fn close_io(&self, _: &TtrpcContext, req: CloseIORequest) -> Result<Empty> {
         let mut containers = self.lock();
-        let c = containers
-            .get_mut(&req.id)
-            .ok_or_else(|| not_found(&req.id, ""))?;
+        let c = container_mut(&mut containers, &req.id)?;
         let p = c
             .process_mut(&req.exec_id)
             .ok_or_else(|| not_found(&req.id, &req.exec_id))?;
@@ -669,9 +659,7 @@ impl berth_proto::Task for Service {
 
     fn update(&self, _: &TtrpcContext, req: UpdateTaskRequest) -> Result<Empty> {
         let containers = self.lock();
-        let c = containers
-            .get(&req.id)
-            .ok_or_else(|| not_found(&req.id, ""))?;
+        let c = container(&containers, &req.id)?;
         let value = req
             .resources
             .as_ref()
@@ -691,12 +679,8 @@ impl berth_proto::Task for Service {
     fn wait(&self, _: &TtrpcContext, req: WaitRequest) -> Result<WaitResponse> {
         let mut containers = self.lock();
         loop {
-            let c = containers
-                .get(&req.id)
-                .ok_or_else(|| not_found(&req.id, ""))?;
-            let p = c
-                .process(&req.exec_id)
-                .ok_or_else(|| not_found(&req.id, &req.exec_id))?;
+            let c = container(&containers, &req.id)?;
+            let p = find_process(c, &req.id, &req.exec_id)?;
             if p.exited() {
                 let mut r = WaitResponse::new();
                 r.exit_status = p.exit_status;
@@ -712,9 +696,7 @@ impl berth_proto::Task for Service {
 
     fn stats(&self, _: &TtrpcContext, req: StatsRequest) -> Result<StatsResponse> {
         let containers = self.lock();
-        let c = containers
-            .get(&req.id)
-            .ok_or_else(|| not_found(&req.id, ""))?;
+        let c = container(&containers, &req.id)?;
         if c.init.exited() {
             return Err(status(
                 Code::FAILED_PRECONDITION,
