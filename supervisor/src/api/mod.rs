@@ -12,6 +12,8 @@ use axum::Router;
 
 use crate::images::service::{self, ImageService};
 
+mod containers;
+mod exec;
 mod images;
 mod stream;
 mod system;
@@ -24,7 +26,14 @@ pub const MIN_API_VERSION: &str = "1.12";
 #[derive(Clone)]
 pub struct State {
     pub images: Arc<ImageService>,
+    pub containers: Arc<crate::containers::service::ContainerService>,
     pub data_root: String,
+}
+
+impl State {
+    pub fn data_root_path(&self) -> std::path::PathBuf {
+        std::path::PathBuf::from(&self.data_root)
+    }
 }
 
 /// An error answered as docker does: a status code and `{"message": "..."}`.
@@ -99,6 +108,25 @@ fn router(state: State) -> Router {
                 .post(images::post_action)
                 .delete(images::remove),
         )
+        .route("/containers/json", get(containers::list))
+        .route("/containers/create", post(containers::create))
+        .route("/containers/{id}/json", get(containers::inspect))
+        .route("/containers/{id}/start", post(containers::start))
+        .route("/containers/{id}/stop", post(containers::stop))
+        .route("/containers/{id}/restart", post(containers::restart))
+        .route("/containers/{id}/kill", post(containers::kill))
+        .route("/containers/{id}/wait", post(containers::wait))
+        .route("/containers/{id}/logs", get(containers::logs))
+        .route("/containers/{id}/attach", post(containers::attach))
+        .route("/containers/{id}/resize", post(containers::resize))
+        .route("/containers/{id}/pause", post(containers::pause))
+        .route("/containers/{id}/unpause", post(containers::unpause))
+        .route("/containers/{id}/rename", post(containers::rename))
+        .route("/containers/{id}/exec", post(exec::create))
+        .route("/containers/{id}", axum::routing::delete(containers::remove))
+        .route("/exec/{id}/start", post(exec::start))
+        .route("/exec/{id}/json", get(exec::inspect))
+        .route("/exec/{id}/resize", post(exec::resize))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .layer(axum::middleware::map_response(docker_headers))

@@ -36,7 +36,7 @@ pub enum Body<'a> {
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
-    pub body: Box<dyn BufRead>,
+    pub body: Box<dyn BufRead + Send>,
 }
 
 impl Response {
@@ -138,6 +138,37 @@ impl Client {
         read_response(stream)
     }
 
+    /// A hijacked request (attach, exec start): after `101 UPGRADED` the connection carries
+    /// the raw stream both ways. Returns a reader (with what was read past the head) and a
+    /// writer on the same socket; an error status is answered as [`Error::Daemon`].
+    pub fn upgrade(
+        &self,
+        path: &str,
+        json: Option<Vec<u8>>,
+    ) -> Result<(BufReader<UnixStream>, UnixStream), Error> {
+        let mut stream = self.connect()?;
+        let body = json.unwrap_or_default();
+        let head = format!(
+            "POST {PREFIX}{path} HTTP/1.1\r\nHost: berth\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes())?;
+        stream.write_all(&body)?;
+        let writer = stream.try_clone()?;
+        let mut reader = BufReader::new(stream);
+        let (status, headers) = read_head(&mut reader)?;
+        if status != 101 && !(200..300).contains(&status) {
+            let response = Response {
+                status,
+                headers,
+                body: body_reader(reader, &[]),
+            };
+            return Err(response.ok().err().unwrap_or(Error::Protocol(format!("status {status}"))));
+        }
+        Ok((reader, writer))
+    }
+
     pub fn get(&self, path: &str) -> Result<Response, Error> {
         self.request("GET", path, &[], Body::None)?.ok()
     }
@@ -164,6 +195,18 @@ fn write_chunked(stream: &mut UnixStream, reader: &mut dyn Read) -> Result<(), E
 
 fn read_response(stream: UnixStream) -> Result<Response, Error> {
     let mut reader = BufReader::new(stream);
+    let (status, headers) = read_head(&mut reader)?;
+    let body = body_reader(reader, &headers);
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+type Head = (u16, Vec<(String, String)>);
+
+fn read_head(reader: &mut BufReader<UnixStream>) -> Result<Head, Error> {
     let mut status_line = String::new();
     reader.read_line(&mut status_line)?;
     let status = status_line
@@ -181,14 +224,17 @@ fn read_response(stream: UnixStream) -> Result<Response, Error> {
             headers.push((k.trim().to_string(), v.trim().to_string()));
         }
     }
+    Ok((status, headers))
+}
+
+fn body_reader(reader: BufReader<UnixStream>, headers: &[(String, String)]) -> Box<dyn BufRead + Send> {
     let header = |name: &str| {
         headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.clone())
     };
-    let body: Box<dyn BufRead> =
-        if header("Transfer-Encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+    if header("Transfer-Encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
             Box::new(BufReader::new(Chunked {
                 inner: reader,
                 left: 0,
@@ -196,14 +242,9 @@ fn read_response(stream: UnixStream) -> Result<Response, Error> {
             }))
         } else if let Some(len) = header("Content-Length").and_then(|v| v.parse::<u64>().ok()) {
             Box::new(reader.take(len))
-        } else {
-            Box::new(reader)
-        };
-    Ok(Response {
-        status,
-        headers,
-        body,
-    })
+    } else {
+        Box::new(reader)
+    }
 }
 
 /// Decodes a chunked body.

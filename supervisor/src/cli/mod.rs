@@ -9,8 +9,9 @@ pub mod commands;
 pub mod config;
 pub mod format;
 pub mod progress;
+pub mod tty;
 
-use commands::{auth, images, system, transfer, Context, Exit};
+use commands::{auth, containers, images, system, transfer, Context, Exit};
 
 pub const DEFAULT_HOST: &str = "unix:///run/berth/berth.sock";
 
@@ -66,6 +67,79 @@ pub enum Command {
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Create and run a new container from an image
+    Run(containers::RunArgs),
+    /// Create a new container
+    Create(containers::CreateArgs),
+    /// Start one or more stopped containers
+    Start(containers::StartArgs),
+    /// Stop one or more running containers
+    Stop(containers::StopArgs),
+    /// Restart one or more containers
+    Restart(containers::StopArgs),
+    /// Kill one or more running containers
+    Kill(containers::KillArgs),
+    /// Remove one or more containers
+    Rm(containers::RmArgs),
+    /// List containers
+    Ps(containers::PsArgs),
+    /// Fetch the logs of a container
+    Logs(containers::LogsArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(containers::NamesArgs),
+    /// Return low-level information on containers
+    Inspect(containers::InspectArgs),
+    /// Execute a command in a running container
+    Exec(containers::ExecArgs),
+    /// Pause all processes within one or more containers
+    Pause(containers::NamesArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(containers::NamesArgs),
+    /// Rename a container
+    Rename { container: String, new_name: String },
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCommand),
+    /// The json-file logging binary the shim runs for a container (internal).
+    #[command(hide = true)]
+    LogDriver {
+        driver: String,
+        #[arg(long)]
+        path: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommand {
+    /// List containers
+    #[command(alias = "list")]
+    Ls(containers::PsArgs),
+    /// Create and run a new container from an image
+    Run(containers::RunArgs),
+    /// Create a new container
+    Create(containers::CreateArgs),
+    /// Start one or more stopped containers
+    Start(containers::StartArgs),
+    /// Stop one or more running containers
+    Stop(containers::StopArgs),
+    /// Restart one or more containers
+    Restart(containers::StopArgs),
+    /// Kill one or more running containers
+    Kill(containers::KillArgs),
+    /// Remove one or more containers
+    Rm(containers::RmArgs),
+    /// Fetch the logs of a container
+    Logs(containers::LogsArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(containers::NamesArgs),
+    /// Display detailed information on one or more containers
+    Inspect(containers::InspectArgs),
+    /// Execute a command in a running container
+    Exec(containers::ExecArgs),
+    /// Pause all processes within one or more containers
+    Pause(containers::NamesArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(containers::NamesArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -112,6 +186,7 @@ pub fn main() -> i32 {
             insecure_registries: insecure_registry,
             debug,
         }),
+        Command::LogDriver { driver, path } => log_driver(&driver, &path),
         command => {
             let ctx = Context {
                 client: client::Client::new(&cli.host),
@@ -134,6 +209,21 @@ fn usage_error(e: clap::Error) -> i32 {
         | ErrorKind::WrongNumberOfValues
         | ErrorKind::MissingSubcommand => 1,
         _ => 125,
+    }
+}
+
+/// Runs as the shim's logging binary (`binary://…berth?log-driver=json-file&--path=…`).
+fn log_driver(driver: &str, path: &std::path::Path) -> i32 {
+    if driver != "json-file" {
+        eprintln!("berth log-driver: unknown driver {driver:?} (json-file)");
+        return 2;
+    }
+    match crate::containers::logs::run_writer(path) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("berth log-driver: {e}");
+            1
+        }
     }
 }
 
@@ -177,6 +267,45 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Login(a) => auth::login(ctx, &a),
         Command::Logout { server } => auth::logout(server.as_deref()),
         Command::Image(sub) => run_image(ctx, sub),
+        Command::Run(a) => containers::run(ctx, &a),
+        Command::Create(a) => containers::create(ctx, &a),
+        Command::Start(a) => containers::start(ctx, &a),
+        Command::Stop(a) => containers::stop(ctx, &a, "stop"),
+        Command::Restart(a) => containers::stop(ctx, &a, "restart"),
+        Command::Kill(a) => containers::kill(ctx, &a),
+        Command::Rm(a) => containers::rm(ctx, &a),
+        Command::Ps(a) => containers::ps(ctx, &a),
+        Command::Logs(a) => containers::logs(ctx, &a),
+        Command::Wait(a) => containers::wait(ctx, &a),
+        Command::Inspect(a) => containers::inspect(ctx, &a),
+        Command::Exec(a) => containers::exec(ctx, &a),
+        Command::Pause(a) => containers::simple(ctx, &a, "pause"),
+        Command::Unpause(a) => containers::simple(ctx, &a, "unpause"),
+        Command::Rename {
+            container,
+            new_name,
+        } => containers::rename(ctx, &container, &new_name),
+        Command::Container(sub) => run_container(ctx, sub),
+        Command::LogDriver { .. } => unreachable!("handled by main"),
+    }
+}
+
+fn run_container(ctx: &Context, command: ContainerCommand) -> anyhow::Result<()> {
+    match command {
+        ContainerCommand::Ls(a) => containers::ps(ctx, &a),
+        ContainerCommand::Run(a) => containers::run(ctx, &a),
+        ContainerCommand::Create(a) => containers::create(ctx, &a),
+        ContainerCommand::Start(a) => containers::start(ctx, &a),
+        ContainerCommand::Stop(a) => containers::stop(ctx, &a, "stop"),
+        ContainerCommand::Restart(a) => containers::stop(ctx, &a, "restart"),
+        ContainerCommand::Kill(a) => containers::kill(ctx, &a),
+        ContainerCommand::Rm(a) => containers::rm(ctx, &a),
+        ContainerCommand::Logs(a) => containers::logs(ctx, &a),
+        ContainerCommand::Wait(a) => containers::wait(ctx, &a),
+        ContainerCommand::Inspect(a) => containers::inspect(ctx, &a),
+        ContainerCommand::Exec(a) => containers::exec(ctx, &a),
+        ContainerCommand::Pause(a) => containers::simple(ctx, &a, "pause"),
+        ContainerCommand::Unpause(a) => containers::simple(ctx, &a, "unpause"),
     }
 }
 

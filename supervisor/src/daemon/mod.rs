@@ -22,6 +22,11 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("container service under {path}: {source}")]
+    Containers {
+        path: PathBuf,
+        source: crate::containers::service::Error,
+    },
     #[error("image service under {path}: {source}")]
     Images {
         path: PathBuf,
@@ -128,9 +133,22 @@ fn open_images(config: &Config) -> Result<ImageService, Error> {
 
 async fn serve(config: Config) -> Result<(), Error> {
     let (listener, cleanup) = bind(&config).await?;
-    let images = open_images(&config)?;
+    let images = Arc::new(open_images(&config)?);
+    let containers = crate::containers::service::ContainerService::open(
+        crate::containers::service::Options {
+            data_root: config.data_root.clone(),
+            exec_root: config.exec_root.clone(),
+        },
+        images.clone(),
+    )
+    .await
+    .map_err(|source| Error::Containers {
+        path: config.data_root.clone(),
+        source,
+    })?;
     let state = crate::api::State {
-        images: Arc::new(images),
+        images,
+        containers,
         data_root: config.data_root.display().to_string(),
     };
     tracing::info!(socket = %cleanup.socket.display(), "berth daemon listening");

@@ -218,7 +218,7 @@ pub fn inspect(ctx: &Context, args: &InspectArgs) -> anyhow::Result<()> {
 }
 
 /// JSON indented by 4 spaces, like `docker inspect`.
-fn pretty4(value: &Value) -> anyhow::Result<String> {
+pub fn pretty4(value: &Value) -> anyhow::Result<String> {
     let mut out = Vec::new();
     let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
     let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);

@@ -1,0 +1,142 @@
+//! A container's OCI bundle under `<exec-root>/containers/<id>` (config.json, the mounted
+//! rootfs, the stdin fifo) and its files under `<data-root>/containers/<id>` (hostname,
+//! hosts, resolv.conf, the log).
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::service::{io_at, Error};
+use crate::images::service::ImageService;
+use crate::images::snapshot::mount;
+
+/// Writes `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf` for the container.
+pub fn write_files(dir: &Path, hostname: &str, host_network: bool) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(io_at(dir))?;
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(io_at(&path))
+    };
+    write("hostname", format!("{hostname}\n"))?;
+    let hosts = if host_network {
+        std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+    } else {
+        format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+             fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
+             ff02::2\tip6-allrouters\n"
+        )
+    };
+    write("hosts", hosts)?;
+    write("resolv.conf", resolv_conf(host_network))?;
+    Ok(())
+}
+
+/// The host's resolv.conf; without the host's network, loopback name servers are unreachable
+/// and dropped (docker's rule), with public ones as the fallback.
+fn resolv_conf(host_network: bool) -> String {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    if host_network {
+        return host;
+    }
+    let kept: Vec<&str> = host
+        .lines()
+        .filter(|l| {
+            let mut words = l.split_whitespace();
+            !(words.next() == Some("nameserver")
+                && words
+                    .next()
+                    .is_some_and(|a| a.starts_with("127.") || a == "::1"))
+        })
+        .collect();
+    let mut out = kept.join("\n");
+    if !kept.iter().any(|l| l.starts_with("nameserver")) {
+        out.push_str("\nnameserver 8.8.8.8\nnameserver 8.8.4.4");
+    }
+    out.trim_start().to_string() + "\n"
+}
+
+/// Creates the bundle and mounts the container's snapshot on `rootfs`.
+pub fn prepare(bundle: &Path, rootfs: &Path, images: &ImageService, key: &str) -> Result<(), Error> {
+    std::fs::create_dir_all(rootfs).map_err(io_at(rootfs))?;
+    let _ = mount::unmount(rootfs);
+    let mounts = images.snapshots.mounts(key).map_err(|e| Error::Image(e.into()))?;
+    mount::mount_all(&mounts, rootfs).map_err(|e| Error::Image(e.into()))?;
+    let _ = bundle;
+    Ok(())
+}
+
+pub fn write_spec(bundle: &Path, spec: &Value) -> Result<(), Error> {
+    let path = bundle.join("config.json");
+    let bytes = serde_json::to_vec_pretty(spec).unwrap_or_default();
+    std::fs::write(&path, bytes).map_err(io_at(&path))
+}
+
+/// The fifo at `path`, made if missing (its directory too); returns its path as a string.
+pub fn ensure_fifo(path: &Path) -> Result<String, Error> {
+    use std::os::unix::fs::FileTypeExt;
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_fifo()) {
+        return Ok(path.to_string_lossy().into_owned());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io_at(dir))?;
+    }
+    fifo(path)
+}
+
+/// Makes a fresh fifo at `path`; returns its path as a string.
+pub fn fifo(path: &Path) -> Result<String, Error> {
+    let _ = std::fs::remove_file(path);
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::Invalid("path".into()))?;
+    // SAFETY: mkfifo with a valid C string.
+    if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+        return Err(io_at(path)(std::io::Error::last_os_error()));
+    }
+    Ok(path.to_string_lossy().into_owned())
+}
+
+/// Whether something is mounted on `dir` (its device differs from its parent's).
+fn is_mount_point(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(d), Some(Ok(p))) = (
+        std::fs::symlink_metadata(dir),
+        dir.parent().map(std::fs::symlink_metadata),
+    ) else {
+        return false;
+    };
+    d.dev() != p.dev() || d.ino() == p.ino()
+}
+
+/// Unmounts the rootfs and removes the bundle; a rootfs that stays mounted keeps the bundle
+/// (removing it would delete the container's files through the mount).
+pub fn release(bundle: &Path, rootfs: &Path) {
+    if let Err(e) = mount::unmount(rootfs) {
+        tracing::debug!(error = %e, "unmount rootfs");
+    }
+    if is_mount_point(rootfs) {
+        tracing::error!(rootfs = %rootfs.display(), "rootfs still mounted: bundle kept");
+        return;
+    }
+    if let Err(e) = std::fs::remove_dir_all(bundle) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(bundle = %bundle.display(), error = %e, "remove bundle");
+        }
+    }
+}
+
+/// What a dead shim leaves: the runtime's state of the container (`shim delete`).
+pub fn force_delete(bundle: &Path, id: &str) {
+    if !bundle.exists() {
+        return;
+    }
+    let out = std::process::Command::new(super::shim::sibling_binary("containerd-shim-berth-v2"))
+        .args(["-namespace", super::shim::NAMESPACE, "-id", id, "-bundle"])
+        .arg(bundle)
+        .arg("delete")
+        .current_dir(bundle)
+        .output();
+    if let Err(e) = out {
+        tracing::warn!(id, error = %e, "shim delete");
+    }
+}

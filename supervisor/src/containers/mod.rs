@@ -1,0 +1,19 @@
+//! Containers: records, lifecycle through the shim (`containerd-shim-berth-v2` over ttrpc),
+//! logs, exec, attach.
+//!
+//! - [`record`]: what a container is (docker's Config/HostConfig/State) and [`store`] (redb).
+//! - [`service`]: create/start/stop/kill/rm/wait, exits from shim [`events`], live restore.
+//! - [`shim`]: starting a shim and its Task API; [`bundle`]: the bundle and its files.
+//! - [`logs`]: json-file logs written by the logging binary under the shim, and read back.
+//! - [`exec`]: processes started in a running container.
+pub mod bundle;
+pub mod events;
+pub mod exec;
+pub mod interim_spec;
+pub mod logs;
+pub mod names;
+pub mod record;
+pub mod service;
+pub mod shim;
+pub mod signal;
+pub mod store;

@@ -1,0 +1,852 @@
+//! The container service: records, names, the state machine, and tasks through the shim.
+//!
+//! Every container has one [`Entry`]: its record behind an async lock (held across a state
+//! change, so an exit that arrives during `start` is applied after it) and a watch channel
+//! that tells waiters about exits and removal. Shim calls are synchronous and run on
+//! blocking threads.
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch};
+
+use super::events::{EventServer, Exit};
+use super::record::{self, Container, Status};
+use super::shim::{self, Paths, Shim, ShimError, TaskIo};
+use super::store::{Store, StoreError};
+use super::{bundle, logs, names};
+use crate::images::service::{self as images, ImageService};
+use crate::images::snapshot::chain_ids;
+
+/// Errors of the container service, each with docker's status code.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    /// Nothing to do (docker's 304: start of a running container, stop of a stopped one).
+    #[error("not modified")]
+    NotModified,
+    #[error(transparent)]
+    Image(#[from] images::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Task(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::NotFound(_) => 404,
+            Error::Conflict(_) => 409,
+            Error::Invalid(_) => 400,
+            Error::NotModified => 304,
+            Error::Image(e) => e.status(),
+            Error::Store(_) | Error::Task(_) | Error::Io { .. } => 500,
+        }
+    }
+}
+
+pub fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What waiters learn about a container.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Exits so far (of this daemon's life).
+    pub exits: u64,
+    pub exit_code: i32,
+    pub running: bool,
+    pub removed: bool,
+}
+
+pub struct Entry {
+    pub record: tokio::sync::Mutex<Container>,
+    pub progress: watch::Sender<Progress>,
+}
+
+/// `wait?condition=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+impl WaitCondition {
+    pub fn parse(s: &str) -> Result<WaitCondition, Error> {
+        match s {
+            "" | "not-running" => Ok(WaitCondition::NotRunning),
+            "next-exit" => Ok(WaitCondition::NextExit),
+            "removed" => Ok(WaitCondition::Removed),
+            other => Err(Error::Invalid(format!("invalid condition: {other:?}"))),
+        }
+    }
+}
+
+/// Where the service keeps things.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+}
+
+pub struct ContainerService {
+    pub images: Arc<ImageService>,
+    store: Store,
+    pub paths: Paths,
+    /// `<data-root>/containers`: per-container files (logs, hosts, resolv.conf).
+    files_root: PathBuf,
+    /// This executable: the logging binary the shims run.
+    berth: PathBuf,
+    entries: Mutex<HashMap<String, Arc<Entry>>>,
+    /// Serialises name checks and inserts.
+    naming: tokio::sync::Mutex<()>,
+    names: names::Names,
+    pub execs: super::exec::Execs,
+    _events: EventServer,
+}
+
+pub fn random_hex() -> String {
+    let mut bytes = [0u8; 32];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut bytes);
+    }
+    hex::encode(bytes)
+}
+
+/// Docker's rule for names.
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.len() >= 2
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(Error::Task(format!("task panicked: {e}"))))
+}
+
+impl ContainerService {
+    /// Opens the records, listens for shim events, and re-adopts the containers whose shims
+    /// still run (see [`ContainerService::restore`]).
+    pub async fn open(
+        options: Options,
+        images: Arc<ImageService>,
+    ) -> Result<Arc<ContainerService>, Error> {
+        let files_root = options.data_root.join("containers");
+        std::fs::create_dir_all(&files_root).map_err(io_at(&files_root))?;
+        let paths = Paths {
+            exec_root: options.exec_root.clone(),
+        };
+        for dir in [paths.exec_root.join("s"), paths.exec_root.join("containers")] {
+            std::fs::create_dir_all(&dir).map_err(io_at(&dir))?;
+        }
+        let store = Store::open(&options.data_root)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let socket = paths.events_socket();
+        let events = EventServer::listen(&socket, tx)
+            .map_err(|e| Error::Task(format!("events socket {}: {e}", socket.display())))?;
+        let service = Arc::new(ContainerService {
+            images,
+            store,
+            paths,
+            files_root,
+            berth: shim::sibling_binary("berth"),
+            entries: Mutex::new(HashMap::new()),
+            naming: tokio::sync::Mutex::new(()),
+            names: Default::default(),
+            execs: Default::default(),
+            _events: events,
+        });
+        for c in service.store.list()? {
+            service.names.reserve(&c.name, &c.id);
+            service.insert(c);
+        }
+        tokio::spawn(service.clone().handle_exits(rx));
+        service.restore().await;
+        Ok(service)
+    }
+
+    fn insert(&self, c: Container) -> Arc<Entry> {
+        let progress = Progress {
+            running: c.state.status.is_live(),
+            exit_code: c.state.exit_code,
+            ..Default::default()
+        };
+        let id = c.id.clone();
+        let entry = Arc::new(Entry {
+            record: tokio::sync::Mutex::new(c),
+            progress: watch::Sender::new(progress),
+        });
+        self.entries_lock().insert(id, entry.clone());
+        entry
+    }
+
+    fn entries_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Entry>>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn files_dir(&self, id: &str) -> PathBuf {
+        self.files_root.join(id)
+    }
+
+    fn bundle_dir(&self, id: &str) -> PathBuf {
+        self.paths.exec_root.join("containers").join(id)
+    }
+
+    /// Every container, newest first.
+    pub async fn list(&self) -> Vec<Container> {
+        let entries: Vec<Arc<Entry>> = self.entries_lock().values().cloned().collect();
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            out.push(e.record.lock().await.clone());
+        }
+        out.sort_by(|a, b| b.created.cmp(&a.created));
+        out
+    }
+
+    /// A container by full id, name (with or without `/`) or unique id prefix.
+    pub fn find(&self, name_or_id: &str) -> Result<Arc<Entry>, Error> {
+        let entries = self.entries_lock();
+        if let Some(e) = entries.get(name_or_id) {
+            return Ok(e.clone());
+        }
+        let name = name_or_id.strip_prefix('/').unwrap_or(name_or_id);
+        // Names are read without the async lock: `names` mirrors them.
+        if let Some(id) = self.names.lookup(name) {
+            if let Some(e) = entries.get(&id) {
+                return Ok(e.clone());
+            }
+        }
+        let matches: Vec<&String> = if name_or_id.is_empty() {
+            Vec::new()
+        } else {
+            entries.keys().filter(|id| id.starts_with(name_or_id)).collect()
+        };
+        match matches.as_slice() {
+            [id] => Ok(entries[*id].clone()),
+            [] => Err(Error::NotFound(format!("No such container: {name_or_id}"))),
+            _ => Err(Error::NotFound(format!(
+                "Multiple IDs found with provided prefix: {name_or_id}"
+            ))),
+        }
+    }
+
+    pub async fn inspect(&self, name_or_id: &str) -> Result<Container, Error> {
+        let entry = self.find(name_or_id)?;
+        let c = entry.record.lock().await.clone();
+        Ok(c)
+    }
+
+    /// `POST /containers/create`: the record, the writable snapshot, the per-container files.
+    pub async fn create(&self, body: Value, name: Option<&str>) -> Result<Container, Error> {
+        let image_name = body["Image"].as_str().unwrap_or("").to_string();
+        if image_name.is_empty() {
+            return Err(Error::Invalid("config.Image: no image given".into()));
+        }
+        if let Some(n) = name.filter(|n| !n.is_empty()) {
+            let bare = n.strip_prefix('/').unwrap_or(n);
+            if !valid_name(bare) {
+                return Err(Error::Invalid(format!(
+                    "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                )));
+            }
+        }
+        let images = self.images.clone();
+        let wanted = image_name.clone();
+        let image = blocking(move || {
+            let image = images.resolve(&wanted)?;
+            images.unpack(&image, None)?;
+            Ok(image)
+        })
+        .await?;
+        let id = random_hex();
+        let mut c = merged(&id, &body, &image)?;
+        c.log_path = self
+            .files_dir(&id)
+            .join(format!("{id}-json.log"))
+            .to_string_lossy()
+            .into_owned();
+        let _naming = self.naming.lock().await;
+        c.name = match name.filter(|n| !n.is_empty()) {
+            Some(n) => {
+                let bare = n.strip_prefix('/').unwrap_or(n).to_string();
+                if let Some(other) = self.names.lookup(&bare) {
+                    return Err(Error::Conflict(format!(
+                        "Conflict. The container name \"/{bare}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+                    )));
+                }
+                bare
+            }
+            None => self.names.generate(),
+        };
+        let files = self.files_dir(&id);
+        let host_net = c.host_config["NetworkMode"].as_str() == Some("host");
+        bundle::write_files(&files, c.config["Hostname"].as_str().unwrap_or(""), host_net)?;
+        let images = self.images.clone();
+        let key = c.snapshot_key();
+        let parent = chain_ids(&image.diff_ids()).last().cloned();
+        let prepared = blocking(move || {
+            images
+                .snapshots
+                .prepare(&key, parent.as_deref())
+                .map_err(|e| Error::Image(e.into()))
+        })
+        .await;
+        if let Err(e) = prepared {
+            let _ = std::fs::remove_dir_all(&files);
+            return Err(e);
+        }
+        if let Err(e) = self.store.put(&c) {
+            self.discard_snapshot(&c).await;
+            let _ = std::fs::remove_dir_all(&files);
+            return Err(e.into());
+        }
+        self.names.reserve(&c.name, &c.id);
+        self.insert(c.clone());
+        tracing::info!(id = %c.id, name = %c.name, image = %c.image, "container created");
+        Ok(c)
+    }
+
+    async fn discard_snapshot(&self, c: &Container) {
+        let images = self.images.clone();
+        let key = c.snapshot_key();
+        let _ = blocking(move || images.snapshots.remove(&key).map_err(|e| Error::Image(e.into())))
+            .await;
+    }
+
+    /// `POST /containers/{id}/start`.
+    pub async fn start(&self, name_or_id: &str) -> Result<(), Error> {
+        let entry = self.find(name_or_id)?;
+        let mut c = entry.record.lock().await;
+        if c.state.status.is_live() {
+            return Err(Error::NotModified);
+        }
+        let snapshot = c.clone();
+        let paths = self.paths.clone();
+        let bundle = self.bundle_dir(&c.id);
+        let files = self.files_dir(&c.id);
+        let images = self.images.clone();
+        let berth = self.berth.clone();
+        let started = blocking(move || {
+            start_task(&paths, &images, &berth, &snapshot, &bundle, &files)
+        })
+        .await;
+        match started {
+            Ok((pid, address)) => {
+                c.state.status = Status::Running;
+                c.state.pid = pid;
+                c.state.started_at = record::now();
+                c.state.error.clear();
+                c.state.exit_code = 0;
+                c.shim_address = Some(address);
+                self.store.put(&c)?;
+                entry.progress.send_modify(|p| p.running = true);
+                tracing::info!(id = %c.id, pid, "container started");
+                Ok(())
+            }
+            Err(e) => {
+                let message = e.to_string();
+                c.state.error = message.clone();
+                c.state.exit_code = exit_code_of_failure(&message);
+                self.store.put(&c)?;
+                let (auto_remove, id) = (c.auto_remove(), c.id.clone());
+                drop(c);
+                if auto_remove {
+                    if let Err(e) = self.remove(&id, true).await {
+                        tracing::warn!(id, error = %e, "auto-remove after a failed start");
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Applies shim exit events: the init's ends the task; an exec's is the exec's.
+    async fn handle_exits(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Exit>) {
+        while let Some(exit) = rx.recv().await {
+            if exit.id != exit.container_id {
+                self.execs.exited(&exit.id, exit.status as i32);
+                continue;
+            }
+            let service = self.clone();
+            tokio::spawn(async move {
+                if let Ok(entry) = service.find(&exit.container_id) {
+                    service.finish_task(&entry, Some(exit.status)).await;
+                }
+            });
+        }
+    }
+
+    /// The init ended (or its shim is gone): delete the task, record the exit, wake waiters,
+    /// and remove an `--rm` container.
+    async fn finish_task(self: &Arc<Self>, entry: &Arc<Entry>, status: Option<u32>) {
+        let mut c = entry.record.lock().await;
+        if !c.state.status.is_live() {
+            return;
+        }
+        let address = c.shim_address.clone();
+        let id = c.id.clone();
+        let bundle = self.bundle_dir(&id);
+        let code = blocking(move || Ok(end_task(address.as_deref(), &id, &bundle, status)))
+            .await
+            .unwrap_or(255);
+        c.state.status = Status::Exited;
+        c.state.exit_code = code;
+        c.state.pid = 0;
+        c.state.finished_at = record::now();
+        c.shim_address = None;
+        if let Err(e) = self.store.put(&c) {
+            tracing::error!(id = %c.id, error = %e, "recording exit");
+        }
+        tracing::info!(id = %c.id, code, "container exited");
+        entry.progress.send_modify(|p| {
+            p.exits += 1;
+            p.exit_code = code;
+            p.running = false;
+        });
+        let auto_remove = c.auto_remove();
+        let id = c.id.clone();
+        drop(c);
+        if auto_remove {
+            if let Err(e) = self.remove(&id, false).await {
+                tracing::warn!(id, error = %e, "auto-remove");
+            }
+        }
+    }
+
+    /// Re-adopts live containers after a daemon start: a shim that answers keeps its task
+    /// (or reports the exit it had meanwhile); a gone shim means the container died.
+    async fn restore(self: &Arc<Self>) {
+        let entries: Vec<Arc<Entry>> = self.entries_lock().values().cloned().collect();
+        for entry in entries {
+            let (live, address, id) = {
+                let c = entry.record.lock().await;
+                (c.state.status.is_live(), c.shim_address.clone(), c.id.clone())
+            };
+            if !live {
+                continue;
+            }
+            let state = blocking(move || {
+                let address = address.ok_or_else(|| Error::Task("no shim address".into()))?;
+                let shim = Shim::connect(&address).map_err(|e| Error::Task(e.to_string()))?;
+                shim.state(&id, "").map_err(|e| Error::Task(e.to_string()))
+            })
+            .await;
+            match state {
+                Ok(s) if s.status.value() == berth_proto::types::task::Status::STOPPED as i32 => {
+                    self.finish_task(&entry, Some(s.exit_status)).await;
+                }
+                Ok(_) => tracing::info!("re-adopted a running container"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "shim gone: container dead");
+                    self.finish_task(&entry, None).await;
+                }
+            }
+        }
+    }
+
+    /// Sends `signal` to the init.
+    pub async fn kill(&self, name_or_id: &str, signal: i32) -> Result<(), Error> {
+        let entry = self.find(name_or_id)?;
+        let c = entry.record.lock().await;
+        if !c.state.status.is_live() {
+            return Err(Error::Conflict(format!(
+                "Cannot kill container: {name_or_id}: Container {} is not running",
+                c.id
+            )));
+        }
+        let (address, id) = (c.shim_address.clone().unwrap_or_default(), c.id.clone());
+        drop(c);
+        blocking(move || {
+            Shim::connect(&address)
+                .and_then(|s| s.kill(&id, "", signal as u32, false))
+                .map_err(|e| Error::Task(e.to_string()))
+        })
+        .await
+    }
+
+    /// `stop`: the stop signal, then SIGKILL after `timeout` seconds (negative: wait for ever).
+    pub async fn stop(&self, name_or_id: &str, timeout: Option<i64>) -> Result<(), Error> {
+        let entry = self.find(name_or_id)?;
+        let (signal, default_timeout) = {
+            let c = entry.record.lock().await;
+            if !c.state.status.is_live() {
+                return Err(Error::NotModified);
+            }
+            (c.stop_signal(), c.stop_timeout())
+        };
+        let mut rx = entry.progress.subscribe();
+        let exits = rx.borrow_and_update().exits;
+        let timeout = timeout.unwrap_or(default_timeout);
+        match self.kill(name_or_id, signal).await {
+            Ok(()) | Err(Error::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let exited = async { rx.wait_for(|p| p.exits > exits || p.removed).await.is_ok() };
+        if timeout >= 0 {
+            if tokio::time::timeout(Duration::from_secs(timeout as u64), exited)
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+        } else {
+            exited.await;
+            return Ok(());
+        }
+        match self.kill(name_or_id, libc::SIGKILL).await {
+            Ok(()) | Err(Error::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let _ = rx.wait_for(|p| p.exits > exits || p.removed).await;
+        Ok(())
+    }
+
+    /// `rm [-f]`: the task (with -f), the snapshot, the files and the record.
+    pub async fn remove(&self, name_or_id: &str, force: bool) -> Result<(), Error> {
+        let entry = self.find(name_or_id)?;
+        {
+            let c = entry.record.lock().await;
+            if c.state.status.is_live() {
+                if !force {
+                    return Err(Error::Conflict(format!(
+                        "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                        c.id
+                    )));
+                }
+                drop(c);
+                let mut rx = entry.progress.subscribe();
+                let exits = rx.borrow_and_update().exits;
+                match self.kill(name_or_id, libc::SIGKILL).await {
+                    Ok(()) | Err(Error::Conflict(_)) => {}
+                    Err(e) => return Err(e),
+                }
+                let _ = rx.wait_for(|p| p.exits > exits || p.removed).await;
+            }
+        }
+        let c = entry.record.lock().await;
+        if entry.progress.borrow().removed {
+            return Ok(());
+        }
+        self.discard_snapshot(&c).await;
+        let _ = std::fs::remove_dir_all(self.bundle_dir(&c.id));
+        let _ = std::fs::remove_dir_all(self.files_dir(&c.id));
+        self.store.remove(&c.id)?;
+        self.names.release(&c.name);
+        self.entries_lock().remove(&c.id);
+        entry.progress.send_modify(|p| p.removed = true);
+        tracing::info!(id = %c.id, "container removed");
+        Ok(())
+    }
+
+    /// A future that resolves to the exit code once `condition` holds; registered now.
+    pub async fn wait(
+        &self,
+        name_or_id: &str,
+        condition: WaitCondition,
+    ) -> Result<impl std::future::Future<Output = i32> + Send + 'static, Error> {
+        let entry = self.find(name_or_id)?;
+        let mut rx = entry.progress.subscribe();
+        let now = *rx.borrow_and_update();
+        Ok(async move {
+            let done = |p: &Progress| match condition {
+                WaitCondition::NotRunning => !p.running || p.exits > now.exits || p.removed,
+                WaitCondition::NextExit => p.exits > now.exits || p.removed,
+                WaitCondition::Removed => p.removed,
+            };
+            match rx.wait_for(done).await {
+                Ok(p) => p.exit_code,
+                // The sender went with the entry: removed.
+                Err(_) => now.exit_code,
+            }
+        })
+    }
+
+    /// `pause`/`unpause`.
+    pub async fn pause(&self, name_or_id: &str, pause: bool) -> Result<(), Error> {
+        let entry = self.find(name_or_id)?;
+        let mut c = entry.record.lock().await;
+        let want = if pause { Status::Running } else { Status::Paused };
+        if c.state.status != want {
+            return Err(Error::Conflict(if pause {
+                format!("Container {} is not running", c.id)
+            } else {
+                format!("Container {} is not paused", c.id)
+            }));
+        }
+        let (address, id) = (c.shim_address.clone().unwrap_or_default(), c.id.clone());
+        blocking(move || {
+            let shim = Shim::connect(&address).map_err(|e| Error::Task(e.to_string()))?;
+            if pause { shim.pause(&id) } else { shim.resume(&id) }.map_err(|e| Error::Task(e.to_string()))
+        })
+        .await?;
+        c.state.status = if pause { Status::Paused } else { Status::Running };
+        self.store.put(&c)?;
+        Ok(())
+    }
+
+    /// `rename`.
+    pub async fn rename(&self, name_or_id: &str, new_name: &str) -> Result<(), Error> {
+        let bare = new_name.strip_prefix('/').unwrap_or(new_name);
+        if !valid_name(bare) {
+            return Err(Error::Invalid(format!(
+                "Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+        let entry = self.find(name_or_id)?;
+        let _naming = self.naming.lock().await;
+        let mut c = entry.record.lock().await;
+        if let Some(other) = self.names.lookup(bare) {
+            return Err(Error::Conflict(format!(
+                "Conflict. The container name \"/{bare}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+            )));
+        }
+        self.names.release(&c.name);
+        c.name = bare.to_string();
+        self.names.reserve(&c.name, &c.id);
+        self.store.put(&c)?;
+        Ok(())
+    }
+
+    /// The log file, tty flag and progress of a container, for `logs` and `attach`.
+    pub async fn output(&self, name_or_id: &str) -> Result<Output, Error> {
+        let entry = self.find(name_or_id)?;
+        let c = entry.record.lock().await;
+        let stdin = match c.open_stdin() {
+            true => Some(PathBuf::from(bundle::ensure_fifo(
+                &self.bundle_dir(&c.id).join("stdin"),
+            )?)),
+            false => None,
+        };
+        Ok(Output {
+            log_path: PathBuf::from(&c.log_path),
+            tty: c.tty(),
+            stdin,
+            progress: entry.progress.subscribe(),
+        })
+    }
+
+    /// The task's shim address and id, for exec and resize.
+    pub async fn task(&self, name_or_id: &str) -> Result<(String, Container), Error> {
+        let entry = self.find(name_or_id)?;
+        let c = entry.record.lock().await;
+        match (&c.shim_address, c.state.status) {
+            (Some(a), Status::Running) => Ok((a.clone(), c.clone())),
+            (_, Status::Paused) => Err(Error::Conflict(format!(
+                "Container {} is paused, unpause the container before exec",
+                c.id
+            ))),
+            _ => Err(Error::Conflict(format!("Container {} is not running", c.id))),
+        }
+    }
+
+    pub fn bundle_of(&self, id: &str) -> PathBuf {
+        self.bundle_dir(id)
+    }
+}
+
+/// What `logs` and `attach` read.
+pub struct Output {
+    pub log_path: PathBuf,
+    pub tty: bool,
+    pub stdin: Option<PathBuf>,
+    pub progress: watch::Receiver<Progress>,
+}
+
+/// Docker's exit codes for a process that could not start: 127 not found, 126 not runnable.
+fn exit_code_of_failure(message: &str) -> i32 {
+    if message.contains("executable file not found") || message.contains("no such file or directory") {
+        127
+    } else if message.contains("permission denied") {
+        126
+    } else {
+        128
+    }
+}
+
+/// Docker's Config, merged with the image's config, and the process to run.
+fn merged(id: &str, body: &Value, image: &images::Image) -> Result<Container, Error> {
+    let img = &image.config["config"];
+    let mut config = body.clone();
+    if let Some(o) = config.as_object_mut() {
+        o.remove("HostConfig");
+        o.remove("NetworkingConfig");
+    }
+    let mut env: Vec<String> = strings(&img["Env"]);
+    for kv in strings(&body["Env"]) {
+        let key = kv.split('=').next().unwrap_or("").to_string();
+        env.retain(|e| e.split('=').next() != Some(key.as_str()));
+        env.push(kv);
+    }
+    let (entrypoint, cmd) = match body.get("Entrypoint").filter(|v| !v.is_null()) {
+        Some(ep) => (strings(ep), strings(&body["Cmd"])),
+        None => {
+            let cmd = match strings(&body["Cmd"]) {
+                c if c.is_empty() => strings(&img["Cmd"]),
+                c => c,
+            };
+            (strings(&img["Entrypoint"]), cmd)
+        }
+    };
+    let entrypoint: Vec<String> = match entrypoint.as_slice() {
+        [only] if only.is_empty() => Vec::new(),
+        _ => entrypoint,
+    };
+    let mut argv: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
+    if argv.is_empty() {
+        return Err(Error::Invalid("No command specified".into()));
+    }
+    let path = argv.remove(0);
+    let pick = |key: &str| match body[key].as_str() {
+        Some(s) if !s.is_empty() => json!(s),
+        _ => img.get(key).cloned().unwrap_or(json!("")),
+    };
+    let mut labels = img["Labels"].as_object().cloned().unwrap_or_default();
+    if let Some(l) = body["Labels"].as_object() {
+        labels.extend(l.clone());
+    }
+    let hostname = match body["Hostname"].as_str() {
+        Some(h) if !h.is_empty() => h.to_string(),
+        _ => id[..12].to_string(),
+    };
+    let set = |config: &mut Value, key: &str, value: Value| {
+        if let Some(o) = config.as_object_mut() {
+            o.insert(key.into(), value);
+        }
+    };
+    set(&mut config, "Hostname", json!(hostname));
+    set(&mut config, "Env", json!(env));
+    set(&mut config, "Cmd", json!(cmd));
+    set(&mut config, "Entrypoint", if entrypoint.is_empty() { Value::Null } else { json!(entrypoint) });
+    set(&mut config, "WorkingDir", pick("WorkingDir"));
+    set(&mut config, "User", pick("User"));
+    set(&mut config, "Labels", json!(labels));
+    if config["StopSignal"].as_str().unwrap_or("").is_empty() {
+        if let Some(s) = img["StopSignal"].as_str() {
+            set(&mut config, "StopSignal", json!(s));
+        }
+    }
+    let mut host_config = body["HostConfig"].clone();
+    if !host_config.is_object() {
+        host_config = json!({});
+    }
+    if host_config["NetworkMode"].as_str().unwrap_or("").is_empty() {
+        host_config["NetworkMode"] = json!("default");
+    }
+    Ok(Container {
+        id: id.to_string(),
+        name: String::new(),
+        created: record::now(),
+        image: body["Image"].as_str().unwrap_or("").to_string(),
+        image_id: image.id.clone(),
+        config,
+        host_config,
+        path,
+        args: argv,
+        state: record::State {
+            started_at: record::NEVER.into(),
+            finished_at: record::NEVER.into(),
+            ..Default::default()
+        },
+        restart_count: 0,
+        log_path: String::new(),
+        shim_address: None,
+    })
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::Array(a) => a.iter().filter_map(|s| s.as_str().map(String::from)).collect(),
+        Value::String(s) => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// Mounts the rootfs, writes the bundle, starts the shim and the task: (pid, shim address).
+fn start_task(
+    paths: &Paths,
+    images: &ImageService,
+    berth: &Path,
+    c: &Container,
+    bundle: &Path,
+    files: &Path,
+) -> Result<(u32, String), Error> {
+    let rootfs = bundle.join("rootfs");
+    bundle::prepare(bundle, &rootfs, images, &c.snapshot_key())?;
+    let result = (|| {
+        let spec = super::interim_spec::build(c, &rootfs, files).map_err(Error::Invalid)?;
+        bundle::write_spec(bundle, &spec)?;
+        let log = logs::log_uri(berth, Path::new(&c.log_path));
+        let io = TaskIo {
+            stdin: if c.open_stdin() {
+                bundle::ensure_fifo(&bundle.join("stdin"))?
+            } else {
+                String::new()
+            },
+            stdout: log.clone(),
+            stderr: if c.tty() { String::new() } else { log },
+            terminal: c.tty(),
+        };
+        let address = shim::start(paths, &c.id, bundle).map_err(|e| Error::Task(e.to_string()))?;
+        let started = Shim::connect(&address).and_then(|s| {
+            let r = s.create(paths, &c.id, bundle, &io).and_then(|_| s.start(&c.id, ""));
+            if r.is_err() {
+                let _ = s.delete(&c.id, "");
+                s.shutdown();
+            }
+            r
+        });
+        match started {
+            Ok(pid) => Ok((pid, address)),
+            Err(e) => Err(Error::Task(task_error(&e))),
+        }
+    })();
+    if result.is_err() {
+        bundle::release(bundle, &rootfs);
+    }
+    result
+}
+
+/// Docker's wording for a task that failed to start.
+fn task_error(e: &ShimError) -> String {
+    format!("failed to create task: OCI runtime create failed: {e}")
+}
+
+/// Deletes the task in its shim (if it answers), stops the shim, unmounts: the exit code.
+fn end_task(address: Option<&str>, id: &str, bundle: &Path, status: Option<u32>) -> i32 {
+    let mut code = status.map(|s| s as i32);
+    if let Some(shim) = address.and_then(|a| Shim::connect(a).ok()) {
+        match shim.delete(id, "") {
+            Ok(s) => code = code.or(Some(s as i32)),
+            Err(e) if !e.is_gone() => tracing::warn!(id, error = %e, "task delete"),
+            Err(_) => {}
+        }
+        shim.shutdown();
+    } else {
+        // The shim died: what it would have cleaned up.
+        bundle::force_delete(bundle, id);
+    }
+    bundle::release(bundle, &bundle.join("rootfs"));
+    code.unwrap_or(128 + libc::SIGKILL)
+}
