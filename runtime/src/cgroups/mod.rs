@@ -32,6 +32,7 @@ mod fs;
 mod layout;
 mod path;
 mod stats;
+mod sub;
 #[cfg(test)]
 mod tests;
 mod v1;
@@ -41,6 +42,7 @@ mod validate;
 mod vm;
 
 pub use layout::{Layout, V1Mount};
+pub use sub::SubCgroups;
 
 use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
@@ -73,6 +75,14 @@ pub enum Error {
         op: &'static str,
         path: PathBuf,
         source: std::io::Error,
+    },
+    #[error("--cgroup {arg}: {reason}")]
+    BadSubCgroup { arg: String, reason: String },
+    #[error("adding pid {pid} to cgroups: {}: {reason}", path.display())]
+    Join {
+        pid: i32,
+        path: PathBuf,
+        reason: String,
     },
     #[error("device eBPF program: {op} on {}: {source}{log}", path.display())]
     Bpf {
@@ -192,6 +202,7 @@ impl Cgroup {
         if let Some(r) = resources {
             validate::resources(r)?;
         }
+        self.check_reusable()?;
         let mut created = Vec::new();
         // Devices are restricted even when the config has no rules (runc does the same).
         let no_rules = LinuxResources::default();
@@ -206,6 +217,45 @@ impl Cgroup {
             return Err(e);
         }
         Ok(())
+    }
+
+    /// A pre-existing cgroup: refused when frozen (the init would hang in it for ever), and a
+    /// warning when it already holds processes (runc warns the same way).
+    fn check_reusable(&self) -> Result<()> {
+        if self.frozen_anywhere() {
+            let dir = self.v1.get("freezer").or(self.unified.as_ref());
+            return Err(Error::Path {
+                path: dir.cloned().unwrap_or_else(|| self.path.clone()),
+                reason: "container's cgroup unexpectedly frozen".into(),
+            });
+        }
+        let mut pids = Vec::new();
+        if let Some(dir) = self.main_dir().filter(|d| d.exists()) {
+            fs::collect_pids(dir, &mut pids)?;
+        }
+        if !pids.is_empty() {
+            tracing::warn!(
+                "container's cgroup is not empty: {} process(es) found in {}",
+                pids.len(),
+                self.path.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether the v1 freezer or cgroup2's `cgroup.freeze` of an existing cgroup says frozen.
+    fn frozen_anywhere(&self) -> bool {
+        let v1 = self
+            .v1
+            .get("freezer")
+            .and_then(|d| fs::read(&d.join("freezer.state")).ok())
+            .is_some_and(|s| s.trim() != "THAWED");
+        let v2 = self
+            .unified
+            .as_ref()
+            .and_then(|d| fs::read(&d.join("cgroup.freeze")).ok())
+            .is_some_and(|s| s.trim() == "1");
+        v1 || v2
     }
 
     fn create_dirs(&self, created: &mut Vec<PathBuf>) -> Result<()> {
@@ -429,28 +479,50 @@ impl Cgroup {
         })
     }
 
-    /// Signal every process of the container. SIGKILL uses cgroup2's `cgroup.kill` when the
-    /// kernel has it; otherwise freeze, signal each pid, thaw (so no process forks in between).
+    /// Signal every process of the container: freeze (so no process forks in between), signal
+    /// (SIGKILL through cgroup2's `cgroup.kill` too when the kernel has it), then thaw on every
+    /// hierarchy that can hold the tasks frozen. On a hybrid host a paused container is frozen
+    /// by the v1 freezer, where a SIGKILL stays pending until it is thawed.
     pub fn kill_all(&self, signal: i32) -> Result<()> {
+        // Frozen or not (a freeze can time out), every process gets the signal.
+        let _ = self.freeze();
+        let result = self.signal_all(signal);
+        result.and(self.thaw_everywhere())
+    }
+
+    fn signal_all(&self, signal: i32) -> Result<()> {
         if signal == libc::SIGKILL {
-            if let Some(d) = &self.unified {
-                let kill = d.join("cgroup.kill");
+            if let Some(kill) = self.unified.as_ref().map(|d| d.join("cgroup.kill")) {
                 if kill.exists() {
-                    return fs::write(&kill, "1");
+                    fs::write(&kill, "1")?;
                 }
             }
         }
-        let frozen = self.freeze().is_ok();
-        let result = self.pids().map(|pids| {
-            for pid in pids {
-                // SAFETY: kill(2) with a pid read from cgroup.procs; errors (ESRCH) are harmless.
-                unsafe { libc::kill(pid, signal) };
-            }
-        });
-        if frozen {
-            self.thaw()?;
+        for pid in self.pids()? {
+            // SAFETY: kill(2) with a pid read from cgroup.procs; errors (ESRCH) are harmless.
+            unsafe { libc::kill(pid, signal) };
         }
-        result
+        Ok(())
+    }
+
+    /// Thaw the v1 freezer and cgroup2's `cgroup.freeze`, wherever they exist.
+    fn thaw_everywhere(&self) -> Result<()> {
+        let mut first_err = None;
+        if let Some(d) = self.v1.get("freezer").filter(|d| d.exists()) {
+            if let Err(e) = v1::freeze(d, false) {
+                first_err.get_or_insert(e);
+            }
+        }
+        if let Some(d) = self
+            .unified
+            .as_ref()
+            .filter(|d| d.join("cgroup.freeze").exists())
+        {
+            if let Err(e) = v2::freeze(d, false) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
     }
 
     /// Remove the container's cgroup (and sub-cgroups) on every hierarchy. Waits up to a second
