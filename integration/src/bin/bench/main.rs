@@ -8,6 +8,8 @@
 //! - resources: the lifecycle again with a memory, pids and cpu-quota limit (cgroup work);
 //! - exec: `exec ID /bin/true` into one running container per runtime.
 //! - shims: containerd-shim-berth-v2 against containerd-shim-runc-v2 (see `shim.rs`);
+//! - engines: `run --rm`, 50 parallel `run -d`, stack memory with 10 and 100 idle containers
+//!   and `logs` of 100 MB through berth, dockerd and podman (see `containers.rs`);
 //! - pull: an image of ≥ 100 MiB and ≥ 10k files pulled and unpacked by `berth`, `dockerd` and
 //!   `skopeo` + `umoci`, and the daemons' idle memory (see `pull.rs`).
 //!
@@ -31,12 +33,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+mod containers;
+mod daemons;
 mod pull;
 mod shim;
 
 const USAGE: &str =
     "usage: berth-bench [--berth PATH] [--supervisor PATH] [--runc PATH] [--crun PATH] [-n N]
-                   [--warmup N] [--pulls N] [--pull-only] [--host-layout]
+                   [--warmup N] [--pulls N] [--pull-only] [--engines N] [--engines-only]
+                   [--host-layout]
 
   --berth PATH   berth-runtime binary (default target/release/berth-runtime)
   --supervisor PATH  berth (daemon + CLI) binary (default target/release/berth)
@@ -46,6 +51,9 @@ const USAGE: &str =
   --warmup N     untimed rounds before each scenario (default 3)
   --pulls N      pulls per puller in the pull scenario (default 3; 0 skips it)
   --pull-only    run only the pull scenario
+  --engines N    run --rm rounds per engine in the berth/dockerd/podman scenario (default 20;
+                 0 skips it)
+  --engines-only run only the berth/dockerd/podman scenario
   --host-layout  leave hugetlb on a hybrid host's cgroup2 mount (crun then fails)";
 
 /// crun refuses a hybrid layout whose cgroup2 mount has controllers; see `HugetlbV1`.
@@ -71,6 +79,8 @@ struct Options {
     warmup: usize,
     pulls: usize,
     pull_only: bool,
+    engines: usize,
+    engines_only: bool,
     host_layout: bool,
 }
 
@@ -130,6 +140,8 @@ fn parse_args(args: Vec<String>) -> Result<Options, String> {
         warmup: 3,
         pulls: 3,
         pull_only: false,
+        engines: 20,
+        engines_only: false,
         host_layout: false,
     };
     let mut it = args.into_iter();
@@ -145,6 +157,8 @@ fn parse_args(args: Vec<String>) -> Result<Options, String> {
             "--warmup" => opts.warmup = parse_count(&flag, &value()?)?,
             "--host-layout" => opts.host_layout = true,
             "--pull-only" => opts.pull_only = true,
+            "--engines" => opts.engines = parse_count(&flag, &value()?)?,
+            "--engines-only" => opts.engines_only = true,
             "-h" | "--help" => return Err("help".into()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -196,6 +210,10 @@ fn run_in(opts: &Options, work: &Path) -> Result<bool, String> {
     } else {
         HugetlbV1::mount(work)?
     };
+    if opts.engines_only {
+        containers::run(work, &absolute(&opts.supervisor)?, opts.engines.max(1));
+        return Ok(true);
+    }
     let runtimes = runtimes(opts, work)?;
     let rootfs = work.join("rootfs");
     berth_integration::rootfs::busybox(&rootfs)
@@ -269,6 +287,9 @@ fn run_in(opts: &Options, work: &Path) -> Result<bool, String> {
         None,
     );
     shim_scenario(opts, work, &rootfs, &runtimes[0].bin);
+    if opts.engines > 0 {
+        containers::run(work, &absolute(&opts.supervisor)?, opts.engines);
+    }
     if opts.pulls > 0 {
         pull::run(work, &opts.supervisor, opts.pulls);
     }
@@ -289,19 +310,17 @@ fn runtimes(opts: &Options, work: &Path) -> Result<Vec<Runtime>, String> {
     named
         .into_iter()
         .map(|(name, bin)| {
-            let bin = resolve(bin)
-                .and_then(|b| fs::canonicalize(b).ok())
-                .ok_or_else(|| {
-                    format!(
-                        "{name}: {} not found{}",
-                        bin.display(),
-                        if name == "berth" {
-                            " (build it: cargo build --release -p berth-runtime, or pass --berth)"
-                        } else {
-                            " (install the Debian package: apt-get install runc crun)"
-                        }
-                    )
-                })?;
+            let bin = absolute(bin).map_err(|_| {
+                format!(
+                    "{name}: {} not found{}",
+                    bin.display(),
+                    if name == "berth" {
+                        " (build it: cargo build --release -p berth-runtime, or pass --berth)"
+                    } else {
+                        " (install the Debian package: apt-get install runc crun)"
+                    }
+                )
+            })?;
             let root = work.join(format!("state-{name}"));
             fs::create_dir_all(&root).map_err(|e| format!("create {}: {e}", root.display()))?;
             Ok(Runtime {
@@ -312,6 +331,13 @@ fn runtimes(opts: &Options, work: &Path) -> Result<Vec<Runtime>, String> {
             })
         })
         .collect()
+}
+
+/// The absolute path of a binary given by path or found on `PATH`.
+fn absolute(bin: &Path) -> Result<PathBuf, String> {
+    resolve(bin)
+        .and_then(|b| fs::canonicalize(b).ok())
+        .ok_or_else(|| format!("{} not found", bin.display()))
 }
 
 /// A path as given if it has a slash, else looked up on `PATH`.
@@ -720,16 +746,12 @@ impl HugetlbV1 {
         let stage = work.join("cgroupfs");
         fs::create_dir_all(&stage).map_err(|e| format!("create {}: {e}", stage.display()))?;
         mount(Some("tmpfs"), &stage, Some("tmpfs"), 0, Some("mode=755"))?;
-        for hierarchy in cgroup_mounts()? {
-            let name = hierarchy.file_name().unwrap_or_default();
-            let to = stage.join(name);
-            fs::create_dir(&to).map_err(|e| format!("create {}: {e}", to.display()))?;
-            move_mount(&hierarchy, &to)?;
+        if let Err(e) = Self::stack(&stage) {
+            // Only our namespace sees what was moved under the stage; detaching it puts the
+            // work dir back to an empty directory, so that its removal touches no cgroup.
+            let _ = umount2(&stage, libc::MNT_DETACH);
+            return Err(e);
         }
-        let hugetlb = stage.join("hugetlb");
-        fs::create_dir(&hugetlb).map_err(|e| format!("create {}: {e}", hugetlb.display()))?;
-        mount(Some("cgroup"), &hugetlb, Some("cgroup"), 0, Some("hugetlb"))?;
-        move_mount(&stage, Path::new("/sys/fs/cgroup"))?;
         println!(
             "note: {UNIFIED} holds the hugetlb controller, which crun refuses; the bench gave \
              hugetlb a v1 hierarchy (systemd's hybrid layout) while it runs"
@@ -738,11 +760,31 @@ impl HugetlbV1 {
             mount: PathBuf::from("/sys/fs/cgroup/hugetlb"),
         }))
     }
+
+    /// The hugetlb hierarchy first (the step the kernel may refuse), then every hierarchy of
+    /// `/sys/fs/cgroup` moved beside it, then the stage over `/sys/fs/cgroup`.
+    fn stack(stage: &Path) -> Result<(), String> {
+        let hugetlb = stage.join("hugetlb");
+        fs::create_dir(&hugetlb).map_err(|e| format!("create {}: {e}", hugetlb.display()))?;
+        mount(Some("cgroup"), &hugetlb, Some("cgroup"), 0, Some("hugetlb")).map_err(|e| {
+            format!(
+                "{e}: hugetlb is enabled in a cgroup.subtree_control under {UNIFIED}, so it \
+                 cannot have a v1 hierarchy; disable it there or pass --host-layout (crun then \
+                 fails)"
+            )
+        })?;
+        for hierarchy in cgroup_mounts()? {
+            let to = stage.join(hierarchy.file_name().unwrap_or_default());
+            fs::create_dir(&to).map_err(|e| format!("create {}: {e}", to.display()))?;
+            move_mount(&hierarchy, &to)?;
+        }
+        move_mount(stage, Path::new("/sys/fs/cgroup"))
+    }
 }
 
 impl Drop for HugetlbV1 {
     fn drop(&mut self) {
-        if let Err(e) = umount(&self.mount) {
+        if let Err(e) = umount2(&self.mount, 0) {
             eprintln!(
                 "berth-bench: {e}: hugetlb stays on a v1 hierarchy until it is unmounted \
                  (mount -t cgroup -o hugetlb cgroup DIR && umount DIR)"
@@ -813,11 +855,11 @@ fn mount(
     Ok(())
 }
 
-fn umount(target: &Path) -> Result<(), String> {
+fn umount2(target: &Path, flags: libc::c_int) -> Result<(), String> {
     let c = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())
         .map_err(|_| format!("{}: contains NUL", target.display()))?;
     // SAFETY: a valid NUL-terminated path.
-    if unsafe { libc::umount2(c.as_ptr(), 0) } != 0 {
+    if unsafe { libc::umount2(c.as_ptr(), flags) } != 0 {
         let e = std::io::Error::last_os_error();
         return Err(format!("umount {}: {e}", target.display()));
     }
