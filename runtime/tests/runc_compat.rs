@@ -85,26 +85,6 @@ fn create_into_a_frozen_cgroup_is_refused() {
 }
 
 #[test]
-fn create_warns_about_a_non_empty_cgroup() {
-    let rt = runtime();
-    let (b, cg) = bundle_in_own_cgroup(&["sleep", "1000"]);
-    let first = unique_id("shared");
-    rt.start(&b, &first);
-    let mut b2 = Bundle::new(&["true"]);
-    b2.set("/linux/cgroupsPath", json!(cg));
-    b2.write();
-    let second = unique_id("shared");
-    let out = rt.exec(&["create", "--bundle", b2.path_str(), &second]);
-    assert_eq!(out.code, 0, "{out:?}");
-    assert!(
-        out.stderr.contains("container's cgroup is not empty"),
-        "{out:?}"
-    );
-    rt.ok(&["delete", "--force", &second]);
-    rt.ok(&["delete", "--force", &first]);
-}
-
-#[test]
 fn events_interval_takes_go_durations() {
     let rt = runtime();
     let (b, _cg) = bundle_in_own_cgroup(&["sleep", "1000"]);

@@ -2,7 +2,8 @@
 //!
 //! OWNER: cgroups helper. Interface used by `container` (create/delete/kill):
 //! - `Cgroup::new(cgroups_path: Option<&Path>, id: &str, systemd: bool) -> Result<Cgroup>` resolves
-//!   the container's cgroup on the host's layout (runc's default path when `cgroups_path` is None).
+//!   the container's cgroup on the host's layout (runc's default path when `cgroups_path` is None);
+//!   `Cgroup::new_exclusive` (create) also refuses a root, the runtime's own or a busy cgroup.
 //! - `Cgroup::create_and_join(&self, pid: i32, resources: Option<&LinuxResources>) -> Result<()>`
 //! - `Cgroup::delete(&self) -> Result<()>`, `Cgroup::kill_all(&self, signal: i32) -> Result<()>`,
 //!   `Cgroup::pids(&self) -> Result<Vec<i32>>`.
@@ -22,7 +23,8 @@
 //! `slice:prefix:name` → `/slice…/prefix-name.scope` made through cgroupfs (no systemd is
 //! contacted). A `..` climbing out of its base is refused.
 //!
-//! Files: `layout.rs` (mounts), `path.rs` (cgroupsPath), `validate.rs` (values, checked before
+//! Files: `layout.rs` (mounts), `path.rs` (cgroupsPath), `owner.rs` (the cgroup is the
+//! container's alone: refused at create if shared, only its own processes signalled), `validate.rs` (values, checked before
 //! any mkdir), `convert.rs` (v1→v2 values), `v1.rs`/`v2.rs` (writing resources), `bpf.rs`,
 //! `stats.rs`, `fs.rs` (file helpers carrying path and value in errors). Tests: `tests.rs`
 //! (this host), `vm.rs` (the same tests inside a pure-v2 and a mixed v1/v2 kernel under qemu).
@@ -30,6 +32,7 @@ mod bpf;
 mod convert;
 mod fs;
 mod layout;
+mod owner;
 mod path;
 mod stats;
 mod sub;
@@ -42,6 +45,7 @@ mod validate;
 mod vm;
 
 pub use layout::{Layout, V1Mount};
+pub use owner::PidNs;
 pub use sub::SubCgroups;
 
 use oci_spec::runtime::LinuxResources;
@@ -131,12 +135,24 @@ pub struct Cgroup {
     /// The v1 mount points (to move a process back to a hierarchy's root on rollback).
     #[serde(default)]
     pub v1_mounts: Vec<PathBuf>,
+    /// The container's pid namespace: only its processes (and those of namespaces nested in
+    /// it) are signalled through this cgroup. None in states written before it was recorded.
+    #[serde(default)]
+    pub owner_pid_ns: Option<PidNs>,
 }
 
 impl Cgroup {
     /// Resolve the container's cgroup on this host's layout (read from /proc/self/mountinfo).
     pub fn new(cgroups_path: Option<&Path>, id: &str, systemd: bool) -> Result<Self> {
         Self::with_layout(&Layout::detect()?, cgroups_path, id, systemd)
+    }
+
+    /// `new` for a container being created: the cgroup must be its own (see `owner.rs`).
+    pub fn new_exclusive(cgroups_path: Option<&Path>, id: &str, systemd: bool) -> Result<Self> {
+        let layout = Layout::detect()?;
+        let cg = Self::with_layout(&layout, cgroups_path, id, systemd)?;
+        cg.ensure_exclusive(&layout)?;
+        Ok(cg)
     }
 
     /// Same as `new` on a given layout (tests build one on a chosen mount).
@@ -170,6 +186,7 @@ impl Cgroup {
             v2_controllers: layout.v2_controllers.clone(),
             unified_mount: layout.unified.as_ref().map(|m| m.mount_point.clone()),
             v1_mounts: layout.v1.iter().map(|m| m.mount_point.clone()).collect(),
+            owner_pid_ns: None,
         })
     }
 
@@ -202,7 +219,7 @@ impl Cgroup {
         if let Some(r) = resources {
             validate::resources(r)?;
         }
-        self.check_reusable()?;
+        self.check_not_frozen()?;
         let mut created = Vec::new();
         // Devices are restricted even when the config has no rules (runc does the same).
         let no_rules = LinuxResources::default();
@@ -219,26 +236,15 @@ impl Cgroup {
         Ok(())
     }
 
-    /// A pre-existing cgroup: refused when frozen (the init would hang in it for ever), and a
-    /// warning when it already holds processes (runc warns the same way).
-    fn check_reusable(&self) -> Result<()> {
+    /// A pre-existing cgroup that is frozen is refused: the init would hang in it for ever.
+    /// (One that holds processes was refused before: `new_exclusive`.)
+    fn check_not_frozen(&self) -> Result<()> {
         if self.frozen_anywhere() {
             let dir = self.v1.get("freezer").or(self.unified.as_ref());
             return Err(Error::Path {
                 path: dir.cloned().unwrap_or_else(|| self.path.clone()),
                 reason: "container's cgroup unexpectedly frozen".into(),
             });
-        }
-        let mut pids = Vec::new();
-        if let Some(dir) = self.main_dir().filter(|d| d.exists()) {
-            fs::collect_pids(dir, &mut pids)?;
-        }
-        if !pids.is_empty() {
-            tracing::warn!(
-                "container's cgroup is not empty: {} process(es) found in {}",
-                pids.len(),
-                self.path.display()
-            );
         }
         Ok(())
     }
@@ -479,10 +485,12 @@ impl Cgroup {
         })
     }
 
-    /// Signal every process of the container: freeze (so no process forks in between), signal
-    /// (SIGKILL through cgroup2's `cgroup.kill` too when the kernel has it), then thaw on every
-    /// hierarchy that can hold the tasks frozen. On a hybrid host a paused container is frozen
-    /// by the v1 freezer, where a SIGKILL stays pending until it is thawed.
+    /// Signal every process of the container (see `owned_pids`): freeze (so no process forks
+    /// in between), signal (SIGKILL through cgroup2's `cgroup.kill` when the kernel has it and
+    /// the cgroup holds nothing else), then thaw on every hierarchy that can hold the tasks
+    /// frozen: on a hybrid host a paused container is frozen by the v1 freezer, where a SIGKILL
+    /// stays pending until it is thawed. Processes not started for the container are spared,
+    /// with a warning.
     pub fn kill_all(&self, signal: i32) -> Result<()> {
         // Frozen or not (a freeze can time out), every process gets the signal.
         let _ = self.freeze();
@@ -491,15 +499,20 @@ impl Cgroup {
     }
 
     fn signal_all(&self, signal: i32) -> Result<()> {
-        if signal == libc::SIGKILL {
+        let (ours, foreign) = self.owned_pids()?;
+        if signal == libc::SIGKILL && foreign.is_empty() {
             if let Some(kill) = self.unified.as_ref().map(|d| d.join("cgroup.kill")) {
                 if kill.exists() {
                     fs::write(&kill, "1")?;
                 }
             }
         }
-        for pid in self.pids()? {
-            // SAFETY: kill(2) with a pid read from cgroup.procs; errors (ESRCH) are harmless.
+        if !foreign.is_empty() {
+            tracing::warn!("{}", self.foreign_error(&foreign));
+        }
+        for pid in ours {
+            // SAFETY: kill(2) with a pid of the container read from cgroup.procs; errors
+            // (ESRCH) are harmless.
             unsafe { libc::kill(pid, signal) };
         }
         Ok(())
@@ -526,8 +539,13 @@ impl Cgroup {
     }
 
     /// Remove the container's cgroup (and sub-cgroups) on every hierarchy. Waits up to a second
-    /// for exiting processes (EBUSY). A cgroup already gone is not an error.
+    /// for exiting processes (EBUSY). A cgroup already gone is not an error; one holding
+    /// processes not started for the container is left, with an error naming them.
     pub fn delete(&self) -> Result<()> {
+        let (_, foreign) = self.owned_pids()?;
+        if !foreign.is_empty() {
+            return Err(self.foreign_error(&foreign));
+        }
         let mut first_err = None;
         for dir in self.dirs() {
             if let Err(e) = fs::remove_tree(&dir, Instant::now() + Duration::from_secs(1)) {
