@@ -242,7 +242,8 @@ fn parent_of(member: &str) -> &str {
 impl Spool {
     /// Reads a tarball (plain, gzip or zstd) into a new directory under `under`.
     pub fn read(input: &mut dyn Read, under: &Path) -> Result<Spool, Error> {
-        std::fs::create_dir_all(under).map_err(io_err(under))?;
+        crate::perms::make_dir(under, 0o700)
+            .map_err(|e| io_err(under)(io::Error::other(e.to_string())))?;
         remove_stale(under);
         let dir = tempfile::Builder::new()
             .prefix(&format!("{SPOOL_PREFIX}{}-", std::process::id()))

@@ -626,13 +626,10 @@ impl ImageService {
 /// Creates `dir` if needed and gives it `mode` (root-only data must not be reachable by
 /// other users, as docker's CVE-2021-41091 showed).
 fn private_dir(dir: &std::path::Path, mode: u32) -> Result<(), Error> {
-    use std::os::unix::fs::PermissionsExt;
-    let io = |e: std::io::Error| Error::Corrupt {
+    crate::perms::make_dir(dir, mode).map_err(|e| Error::Corrupt {
         what: dir.display().to_string(),
         message: e.to_string(),
-    };
-    std::fs::create_dir_all(dir).map_err(io)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(io)
+    })
 }
 
 fn depth(snapshots: &[metadata::SnapshotRecord], key: &str) -> usize {
