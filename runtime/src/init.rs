@@ -2,7 +2,8 @@
 //! on the exec fifo, and execs the user process. Every failure goes back to `create`.
 use crate::namespaces::Plan;
 use crate::sync::{Channel, Msg};
-use crate::{hooks, process, rootfs, seccomp, tty, Error, Result};
+use crate::procfs::Procfs;
+use crate::{hooks, process, rootfs, seccomp, sysctl, tty, Error, Result};
 use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{ContainerState, LinuxNamespaceType, Spec, State};
@@ -108,7 +109,9 @@ fn setup(init: &Init) -> Result<()> {
     } else {
         rootfs::pivot(init.rootfs)?;
     }
-    rootfs::sysctls(spec)?;
+    if let Some(sysctls) = linux.sysctl().as_ref().filter(|m| !m.is_empty()) {
+        sysctl::apply(sysctls, &Procfs::open()?)?;
+    }
     if own_mounts {
         rootfs::mask(linux.masked_paths().as_deref().unwrap_or(&[]))?;
         rootfs::make_readonly(linux.readonly_paths().as_deref().unwrap_or(&[]))?;

@@ -537,18 +537,3 @@ pub fn remount_readonly(path: &str) -> Result<()> {
         None,
     )
 }
-
-/// `linux.sysctl`, written through the container's /proc/sys.
-pub fn sysctls(spec: &Spec) -> Result<()> {
-    let Some(map) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
-        return Ok(());
-    };
-    for (key, value) in map {
-        if key.contains("..") || key.starts_with('/') {
-            return Err(Error::Spec(format!("linux.sysctl: invalid key {key:?}")));
-        }
-        let path = format!("/proc/sys/{}", key.replace('.', "/"));
-        std::fs::write(&path, value).map_err(|e| Error::io("sysctl", key.as_str(), e))?;
-    }
-    Ok(())
-}
