@@ -20,7 +20,17 @@ fn owned(r: libc::c_long) -> OwnedFd {
 
 /// A detached copy of the mount (only that one, not its sub-mounts) holding the file `fd`.
 pub fn clone_tree(fd: BorrowedFd, what: &str) -> Result<OwnedFd> {
-    let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as u32;
+    open_tree(fd, 0, what)
+}
+
+/// A detached copy of the mount holding the file `fd`, with every mount below it.
+pub fn clone_tree_recursive(fd: BorrowedFd, what: &str) -> Result<OwnedFd> {
+    open_tree(fd, libc::AT_RECURSIVE as u32, what)
+}
+
+fn open_tree(fd: BorrowedFd, extra: u32, what: &str) -> Result<OwnedFd> {
+    let flags =
+        libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as u32 | extra;
     let r = unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), c"".as_ptr(), flags) };
     check(r, "open_tree", what).map(owned)
 }
@@ -110,6 +120,6 @@ pub fn set_attrs(fd: BorrowedFd, set: u64, clear: u64, recursive: bool, what: &s
 /// The filesystem type (statfs f_type) of the file `fd` holds.
 pub fn fs_type(fd: impl AsFd, what: &str) -> Result<i64> {
     nix::sys::statfs::fstatfs(fd)
-        .map(|s| s.filesystem_type().0 as i64)
+        .map(|s| s.filesystem_type().0)
         .map_err(|e| Error::sys("fstatfs", what, e))
 }

@@ -17,6 +17,7 @@ pub mod mounts;
 pub mod namespaces;
 pub mod process;
 pub mod procfs;
+pub mod protect;
 pub mod rootfs;
 pub mod seccomp;
 pub mod self_exe;

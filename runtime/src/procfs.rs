@@ -5,7 +5,7 @@
 use crate::fdmount;
 use crate::{Error, Result};
 use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
-use nix::sys::stat::Mode;
+use nix::sys::stat::{Mode, SFlag};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
@@ -106,6 +106,143 @@ pub fn is_procfs_root(fd: &OwnedFd, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Files under /proc that lxcfs (a FUSE filesystem) binds over, allowed from any source.
+const LXCFS_FILES: [&str; 10] = [
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+];
+
+/// A mount entry as far as the /proc rules care.
+pub struct MountRequest<'a> {
+    pub dest: &'a Path,
+    pub fstype: &'a str,
+    pub bind_source: Option<&'a Path>,
+}
+
+impl MountRequest<'_> {
+    fn refuse(&self, why: impl std::fmt::Display) -> Error {
+        Error::Spec(format!(
+            "mounts: destination {}: {why}",
+            self.dest.display()
+        ))
+    }
+
+    /// Before the target is resolved: `/proc` in the rootfs must be a real directory, only a
+    /// procfs may go on it, and only procfs files (or lxcfs's) under it.
+    pub fn check_path(&self, root: &OwnedFd) -> Result<()> {
+        let clean = lexical_clean(self.dest);
+        if clean == Path::new("/proc") {
+            self.proc_dir_is_real(root)?;
+            return self.check_on_proc();
+        }
+        if clean.starts_with("/proc") {
+            self.proc_dir_is_real(root)?;
+            return self.check_under_proc(&clean);
+        }
+        Ok(())
+    }
+
+    /// After the target is resolved (by fd): a target that turns out to be the rootfs's
+    /// /proc, or on a procfs, obeys the same rules whatever path led there.
+    pub fn check_target(&self, root: &OwnedFd, target: &OwnedFd) -> Result<()> {
+        let clean = lexical_clean(self.dest);
+        let st = nix::sys::stat::fstat(target)
+            .map_err(|e| Error::sys("fstat", self.dest.display(), e))?;
+        let proc_dir = nix::fcntl::openat(
+            root,
+            "proc",
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()
+        .and_then(|fd| nix::sys::stat::fstat(&fd).ok());
+        if proc_dir.is_some_and(|p| p.st_dev == st.st_dev && p.st_ino == st.st_ino) {
+            return self.check_on_proc();
+        }
+        if fdmount::fs_type(target, &self.dest.display().to_string())? == PROC_SUPER_MAGIC {
+            return self.check_under_proc(&clean);
+        }
+        Ok(())
+    }
+
+    fn proc_dir_is_real(&self, root: &OwnedFd) -> Result<()> {
+        match nix::sys::stat::fstatat(root, "proc", nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK => {
+                Err(self.refuse("/proc in the rootfs is a symlink"))
+            }
+            Ok(st) if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFDIR => {
+                Err(self.refuse("/proc in the rootfs is not a directory"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn check_on_proc(&self) -> Result<()> {
+        let procfs = match self.bind_source {
+            Some(src) => self.source_is_procfs(src)?,
+            None => self.fstype == "proc",
+        };
+        if procfs {
+            return Ok(());
+        }
+        Err(self.refuse(format!(
+            "only a procfs may be mounted on /proc, not {}",
+            self.what()
+        )))
+    }
+
+    fn check_under_proc(&self, clean: &Path) -> Result<()> {
+        if LXCFS_FILES.iter().any(|f| clean == Path::new(f)) {
+            return Ok(());
+        }
+        if let Some(src) = self.bind_source {
+            if self.source_is_procfs(src)? {
+                return Ok(());
+            }
+        }
+        Err(self.refuse(format!(
+            "only procfs files may be mounted under /proc, not {}",
+            self.what()
+        )))
+    }
+
+    fn source_is_procfs(&self, src: &Path) -> Result<bool> {
+        let fd = nix::fcntl::open(src, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(|e| Error::sys("open", src.display(), e))?;
+        Ok(fdmount::fs_type(&fd, &src.display().to_string())? == PROC_SUPER_MAGIC)
+    }
+
+    fn what(&self) -> String {
+        match self.bind_source {
+            Some(src) => format!("a bind of {}", src.display()),
+            None => format!("a {:?} filesystem", self.fstype),
+        }
+    }
+}
+
+/// `path` with `.` and `..` folded away as text (`/a/../proc` → `/proc`).
+fn lexical_clean(path: &Path) -> std::path::PathBuf {
+    let mut out = std::path::PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            std::path::Component::Normal(n) => out.push(n),
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 fn is_thread_self(link: &str) -> bool {
     let parts: Vec<&str> = link.split('/').collect();
     parts.len() == 3
@@ -123,8 +260,14 @@ mod tests {
     fn host_proc_is_a_procfs_root_and_a_tmpfs_is_not() {
         let proc = Procfs::at(Path::new("/proc")).unwrap();
         let ts = proc.thread_self().unwrap();
-        assert!(ts.starts_with(&format!("{}/task/", std::process::id())), "{ts}");
-        assert!(Procfs::at(Path::new("/proc/sys")).is_err(), "a procfs subdir");
+        assert!(
+            ts.starts_with(&format!("{}/task/", std::process::id())),
+            "{ts}"
+        );
+        assert!(
+            Procfs::at(Path::new("/proc/sys")).is_err(),
+            "a procfs subdir"
+        );
         assert!(Procfs::at(Path::new("/dev/shm")).is_err(), "a tmpfs");
     }
 
@@ -135,6 +278,15 @@ mod tests {
         // `self` is a symlink, `..` leaves the root: both refused.
         assert!(proc.open_file("self/status", OFlag::O_RDONLY).is_err());
         assert!(proc.open_file("../etc/passwd", OFlag::O_RDONLY).is_err());
+    }
+
+    #[test]
+    fn lexical_clean_folds_dots() {
+        assert_eq!(
+            lexical_clean(Path::new("/a/../proc/./sys")),
+            Path::new("/proc/sys")
+        );
+        assert_eq!(lexical_clean(Path::new("/../../proc")), Path::new("/proc"));
     }
 
     #[test]

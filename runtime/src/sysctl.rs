@@ -110,7 +110,10 @@ mod tests {
         assert!(check("net.ipv4.ip_forward", &[Network]).is_ok());
         assert!(check("kernel.domainname", &[Uts]).is_ok());
         let err = check("kernel.shmmax", &[Network]).unwrap_err();
-        assert!(err.contains("\"kernel.shmmax\"") && err.contains("ipc"), "{err}");
+        assert!(
+            err.contains("\"kernel.shmmax\"") && err.contains("ipc"),
+            "{err}"
+        );
         let err = check("net.core.somaxconn", &[Ipc]).unwrap_err();
         assert!(err.contains("net namespace"), "{err}");
         assert!(check("kernel.hostname", &[Ipc]).is_err());
