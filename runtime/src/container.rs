@@ -1,5 +1,5 @@
 //! The runtime's operations on containers: create, start, state, kill, delete, list.
-use crate::cgroups::Cgroup;
+use crate::cgroups::{Cgroup, PidNs};
 use crate::init::{self, Init};
 use crate::namespaces::Plan;
 use crate::spec::Bundle;
@@ -78,6 +78,12 @@ pub fn create_with_console(
             "process.terminal is true but no --console-socket was given".into(),
         ));
     }
+    // Refused before anything is made: a cgroup shared with other processes (runc's check).
+    let mut cgroup = Cgroup::new_exclusive(
+        linux.cgroups_path().as_deref(),
+        &opts.id,
+        opts.systemd_cgroup,
+    )?;
     let dir = make_state_dir(root, &opts.id)?;
     let mut undo = Undo {
         dir: dir.clone(),
@@ -134,11 +140,8 @@ pub fn create_with_console(
             linux.gid_mappings().as_deref(),
         )?;
     }
-    let cgroup = Cgroup::new(
-        linux.cgroups_path().as_deref(),
-        &opts.id,
-        opts.systemd_cgroup,
-    )?;
+    cgroup.owner_pid_ns =
+        Some(PidNs::of(pid).map_err(|e| Error::io("stat", format!("/proc/{pid}/ns/pid"), e))?);
     let mut container = Container {
         id: opts.id.clone(),
         bundle: bundle.dir.clone(),
@@ -446,6 +449,10 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         let _ = c.cgroup.kill_all(libc::SIGKILL);
         let _ = nix::sys::signal::kill(Pid::from_raw(c.pid), Signal::SIGKILL);
         wait_gone(&c, Duration::from_secs(10));
+    } else {
+        // The init is gone but what it left (a child in a shared pid namespace) is still the
+        // container's: killed, so that its cgroup can go (runc does the same).
+        c.cgroup.kill_all(libc::SIGKILL)?;
     }
     c.cgroup.delete()?;
     let dir = state::dir(root, id);
