@@ -150,7 +150,7 @@ fn setup(init: &Init) -> Result<()> {
         env.push("LISTEN_PID=1".into());
     }
     let args = process.args().clone().unwrap_or_default();
-    let exe = process::find_executable(&args[0], &env)?;
+    let exe = process::find_executable(&args[0], &env, process.cwd())?;
     // Enter the working directory now, as root and before seccomp can refuse getcwd; it must
     // resolve inside the container (CVE-2024-21626).
     // A missing working directory is made, as runc does (resolved inside the new root).
