@@ -213,7 +213,7 @@ fn child_setup(
         .first()
         .ok_or_else(|| Error::Spec("exec: no command given".into()))?;
     nix::unistd::chdir(p.cwd()).map_err(|e| Error::sys("chdir", p.cwd().display(), e))?;
-    let exe = process::find_executable(arg0, &env)?;
+    let exe = process::find_executable(arg0, &env, p.cwd())?;
     let nnp = p.no_new_privileges() == Some(true);
     if let Some(s) = seccomp_cfg.filter(|_| !nnp) {
         seccomp::load(s)?;

@@ -1,8 +1,9 @@
 //! The container's init: runs in the cloned child, sets the container up, waits for `start`
 //! on the exec fifo, and execs the user process. Every failure goes back to `create`.
 use crate::namespaces::Plan;
+use crate::procfs::Procfs;
 use crate::sync::{Channel, Msg};
-use crate::{hooks, process, rootfs, seccomp, tty, Error, Result};
+use crate::{hooks, process, protect, rootfs, seccomp, sysctl, tty, Error, Result};
 use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{ContainerState, LinuxNamespaceType, Spec, State};
@@ -109,10 +110,12 @@ fn setup(init: &Init) -> Result<()> {
     } else {
         rootfs::pivot(init.rootfs)?;
     }
-    rootfs::sysctls(spec)?;
+    if let Some(sysctls) = linux.sysctl().as_ref().filter(|m| !m.is_empty()) {
+        sysctl::apply(sysctls, &Procfs::open()?)?;
+    }
     if own_mounts {
-        rootfs::mask(linux.masked_paths().as_deref().unwrap_or(&[]))?;
-        rootfs::make_readonly(linux.readonly_paths().as_deref().unwrap_or(&[]))?;
+        protect::mask(linux.masked_paths().as_deref().unwrap_or(&[]))?;
+        protect::make_readonly(linux.readonly_paths().as_deref().unwrap_or(&[]))?;
         if spec
             .root()
             .as_ref()
@@ -148,7 +151,7 @@ fn setup(init: &Init) -> Result<()> {
         env.push("LISTEN_PID=1".into());
     }
     let args = process.args().clone().unwrap_or_default();
-    let exe = process::find_executable(&args[0], &env)?;
+    let exe = process::find_executable(&args[0], &env, process.cwd())?;
     // Enter the working directory now, as root and before seccomp can refuse getcwd; it must
     // resolve inside the container (CVE-2024-21626).
     // A missing working directory is made, as runc does (resolved inside the new root).
