@@ -130,7 +130,7 @@ fn setup(init: &Init) -> Result<()> {
                 .console_size()
                 .as_ref()
                 .map(|b| (b.height() as u16, b.width() as u16));
-            tty::setup(socket, size)?;
+            tty::setup(socket, size, process.user().uid())?;
         }
         (None, true) => {
             return Err(Error::Spec(

@@ -321,3 +321,28 @@ fn debug_with_log_writes_debug_records_for_run() {
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stderr.contains("level=debug"), "{out:?}");
 }
+
+#[test]
+fn the_terminal_belongs_to_the_process_user() {
+    let rt = runtime();
+    let console = ConsoleSocket::listen().unwrap();
+    let (mut b, _cg) = bundle_in_own_cgroup(&["sh", "-c", "stat -c 'owner %u' $(tty); echo hi > $(tty) && echo reopened"]);
+    b.set("/process/terminal", json!(true));
+    b.set("/process/user", json!({"uid": 1000, "gid": 1000}));
+    b.write();
+    let id = unique_id("ttyown");
+    rt.ok(&[
+        "create",
+        "--bundle",
+        b.path_str(),
+        "--console-socket",
+        console.path_str(),
+        &id,
+    ]);
+    rt.ok(&["start", &id]);
+    rt.wait_status(&id, "stopped");
+    let out = console.output().unwrap();
+    rt.ok(&["delete", &id]);
+    assert!(out.contains("owner 1000"), "{out:?}");
+    assert!(out.contains("reopened"), "{out:?}");
+}
