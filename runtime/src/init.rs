@@ -97,6 +97,9 @@ fn setup(init: &Init) -> Result<()> {
     expect(&init.channel, Msg::Proceed)?;
     let state = oci_state(init, host_pid);
     if let Some(hooks) = spec.hooks() {
+        // As runc: createContainer hooks start in the container's rootfs.
+        nix::unistd::chdir(init.rootfs)
+            .map_err(|e| Error::sys("chdir", init.rootfs.display(), e))?;
         hooks::run(
             "createContainer",
             hooks.create_container().as_deref().unwrap_or(&[]),
