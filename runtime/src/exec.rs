@@ -20,6 +20,8 @@ pub struct ExecOptions {
     pub ignore_paused: bool,
     /// How to name the AppArmor/SELinux requests in errors (flags or `--process` fields).
     pub lsm_fields: crate::lsm::Fields,
+    /// `--cgroup`: the sub-cgroups the process joins.
+    pub sub_cgroups: crate::cgroups::SubCgroups,
 }
 
 /// Namespace kinds in the order a process joins them: user first, mount last.
@@ -85,6 +87,7 @@ pub fn exec(root: &Path, opts: &ExecOptions) -> Result<i32> {
                 .transpose()?,
         ),
     };
+    tracing::debug!("nsexec container setup: exec in container {}", opts.id);
     let (parent, child) = sync::pair()?;
     let pid = fork()?;
     if pid == 0 {
@@ -105,7 +108,7 @@ pub fn exec(root: &Path, opts: &ExecOptions) -> Result<i32> {
     drop(console);
     drop(joins);
     let forward = (!opts.detach).then(foreground::block_signals).transpose()?;
-    if let Err(e) = c.cgroup.join(pid) {
+    if let Err(e) = c.cgroup.join_sub(pid, &opts.sub_cgroups) {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGKILL,
@@ -187,6 +190,7 @@ fn child_setup(
     seccomp_cfg: Option<&LinuxSeccomp>,
     in_userns: bool,
 ) -> Result<()> {
+    tracing::debug!("child process in init(): joining container {}", opts.id);
     crate::init::prepare_fds(opts.preserve_fds)?;
     for (kind, fd) in joins {
         crate::namespaces::enter(*kind, fd)?;
@@ -317,6 +321,19 @@ pub struct ExecFlags {
 }
 
 /// Read a `--process` JSON file (or `-`); errors name the file and the field.
+/// As for runc, only `cwd` (and `args`) are required: a missing `user` is root.
 pub fn process_from_file(path: &Path) -> Result<Process> {
-    crate::spec::read_json_arg(path)
+    let mut doc: serde_json::Value = crate::spec::read_json_arg(path)?;
+    let bad = |msg: &str| Error::Spec(format!("{}: {msg}", path.display()));
+    let fields = doc
+        .as_object_mut()
+        .ok_or_else(|| bad("not a JSON object (a runtime-spec Process)"))?;
+    if !fields.contains_key("cwd") {
+        return Err(bad("cwd: missing (it is required)"));
+    }
+    fields
+        .entry("user")
+        .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+    let text = serde_json::to_vec(&doc).map_err(|e| bad(&e.to_string()))?;
+    crate::spec::parse_json(&text).map_err(|e| bad(&e.to_string()))
 }

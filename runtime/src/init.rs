@@ -46,6 +46,7 @@ fn setup(init: &Init) -> Result<()> {
         .ok()
         .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
         .unwrap_or(0);
+    tracing::debug!("child process in init(): setting up container {}", init.id);
     prepare_fds(init.listen_fds + init.preserve_fds)?;
     for (kind, fd) in init.plan.open_joins()? {
         crate::namespaces::enter(kind, &fd)?;
@@ -180,6 +181,7 @@ fn setup(init: &Init) -> Result<()> {
     let envp = process::cstrings(&env)?;
     let exe_c = std::ffi::CString::new(exe.as_os_str().as_encoded_bytes())
         .map_err(|_| Error::Spec("process.args[0]: NUL byte".into()))?;
+    tracing::debug!("init: closing the pipe to signal completion (ready, waiting for start)");
     init.channel.send(&Msg::Ready)?;
     // Blocks until `start` opens the fifo for reading.
     let fifo_w = nix::fcntl::openat(
