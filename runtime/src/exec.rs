@@ -227,36 +227,13 @@ fn enter(
         .collect();
     keep.push(channel.raw());
     keep.extend(console.map(|c| c.as_raw_fd()));
-    close_all_but(3 + preserve_fds.max(0), &keep)?;
+    crate::init::close_all_but(3 + preserve_fds.max(0), &keep)?;
     for (kind, fd) in joins.iter().chain(&late) {
         crate::namespaces::enter(*kind, fd)?;
     }
     drop(joins);
     drop(late);
     fork()
-}
-
-/// Close every fd from `first` up, except those in `keep`.
-fn close_all_but(first: i32, keep: &[RawFd]) -> Result<()> {
-    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|fd| *fd >= first).collect();
-    keep.sort_unstable();
-    let mut from = first as u32;
-    for k in keep.into_iter().map(|k| k as u32) {
-        if k > from {
-            close_range(from, k - 1)?;
-        }
-        from = from.max(k + 1);
-    }
-    close_range(from, u32::MAX)
-}
-
-fn close_range(from: u32, to: u32) -> Result<()> {
-    // SAFETY: close_range(2) takes no pointers; the fds it closes are not used afterwards.
-    let r = unsafe { libc::syscall(libc::SYS_close_range, from, to, 0) };
-    if r != 0 {
-        return Err(Error::sys("close_range", from, nix::errno::Errno::last()));
-    }
-    Ok(())
 }
 
 fn set_child_subreaper() -> Result<()> {
