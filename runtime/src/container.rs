@@ -69,6 +69,9 @@ pub fn create_with_console(
     let spec = &bundle.spec;
     let linux = spec.linux().as_ref().expect("checked by Bundle::load");
     let plan = Plan::new(linux.namespaces().as_deref().unwrap_or(&[]))?;
+    if let Some(sysctls) = linux.sysctl() {
+        crate::sysctl::validate(sysctls, &plan)?;
+    }
     let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
     if terminal && opts.console_socket.is_none() && console.is_none() {
         return Err(Error::Spec(

@@ -1,8 +1,9 @@
 //! The container's init: runs in the cloned child, sets the container up, waits for `start`
 //! on the exec fifo, and execs the user process. Every failure goes back to `create`.
 use crate::namespaces::Plan;
+use crate::procfs::Procfs;
 use crate::sync::{Channel, Msg};
-use crate::{hooks, process, rootfs, seccomp, tty, Error, Result};
+use crate::{hooks, process, protect, rootfs, seccomp, sysctl, tty, Error, Result};
 use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{ContainerState, LinuxNamespaceType, Spec, State};
@@ -119,10 +120,12 @@ fn setup(init: &Init) -> Result<()> {
     } else {
         rootfs::pivot(init.rootfs)?;
     }
-    rootfs::sysctls(spec)?;
+    if let Some(sysctls) = linux.sysctl().as_ref().filter(|m| !m.is_empty()) {
+        sysctl::apply(sysctls, &Procfs::open()?)?;
+    }
     if own_mounts {
-        rootfs::mask(linux.masked_paths().as_deref().unwrap_or(&[]))?;
-        rootfs::make_readonly(linux.readonly_paths().as_deref().unwrap_or(&[]))?;
+        protect::mask(linux.masked_paths().as_deref().unwrap_or(&[]))?;
+        protect::make_readonly(linux.readonly_paths().as_deref().unwrap_or(&[]))?;
         if spec
             .root()
             .as_ref()

@@ -4,5 +4,7 @@
 //! `api`, `daemon`, `cli` — daemon engineer.
 pub mod api;
 pub mod cli;
+pub mod containers;
 pub mod daemon;
 pub mod images;
+pub mod perms;

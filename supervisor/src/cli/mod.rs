@@ -38,6 +38,9 @@ pub enum Command {
         insecure_registry: Vec<String>,
         #[arg(short = 'D', long)]
         debug: bool,
+        /// Set by a CLI that starts the daemon because none answered.
+        #[arg(long, hide = true)]
+        autostarted: bool,
     },
     /// Show the berth version information
     Version,
@@ -105,12 +108,14 @@ pub fn main() -> i32 {
             exec_root,
             insecure_registry,
             debug,
+            autostarted,
         } => run_daemon(crate::daemon::Config {
             host: cli.host,
             data_root,
             exec_root,
             insecure_registries: insecure_registry,
             debug,
+            autostarted,
         }),
         command => {
             let ctx = Context {

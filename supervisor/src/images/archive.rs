@@ -242,7 +242,8 @@ fn parent_of(member: &str) -> &str {
 impl Spool {
     /// Reads a tarball (plain, gzip or zstd) into a new directory under `under`.
     pub fn read(input: &mut dyn Read, under: &Path) -> Result<Spool, Error> {
-        std::fs::create_dir_all(under).map_err(io_err(under))?;
+        crate::perms::make_dir(under, 0o700)
+            .map_err(|e| io_err(under)(io::Error::other(e.to_string())))?;
         remove_stale(under);
         let dir = tempfile::Builder::new()
             .prefix(&format!("{SPOOL_PREFIX}{}-", std::process::id()))
@@ -509,10 +510,18 @@ fn check_diff_ids(
     Ok(())
 }
 
+/// An image name an archive gives: a tag, never a digest reference (a digest names content,
+/// which only the content itself may claim), as dockerd's "invalid tag".
 fn parse_name(name: &str, member: &str) -> Result<String, Error> {
-    super::reference::Reference::parse(name)
-        .map(|r| r.to_string())
-        .map_err(|e| member_err(member, format!("image name {name:?}: {e}")))
+    let r = super::reference::Reference::parse(name)
+        .map_err(|e| member_err(member, format!("image name {name:?}: {e}")))?;
+    if r.digest.is_some() {
+        return Err(member_err(
+            member,
+            format!("invalid tag {name:?}: a digest reference is not a name an archive may give"),
+        ));
+    }
+    Ok(r.to_string())
 }
 
 fn docker_image(

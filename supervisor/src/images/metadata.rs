@@ -97,6 +97,7 @@ impl Metadata {
         };
         std::fs::create_dir_all(root).map_err(|e| db_err(&e))?;
         let db = Database::create(&path).map_err(|e| db_err(&e))?;
+        crate::perms::set_mode(&path, 0o600).map_err(|e| db_err(&e))?;
         let txn = db.begin_write().map_err(|e| db_err(&e))?;
         for table in [IMAGES, SNAPSHOTS, LEASES] {
             txn.open_table(table).map_err(|e| db_err(&e))?;

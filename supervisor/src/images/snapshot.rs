@@ -9,6 +9,7 @@
 //! most an unrecorded directory, which [`Snapshotter::open`] removes.
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -122,7 +123,8 @@ impl Snapshotter {
         metadata: Arc<Metadata>,
         backend: Option<Backend>,
     ) -> Result<Self, Error> {
-        std::fs::create_dir_all(root).map_err(io_at(root))?;
+        crate::perms::make_dir(root, 0o700)
+            .map_err(|e| io_at(root)(std::io::Error::other(e.to_string())))?;
         durable::forget_unflushed(&metadata)?;
         let ids = recover(root, &metadata)?;
         durable::flush(root, &metadata)?;
@@ -216,7 +218,7 @@ impl Snapshotter {
         let parent = parent.map(|p| self.committed(p)).transpose()?;
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let dir = self.dir(id);
-        std::fs::create_dir(&dir).map_err(io_at(&dir))?;
+        make_private_dir(&dir)?;
         let result = self.extract(key, parent.as_ref(), &dir, layer, expected_diff_id);
         let result = result.and_then(|size| {
             self.record(SnapshotRecord {
@@ -271,7 +273,11 @@ impl Snapshotter {
     fn new_fs(&self, parent: Option<&SnapshotRecord>, fs: &Path) -> Result<(), Error> {
         match (self.backend, parent) {
             (Backend::Copy, Some(parent)) => copy::copy_tree(&self.fs_dir(parent), fs),
-            _ => std::fs::create_dir(fs).map_err(io_at(fs)),
+            // A layer without a `./` entry leaves the root as docker does: 0755.
+            _ => std::fs::DirBuilder::new()
+                .mode(0o755)
+                .create(fs)
+                .map_err(io_at(fs)),
         }
     }
 
@@ -297,11 +303,11 @@ impl Snapshotter {
         let parent = parent.map(|p| self.committed(p)).transpose()?;
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let dir = self.dir(id);
-        std::fs::create_dir(&dir).map_err(io_at(&dir))?;
+        make_private_dir(&dir)?;
         let result = (|| {
             self.new_fs(parent.as_ref(), &dir.join("fs"))?;
             if self.backend == Backend::Overlay {
-                std::fs::create_dir(dir.join("work")).map_err(io_at(&dir))?;
+                make_private_dir(&dir.join("work"))?;
             }
             self.record(SnapshotRecord {
                 key: key.into(),
@@ -491,6 +497,14 @@ impl Snapshotter {
             }
         }
     }
+}
+
+/// Creates a snapshot's own directory (or overlay work dir), for root only.
+fn make_private_dir(dir: &Path) -> Result<(), Error> {
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(dir)
+        .map_err(io_at(dir))
 }
 
 /// Flushes the filesystem holding `path` (the extracted files reach the disk before their

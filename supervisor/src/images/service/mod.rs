@@ -252,15 +252,19 @@ impl ImageService {
     pub fn resolve(&self, name_or_id: &str) -> Result<Image, Error> {
         let not_found = || Error::NotFound(format!("No such image: {name_or_id}"));
         if let Ok(r) = Reference::parse(name_or_id) {
-            if let Some(record) = self.metadata.image(&r.to_string())? {
+            // A digest is believed only of a record that points at that content.
+            if let Some(record) = self
+                .metadata
+                .image(&r.to_string())?
+                .filter(|rec| r.digest.as_deref().is_none_or(|d| pins(rec, d)))
+            {
                 return self.resolve_id(&record.config_digest);
             }
             if let Some(digest) = &r.digest {
                 let name = r.name();
                 let found = self.metadata.images()?.into_iter().find(|rec| {
-                    rec.name.starts_with(&name)
-                        && (rec.repo_digest.as_deref() == Some(digest)
-                            || rec.target.digest == *digest)
+                    Reference::parse_bare(&rec.name).is_ok_and(|n| n.name() == name)
+                        && pins(rec, digest)
                 });
                 if let Some(record) = found {
                     return self.resolve_id(&record.config_digest);
@@ -306,6 +310,17 @@ impl ImageService {
     /// other name left, the other image stays as an untagged (dangling) one. An untagged
     /// record of the newly named image is dropped.
     pub fn set_name(&self, record: ImageRecord) -> Result<(), Error> {
+        let named_digest = (!record.name.starts_with(UNTAGGED))
+            .then(|| Reference::parse_bare(&record.name).ok()?.digest)
+            .flatten();
+        if let Some(digest) = named_digest {
+            if !pins(&record, &digest) {
+                return Err(Error::Invalid(format!(
+                    "refusing the name {}: its digest is not that of the image's content",
+                    familiar_of(&record.name)
+                )));
+            }
+        }
         let _names = self.lock_names();
         let previous = self.metadata.image(&record.name)?;
         let config = record.config_digest.clone();
@@ -611,13 +626,10 @@ impl ImageService {
 /// Creates `dir` if needed and gives it `mode` (root-only data must not be reachable by
 /// other users, as docker's CVE-2021-41091 showed).
 fn private_dir(dir: &std::path::Path, mode: u32) -> Result<(), Error> {
-    use std::os::unix::fs::PermissionsExt;
-    let io = |e: std::io::Error| Error::Corrupt {
+    crate::perms::make_dir(dir, mode).map_err(|e| Error::Corrupt {
         what: dir.display().to_string(),
         message: e.to_string(),
-    };
-    std::fs::create_dir_all(dir).map_err(io)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(io)
+    })
 }
 
 fn depth(snapshots: &[metadata::SnapshotRecord], key: &str) -> usize {
@@ -628,6 +640,12 @@ fn depth(snapshots: &[metadata::SnapshotRecord], key: &str) -> usize {
         current = snapshots.iter().find(|s| s.key == parent);
     }
     depth
+}
+
+/// Whether `record` points at the content `digest` names: its manifest, or what the registry
+/// served for it (an index).
+fn pins(record: &ImageRecord, digest: &str) -> bool {
+    record.target.digest == digest || record.repo_digest.as_deref() == Some(digest)
 }
 
 /// `busybox:latest` for `docker.io/library/busybox:latest`.
