@@ -18,6 +18,8 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: i32,
     pub ignore_paused: bool,
+    /// `--cgroup`: the sub-cgroups the process joins.
+    pub sub_cgroups: crate::cgroups::SubCgroups,
 }
 
 /// Namespace kinds in the order a process joins them: user first, mount last.
@@ -83,6 +85,7 @@ pub fn exec(root: &Path, opts: &ExecOptions) -> Result<i32> {
                 .transpose()?,
         ),
     };
+    tracing::debug!("nsexec container setup: exec in container {}", opts.id);
     // The process forked into the container must become our child when the first exits.
     set_child_subreaper()?;
     let (parent, child) = sync::pair()?;
@@ -125,7 +128,7 @@ pub fn exec(root: &Path, opts: &ExecOptions) -> Result<i32> {
     };
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(first), None);
     let forward = (!opts.detach).then(foreground::block_signals).transpose()?;
-    if let Err(e) = c.cgroup.join(pid) {
+    if let Err(e) = c.cgroup.join_sub(pid, &opts.sub_cgroups) {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGKILL,
@@ -256,6 +259,7 @@ fn child_setup(
     seccomp_cfg: Option<&LinuxSeccomp>,
     in_userns: bool,
 ) -> Result<()> {
+    tracing::debug!("child process in init(): joining container {}", opts.id);
     match channel.recv()? {
         Msg::Proceed => {}
         m => return Err(Error::Other(format!("exec: unexpected {m:?}"))),
@@ -277,7 +281,7 @@ fn child_setup(
         .first()
         .ok_or_else(|| Error::Spec("exec: no command given".into()))?;
     nix::unistd::chdir(p.cwd()).map_err(|e| Error::sys("chdir", p.cwd().display(), e))?;
-    let exe = process::find_executable(arg0, &env)?;
+    let exe = process::find_executable(arg0, &env, p.cwd())?;
     let nnp = p.no_new_privileges() == Some(true);
     if let Some(s) = seccomp_cfg.filter(|_| !nnp) {
         seccomp::load(s)?;
@@ -373,6 +377,19 @@ pub struct ExecFlags {
 }
 
 /// Read a `--process` JSON file (or `-`); errors name the file and the field.
+/// As for runc, only `cwd` (and `args`) are required: a missing `user` is root.
 pub fn process_from_file(path: &Path) -> Result<Process> {
-    crate::spec::read_json_arg(path)
+    let mut doc: serde_json::Value = crate::spec::read_json_arg(path)?;
+    let bad = |msg: &str| Error::Spec(format!("{}: {msg}", path.display()));
+    let fields = doc
+        .as_object_mut()
+        .ok_or_else(|| bad("not a JSON object (a runtime-spec Process)"))?;
+    if !fields.contains_key("cwd") {
+        return Err(bad("cwd: missing (it is required)"));
+    }
+    fields
+        .entry("user")
+        .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+    let text = serde_json::to_vec(&doc).map_err(|e| bad(&e.to_string()))?;
+    crate::spec::parse_json(&text).map_err(|e| bad(&e.to_string()))
 }

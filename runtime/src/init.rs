@@ -46,6 +46,7 @@ fn setup(init: &Init) -> Result<()> {
         .ok()
         .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
         .unwrap_or(0);
+    tracing::debug!("child process in init(): setting up container {}", init.id);
     prepare_fds(init.listen_fds + init.preserve_fds)?;
     // Nothing the caller left open reaches the waiting init: only what it needs stays.
     let keep: Vec<i32> = [
@@ -161,7 +162,7 @@ fn setup(init: &Init) -> Result<()> {
         env.push("LISTEN_PID=1".into());
     }
     let args = process.args().clone().unwrap_or_default();
-    let exe = process::find_executable(&args[0], &env)?;
+    let exe = process::find_executable(&args[0], &env, process.cwd())?;
     // Enter the working directory now, as root and before seccomp can refuse getcwd; it must
     // resolve inside the container (CVE-2024-21626).
     // A missing working directory is made, as runc does (resolved inside the new root).
@@ -190,6 +191,7 @@ fn setup(init: &Init) -> Result<()> {
     let envp = process::cstrings(&env)?;
     let exe_c = std::ffi::CString::new(exe.as_os_str().as_encoded_bytes())
         .map_err(|_| Error::Spec("process.args[0]: NUL byte".into()))?;
+    tracing::debug!("init: closing the pipe to signal completion (ready, waiting for start)");
     init.channel.send(&Msg::Ready)?;
     // Blocks until `start` opens the fifo for reading.
     let mut fifo_w = std::fs::File::from(reopen_fifo(fifo)?);
