@@ -4,8 +4,10 @@
 pub mod cgroups;
 pub mod checkpoint;
 pub mod container;
+pub mod duration;
 pub mod error;
 pub mod exec;
+pub mod fdmount;
 pub mod features;
 pub mod foreground;
 pub mod hooks;
@@ -15,6 +17,8 @@ pub mod manage;
 pub mod mounts;
 pub mod namespaces;
 pub mod process;
+pub mod procfs;
+pub mod protect;
 pub mod rootfs;
 pub mod seccomp;
 pub mod self_exe;
@@ -23,6 +27,7 @@ pub mod spec;
 pub mod spec_default;
 pub mod state;
 pub mod sync;
+pub mod sysctl;
 pub mod tty;
 
 pub use error::{Error, Result};

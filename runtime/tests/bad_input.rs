@@ -148,3 +148,15 @@ fn bad_signal_name() {
     assert_one_line_naming(&err, &["SIGNOPE"]);
     assert_eq!(rt.status(&id), "running");
 }
+
+#[test]
+fn intel_rdt_clos_id_must_be_a_name() {
+    let rt = runtime();
+    for clos in ["../../..", "a/b", ".", ".."] {
+        let mut b = Bundle::new(&["true"]);
+        b.set("/linux/intelRdt", json!({"closID": clos}));
+        b.write();
+        let err = create_fails(&rt, b.path());
+        assert_one_line_naming(&err, &["intelRdt.closID", clos]);
+    }
+}
