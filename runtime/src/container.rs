@@ -217,7 +217,9 @@ pub fn create_with_console(
             }
             Msg::Ready => break,
             Msg::Failed(e) => return Err(Error::Other(e)),
-            Msg::Proceed => return Err(Error::Other("sync: unexpected proceed from init".into())),
+            Msg::Proceed | Msg::Child(_) => {
+                return Err(Error::Other(format!("sync: unexpected {msg:?} from init")))
+            }
         }
     }
     container.creating = false;
