@@ -10,7 +10,7 @@ DEMO := $(CURDIR)/target/demo
 
 # Debian packages: build deps, the busybox used for test rootfs, and the real peers the
 # tests run against.
-PACKAGES := pkg-config libseccomp-dev busybox-static runc crun criu jq iproute2 hyperfine xz-utils openssl \
+PACKAGES := pkg-config libseccomp-dev busybox-static runc crun criu jq iproute2 hyperfine xz-utils openssl strace \
 	containerd docker.io docker-registry skopeo umoci podman tini
 # cgroup v2 tests boot a kernel under qemu (this host is hybrid v1/v2): from bookworm-backports,
 # where this machine's qemu-utils comes from (tools/apt-backports adds it from the mirror the

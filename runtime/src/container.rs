@@ -112,6 +112,11 @@ pub fn create_with_console(
         nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWPID)
             .map_err(|e| Error::sys("setns", path.display(), e))?;
     }
+    tracing::debug!(
+        "nsexec container setup: cloning the init of {} ({:?})",
+        opts.id,
+        plan.clone_flags
+    );
     let pid = clone(plan.clone_flags)?;
     if pid == 0 {
         drop(parent);
@@ -160,10 +165,12 @@ pub fn create_with_console(
     // Recorded before the cgroup exists: a create killed from here on is undone by
     // `delete --force`, which finds the pid and the cgroup in this record.
     container.save(root)?;
-    undo.cgroup = Some(container.cgroup.clone());
+    // create_and_join undoes its own part; a cgroup that was there before (refused as
+    // frozen) is not ours to remove.
     container
         .cgroup
         .create_and_join(pid, linux.resources().as_ref())?;
+    undo.cgroup = Some(container.cgroup.clone());
     parent.send(&Msg::Proceed)?;
     loop {
         let (msg, fd) = parent.recv_with_fd()?;
@@ -203,7 +210,9 @@ pub fn create_with_console(
             }
             Msg::Ready => break,
             Msg::Failed(e) => return Err(Error::Other(e)),
-            Msg::Proceed => return Err(Error::Other("sync: unexpected proceed from init".into())),
+            Msg::Proceed | Msg::Child(_) => {
+                return Err(Error::Other(format!("sync: unexpected {msg:?} from init")))
+            }
         }
     }
     container.creating = false;
@@ -405,20 +414,27 @@ fn read_exec_fifo(path: &Path, c: &Container) -> Result<String> {
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
-/// Send a signal to the init, or with `all` to every process of the container.
-pub fn kill(root: &Path, id: &str, signal: Signal, all: bool) -> Result<()> {
+/// Send a signal (a raw number: real-time ones and 0 included) to the init, or with `all` to
+/// every process of the container.
+pub fn kill(root: &Path, id: &str, signal: i32, all: bool) -> Result<()> {
     let c = Container::load(root, id)?;
     if all {
-        c.cgroup.kill_all(signal as i32)?;
+        c.cgroup.kill_all(signal)?;
         if c.is_alive() {
-            let _ = nix::sys::signal::kill(Pid::from_raw(c.pid), signal);
+            let _ = send_signal(c.pid, signal);
         }
         return Ok(());
     }
     if c.status(root) == ContainerState::Stopped {
         return Err(Error::State("container not running".into()));
     }
-    nix::sys::signal::kill(Pid::from_raw(c.pid), signal).map_err(|e| Error::sys("kill", c.pid, e))
+    send_signal(c.pid, signal).map_err(|e| Error::sys("kill", c.pid, e))
+}
+
+fn send_signal(pid: i32, signal: i32) -> nix::Result<()> {
+    // SAFETY: kill(2) takes any pid and signal number; errors come back in errno.
+    let r = unsafe { libc::kill(pid, signal) };
+    nix::errno::Errno::result(r).map(drop)
 }
 
 /// Delete a stopped container (or any, with `force`): processes, cgroup, state; then poststop.

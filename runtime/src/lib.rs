@@ -4,6 +4,7 @@
 pub mod cgroups;
 pub mod checkpoint;
 pub mod container;
+pub mod duration;
 pub mod error;
 pub mod exec;
 pub mod fdmount;

@@ -35,6 +35,7 @@ mod layout;
 mod owner;
 mod path;
 mod stats;
+mod sub;
 #[cfg(test)]
 mod tests;
 mod v1;
@@ -45,6 +46,7 @@ mod vm;
 
 pub use layout::{Layout, V1Mount};
 pub use owner::PidNs;
+pub use sub::SubCgroups;
 
 use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
@@ -77,6 +79,14 @@ pub enum Error {
         op: &'static str,
         path: PathBuf,
         source: std::io::Error,
+    },
+    #[error("--cgroup {arg}: {reason}")]
+    BadSubCgroup { arg: String, reason: String },
+    #[error("adding pid {pid} to cgroups: {}: {reason}", path.display())]
+    Join {
+        pid: i32,
+        path: PathBuf,
+        reason: String,
     },
     #[error("device eBPF program: {op} on {}: {source}{log}", path.display())]
     Bpf {
@@ -209,6 +219,7 @@ impl Cgroup {
         if let Some(r) = resources {
             validate::resources(r)?;
         }
+        self.check_not_frozen()?;
         let mut created = Vec::new();
         // Devices are restricted even when the config has no rules (runc does the same).
         let no_rules = LinuxResources::default();
@@ -223,6 +234,34 @@ impl Cgroup {
             return Err(e);
         }
         Ok(())
+    }
+
+    /// A pre-existing cgroup that is frozen is refused: the init would hang in it for ever.
+    /// (One that holds processes was refused before: `new_exclusive`.)
+    fn check_not_frozen(&self) -> Result<()> {
+        if self.frozen_anywhere() {
+            let dir = self.v1.get("freezer").or(self.unified.as_ref());
+            return Err(Error::Path {
+                path: dir.cloned().unwrap_or_else(|| self.path.clone()),
+                reason: "container's cgroup unexpectedly frozen".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether the v1 freezer or cgroup2's `cgroup.freeze` of an existing cgroup says frozen.
+    fn frozen_anywhere(&self) -> bool {
+        let v1 = self
+            .v1
+            .get("freezer")
+            .and_then(|d| fs::read(&d.join("freezer.state")).ok())
+            .is_some_and(|s| s.trim() != "THAWED");
+        let v2 = self
+            .unified
+            .as_ref()
+            .and_then(|d| fs::read(&d.join("cgroup.freeze")).ok())
+            .is_some_and(|s| s.trim() == "1");
+        v1 || v2
     }
 
     fn create_dirs(&self, created: &mut Vec<PathBuf>) -> Result<()> {
@@ -446,35 +485,57 @@ impl Cgroup {
         })
     }
 
-    /// Signal every process of the container (see `owned_pids`). SIGKILL uses cgroup2's
-    /// `cgroup.kill` when the kernel has it and the cgroup holds nothing else; otherwise freeze,
-    /// signal each of the container's pids, thaw (so no process forks in between). Processes
-    /// not started for the container are spared, with a warning.
+    /// Signal every process of the container (see `owned_pids`): freeze (so no process forks
+    /// in between), signal (SIGKILL through cgroup2's `cgroup.kill` when the kernel has it and
+    /// the cgroup holds nothing else), then thaw on every hierarchy that can hold the tasks
+    /// frozen: on a hybrid host a paused container is frozen by the v1 freezer, where a SIGKILL
+    /// stays pending until it is thawed. Processes not started for the container are spared,
+    /// with a warning.
     pub fn kill_all(&self, signal: i32) -> Result<()> {
-        let (_, foreign) = self.owned_pids()?;
+        // Frozen or not (a freeze can time out), every process gets the signal.
+        let _ = self.freeze();
+        let result = self.signal_all(signal);
+        result.and(self.thaw_everywhere())
+    }
+
+    fn signal_all(&self, signal: i32) -> Result<()> {
+        let (ours, foreign) = self.owned_pids()?;
         if signal == libc::SIGKILL && foreign.is_empty() {
-            if let Some(d) = &self.unified {
-                let kill = d.join("cgroup.kill");
+            if let Some(kill) = self.unified.as_ref().map(|d| d.join("cgroup.kill")) {
                 if kill.exists() {
-                    return fs::write(&kill, "1");
+                    fs::write(&kill, "1")?;
                 }
             }
         }
-        let frozen = self.freeze().is_ok();
-        let result = self.owned_pids().map(|(ours, foreign)| {
-            if !foreign.is_empty() {
-                tracing::warn!("{}", self.foreign_error(&foreign));
-            }
-            for pid in ours {
-                // SAFETY: kill(2) with a pid of the container read from cgroup.procs; errors
-                // (ESRCH) are harmless.
-                unsafe { libc::kill(pid, signal) };
-            }
-        });
-        if frozen {
-            self.thaw()?;
+        if !foreign.is_empty() {
+            tracing::warn!("{}", self.foreign_error(&foreign));
         }
-        result
+        for pid in ours {
+            // SAFETY: kill(2) with a pid of the container read from cgroup.procs; errors
+            // (ESRCH) are harmless.
+            unsafe { libc::kill(pid, signal) };
+        }
+        Ok(())
+    }
+
+    /// Thaw the v1 freezer and cgroup2's `cgroup.freeze`, wherever they exist.
+    fn thaw_everywhere(&self) -> Result<()> {
+        let mut first_err = None;
+        if let Some(d) = self.v1.get("freezer").filter(|d| d.exists()) {
+            if let Err(e) = v1::freeze(d, false) {
+                first_err.get_or_insert(e);
+            }
+        }
+        if let Some(d) = self
+            .unified
+            .as_ref()
+            .filter(|d| d.join("cgroup.freeze").exists())
+        {
+            if let Err(e) = v2::freeze(d, false) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
     }
 
     /// Remove the container's cgroup (and sub-cgroups) on every hierarchy. Waits up to a second
