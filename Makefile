@@ -10,10 +10,11 @@ DEMO := $(CURDIR)/target/demo
 
 # Debian packages: build deps, the busybox used for test rootfs, and the real peers the
 # tests run against.
-PACKAGES := pkg-config libseccomp-dev busybox-static runc crun criu jq iproute2 hyperfine xz-utils openssl \
-	containerd docker.io docker-registry skopeo umoci podman
+PACKAGES := pkg-config libseccomp-dev busybox-static runc crun criu jq iproute2 hyperfine xz-utils openssl strace \
+	containerd docker.io docker-registry skopeo umoci podman tini
 # cgroup v2 tests boot a kernel under qemu (this host is hybrid v1/v2): from bookworm-backports,
-# where this machine's qemu-utils comes from.
+# where this machine's qemu-utils comes from (tools/apt-backports adds it from the mirror the
+# machine's apt sources already use).
 BACKPORTS := qemu-system-x86 linux-image-amd64
 
 .PHONY: all build setup deps install demo test bench fmt lint clean
@@ -24,8 +25,7 @@ build:
 	$(CARGO) build --release --workspace
 
 deps:
-	grep -qrs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/ || \
-		echo 'deb http://deb.debian.org/debian bookworm-backports main' > /etc/apt/sources.list.d/bookworm-backports.list
+	sh tools/apt-backports
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(PACKAGES)
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t bookworm-backports $(BACKPORTS)

@@ -1,5 +1,5 @@
 //! The runtime's operations on containers: create, start, state, kill, delete, list.
-use crate::cgroups::Cgroup;
+use crate::cgroups::{Cgroup, PidNs};
 use crate::init::{self, Init};
 use crate::namespaces::Plan;
 use crate::spec::Bundle;
@@ -69,12 +69,28 @@ pub fn create_with_console(
     let spec = &bundle.spec;
     let linux = spec.linux().as_ref().expect("checked by Bundle::load");
     let plan = Plan::new(linux.namespaces().as_deref().unwrap_or(&[]))?;
+    if let Some(process) = spec.process() {
+        crate::lsm::check(
+            process,
+            linux.mount_label().as_deref(),
+            crate::lsm::CONFIG_FIELDS,
+        )?;
+    }
+    if let Some(sysctls) = linux.sysctl() {
+        crate::sysctl::validate(sysctls, &plan)?;
+    }
     let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
     if terminal && opts.console_socket.is_none() && console.is_none() {
         return Err(Error::Spec(
             "process.terminal is true but no --console-socket was given".into(),
         ));
     }
+    // Refused before anything is made: a cgroup shared with other processes (runc's check).
+    let mut cgroup = Cgroup::new_exclusive(
+        linux.cgroups_path().as_deref(),
+        &opts.id,
+        opts.systemd_cgroup,
+    )?;
     let dir = make_state_dir(root, &opts.id)?;
     let mut undo = Undo {
         dir: dir.clone(),
@@ -103,6 +119,11 @@ pub fn create_with_console(
         nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWPID)
             .map_err(|e| Error::sys("setns", path.display(), e))?;
     }
+    tracing::debug!(
+        "nsexec container setup: cloning the init of {} ({:?})",
+        opts.id,
+        plan.clone_flags
+    );
     let pid = clone(plan.clone_flags)?;
     if pid == 0 {
         drop(parent);
@@ -131,11 +152,8 @@ pub fn create_with_console(
             linux.gid_mappings().as_deref(),
         )?;
     }
-    let cgroup = Cgroup::new(
-        linux.cgroups_path().as_deref(),
-        &opts.id,
-        opts.systemd_cgroup,
-    )?;
+    cgroup.owner_pid_ns =
+        Some(PidNs::of(pid).map_err(|e| Error::io("stat", format!("/proc/{pid}/ns/pid"), e))?);
     let mut container = Container {
         id: opts.id.clone(),
         bundle: bundle.dir.clone(),
@@ -154,10 +172,12 @@ pub fn create_with_console(
     // Recorded before the cgroup exists: a create killed from here on is undone by
     // `delete --force`, which finds the pid and the cgroup in this record.
     container.save(root)?;
-    undo.cgroup = Some(container.cgroup.clone());
+    // create_and_join undoes its own part; a cgroup that was there before (refused as
+    // frozen) is not ours to remove.
     container
         .cgroup
         .create_and_join(pid, linux.resources().as_ref())?;
+    undo.cgroup = Some(container.cgroup.clone());
     parent.send(&Msg::Proceed)?;
     loop {
         let (msg, fd) = parent.recv_with_fd()?;
@@ -197,7 +217,9 @@ pub fn create_with_console(
             }
             Msg::Ready => break,
             Msg::Failed(e) => return Err(Error::Other(e)),
-            Msg::Proceed => return Err(Error::Other("sync: unexpected proceed from init".into())),
+            Msg::Proceed | Msg::Child(_) => {
+                return Err(Error::Other(format!("sync: unexpected {msg:?} from init")))
+            }
         }
     }
     container.creating = false;
@@ -399,20 +421,27 @@ fn read_exec_fifo(path: &Path, c: &Container) -> Result<String> {
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
-/// Send a signal to the init, or with `all` to every process of the container.
-pub fn kill(root: &Path, id: &str, signal: Signal, all: bool) -> Result<()> {
+/// Send a signal (a raw number: real-time ones and 0 included) to the init, or with `all` to
+/// every process of the container.
+pub fn kill(root: &Path, id: &str, signal: i32, all: bool) -> Result<()> {
     let c = Container::load(root, id)?;
     if all {
-        c.cgroup.kill_all(signal as i32)?;
+        c.cgroup.kill_all(signal)?;
         if c.is_alive() {
-            let _ = nix::sys::signal::kill(Pid::from_raw(c.pid), signal);
+            let _ = send_signal(c.pid, signal);
         }
         return Ok(());
     }
     if c.status(root) == ContainerState::Stopped {
         return Err(Error::State("container not running".into()));
     }
-    nix::sys::signal::kill(Pid::from_raw(c.pid), signal).map_err(|e| Error::sys("kill", c.pid, e))
+    send_signal(c.pid, signal).map_err(|e| Error::sys("kill", c.pid, e))
+}
+
+fn send_signal(pid: i32, signal: i32) -> nix::Result<()> {
+    // SAFETY: kill(2) takes any pid and signal number; errors come back in errno.
+    let r = unsafe { libc::kill(pid, signal) };
+    nix::errno::Errno::result(r).map(drop)
 }
 
 /// Delete a stopped container (or any, with `force`): processes, cgroup, state; then poststop.
@@ -443,6 +472,10 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         let _ = c.cgroup.kill_all(libc::SIGKILL);
         let _ = nix::sys::signal::kill(Pid::from_raw(c.pid), Signal::SIGKILL);
         wait_gone(&c, Duration::from_secs(10));
+    } else {
+        // The init is gone but what it left (a child in a shared pid namespace) is still the
+        // container's: killed, so that its cgroup can go (runc does the same).
+        c.cgroup.kill_all(libc::SIGKILL)?;
     }
     c.cgroup.delete()?;
     let dir = state::dir(root, id);

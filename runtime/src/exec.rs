@@ -1,12 +1,12 @@
 //! `exec`: run another process in a running container — every namespace, its cgroup, its
 //! credentials and seccomp — and wait for it unless detached.
-use crate::namespaces::{flag, name};
+use crate::namespaces::name;
 use crate::spec::Bundle;
 use crate::state::Container;
 use crate::sync::{self, Channel, Msg};
 use crate::{container, foreground, process, seccomp, tty, Error, Result};
 use oci_spec::runtime::{ContainerState, LinuxNamespaceType, LinuxSeccomp, Process};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
@@ -18,6 +18,10 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: i32,
     pub ignore_paused: bool,
+    /// How to name the AppArmor/SELinux requests in errors (flags or `--process` fields).
+    pub lsm_fields: crate::lsm::Fields,
+    /// `--cgroup`: the sub-cgroups the process joins.
+    pub sub_cgroups: crate::cgroups::SubCgroups,
 }
 
 /// Namespace kinds in the order a process joins them: user first, mount last.
@@ -42,6 +46,7 @@ pub fn exec(root: &Path, opts: &ExecOptions) -> Result<i32> {
             "cannot exec in a paused container (use --ignore-paused)".into(),
         ));
     }
+    crate::lsm::check(&opts.process, None, opts.lsm_fields)?;
     let bundle = Bundle::load(&c.bundle)?;
     let linux = bundle
         .spec
@@ -65,10 +70,11 @@ pub fn exec(root: &Path, opts: &ExecOptions) -> Result<i32> {
         .then(foreground::console_pair)
         .transpose()?;
     let joins = open_namespaces(c.pid, &kinds)?;
+    // Entered last, by the first child: they only apply to the process it forks.
+    let mut late = Vec::new();
     for kind in [LinuxNamespaceType::Pid, LinuxNamespaceType::Time] {
         if kinds.contains(&kind) {
-            let fd = crate::namespaces::open_ns(&ns_path(c.pid, kind))?;
-            nix::sched::setns(&fd, flag(kind)).map_err(|e| Error::sys("setns", name(kind), e))?;
+            late.push((kind, crate::namespaces::open_ns(&ns_path(c.pid, kind))?));
         }
     }
     let (own_console, console) = match own_console {
@@ -82,27 +88,50 @@ pub fn exec(root: &Path, opts: &ExecOptions) -> Result<i32> {
                 .transpose()?,
         ),
     };
+    tracing::debug!("nsexec container setup: exec in container {}", opts.id);
+    // The process forked into the container must become our child when the first exits.
+    set_child_subreaper()?;
     let (parent, child) = sync::pair()?;
-    let pid = fork()?;
-    if pid == 0 {
+    let first = fork()?;
+    if first == 0 {
         drop(parent);
-        let err = child_setup(
-            &child,
-            &joins,
-            opts,
-            console.as_ref(),
-            linux.seccomp().as_ref(),
-            kinds.contains(&LinuxNamespaceType::User),
-        )
-        .unwrap_err();
+        let err = match enter(&child, joins, late, opts.preserve_fds, console.as_ref()) {
+            Ok(0) => child_setup(
+                &child,
+                opts,
+                console.as_ref(),
+                linux.seccomp().as_ref(),
+                kinds.contains(&LinuxNamespaceType::User),
+            )
+            .unwrap_err(),
+            Ok(pid) => {
+                let code = i32::from(child.send(&Msg::Child(pid)).is_err());
+                unsafe { libc::_exit(code) }
+            }
+            Err(e) => e,
+        };
         let _ = child.send(&Msg::Failed(err.to_string()));
         unsafe { libc::_exit(1) }
     }
     drop(child);
     drop(console);
     drop(joins);
+    drop(late);
+    let pid = match parent.recv() {
+        Ok(Msg::Child(pid)) => pid,
+        Ok(Msg::Failed(e)) => {
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(first), None);
+            return Err(Error::Other(e));
+        }
+        Ok(other) => return Err(Error::Other(format!("exec: unexpected {other:?}"))),
+        Err(e) => {
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(first), None);
+            return Err(e);
+        }
+    };
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(first), None);
     let forward = (!opts.detach).then(foreground::block_signals).transpose()?;
-    if let Err(e) = c.cgroup.join(pid) {
+    if let Err(e) = c.cgroup.join_sub(pid, &opts.sub_cgroups) {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGKILL,
@@ -176,18 +205,64 @@ fn fork() -> Result<i32> {
     Ok(r as i32)
 }
 
+/// In exec's first child, still outside the container's pid namespace (so not visible from
+/// it): stop being dumpable, close every fd not meant for the container, join its namespaces
+/// (mount last), then the pid and time namespaces, and fork. Returns the new process's pid in
+/// the first child, 0 in the new process, which is visible in the container only from here on,
+/// already inside its mount namespace (CVE-2016-9962).
+fn enter(
+    channel: &Channel,
+    joins: Vec<(LinuxNamespaceType, OwnedFd)>,
+    late: Vec<(LinuxNamespaceType, OwnedFd)>,
+    preserve_fds: i32,
+    console: Option<&OwnedFd>,
+) -> Result<i32> {
+    // SAFETY: prctl(PR_SET_DUMPABLE, 0) takes no pointers.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        return Err(Error::sys(
+            "prctl",
+            "PR_SET_DUMPABLE",
+            nix::errno::Errno::last(),
+        ));
+    }
+    crate::init::prepare_fds(preserve_fds)?;
+    let mut keep: Vec<RawFd> = joins
+        .iter()
+        .chain(&late)
+        .map(|(_, fd)| fd.as_raw_fd())
+        .collect();
+    keep.push(channel.raw());
+    keep.extend(console.map(|c| c.as_raw_fd()));
+    crate::init::close_all_but(3 + preserve_fds.max(0), &keep)?;
+    for (kind, fd) in joins.iter().chain(&late) {
+        crate::namespaces::enter(*kind, fd)?;
+    }
+    drop(joins);
+    drop(late);
+    fork()
+}
+
+fn set_child_subreaper() -> Result<()> {
+    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER, 1) takes no pointers.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        return Err(Error::sys(
+            "prctl",
+            "PR_SET_CHILD_SUBREAPER",
+            nix::errno::Errno::last(),
+        ));
+    }
+    Ok(())
+}
+
+/// In the process forked into the container: wait for its cgroup, then set up and exec.
 fn child_setup(
     channel: &Channel,
-    joins: &[(LinuxNamespaceType, OwnedFd)],
     opts: &ExecOptions,
     console: Option<&OwnedFd>,
     seccomp_cfg: Option<&LinuxSeccomp>,
     in_userns: bool,
 ) -> Result<()> {
-    crate::init::prepare_fds(opts.preserve_fds)?;
-    for (kind, fd) in joins {
-        crate::namespaces::enter(*kind, fd)?;
-    }
+    tracing::debug!("child process in init(): joining container {}", opts.id);
     match channel.recv()? {
         Msg::Proceed => {}
         m => return Err(Error::Other(format!("exec: unexpected {m:?}"))),
@@ -198,7 +273,7 @@ fn child_setup(
             .console_size()
             .as_ref()
             .map(|b| (b.height() as u16, b.width() as u16));
-        tty::setup(socket, size)?;
+        tty::setup(socket, size, p.user().uid())?;
     }
     process::set_oom_score_adj(p.oom_score_adj())?;
     process::set_rlimits(p.rlimits().as_deref().unwrap_or(&[]))?;
@@ -209,7 +284,8 @@ fn child_setup(
         .first()
         .ok_or_else(|| Error::Spec("exec: no command given".into()))?;
     nix::unistd::chdir(p.cwd()).map_err(|e| Error::sys("chdir", p.cwd().display(), e))?;
-    let exe = process::find_executable(arg0, &env)?;
+    let exe = process::find_executable(arg0, &env, p.cwd())?;
+    crate::lsm::apply(p)?;
     let nnp = p.no_new_privileges() == Some(true);
     if let Some(s) = seccomp_cfg.filter(|_| !nnp) {
         seccomp::load(s)?;
@@ -270,6 +346,12 @@ pub fn process_from_flags(base: &Process, f: &ExecFlags) -> Result<Process> {
     if f.no_new_privs {
         p.set_no_new_privileges(Some(true));
     }
+    if let Some(profile) = &f.apparmor {
+        p.set_apparmor_profile(Some(profile.clone()));
+    }
+    if let Some(label) = &f.process_label {
+        p.set_selinux_label(Some(label.clone()));
+    }
     if !f.caps.is_empty() {
         let mut caps = p.capabilities().clone().unwrap_or_default();
         for name in &f.caps {
@@ -302,9 +384,24 @@ pub struct ExecFlags {
     pub additional_gids: Vec<u32>,
     pub caps: Vec<String>,
     pub no_new_privs: bool,
+    pub apparmor: Option<String>,
+    pub process_label: Option<String>,
 }
 
 /// Read a `--process` JSON file (or `-`); errors name the file and the field.
+/// As for runc, only `cwd` (and `args`) are required: a missing `user` is root.
 pub fn process_from_file(path: &Path) -> Result<Process> {
-    crate::spec::read_json_arg(path)
+    let mut doc: serde_json::Value = crate::spec::read_json_arg(path)?;
+    let bad = |msg: &str| Error::Spec(format!("{}: {msg}", path.display()));
+    let fields = doc
+        .as_object_mut()
+        .ok_or_else(|| bad("not a JSON object (a runtime-spec Process)"))?;
+    if !fields.contains_key("cwd") {
+        return Err(bad("cwd: missing (it is required)"));
+    }
+    fields
+        .entry("user")
+        .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+    let text = serde_json::to_vec(&doc).map_err(|e| bad(&e.to_string()))?;
+    crate::spec::parse_json(&text).map_err(|e| bad(&e.to_string()))
 }

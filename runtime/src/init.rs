@@ -1,13 +1,14 @@
 //! The container's init: runs in the cloned child, sets the container up, waits for `start`
 //! on the exec fifo, and execs the user process. Every failure goes back to `create`.
 use crate::namespaces::Plan;
+use crate::procfs::Procfs;
 use crate::sync::{Channel, Msg};
-use crate::{hooks, process, rootfs, seccomp, tty, Error, Result};
+use crate::{hooks, process, protect, rootfs, seccomp, sysctl, tty, Error, Result};
 use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{ContainerState, LinuxNamespaceType, Spec, State};
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 /// Everything the init needs, prepared by `create` before clone.
@@ -45,7 +46,17 @@ fn setup(init: &Init) -> Result<()> {
         .ok()
         .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
         .unwrap_or(0);
+    tracing::debug!("child process in init(): setting up container {}", init.id);
     prepare_fds(init.listen_fds + init.preserve_fds)?;
+    // Nothing the caller left open reaches the waiting init: only what it needs stays.
+    let keep: Vec<i32> = [
+        Some(init.channel.raw()),
+        init.console.as_ref().map(|c| c.as_raw_fd()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    close_all_but(3 + init.listen_fds.max(0) + init.preserve_fds.max(0), &keep)?;
     for (kind, fd) in init.plan.open_joins()? {
         crate::namespaces::enter(kind, &fd)?;
     }
@@ -68,13 +79,15 @@ fn setup(init: &Init) -> Result<()> {
     }
     set_hostname(spec, init.plan)?;
     let in_userns = init.plan.has(LinuxNamespaceType::User);
-    // The state directory, held open to reach the exec fifo from inside the new root.
-    let state_dir = nix::fcntl::open(
-        init.state_dir,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+    // The exec fifo (and nothing else of the host: no directory to walk up from), held to
+    // reopen it for writing from inside the new root.
+    let fifo_path = init.state_dir.join(crate::state::EXEC_FIFO);
+    let fifo = nix::fcntl::open(
+        &fifo_path,
+        OFlag::O_PATH | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
         nix::sys::stat::Mode::empty(),
     )
-    .map_err(|e| Error::sys("open", init.state_dir.display(), e))?;
+    .map_err(|e| Error::sys("open", fifo_path.display(), e))?;
     // Without a mount namespace of its own the container shares the host's mounts: it gets a
     // chroot and nothing is mounted (that would change the host).
     let own_mounts = init.plan.has(LinuxNamespaceType::Mount);
@@ -95,6 +108,9 @@ fn setup(init: &Init) -> Result<()> {
     expect(&init.channel, Msg::Proceed)?;
     let state = oci_state(init, host_pid);
     if let Some(hooks) = spec.hooks() {
+        // As runc: createContainer hooks start in the container's rootfs.
+        nix::unistd::chdir(init.rootfs)
+            .map_err(|e| Error::sys("chdir", init.rootfs.display(), e))?;
         hooks::run(
             "createContainer",
             hooks.create_container().as_deref().unwrap_or(&[]),
@@ -108,10 +124,12 @@ fn setup(init: &Init) -> Result<()> {
     } else {
         rootfs::pivot(init.rootfs)?;
     }
-    rootfs::sysctls(spec)?;
+    if let Some(sysctls) = linux.sysctl().as_ref().filter(|m| !m.is_empty()) {
+        sysctl::apply(sysctls, &Procfs::open()?)?;
+    }
     if own_mounts {
-        rootfs::mask(linux.masked_paths().as_deref().unwrap_or(&[]))?;
-        rootfs::make_readonly(linux.readonly_paths().as_deref().unwrap_or(&[]))?;
+        protect::mask(linux.masked_paths().as_deref().unwrap_or(&[]))?;
+        protect::make_readonly(linux.readonly_paths().as_deref().unwrap_or(&[]))?;
         if spec
             .root()
             .as_ref()
@@ -126,7 +144,7 @@ fn setup(init: &Init) -> Result<()> {
                 .console_size()
                 .as_ref()
                 .map(|b| (b.height() as u16, b.width() as u16));
-            tty::setup(socket, size)?;
+            tty::setup(socket, size, process.user().uid())?;
         }
         (None, true) => {
             return Err(Error::Spec(
@@ -147,7 +165,7 @@ fn setup(init: &Init) -> Result<()> {
         env.push("LISTEN_PID=1".into());
     }
     let args = process.args().clone().unwrap_or_default();
-    let exe = process::find_executable(&args[0], &env)?;
+    let exe = process::find_executable(&args[0], &env, process.cwd())?;
     // Enter the working directory now, as root and before seccomp can refuse getcwd; it must
     // resolve inside the container (CVE-2024-21626).
     // A missing working directory is made, as runc does (resolved inside the new root).
@@ -157,6 +175,7 @@ fn setup(init: &Init) -> Result<()> {
     nix::unistd::chdir(process.cwd())
         .map_err(|e| Error::sys("chdir", process.cwd().display(), e))?;
     check_cwd_inside()?;
+    crate::lsm::apply(process)?;
     let nnp = process.no_new_privileges() == Some(true);
     let seccomp = linux.seccomp().as_ref();
     if let Some(s) = seccomp.filter(|_| !nnp) {
@@ -176,17 +195,10 @@ fn setup(init: &Init) -> Result<()> {
     let envp = process::cstrings(&env)?;
     let exe_c = std::ffi::CString::new(exe.as_os_str().as_encoded_bytes())
         .map_err(|_| Error::Spec("process.args[0]: NUL byte".into()))?;
+    tracing::debug!("init: closing the pipe to signal completion (ready, waiting for start)");
     init.channel.send(&Msg::Ready)?;
     // Blocks until `start` opens the fifo for reading.
-    let fifo_w = nix::fcntl::openat(
-        &state_dir,
-        crate::state::EXEC_FIFO,
-        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(|e| Error::sys("open", "exec.fifo", e))?;
-    drop(state_dir);
-    let mut fifo_w = std::fs::File::from(fifo_w);
+    let mut fifo_w = std::fs::File::from(reopen_fifo(fifo)?);
     let _ = fifo_w.write_all(b"0");
     if let Some(hooks) = spec.hooks() {
         let mut state = state;
@@ -203,6 +215,28 @@ fn setup(init: &Init) -> Result<()> {
     let err = nix::unistd::execve(&exe_c, &argv, &envp).unwrap_err();
     let _ = write!(fifo_w, "Eexec {}: {err}", exe.display());
     unsafe { libc::_exit(127) }
+}
+
+/// Open the exec fifo held as `O_PATH` for writing (blocking until `start` reads), through the
+/// container's /proc like runc; what opens must be that very fifo (fstat), not something a
+/// fake /proc put there.
+fn reopen_fifo(fifo: OwnedFd) -> Result<OwnedFd> {
+    let path = format!("/proc/thread-self/fd/{}", fifo.as_raw_fd());
+    let w = nix::fcntl::open(
+        path.as_str(),
+        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| Error::sys("open exec fifo through", &path, e))?;
+    let same = |a: &nix::sys::stat::FileStat, b: &nix::sys::stat::FileStat| {
+        (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+    };
+    match (nix::sys::stat::fstat(&fifo), nix::sys::stat::fstat(&w)) {
+        (Ok(a), Ok(b)) if same(&a, &b) => Ok(w),
+        _ => Err(Error::Other(format!(
+            "open exec fifo through {path}: not the exec fifo (is /proc a real procfs?)"
+        ))),
+    }
 }
 
 fn expect(channel: &Channel, want: Msg) -> Result<()> {
@@ -263,6 +297,29 @@ fn mark_fds_cloexec(preserve: i32) -> Result<()> {
         );
         std::mem::forget(owned);
         res.map_err(|e| Error::sys("preserve fd", fd, e))?;
+    }
+    Ok(())
+}
+
+/// Close every fd from `first` up, except those in `keep`.
+pub(crate) fn close_all_but(first: i32, keep: &[RawFd]) -> Result<()> {
+    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|fd| *fd >= first).collect();
+    keep.sort_unstable();
+    let mut from = first as u32;
+    for k in keep.into_iter().map(|k| k as u32) {
+        if k > from {
+            close_range(from, k - 1)?;
+        }
+        from = from.max(k + 1);
+    }
+    close_range(from, u32::MAX)
+}
+
+fn close_range(from: u32, to: u32) -> Result<()> {
+    // SAFETY: close_range(2) takes no pointers; the fds it closes are not used afterwards.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, from, to, 0) };
+    if r != 0 {
+        return Err(Error::sys("close_range", from, nix::errno::Errno::last()));
     }
     Ok(())
 }

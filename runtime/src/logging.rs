@@ -2,6 +2,7 @@
 //! object per line, `{"level":"error","msg":"…","time":"…"}`; `text` gives logfmt-like lines.
 use std::fmt::Write as _;
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::Mutex;
 use tracing::field::{Field, Visit};
@@ -20,6 +21,8 @@ struct FileLayer {
     file: Mutex<std::fs::File>,
     format: Format,
     max: Level,
+    /// On stderr errors are left out: `main` prints them itself.
+    skip_errors: bool,
 }
 
 struct Message(String);
@@ -36,7 +39,8 @@ impl Visit for Message {
 
 impl<S: Subscriber> Layer<S> for FileLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        if *event.metadata().level() > self.max {
+        let level = *event.metadata().level();
+        if level > self.max || (self.skip_errors && level == Level::ERROR) {
             return;
         }
         let mut msg = Message(String::new());
@@ -49,7 +53,11 @@ impl<S: Subscriber> Layer<S> for FileLayer {
 }
 
 fn line(format: Format, level: Level, msg: &str) -> String {
-    let level = level.as_str().to_ascii_lowercase();
+    // logrus's names, as runc writes them (containerd parses both).
+    let level = match level {
+        Level::WARN => "warning".to_string(),
+        other => other.as_str().to_ascii_lowercase(),
+    };
     let time = crate::state::now_rfc3339();
     match format {
         Format::Json => {
@@ -60,14 +68,21 @@ fn line(format: Format, level: Level, msg: &str) -> String {
     }
 }
 
-/// Send logs to `path` (if given) at info level, or debug with `debug`.
+/// Send logs to `path` (if given) at info level, or debug with `debug`. Without a path,
+/// warnings (and debug records with `debug`) go to stderr as text, as runc's do.
 pub fn init(path: Option<&Path>, format: Format, debug: bool) {
     let max = if debug { Level::DEBUG } else { Level::INFO };
     let Some(path) = path else {
-        if debug {
-            let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-            let _ = tracing_subscriber::registry().with(layer).try_init();
-        }
+        let Ok(stderr) = std::io::stderr().as_fd().try_clone_to_owned() else {
+            return;
+        };
+        let layer = FileLayer {
+            file: Mutex::new(stderr.into()),
+            format: Format::Text,
+            max: if debug { Level::DEBUG } else { Level::WARN },
+            skip_errors: true,
+        };
+        let _ = tracing_subscriber::registry().with(layer).try_init();
         return;
     };
     let file = std::fs::OpenOptions::new()
@@ -86,6 +101,7 @@ pub fn init(path: Option<&Path>, format: Format, debug: bool) {
         file: Mutex::new(file),
         format,
         max,
+        skip_errors: false,
     };
     let _ = tracing_subscriber::registry().with(layer).try_init();
 }

@@ -95,7 +95,7 @@ struct ExecArgs {
     cap: Vec<String>,
     #[arg(long, default_value_t = 0)]
     preserve_fds: i32,
-    /// Accepted for runc compatibility: the process joins the container's cgroup.
+    /// Join a sub-cgroup: `path` (every hierarchy) or `controller[,controller]:path`.
     #[arg(long)]
     cgroup: Vec<String>,
     #[arg(long)]
@@ -118,13 +118,13 @@ struct UpdateArgs {
     blkio_weight: Option<u16>,
     #[arg(long)]
     cpu_period: Option<u64>,
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     cpu_quota: Option<i64>,
     #[arg(long)]
     cpu_share: Option<u64>,
     #[arg(long)]
     cpu_rt_period: Option<u64>,
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     cpu_rt_runtime: Option<i64>,
     #[arg(long)]
     cpuset_cpus: Option<String>,
@@ -217,8 +217,8 @@ enum Command {
     Events {
         #[arg(long)]
         stats: bool,
-        /// Seconds between stats, e.g. 5 or 5s.
-        #[arg(long, default_value = "5s")]
+        /// Time between stats, a Go duration: 5s, 100ms, 1m30s.
+        #[arg(long, default_value = "5s", allow_hyphen_values = true)]
         interval: String,
         id: String,
     },
@@ -292,12 +292,17 @@ fn main() {
         }
     }
     logging::init(cli.log.as_deref(), cli.log_format, cli.debug);
+    // Like runc, a failing `exec` exits 255 so that callers tell it from the process's code.
+    let failed = match cli.command {
+        Some(Command::Exec(_)) => 255,
+        _ => 1,
+    };
     let code = match run(&cli) {
         Ok(code) => code,
         Err(e) => {
             tracing::error!("{e}");
             eprintln!("berth-runtime: {e}");
-            1
+            failed
         }
     };
     std::process::exit(code);
@@ -465,6 +470,8 @@ fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
                 additional_gids: a.additional_gids.clone(),
                 caps: a.cap.clone(),
                 no_new_privs: a.no_new_privs,
+                apparmor: a.apparmor.clone(),
+                process_label: a.process_label.clone(),
             };
             exec::process_from_flags(&base, &flags)?
         }
@@ -477,6 +484,12 @@ fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         pid_file: a.pid_file.clone(),
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
+        lsm_fields: if a.process.is_some() {
+            berth_runtime::lsm::CONFIG_FIELDS
+        } else {
+            berth_runtime::lsm::EXEC_FIELDS
+        },
+        sub_cgroups: berth_runtime::cgroups::SubCgroups::parse(&a.cgroup)?,
     };
     exec::exec(root, &opts)
 }
@@ -487,15 +500,14 @@ fn events(root: &Path, id: &str, once: bool, interval: &str) -> Result<()> {
         println!("{}", manage::stats_event(&c)?);
         return Ok(());
     }
-    let secs: f64 = interval
-        .trim_end_matches('s')
-        .parse()
-        .ok()
-        .filter(|s: &f64| *s > 0.0)
-        .ok_or_else(|| Error::Spec(format!("--interval: invalid duration {interval:?}")))?;
-    manage::events(root, id, std::time::Duration::from_secs_f64(secs), |ev| {
-        println!("{ev}")
-    })
+    let every = berth_runtime::duration::parse(interval)
+        .and_then(|d| {
+            (!d.is_zero())
+                .then_some(d)
+                .ok_or_else(|| "must be greater than 0".to_string())
+        })
+        .map_err(|e| Error::Spec(format!("--interval {interval:?}: {e}")))?;
+    manage::events(root, id, every, |ev| println!("{ev}"))
 }
 
 /// `update`'s resources: the JSON document if given, with the flags laid over it.
@@ -565,7 +577,7 @@ fn list(root: &Path, format: &str, quiet: bool) -> Result<()> {
     match format {
         "json" => {
             let all: Vec<_> = containers.iter().map(|c| c.runc_state_json(root)).collect();
-            println!("{}", serde_json::Value::Array(all));
+            println!("{}", serde_json::to_string(&all).unwrap_or_default());
         }
         "table" => {
             let rows: Vec<[String; 6]> = containers
@@ -574,8 +586,8 @@ fn list(root: &Path, format: &str, quiet: bool) -> Result<()> {
                     let s = c.runc_state_json(root);
                     [
                         c.id.clone(),
-                        s["pid"].to_string(),
-                        s["status"].as_str().unwrap_or("").into(),
+                        s.pid.to_string(),
+                        s.status,
                         c.bundle.display().to_string(),
                         c.created.clone(),
                         c.owner.clone(),
@@ -614,6 +626,6 @@ fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
     }
 }
 
-fn pretty(v: &serde_json::Value) -> String {
+fn pretty(v: &impl serde::Serialize) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default()
 }

@@ -72,9 +72,30 @@ pub fn ps_table(root: &Path, id: &str, ps_args: &[String]) -> Result<String> {
     Ok(result)
 }
 
+/// One event of `events`, its keys in runc's order: `{"type":…,"id":…,"data":…}`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Event {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+}
+
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = serde_json::to_string(self).map_err(|_| std::fmt::Error)?;
+        f.write_str(&text)
+    }
+}
+
 /// One runc-shaped stats event: `{"type":"stats","id":…,"data":{…}}`.
-pub fn stats_event(c: &Container) -> Result<serde_json::Value> {
-    Ok(serde_json::json!({"type": "stats", "id": c.id, "data": c.cgroup.stats()?}))
+pub fn stats_event(c: &Container) -> Result<Event> {
+    Ok(Event {
+        kind: "stats",
+        id: c.id.clone(),
+        data: Some(c.cgroup.stats()?),
+    })
 }
 
 /// `events`: stats every `interval` and OOM events as they happen, until the container stops.
@@ -82,7 +103,7 @@ pub fn events(
     root: &Path,
     id: &str,
     interval: Duration,
-    mut emit: impl FnMut(&serde_json::Value),
+    mut emit: impl FnMut(&Event),
 ) -> Result<()> {
     let c = running(root, id)?;
     let tick = Duration::from_millis(100);
@@ -97,7 +118,11 @@ pub fn events(
         }
         let now = c.cgroup.oom_kill_count().unwrap_or(ooms);
         if now > ooms {
-            emit(&serde_json::json!({"type": "oom", "id": c.id}));
+            emit(&Event {
+                kind: "oom",
+                id: c.id.clone(),
+                data: None,
+            });
             ooms = now;
         }
         std::thread::sleep(tick);

@@ -218,6 +218,24 @@ pub fn current_flags(path: &str) -> MsFlags {
     m
 }
 
+/// mountinfo escapes space, tab, newline and backslash as \ooo.
+pub fn unescape_mountinfo(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            let oct: String = chars.clone().take(3).collect();
+            if let Ok(v) = u8::from_str_radix(&oct, 8) {
+                out.push(v as char);
+                chars.nth(2);
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

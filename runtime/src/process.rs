@@ -180,18 +180,24 @@ pub fn default_home(env: &mut Vec<String>, uid: u32) {
     env.push(format!("HOME={home}"));
 }
 
-/// Find `arg0` the way execvp would, on the container's PATH.
-pub fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf> {
-    let not_found = || {
-        Error::Other(format!(
-            "exec: {arg0:?}: executable file not found in $PATH"
-        ))
-    };
+/// Find `arg0` the way execvp would, on the container's PATH, resolving every candidate
+/// inside the calling process's root (the container's) and through no magic link, so that an
+/// fd held by the runtime cannot lead the check to a host file.
+pub fn find_executable(arg0: &str, env: &[String], cwd: &Path) -> Result<PathBuf> {
+    let root = nix::fcntl::open(
+        "/",
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| Error::sys("open", "/", e))?;
     if arg0.contains('/') {
-        return match std::fs::metadata(arg0) {
-            Ok(m) if is_executable(&m) => Ok(PathBuf::from(arg0)),
-            Ok(_) => Err(Error::Other(format!("exec: {arg0:?}: permission denied"))),
-            Err(e) => Err(Error::Other(format!("exec: {arg0:?}: {e}"))),
+        return match executable_in_root(&root, &cwd.join(arg0)) {
+            Ok(true) => Ok(PathBuf::from(arg0)),
+            Ok(false) => Err(Error::Other(format!("exec: {arg0:?}: permission denied"))),
+            Err(nix::errno::Errno::ELOOP) => Err(Error::Other(format!(
+                "exec: {arg0:?}: resolves through a magic link or a symlink loop"
+            ))),
+            Err(e) => Err(Error::Other(format!("exec: {arg0:?}: {}", e.desc()))),
         };
     }
     let path = env
@@ -200,13 +206,24 @@ pub fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf> {
         .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     path.split(':')
         .map(|dir| Path::new(if dir.is_empty() { "." } else { dir }).join(arg0))
-        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && is_executable(&m)))
-        .ok_or_else(not_found)
+        .find(|p| executable_in_root(&root, &cwd.join(p)) == Ok(true))
+        .ok_or_else(|| {
+            Error::Other(format!(
+                "exec: {arg0:?}: executable file not found in $PATH"
+            ))
+        })
 }
 
-fn is_executable(m: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    m.permissions().mode() & 0o111 != 0
+/// Whether `path` (absolute, inside `root`) is an executable regular file.
+fn executable_in_root(root: &std::os::fd::OwnedFd, path: &Path) -> nix::Result<bool> {
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let fd = nix::fcntl::openat2(root, path, how)?;
+    let st = nix::sys::stat::fstat(&fd)?;
+    let regular = st.st_mode & libc::S_IFMT == libc::S_IFREG;
+    Ok(regular && st.st_mode & 0o111 != 0)
 }
 
 pub fn cstrings(items: &[String]) -> Result<Vec<CString>> {

@@ -1,7 +1,7 @@
 //! The container's root filesystem: mounts in order, devices, pivot_root, masked and
 //! read-only paths.
 use crate::mounts::{self, current_flags, open_in_root, proc_fd, Kind, Options};
-use crate::{Error, Result};
+use crate::{procfs, Error, Result};
 use nix::fcntl::OFlag;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
@@ -102,8 +102,22 @@ pub fn mount_all(
     in_userns: bool,
     cgroupns: bool,
 ) -> Result<()> {
+    let label = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.mount_label().as_deref())
+        .filter(|l| !l.is_empty());
     for m in spec.mounts().iter().flatten() {
-        mount_one(m, root, bundle, in_userns, cgroupns)?;
+        match label {
+            Some(label) if matches!(m.typ().as_deref(), Some("tmpfs" | "devpts")) => {
+                let mut labelled = m.clone();
+                let mut options = m.options().clone().unwrap_or_default();
+                options.push(crate::lsm::mount_context(label));
+                labelled.set_options(Some(options));
+                mount_one(&labelled, root, bundle, in_userns, cgroupns)?;
+            }
+            _ => mount_one(m, root, bundle, in_userns, cgroupns)?,
+        }
     }
     Ok(())
 }
@@ -147,6 +161,12 @@ fn mount_entry(
             s.clone()
         }
     });
+    let request = procfs::MountRequest {
+        dest,
+        fstype,
+        bind_source: source.as_deref().filter(|_| is_bind),
+    };
+    request.check_path(root)?;
     if fstype == "cgroup" || fstype == "cgroup2" {
         return mount_cgroup(dest, root, &opts, cgroupns);
     }
@@ -160,6 +180,7 @@ fn mount_entry(
         }
     }
     let target = open_in_root(root, dest, kind)?;
+    request.check_target(root, &target)?;
     let target_path = proc_fd(&target);
     let data = opts.data.join(",");
     let data = (!data.is_empty()).then_some(data.as_str());
@@ -221,6 +242,11 @@ fn mount_entry(
                 ))
             }
         }
+    }
+    if fstype == "proc" {
+        // What was mounted must be a procfs root, whatever raced with the mount.
+        let target = open_in_root(root, dest, kind)?;
+        procfs::is_procfs_root(&target, &dest.display().to_string())?;
     }
     if !opts.propagation.is_empty() {
         let target = open_in_root(root, dest, kind)?;
@@ -479,10 +505,58 @@ pub fn pivot(rootfs: &Path) -> Result<()> {
 
 /// `--no-pivot`: move the rootfs over `/` and chroot into it.
 pub fn move_root(rootfs: &Path) -> Result<()> {
+    hide_host_kernel_fs(rootfs)?;
     nix::unistd::chdir(rootfs).map_err(|e| Error::sys("chdir", rootfs.display(), e))?;
     mnt(Some("."), "/", None, MsFlags::MS_MOVE, None)?;
     nix::unistd::chroot(".").map_err(|e| Error::sys("chroot", rootfs.display(), e))?;
     nix::unistd::chdir("/").map_err(|e| Error::sys("chdir", "/", e))
+}
+
+/// Without pivot_root the old root stays in the mount namespace: detach the host's procfs
+/// and sysfs mounts (outside the rootfs) first, or cover those that cannot be detached with a
+/// read-only tmpfs, so that no fully visible procfs is left for a user namespace inside the
+/// container to mount another from (as runc does).
+fn hide_host_kernel_fs(rootfs: &Path) -> Result<()> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| Error::io("read", "/proc/self/mountinfo", e))?;
+    let mut targets: Vec<PathBuf> = info
+        .lines()
+        .filter_map(kernel_fs_mount_point)
+        .filter(|m| !m.starts_with(rootfs) && !rootfs.starts_with(m))
+        .collect();
+    targets.sort_by_key(|m| m.as_os_str().len());
+    let mut done: Vec<PathBuf> = Vec::new();
+    for target in targets {
+        if done.iter().any(|d| target.starts_with(d)) {
+            continue;
+        }
+        let t = target.to_string_lossy();
+        match umount2(&target, MntFlags::MNT_DETACH) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::EINVAL | nix::errno::Errno::EPERM) => mnt(
+                Some("tmpfs"),
+                &t,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some("size=0"),
+            )?,
+            Err(e) => return Err(Error::sys("umount", t, e)),
+        }
+        done.push(target);
+    }
+    Ok(())
+}
+
+/// The mount point of a mountinfo line when its filesystem is procfs or sysfs.
+fn kernel_fs_mount_point(line: &str) -> Option<PathBuf> {
+    let (left, right) = line.split_once(" - ")?;
+    let fstype = right.split(' ').next()?;
+    if fstype != "proc" && fstype != "sysfs" {
+        return None;
+    }
+    left.split(' ')
+        .nth(4)
+        .map(|m| PathBuf::from(mounts::unescape_mountinfo(m)))
 }
 
 /// No mount namespace: only change root.
@@ -491,42 +565,7 @@ pub fn chroot(rootfs: &Path) -> Result<()> {
     nix::unistd::chdir("/").map_err(|e| Error::sys("chdir", "/", e))
 }
 
-/// Hide `paths`: a read-only tmpfs over directories, /dev/null over files.
-pub fn mask(paths: &[String]) -> Result<()> {
-    for p in paths {
-        let meta = match std::fs::metadata(p) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::io("masked path", p, e)),
-        };
-        if meta.is_dir() {
-            mnt(Some("tmpfs"), p, Some("tmpfs"), MsFlags::MS_RDONLY, None)?;
-        } else {
-            mnt(Some("/dev/null"), p, None, MsFlags::MS_BIND, None)?;
-        }
-    }
-    Ok(())
-}
-
-/// Make each of `paths` read-only (bind it on itself, remount read-only).
-pub fn make_readonly(paths: &[String]) -> Result<()> {
-    for p in paths {
-        match mount(
-            Some(p.as_str()),
-            p.as_str(),
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
-        ) {
-            Ok(()) => {}
-            Err(nix::errno::Errno::ENOENT) => continue,
-            Err(e) => return Err(Error::sys("mount", format!("{p} read-only"), e)),
-        }
-        remount_readonly(p)?;
-    }
-    Ok(())
-}
-
+/// Remount the mount at `path` read-only, keeping its other flags.
 pub fn remount_readonly(path: &str) -> Result<()> {
     let flags = current_flags(path) | MsFlags::MS_RDONLY;
     mnt(
@@ -538,17 +577,17 @@ pub fn remount_readonly(path: &str) -> Result<()> {
     )
 }
 
-/// `linux.sysctl`, written through the container's /proc/sys.
-pub fn sysctls(spec: &Spec) -> Result<()> {
-    let Some(map) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
-        return Ok(());
-    };
-    for (key, value) in map {
-        if key.contains("..") || key.starts_with('/') {
-            return Err(Error::Spec(format!("linux.sysctl: invalid key {key:?}")));
-        }
-        let path = format!("/proc/sys/{}", key.replace('.', "/"));
-        std::fs::write(&path, value).map_err(|e| Error::io("sysctl", key.as_str(), e))?;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_fs_mount_points_from_mountinfo() {
+        let proc = "22 1 0:21 / /proc rw,nosuid shared:12 - proc proc rw";
+        let sys = "23 1 0:22 / /a\\040b rw - sysfs sysfs rw";
+        let tmp = "24 1 0:23 / /tmp rw - tmpfs tmpfs rw";
+        assert_eq!(kernel_fs_mount_point(proc), Some(PathBuf::from("/proc")));
+        assert_eq!(kernel_fs_mount_point(sys), Some(PathBuf::from("/a b")));
+        assert_eq!(kernel_fs_mount_point(tmp), None);
     }
-    Ok(())
 }

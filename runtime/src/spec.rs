@@ -81,8 +81,11 @@ fn check(spec: &Spec, config: &Path) -> Result<()> {
     if !process.cwd().is_absolute() {
         return bad(format!("process.cwd: {:?} is not absolute", process.cwd()));
     }
-    if spec.linux().is_none() {
+    let Some(linux) = spec.linux() else {
         return bad("linux: missing".into());
+    };
+    if let Some(rdt) = linux.intel_rdt() {
+        return bad(intel_rdt_problem(rdt));
     }
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
     if seccomp.is_some_and(|s| crate::seccomp::uses_notify(s) && s.listener_path().is_none()) {
@@ -99,6 +102,17 @@ fn check(spec: &Spec, config: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Why `linux.intelRdt` cannot be honoured: a closID that is not a plain name (it names a
+/// directory under /sys/fs/resctrl), or no Intel RDT support at all — never ignored.
+fn intel_rdt_problem(rdt: &oci_spec::runtime::LinuxIntelRdt) -> String {
+    if let Some(id) = rdt.clos_id() {
+        if id.is_empty() || id == "." || id == ".." || id.contains('/') {
+            return format!("linux.intelRdt.closID: {id:?} is not a valid name");
+        }
+    }
+    "linux.intelRdt: Intel RDT is not supported by this runtime".into()
 }
 
 #[cfg(test)]

@@ -124,21 +124,36 @@ impl Container {
     }
 
     /// runc's `state` output: the runtime-spec state plus rootfs, created and owner.
-    pub fn runc_state_json(&self, root: &Path) -> serde_json::Value {
+    pub fn runc_state_json(&self, root: &Path) -> RuncState {
         let status = self.status_word(root);
-        let pid = if status == "stopped" { 0 } else { self.pid };
-        serde_json::json!({
-            "ociVersion": oci_spec::runtime::VERSION,
-            "id": self.id,
-            "pid": pid,
-            "status": status,
-            "bundle": self.bundle,
-            "rootfs": self.rootfs,
-            "created": self.created,
-            "owner": self.owner,
-            "annotations": self.annotations,
-        })
+        RuncState {
+            oci_version: oci_spec::runtime::VERSION.to_string(),
+            id: self.id.clone(),
+            pid: if status == "stopped" { 0 } else { self.pid },
+            status: status.to_string(),
+            bundle: self.bundle.clone(),
+            rootfs: self.rootfs.clone(),
+            created: self.created.clone(),
+            annotations: self.annotations.clone(),
+            owner: self.owner.clone(),
+        }
     }
+}
+
+/// What `state` and `list --format json` print, keys in runc's order.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuncState {
+    #[serde(rename = "ociVersion")]
+    pub oci_version: String,
+    pub id: String,
+    pub pid: i32,
+    pub status: String,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    #[serde(skip_serializing_if = "HashMap::is_empty")]
+    pub annotations: HashMap<String, String>,
+    pub owner: String,
 }
 
 /// Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot.

@@ -21,6 +21,9 @@ pub enum Msg {
     Ready,
     /// init → parent: setup failed.
     Failed(String),
+    /// exec's first child → parent: the pid (in the caller's namespace) of the process it
+    /// forked into the container's pid namespace.
+    Child(i32),
 }
 
 impl Msg {
@@ -31,6 +34,7 @@ impl Msg {
             Msg::SeccompListener => b"S".to_vec(),
             Msg::Ready => b"R".to_vec(),
             Msg::Failed(e) => [b"F", e.as_bytes()].concat(),
+            Msg::Child(pid) => format!("C{pid}").into_bytes(),
         }
     }
 
@@ -41,6 +45,11 @@ impl Msg {
             Some((b'S', _)) => Ok(Msg::SeccompListener),
             Some((b'R', _)) => Ok(Msg::Ready),
             Some((b'F', e)) => Ok(Msg::Failed(String::from_utf8_lossy(e).into_owned())),
+            Some((b'C', pid)) => std::str::from_utf8(pid)
+                .ok()
+                .and_then(|p| p.parse().ok())
+                .map(Msg::Child)
+                .ok_or_else(|| Error::Other("sync: bad child pid".into())),
             None => Err(Error::Other("container init exited during setup".into())),
             Some(_) => Err(Error::Other("sync: unexpected message".into())),
         }

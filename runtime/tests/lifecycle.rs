@@ -201,6 +201,11 @@ fn spec_writes_a_loadable_config() {
         assert!(config["ociVersion"].as_str().unwrap().starts_with("1."));
         let namespaces = config["linux"]["namespaces"].as_array().unwrap();
         assert_eq!(namespaces.iter().any(|n| n["type"] == "user"), rootless);
+        assert_eq!(
+            config,
+            runc_spec(rootless),
+            "spec (rootless: {rootless}) is not runc's"
+        );
         // A second `spec` must not overwrite it.
         rt.fails(&args);
     }
@@ -218,6 +223,21 @@ fn spec_writes_a_loadable_config() {
         serde_json::json!(["echo", "default spec ok"]),
     );
     assert_eq!(rt.run_ok(&b), "default spec ok\n");
+}
+
+/// What Debian's runc (1.1.5) writes for `runc spec [--rootless]`, as JSON.
+fn runc_spec(rootless: bool) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new("runc");
+    cmd.args(["spec", "--bundle"]).arg(dir.path());
+    if rootless {
+        cmd.arg("--rootless");
+    }
+    let out = cmd
+        .output()
+        .expect("runc (Debian's runc package) is needed");
+    assert!(out.status.success(), "runc spec: {out:?}");
+    serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap()
 }
 
 #[test]

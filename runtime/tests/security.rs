@@ -83,3 +83,55 @@ fn mount_count(target: &str) -> usize {
         .filter(|l| l.split(' ').nth(4) == Some(target))
         .count()
 }
+
+#[test]
+fn host_console_is_not_in_the_default_device_list() {
+    // An image-shipped node for the host console (5:1); opened (never written) from a
+    // subshell, so that it cannot become a controlling terminal.
+    let rt = runtime();
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "(exec 3>/console) 2>/dev/null && echo OPENED; (exec 3>/dev/null) && echo NULL-OK",
+    ]);
+    nix::sys::stat::mknod(
+        &b.rootfs().join("console"),
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+        nix::sys::stat::makedev(5, 1),
+    )
+    .unwrap();
+    b.set("/process/noNewPrivileges", json!(true));
+    let out = rt.run(&b, &unique_id("console"));
+    assert!(out.stdout.contains("NULL-OK"), "{out:?}");
+    assert!(
+        !out.stdout.contains("OPENED"),
+        "host console opened: {out:?}"
+    );
+}
+
+#[test]
+fn args0_resolves_only_inside_the_container() {
+    // A host file reached through an fd the init holds and `..`: never run, and never even
+    // looked at (a non-executable one would answer "permission denied": host probing).
+    let host = tempfile::tempdir().unwrap();
+    let script = host.path().join("on-host");
+    std::fs::write(&script, "#!/bin/sh\necho RAN-HOST-FILE\n").unwrap();
+    let rel = script.strip_prefix("/").unwrap().display().to_string();
+    for mode in [0o644, 0o755] {
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .unwrap();
+        for fd in 3..10 {
+            let rt = runtime();
+            let arg0 = format!("/proc/self/fd/{fd}/../../../../../../../../{rel}");
+            let b = Bundle::new(&[arg0.as_str()]);
+            let out = rt.run(&b, &unique_id("arg0"));
+            assert!(!out.stdout.contains("RAN-HOST-FILE"), "fd {fd}: {out:?}");
+            assert_ne!(out.code, 0, "fd {fd}: {out:?}");
+            assert!(
+                !out.stderr.contains("permission denied"),
+                "host file checked through fd {fd}: {out:?}"
+            );
+        }
+    }
+}

@@ -7,3 +7,4 @@ pub mod cli;
 pub mod containers;
 pub mod daemon;
 pub mod images;
+pub mod perms;

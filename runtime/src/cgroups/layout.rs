@@ -2,6 +2,7 @@
 //! /sys/fs/cgroup), hybrid (v1 controllers plus cgroup2, e.g. at /sys/fs/cgroup/unified) or
 //! legacy v1. Read from /proc/self/mountinfo; built by hand in tests.
 use super::{fs, Error, Result};
+use crate::mounts::unescape_mountinfo;
 use std::path::{Path, PathBuf};
 
 /// One mounted v1 hierarchy (one or more controllers, or a named one like `name=systemd`).
@@ -102,8 +103,8 @@ impl Layout {
             let (Some(root), Some(mp)) = (fields.get(3), fields.get(4)) else {
                 continue;
             };
-            let mount_point = PathBuf::from(unescape(mp));
-            let root = PathBuf::from(unescape(root));
+            let mount_point = PathBuf::from(unescape_mountinfo(mp));
+            let root = PathBuf::from(unescape_mountinfo(root));
             match *fstype {
                 "cgroup2" if layout.unified.is_none() => {
                     layout.unified = Some(UnifiedMount { mount_point, root })
@@ -130,24 +131,6 @@ impl Layout {
         }
         layout
     }
-}
-
-/// mountinfo escapes space, tab, newline and backslash as \ooo.
-fn unescape(s: &str) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            let oct: String = chars.clone().take(3).collect();
-            if let Ok(v) = u8::from_str_radix(&oct, 8) {
-                out.push(v as char);
-                chars.nth(2);
-                continue;
-            }
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Map a cgroup path (as in /proc/self/cgroup) to a directory under a mount.

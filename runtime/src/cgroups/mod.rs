@@ -2,7 +2,8 @@
 //!
 //! OWNER: cgroups helper. Interface used by `container` (create/delete/kill):
 //! - `Cgroup::new(cgroups_path: Option<&Path>, id: &str, systemd: bool) -> Result<Cgroup>` resolves
-//!   the container's cgroup on the host's layout (runc's default path when `cgroups_path` is None).
+//!   the container's cgroup on the host's layout (runc's default path when `cgroups_path` is None);
+//!   `Cgroup::new_exclusive` (create) also refuses a root, the runtime's own or a busy cgroup.
 //! - `Cgroup::create_and_join(&self, pid: i32, resources: Option<&LinuxResources>) -> Result<()>`
 //! - `Cgroup::delete(&self) -> Result<()>`, `Cgroup::kill_all(&self, signal: i32) -> Result<()>`,
 //!   `Cgroup::pids(&self) -> Result<Vec<i32>>`.
@@ -22,7 +23,8 @@
 //! `slice:prefix:name` → `/slice…/prefix-name.scope` made through cgroupfs (no systemd is
 //! contacted). A `..` climbing out of its base is refused.
 //!
-//! Files: `layout.rs` (mounts), `path.rs` (cgroupsPath), `validate.rs` (values, checked before
+//! Files: `layout.rs` (mounts), `path.rs` (cgroupsPath), `owner.rs` (the cgroup is the
+//! container's alone: refused at create if shared, only its own processes signalled), `validate.rs` (values, checked before
 //! any mkdir), `convert.rs` (v1→v2 values), `v1.rs`/`v2.rs` (writing resources), `bpf.rs`,
 //! `stats.rs`, `fs.rs` (file helpers carrying path and value in errors). Tests: `tests.rs`
 //! (this host), `vm.rs` (the same tests inside a pure-v2 and a mixed v1/v2 kernel under qemu).
@@ -30,8 +32,10 @@ mod bpf;
 mod convert;
 mod fs;
 mod layout;
+mod owner;
 mod path;
 mod stats;
+mod sub;
 #[cfg(test)]
 mod tests;
 mod v1;
@@ -41,6 +45,8 @@ mod validate;
 mod vm;
 
 pub use layout::{Layout, V1Mount};
+pub use owner::PidNs;
+pub use sub::SubCgroups;
 
 use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
@@ -73,6 +79,14 @@ pub enum Error {
         op: &'static str,
         path: PathBuf,
         source: std::io::Error,
+    },
+    #[error("--cgroup {arg}: {reason}")]
+    BadSubCgroup { arg: String, reason: String },
+    #[error("adding pid {pid} to cgroups: {}: {reason}", path.display())]
+    Join {
+        pid: i32,
+        path: PathBuf,
+        reason: String,
     },
     #[error("device eBPF program: {op} on {}: {source}{log}", path.display())]
     Bpf {
@@ -121,12 +135,24 @@ pub struct Cgroup {
     /// The v1 mount points (to move a process back to a hierarchy's root on rollback).
     #[serde(default)]
     pub v1_mounts: Vec<PathBuf>,
+    /// The container's pid namespace: only its processes (and those of namespaces nested in
+    /// it) are signalled through this cgroup. None in states written before it was recorded.
+    #[serde(default)]
+    pub owner_pid_ns: Option<PidNs>,
 }
 
 impl Cgroup {
     /// Resolve the container's cgroup on this host's layout (read from /proc/self/mountinfo).
     pub fn new(cgroups_path: Option<&Path>, id: &str, systemd: bool) -> Result<Self> {
         Self::with_layout(&Layout::detect()?, cgroups_path, id, systemd)
+    }
+
+    /// `new` for a container being created: the cgroup must be its own (see `owner.rs`).
+    pub fn new_exclusive(cgroups_path: Option<&Path>, id: &str, systemd: bool) -> Result<Self> {
+        let layout = Layout::detect()?;
+        let cg = Self::with_layout(&layout, cgroups_path, id, systemd)?;
+        cg.ensure_exclusive(&layout)?;
+        Ok(cg)
     }
 
     /// Same as `new` on a given layout (tests build one on a chosen mount).
@@ -160,6 +186,7 @@ impl Cgroup {
             v2_controllers: layout.v2_controllers.clone(),
             unified_mount: layout.unified.as_ref().map(|m| m.mount_point.clone()),
             v1_mounts: layout.v1.iter().map(|m| m.mount_point.clone()).collect(),
+            owner_pid_ns: None,
         })
     }
 
@@ -192,6 +219,7 @@ impl Cgroup {
         if let Some(r) = resources {
             validate::resources(r)?;
         }
+        self.check_not_frozen()?;
         let mut created = Vec::new();
         // Devices are restricted even when the config has no rules (runc does the same).
         let no_rules = LinuxResources::default();
@@ -206,6 +234,34 @@ impl Cgroup {
             return Err(e);
         }
         Ok(())
+    }
+
+    /// A pre-existing cgroup that is frozen is refused: the init would hang in it for ever.
+    /// (One that holds processes was refused before: `new_exclusive`.)
+    fn check_not_frozen(&self) -> Result<()> {
+        if self.frozen_anywhere() {
+            let dir = self.v1.get("freezer").or(self.unified.as_ref());
+            return Err(Error::Path {
+                path: dir.cloned().unwrap_or_else(|| self.path.clone()),
+                reason: "container's cgroup unexpectedly frozen".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether the v1 freezer or cgroup2's `cgroup.freeze` of an existing cgroup says frozen.
+    fn frozen_anywhere(&self) -> bool {
+        let v1 = self
+            .v1
+            .get("freezer")
+            .and_then(|d| fs::read(&d.join("freezer.state")).ok())
+            .is_some_and(|s| s.trim() != "THAWED");
+        let v2 = self
+            .unified
+            .as_ref()
+            .and_then(|d| fs::read(&d.join("cgroup.freeze")).ok())
+            .is_some_and(|s| s.trim() == "1");
+        v1 || v2
     }
 
     fn create_dirs(&self, created: &mut Vec<PathBuf>) -> Result<()> {
@@ -429,33 +485,67 @@ impl Cgroup {
         })
     }
 
-    /// Signal every process of the container. SIGKILL uses cgroup2's `cgroup.kill` when the
-    /// kernel has it; otherwise freeze, signal each pid, thaw (so no process forks in between).
+    /// Signal every process of the container (see `owned_pids`): freeze (so no process forks
+    /// in between), signal (SIGKILL through cgroup2's `cgroup.kill` when the kernel has it and
+    /// the cgroup holds nothing else), then thaw on every hierarchy that can hold the tasks
+    /// frozen: on a hybrid host a paused container is frozen by the v1 freezer, where a SIGKILL
+    /// stays pending until it is thawed. Processes not started for the container are spared,
+    /// with a warning.
     pub fn kill_all(&self, signal: i32) -> Result<()> {
-        if signal == libc::SIGKILL {
-            if let Some(d) = &self.unified {
-                let kill = d.join("cgroup.kill");
+        // Frozen or not (a freeze can time out), every process gets the signal.
+        let _ = self.freeze();
+        let result = self.signal_all(signal);
+        result.and(self.thaw_everywhere())
+    }
+
+    fn signal_all(&self, signal: i32) -> Result<()> {
+        let (ours, foreign) = self.owned_pids()?;
+        if signal == libc::SIGKILL && foreign.is_empty() {
+            if let Some(kill) = self.unified.as_ref().map(|d| d.join("cgroup.kill")) {
                 if kill.exists() {
-                    return fs::write(&kill, "1");
+                    fs::write(&kill, "1")?;
                 }
             }
         }
-        let frozen = self.freeze().is_ok();
-        let result = self.pids().map(|pids| {
-            for pid in pids {
-                // SAFETY: kill(2) with a pid read from cgroup.procs; errors (ESRCH) are harmless.
-                unsafe { libc::kill(pid, signal) };
-            }
-        });
-        if frozen {
-            self.thaw()?;
+        if !foreign.is_empty() {
+            tracing::warn!("{}", self.foreign_error(&foreign));
         }
-        result
+        for pid in ours {
+            // SAFETY: kill(2) with a pid of the container read from cgroup.procs; errors
+            // (ESRCH) are harmless.
+            unsafe { libc::kill(pid, signal) };
+        }
+        Ok(())
+    }
+
+    /// Thaw the v1 freezer and cgroup2's `cgroup.freeze`, wherever they exist.
+    fn thaw_everywhere(&self) -> Result<()> {
+        let mut first_err = None;
+        if let Some(d) = self.v1.get("freezer").filter(|d| d.exists()) {
+            if let Err(e) = v1::freeze(d, false) {
+                first_err.get_or_insert(e);
+            }
+        }
+        if let Some(d) = self
+            .unified
+            .as_ref()
+            .filter(|d| d.join("cgroup.freeze").exists())
+        {
+            if let Err(e) = v2::freeze(d, false) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
     }
 
     /// Remove the container's cgroup (and sub-cgroups) on every hierarchy. Waits up to a second
-    /// for exiting processes (EBUSY). A cgroup already gone is not an error.
+    /// for exiting processes (EBUSY). A cgroup already gone is not an error; one holding
+    /// processes not started for the container is left, with an error naming them.
     pub fn delete(&self) -> Result<()> {
+        let (_, foreign) = self.owned_pids()?;
+        if !foreign.is_empty() {
+            return Err(self.foreign_error(&foreign));
+        }
         let mut first_err = None;
         for dir in self.dirs() {
             if let Err(e) = fs::remove_tree(&dir, Instant::now() + Duration::from_secs(1)) {

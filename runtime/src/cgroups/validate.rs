@@ -262,7 +262,8 @@ pub struct DeviceProgram {
 }
 
 /// Devices every container gets, as runc adds them after the config's rules: mknod of any
-/// char/block device, null, zero, full, tty, random, urandom, console, ptmx, pts, tun.
+/// char/block device, null, zero, full, tty, random, urandom, ptmx, pts, tun — never the host
+/// console (5:1), which runc dropped from its list too.
 const DEFAULT_ALLOWED: &[(char, Option<u32>, Option<u32>, u32)] = &[
     ('c', None, None, 1),
     ('b', None, None, 1),
@@ -272,7 +273,6 @@ const DEFAULT_ALLOWED: &[(char, Option<u32>, Option<u32>, u32)] = &[
     ('c', Some(5), Some(0), 7),
     ('c', Some(1), Some(8), 7),
     ('c', Some(1), Some(9), 7),
-    ('c', Some(5), Some(1), 7),
     ('c', Some(5), Some(2), 7),
     ('c', Some(136), None, 7),
     ('c', Some(10), Some(200), 7),

@@ -184,7 +184,10 @@ fn parse_filters(raw: Option<&String>) -> Result<HashMap<String, Vec<String>>, A
     let mut out = HashMap::new();
     for (k, v) in v.as_object().into_iter().flatten() {
         let values: Vec<String> = match v {
-            Value::Array(a) => a.iter().filter_map(|s| s.as_str().map(String::from)).collect(),
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect(),
             Value::Object(o) => o.keys().cloned().collect(),
             _ => Vec::new(),
         };
@@ -201,9 +204,9 @@ fn matches(c: &Container, filters: &HashMap<String, Vec<String>>) -> Result<bool
             "id" => any(&|v| c.id.starts_with(v)),
             "status" => any(&|v| c.state.status.as_str() == v),
             "ancestor" => any(&|v| c.image == v || c.image_id.contains(v)),
-            "exited" => any(&|v| {
-                c.state.status == Status::Exited && v.parse() == Ok(c.state.exit_code)
-            }),
+            "exited" => {
+                any(&|v| c.state.status == Status::Exited && v.parse() == Ok(c.state.exit_code))
+            }
             "label" => any(&|v| {
                 let (k, want) = v.split_once('=').map_or((v, None), |(k, x)| (k, Some(x)));
                 match (&c.config["Labels"][k], want) {
@@ -212,11 +215,7 @@ fn matches(c: &Container, filters: &HashMap<String, Vec<String>>) -> Result<bool
                     _ => false,
                 }
             }),
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "invalid filter '{other}'"
-                )))
-            }
+            other => return Err(ApiError::bad_request(format!("invalid filter '{other}'"))),
         };
         if !ok {
             return Ok(false);
@@ -232,7 +231,10 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let all = flag(&params, "all");
     let filters = parse_filters(params.get("filters"))?;
-    let limit: i64 = params.get("limit").and_then(|l| l.parse().ok()).unwrap_or(-1);
+    let limit: i64 = params
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(-1);
     let mut out = Vec::new();
     for c in state.containers.list().await {
         let listed = all || limit > 0 || c.state.status.is_live() || filters.contains_key("status");
@@ -291,8 +293,9 @@ pub async fn kill(
 ) -> Result<Response, ApiError> {
     let sig = match params.get("signal").filter(|s| !s.is_empty()) {
         None => libc::SIGKILL,
-        Some(s) => signal::parse(s)
-            .ok_or_else(|| ApiError::bad_request(format!("Invalid signal: {s}")))?,
+        Some(s) => {
+            signal::parse(s).ok_or_else(|| ApiError::bad_request(format!("Invalid signal: {s}")))?
+        }
     };
     done(state.containers.kill(&id, sig).await)
 }

@@ -100,10 +100,20 @@ pub async fn start(
         });
         let mut outputs = Vec::new();
         if let Some(out) = io.stdout {
-            outputs.push(tokio::spawn(pump_fifo(out, Stream::Stdout, tty, tx.clone())));
+            outputs.push(tokio::spawn(pump_fifo(
+                out,
+                Stream::Stdout,
+                tty,
+                tx.clone(),
+            )));
         }
         if let Some(err) = io.stderr {
-            outputs.push(tokio::spawn(pump_fifo(err, Stream::Stderr, tty, tx.clone())));
+            outputs.push(tokio::spawn(pump_fifo(
+                err,
+                Stream::Stderr,
+                tty,
+                tx.clone(),
+            )));
         }
         let writer = tokio::spawn(pump_out_later(to, rx));
         for o in outputs {

@@ -2,6 +2,7 @@
 //! bodies sent whole or chunked, responses read by length, chunked, or to EOF. If nothing
 //! answers, a daemon is started in the background (own session, log in the socket's dir).
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -97,7 +98,7 @@ impl Client {
         if let Ok(stream) = UnixStream::connect(&socket) {
             return Ok(stream);
         }
-        start_daemon(&self.host).map_err(|message| Error::Connect {
+        autostart(&self.host, &socket).map_err(|message| Error::Connect {
             host: self.host.clone(),
             message,
         })?;
@@ -164,7 +165,10 @@ impl Client {
                 headers,
                 body: body_reader(reader, &[]),
             };
-            return Err(response.ok().err().unwrap_or(Error::Protocol(format!("status {status}"))));
+            return Err(response
+                .ok()
+                .err()
+                .unwrap_or(Error::Protocol(format!("status {status}"))));
         }
         Ok((reader, writer))
     }
@@ -227,7 +231,10 @@ fn read_head(reader: &mut BufReader<UnixStream>) -> Result<Head, Error> {
     Ok((status, headers))
 }
 
-fn body_reader(reader: BufReader<UnixStream>, headers: &[(String, String)]) -> Box<dyn BufRead + Send> {
+fn body_reader(
+    reader: BufReader<UnixStream>,
+    headers: &[(String, String)],
+) -> Box<dyn BufRead + Send> {
     let header = |name: &str| {
         headers
             .iter()
@@ -235,13 +242,13 @@ fn body_reader(reader: BufReader<UnixStream>, headers: &[(String, String)]) -> B
             .map(|(_, v)| v.clone())
     };
     if header("Transfer-Encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-            Box::new(BufReader::new(Chunked {
-                inner: reader,
-                left: 0,
-                done: false,
-            }))
-        } else if let Some(len) = header("Content-Length").and_then(|v| v.parse::<u64>().ok()) {
-            Box::new(reader.take(len))
+        Box::new(BufReader::new(Chunked {
+            inner: reader,
+            left: 0,
+            done: false,
+        }))
+    } else if let Some(len) = header("Content-Length").and_then(|v| v.parse::<u64>().ok()) {
+        Box::new(reader.take(len))
     } else {
         Box::new(reader)
     }
@@ -298,25 +305,62 @@ impl<R: BufRead> Read for Chunked<R> {
     }
 }
 
-/// Starts `berth daemon` detached in its own session and waits for its socket.
-fn start_daemon(host: &str) -> Result<(), String> {
+/// Nothing answers on `socket`: starts a daemon only where that replaces no other one.
+/// A socket last served by a daemon a CLI had started gets one again with the same settings;
+/// one served by a daemon someone else started (a service, an administrator) gets none, since
+/// a daemon on another data root would hide its images and keep it from starting again.
+fn autostart(host: &str, socket: &std::path::Path) -> Result<(), String> {
+    match crate::daemon::served::read(socket) {
+        Some(served) if served.autostarted => start_daemon(host, Some(&served)),
+        Some(served) => Err(format!(
+            "no daemon answers; the daemon configured for this socket (data root {}, exec root {}) \
+             is not running, and berth does not start another one in its place: start it again \
+             as it was started",
+            served.data_root.display(),
+            served.exec_root.display()
+        )),
+        None if !nix::unistd::geteuid().is_root() => Err(
+            "no daemon answers, and only root can start one: is the daemon running?".to_string(),
+        ),
+        None => start_daemon(host, None),
+    }
+}
+
+/// Starts `berth daemon` detached in its own session and waits for its socket; with `served`,
+/// on the data root and with the settings it had.
+fn start_daemon(host: &str, served: Option<&crate::daemon::served::Served>) -> Result<(), String> {
     let socket = crate::daemon::socket_path(host).map_err(|e| e.to_string())?;
-    let exec_root = socket
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "/run/berth".into());
-    std::fs::create_dir_all(&exec_root).map_err(|e| format!("{}: {e}", exec_root.display()))?;
+    let exec_root = match served {
+        Some(s) => s.exec_root.clone(),
+        None => socket
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "/run/berth".into()),
+    };
+    if !exec_root.exists() {
+        crate::perms::make_dir(&exec_root, 0o711).map_err(|e| e.to_string())?;
+    }
     let log_path = exec_root.join("berth-daemon.log");
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(&log_path)
         .map_err(|e| format!("{}: {e}", log_path.display()))?;
     let err_log = log.try_clone().map_err(|e| e.to_string())?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut cmd = std::process::Command::new(exe);
-    cmd.args(["daemon", "--host", host, "--exec-root"])
+    cmd.args(["daemon", "--autostarted", "--host", host, "--exec-root"])
         .arg(&exec_root);
+    if let Some(served) = served {
+        cmd.arg("--data-root").arg(&served.data_root);
+        for registry in &served.insecure_registries {
+            cmd.arg("--insecure-registry").arg(registry);
+        }
+        if let Some(max) = served.max_layer_size {
+            cmd.arg("--max-layer-size").arg(max.to_string());
+        }
+    }
     cmd.stdin(std::process::Stdio::null())
         .stdout(log)
         .stderr(err_log);
@@ -330,7 +374,14 @@ fn start_daemon(host: &str) -> Result<(), String> {
         });
     }
     let child = cmd.spawn().map_err(|e| format!("starting daemon: {e}"))?;
-    eprintln!("berth: started daemon (pid {}) on {host}", child.id());
+    match served {
+        Some(s) => eprintln!(
+            "berth: started daemon (pid {}) on {host} again, on its data root {}",
+            child.id(),
+            s.data_root.display()
+        ),
+        None => eprintln!("berth: started daemon (pid {}) on {host}", child.id()),
+    }
     for _ in 0..100 {
         if UnixStream::connect(&socket).is_ok() {
             return Ok(());

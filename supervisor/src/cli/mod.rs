@@ -39,6 +39,13 @@ pub enum Command {
         insecure_registry: Vec<String>,
         #[arg(short = 'D', long)]
         debug: bool,
+        /// Largest uncompressed size of a layer or a loaded archive, in bytes (default: 64x
+        /// its compressed size, at least 1 GiB).
+        #[arg(long)]
+        max_layer_size: Option<u64>,
+        /// Set by a CLI that starts the daemon because none answered.
+        #[arg(long, hide = true)]
+        autostarted: bool,
     },
     /// Show the berth version information
     Version,
@@ -179,12 +186,16 @@ pub fn main() -> i32 {
             exec_root,
             insecure_registry,
             debug,
+            max_layer_size,
+            autostarted,
         } => run_daemon(crate::daemon::Config {
+            max_layer_size,
             host: cli.host,
             data_root,
             exec_root,
             insecure_registries: insecure_registry,
             debug,
+            autostarted,
         }),
         Command::LogDriver { driver, path } => log_driver(&driver, &path),
         command => {

@@ -22,11 +22,10 @@ pub fn write_files(dir: &Path, hostname: &str, host_network: bool) -> Result<(),
     let hosts = if host_network {
         std::fs::read_to_string("/etc/hosts").unwrap_or_default()
     } else {
-        format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
-             fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
-             ff02::2\tip6-allrouters\n"
-        )
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+         fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
+         ff02::2\tip6-allrouters\n"
+            .to_string()
     };
     write("hosts", hosts)?;
     write("resolv.conf", resolv_conf(host_network))?;
@@ -58,10 +57,18 @@ fn resolv_conf(host_network: bool) -> String {
 }
 
 /// Creates the bundle and mounts the container's snapshot on `rootfs`.
-pub fn prepare(bundle: &Path, rootfs: &Path, images: &ImageService, key: &str) -> Result<(), Error> {
+pub fn prepare(
+    bundle: &Path,
+    rootfs: &Path,
+    images: &ImageService,
+    key: &str,
+) -> Result<(), Error> {
     std::fs::create_dir_all(rootfs).map_err(io_at(rootfs))?;
     let _ = mount::unmount(rootfs);
-    let mounts = images.snapshots.mounts(key).map_err(|e| Error::Image(e.into()))?;
+    let mounts = images
+        .snapshots
+        .mounts(key)
+        .map_err(|e| Error::Image(e.into()))?;
     mount::mount_all(&mounts, rootfs).map_err(|e| Error::Image(e.into()))?;
     let _ = bundle;
     Ok(())

@@ -49,7 +49,10 @@ pub struct EventServer {
 }
 
 impl EventServer {
-    pub fn listen(socket: &Path, exits: UnboundedSender<Exit>) -> Result<EventServer, ttrpc::Error> {
+    pub fn listen(
+        socket: &Path,
+        exits: UnboundedSender<Exit>,
+    ) -> Result<EventServer, ttrpc::Error> {
         let _ = std::fs::remove_file(socket);
         let mut server = ttrpc::Server::new()
             .bind(&format!("unix://{}", socket.display()))?

@@ -119,7 +119,11 @@ impl ContainerService {
             state: Mutex::new(ExecState::default()),
             done: watch::Sender::new(None),
         });
-        self.execs.0.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), exec);
+        self.execs
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.clone(), exec);
         Ok(id)
     }
 
@@ -129,7 +133,9 @@ impl ContainerService {
         {
             let s = exec.snapshot();
             if s.running || s.exit_code.is_some() {
-                return Err(Error::Conflict(format!("Error: Exec command {exec_id} has already run")));
+                return Err(Error::Conflict(format!(
+                    "Error: Exec command {exec_id} has already run"
+                )));
             }
         }
         let (address, c) = self.task(&exec.container_id).await?;
@@ -238,7 +244,11 @@ async fn finish(exec: &Arc<Exec>) -> i32 {
 }
 
 /// The exec's process: the container's process with the exec's args, env, cwd, user, tty.
-fn process_spec(bundle: &Path, c: &super::record::Container, config: &Value) -> Result<Value, Error> {
+fn process_spec(
+    bundle: &Path,
+    c: &super::record::Container,
+    config: &Value,
+) -> Result<Value, Error> {
     let path = bundle.join("config.json");
     let spec: Value = std::fs::read(&path)
         .ok()
@@ -261,8 +271,10 @@ fn process_spec(bundle: &Path, c: &super::record::Container, config: &Value) -> 
     }
     let user = config["User"].as_str().filter(|u| !u.is_empty());
     if let Some(u) = user {
-        let (uid, gid) = super::interim_spec::resolve_user(&bundle.join("rootfs"), u).map_err(Error::Invalid)?;
-        process["user"] = json!({"uid": uid, "gid": gid});
+        let id = super::spec::user::resolve(&bundle.join("rootfs"), u, &[])
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        process["user"] =
+            json!({"uid": id.uid, "gid": id.gid, "additionalGids": id.additional_gids});
     }
     let _ = c;
     if let Some(o) = process.as_object_mut() {

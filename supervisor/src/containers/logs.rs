@@ -138,8 +138,20 @@ pub fn run_writer(path: &Path) -> io::Result<()> {
     };
     drop(ready);
     let mut inputs = vec![
-        (File::from(stdout), LineBuffer { stream: Stream::Stdout, pending: Vec::new() }),
-        (File::from(stderr), LineBuffer { stream: Stream::Stderr, pending: Vec::new() }),
+        (
+            File::from(stdout),
+            LineBuffer {
+                stream: Stream::Stdout,
+                pending: Vec::new(),
+            },
+        ),
+        (
+            File::from(stderr),
+            LineBuffer {
+                stream: Stream::Stderr,
+                pending: Vec::new(),
+            },
+        ),
     ];
     let mut buf = vec![0u8; 32 * 1024];
     let mut out = Vec::new();
@@ -154,7 +166,9 @@ pub fn run_writer(path: &Path) -> io::Result<()> {
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(e.into()),
             }
-            fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect()
+            fds.iter()
+                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                .collect()
         };
         let mut ended = Vec::new();
         for (i, (input, lines)) in inputs.iter_mut().enumerate() {
@@ -244,7 +258,10 @@ mod tests {
 
     #[test]
     fn lines_split_at_newlines_and_at_16k() {
-        let mut lines = LineBuffer { stream: Stream::Stderr, pending: Vec::new() };
+        let mut lines = LineBuffer {
+            stream: Stream::Stderr,
+            pending: Vec::new(),
+        };
         let mut out = Vec::new();
         lines.push(b"one\ntw", &mut out);
         lines.push(b"o\n", &mut out);
@@ -264,12 +281,18 @@ mod tests {
 
     #[test]
     fn frames_carry_stream_and_length() {
-        assert_eq!(frame(Stream::Stderr, b"hi"), [2, 0, 0, 0, 0, 0, 0, 2, b'h', b'i']);
+        assert_eq!(
+            frame(Stream::Stderr, b"hi"),
+            [2, 0, 0, 0, 0, 0, 0, 2, b'h', b'i']
+        );
     }
 
     #[test]
     fn uri_escapes_query_characters() {
-        let uri = log_uri(Path::new("/usr/bin/berth"), Path::new("/var/lib/a b&c/x.log"));
+        let uri = log_uri(
+            Path::new("/usr/bin/berth"),
+            Path::new("/var/lib/a b&c/x.log"),
+        );
         assert_eq!(
             uri,
             "binary:///usr/bin/berth?log-driver=json-file&--path=/var/lib/a%20b%26c/x.log"

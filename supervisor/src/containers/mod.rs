@@ -6,14 +6,16 @@
 //! - [`shim`]: starting a shim and its Task API; [`bundle`]: the bundle and its files.
 //! - [`logs`]: json-file logs written by the logging binary under the shim, and read back.
 //! - [`exec`]: processes started in a running container.
+//! - [`config`]: docker's create request; [`spec`]: the OCI runtime spec built from it.
 pub mod bundle;
+pub mod config;
 pub mod events;
 pub mod exec;
-pub mod interim_spec;
 pub mod logs;
 pub mod names;
 pub mod record;
 pub mod service;
 pub mod shim;
 pub mod signal;
+pub mod spec;
 pub mod store;

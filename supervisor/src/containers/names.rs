@@ -40,9 +40,9 @@ const ADJECTIVES: [&str; 24] = [
 ];
 
 const NOUNS: [&str; 24] = [
-    "anchor", "beacon", "buoy", "cabin", "capstan", "compass", "dinghy", "dock", "ferry",
-    "galley", "harbor", "hull", "jetty", "keel", "lantern", "mast", "mooring", "pier", "quay",
-    "rudder", "sail", "schooner", "tiller", "wharf",
+    "anchor", "beacon", "buoy", "cabin", "capstan", "compass", "dinghy", "dock", "ferry", "galley",
+    "harbor", "hull", "jetty", "keel", "lantern", "mast", "mooring", "pier", "quay", "rudder",
+    "sail", "schooner", "tiller", "wharf",
 ];
 
 fn random_name() -> String {

@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
 use super::events::{EventServer, Exit};
 use super::record::{self, Container, Status};
 use super::shim::{self, Paths, Shim, ShimError, TaskIo};
 use super::store::{Store, StoreError};
-use super::{bundle, logs, names};
+use super::{bundle, config, logs, names, spec};
 use crate::images::service::{self as images, ImageService};
 use crate::images::snapshot::chain_ids;
 
@@ -119,6 +119,8 @@ pub struct ContainerService {
     naming: tokio::sync::Mutex<()>,
     names: names::Names,
     pub execs: super::exec::Execs,
+    /// What the host offers (capabilities, architecture, kernel), probed once.
+    host: Arc<spec::HostFacts>,
     _events: EventServer,
 }
 
@@ -158,10 +160,14 @@ impl ContainerService {
         let paths = Paths {
             exec_root: options.exec_root.clone(),
         };
-        for dir in [paths.exec_root.join("s"), paths.exec_root.join("containers")] {
+        for dir in [
+            paths.exec_root.join("s"),
+            paths.exec_root.join("containers"),
+        ] {
             std::fs::create_dir_all(&dir).map_err(io_at(&dir))?;
         }
         let store = Store::open(&options.data_root)?;
+        let host = Arc::new(spec::HostFacts::probe().map_err(|e| Error::Task(e.to_string()))?);
         let (tx, rx) = mpsc::unbounded_channel();
         let socket = paths.events_socket();
         let events = EventServer::listen(&socket, tx)
@@ -176,6 +182,7 @@ impl ContainerService {
             naming: tokio::sync::Mutex::new(()),
             names: Default::default(),
             execs: Default::default(),
+            host,
             _events: events,
         });
         for c in service.store.list()? {
@@ -241,7 +248,10 @@ impl ContainerService {
         let matches: Vec<&String> = if name_or_id.is_empty() {
             Vec::new()
         } else {
-            entries.keys().filter(|id| id.starts_with(name_or_id)).collect()
+            entries
+                .keys()
+                .filter(|id| id.starts_with(name_or_id))
+                .collect()
         };
         match matches.as_slice() {
             [id] => Ok(entries[*id].clone()),
@@ -281,7 +291,7 @@ impl ContainerService {
         })
         .await?;
         let id = random_hex();
-        let mut c = merged(&id, &body, &image)?;
+        let mut c = merged(&id, &body, &image, &self.host)?;
         c.log_path = self
             .files_dir(&id)
             .join(format!("{id}-json.log"))
@@ -302,7 +312,11 @@ impl ContainerService {
         };
         let files = self.files_dir(&id);
         let host_net = c.host_config["NetworkMode"].as_str() == Some("host");
-        bundle::write_files(&files, c.config["Hostname"].as_str().unwrap_or(""), host_net)?;
+        bundle::write_files(
+            &files,
+            c.config["Hostname"].as_str().unwrap_or(""),
+            host_net,
+        )?;
         let images = self.images.clone();
         let key = c.snapshot_key();
         let parent = chain_ids(&image.diff_ids()).last().cloned();
@@ -331,8 +345,13 @@ impl ContainerService {
     async fn discard_snapshot(&self, c: &Container) {
         let images = self.images.clone();
         let key = c.snapshot_key();
-        let _ = blocking(move || images.snapshots.remove(&key).map_err(|e| Error::Image(e.into())))
-            .await;
+        let _ = blocking(move || {
+            images
+                .snapshots
+                .remove(&key)
+                .map_err(|e| Error::Image(e.into()))
+        })
+        .await;
     }
 
     /// `POST /containers/{id}/start`.
@@ -348,8 +367,9 @@ impl ContainerService {
         let files = self.files_dir(&c.id);
         let images = self.images.clone();
         let berth = self.berth.clone();
+        let host = self.host.clone();
         let started = blocking(move || {
-            start_task(&paths, &images, &berth, &snapshot, &bundle, &files)
+            start_task(&host, &paths, &images, &berth, &snapshot, &bundle, &files)
         })
         .await;
         match started {
@@ -442,7 +462,11 @@ impl ContainerService {
         for entry in entries {
             let (live, address, id) = {
                 let c = entry.record.lock().await;
-                (c.state.status.is_live(), c.shim_address.clone(), c.id.clone())
+                (
+                    c.state.status.is_live(),
+                    c.shim_address.clone(),
+                    c.id.clone(),
+                )
             };
             if !live {
                 continue;
@@ -587,7 +611,11 @@ impl ContainerService {
     pub async fn pause(&self, name_or_id: &str, pause: bool) -> Result<(), Error> {
         let entry = self.find(name_or_id)?;
         let mut c = entry.record.lock().await;
-        let want = if pause { Status::Running } else { Status::Paused };
+        let want = if pause {
+            Status::Running
+        } else {
+            Status::Paused
+        };
         if c.state.status != want {
             return Err(Error::Conflict(if pause {
                 format!("Container {} is not running", c.id)
@@ -598,10 +626,19 @@ impl ContainerService {
         let (address, id) = (c.shim_address.clone().unwrap_or_default(), c.id.clone());
         blocking(move || {
             let shim = Shim::connect(&address).map_err(|e| Error::Task(e.to_string()))?;
-            if pause { shim.pause(&id) } else { shim.resume(&id) }.map_err(|e| Error::Task(e.to_string()))
+            if pause {
+                shim.pause(&id)
+            } else {
+                shim.resume(&id)
+            }
+            .map_err(|e| Error::Task(e.to_string()))
         })
         .await?;
-        c.state.status = if pause { Status::Paused } else { Status::Running };
+        c.state.status = if pause {
+            Status::Paused
+        } else {
+            Status::Running
+        };
         self.store.put(&c)?;
         Ok(())
     }
@@ -657,7 +694,10 @@ impl ContainerService {
                 "Container {} is paused, unpause the container before exec",
                 c.id
             ))),
-            _ => Err(Error::Conflict(format!("Container {} is not running", c.id))),
+            _ => Err(Error::Conflict(format!(
+                "Container {} is not running",
+                c.id
+            ))),
         }
     }
 
@@ -676,7 +716,9 @@ pub struct Output {
 
 /// Docker's exit codes for a process that could not start: 127 not found, 126 not runnable.
 fn exit_code_of_failure(message: &str) -> i32 {
-    if message.contains("executable file not found") || message.contains("no such file or directory") {
+    if message.contains("executable file not found")
+        || message.contains("no such file or directory")
+    {
         127
     } else if message.contains("permission denied") {
         126
@@ -685,83 +727,42 @@ fn exit_code_of_failure(message: &str) -> i32 {
     }
 }
 
-/// Docker's Config, merged with the image's config, and the process to run.
-fn merged(id: &str, body: &Value, image: &images::Image) -> Result<Container, Error> {
-    let img = &image.config["config"];
-    let mut config = body.clone();
-    if let Some(o) = config.as_object_mut() {
-        o.remove("HostConfig");
-        o.remove("NetworkingConfig");
+/// The create request merged with the image's config (docker's rules, `spec::merge`),
+/// checked before anything is made, and the process to run.
+fn merged(
+    id: &str,
+    body: &Value,
+    image: &images::Image,
+    host: &spec::HostFacts,
+) -> Result<Container, Error> {
+    let invalid = |e: spec::SpecError| Error::Invalid(e.to_string());
+    let req: config::CreateRequest = serde_json::from_value(body.clone())
+        .map_err(|e| Error::Invalid(format!("create request: {e}")))?;
+    let image_config: oci_spec::image::ImageConfiguration =
+        serde_json::from_value(image.config.clone())
+            .map_err(|e| Error::Invalid(format!("image {} config: {e}", image.id)))?;
+    let mut config = req.config;
+    let mut host_config = req.host_config;
+    spec::merge::merge(&mut config, &spec::merge::image_config(&image_config)).map_err(invalid)?;
+    spec::merge::fill_hostname(&mut config, &host_config, id, &host_name());
+    if host_config.network_mode.is_empty() {
+        host_config.network_mode = "default".into();
     }
-    let mut env: Vec<String> = strings(&img["Env"]);
-    for kv in strings(&body["Env"]) {
-        let key = kv.split('=').next().unwrap_or("").to_string();
-        env.retain(|e| e.split('=').next() != Some(key.as_str()));
-        env.push(kv);
-    }
-    let (entrypoint, cmd) = match body.get("Entrypoint").filter(|v| !v.is_null()) {
-        Some(ep) => (strings(ep), strings(&body["Cmd"])),
-        None => {
-            let cmd = match strings(&body["Cmd"]) {
-                c if c.is_empty() => strings(&img["Cmd"]),
-                c => c,
-            };
-            (strings(&img["Entrypoint"]), cmd)
-        }
-    };
-    let entrypoint: Vec<String> = match entrypoint.as_slice() {
-        [only] if only.is_empty() => Vec::new(),
-        _ => entrypoint,
-    };
-    let mut argv: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
+    spec::check(&config, &host_config, host).map_err(invalid)?;
+    spec::mounts::create_bind_sources(&host_config).map_err(invalid)?;
+    let mut argv = spec::merge::args(&config).map_err(invalid)?;
     if argv.is_empty() {
         return Err(Error::Invalid("No command specified".into()));
     }
     let path = argv.remove(0);
-    let pick = |key: &str| match body[key].as_str() {
-        Some(s) if !s.is_empty() => json!(s),
-        _ => img.get(key).cloned().unwrap_or(json!("")),
-    };
-    let mut labels = img["Labels"].as_object().cloned().unwrap_or_default();
-    if let Some(l) = body["Labels"].as_object() {
-        labels.extend(l.clone());
-    }
-    let hostname = match body["Hostname"].as_str() {
-        Some(h) if !h.is_empty() => h.to_string(),
-        _ => id[..12].to_string(),
-    };
-    let set = |config: &mut Value, key: &str, value: Value| {
-        if let Some(o) = config.as_object_mut() {
-            o.insert(key.into(), value);
-        }
-    };
-    set(&mut config, "Hostname", json!(hostname));
-    set(&mut config, "Env", json!(env));
-    set(&mut config, "Cmd", json!(cmd));
-    set(&mut config, "Entrypoint", if entrypoint.is_empty() { Value::Null } else { json!(entrypoint) });
-    set(&mut config, "WorkingDir", pick("WorkingDir"));
-    set(&mut config, "User", pick("User"));
-    set(&mut config, "Labels", json!(labels));
-    if config["StopSignal"].as_str().unwrap_or("").is_empty() {
-        if let Some(s) = img["StopSignal"].as_str() {
-            set(&mut config, "StopSignal", json!(s));
-        }
-    }
-    let mut host_config = body["HostConfig"].clone();
-    if !host_config.is_object() {
-        host_config = json!({});
-    }
-    if host_config["NetworkMode"].as_str().unwrap_or("").is_empty() {
-        host_config["NetworkMode"] = json!("default");
-    }
     Ok(Container {
         id: id.to_string(),
         name: String::new(),
         created: record::now(),
-        image: body["Image"].as_str().unwrap_or("").to_string(),
+        image: config.image.clone(),
         image_id: image.id.clone(),
-        config,
-        host_config,
+        config: serde_json::to_value(&config).unwrap_or_default(),
+        host_config: serde_json::to_value(&host_config).unwrap_or_default(),
         path,
         args: argv,
         state: record::State {
@@ -775,16 +776,46 @@ fn merged(id: &str, body: &Value, image: &images::Image) -> Result<Container, Er
     })
 }
 
-fn strings(v: &Value) -> Vec<String> {
-    match v {
-        Value::Array(a) => a.iter().filter_map(|s| s.as_str().map(String::from)).collect(),
-        Value::String(s) => vec![s.clone()],
-        _ => Vec::new(),
-    }
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The OCI spec of `c` (docker's defaults, `spec::build`) on the rootfs at `rootfs`.
+fn build_spec(
+    c: &Container,
+    rootfs: &Path,
+    files: &Path,
+    host: &spec::HostFacts,
+) -> Result<Value, Error> {
+    let invalid = |what: &str, e: serde_json::Error| Error::Invalid(format!("{what}: {e}"));
+    let config: config::Config =
+        serde_json::from_value(c.config.clone()).map_err(|e| invalid("Config", e))?;
+    let host_config: config::HostConfig =
+        serde_json::from_value(c.host_config.clone()).map_err(|e| invalid("HostConfig", e))?;
+    let etc = spec::EtcFiles {
+        hosts: files.join("hosts"),
+        hostname: files.join("hostname"),
+        resolv_conf: files.join("resolv.conf"),
+    };
+    let input = spec::SpecInput {
+        id: &c.id,
+        name: &c.name,
+        config: &config,
+        host_config: &host_config,
+        rootfs,
+        etc: &etc,
+        joins: spec::Joins::default(),
+        host,
+    };
+    let built = spec::build(&input).map_err(|e| Error::Invalid(e.to_string()))?;
+    serde_json::to_value(&built).map_err(|e| invalid("spec", e))
 }
 
 /// Mounts the rootfs, writes the bundle, starts the shim and the task: (pid, shim address).
 fn start_task(
+    host: &spec::HostFacts,
     paths: &Paths,
     images: &ImageService,
     berth: &Path,
@@ -795,7 +826,7 @@ fn start_task(
     let rootfs = bundle.join("rootfs");
     bundle::prepare(bundle, &rootfs, images, &c.snapshot_key())?;
     let result = (|| {
-        let spec = super::interim_spec::build(c, &rootfs, files).map_err(Error::Invalid)?;
+        let spec = build_spec(c, &rootfs, files, host)?;
         bundle::write_spec(bundle, &spec)?;
         let log = logs::log_uri(berth, Path::new(&c.log_path));
         let io = TaskIo {
@@ -810,7 +841,9 @@ fn start_task(
         };
         let address = shim::start(paths, &c.id, bundle).map_err(|e| Error::Task(e.to_string()))?;
         let started = Shim::connect(&address).and_then(|s| {
-            let r = s.create(paths, &c.id, bundle, &io).and_then(|_| s.start(&c.id, ""));
+            let r = s
+                .create(paths, &c.id, bundle, &io)
+                .and_then(|_| s.start(&c.id, ""));
             if r.is_err() {
                 let _ = s.delete(&c.id, "");
                 s.shutdown();

@@ -98,7 +98,9 @@ pub fn start(paths: &Paths, id: &str, bundle: &Path) -> Result<String, ShimError
         .output()
         .map_err(|e| fail(e.to_string()))?;
     if !out.status.success() {
-        return Err(fail(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+        return Err(fail(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
     }
     let address = String::from_utf8_lossy(&out.stdout).trim().to_string();
     if !address.starts_with("unix://") {
@@ -244,13 +246,21 @@ impl Shim {
         Ok(())
     }
 
-    pub fn resize(&self, id: &str, exec_id: &str, width: u32, height: u32) -> Result<(), ShimError> {
+    pub fn resize(
+        &self,
+        id: &str,
+        exec_id: &str,
+        width: u32,
+        height: u32,
+    ) -> Result<(), ShimError> {
         let mut req = ResizePtyRequest::new();
         req.id = id.to_string();
         req.exec_id = exec_id.to_string();
         req.width = width;
         req.height = height;
-        self.client.resize_pty(ctx(), &req).map_err(ShimError::task)?;
+        self.client
+            .resize_pty(ctx(), &req)
+            .map_err(ShimError::task)?;
         Ok(())
     }
 

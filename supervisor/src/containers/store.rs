@@ -69,7 +69,9 @@ impl Store {
             let (key, value) = entry.map_err(|e| self.err(e))?;
             match serde_json::from_slice(value.value()) {
                 Ok(c) => out.push(c),
-                Err(e) => tracing::error!(id = key.value(), error = %e, "unreadable container record"),
+                Err(e) => {
+                    tracing::error!(id = key.value(), error = %e, "unreadable container record")
+                }
             }
         }
         Ok(out)

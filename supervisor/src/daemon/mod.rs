@@ -9,6 +9,9 @@ use std::time::Duration;
 use tokio::net::{UnixListener, UnixStream};
 
 use crate::images::service::{self, ImageService};
+use crate::perms;
+
+pub mod served;
 
 /// Errors starting or running the daemon.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +30,8 @@ pub enum Error {
         path: PathBuf,
         source: crate::containers::service::Error,
     },
+    #[error(transparent)]
+    Perms(#[from] perms::Error),
     #[error("image service under {path}: {source}")]
     Images {
         path: PathBuf,
@@ -42,6 +47,10 @@ pub struct Config {
     pub exec_root: PathBuf,
     pub insecure_registries: Vec<String>,
     pub debug: bool,
+    /// `--max-layer-size`: a fixed bound on a layer's uncompressed size.
+    pub max_layer_size: Option<u64>,
+    /// Started by a CLI that found no daemon on the socket.
+    pub autostarted: bool,
 }
 
 /// The socket path of a `unix://` host.
@@ -60,6 +69,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 
 /// Runs the daemon in the foreground until SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<(), Error> {
+    perms::set_daemon_umask();
     limit_malloc_arenas();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -97,11 +107,15 @@ impl Drop for Cleanup {
 
 async fn bind(config: &Config) -> Result<(UnixListener, Cleanup), Error> {
     let socket = socket_path(&config.host)?;
-    for dir in [&config.data_root, &config.exec_root] {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-    }
-    if let Some(parent) = socket.parent() {
-        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    // Created for root; non-root members of the socket's group only pass through.
+    for dir in [Some(config.exec_root.as_path()), socket.parent()]
+        .into_iter()
+        .flatten()
+    {
+        if !dir.exists() {
+            perms::make_dir(dir, 0o711)?;
+        }
+        perms::check_private(dir)?;
     }
     if UnixStream::connect(&socket).await.is_ok() {
         return Err(Error::AlreadyRunning(socket));
@@ -117,13 +131,30 @@ async fn bind(config: &Config) -> Result<(UnixListener, Cleanup), Error> {
         pid_file: pid_file.clone(),
     };
     std::fs::write(&pid_file, format!("{}\n", std::process::id())).map_err(io(&pid_file))?;
+    perms::set_mode(&pid_file, 0o644)?;
+    let served = served::Served {
+        data_root: absolute(&config.data_root),
+        exec_root: absolute(&config.exec_root),
+        insecure_registries: config.insecure_registries.clone(),
+        max_layer_size: config.max_layer_size,
+        autostarted: config.autostarted,
+    };
+    served::write(&cleanup.socket, &served).map_err(io(&served::path_of(&cleanup.socket)))?;
     Ok((listener, cleanup))
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn open_images(config: &Config) -> Result<ImageService, Error> {
     ImageService::open(service::Options {
         data_root: config.data_root.clone(),
         insecure_registries: config.insecure_registries.clone(),
+        layer_bound: config
+            .max_layer_size
+            .map(crate::images::layer::SizeBound::fixed)
+            .unwrap_or_default(),
     })
     .map_err(|source| Error::Images {
         path: config.data_root.clone(),

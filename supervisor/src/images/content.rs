@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -76,10 +77,14 @@ impl ContentStore {
     /// Opens (creating) the store at `root` and removes ingests left by a crash.
     pub fn open(root: &Path) -> Result<Self, Error> {
         let blobs = root.join("blobs/sha256");
-        std::fs::create_dir_all(&blobs).map_err(Error::io(&blobs))?;
         let ingest = root.join("ingest");
         let _ = std::fs::remove_dir_all(&ingest);
-        std::fs::create_dir_all(&ingest).map_err(Error::io(&ingest))?;
+        for dir in [root.to_path_buf(), root.join("blobs"), blobs, ingest] {
+            crate::perms::make_dir(&dir, 0o700).map_err(|e| Error::Io {
+                path: dir.to_path_buf(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        }
         Ok(ContentStore {
             root: root.to_path_buf(),
             ingests: Arc::default(),
@@ -149,7 +154,12 @@ impl ContentStore {
             std::process::id(),
             unique()
         ));
-        let file = File::create(&temp).map_err(Error::io(&temp))?;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&temp)
+            .map_err(Error::io(&temp))?;
         Ok(BlobWriter {
             file,
             temp,

@@ -9,6 +9,7 @@
 //! most an unrecorded directory, which [`Snapshotter::open`] removes.
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -107,6 +108,8 @@ pub struct Snapshotter {
     keys: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     /// Flushes unpacked layers to disk in the background (see `durable`).
     flusher: durable::Flusher,
+    /// How far a layer may expand when unpacked.
+    bound: layer::SizeBound,
 }
 
 impl Snapshotter {
@@ -122,7 +125,8 @@ impl Snapshotter {
         metadata: Arc<Metadata>,
         backend: Option<Backend>,
     ) -> Result<Self, Error> {
-        std::fs::create_dir_all(root).map_err(io_at(root))?;
+        crate::perms::make_dir(root, 0o700)
+            .map_err(|e| io_at(root)(std::io::Error::other(e.to_string())))?;
         durable::forget_unflushed(&metadata)?;
         let ids = recover(root, &metadata)?;
         durable::flush(root, &metadata)?;
@@ -142,7 +146,14 @@ impl Snapshotter {
             keys: Mutex::new(HashMap::new()),
             flusher: durable::Flusher::start(root.to_path_buf(), metadata.clone()),
             metadata,
+            bound: layer::SizeBound::default(),
         })
+    }
+
+    /// Sets how far a layer may expand when unpacked.
+    pub fn with_bound(mut self, bound: layer::SizeBound) -> Self {
+        self.bound = bound;
+        self
     }
 
     /// Asks the background flusher to put unpacked layers on disk soon.
@@ -216,7 +227,7 @@ impl Snapshotter {
         let parent = parent.map(|p| self.committed(p)).transpose()?;
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let dir = self.dir(id);
-        std::fs::create_dir(&dir).map_err(io_at(&dir))?;
+        make_private_dir(&dir)?;
         let result = self.extract(key, parent.as_ref(), &dir, layer, expected_diff_id);
         let result = result.and_then(|size| {
             self.record(SnapshotRecord {
@@ -251,6 +262,7 @@ impl Snapshotter {
                 Backend::Overlay => Whiteouts::Overlay,
                 Backend::Copy => Whiteouts::Apply,
             },
+            bound: self.bound,
             ..Default::default()
         };
         let applied = layer::apply(layer, &fs, &options).map_err(|source| Error::Layer {
@@ -271,7 +283,11 @@ impl Snapshotter {
     fn new_fs(&self, parent: Option<&SnapshotRecord>, fs: &Path) -> Result<(), Error> {
         match (self.backend, parent) {
             (Backend::Copy, Some(parent)) => copy::copy_tree(&self.fs_dir(parent), fs),
-            _ => std::fs::create_dir(fs).map_err(io_at(fs)),
+            // A layer without a `./` entry leaves the root as docker does: 0755.
+            _ => std::fs::DirBuilder::new()
+                .mode(0o755)
+                .create(fs)
+                .map_err(io_at(fs)),
         }
     }
 
@@ -297,11 +313,11 @@ impl Snapshotter {
         let parent = parent.map(|p| self.committed(p)).transpose()?;
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let dir = self.dir(id);
-        std::fs::create_dir(&dir).map_err(io_at(&dir))?;
+        make_private_dir(&dir)?;
         let result = (|| {
             self.new_fs(parent.as_ref(), &dir.join("fs"))?;
             if self.backend == Backend::Overlay {
-                std::fs::create_dir(dir.join("work")).map_err(io_at(&dir))?;
+                make_private_dir(&dir.join("work"))?;
             }
             self.record(SnapshotRecord {
                 key: key.into(),
@@ -473,6 +489,53 @@ impl Snapshotter {
         }
     }
 
+    /// Drops, in one transaction, the record of every snapshot that is neither in `keep`,
+    /// nor active (a container's), nor the parent (however far down) of one of those.
+    /// Returns the dropped records: their directories are for [`Snapshotter::remove_dir`].
+    /// Linear: each record is looked at a bounded number of times.
+    pub fn drop_unreferenced(&self, keep: &HashSet<String>) -> Result<Vec<SnapshotRecord>, Error> {
+        let _records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        let snapshots: HashMap<String, SnapshotRecord> = self
+            .metadata
+            .snapshots()?
+            .into_iter()
+            .map(|s| (s.key.clone(), s))
+            .collect();
+        let mut live: HashSet<&str> = HashSet::new();
+        let roots = snapshots
+            .values()
+            .filter(|s| s.kind == SnapshotKind::Active || keep.contains(&s.key));
+        for root in roots {
+            let mut at = Some(root);
+            // Stop at the first snapshot already live: its parents were walked from it.
+            while let Some(s) = at.filter(|s| live.insert(s.key.as_str())) {
+                at = s.parent.as_deref().and_then(|p| snapshots.get(p));
+            }
+        }
+        let dead: Vec<SnapshotRecord> = snapshots
+            .values()
+            .filter(|s| !live.contains(s.key.as_str()))
+            .cloned()
+            .collect();
+        let keys: Vec<String> = dead.iter().map(|s| s.key.clone()).collect();
+        self.metadata.remove_snapshots(&keys)?;
+        tracing::debug!(
+            dropped = keys.len(),
+            kept = live.len(),
+            "snapshot records collected"
+        );
+        Ok(dead)
+    }
+
+    /// Removes the directory of a snapshot whose record was dropped.
+    pub fn remove_dir(&self, record: &SnapshotRecord) -> Result<(), Error> {
+        let dir = self.dir(record.id);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_at(&dir)(e)),
+            _ => Ok(()),
+        }
+    }
+
     /// Writes snapshot `key`'s own changes (relative to its parent) as an uncompressed layer
     /// tar to `out`, overlay whiteouts turned back into `.wh.` entries.
     pub fn diff(&self, key: &str, out: impl Write) -> Result<layer::Exported, Error> {
@@ -491,6 +554,14 @@ impl Snapshotter {
             }
         }
     }
+}
+
+/// Creates a snapshot's own directory (or overlay work dir), for root only.
+fn make_private_dir(dir: &Path) -> Result<(), Error> {
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(dir)
+        .map_err(io_at(dir))
 }
 
 /// Flushes the filesystem holding `path` (the extracted files reach the disk before their

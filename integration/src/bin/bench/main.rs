@@ -8,12 +8,18 @@
 //! - resources: the lifecycle again with a memory, pids and cpu-quota limit (cgroup work);
 //! - exec: `exec ID /bin/true` into one running container per runtime.
 //! - shims: containerd-shim-berth-v2 against containerd-shim-runc-v2 (see `shim.rs`);
+//! - engines: `run --rm`, 50 parallel `run -d`, stack memory with 10 and 100 idle containers
+//!   and `logs` of 100 MB through berth, dockerd and podman (see `containers.rs`);
 //! - pull: an image of ≥ 100 MiB and ≥ 10k files pulled and unpacked by `berth`, `dockerd` and
 //!   `skopeo` + `umoci`, and the daemons' idle memory (see `pull.rs`).
 //!
+//! - runc's default: `runc spec`'s config unchanged but for terminal off and `/bin/true`, through
+//!   `run` (create, start, wait and delete in one process) and through the lifecycle.
+//!
 //! On a hybrid cgroup host whose cgroup2 mount has controllers, crun refuses to run at all, so the
-//! bench hides that mount in its own mount namespace first (all runtimes then see cgroup v1;
-//! `--keep-cgroup2` turns this off). Each runtime gets its own `--root` in a temp dir.
+//! bench gives those controllers v1 hierarchies in its own mount namespace while it runs
+//! (systemd's hybrid layout; `--host-layout` turns this off). Each runtime gets its own `--root`
+//! in a temp dir.
 //!
 //! A runtime that fails is reported as `failed: <error>` and skipped for the rest of that
 //! scenario; the bench exits non-zero if any runtime failed the plain lifecycle.
@@ -27,12 +33,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+mod containers;
+mod daemons;
 mod pull;
 mod shim;
 
 const USAGE: &str =
     "usage: berth-bench [--berth PATH] [--supervisor PATH] [--runc PATH] [--crun PATH] [-n N]
-                   [--warmup N] [--pulls N] [--pull-only] [--keep-cgroup2]
+                   [--warmup N] [--pulls N] [--pull-only] [--engines N] [--engines-only]
+                   [--host-layout]
 
   --berth PATH   berth-runtime binary (default target/release/berth-runtime)
   --supervisor PATH  berth (daemon + CLI) binary (default target/release/berth)
@@ -42,9 +51,12 @@ const USAGE: &str =
   --warmup N     untimed rounds before each scenario (default 3)
   --pulls N      pulls per puller in the pull scenario (default 3; 0 skips it)
   --pull-only    run only the pull scenario
-  --keep-cgroup2 do not hide a hybrid host's /sys/fs/cgroup/unified (crun then fails)";
+  --engines N    run --rm rounds per engine in the berth/dockerd/podman scenario (default 20;
+                 0 skips it)
+  --engines-only run only the berth/dockerd/podman scenario
+  --host-layout  leave hugetlb on a hybrid host's cgroup2 mount (crun then fails)";
 
-/// crun refuses a hybrid layout whose cgroup2 mount has controllers; see `hide_cgroup2`.
+/// crun refuses a hybrid layout whose cgroup2 mount has controllers; see `HugetlbV1`.
 const UNIFIED: &str = "/sys/fs/cgroup/unified";
 
 /// One runtime under test.
@@ -67,7 +79,9 @@ struct Options {
     warmup: usize,
     pulls: usize,
     pull_only: bool,
-    keep_cgroup2: bool,
+    engines: usize,
+    engines_only: bool,
+    host_layout: bool,
 }
 
 /// The lifecycle's steps, timed separately to show where the time goes.
@@ -126,7 +140,9 @@ fn parse_args(args: Vec<String>) -> Result<Options, String> {
         warmup: 3,
         pulls: 3,
         pull_only: false,
-        keep_cgroup2: false,
+        engines: 20,
+        engines_only: false,
+        host_layout: false,
     };
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
@@ -139,8 +155,10 @@ fn parse_args(args: Vec<String>) -> Result<Options, String> {
             "--crun" => opts.crun = value()?.into(),
             "-n" | "--iterations" => opts.iterations = parse_count(&flag, &value()?)?,
             "--warmup" => opts.warmup = parse_count(&flag, &value()?)?,
-            "--keep-cgroup2" => opts.keep_cgroup2 = true,
+            "--host-layout" => opts.host_layout = true,
             "--pull-only" => opts.pull_only = true,
+            "--engines" => opts.engines = parse_count(&flag, &value()?)?,
+            "--engines-only" => opts.engines_only = true,
             "-h" | "--help" => return Err("help".into()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -187,8 +205,14 @@ fn run_in(opts: &Options, work: &Path) -> Result<bool, String> {
         return Ok(true);
     }
     become_subreaper()?;
-    if !opts.keep_cgroup2 {
-        hide_cgroup2()?;
+    let _hugetlb_v1 = if opts.host_layout {
+        None
+    } else {
+        HugetlbV1::mount(work)?
+    };
+    if opts.engines_only {
+        containers::run(work, &absolute(&opts.supervisor)?, opts.engines.max(1));
+        return Ok(true);
     }
     let runtimes = runtimes(opts, work)?;
     let rootfs = work.join("rootfs");
@@ -238,6 +262,23 @@ fn run_in(opts: &Options, work: &Path) -> Result<bool, String> {
         &res,
         None,
     );
+    let runc_default = runc_spec_bundle(&work.join("bundle-runc-spec"), &rootfs, &runtimes[1])?;
+    let run = round_robin(&runtimes, opts, |rt, id| {
+        run_foreground(rt, &runc_default, id)
+    });
+    print_table(
+        "run /bin/true with runc spec's default config (terminal off)",
+        &runtimes,
+        &run,
+        None,
+    );
+    let life_default = round_robin(&runtimes, opts, |rt, id| lifecycle(rt, &runc_default, id));
+    print_table(
+        "lifecycle with runc spec's default config (terminal off)",
+        &runtimes,
+        &life_default,
+        None,
+    );
     let exec = exec_latency(&runtimes, &sleeper, opts);
     print_table(
         "exec /bin/true into a running container",
@@ -246,6 +287,9 @@ fn run_in(opts: &Options, work: &Path) -> Result<bool, String> {
         None,
     );
     shim_scenario(opts, work, &rootfs, &runtimes[0].bin);
+    if opts.engines > 0 {
+        containers::run(work, &absolute(&opts.supervisor)?, opts.engines);
+    }
     if opts.pulls > 0 {
         pull::run(work, &opts.supervisor, opts.pulls);
     }
@@ -266,7 +310,7 @@ fn runtimes(opts: &Options, work: &Path) -> Result<Vec<Runtime>, String> {
     named
         .into_iter()
         .map(|(name, bin)| {
-            let bin = resolve(bin).ok_or_else(|| {
+            let bin = absolute(bin).map_err(|_| {
                 format!(
                     "{name}: {} not found{}",
                     bin.display(),
@@ -287,6 +331,13 @@ fn runtimes(opts: &Options, work: &Path) -> Result<Vec<Runtime>, String> {
             })
         })
         .collect()
+}
+
+/// The absolute path of a binary given by path or found on `PATH`.
+fn absolute(bin: &Path) -> Result<PathBuf, String> {
+    resolve(bin)
+        .and_then(|b| fs::canonicalize(b).ok())
+        .ok_or_else(|| format!("{} not found", bin.display()))
 }
 
 /// A path as given if it has a slash, else looked up on `PATH`.
@@ -325,7 +376,8 @@ fn version(bin: &Path) -> String {
 // ---- bundles ------------------------------------------------------------------------------
 
 /// Writes `dir/config.json`: `runc spec`'s defaults (namespaces, mounts, masked and read-only
-/// paths, capabilities, rlimits, device cgroup), no terminal, `args`, optional resources.
+/// paths, capabilities, rlimits, device cgroup) but for its `/sys/fs/cgroup` mount, no
+/// terminal, `args`, optional resources.
 fn write_bundle(
     dir: &Path,
     rootfs: &Path,
@@ -341,6 +393,30 @@ fn write_bundle(
         }
     }
     let path = dir.join("config.json");
+    let text = serde_json::to_string_pretty(&config).map_err(|e| format!("config: {e}"))?;
+    fs::write(&path, text).map_err(|e| format!("write {}: {e}", path.display()))?;
+    Ok(dir.to_path_buf())
+}
+
+/// `dir/config.json` as `runc spec` writes it, but with the terminal off, `/bin/true` and `rootfs`.
+fn runc_spec_bundle(dir: &Path, rootfs: &Path, runc: &Runtime) -> Result<PathBuf, String> {
+    fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    let out = Command::new(&runc.bin)
+        .args(["spec", "--bundle"])
+        .arg(dir)
+        .output()
+        .map_err(|e| format!("spawn {} spec: {e}", runc.bin.display()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!("{} spec: {}", runc.bin.display(), err.trim()));
+    }
+    let path = dir.join("config.json");
+    let text = fs::read_to_string(&path).map_err(|e| format!("read {}: {e}", path.display()))?;
+    let mut config: Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    config["process"]["terminal"] = json!(false);
+    config["process"]["args"] = json!(["/bin/true"]);
+    config["root"]["path"] = json!(rootfs);
     let text = serde_json::to_string_pretty(&config).map_err(|e| format!("config: {e}"))?;
     fs::write(&path, text).map_err(|e| format!("write {}: {e}", path.display()))?;
     Ok(dir.to_path_buf())
@@ -456,6 +532,13 @@ fn lifecycle(rt: &Runtime, bundle: &Path, id: &str) -> Result<Vec<Duration>, Str
     let deleted = runtime_ok(rt, &["delete", id]);
     let phases = vec![created, started, waited, lap()];
     exited.and(deleted).map(|()| phases)
+}
+
+/// `run --bundle B ID` in the foreground: create, start, wait and delete in one process.
+fn run_foreground(rt: &Runtime, bundle: &Path, id: &str) -> Result<Vec<Duration>, String> {
+    runtime_ok(rt, &["run", "--bundle", path_str(bundle)?, id])
+        .inspect_err(|_| force_delete(rt, id))
+        .map(|()| Vec::new())
 }
 
 /// Waits for the container's init, which must exit 0.
@@ -642,50 +725,144 @@ fn start_sleeper(rt: &Runtime, bundle: &Path, id: &str) -> Result<i32, String> {
 // ---- the host ---------------------------------------------------------------------------
 
 /// On a hybrid host whose cgroup2 mount has controllers (here: hugetlb), crun refuses every
-/// container ("cgroups in hybrid mode not supported"). So that all three runtimes can be
-/// compared, the bench moves itself into a private mount namespace and covers
-/// `/sys/fs/cgroup/unified` with an empty tmpfs: every runtime then sees a cgroup v1 host.
-/// The host's mounts are untouched.
-fn hide_cgroup2() -> Result<(), String> {
-    let controllers = fs::read_to_string(format!("{UNIFIED}/cgroup.controllers"));
-    if controllers.map(|c| c.trim().is_empty()).unwrap_or(true) {
-        return Ok(());
+/// container ("cgroups in hybrid mode not supported"). Such a host is unusual: on systemd's
+/// hybrid layout every controller has a v1 hierarchy. So that all three runtimes run in that
+/// real hybrid layout, the bench moves itself into a private mount namespace, re-stacks
+/// `/sys/fs/cgroup`'s hierarchies on a fresh tmpfs that also holds a v1 `hugetlb` hierarchy,
+/// and so takes hugetlb off the cgroup2 root while it runs. The kernel binds a controller to
+/// one hierarchy for the whole machine, so the guard's drop unmounts the v1 hierarchy (which
+/// gives hugetlb back to cgroup2); a namespace torn down without that umount would not.
+struct HugetlbV1 {
+    mount: PathBuf,
+}
+
+impl HugetlbV1 {
+    fn mount(work: &Path) -> Result<Option<Self>, String> {
+        let controllers = fs::read_to_string(format!("{UNIFIED}/cgroup.controllers"));
+        if !controllers.is_ok_and(|c| c.split_whitespace().any(|c| c == "hugetlb")) {
+            return Ok(None);
+        }
+        private_mount_namespace()?;
+        let stage = work.join("cgroupfs");
+        fs::create_dir_all(&stage).map_err(|e| format!("create {}: {e}", stage.display()))?;
+        mount(Some("tmpfs"), &stage, Some("tmpfs"), 0, Some("mode=755"))?;
+        if let Err(e) = Self::stack(&stage) {
+            // Only our namespace sees what was moved under the stage; detaching it puts the
+            // work dir back to an empty directory, so that its removal touches no cgroup.
+            let _ = umount2(&stage, libc::MNT_DETACH);
+            return Err(e);
+        }
+        println!(
+            "note: {UNIFIED} holds the hugetlb controller, which crun refuses; the bench gave \
+             hugetlb a v1 hierarchy (systemd's hybrid layout) while it runs"
+        );
+        Ok(Some(Self {
+            mount: PathBuf::from("/sys/fs/cgroup/hugetlb"),
+        }))
     }
-    // SAFETY: plain syscalls with valid C strings; we are single-threaded here.
-    unsafe {
-        if libc::unshare(libc::CLONE_NEWNS) != 0 {
-            return Err(format!(
-                "unshare(CLONE_NEWNS): {}",
-                std::io::Error::last_os_error()
-            ));
+
+    /// The hugetlb hierarchy first (the step the kernel may refuse), then every hierarchy of
+    /// `/sys/fs/cgroup` moved beside it, then the stage over `/sys/fs/cgroup`.
+    fn stack(stage: &Path) -> Result<(), String> {
+        let hugetlb = stage.join("hugetlb");
+        fs::create_dir(&hugetlb).map_err(|e| format!("create {}: {e}", hugetlb.display()))?;
+        mount(Some("cgroup"), &hugetlb, Some("cgroup"), 0, Some("hugetlb")).map_err(|e| {
+            format!(
+                "{e}: hugetlb is enabled in a cgroup.subtree_control under {UNIFIED}, so it \
+                 cannot have a v1 hierarchy; disable it there or pass --host-layout (crun then \
+                 fails)"
+            )
+        })?;
+        for hierarchy in cgroup_mounts()? {
+            let to = stage.join(hierarchy.file_name().unwrap_or_default());
+            fs::create_dir(&to).map_err(|e| format!("create {}: {e}", to.display()))?;
+            move_mount(&hierarchy, &to)?;
         }
-        let flags = libc::MS_REC | libc::MS_SLAVE;
-        let null = std::ptr::null();
-        if libc::mount(null, c"/".as_ptr(), null, flags, std::ptr::null()) != 0 {
-            return Err(format!(
-                "make / rslave: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
-        let target = c"/sys/fs/cgroup/unified";
-        if libc::mount(
-            c"none".as_ptr(),
-            target.as_ptr(),
-            c"tmpfs".as_ptr(),
-            0,
-            std::ptr::null(),
-        ) != 0
-        {
-            return Err(format!(
-                "mount tmpfs on {UNIFIED}: {}",
-                std::io::Error::last_os_error()
-            ));
+        move_mount(stage, Path::new("/sys/fs/cgroup"))
+    }
+}
+
+impl Drop for HugetlbV1 {
+    fn drop(&mut self) {
+        if let Err(e) = umount2(&self.mount, 0) {
+            eprintln!(
+                "berth-bench: {e}: hugetlb stays on a v1 hierarchy until it is unmounted \
+                 (mount -t cgroup -o hugetlb cgroup DIR && umount DIR)"
+            );
         }
     }
-    println!(
-        "note: {UNIFIED} has controllers, which crun refuses; hidden in the bench's own mount \
-         namespace, so all runtimes see cgroup v1 only (--keep-cgroup2 to keep it)"
-    );
+}
+
+/// Every mount point directly under `/sys/fs/cgroup`, from `/proc/self/mountinfo`.
+fn cgroup_mounts() -> Result<Vec<PathBuf>, String> {
+    let info = fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("read /proc/self/mountinfo: {e}"))?;
+    Ok(info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(PathBuf::from)
+        .filter(|p| p.parent() == Some(Path::new("/sys/fs/cgroup")))
+        .collect())
+}
+
+fn private_mount_namespace() -> Result<(), String> {
+    // SAFETY: unshare with a flag; we are single-threaded here.
+    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(format!("unshare(CLONE_NEWNS): {e}"));
+    }
+    mount(
+        None,
+        Path::new("/"),
+        None,
+        libc::MS_REC | libc::MS_SLAVE,
+        None,
+    )
+}
+
+fn move_mount(from: &Path, to: &Path) -> Result<(), String> {
+    mount(Some(&from.to_string_lossy()), to, None, libc::MS_MOVE, None)
+}
+
+/// mount(2), the error naming the target.
+fn mount(
+    source: Option<&str>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> Result<(), String> {
+    let c = |s: &str| std::ffi::CString::new(s).map_err(|_| format!("{s:?}: contains NUL"));
+    let source = source.map(c).transpose()?;
+    let fstype = fstype.map(c).transpose()?;
+    let data = data.map(c).transpose()?;
+    let target_c = c(&target.to_string_lossy())?;
+    let ptr = |s: &Option<std::ffi::CString>| s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
+    // SAFETY: every pointer is null or a valid NUL-terminated string living across the call.
+    let rc = unsafe {
+        libc::mount(
+            ptr(&source),
+            target_c.as_ptr(),
+            ptr(&fstype),
+            flags,
+            ptr(&data).cast(),
+        )
+    };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(format!("mount {}: {e}", target.display()));
+    }
+    Ok(())
+}
+
+fn umount2(target: &Path, flags: libc::c_int) -> Result<(), String> {
+    let c = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())
+        .map_err(|_| format!("{}: contains NUL", target.display()))?;
+    // SAFETY: a valid NUL-terminated path.
+    if unsafe { libc::umount2(c.as_ptr(), flags) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(format!("umount {}: {e}", target.display()));
+    }
     Ok(())
 }
 

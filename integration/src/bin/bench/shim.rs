@@ -189,6 +189,23 @@ impl Drop for Containerd {
             .arg(&state)
             .stderr(Stdio::null())
             .status();
+        remove_namespace_cgroups();
+    }
+}
+
+/// containerd leaves the namespace's parent cgroup (`/berth-bench`) in every hierarchy; a left
+/// cgroup would also keep the bench's v1 hugetlb hierarchy (see `HugetlbV1`) alive.
+fn remove_namespace_cgroups() {
+    let Ok(hierarchies) = fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
+    for h in hierarchies.flatten() {
+        let dir = h.path().join(NS);
+        if dir.is_dir() {
+            if let Err(e) = fs::remove_dir(&dir) {
+                eprintln!("berth-bench: remove {}: {e}", dir.display());
+            }
+        }
     }
 }
 

@@ -182,7 +182,10 @@ fn create_container(ctx: &Context, a: &CreateArgs, command: &str) -> anyhow::Res
             .ok()
     };
     let response = match send() {
-        Err(client::Error::Daemon { status: 404, message }) if message.starts_with("No such image") => {
+        Err(client::Error::Daemon {
+            status: 404,
+            message,
+        }) if message.starts_with("No such image") => {
             pull_missing(ctx, &a.image).map_err(|e| refused(command, e))?;
             send()
         }
@@ -199,7 +202,9 @@ pub fn create(ctx: &Context, a: &CreateArgs) -> anyhow::Result<()> {
 
 /// docker's exit code for a start that failed: 127 not found, 126 not executable, else 125.
 fn start_failure_code(message: &str) -> i32 {
-    if message.contains("executable file not found") || message.contains("no such file or directory") {
+    if message.contains("executable file not found")
+        || message.contains("no such file or directory")
+    {
         127
     } else if message.contains("permission denied") {
         126
@@ -214,7 +219,12 @@ struct PendingWait(std::thread::JoinHandle<anyhow::Result<i32>>);
 fn register_wait(ctx: &Context, id: &str, condition: &str) -> anyhow::Result<PendingWait> {
     let response = ctx
         .client
-        .request("POST", &format!("/containers/{id}/wait?condition={condition}"), &[], Body::None)?
+        .request(
+            "POST",
+            &format!("/containers/{id}/wait?condition={condition}"),
+            &[],
+            Body::None,
+        )?
         .ok()?;
     Ok(PendingWait(std::thread::spawn(move || {
         let v = response.json()?;
@@ -224,7 +234,9 @@ fn register_wait(ctx: &Context, id: &str, condition: &str) -> anyhow::Result<Pen
 
 impl PendingWait {
     fn code(self) -> anyhow::Result<i32> {
-        self.0.join().map_err(|_| anyhow::anyhow!("wait thread panicked"))?
+        self.0
+            .join()
+            .map_err(|_| anyhow::anyhow!("wait thread panicked"))?
     }
 }
 
@@ -245,7 +257,9 @@ pub fn run(ctx: &Context, a: &RunArgs) -> anyhow::Result<()> {
         .upgrade(&format!("/containers/{id}/attach?{query}"), None)
         .map_err(|e| refused("run", e))?;
     let wait = register_wait(ctx, &id, if c.rm { "removed" } else { "next-exit" })?;
-    let raw = (c.tty && std::io::stdin().is_terminal()).then(tty::RawMode::enter).transpose()?;
+    let raw = (c.tty && std::io::stdin().is_terminal())
+        .then(tty::RawMode::enter)
+        .transpose()?;
     start_one(ctx, &id, c.rm)?;
     if c.tty {
         tty::follow_size(ctx.client.clone(), format!("/containers/{id}/resize"));
@@ -267,7 +281,12 @@ fn start_one(ctx: &Context, id: &str, rm: bool) -> anyhow::Result<()> {
             let message = e.to_string();
             eprintln!("berth: {message}.");
             if rm {
-                let _ = ctx.client.request("DELETE", &format!("/containers/{id}?force=1"), &[], Body::None);
+                let _ = ctx.client.request(
+                    "DELETE",
+                    &format!("/containers/{id}?force=1"),
+                    &[],
+                    Body::None,
+                );
             }
             Err(Exit(start_failure_code(&message)).into())
         }
@@ -276,7 +295,12 @@ fn start_one(ctx: &Context, id: &str, rm: bool) -> anyhow::Result<()> {
 
 /// Copies a hijacked stream: output to stdout/stderr (docker's frames unless `tty`), and
 /// stdin to the connection when `input` (then half-closes it).
-pub fn stream(mut reader: std::io::BufReader<UnixStream>, writer: UnixStream, tty: bool, input: bool) {
+pub fn stream(
+    mut reader: std::io::BufReader<UnixStream>,
+    writer: UnixStream,
+    tty: bool,
+    input: bool,
+) {
     if input {
         let mut writer = writer;
         std::thread::spawn(move || {
@@ -350,7 +374,11 @@ fn daemon_error(e: client::Error) -> anyhow::Error {
 pub fn start(ctx: &Context, a: &StartArgs) -> anyhow::Result<()> {
     if a.attach || a.interactive {
         let name = &a.containers[0];
-        let c = ctx.client.get(&format!("/containers/{name}/json")).map_err(daemon_error)?.json()?;
+        let c = ctx
+            .client
+            .get(&format!("/containers/{name}/json"))
+            .map_err(daemon_error)?
+            .json()?;
         let id = c["Id"].as_str().unwrap_or(name).to_string();
         let tty = c["Config"]["Tty"].as_bool().unwrap_or(false);
         let mut query = String::from("stream=1&stdout=1&stderr=1");
@@ -369,10 +397,16 @@ pub fn start(ctx: &Context, a: &StartArgs) -> anyhow::Result<()> {
         stream(reader, writer, tty, a.interactive);
         drop(raw);
         let code = wait.code()?;
-        return if code != 0 { Err(Exit(code).into()) } else { Ok(()) };
+        return if code != 0 {
+            Err(Exit(code).into())
+        } else {
+            Ok(())
+        };
     }
     each(&a.containers, |name| {
-        ctx.client.post(&format!("/containers/{name}/start")).map(|_| ())
+        ctx.client
+            .post(&format!("/containers/{name}/start"))
+            .map(|_| ())
     })
 }
 
@@ -408,7 +442,9 @@ pub struct StopArgs {
 pub fn stop(ctx: &Context, a: &StopArgs, action: &str) -> anyhow::Result<()> {
     let query = a.time.map(|t| format!("?t={t}")).unwrap_or_default();
     each(&a.containers, |name| {
-        ctx.client.post(&format!("/containers/{name}/{action}{query}")).map(|_| ())
+        ctx.client
+            .post(&format!("/containers/{name}/{action}{query}"))
+            .map(|_| ())
     })
 }
 
@@ -448,7 +484,12 @@ pub fn rm(ctx: &Context, a: &RmArgs) -> anyhow::Result<()> {
     let force = u8::from(a.force);
     each(&a.containers, |name| {
         ctx.client
-            .request("DELETE", &format!("/containers/{name}?force={force}"), &[], Body::None)?
+            .request(
+                "DELETE",
+                &format!("/containers/{name}?force={force}"),
+                &[],
+                Body::None,
+            )?
             .ok()
             .map(|_| ())
     })
@@ -463,7 +504,9 @@ pub struct NamesArgs {
 
 pub fn simple(ctx: &Context, a: &NamesArgs, action: &str) -> anyhow::Result<()> {
     each(&a.containers, |name| {
-        ctx.client.post(&format!("/containers/{name}/{action}")).map(|_| ())
+        ctx.client
+            .post(&format!("/containers/{name}/{action}"))
+            .map(|_| ())
     })
 }
 
@@ -510,7 +553,11 @@ pub fn inspect(ctx: &Context, a: &InspectArgs) -> anyhow::Result<()> {
     let mut found = Vec::new();
     let mut failed = false;
     for name in &a.containers {
-        match ctx.client.get(&format!("/containers/{name}/json")).and_then(|r| r.json()) {
+        match ctx
+            .client
+            .get(&format!("/containers/{name}/json"))
+            .and_then(|r| r.json())
+        {
             Ok(v) => found.push(v),
             Err(client::Error::Daemon { status: 404, .. }) => {
                 eprintln!("Error: No such object: {name}");
@@ -569,7 +616,11 @@ fn ellipsis(s: &str, n: usize) -> String {
 fn ps_row(c: &Value, no_trunc: bool) -> Value {
     let id = c["Id"].as_str().unwrap_or("");
     let command = c["Command"].as_str().unwrap_or("");
-    let command = if no_trunc { command.to_string() } else { ellipsis(command, 20) };
+    let command = if no_trunc {
+        command.to_string()
+    } else {
+        ellipsis(command, 20)
+    };
     let created = c["Created"].as_i64().unwrap_or(0);
     let now = chrono::Utc::now().timestamp();
     let names: Vec<String> = c["Names"]
@@ -661,7 +712,11 @@ pub struct LogsArgs {
 
 pub fn logs(ctx: &Context, a: &LogsArgs) -> anyhow::Result<()> {
     let name = &a.container;
-    let c = ctx.client.get(&format!("/containers/{name}/json")).map_err(daemon_error)?.json()?;
+    let c = ctx
+        .client
+        .get(&format!("/containers/{name}/json"))
+        .map_err(daemon_error)?
+        .json()?;
     let tty = c["Config"]["Tty"].as_bool().unwrap_or(false);
     let path = format!(
         "/containers/{name}/logs?stdout=1&stderr=1&follow={}&tail={}&timestamps={}",
@@ -746,7 +801,9 @@ pub fn exec(ctx: &Context, a: &ExecArgs) -> anyhow::Result<()> {
             eprintln!("{e}");
             Exit(126)
         })?;
-    let raw = (a.tty && std::io::stdin().is_terminal()).then(tty::RawMode::enter).transpose()?;
+    let raw = (a.tty && std::io::stdin().is_terminal())
+        .then(tty::RawMode::enter)
+        .transpose()?;
     if a.tty {
         tty::follow_size(ctx.client.clone(), format!("/exec/{id}/resize"));
     }

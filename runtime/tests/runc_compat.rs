@@ -1,0 +1,369 @@
+//! Where tools and runc's own test suite depend on runc's behaviour (issue 10): one regression
+//! test per bug. Every container here lives in a fresh cgroup of its own.
+mod support;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use support::*;
+
+/// A bundle running `args` in a fresh absolute cgroup path; the path too.
+fn bundle_in_own_cgroup(args: &[&str]) -> (Bundle, String) {
+    let mut b = Bundle::new(args);
+    let cg = format!("/{}", unique_id("berth-compat"));
+    b.set("/linux/cgroupsPath", json!(cg));
+    (b, cg)
+}
+
+/// The container's directory on the hierarchy holding `controller` (v1 first, else cgroup2).
+fn cgroup_dir(controller: &str, cg: &str) -> PathBuf {
+    let v1 = Path::new("/sys/fs/cgroup").join(controller);
+    if v1.join("cgroup.procs").exists() {
+        return v1.join(cg.trim_start_matches('/'));
+    }
+    let unified = Path::new("/sys/fs/cgroup/unified");
+    let base = if unified.join("cgroup.procs").exists() {
+        unified
+    } else {
+        Path::new("/sys/fs/cgroup")
+    };
+    base.join(cg.trim_start_matches('/'))
+}
+
+fn wait_gone(pid: i32) {
+    for _ in 0..1000 {
+        if !process_alive(pid) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("process {pid} still alive");
+}
+
+#[test]
+fn delete_force_kills_a_paused_container_and_removes_its_cgroups() {
+    let rt = runtime();
+    let (b, cg) = bundle_in_own_cgroup(&["sleep", "1000"]);
+    let id = unique_id("paused");
+    rt.start(&b, &id);
+    let pid = rt.pid(&id) as i32;
+    rt.ok(&["pause", &id]);
+    assert_eq!(rt.status(&id), "paused");
+    rt.ok(&["delete", "--force", &id]);
+    wait_gone(pid);
+    rt.assert_no_state(&id);
+    let name = cg.trim_start_matches('/');
+    assert!(cgroups_named(name).is_empty(), "{:?}", cgroups_named(name));
+}
+
+#[test]
+fn create_into_a_frozen_cgroup_is_refused() {
+    let rt = runtime();
+    let (b, cg) = bundle_in_own_cgroup(&["true"]);
+    let v1 = Path::new("/sys/fs/cgroup/freezer/cgroup.procs").exists();
+    let dir = cgroup_dir("freezer", &cg);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (file, value) = if v1 {
+        ("freezer.state", "FROZEN")
+    } else {
+        ("cgroup.freeze", "1")
+    };
+    std::fs::write(dir.join(file), value).unwrap();
+    let id = unique_id("frozen");
+    b.write();
+    let out = rt.exec(&["create", "--bundle", b.path_str(), &id]);
+    std::fs::write(dir.join(file), if v1 { "THAWED" } else { "0" }).unwrap();
+    let _ = std::fs::remove_dir(&dir);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("container's cgroup unexpectedly frozen"),
+        "{out:?}"
+    );
+    rt.assert_no_state(&id);
+    let name = cg.trim_start_matches('/');
+    assert!(cgroups_named(name).is_empty(), "{:?}", cgroups_named(name));
+}
+
+#[test]
+fn events_interval_takes_go_durations() {
+    let rt = runtime();
+    let (b, _cg) = bundle_in_own_cgroup(&["sleep", "1000"]);
+    let id = unique_id("events");
+    rt.start(&b, &id);
+    for bad in ["5x", "-1s", "ms", "0"] {
+        let err = rt.fails(&["events", "--interval", bad, &id]);
+        assert!(err.contains("--interval") && err.contains(bad), "{err}");
+    }
+    let mut child = rt
+        .command()
+        .args(["events", "--interval", "100ms", &id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    let ev: Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?} {status} {err}"));
+    assert_eq!(ev["type"], "stats");
+    assert_eq!(ev["id"], id.as_str());
+    rt.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn update_takes_minus_one_for_cpu_quota_and_rt_runtime() {
+    let rt = runtime();
+    let (mut b, cg) = bundle_in_own_cgroup(&["sleep", "1000"]);
+    b.set(
+        "/linux/resources/cpu",
+        json!({"period": 100000, "quota": 20000}),
+    );
+    let id = unique_id("quota");
+    rt.start(&b, &id);
+    let dir = cgroup_dir("cpu", &cg);
+    let (file, unlimited) = if dir.join("cpu.cfs_quota_us").exists() {
+        ("cpu.cfs_quota_us", "-1")
+    } else {
+        ("cpu.max", "max 100000")
+    };
+    assert_ne!(
+        std::fs::read_to_string(dir.join(file)).unwrap().trim(),
+        unlimited
+    );
+    rt.ok(&["update", "--cpu-quota", "-1", &id]);
+    assert_eq!(
+        std::fs::read_to_string(dir.join(file)).unwrap().trim(),
+        unlimited
+    );
+    // cpu.rt_runtime_us takes -1 (no limit) only where the parent allows it; the flag parser
+    // must pass it on either way, so any refusal names the file, not the flag.
+    let out = rt.exec(&["update", "--cpu-rt-runtime", "-1", &id]);
+    assert!(
+        out.code == 0 || out.stderr.contains("rt_runtime"),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains("unexpected argument"), "{out:?}");
+    rt.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn kill_takes_signal_zero_and_real_time_signals() {
+    let rt = runtime();
+    let (b, _cg) = bundle_in_own_cgroup(&[
+        "sh",
+        "-c",
+        "trap 'echo 40 >> /tmp/rt' 40; trap 'echo 37 >> /tmp/rt' 37; \
+         echo > /tmp/ready; while :; do sleep 0.05; done",
+    ]);
+    let id = unique_id("rtsig");
+    rt.start(&b, &id);
+    wait_for_file(&b.rootfs().join("tmp/ready"), 10);
+    rt.ok(&["kill", &id, "0"]);
+    rt.ok(&["kill", &id, "40"]);
+    assert_eq!(wait_for_file(&b.rootfs().join("tmp/rt"), 10), "40\n");
+    // glibc's SIGRTMIN is 34: systemd's stop signal SIGRTMIN+3 is 37.
+    rt.ok(&["kill", &id, "SIGRTMIN+3"]);
+    for _ in 0..1000 {
+        if std::fs::read_to_string(b.rootfs().join("tmp/rt")).unwrap() == "40\n37\n" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(
+        std::fs::read_to_string(b.rootfs().join("tmp/rt")).unwrap(),
+        "40\n37\n"
+    );
+    for bad in ["65", "SIGRTMIN+40", "RTMAX-99", "SIGNOPE"] {
+        let err = rt.fails(&["kill", &id, bad]);
+        assert!(err.contains(bad), "{err}");
+    }
+    rt.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn exec_process_file_needs_only_cwd_and_args() {
+    let rt = runtime();
+    let (b, _cg) = bundle_in_own_cgroup(&["sleep", "1000"]);
+    let id = unique_id("execp");
+    rt.start(&b, &id);
+    let file = b.path().join("process.json");
+    std::fs::write(
+        &file,
+        r#"{"cwd": "/tmp", "args": ["sh", "-c", "pwd; id -u"]}"#,
+    )
+    .unwrap();
+    let out = rt.ok(&["exec", "-p", file.to_str().unwrap(), &id]);
+    assert_eq!(out, "/tmp\n0\n");
+    std::fs::write(&file, r#"{"args": ["true"]}"#).unwrap();
+    let err = rt.fails(&["exec", "-p", file.to_str().unwrap(), &id]);
+    assert!(err.contains("cwd"), "{err}");
+    rt.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn exec_failure_of_the_runtime_exits_255() {
+    let rt = runtime();
+    let (b, _cg) = bundle_in_own_cgroup(&["sleep", "1000"]);
+    let id = unique_id("exec255");
+    rt.start(&b, &id);
+    let out = rt.exec(&["exec", &id, "/no/such/binary"]);
+    assert_eq!(out.code, 255, "{out:?}");
+    // The process's own code is passed on as is.
+    let out = rt.exec(&["exec", &id, "sh", "-c", "exit 3"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    rt.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn exec_cgroup_places_the_process_in_a_sub_cgroup() {
+    let rt = runtime();
+    let (b, cg) = bundle_in_own_cgroup(&["sleep", "1000"]);
+    let id = unique_id("execcg");
+    rt.start(&b, &id);
+    let sub = cgroup_dir("pids", &cg).join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let out = rt.ok(&[
+        "exec",
+        "--cgroup",
+        "pids:sub",
+        &id,
+        "cat",
+        "/proc/self/cgroup",
+    ]);
+    let pids_line = out
+        .lines()
+        .find(|l| l.contains(":pids:") || l.starts_with("0::"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(pids_line.ends_with("/sub"), "{out}");
+    let err = rt.fails(&["exec", "--cgroup", "no-such-sub", &id, "true"]);
+    assert!(err.contains("no-such-sub"), "{err}");
+    let err = rt.fails(&["exec", "--cgroup", "nope:sub", &id, "true"]);
+    assert!(err.contains("unknown controller"), "{err}");
+    let err = rt.fails(&["exec", "--cgroup", "../escape", &id, "true"]);
+    assert!(err.contains("../escape"), "{err}");
+    rt.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn list_and_events_json_keys_are_in_runcs_order() {
+    let rt = runtime();
+    let (b, _cg) = bundle_in_own_cgroup(&["sleep", "1000"]);
+    let id = unique_id("order");
+    rt.start(&b, &id);
+    let list = rt.ok(&["list", "--format", "json"]);
+    let keys = [
+        "\"ociVersion\"",
+        "\"id\"",
+        "\"pid\"",
+        "\"status\"",
+        "\"bundle\"",
+        "\"rootfs\"",
+        "\"created\"",
+        "\"owner\"",
+    ];
+    let at: Vec<usize> = keys
+        .iter()
+        .map(|k| list.find(k).unwrap_or_else(|| panic!("{k} in {list}")))
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{list}");
+    let stats = rt.ok(&["events", "--stats", &id]);
+    let at: Vec<usize> = ["\"type\"", "\"id\"", "\"data\""]
+        .iter()
+        .map(|k| stats.find(k).unwrap_or_else(|| panic!("{k} in {stats}")))
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{stats}");
+    rt.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn debug_with_log_writes_debug_records_for_run() {
+    let rt = runtime();
+    let (b, _cg) = bundle_in_own_cgroup(&["true"]);
+    b.write();
+    for format in ["text", "json"] {
+        let log = b.path().join(format!("log.{format}"));
+        let id = unique_id("debug");
+        let out = rt.exec(&[
+            "--log",
+            log.to_str().unwrap(),
+            "--log-format",
+            format,
+            "--debug",
+            "run",
+            "--bundle",
+            b.path_str(),
+            &id,
+        ]);
+        assert_eq!(out.code, 0, "{out:?}");
+        assert!(!out.stderr.contains("level=debug"), "{out:?}");
+        let text = std::fs::read_to_string(&log).unwrap();
+        let want = if format == "json" {
+            "\"level\":\"debug\""
+        } else {
+            "level=debug"
+        };
+        assert!(text.contains(want), "{text}");
+    }
+    // Without --log, debug records go to stderr in the same text form.
+    let out = rt.exec(&[
+        "--debug",
+        "run",
+        "--bundle",
+        b.path_str(),
+        &unique_id("debug"),
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("level=debug"), "{out:?}");
+}
+
+#[test]
+fn the_terminal_belongs_to_the_process_user() {
+    let rt = runtime();
+    let console = ConsoleSocket::listen().unwrap();
+    let (mut b, _cg) = bundle_in_own_cgroup(&[
+        "sh",
+        "-c",
+        "stat -c 'owner %u' $(tty); echo hi > $(tty) && echo reopened",
+    ]);
+    b.set("/process/terminal", json!(true));
+    b.set("/process/user", json!({"uid": 1000, "gid": 1000}));
+    b.write();
+    let id = unique_id("ttyown");
+    rt.ok(&[
+        "create",
+        "--bundle",
+        b.path_str(),
+        "--console-socket",
+        console.path_str(),
+        &id,
+    ]);
+    rt.ok(&["start", &id]);
+    rt.wait_status(&id, "stopped");
+    let out = console.output().unwrap();
+    rt.ok(&["delete", &id]);
+    assert!(out.contains("owner 1000"), "{out:?}");
+    assert!(out.contains("reopened"), "{out:?}");
+}
+
+#[test]
+fn create_container_hooks_run_in_the_rootfs() {
+    let rt = runtime();
+    let (mut b, _cg) = bundle_in_own_cgroup(&["true"]);
+    b.set(
+        "/hooks",
+        json!({"createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "pwd > ./hook-cwd"]}]}),
+    );
+    rt.run_ok(&b);
+    let cwd = std::fs::read_to_string(b.rootfs().join("hook-cwd"))
+        .unwrap_or_else(|e| panic!("the hook wrote no ./hook-cwd in the rootfs: {e}"));
+    assert_eq!(
+        Path::new(cwd.trim()).canonicalize().unwrap(),
+        b.rootfs().canonicalize().unwrap()
+    );
+}

@@ -1,0 +1,328 @@
+//! `berth` CLI container commands against `berth daemon` → containerd-shim-berth-v2 →
+//! berth-runtime: real containers from a busybox-static image seeded into a private data
+//! root. One daemon per test; every test removes its containers (they outlive the daemon).
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use common::*;
+
+/// A daemon whose containers are force-removed before it stops.
+struct Engine {
+    _dir: tempfile::TempDir,
+    daemon: Option<Daemon>,
+    host: String,
+}
+
+impl Engine {
+    fn start() -> Engine {
+        let dir = tempfile::tempdir().unwrap();
+        seed(
+            &dir.path().join("data"),
+            "busybox",
+            &busybox_image("one", 1),
+        );
+        let daemon = common::start(dir.path());
+        let host = daemon.host.clone();
+        Engine {
+            _dir: dir,
+            daemon: Some(daemon),
+            host,
+        }
+    }
+
+    fn berth(&self, args: &[&str]) -> Output {
+        berth(&self.host, args)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        ok(self.berth(args))
+    }
+
+    /// Fails with `code`; returns stderr.
+    fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.berth(args);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {out:?}");
+        stderr(&out)
+    }
+
+    fn status(&self, name: &str) -> String {
+        self.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            name,
+        ])
+        .trim()
+        .to_string()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let ids = stdout(&self.berth(&["ps", "-aq"]));
+        for id in ids.split_whitespace() {
+            let _ = self.berth(&["rm", "-f", id]);
+        }
+        self.daemon.take();
+    }
+}
+
+#[test]
+fn run_ps_logs_stop_rm_and_errors() {
+    let e = Engine::start();
+    // Foreground run: output, exit code, --rm.
+    let out = e.berth(&[
+        "run",
+        "--rm",
+        "-e",
+        "GREETING=hi",
+        "-w",
+        "/etc",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $GREETING from $(busybox pwd); echo oops >&2; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(stdout(&out), "hi from /etc\n");
+    assert!(stderr(&out).contains("oops\n"), "{out:?}");
+    assert_eq!(e.ok(&["ps", "-aq"]), "", "--rm left a container");
+
+    // Detached, named; ps, logs, stop.
+    let id = e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        "busybox",
+        "sh",
+        "-c",
+        "echo started; while true; do busybox sleep 0.1; done",
+    ]);
+    let id = id.trim();
+    assert_eq!(id.len(), 64);
+    let ps = e.ok(&["ps"]);
+    let lines: Vec<&str> = ps.lines().collect();
+    assert!(
+        lines[0].starts_with("CONTAINER ID   IMAGE     COMMAND"),
+        "{ps}"
+    );
+    assert!(
+        lines[1].starts_with(&id[..12]) && lines[1].ends_with("ticker"),
+        "{ps}"
+    );
+    assert!(lines[1].contains("Up "), "{ps}");
+    assert_eq!(e.status("ticker"), "running 0");
+    // The log is written by the shim's logging binary: wait for the first line.
+    let mut logs = String::new();
+    for _ in 0..100 {
+        logs = e.ok(&["logs", "ticker"]);
+        if !logs.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(logs, "started\n");
+
+    // Errors: name conflict, rm of a running one, unknown container.
+    let err = e.fails(&["run", "-d", "--name", "ticker", "busybox", "true"], 125);
+    assert!(
+        err.contains(&format!(
+            "Conflict. The container name \"/ticker\" is already in use by container \"{id}\""
+        )),
+        "{err}"
+    );
+    let err = e.fails(&["rm", "ticker"], 1);
+    assert!(
+        err.contains("You cannot remove a running container"),
+        "{err}"
+    );
+    let err = e.fails(&["stop", "nosuch"], 1);
+    assert_eq!(
+        err,
+        "Error response from daemon: No such container: nosuch\n"
+    );
+    let err = e.fails(&["run", "busybox", "nosuch"], 127);
+    assert!(err.contains("executable file not found"), "{err}");
+
+    assert_eq!(e.ok(&["stop", "-t", "1", "ticker"]), "ticker\n");
+    // sh as pid 1 ignores SIGTERM: killed after the timeout.
+    assert_eq!(e.status("ticker"), "exited 137");
+    let ps = e.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(
+        ps.lines().any(|l| l.starts_with("ticker Exited (137)")),
+        "{ps}"
+    );
+    assert_eq!(e.ok(&["ps", "-q"]), "");
+
+    // Restart by start: the log keeps both runs.
+    e.ok(&["start", "ticker"]);
+    assert_eq!(e.status("ticker"), "running 0");
+    assert_eq!(e.ok(&["kill", "-s", "KILL", "ticker"]), "ticker\n");
+    assert_eq!(e.ok(&["wait", "ticker"]), "137\n");
+    assert_eq!(e.ok(&["logs", "ticker"]), "started\nstarted\n");
+    assert_eq!(e.ok(&["rm", "ticker"]), "ticker\n");
+    let err = e.fails(&["inspect", "ticker"], 1);
+    assert_eq!(err, "Error: No such object: ticker\n");
+}
+
+#[test]
+fn create_start_wait_inspect_and_stdin() {
+    let e = Engine::start();
+    let id = e.ok(&[
+        "create",
+        "--name",
+        "later",
+        "-u",
+        "65534:65534",
+        "busybox",
+        "busybox",
+        "id",
+    ]);
+    let id = id.trim();
+    assert_eq!(e.status("later"), "created 0");
+    let inspect: serde_json::Value = serde_json::from_str(&e.ok(&["inspect", "later"])).unwrap();
+    let c = &inspect[0];
+    assert_eq!(c["Id"], id);
+    assert_eq!(c["Name"], "/later");
+    assert_eq!(c["Path"], "busybox");
+    assert_eq!(c["Args"], serde_json::json!(["id"]));
+    assert_eq!(c["Config"]["User"], "65534:65534");
+    assert_eq!(c["Config"]["Env"], serde_json::json!(["PATH=/bin"]));
+    assert_eq!(c["Config"]["Hostname"], &id[..12]);
+    assert_eq!(c["State"]["Running"], false);
+    e.ok(&["start", "later"]);
+    assert_eq!(e.ok(&["wait", "later"]), "0\n");
+    assert_eq!(
+        e.ok(&["logs", "later"]),
+        "uid=65534 gid=65534 groups=65534\n"
+    );
+    e.ok(&["rm", "later"]);
+
+    // -i: stdin reaches the container, its EOF ends it.
+    let mut child = Command::new(BERTH)
+        .args([
+            "-H", &e.host, "run", "-i", "--rm", "busybox", "busybox", "tr", "a-z", "A-Z",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"shout\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), "SHOUT\n");
+}
+
+#[test]
+fn exec_runs_in_the_container() {
+    let e = Engine::start();
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        "busybox",
+        "sh",
+        "-c",
+        "echo marker > /etc/m; while true; do busybox sleep 0.1; done",
+    ]);
+    let out = e.berth(&[
+        "exec",
+        "-e",
+        "X=1",
+        "-w",
+        "/etc",
+        "box",
+        "sh",
+        "-c",
+        "echo $X $(busybox pwd) $(busybox cat m); exit 4",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert_eq!(stdout(&out), "1 /etc marker\n");
+    assert_eq!(
+        e.ok(&["exec", "-u", "65534", "box", "busybox", "id", "-u"]),
+        "65534\n"
+    );
+    e.ok(&["exec", "-d", "box", "sh", "-c", "echo detached > /etc/d"]);
+    let mut seen = String::new();
+    for _ in 0..100 {
+        seen = stdout(&e.berth(&["exec", "box", "busybox", "cat", "/etc/d"]));
+        if !seen.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(seen, "detached\n");
+    e.ok(&["rm", "-f", "box"]);
+    let err = e.fails(&["exec", "box", "true"], 1);
+    assert!(err.contains("No such container: box"), "{err}");
+}
+
+#[test]
+fn containers_outlive_the_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    seed(
+        &dir.path().join("data"),
+        "busybox",
+        &busybox_image("one", 1),
+    );
+    let mut daemon = common::start(dir.path());
+    let host = daemon.host.clone();
+    ok(berth(
+        &host,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "long",
+            "busybox",
+            "sh",
+            "-c",
+            "i=0; while true; do echo tick $i; i=$((i+1)); busybox sleep 0.05; done",
+        ],
+    ));
+    ok(berth(
+        &host,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "short",
+            "busybox",
+            "sh",
+            "-c",
+            "busybox sleep 0.5; echo done; exit 7",
+        ],
+    ));
+    // kill -9: no cleanup at all.
+    daemon.child.kill().unwrap();
+    daemon.child.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let daemon2 = common::start(dir.path());
+    let e = Engine {
+        _dir: dir,
+        daemon: Some(daemon2),
+        host: host.clone(),
+    };
+    std::mem::forget(daemon);
+    assert_eq!(e.status("long"), "running 0");
+    // The exit that happened while no daemon ran, with its code and output.
+    assert_eq!(e.status("short"), "exited 7");
+    assert_eq!(e.ok(&["logs", "short"]), "done\n");
+    // Logs kept flowing meanwhile: the ticks are consecutive, none lost.
+    let logs = e.ok(&["logs", "long"]);
+    let ticks: Vec<&str> = logs.lines().collect();
+    assert!(ticks.len() >= 10, "{logs}");
+    for (i, t) in ticks.iter().enumerate() {
+        assert_eq!(*t, format!("tick {i}"));
+    }
+    assert_eq!(
+        e.ok(&["exec", "long", "busybox", "echo", "still here"]),
+        "still here\n"
+    );
+    assert_eq!(e.ok(&["stop", "-t", "0", "long"]), "long\n");
+    assert_eq!(e.status("long"), "exited 137");
+}

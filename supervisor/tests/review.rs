@@ -1,0 +1,598 @@
+//! The outside review of the image service (issue 11): each attack reproduced with archives
+//! and registries made here, and what must hold instead.
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use berth_supervisor::images::content::digest_of;
+use berth_supervisor::images::metadata::{self, ImageRecord};
+use berth_supervisor::images::service::{ImageService, Options};
+use serde_json::{json, Value};
+
+fn service(root: &Path) -> ImageService {
+    ImageService::open(Options {
+        data_root: root.to_path_buf(),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// A tarball of regular files.
+fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+fn config_for(layers: &[Vec<u8>], cmd: &str) -> Vec<u8> {
+    let diff_ids: Vec<String> = layers.iter().map(|l| digest_of(l)).collect();
+    serde_json::to_vec(&json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "created": "2024-01-02T03:04:05Z",
+        "config": {"Cmd": [cmd]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }))
+    .unwrap()
+}
+
+/// One image of an archive: its tags, layers and command.
+type ArchiveImage<'a> = (&'a [&'a str], &'a [Vec<u8>], &'a str);
+
+/// A docker-archive of these images.
+fn docker_archive(images: &[ArchiveImage]) -> Vec<u8> {
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut manifest = Vec::new();
+    for (tags, layers, cmd) in images {
+        let config = config_for(layers, cmd);
+        let hex = digest_of(&config)[7..].to_string();
+        let mut paths = Vec::new();
+        for layer in layers.iter() {
+            let path = format!("{}/layer.tar", &digest_of(layer)[7..]);
+            if !files.iter().any(|(p, _)| *p == path) {
+                files.push((path.clone(), layer.clone()));
+            }
+            paths.push(path);
+        }
+        files.push((format!("{hex}.json"), config));
+        manifest.push(json!({"Config": format!("{hex}.json"), "RepoTags": tags, "Layers": paths}));
+    }
+    files.push((
+        "manifest.json".into(),
+        serde_json::to_vec(&manifest).unwrap(),
+    ));
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(p, d)| (p.as_str(), d.as_slice()))
+        .collect();
+    tar_of(&refs)
+}
+
+fn file_layer(name: &str, data: &[u8]) -> Vec<u8> {
+    tar_of(&[(name, data)])
+}
+
+fn saved_config_digest(svc: &ImageService, name: &str) -> String {
+    let mut out = Vec::new();
+    svc.save(&[name.to_string()], &mut out).unwrap();
+    let mut archive = tar::Archive::new(out.as_slice());
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap().to_string_lossy() == "manifest.json" {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+            let manifest: Value = serde_json::from_str(&text).unwrap();
+            let config = manifest[0]["Config"].as_str().unwrap();
+            let hex = config
+                .trim_start_matches("blobs/sha256/")
+                .trim_end_matches(".json");
+            return format!("sha256:{hex}");
+        }
+    }
+    panic!("no manifest.json in the saved archive");
+}
+
+// 1. A loaded archive cannot claim a genuine digest.
+#[test]
+fn an_archive_cannot_name_an_image_by_a_digest_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(dir.path());
+    let genuine = file_layer("etc/genuine", b"genuine");
+    svc.load(
+        &mut docker_archive(&[(&["reg.example/busybox:1"], &[genuine], "sh")]).as_slice(),
+        None,
+    )
+    .unwrap();
+    let real = svc.resolve("reg.example/busybox:1").unwrap();
+    let real_digest = real.records[0].target.digest.clone();
+    let by_digest = format!("reg.example/busybox@{real_digest}");
+    assert_eq!(svc.resolve(&by_digest).unwrap().id, real.id);
+
+    let evil = file_layer("etc/evil", b"evil");
+    let attack = docker_archive(&[(&[by_digest.as_str()], &[evil], "evil")]);
+    let err = svc
+        .load(&mut attack.as_slice(), None)
+        .expect_err("digest name loaded");
+    let err = err.to_string();
+    assert!(
+        err.contains("invalid tag") && err.contains(&by_digest),
+        "{err}"
+    );
+    let also_tagged = format!("reg.example/busybox:1@{real_digest}");
+    let attack = docker_archive(&[(&[also_tagged.as_str()], &[file_layer("x", b"x")], "evil")]);
+    assert!(
+        svc.load(&mut attack.as_slice(), None).is_err(),
+        "tag@digest name loaded"
+    );
+
+    assert_eq!(
+        svc.resolve(&by_digest).unwrap().id,
+        real.id,
+        "inspect by digest"
+    );
+    assert_eq!(
+        saved_config_digest(&svc, &by_digest),
+        real.id,
+        "save by digest"
+    );
+    assert!(svc.tag("reg.example/busybox:1", &by_digest).is_err());
+}
+
+// 1. A digest name recorded for other content (by an older daemon, or by hand) is not
+// believed: a lookup by digest checks what the record points at.
+#[test]
+fn a_lookup_by_digest_checks_the_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(dir.path());
+    svc.load(
+        &mut docker_archive(&[(&["reg.example/app:1"], &[file_layer("a", b"a")], "a")]).as_slice(),
+        None,
+    )
+    .unwrap();
+    svc.load(
+        &mut docker_archive(&[(&["evil.example/x:1"], &[file_layer("e", b"e")], "e")]).as_slice(),
+        None,
+    )
+    .unwrap();
+    let real = svc.resolve("reg.example/app:1").unwrap();
+    let evil = svc.resolve("evil.example/x:1").unwrap();
+    let forged = format!("reg.example/app@{}", real.records[0].target.digest);
+    let record = ImageRecord {
+        name: forged.clone(),
+        target: evil.records[0].target.clone(),
+        config_digest: evil.id.clone(),
+        repo_digest: None,
+        updated: metadata::now(),
+    };
+    assert!(
+        svc.set_name(record.clone()).is_err(),
+        "a forged digest name was set"
+    );
+    // As an older daemon stored it.
+    svc.metadata.put_image(&record).unwrap();
+    let found = svc.resolve(&forged).unwrap();
+    assert_eq!(found.id, real.id, "the forged record was believed");
+    let unknown = format!("reg.example/app@sha256:{}", "0".repeat(64));
+    assert!(svc.resolve(&unknown).is_err());
+}
+
+/// Spawns `berth daemon` with its own umask and paths under `dir`; waits for the socket.
+fn spawn_daemon(dir: &Path, socket: &Path, umask: u32) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
+    let mut cmd = Command::new(common::BERTH);
+    cmd.args(["daemon", "--host", &format!("unix://{}", socket.display())])
+        .arg("--data-root")
+        .arg(dir.join("data"))
+        .arg("--exec-root")
+        .arg(dir.join("exec"))
+        .stderr(log);
+    // SAFETY: umask is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::umask(umask);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().unwrap();
+    wait_for_socket(socket);
+    child
+}
+
+fn wait_for_socket(socket: &Path) -> bool {
+    for _ in 0..400 {
+        if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    false
+}
+
+fn kill(child: &mut std::process::Child, signal: i32) {
+    // SAFETY: signals our own child.
+    unsafe { libc::kill(child.id() as i32, signal) };
+    let _ = child.wait();
+}
+
+fn busybox_archive(dir: &Path, marker: &str, tag: &str) -> PathBuf {
+    let image = common::busybox_image(marker, 1);
+    let path = dir.join(format!("{marker}.tar"));
+    std::fs::write(&path, common::docker_archive(&image, &[tag])).unwrap();
+    path
+}
+
+/// Entries under `dir` (symlinks and the contents of unpacked layers aside) that group or
+/// others may write.
+fn writable_by_others(dir: &Path, out: &mut Vec<String>) {
+    use std::os::unix::fs::MetadataExt;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        if meta.mode() & 0o022 != 0 {
+            out.push(format!("{} {:04o}", path.display(), meta.mode() & 0o7777));
+        }
+        let in_layer = path.file_name().is_some_and(|n| n == "fs")
+            && path
+                .parent()
+                .and_then(|p| p.parent())
+                .is_some_and(|p| p.ends_with("snapshots"));
+        if meta.is_dir() && !in_layer {
+            writable_by_others(&path, out);
+        }
+    }
+}
+
+// 6. Started under umask 000, the daemon still makes nothing others can write.
+#[test]
+fn under_umask_000_the_daemon_makes_nothing_others_can_write() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("run/berth/berth.sock");
+    let mut daemon = spawn_daemon(dir.path(), &socket, 0);
+    let host = format!("unix://{}", socket.display());
+    let archive = busybox_archive(dir.path(), "umask", "umask:1");
+    common::ok(common::berth(
+        &host,
+        &["load", "-i", archive.to_str().unwrap()],
+    ));
+    let socket_mode = std::fs::metadata(&socket).unwrap().mode() & 0o7777;
+    assert_eq!(socket_mode, 0o660);
+    std::fs::remove_file(&archive).unwrap();
+    let mut open = Vec::new();
+    for sub in ["run", "exec", "data"] {
+        writable_by_others(&dir.path().join(sub), &mut open);
+    }
+    open.retain(|p| !p.starts_with(&format!("{} ", socket.display())));
+    let metadata_mode = std::fs::metadata(dir.path().join("data/metadata.redb"))
+        .unwrap()
+        .mode();
+    kill(&mut daemon, libc::SIGTERM);
+    assert!(open.is_empty(), "writable by others: {open:#?}");
+    assert_eq!(metadata_mode & 0o7777, 0o600);
+}
+
+// 6. A socket directory other users can write is refused: they could swap the socket.
+#[test]
+fn a_socket_directory_others_can_write_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let mut child = Command::new(common::BERTH)
+        .args([
+            "daemon",
+            "--host",
+            &format!("unix://{}/berth.sock", open.display()),
+        ])
+        .arg("--data-root")
+        .arg(dir.path().join("data"))
+        .arg("--exec-root")
+        .arg(dir.path().join("exec"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    if wait_for_socket(&open.join("berth.sock")) {
+        kill(&mut child, libc::SIGKILL);
+        panic!("served on a world-writable dir");
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = common::stderr(&out);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        err.contains(&format!("{}: mode 0777", open.display())),
+        "{err}"
+    );
+    assert!(err.contains("refusing to serve"), "{err}");
+    assert!(!open.join("berth.sock").exists());
+}
+
+// 3. A CLI that finds the configured daemon dead starts none on another data root.
+#[test]
+fn a_dead_daemon_is_not_replaced_by_one_on_another_data_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = common::start(dir.path());
+    let archive = busybox_archive(dir.path(), "kept", "kept:1");
+    common::ok(common::berth(
+        &daemon.host,
+        &["load", "-i", archive.to_str().unwrap()],
+    ));
+    kill(&mut daemon.child, libc::SIGKILL);
+    let out = Command::new(common::BERTH)
+        .args(["-H", &daemon.host, "images"])
+        .env("BERTH_DATA_ROOT", dir.path().join("wrong"))
+        .output()
+        .unwrap();
+    let err = common::stderr(&out);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        err.contains("is not running")
+            && err.contains(&format!("data root {}", daemon.data_root.display())),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("wrong").exists(),
+        "a daemon was started on another data root"
+    );
+    assert!(std::os::unix::net::UnixStream::connect(dir.path().join("berth.sock")).is_err());
+    drop(daemon);
+    let daemon = common::start(dir.path());
+    let listed = common::ok(common::berth(
+        &daemon.host,
+        &["images", "--format", "{{.Repository}}"],
+    ));
+    assert_eq!(listed.trim(), "kept");
+}
+
+// 3. A daemon a CLI had started comes back on its own data root, not the CLI's default.
+#[test]
+fn an_autostarted_daemon_comes_back_on_its_own_data_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = format!("unix://{}/berth.sock", dir.path().display());
+    let archive = busybox_archive(dir.path(), "auto", "auto:1");
+    let run = |data_root: &str, args: &[&str]| {
+        Command::new(common::BERTH)
+            .args(["-H", &host])
+            .args(args)
+            .env("BERTH_DATA_ROOT", dir.path().join(data_root))
+            .output()
+            .unwrap()
+    };
+    let pid = || {
+        std::fs::read_to_string(dir.path().join("berth.pid"))
+            .unwrap()
+            .trim()
+            .parse::<i32>()
+            .unwrap()
+    };
+    let first = run("auto", &["load", "-i", archive.to_str().unwrap()]);
+    assert!(first.status.success(), "{first:?}");
+    // SAFETY: a daemon this test started.
+    unsafe { libc::kill(pid(), libc::SIGKILL) };
+    std::thread::sleep(Duration::from_millis(200));
+    let second = run("other", &["images", "--format", "{{.Repository}}"]);
+    let restarted = pid();
+    // SAFETY: as above.
+    unsafe { libc::kill(restarted, libc::SIGTERM) };
+    assert!(second.status.success(), "{second:?}");
+    assert_eq!(common::stdout(&second).trim(), "auto");
+    let err = common::stderr(&second);
+    assert!(
+        err.contains(&format!(
+            "again, on its data root {}",
+            dir.path().join("auto").display()
+        )),
+        "{err}"
+    );
+    assert!(!dir.path().join("other").exists());
+}
+
+// 3. A user who is not root starts no daemon.
+#[test]
+fn a_user_who_is_not_root_starts_no_daemon() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let host = format!("unix://{}/run/berth.sock", dir.path().display());
+    let out = Command::new(common::BERTH)
+        .args(["-H", &host, "images"])
+        .env("BERTH_DATA_ROOT", dir.path().join("data"))
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let err = common::stderr(&out);
+    assert!(!out.status.success());
+    assert!(err.contains("only root can start one"), "{err}");
+    assert!(!dir.path().join("run").exists() && !dir.path().join("data").exists());
+}
+
+fn snapshot_count(svc: &ImageService) -> usize {
+    svc.metadata.snapshots().unwrap().len()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn layers(prefix: &str, n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| file_layer(&format!("{prefix}{i}"), format!("{prefix}{i}").as_bytes()))
+        .collect()
+}
+
+// 2. A chain deeper than dockerd's 125 is refused; thousands of layers collect in one pass.
+#[test]
+fn deep_chains_are_refused_and_thousands_of_layers_are_collected() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(dir.path());
+    let deep = layers("deep", 126);
+    let err = svc
+        .load(
+            &mut docker_archive(&[(&["deep:1"], &deep, "sh")]).as_slice(),
+            None,
+        )
+        .expect_err("a 126-layer image loaded")
+        .to_string();
+    assert!(err.contains("max depth exceeded"), "{err}");
+    assert_eq!(snapshot_count(&svc), 0);
+    assert!(
+        svc.content.list().unwrap().is_empty(),
+        "a refused load kept blobs"
+    );
+
+    let images: Vec<(String, Vec<Vec<u8>>)> = (0..16)
+        .map(|i| (format!("many:{i}"), layers(&format!("i{i}-"), 125)))
+        .collect();
+    let tags: Vec<[&str; 1]> = images.iter().map(|(t, _)| [t.as_str()]).collect();
+    let spec: Vec<ArchiveImage> = images
+        .iter()
+        .zip(&tags)
+        .map(|((_, l), t)| (&t[..], l.as_slice(), "sh"))
+        .collect();
+    svc.load(&mut docker_archive(&spec).as_slice(), None)
+        .unwrap();
+    assert_eq!(snapshot_count(&svc), 16 * 125);
+    let (removed, bytes) = runtime().block_on(svc.prune(true)).unwrap();
+    assert_eq!(removed.len(), 32, "16 untagged + 16 deleted");
+    assert!(bytes > 0);
+    assert_eq!(snapshot_count(&svc), 0);
+    assert!(svc.content.list().unwrap().is_empty());
+    let dirs = std::fs::read_dir(dir.path().join("snapshots"))
+        .unwrap()
+        .count();
+    assert_eq!(dirs, 0, "snapshot directories left");
+}
+
+// 4. What a load killed mid-import left (its lease, blobs and spool) is reclaimed.
+#[test]
+fn what_a_crashed_load_left_is_reclaimed() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(dir.path());
+    svc.load(
+        &mut docker_archive(&[(&["kept:1"], &layers("k", 1), "sh")]).as_slice(),
+        None,
+    )
+    .unwrap();
+    let orphan = file_layer("orphan", &[7u8; 100_000]);
+    let digest = svc.content.write_blob(&orphan).unwrap();
+    let lease = metadata::Lease {
+        digests: vec![digest.clone()],
+        expires: metadata::now() + 3600,
+    };
+    svc.metadata.put_lease("load-4000000-1-0", &lease).unwrap();
+    // The spool of a daemon whose pid is now another process's (ours).
+    let spool = dir
+        .path()
+        .join(format!("tmp/load-{}-crashed", std::process::id()));
+    std::fs::create_dir_all(&spool).unwrap();
+    std::fs::write(spool.join("0"), b"spooled").unwrap();
+    drop(svc);
+
+    let svc = service(dir.path());
+    let left = std::fs::read_dir(dir.path().join("tmp")).unwrap().count();
+    assert_eq!(left, 0, "a crashed load's spool survived the restart");
+    let (_, bytes) = runtime().block_on(svc.prune(false)).unwrap();
+    assert!(
+        !svc.content.contains(&digest),
+        "the orphan blob survived prune"
+    );
+    assert!(bytes >= orphan.len() as u64, "prune freed {bytes} B");
+    assert_eq!(svc.resolve("kept:1").unwrap().diff_ids().len(), 1);
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut gz, bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+/// A docker-archive of one image whose one layer is stored gzip-compressed.
+fn archive_with_gzip_layer(tag: &str, plain: &[u8]) -> Vec<u8> {
+    let stored = gzip(plain);
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [digest_of(plain)]},
+    }))
+    .unwrap();
+    let hex = digest_of(&config)[7..].to_string();
+    let layer = format!("{}/layer.tar", &digest_of(&stored)[7..]);
+    let manifest = json!([{"Config": format!("{hex}.json"), "RepoTags": [tag], "Layers": [layer]}]);
+    let manifest = serde_json::to_vec(&manifest).unwrap();
+    tar_of(&[
+        (&format!("{hex}.json"), &config),
+        (&layer, &stored),
+        ("manifest.json", &manifest),
+    ])
+}
+
+// 8. A layer (or a whole archive) that expands past the bound is refused, nothing kept.
+#[test]
+fn decompression_bombs_stop_at_the_bound_and_nothing_is_kept() {
+    use berth_supervisor::images::layer::SizeBound;
+    let dir = tempfile::tempdir().unwrap();
+    let svc = ImageService::open(Options {
+        data_root: dir.path().to_path_buf(),
+        layer_bound: SizeBound {
+            ratio: 64,
+            floor: 1 << 20,
+            cap: None,
+        },
+        ..Default::default()
+    })
+    .unwrap();
+    let zeros = file_layer("zeros", &vec![0u8; 16 << 20]);
+    let layer_bomb = archive_with_gzip_layer("bomb:1", &zeros);
+    assert!(layer_bomb.len() < 200 << 10, "{} bytes", layer_bomb.len());
+    let archive_bomb = gzip(&docker_archive(&[(&["bomb:2"], &[zeros], "sh")]));
+    for (what, bomb) in [("layer", layer_bomb), ("archive", archive_bomb)] {
+        let err = svc
+            .load(&mut bomb.as_slice(), None)
+            .expect_err(what)
+            .to_string();
+        assert!(
+            err.contains("at most 64x the compressed size"),
+            "{what}: {err}"
+        );
+        assert!(svc.content.list().unwrap().is_empty(), "{what}: blobs kept");
+        assert_eq!(snapshot_count(&svc), 0, "{what}: snapshot kept");
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
+    }
+    drop(svc);
+    let svc = ImageService::open(Options {
+        data_root: dir.path().to_path_buf(),
+        layer_bound: SizeBound::fixed(1 << 20),
+        ..Default::default()
+    })
+    .unwrap();
+    let big = file_layer("big", &vec![1u8; 2 << 20]);
+    let err = svc
+        .load(
+            &mut docker_archive(&[(&["big:1"], &[big], "sh")]).as_slice(),
+            None,
+        )
+        .expect_err("over the fixed limit")
+        .to_string();
+    assert!(err.contains("the limit set by --max-layer-size"), "{err}");
+}
