@@ -367,3 +367,34 @@ fn create_container_hooks_run_in_the_rootfs() {
         b.rootfs().canonicalize().unwrap()
     );
 }
+
+#[test]
+fn cpuset_of_a_pre_created_parent_is_filled_in() {
+    let rt = runtime();
+    let parent = unique_id("berth-cpuset-parent");
+    let cpuset = Path::new("/sys/fs/cgroup/cpuset");
+    let v1 = cpuset.join("cgroup.procs").exists();
+    let parent_dir = cpuset.join(&parent);
+    if v1 {
+        // A new v1 cpuset cgroup has empty cpus and mems: no task can join it or its children.
+        std::fs::create_dir(&parent_dir).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(parent_dir.join("cpuset.cpus"))
+                .unwrap()
+                .trim(),
+            ""
+        );
+    }
+    let mut b = Bundle::new(&["cat", "/proc/self/cgroup"]);
+    b.set("/linux/cgroupsPath", json!(format!("/{parent}/ct")));
+    let out = rt.run(&b, &unique_id("cpuset"));
+    let filled = v1.then(|| std::fs::read_to_string(parent_dir.join("cpuset.cpus")).unwrap());
+    for d in [parent_dir.join("ct"), parent_dir.clone()] {
+        let _ = std::fs::remove_dir(d);
+    }
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains(&format!("/{parent}/ct")), "{out:?}");
+    if let Some(cpus) = filled {
+        assert_ne!(cpus.trim(), "", "the parent's cpuset.cpus stayed empty");
+    }
+}
