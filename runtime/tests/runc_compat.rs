@@ -398,3 +398,60 @@ fn cpuset_of_a_pre_created_parent_is_filled_in() {
         assert_ne!(cpus.trim(), "", "the parent's cpuset.cpus stayed empty");
     }
 }
+
+/// A seccomp agent on `path`: every listener fd it is sent gets a thread that answers each
+/// notification with success (0) without doing the call.
+fn seccomp_agent(path: &Path) {
+    use std::os::fd::AsRawFd;
+    let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let Ok(fd) = berth_integration::console::receive_fd(&stream) else {
+                continue;
+            };
+            std::thread::spawn(move || {
+                while let Ok(req) = libseccomp::ScmpNotifReq::receive(fd.as_raw_fd()) {
+                    let resp = libseccomp::ScmpNotifResp::new_val(
+                        req.id,
+                        0,
+                        libseccomp::ScmpNotifRespFlags::empty(),
+                    );
+                    let _ = resp.respond(fd.as_raw_fd());
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn exec_sends_its_seccomp_listener_to_the_agent() {
+    let rt = runtime();
+    let (mut b, _cg) = bundle_in_own_cgroup(&["sleep", "1000"]);
+    let socket = b.path().join("agent.sock");
+    seccomp_agent(&socket);
+    b.set(
+        "/linux/seccomp",
+        json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": socket,
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+        }),
+    );
+    let id = unique_id("notify");
+    rt.start(&b, &id);
+    // The agent answers "done" without making the directory.
+    let out = rt.exec(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "mkdir /tmp/by-agent; echo rc=$?; ls -d /tmp/by-agent || echo absent",
+    ]);
+    rt.ok(&["delete", "--force", &id]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("rc=0") && out.stdout.contains("absent"),
+        "{out:?}"
+    );
+}
