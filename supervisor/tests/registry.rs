@@ -12,6 +12,7 @@ fn new_service() -> (tempfile::TempDir, ImageService) {
     let service = ImageService::open(Options {
         data_root: dir.path().to_path_buf(),
         insecure_registries: Vec::new(),
+        ..Default::default()
     })
     .unwrap();
     (dir, service)

@@ -420,3 +420,179 @@ fn a_user_who_is_not_root_starts_no_daemon() {
     assert!(err.contains("only root can start one"), "{err}");
     assert!(!dir.path().join("run").exists() && !dir.path().join("data").exists());
 }
+
+fn snapshot_count(svc: &ImageService) -> usize {
+    svc.metadata.snapshots().unwrap().len()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn layers(prefix: &str, n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| file_layer(&format!("{prefix}{i}"), format!("{prefix}{i}").as_bytes()))
+        .collect()
+}
+
+// 2. A chain deeper than dockerd's 125 is refused; thousands of layers collect in one pass.
+#[test]
+fn deep_chains_are_refused_and_thousands_of_layers_are_collected() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(dir.path());
+    let deep = layers("deep", 126);
+    let err = svc
+        .load(
+            &mut docker_archive(&[(&["deep:1"], &deep, "sh")]).as_slice(),
+            None,
+        )
+        .expect_err("a 126-layer image loaded")
+        .to_string();
+    assert!(err.contains("max depth exceeded"), "{err}");
+    assert_eq!(snapshot_count(&svc), 0);
+    assert!(
+        svc.content.list().unwrap().is_empty(),
+        "a refused load kept blobs"
+    );
+
+    let images: Vec<(String, Vec<Vec<u8>>)> = (0..16)
+        .map(|i| (format!("many:{i}"), layers(&format!("i{i}-"), 125)))
+        .collect();
+    let tags: Vec<[&str; 1]> = images.iter().map(|(t, _)| [t.as_str()]).collect();
+    let spec: Vec<ArchiveImage> = images
+        .iter()
+        .zip(&tags)
+        .map(|((_, l), t)| (&t[..], l.as_slice(), "sh"))
+        .collect();
+    svc.load(&mut docker_archive(&spec).as_slice(), None)
+        .unwrap();
+    assert_eq!(snapshot_count(&svc), 16 * 125);
+    let (removed, bytes) = runtime().block_on(svc.prune(true)).unwrap();
+    assert_eq!(removed.len(), 32, "16 untagged + 16 deleted");
+    assert!(bytes > 0);
+    assert_eq!(snapshot_count(&svc), 0);
+    assert!(svc.content.list().unwrap().is_empty());
+    let dirs = std::fs::read_dir(dir.path().join("snapshots"))
+        .unwrap()
+        .count();
+    assert_eq!(dirs, 0, "snapshot directories left");
+}
+
+// 4. What a load killed mid-import left (its lease, blobs and spool) is reclaimed.
+#[test]
+fn what_a_crashed_load_left_is_reclaimed() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(dir.path());
+    svc.load(
+        &mut docker_archive(&[(&["kept:1"], &layers("k", 1), "sh")]).as_slice(),
+        None,
+    )
+    .unwrap();
+    let orphan = file_layer("orphan", &[7u8; 100_000]);
+    let digest = svc.content.write_blob(&orphan).unwrap();
+    let lease = metadata::Lease {
+        digests: vec![digest.clone()],
+        expires: metadata::now() + 3600,
+    };
+    svc.metadata.put_lease("load-4000000-1-0", &lease).unwrap();
+    // The spool of a daemon whose pid is now another process's (ours).
+    let spool = dir
+        .path()
+        .join(format!("tmp/load-{}-crashed", std::process::id()));
+    std::fs::create_dir_all(&spool).unwrap();
+    std::fs::write(spool.join("0"), b"spooled").unwrap();
+    drop(svc);
+
+    let svc = service(dir.path());
+    let left = std::fs::read_dir(dir.path().join("tmp")).unwrap().count();
+    assert_eq!(left, 0, "a crashed load's spool survived the restart");
+    let (_, bytes) = runtime().block_on(svc.prune(false)).unwrap();
+    assert!(
+        !svc.content.contains(&digest),
+        "the orphan blob survived prune"
+    );
+    assert!(bytes >= orphan.len() as u64, "prune freed {bytes} B");
+    assert_eq!(svc.resolve("kept:1").unwrap().diff_ids().len(), 1);
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut gz, bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+/// A docker-archive of one image whose one layer is stored gzip-compressed.
+fn archive_with_gzip_layer(tag: &str, plain: &[u8]) -> Vec<u8> {
+    let stored = gzip(plain);
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [digest_of(plain)]},
+    }))
+    .unwrap();
+    let hex = digest_of(&config)[7..].to_string();
+    let layer = format!("{}/layer.tar", &digest_of(&stored)[7..]);
+    let manifest = json!([{"Config": format!("{hex}.json"), "RepoTags": [tag], "Layers": [layer]}]);
+    let manifest = serde_json::to_vec(&manifest).unwrap();
+    tar_of(&[
+        (&format!("{hex}.json"), &config),
+        (&layer, &stored),
+        ("manifest.json", &manifest),
+    ])
+}
+
+// 8. A layer (or a whole archive) that expands past the bound is refused, nothing kept.
+#[test]
+fn decompression_bombs_stop_at_the_bound_and_nothing_is_kept() {
+    use berth_supervisor::images::layer::SizeBound;
+    let dir = tempfile::tempdir().unwrap();
+    let svc = ImageService::open(Options {
+        data_root: dir.path().to_path_buf(),
+        layer_bound: SizeBound {
+            ratio: 64,
+            floor: 1 << 20,
+            cap: None,
+        },
+        ..Default::default()
+    })
+    .unwrap();
+    let zeros = file_layer("zeros", &vec![0u8; 16 << 20]);
+    let layer_bomb = archive_with_gzip_layer("bomb:1", &zeros);
+    assert!(layer_bomb.len() < 200 << 10, "{} bytes", layer_bomb.len());
+    let archive_bomb = gzip(&docker_archive(&[(&["bomb:2"], &[zeros], "sh")]));
+    for (what, bomb) in [("layer", layer_bomb), ("archive", archive_bomb)] {
+        let err = svc
+            .load(&mut bomb.as_slice(), None)
+            .expect_err(what)
+            .to_string();
+        assert!(
+            err.contains("at most 64x the compressed size"),
+            "{what}: {err}"
+        );
+        assert!(svc.content.list().unwrap().is_empty(), "{what}: blobs kept");
+        assert_eq!(snapshot_count(&svc), 0, "{what}: snapshot kept");
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
+    }
+    drop(svc);
+    let svc = ImageService::open(Options {
+        data_root: dir.path().to_path_buf(),
+        layer_bound: SizeBound::fixed(1 << 20),
+        ..Default::default()
+    })
+    .unwrap();
+    let big = file_layer("big", &vec![1u8; 2 << 20]);
+    let err = svc
+        .load(
+            &mut docker_archive(&[(&["big:1"], &[big], "sh")]).as_slice(),
+            None,
+        )
+        .expect_err("over the fixed limit")
+        .to_string();
+    assert!(err.contains("the limit set by --max-layer-size"), "{err}");
+}

@@ -310,6 +310,9 @@ fn start_daemon(host: &str, served: Option<&crate::daemon::served::Served>) -> R
         for registry in &served.insecure_registries {
             cmd.arg("--insecure-registry").arg(registry);
         }
+        if let Some(max) = served.max_layer_size {
+            cmd.arg("--max-layer-size").arg(max.to_string());
+        }
     }
     cmd.stdin(std::process::Stdio::null())
         .stdout(log)

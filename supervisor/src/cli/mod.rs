@@ -38,6 +38,10 @@ pub enum Command {
         insecure_registry: Vec<String>,
         #[arg(short = 'D', long)]
         debug: bool,
+        /// Largest uncompressed size of a layer or a loaded archive, in bytes (default: 64x
+        /// its compressed size, at least 1 GiB).
+        #[arg(long)]
+        max_layer_size: Option<u64>,
         /// Set by a CLI that starts the daemon because none answered.
         #[arg(long, hide = true)]
         autostarted: bool,
@@ -108,8 +112,10 @@ pub fn main() -> i32 {
             exec_root,
             insecure_registry,
             debug,
+            max_layer_size,
             autostarted,
         } => run_daemon(crate::daemon::Config {
+            max_layer_size,
             host: cli.host,
             data_root,
             exec_root,

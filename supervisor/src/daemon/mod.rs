@@ -42,6 +42,8 @@ pub struct Config {
     pub exec_root: PathBuf,
     pub insecure_registries: Vec<String>,
     pub debug: bool,
+    /// `--max-layer-size`: a fixed bound on a layer's uncompressed size.
+    pub max_layer_size: Option<u64>,
     /// Started by a CLI that found no daemon on the socket.
     pub autostarted: bool,
 }
@@ -129,6 +131,7 @@ async fn bind(config: &Config) -> Result<(UnixListener, Cleanup), Error> {
         data_root: absolute(&config.data_root),
         exec_root: absolute(&config.exec_root),
         insecure_registries: config.insecure_registries.clone(),
+        max_layer_size: config.max_layer_size,
         autostarted: config.autostarted,
     };
     served::write(&cleanup.socket, &served).map_err(io(&served::path_of(&cleanup.socket)))?;
@@ -143,6 +146,10 @@ fn open_images(config: &Config) -> Result<ImageService, Error> {
     ImageService::open(service::Options {
         data_root: config.data_root.clone(),
         insecure_registries: config.insecure_registries.clone(),
+        layer_bound: config
+            .max_layer_size
+            .map(crate::images::layer::SizeBound::fixed)
+            .unwrap_or_default(),
     })
     .map_err(|source| Error::Images {
         path: config.data_root.clone(),

@@ -14,6 +14,8 @@ pub struct Served {
     pub exec_root: PathBuf,
     #[serde(default)]
     pub insecure_registries: Vec<String>,
+    #[serde(default)]
+    pub max_layer_size: Option<u64>,
     /// Started by a CLI that found no daemon (not by an administrator or a service manager).
     #[serde(default)]
     pub autostarted: bool,
@@ -68,6 +70,7 @@ mod tests {
             data_root: "/d".into(),
             exec_root: "/e".into(),
             insecure_registries: vec!["r:5000".into()],
+            max_layer_size: Some(5),
             autostarted: true,
         };
         write(&socket, &served).unwrap();

@@ -107,6 +107,7 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
 // ---------------------------------------------------------------------------------------------
 // Compression and hashing
 
+use super::layer::bound::{self, SizeBound};
 pub use super::layer::stream::Compression;
 use super::layer::stream::{self, decompressed, ExtensionTooLarge, Hashing};
 
@@ -121,10 +122,10 @@ pub struct LayerSums {
 }
 
 /// Reads a whole layer blob once, hashing it as stored and as decompressed.
-pub fn layer_sums(input: impl Read) -> io::Result<LayerSums> {
+pub fn layer_sums(input: impl Read, bound: SizeBound) -> io::Result<LayerSums> {
     let mut raw = Hashing::new(input);
     let mut plain = Hashing::new(io::sink());
-    let (compression, mut decoder) = stream::decompress(&mut raw)?;
+    let (compression, mut decoder) = bound::decompress(&mut raw, bound)?;
     io::copy(&mut decoder, &mut plain)?;
     drop(decoder);
     io::copy(&mut raw, &mut io::sink())?;
@@ -159,6 +160,8 @@ pub struct Spool {
     entries: HashMap<String, Entry>,
     /// Files written so far, which names the next one.
     files: u64,
+    /// How far the archive, and each layer in it, may expand.
+    bound: SizeBound,
 }
 
 /// Splits a member path into components, refusing absolute paths and `..`.
@@ -241,7 +244,7 @@ fn parent_of(member: &str) -> &str {
 
 impl Spool {
     /// Reads a tarball (plain, gzip or zstd) into a new directory under `under`.
-    pub fn read(input: &mut dyn Read, under: &Path) -> Result<Spool, Error> {
+    pub fn read(input: &mut dyn Read, under: &Path, bound: SizeBound) -> Result<Spool, Error> {
         crate::perms::make_dir(under, 0o700)
             .map_err(|e| io_err(under)(io::Error::other(e.to_string())))?;
         remove_stale(under);
@@ -253,8 +256,10 @@ impl Spool {
             dir,
             entries: HashMap::new(),
             files: 0,
+            bound,
         };
-        let (guarded, arm) = stream::guarded(decompressed(input).map_err(Error::Read)?);
+        let (_, plain) = bound::decompress(input, bound).map_err(Error::Read)?;
+        let (guarded, arm) = stream::guarded(plain);
         let mut tar = tar::Archive::new(guarded);
         stream::for_each_entry(&mut tar, &arm, read_error, |entry| spool.add(entry))?;
         tracing::debug!(members = spool.entries.len(), dir = %spool.dir.path().display(), "spooled archive");
@@ -446,7 +451,7 @@ fn sums_of(spool: &Spool, member: &str, checked: &mut Checked) -> Result<LayerSu
         return Ok(s.clone());
     }
     let (file, _) = spool.open(member)?;
-    let sums = layer_sums(file).map_err(|source| Error::MemberIo {
+    let sums = layer_sums(file, spool.bound).map_err(|source| Error::MemberIo {
         member: member.to_string(),
         source,
     })?;
@@ -912,7 +917,8 @@ impl<W: Write> DockerArchiveWriter<W> {
         mtime: u64,
     ) -> Result<String, Error> {
         let open = || File::open(&layer.path).map_err(io_err(&layer.path));
-        let sums = layer_sums(open()?).map_err(io_err(&layer.path))?;
+        // A stored layer was bounded when it came in.
+        let sums = layer_sums(open()?, SizeBound::fixed(u64::MAX)).map_err(io_err(&layer.path))?;
         if sums.diff_id != layer.diff_id {
             return Err(Error::BlobDiffId {
                 digest: layer.digest.clone(),
@@ -1014,7 +1020,7 @@ mod tests {
 
     fn spool(bytes: &[u8]) -> Result<(tempfile::TempDir, Spool), Error> {
         let dir = tempfile::tempdir().unwrap();
-        let s = Spool::read(&mut &bytes[..], dir.path())?;
+        let s = Spool::read(&mut &bytes[..], dir.path(), SizeBound::default())?;
         Ok((dir, s))
     }
 
@@ -1044,7 +1050,7 @@ mod tests {
             (&gz, Compression::Gzip),
             (&zst, Compression::Zstd),
         ] {
-            let sums = layer_sums(&bytes[..]).unwrap();
+            let sums = layer_sums(&bytes[..], SizeBound::default()).unwrap();
             assert_eq!(sums.compression, kind);
             assert_eq!(sums.digest, content::digest_of(bytes));
             assert_eq!(sums.size, bytes.len() as u64);
@@ -1110,7 +1116,7 @@ mod tests {
         let stale = dir.path().join(format!("{SPOOL_PREFIX}{}-x", u32::MAX - 1));
         std::fs::create_dir(&stale).unwrap();
         let bytes = tarball(|b| add_file(b, "x", b"1"));
-        let _s = Spool::read(&mut &bytes[..], dir.path()).unwrap();
+        let _s = Spool::read(&mut &bytes[..], dir.path(), SizeBound::default()).unwrap();
         assert!(!stale.exists());
     }
 
@@ -1118,7 +1124,7 @@ mod tests {
     fn spool_dir_is_removed_on_drop() {
         let bytes = tarball(|b| add_file(b, "x", b"1"));
         let dir = tempfile::tempdir().unwrap();
-        let s = Spool::read(&mut &bytes[..], dir.path()).unwrap();
+        let s = Spool::read(&mut &bytes[..], dir.path(), SizeBound::default()).unwrap();
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         drop(s);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);

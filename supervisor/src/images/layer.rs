@@ -21,9 +21,11 @@ use nix::sys::time::TimeSpec;
 use nix::unistd::{fchown, fchownat, Gid, Uid};
 
 pub(crate) mod at;
+pub mod bound;
 mod export;
 pub(crate) mod stream;
 
+pub use bound::SizeBound;
 pub use export::{export_changes, export_overlay, Exported};
 
 /// Errors applying or exporting a layer; each names the entry or path it is about.
@@ -70,6 +72,8 @@ pub struct ApplyOptions {
     pub devices: bool,
     /// Set the owners the layer names. Default: running as root.
     pub same_owner: bool,
+    /// How far the layer may expand when decompressed.
+    pub bound: SizeBound,
 }
 
 impl Default for ApplyOptions {
@@ -79,6 +83,7 @@ impl Default for ApplyOptions {
             whiteouts: Whiteouts::Apply,
             devices: root,
             same_owner: root,
+            bound: SizeBound::default(),
         }
     }
 }
@@ -104,7 +109,7 @@ pub fn apply(reader: impl Read, dest: &Path, options: &ApplyOptions) -> Result<A
         path: dest.to_path_buf(),
         source,
     })?;
-    let (_, plain) = stream::decompress(reader).map_err(Error::Stream)?;
+    let (_, plain) = bound::decompress(reader, options.bound).map_err(Error::Stream)?;
     let (guarded, arm) = stream::guarded(stream::Hashing::new(plain));
     let mut archive = tar::Archive::new(guarded);
     let mut state = State {

@@ -2,7 +2,7 @@
 //! image names, snapshots and leases. Blobs themselves live in the content store.
 use std::path::{Path, PathBuf};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 const IMAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("images");
@@ -247,6 +247,32 @@ impl Metadata {
     pub fn remove_lease(&self, id: &str) -> Result<bool, Error> {
         self.remove(LEASES, id)
     }
+    /// Removes every lease; returns how many there were. Called when the store is opened:
+    /// its file lock keeps other processes out, so any lease left is a dead process's.
+    pub fn clear_leases(&self) -> Result<usize, Error> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        let removed = {
+            let mut table = txn.open_table(LEASES).map_err(|e| self.err(e))?;
+            let removed = table.len().map_err(|e| self.err(e))? as usize;
+            table.retain(|_, _| false).map_err(|e| self.err(e))?;
+            removed
+        };
+        txn.commit().map_err(|e| self.err(e))?;
+        Ok(removed)
+    }
+
+    /// Removes these snapshot records in one transaction.
+    pub fn remove_snapshots(&self, keys: &[String]) -> Result<(), Error> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut table = txn.open_table(SNAPSHOTS).map_err(|e| self.err(e))?;
+            for key in keys {
+                table.remove(key.as_str()).map_err(|e| self.err(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.err(e))
+    }
+
     /// Digests protected by leases that have not expired.
     pub fn leased_digests(&self) -> Result<Vec<String>, Error> {
         let now = now();

@@ -108,6 +108,8 @@ pub struct Snapshotter {
     keys: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     /// Flushes unpacked layers to disk in the background (see `durable`).
     flusher: durable::Flusher,
+    /// How far a layer may expand when unpacked.
+    bound: layer::SizeBound,
 }
 
 impl Snapshotter {
@@ -144,7 +146,14 @@ impl Snapshotter {
             keys: Mutex::new(HashMap::new()),
             flusher: durable::Flusher::start(root.to_path_buf(), metadata.clone()),
             metadata,
+            bound: layer::SizeBound::default(),
         })
+    }
+
+    /// Sets how far a layer may expand when unpacked.
+    pub fn with_bound(mut self, bound: layer::SizeBound) -> Self {
+        self.bound = bound;
+        self
     }
 
     /// Asks the background flusher to put unpacked layers on disk soon.
@@ -253,6 +262,7 @@ impl Snapshotter {
                 Backend::Overlay => Whiteouts::Overlay,
                 Backend::Copy => Whiteouts::Apply,
             },
+            bound: self.bound,
             ..Default::default()
         };
         let applied = layer::apply(layer, &fs, &options).map_err(|source| Error::Layer {
@@ -472,6 +482,53 @@ impl Snapshotter {
             self.metadata.remove_snapshot(key)?;
             record
         };
+        let dir = self.dir(record.id);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_at(&dir)(e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Drops, in one transaction, the record of every snapshot that is neither in `keep`,
+    /// nor active (a container's), nor the parent (however far down) of one of those.
+    /// Returns the dropped records: their directories are for [`Snapshotter::remove_dir`].
+    /// Linear: each record is looked at a bounded number of times.
+    pub fn drop_unreferenced(&self, keep: &HashSet<String>) -> Result<Vec<SnapshotRecord>, Error> {
+        let _records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        let snapshots: HashMap<String, SnapshotRecord> = self
+            .metadata
+            .snapshots()?
+            .into_iter()
+            .map(|s| (s.key.clone(), s))
+            .collect();
+        let mut live: HashSet<&str> = HashSet::new();
+        let roots = snapshots
+            .values()
+            .filter(|s| s.kind == SnapshotKind::Active || keep.contains(&s.key));
+        for root in roots {
+            let mut at = Some(root);
+            // Stop at the first snapshot already live: its parents were walked from it.
+            while let Some(s) = at.filter(|s| live.insert(s.key.as_str())) {
+                at = s.parent.as_deref().and_then(|p| snapshots.get(p));
+            }
+        }
+        let dead: Vec<SnapshotRecord> = snapshots
+            .values()
+            .filter(|s| !live.contains(s.key.as_str()))
+            .cloned()
+            .collect();
+        let keys: Vec<String> = dead.iter().map(|s| s.key.clone()).collect();
+        self.metadata.remove_snapshots(&keys)?;
+        tracing::debug!(
+            dropped = keys.len(),
+            kept = live.len(),
+            "snapshot records collected"
+        );
+        Ok(dead)
+    }
+
+    /// Removes the directory of a snapshot whose record was dropped.
+    pub fn remove_dir(&self, record: &SnapshotRecord) -> Result<(), Error> {
         let dir = self.dir(record.id);
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_at(&dir)(e)),

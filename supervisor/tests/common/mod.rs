@@ -180,6 +180,7 @@ pub fn seed(data_root: &Path, name: &str, image: &TestImage) {
     let service = ImageService::open(Options {
         data_root: data_root.to_path_buf(),
         insecure_registries: Vec::new(),
+        ..Default::default()
     })
     .expect("open image service");
     for blob in [&image.layer, &image.config, &image.manifest] {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::content::{self, ContentStore};
-use super::metadata::{self, ImageRecord, Metadata, SnapshotKind};
+use super::metadata::{self, ImageRecord, Metadata};
 use super::reference::{self, Reference};
 use super::snapshot::{self, chain_ids, Snapshotter};
 use super::{archive, layer, registry};
@@ -65,6 +65,8 @@ pub struct Options {
     pub data_root: PathBuf,
     /// Registries (host[:port]) reachable over plain http besides localhost and 127.0.0.0/8.
     pub insecure_registries: Vec<String>,
+    /// How far a layer (or a loaded archive) may expand when decompressed.
+    pub layer_bound: layer::SizeBound,
 }
 
 /// An image as stored: its names, its manifest and its config.
@@ -147,6 +149,20 @@ impl Image {
     }
 }
 
+/// Most layers one image may have, as dockerd's layer store (a deeper chain cannot be one
+/// overlay mount, and every walk along it costs).
+pub const MAX_LAYERS: usize = 125;
+
+/// Refuses an image of more than [`MAX_LAYERS`] layers, with dockerd's words.
+pub fn check_depth(image: &str, layers: usize) -> Result<(), Error> {
+    if layers > MAX_LAYERS {
+        return Err(Error::Invalid(format!(
+            "max depth exceeded: image {image} has {layers} layers, at most {MAX_LAYERS} are allowed"
+        )));
+    }
+    Ok(())
+}
+
 /// Key prefix of an image that lost its last name (docker's `<none>:<none>`).
 pub const UNTAGGED: &str = "untagged@";
 
@@ -186,11 +202,13 @@ impl ImageService {
         // The metadata first: its file lock keeps a second daemon on this data root from
         // touching the content store (which clears half-written ingests when opened).
         let metadata = Arc::new(Metadata::open(&root)?);
+        reclaim_crashed(&root, &metadata)?;
         private_dir(&root.join("content"), 0o700)?;
         let content = ContentStore::open(&root.join("content"))?;
         // Unpacked layers keep their setuid files: no other user may reach them.
         private_dir(&root.join("snapshots"), 0o700)?;
-        let snapshots = Snapshotter::open(&root.join("snapshots"), metadata.clone())?;
+        let snapshots = Snapshotter::open(&root.join("snapshots"), metadata.clone())?
+            .with_bound(options.layer_bound);
         Ok(ImageService {
             options,
             content,
@@ -232,12 +250,12 @@ impl ImageService {
 
     /// Every image, one entry per config digest, newest first.
     pub fn images(&self) -> Result<Vec<Image>, Error> {
-        let mut by_id: Vec<(String, Vec<ImageRecord>)> = Vec::new();
+        let mut by_id: std::collections::BTreeMap<String, Vec<ImageRecord>> = Default::default();
         for record in self.metadata.images()? {
-            match by_id.iter_mut().find(|(id, _)| *id == record.config_digest) {
-                Some((_, records)) => records.push(record),
-                None => by_id.push((record.config_digest.clone(), vec![record])),
-            }
+            by_id
+                .entry(record.config_digest.clone())
+                .or_default()
+                .push(record);
         }
         let mut images = Vec::new();
         for (id, records) in by_id {
@@ -455,10 +473,32 @@ impl ImageService {
     }
 
     /// Removes every blob and layer snapshot no image, lease or container needs.
+    /// Linear in blobs, snapshots and layers. The gc lock is held exclusively only while
+    /// deciding and dropping records and blobs; the snapshot directories (the long part)
+    /// are removed after it is released, a crash in between leaving directories without a
+    /// record, which the snapshotter removes when opened.
     pub async fn gc(&self) -> Result<GcReport, Error> {
-        let _exclusive = self.gc_lock.write().await;
+        let (mut report, dead) = {
+            let _exclusive = self.gc_lock.write().await;
+            tokio::task::block_in_place(|| self.gc_records())?
+        };
+        tokio::task::block_in_place(|| {
+            for snapshot in &dead {
+                self.snapshots.remove_dir(snapshot)?;
+                report.bytes += snapshot.size;
+                report.snapshots += 1;
+            }
+            Ok::<_, Error>(())
+        })?;
+        Ok(report)
+    }
+
+    /// The part of [`ImageService::gc`] under the exclusive lock: blobs deleted, snapshot
+    /// records dropped; returns the dropped snapshots, whose directories are left to remove.
+    fn gc_records(&self) -> Result<(GcReport, Vec<metadata::SnapshotRecord>), Error> {
         let mut keep: HashSet<String> = self.metadata.leased_digests()?.into_iter().collect();
         let mut keep_snapshots: HashSet<String> = HashSet::new();
+        let mut seen_configs: HashSet<String> = HashSet::new();
         for record in self.metadata.images()? {
             keep.insert(record.target.digest.clone());
             keep.insert(record.config_digest.clone());
@@ -469,7 +509,9 @@ impl ImageService {
             let id = record.config_digest.clone();
             let image = self.image_of(&id, vec![record])?;
             keep.extend(image.layer_digests());
-            keep_snapshots.extend(chain_ids(&image.diff_ids()));
+            if seen_configs.insert(id) {
+                keep_snapshots.extend(chain_ids(&image.diff_ids()));
+            }
         }
         let mut report = GcReport::default();
         for digest in self.content.list()? {
@@ -479,37 +521,8 @@ impl ImageService {
                 report.blobs += 1;
             }
         }
-        // Active snapshots (containers) keep their parents; parents of kept snapshots are kept.
-        let snapshots = self.metadata.snapshots()?;
-        let mut stack: Vec<String> = snapshots
-            .iter()
-            .filter(|s| s.kind == SnapshotKind::Active || keep_snapshots.contains(&s.key))
-            .map(|s| s.key.clone())
-            .collect();
-        let mut live = HashSet::new();
-        while let Some(key) = stack.pop() {
-            if live.insert(key.clone()) {
-                if let Some(parent) = snapshots
-                    .iter()
-                    .find(|s| s.key == key)
-                    .and_then(|s| s.parent.clone())
-                {
-                    stack.push(parent);
-                }
-            }
-        }
-        // Children before parents, so the snapshotter never sees a parent still in use.
-        let mut dead: Vec<&metadata::SnapshotRecord> = snapshots
-            .iter()
-            .filter(|s| !live.contains(&s.key))
-            .collect();
-        dead.sort_by_key(|s| std::cmp::Reverse(depth(&snapshots, &s.key)));
-        for snapshot in dead {
-            report.bytes += snapshot.size;
-            self.snapshots.remove(&snapshot.key)?;
-            report.snapshots += 1;
-        }
-        Ok(report)
+        let dead = self.snapshots.drop_unreferenced(&keep_snapshots)?;
+        Ok((report, dead))
     }
 
     /// Bytes the image's layers take unpacked (sum of its layer snapshots), else compressed.
@@ -623,6 +636,35 @@ impl ImageService {
     }
 }
 
+/// What a process that died with this data root open left: its leases (which would keep
+/// the blobs of a crashed load or pull from every gc until they expire) and its load spools.
+/// The metadata store's file lock makes this process the only one, so all of it is dead.
+fn reclaim_crashed(root: &std::path::Path, metadata: &Metadata) -> Result<(), Error> {
+    let leases = metadata.clear_leases()?;
+    let tmp = root.join("tmp");
+    let mut spools = 0;
+    if let Ok(entries) = std::fs::read_dir(&tmp) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            match removed {
+                Ok(()) => spools += 1,
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "removing a crashed spool")
+                }
+            }
+        }
+    }
+    if leases + spools > 0 {
+        tracing::info!(leases, spools, "reclaimed what a crashed daemon left");
+    }
+    Ok(())
+}
+
 /// Creates `dir` if needed and gives it `mode` (root-only data must not be reachable by
 /// other users, as docker's CVE-2021-41091 showed).
 fn private_dir(dir: &std::path::Path, mode: u32) -> Result<(), Error> {
@@ -630,16 +672,6 @@ fn private_dir(dir: &std::path::Path, mode: u32) -> Result<(), Error> {
         what: dir.display().to_string(),
         message: e.to_string(),
     })
-}
-
-fn depth(snapshots: &[metadata::SnapshotRecord], key: &str) -> usize {
-    let mut depth = 0;
-    let mut current = snapshots.iter().find(|s| s.key == key);
-    while let Some(parent) = current.and_then(|s| s.parent.as_deref()) {
-        depth += 1;
-        current = snapshots.iter().find(|s| s.key == parent);
-    }
-    depth
 }
 
 /// Whether `record` points at the content `digest` names: its manifest, or what the registry

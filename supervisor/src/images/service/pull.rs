@@ -4,8 +4,9 @@
 //! gives, so a wrong digest or an endless stream is refused and leaves nothing. Blobs already
 //! present are not fetched again; concurrent pulls of one blob take its ingest lock, so it is
 //! downloaded once. The pull holds the gc lock shared, and a lease names its digests so that a
-//! crash mid-pull does not hand the fetched blobs to the next gc (the lease expires after an
-//! hour; a failed pull leaves it so that a retry resumes, and the retry releases it).
+//! crash mid-pull does not hand the fetched blobs to the next gc (a failed pull leaves it so
+//! that a retry resumes, and the retry releases it; a restart drops it, see
+//! `reclaim_crashed`).
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 
@@ -160,6 +161,7 @@ impl ImageService {
                 message: e.to_string(),
             })?;
         let config = manifest.config();
+        super::check_depth(&reference.to_string(), manifest.layers().len())?;
         pull.lease.add(
             std::iter::once(config.digest().to_string())
                 .chain(manifest.layers().iter().map(|l| l.digest().to_string())),

@@ -147,10 +147,17 @@ impl ImageService {
         input: &mut dyn Read,
         progress: Option<&progress::Sender>,
     ) -> Result<Vec<String>, Error> {
-        let spool = Spool::read(input, &self.options.data_root.join("tmp"))?;
+        let spool = Spool::read(
+            input,
+            &self.options.data_root.join("tmp"),
+            self.options.layer_bound,
+        )?;
         let images = archive::plan(&spool)?;
         if images.is_empty() {
             return Err(Error::Invalid("the archive holds no image".into()));
+        }
+        for image in &images {
+            super::check_depth(&image.config.digest, image.layers.len())?;
         }
         let _shared = self.gc_lock.blocking_read();
         let digests = images.iter().flat_map(blob_digests).collect();

@@ -26,6 +26,7 @@ impl ImageService {
                 ),
             });
         }
+        super::check_depth(&image.id, layers.len())?;
         let chains = chain_ids(&diff_ids);
         let mut parent: Option<&str> = None;
         let mut unpacked = false;
