@@ -175,6 +175,7 @@ fn setup(init: &Init) -> Result<()> {
     nix::unistd::chdir(process.cwd())
         .map_err(|e| Error::sys("chdir", process.cwd().display(), e))?;
     check_cwd_inside()?;
+    crate::lsm::apply(process)?;
     let nnp = process.no_new_privileges() == Some(true);
     let seccomp = linux.seccomp().as_ref();
     if let Some(s) = seccomp.filter(|_| !nnp) {
