@@ -69,6 +69,13 @@ pub fn create_with_console(
     let spec = &bundle.spec;
     let linux = spec.linux().as_ref().expect("checked by Bundle::load");
     let plan = Plan::new(linux.namespaces().as_deref().unwrap_or(&[]))?;
+    if let Some(process) = spec.process() {
+        crate::lsm::check(
+            process,
+            linux.mount_label().as_deref(),
+            crate::lsm::CONFIG_FIELDS,
+        )?;
+    }
     if let Some(sysctls) = linux.sysctl() {
         crate::sysctl::validate(sysctls, &plan)?;
     }

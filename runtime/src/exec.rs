@@ -18,6 +18,8 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: i32,
     pub ignore_paused: bool,
+    /// How to name the AppArmor/SELinux requests in errors (flags or `--process` fields).
+    pub lsm_fields: crate::lsm::Fields,
     /// `--cgroup`: the sub-cgroups the process joins.
     pub sub_cgroups: crate::cgroups::SubCgroups,
 }
@@ -44,6 +46,7 @@ pub fn exec(root: &Path, opts: &ExecOptions) -> Result<i32> {
             "cannot exec in a paused container (use --ignore-paused)".into(),
         ));
     }
+    crate::lsm::check(&opts.process, None, opts.lsm_fields)?;
     let bundle = Bundle::load(&c.bundle)?;
     let linux = bundle
         .spec
@@ -270,7 +273,7 @@ fn child_setup(
             .console_size()
             .as_ref()
             .map(|b| (b.height() as u16, b.width() as u16));
-        tty::setup(socket, size)?;
+        tty::setup(socket, size, p.user().uid())?;
     }
     process::set_oom_score_adj(p.oom_score_adj())?;
     process::set_rlimits(p.rlimits().as_deref().unwrap_or(&[]))?;
@@ -282,6 +285,7 @@ fn child_setup(
         .ok_or_else(|| Error::Spec("exec: no command given".into()))?;
     nix::unistd::chdir(p.cwd()).map_err(|e| Error::sys("chdir", p.cwd().display(), e))?;
     let exe = process::find_executable(arg0, &env, p.cwd())?;
+    crate::lsm::apply(p)?;
     let nnp = p.no_new_privileges() == Some(true);
     if let Some(s) = seccomp_cfg.filter(|_| !nnp) {
         seccomp::load(s)?;
@@ -342,6 +346,12 @@ pub fn process_from_flags(base: &Process, f: &ExecFlags) -> Result<Process> {
     if f.no_new_privs {
         p.set_no_new_privileges(Some(true));
     }
+    if let Some(profile) = &f.apparmor {
+        p.set_apparmor_profile(Some(profile.clone()));
+    }
+    if let Some(label) = &f.process_label {
+        p.set_selinux_label(Some(label.clone()));
+    }
     if !f.caps.is_empty() {
         let mut caps = p.capabilities().clone().unwrap_or_default();
         for name in &f.caps {
@@ -374,6 +384,8 @@ pub struct ExecFlags {
     pub additional_gids: Vec<u32>,
     pub caps: Vec<String>,
     pub no_new_privs: bool,
+    pub apparmor: Option<String>,
+    pub process_label: Option<String>,
 }
 
 /// Read a `--process` JSON file (or `-`); errors name the file and the field.

@@ -108,6 +108,9 @@ fn setup(init: &Init) -> Result<()> {
     expect(&init.channel, Msg::Proceed)?;
     let state = oci_state(init, host_pid);
     if let Some(hooks) = spec.hooks() {
+        // As runc: createContainer hooks start in the container's rootfs.
+        nix::unistd::chdir(init.rootfs)
+            .map_err(|e| Error::sys("chdir", init.rootfs.display(), e))?;
         hooks::run(
             "createContainer",
             hooks.create_container().as_deref().unwrap_or(&[]),
@@ -141,7 +144,7 @@ fn setup(init: &Init) -> Result<()> {
                 .console_size()
                 .as_ref()
                 .map(|b| (b.height() as u16, b.width() as u16));
-            tty::setup(socket, size)?;
+            tty::setup(socket, size, process.user().uid())?;
         }
         (None, true) => {
             return Err(Error::Spec(
@@ -172,6 +175,7 @@ fn setup(init: &Init) -> Result<()> {
     nix::unistd::chdir(process.cwd())
         .map_err(|e| Error::sys("chdir", process.cwd().display(), e))?;
     check_cwd_inside()?;
+    crate::lsm::apply(process)?;
     let nnp = process.no_new_privileges() == Some(true);
     let seccomp = linux.seccomp().as_ref();
     if let Some(s) = seccomp.filter(|_| !nnp) {

@@ -13,6 +13,7 @@ pub mod foreground;
 pub mod hooks;
 mod init;
 pub mod logging;
+pub mod lsm;
 pub mod manage;
 pub mod mounts;
 pub mod namespaces;

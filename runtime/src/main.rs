@@ -470,6 +470,8 @@ fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
                 additional_gids: a.additional_gids.clone(),
                 caps: a.cap.clone(),
                 no_new_privs: a.no_new_privs,
+                apparmor: a.apparmor.clone(),
+                process_label: a.process_label.clone(),
             };
             exec::process_from_flags(&base, &flags)?
         }
@@ -482,6 +484,11 @@ fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         pid_file: a.pid_file.clone(),
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
+        lsm_fields: if a.process.is_some() {
+            berth_runtime::lsm::CONFIG_FIELDS
+        } else {
+            berth_runtime::lsm::EXEC_FIELDS
+        },
         sub_cgroups: berth_runtime::cgroups::SubCgroups::parse(&a.cgroup)?,
     };
     exec::exec(root, &opts)

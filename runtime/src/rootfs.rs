@@ -102,8 +102,22 @@ pub fn mount_all(
     in_userns: bool,
     cgroupns: bool,
 ) -> Result<()> {
+    let label = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.mount_label().as_deref())
+        .filter(|l| !l.is_empty());
     for m in spec.mounts().iter().flatten() {
-        mount_one(m, root, bundle, in_userns, cgroupns)?;
+        match label {
+            Some(label) if matches!(m.typ().as_deref(), Some("tmpfs" | "devpts")) => {
+                let mut labelled = m.clone();
+                let mut options = m.options().clone().unwrap_or_default();
+                options.push(crate::lsm::mount_context(label));
+                labelled.set_options(Some(options));
+                mount_one(&labelled, root, bundle, in_userns, cgroupns)?;
+            }
+            _ => mount_one(m, root, bundle, in_userns, cgroupns)?,
+        }
     }
     Ok(())
 }

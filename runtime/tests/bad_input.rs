@@ -160,3 +160,58 @@ fn intel_rdt_clos_id_must_be_a_name() {
         assert_one_line_naming(&err, &["intelRdt.closID", clos]);
     }
 }
+
+/// This test bed has neither AppArmor nor SELinux (see DESIGN.md): requests must be refused.
+fn assert_no_lsm() {
+    assert!(
+        !std::path::Path::new("/sys/module/apparmor/parameters/enabled").exists()
+            && !std::path::Path::new("/sys/fs/selinux/enforce").exists(),
+        "this test expects a host without AppArmor and SELinux"
+    );
+}
+
+#[test]
+fn lsm_requests_are_refused_where_the_lsm_is_off() {
+    assert_no_lsm();
+    let rt = runtime();
+    for (pointer, value, field) in [
+        (
+            "/process/apparmorProfile",
+            "docker-default",
+            "process.apparmorProfile",
+        ),
+        (
+            "/process/selinuxLabel",
+            "system_u:system_r:container_t:s0",
+            "process.selinuxLabel",
+        ),
+        (
+            "/linux/mountLabel",
+            "system_u:object_r:container_file_t:s0",
+            "linux.mountLabel",
+        ),
+    ] {
+        let mut b = Bundle::new(&["true"]);
+        b.set(pointer, json!(value));
+        b.write();
+        let err = create_fails(&rt, b.path());
+        assert_one_line_naming(&err, &[field, "not"]);
+    }
+}
+
+#[test]
+fn exec_lsm_flags_are_refused_where_the_lsm_is_off() {
+    assert_no_lsm();
+    let rt = runtime();
+    let b = Bundle::new(&["sleep", "60"]);
+    let id = unique_id("lsm");
+    rt.start(&b, &id);
+    for (flag, value) in [
+        ("--apparmor", "docker-default"),
+        ("--process-label", "system_u:system_r:container_t:s0"),
+    ] {
+        let err = rt.fails(&["exec", flag, value, &id, "true"]);
+        assert_one_line_naming(&err, &[flag, "not"]);
+    }
+    rt.ok(&["delete", "--force", &id]);
+}
