@@ -119,10 +119,13 @@ fn setup(init: &Init) -> Result<()> {
     }
     if !own_mounts {
         rootfs::chroot(init.rootfs)?;
-    } else if init.no_pivot {
-        rootfs::move_root(init.rootfs)?;
     } else {
-        rootfs::pivot(init.rootfs)?;
+        if init.no_pivot {
+            rootfs::move_root(init.rootfs)?;
+        } else {
+            rootfs::pivot(init.rootfs)?;
+        }
+        rootfs::set_root_propagation(spec)?;
     }
     if let Some(sysctls) = linux.sysctl().as_ref().filter(|m| !m.is_empty()) {
         sysctl::apply(sysctls, &Procfs::open()?)?;
