@@ -273,7 +273,7 @@ fn child_setup(
             .console_size()
             .as_ref()
             .map(|b| (b.height() as u16, b.width() as u16));
-        tty::setup(socket, size)?;
+        tty::setup(socket, size, p.user().uid())?;
     }
     process::set_oom_score_adj(p.oom_score_adj())?;
     process::set_rlimits(p.rlimits().as_deref().unwrap_or(&[]))?;

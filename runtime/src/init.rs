@@ -108,6 +108,9 @@ fn setup(init: &Init) -> Result<()> {
     expect(&init.channel, Msg::Proceed)?;
     let state = oci_state(init, host_pid);
     if let Some(hooks) = spec.hooks() {
+        // As runc: createContainer hooks start in the container's rootfs.
+        nix::unistd::chdir(init.rootfs)
+            .map_err(|e| Error::sys("chdir", init.rootfs.display(), e))?;
         hooks::run(
             "createContainer",
             hooks.create_container().as_deref().unwrap_or(&[]),
@@ -116,10 +119,13 @@ fn setup(init: &Init) -> Result<()> {
     }
     if !own_mounts {
         rootfs::chroot(init.rootfs)?;
-    } else if init.no_pivot {
-        rootfs::move_root(init.rootfs)?;
     } else {
-        rootfs::pivot(init.rootfs)?;
+        if init.no_pivot {
+            rootfs::move_root(init.rootfs)?;
+        } else {
+            rootfs::pivot(init.rootfs)?;
+        }
+        rootfs::set_root_propagation(spec)?;
     }
     if let Some(sysctls) = linux.sysctl().as_ref().filter(|m| !m.is_empty()) {
         sysctl::apply(sysctls, &Procfs::open()?)?;
@@ -141,7 +147,7 @@ fn setup(init: &Init) -> Result<()> {
                 .console_size()
                 .as_ref()
                 .map(|b| (b.height() as u16, b.width() as u16));
-            tty::setup(socket, size)?;
+            tty::setup(socket, size, process.user().uid())?;
         }
         (None, true) => {
             return Err(Error::Spec(

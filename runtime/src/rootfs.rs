@@ -44,21 +44,19 @@ fn mnt(
 
 /// Make the new mount namespace's propagation right and the rootfs a mount point.
 pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<()> {
-    let propagation = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.rootfs_propagation().as_deref())
-        .map(|p| {
-            mounts::propagation(p)
-                .ok_or_else(|| Error::Spec(format!("linux.rootfsPropagation: unknown {p:?}")))
-        })
-        .transpose()?
-        .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
-    mnt(None, "/", None, propagation | MsFlags::MS_REC, None)?;
-    if propagation.contains(MsFlags::MS_SHARED) {
-        // pivot_root refuses a new root whose parent mount is shared.
-        let parent = mount_point_of(rootfs.parent().unwrap_or(Path::new("/")));
-        mnt(None, &parent, None, MsFlags::MS_PRIVATE, None)?;
+    // `/` and everything below it get the requested propagation (rslave by default), except
+    // unbindable, which would refuse the bind of the rootfs below: slave until pivot_root.
+    let before = match root_propagation(spec)? {
+        Some(f) if !f.contains(MsFlags::MS_UNBINDABLE) => f | MsFlags::MS_REC,
+        _ => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+    };
+    mnt(None, "/", None, before, None)?;
+    // pivot_root refuses a new root whose parent mount is shared: the mount holding the
+    // rootfs (the rootfs itself when it is a mount point, like containerd's overlay) is made
+    // private when it is shared, as runc does.
+    let (holder, shared) = mount_holding(rootfs);
+    if shared {
+        mnt(None, &holder, None, MsFlags::MS_PRIVATE, None)?;
     }
     let root = rootfs
         .to_str()
@@ -72,16 +70,51 @@ pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<()> {
     )
 }
 
-/// The mount point `path` lives on: the longest mount point in /proc/self/mountinfo that
-/// is a prefix of it.
-fn mount_point_of(path: &Path) -> String {
+/// After pivot_root (or the move with --no-pivot): the requested propagation on the
+/// container's own `/` (shared and unbindable can only be set there).
+pub fn set_root_propagation(spec: &Spec) -> Result<()> {
+    match root_propagation(spec)? {
+        Some(f) => mnt(None, "/", None, f, None),
+        None => Ok(()),
+    }
+}
+
+/// `linux.rootfsPropagation` as mount flags.
+fn root_propagation(spec: &Spec) -> Result<Option<MsFlags>> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .map(|p| {
+            mounts::propagation(p)
+                .ok_or_else(|| Error::Spec(format!("linux.rootfsPropagation: unknown {p:?}")))
+        })
+        .transpose()
+}
+
+/// The mount point of the mount `path` lives on (the top mount at the longest mount point
+/// in /proc/self/mountinfo that is a prefix of it), and whether that mount is shared.
+fn mount_holding(path: &Path) -> (String, bool) {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    info.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|m| path.starts_with(m))
-        .max_by_key(|m| m.len())
-        .unwrap_or("/")
-        .to_string()
+    let mut best: Option<(&str, bool)> = None;
+    for line in info.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(mp) = fields.get(4).copied() else {
+            continue;
+        };
+        if !path.starts_with(mp) || best.is_some_and(|(b, _)| b.len() > mp.len()) {
+            continue;
+        }
+        let sep = fields
+            .iter()
+            .position(|f| *f == "-")
+            .unwrap_or(fields.len());
+        let shared = fields
+            .get(6..sep)
+            .is_some_and(|tags| tags.iter().any(|t| t.starts_with("shared:")));
+        best = Some((mp, shared));
+    }
+    let (mp, shared) = best.unwrap_or(("/", false));
+    (mp.to_string(), shared)
 }
 
 /// Open the rootfs (after `prepare`, so mounts made on it are seen through the fd).

@@ -94,7 +94,45 @@ pub fn build(seccomp: &LinuxSeccomp) -> Result<ScmpFilterContext, Error> {
     for rule in seccomp.syscalls().iter().flatten() {
         add_rule(&mut ctx, rule, default)?;
     }
+    if !matches!(default, ScmpAction::Allow | ScmpAction::Log) {
+        newer_syscalls_enosys(&mut ctx, seccomp, default)?;
+    }
     Ok(ctx)
+}
+
+/// Highest syscall number libseccomp is asked about (x86_64 is in the 400s today).
+const SYSCALL_NR_LIMIT: i32 = 1024;
+
+/// A syscall newer than every one the profile names was unknown to whoever wrote it: it gets
+/// ENOSYS, not the default action, so that libc falls back (clone3 → clone) as on an older
+/// kernel. runc does the same.
+fn newer_syscalls_enosys(
+    ctx: &mut ScmpFilterContext,
+    seccomp: &LinuxSeccomp,
+    default: ScmpAction,
+) -> Result<(), Error> {
+    let enosys = ScmpAction::Errno(libc::ENOSYS);
+    if default == enosys {
+        return Ok(());
+    }
+    let newest = seccomp
+        .syscalls()
+        .iter()
+        .flatten()
+        .flat_map(|r| r.names())
+        .filter_map(|n| ScmpSyscall::from_name(n).ok())
+        .map(i32::from)
+        .max()
+        .unwrap_or(-1);
+    for nr in newest + 1..SYSCALL_NR_LIMIT {
+        let syscall = ScmpSyscall::from(nr);
+        if syscall.get_name().is_err() {
+            continue;
+        }
+        ctx.add_rule(enosys, syscall)
+            .map_err(lib(format!("ENOSYS rule for syscall {nr}")))?;
+    }
+    Ok(())
 }
 
 fn add_rule(
@@ -315,6 +353,28 @@ mod tests {
         );
         let status = in_child(&s, |_| mkdir_errno());
         assert!(matches!(status, WaitStatus::Exited(_, 38)), "{status:?}");
+    }
+
+    #[test]
+    fn syscalls_newer_than_the_profile_get_enosys() {
+        // Default EPERM; clone3 (435) is newer than every syscall the profile names (the
+        // newest is exit_group, 231), so it gets ENOSYS and libc falls back to clone. mkdir
+        // (83) is older: the profile's default applies.
+        let s = config(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":1,
+            "syscalls":[{"names":["exit_group","exit","write","rt_sigreturn"],"action":"SCMP_ACT_ALLOW"}]}"#,
+        );
+        let status = in_child(&s, |_| {
+            let clone3 = unsafe { libc::syscall(libc::SYS_clone3, 0usize, 0usize) };
+            let clone3_errno = nix::errno::Errno::last() as i32;
+            let mkdir = mkdir_errno();
+            if clone3 == -1 && clone3_errno == libc::ENOSYS && mkdir == libc::EPERM {
+                0
+            } else {
+                1
+            }
+        });
+        assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
     }
 
     #[test]

@@ -15,8 +15,9 @@ pub fn connect(path: &Path) -> Result<OwnedFd> {
 }
 
 /// Make a pty from the container's /dev/ptmx, send its master over `socket`, and make the
-/// slave the calling process's controlling terminal and stdio.
-pub fn setup(socket: &OwnedFd, size: Option<(u16, u16)>) -> Result<()> {
+/// slave the calling process's controlling terminal and stdio, owned by `uid` (the process's
+/// user, so that it can reopen its terminal; the group stays what devpts gave).
+pub fn setup(socket: &OwnedFd, size: Option<(u16, u16)>, uid: u32) -> Result<()> {
     let master = nix::fcntl::open(
         "/dev/ptmx",
         OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
@@ -48,6 +49,7 @@ pub fn setup(socket: &OwnedFd, size: Option<(u16, u16)>) -> Result<()> {
         nix::sys::stat::Mode::empty(),
     )
     .map_err(|e| Error::sys("open", &name, e))?;
+    give_to(&slave, uid, &name)?;
     if let Some((height, width)) = size {
         let ws = libc::winsize {
             ws_row: height,
@@ -82,4 +84,13 @@ pub fn setup(socket: &OwnedFd, size: Option<(u16, u16)>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// fchown the pty slave to `uid` unless it has it already.
+fn give_to(slave: &OwnedFd, uid: u32, name: &str) -> Result<()> {
+    let st = nix::sys::stat::fstat(slave).map_err(|e| Error::sys("fstat", name, e))?;
+    if st.st_uid == uid {
+        return Ok(());
+    }
+    nix::unistd::fchown(slave, Some(uid.into()), None).map_err(|e| Error::sys("fchown", name, e))
 }

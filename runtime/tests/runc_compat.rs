@@ -321,3 +321,49 @@ fn debug_with_log_writes_debug_records_for_run() {
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stderr.contains("level=debug"), "{out:?}");
 }
+
+#[test]
+fn the_terminal_belongs_to_the_process_user() {
+    let rt = runtime();
+    let console = ConsoleSocket::listen().unwrap();
+    let (mut b, _cg) = bundle_in_own_cgroup(&[
+        "sh",
+        "-c",
+        "stat -c 'owner %u' $(tty); echo hi > $(tty) && echo reopened",
+    ]);
+    b.set("/process/terminal", json!(true));
+    b.set("/process/user", json!({"uid": 1000, "gid": 1000}));
+    b.write();
+    let id = unique_id("ttyown");
+    rt.ok(&[
+        "create",
+        "--bundle",
+        b.path_str(),
+        "--console-socket",
+        console.path_str(),
+        &id,
+    ]);
+    rt.ok(&["start", &id]);
+    rt.wait_status(&id, "stopped");
+    let out = console.output().unwrap();
+    rt.ok(&["delete", &id]);
+    assert!(out.contains("owner 1000"), "{out:?}");
+    assert!(out.contains("reopened"), "{out:?}");
+}
+
+#[test]
+fn create_container_hooks_run_in_the_rootfs() {
+    let rt = runtime();
+    let (mut b, _cg) = bundle_in_own_cgroup(&["true"]);
+    b.set(
+        "/hooks",
+        json!({"createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "pwd > ./hook-cwd"]}]}),
+    );
+    rt.run_ok(&b);
+    let cwd = std::fs::read_to_string(b.rootfs().join("hook-cwd"))
+        .unwrap_or_else(|e| panic!("the hook wrote no ./hook-cwd in the rootfs: {e}"));
+    assert_eq!(
+        Path::new(cwd.trim()).canonicalize().unwrap(),
+        b.rootfs().canonicalize().unwrap()
+    );
+}

@@ -106,3 +106,137 @@ fn kill_9_mid_pull_then_pull_completes_with_verified_content() {
     let ingest = daemon.data_root.join("content/ingest");
     assert_eq!(std::fs::read_dir(ingest).unwrap().count(), 0, "ingest left");
 }
+
+/// Runs `berth ARGS` against `host` in the background, output dropped.
+fn background(host: &str, args: &[&str]) -> std::process::Child {
+    Command::new(common::BERTH)
+        .args(["-H", host])
+        .args(args)
+        .env("BERTH_CONFIG", common::config_dir(host))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// kill -9 of the daemon, again and again, while loads, pulls, removals and prunes run; then
+/// every image inspects and saves, every blob is what its digest says, no ingest or spool
+/// is left, and prune frees exactly what no image references.
+#[test]
+fn kill_9_loop_around_load_pull_rmi_prune_leaves_a_consistent_store() {
+    use berth_supervisor::images::service::{ImageService, Options};
+    use berth_supervisor::images::snapshot::chain_ids;
+    let mut seed = 7;
+    let layers: Vec<Layer> = (0..6)
+        .map(|i| Layer {
+            tar: oci_image::random_tar(&format!("p{i}"), 100, 16 << 10, &mut seed),
+            media_type: LAYER_TAR,
+        })
+        .collect();
+    let layout = oci_image::image("v1", &layers);
+    let registry = Registry::start();
+    oci_image::push(&layout, &registry.host(), "loop/pulled", None);
+    let pulled = format!("{}/loop/pulled:v1", registry.host());
+
+    let dir = tempfile::tempdir().unwrap();
+    let archives: Vec<String> = (0..4)
+        .map(|i| {
+            let image = common::busybox_image(&format!("loop{i}"), i);
+            let path = dir.path().join(format!("loop{i}.tar"));
+            std::fs::write(
+                &path,
+                common::docker_archive(&image, &[&format!("loop:{i}")]),
+            )
+            .unwrap();
+            path.display().to_string()
+        })
+        .collect();
+    for round in 0..10usize {
+        let daemon = start(dir.path());
+        let host = daemon.host.clone();
+        let mut clients = vec![
+            background(&host, &["load", "-i", &archives[round % 4]]),
+            background(&host, &["load", "-i", &archives[(round + 1) % 4]]),
+            background(&host, &["pull", "-q", &pulled]),
+        ];
+        if round % 2 == 1 {
+            let old = format!("loop:{}", (round + 2) % 4);
+            clients.push(background(&host, &["rmi", "-f", &old]));
+            clients.push(background(&host, &["image", "prune", "-a", "-f"]));
+        }
+        // Kill at a different moment each round (not a timed assertion: any moment will do).
+        std::thread::sleep(Duration::from_millis(20 + (round as u64 * 53) % 400));
+        // SAFETY: signals our own child.
+        unsafe { libc::kill(daemon.child.id() as i32, libc::SIGKILL) };
+        for mut client in clients {
+            let _ = client.wait();
+        }
+        drop(daemon);
+    }
+
+    let daemon = start(dir.path());
+    let ids = ok(berth(&daemon.host, &["images", "-q", "--no-trunc"]));
+    for id in ids.lines().filter(|l| !l.is_empty()) {
+        ok(berth(&daemon.host, &["image", "inspect", id]));
+        let saved = dir.path().join("saved.tar");
+        ok(berth(
+            &daemon.host,
+            &["save", "-o", saved.to_str().unwrap(), id],
+        ));
+        assert!(std::fs::metadata(&saved).unwrap().len() > 0);
+    }
+    drop(daemon);
+
+    let root = dir.path().join("data");
+    let blobs = root.join("content/blobs/sha256");
+    for entry in std::fs::read_dir(&blobs).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        assert_eq!(sha256sum(&path), format!("sha256:{name}"), "blob {name}");
+    }
+    let svc = ImageService::open(Options {
+        data_root: root.clone(),
+        ..Default::default()
+    })
+    .unwrap();
+    let count = |p: &Path| std::fs::read_dir(p).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(count(&root.join("content/ingest")), 0, "ingest left");
+    assert_eq!(count(&root.join("tmp")), 0, "load spool left");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(svc.prune(false)).unwrap();
+    let mut referenced = std::collections::BTreeSet::new();
+    let mut chains = std::collections::BTreeSet::new();
+    for image in svc.images().unwrap() {
+        for record in &image.records {
+            referenced.insert(record.target.digest.clone());
+            referenced.extend(record.repo_digest.clone());
+        }
+        referenced.insert(image.id.clone());
+        referenced.extend(image.layer_digests());
+        chains.extend(chain_ids(&image.diff_ids()));
+    }
+    let stored: std::collections::BTreeSet<String> =
+        svc.content.list().unwrap().into_iter().collect();
+    assert_eq!(
+        stored, referenced,
+        "prune left unreferenced blobs (or lost referenced ones)"
+    );
+    let snapshots: std::collections::BTreeSet<String> = svc
+        .metadata
+        .snapshots()
+        .unwrap()
+        .into_iter()
+        .map(|s| s.key)
+        .collect();
+    assert_eq!(snapshots, chains, "snapshots are not those of the images");
+    eprintln!(
+        "after 10 kill -9 rounds: {} images, {} blobs",
+        svc.images().unwrap().len(),
+        stored.len()
+    );
+}

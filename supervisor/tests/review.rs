@@ -596,3 +596,55 @@ fn decompression_bombs_stop_at_the_bound_and_nothing_is_kept() {
         .to_string();
     assert!(err.contains("the limit set by --max-layer-size"), "{err}");
 }
+
+/// A registry whose token realm issues a token for any credentials while `/v2/` keeps
+/// answering 401 to it. Returns `127.0.0.1:PORT`; serves until the test process ends.
+fn token_registry_refusing_its_tokens() -> String {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let realm = format!("http://{addr}/token");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let realm = realm.clone();
+            std::thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(&stream);
+                let mut first = String::new();
+                let _ = reader.read_line(&mut first);
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let path = first.split_whitespace().nth(1).unwrap_or("");
+                let response = if path.starts_with("/token") {
+                    let body = r#"{"token":"issued","access_token":"issued"}"#;
+                    format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+                } else {
+                    let body = r#"{"errors":[{"code":"UNAUTHORIZED","message":"no"}]}"#;
+                    format!("HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"{realm}\",service=\"hostile\"\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+                };
+                let _ = (&stream).write_all(response.as_bytes());
+            });
+        }
+    });
+    addr
+}
+
+// 7. Login succeeds only if the registry accepts the credentials (its token) on /v2/.
+#[test]
+fn login_fails_where_the_registry_refuses_the_issued_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = common::start(dir.path());
+    let registry = token_registry_refusing_its_tokens();
+    let out = common::berth(
+        &daemon.host,
+        &["login", "-u", "user", "-p", "secret", &registry],
+    );
+    let (stdout, stderr) = (common::stdout(&out), common::stderr(&out));
+    assert!(!out.status.success(), "{stdout}{stderr}");
+    assert!(!stdout.contains("Login Succeeded"), "{stdout}");
+    assert!(stderr.contains("unauthorized"), "{stderr}");
+    let stored = std::fs::read_to_string(common::config_dir(&daemon.host).join("config.json"))
+        .unwrap_or_default();
+    assert!(!stored.contains(&registry), "credentials stored: {stored}");
+}

@@ -497,25 +497,32 @@ impl Registry {
             });
         }
         let challenge = header(&response, "WWW-Authenticate").unwrap_or_default();
-        if challenge.to_ascii_lowercase().starts_with("bearer") {
-            // A token for any repository proves the credentials; the client sends them
-            // to the token realm.
+        let authorization = if challenge.to_ascii_lowercase().starts_with("bearer") {
+            // The token realm issues a token for the credentials; only the registry
+            // accepting it on `/v2/` proves them (as docker checks).
             self.authorize("berth/login", RegistryOperation::Pull)
-                .await
-                .map(|_| ())
+                .await?
         } else {
-            self.basic_ping(&url).await
-        }
+            match &self.auth {
+                RegistryAuth::Basic(user, password) => Some(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+                )),
+                _ => None,
+            }
+        };
+        self.ping_with(&url, authorization).await
     }
 
-    async fn basic_ping(&self, url: &str) -> Result<(), Error> {
-        let RegistryAuth::Basic(user, password) = &self.auth else {
+    /// `GET /v2/` with these credentials: Ok only for a 200.
+    async fn ping_with(&self, url: &str, authorization: Option<String>) -> Result<(), Error> {
+        let Some(authorization) = authorization else {
             return Err(self.unauthorized());
         };
         let response = self
             .http
             .get(url)
-            .basic_auth(user, Some(password))
+            .header("Authorization", authorization)
             .send()
             .await
             .map_err(http_error(url))?;
