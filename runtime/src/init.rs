@@ -261,10 +261,18 @@ fn oci_state(init: &Init, pid: i32) -> State {
 }
 
 fn load_seccomp(init: &Init, s: &oci_spec::runtime::LinuxSeccomp) -> Result<()> {
+    load_seccomp_over(&init.channel, s)
+}
+
+/// Load the filter; a notify listener goes to the runtime over `channel` (which passes it to
+/// the agent) and the process waits until it has.
+pub(crate) fn load_seccomp_over(
+    channel: &Channel,
+    s: &oci_spec::runtime::LinuxSeccomp,
+) -> Result<()> {
     if let Some(listener) = seccomp::load(s)? {
-        init.channel
-            .send_with_fd(&Msg::SeccompListener, Some(listener.as_raw_fd()))?;
-        expect(&init.channel, Msg::Proceed)?;
+        channel.send_with_fd(&Msg::SeccompListener, Some(listener.as_raw_fd()))?;
+        expect(channel, Msg::Proceed)?;
     }
     Ok(())
 }
