@@ -254,7 +254,7 @@ fn init_failure(parent: &sync::Channel, undo: &mut Undo, e: Error) -> Error {
     let gone = match &e {
         Error::InitExited => true,
         Error::Sys { op, errno, .. } => {
-            op.starts_with("sync send")
+            op.starts_with("sync ")
                 && matches!(
                     errno,
                     nix::errno::Errno::EPIPE | nix::errno::Errno::ECONNRESET
