@@ -265,6 +265,8 @@ fn enter(
         .collect();
     keep.push(channel.raw());
     keep.extend(console.map(|c| c.as_raw_fd()));
+    // The log (close-on-exec) stays for the records written until exec.
+    keep.extend(crate::logging::fd());
     crate::init::close_all_but(3 + preserve_fds.max(0), &keep)?;
     for (kind, fd) in joins.iter().chain(&late) {
         crate::namespaces::enter(*kind, fd)?;

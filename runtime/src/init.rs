@@ -49,9 +49,11 @@ fn setup(init: &Init) -> Result<()> {
     tracing::debug!("child process in init(): setting up container {}", init.id);
     prepare_fds(init.listen_fds + init.preserve_fds)?;
     // Nothing the caller left open reaches the waiting init: only what it needs stays.
+    // The log (close-on-exec) stays for the records written until exec.
     let keep: Vec<i32> = [
         Some(init.channel.raw()),
         init.console.as_ref().map(|c| c.as_raw_fd()),
+        crate::logging::fd(),
     ]
     .into_iter()
     .flatten()

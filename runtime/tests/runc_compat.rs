@@ -309,6 +309,12 @@ fn debug_with_log_writes_debug_records_for_run() {
             "level=debug"
         };
         assert!(text.contains(want), "{text}");
+        // Records of the init itself, written after it closed what it does not need.
+        assert!(text.contains("child process in init()"), "{text}");
+        assert!(
+            text.contains("init: closing the pipe to signal completion"),
+            "{text}"
+        );
     }
     // Without --log, debug records go to stderr in the same text form.
     let out = rt.exec(&[
