@@ -742,14 +742,11 @@ fn bad_requests_are_refused_as_dockerd_refuses_them() {
     assert_eq!(get(host, "/v1.24/_ping").0, 200);
 
     let filters = "%7B%22bogus%22%3A%5B%22x%22%5D%7D";
-    for path in [format!("/v1.41/images/json?filters={filters}")] {
-        let (status, body) = get(host, &path);
-        assert_eq!(
-            (status, message(&body)),
-            (400, "Invalid filter 'bogus'".to_string()),
-            "{path}"
-        );
-    }
+    let (status, body) = get(host, &format!("/v1.41/images/json?filters={filters}"));
+    assert_eq!(
+        (status, message(&body)),
+        (400, "Invalid filter 'bogus'".to_string())
+    );
     let (status, body) = post_json(host, &format!("/v1.41/images/prune?filters={filters}"), "");
     assert_eq!(
         (status, message(&body)),
