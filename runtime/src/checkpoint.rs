@@ -129,6 +129,7 @@ pub fn restore(
         started: true,
         creating: false,
         hooks: b.spec.hooks().clone(),
+        oci_version: b.spec.version().clone(),
     };
     let dir = crate::state::dir(root, id);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("mkdir", &dir, e))?;

@@ -168,6 +168,7 @@ pub fn create_with_console(
         started: false,
         creating: true,
         hooks: spec.hooks().clone(),
+        oci_version: spec.version().clone(),
     };
     // Recorded before the cgroup exists: a create killed from here on is undone by
     // `delete --force`, which finds the pid and the cgroup in this record.
@@ -375,12 +376,26 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     c.started = true;
     c.save(root)?;
     if let Some(h) = &c.hooks {
-        let state = c.oci_state(ContainerState::Running);
-        if let Err(e) = hooks::run("poststart", h.poststart().as_deref().unwrap_or(&[]), &state) {
-            tracing::warn!("{e}");
-        }
+        run_poststart(&c, h.poststart().as_deref().unwrap_or(&[]))?;
     }
     Ok(())
+}
+
+/// Poststart hooks: from spec 1.3 the first failure stops the container and fails `start`;
+/// before, every hook runs and failures are warnings.
+fn run_poststart(c: &Container, list: &[oci_spec::runtime::Hook]) -> Result<()> {
+    let state = c.oci_state(ContainerState::Running);
+    if !hooks::poststart_is_fatal(&c.oci_version) {
+        for e in hooks::run_each("poststart", list, &state) {
+            tracing::warn!("{e}");
+        }
+        return Ok(());
+    }
+    hooks::run("poststart", list, &state).map_err(|e| {
+        let _ = c.cgroup.kill_all(libc::SIGKILL);
+        let _ = nix::sys::signal::kill(Pid::from_raw(c.pid), Signal::SIGKILL);
+        Error::from(e)
+    })
 }
 
 /// Open the fifo's read end without blocking, wait for the init's byte, then for EOF (its
@@ -482,7 +497,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     std::fs::remove_dir_all(&dir).map_err(|e| Error::io("remove", dir, e))?;
     if let Some(h) = &c.hooks {
         let state = c.oci_state(ContainerState::Stopped);
-        if let Err(e) = hooks::run("poststop", h.poststop().as_deref().unwrap_or(&[]), &state) {
+        for e in hooks::run_each("poststop", h.poststop().as_deref().unwrap_or(&[]), &state) {
             tracing::warn!("{e}");
         }
     }

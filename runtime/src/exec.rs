@@ -139,14 +139,13 @@ pub fn exec(root: &Path, opts: &ExecOptions) -> Result<i32> {
         return Err(e.into());
     }
     parent.send(&Msg::Proceed)?;
-    // The channel closes on exec (close-on-exec): silence means the process runs.
-    match parent.recv() {
-        Ok(Msg::Failed(e)) => {
-            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-            return Err(Error::Other(e));
-        }
-        Ok(other) => return Err(Error::Other(format!("exec: unexpected {other:?}"))),
-        Err(_) => {}
+    if let Err(e) = until_exec(&parent, &c, linux.seccomp().as_ref(), pid) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        return Err(e);
     }
     let master = own_console
         .as_ref()
@@ -158,6 +157,39 @@ pub fn exec(root: &Path, opts: &ExecOptions) -> Result<i32> {
     match forward {
         Some(mask) => foreground::wait(pid, &mask, master),
         None => Ok(0),
+    }
+}
+
+/// Serve the process until it execs: the channel closes on exec (close-on-exec), so silence
+/// means it runs. A seccomp notify listener it sends goes to the agent, as the init's does.
+fn until_exec(
+    parent: &Channel,
+    c: &Container,
+    seccomp_cfg: Option<&LinuxSeccomp>,
+    pid: i32,
+) -> Result<()> {
+    loop {
+        match parent.recv_with_fd() {
+            Ok((Msg::SeccompListener, fd)) => {
+                let fd =
+                    fd.ok_or_else(|| Error::Other("seccomp listener: no fd received".into()))?;
+                if let Some(path) = seccomp_cfg.and_then(|s| s.listener_path().as_deref()) {
+                    let state = c.oci_state(ContainerState::Running);
+                    let metadata = seccomp_cfg.and_then(|s| s.listener_metadata().as_deref());
+                    seccomp::send_listener(
+                        path,
+                        metadata,
+                        &state,
+                        pid,
+                        std::os::fd::AsFd::as_fd(&fd),
+                    )?;
+                }
+                parent.send(&Msg::Proceed)?;
+            }
+            Ok((Msg::Failed(e), _)) => return Err(Error::Other(e)),
+            Ok((other, _)) => return Err(Error::Other(format!("exec: unexpected {other:?}"))),
+            Err(_) => return Ok(()),
+        }
     }
 }
 
@@ -233,6 +265,8 @@ fn enter(
         .collect();
     keep.push(channel.raw());
     keep.extend(console.map(|c| c.as_raw_fd()));
+    // The log (close-on-exec) stays for the records written until exec.
+    keep.extend(crate::logging::fd());
     crate::init::close_all_but(3 + preserve_fds.max(0), &keep)?;
     for (kind, fd) in joins.iter().chain(&late) {
         crate::namespaces::enter(*kind, fd)?;
@@ -288,7 +322,7 @@ fn child_setup(
     crate::lsm::apply(p)?;
     let nnp = p.no_new_privileges() == Some(true);
     if let Some(s) = seccomp_cfg.filter(|_| !nnp) {
-        seccomp::load(s)?;
+        crate::init::load_seccomp_over(channel, s)?;
     }
     let caps = p.capabilities().as_ref();
     process::drop_bounding(caps)?;
@@ -298,7 +332,7 @@ fn child_setup(
         process::set_no_new_privs()?;
     }
     if let Some(s) = seccomp_cfg.filter(|_| nnp) {
-        seccomp::load(s)?;
+        crate::init::load_seccomp_over(channel, s)?;
     }
     let argv = process::cstrings(&args)?;
     let envp = process::cstrings(&env)?;

@@ -16,21 +16,40 @@ pub enum Error {
     },
 }
 
-/// Run `hooks` in order; the first failure stops the list and is returned (the caller decides
-/// whether it aborts: poststart and poststop failures only warn).
+/// Run `hooks` in order; the first failure stops the list and is returned (createRuntime,
+/// createContainer, startContainer, prestart, and poststart from spec 1.3).
 pub fn run(kind: &str, hooks: &[Hook], state: &State) -> Result<(), Error> {
-    if hooks.is_empty() {
-        return Ok(());
-    }
     let stdin = serde_json::to_vec(state).unwrap_or_default();
-    for hook in hooks {
-        run_one(hook, &stdin).map_err(|reason| Error::Failed {
-            kind: kind.to_string(),
-            path: hook.path().display().to_string(),
-            reason,
-        })?;
+    hooks
+        .iter()
+        .try_for_each(|hook| run_one(hook, &stdin).map_err(|reason| failed(kind, hook, reason)))
+}
+
+/// Run every hook of `hooks`, whatever fails; the failures (poststop, and poststart up to
+/// spec 1.2: the spec says warn and go on).
+pub fn run_each(kind: &str, hooks: &[Hook], state: &State) -> Vec<Error> {
+    let stdin = serde_json::to_vec(state).unwrap_or_default();
+    hooks
+        .iter()
+        .filter_map(|hook| run_one(hook, &stdin).err().map(|r| failed(kind, hook, r)))
+        .collect()
+}
+
+/// Whether a failing poststart hook fails `start` (and stops the container): spec 1.3 on.
+pub fn poststart_is_fatal(oci_version: &str) -> bool {
+    let mut parts = oci_version.split(['.', '-']).map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(major), Some(minor)) => (major, minor) >= (1, 3),
+        _ => false,
     }
-    Ok(())
+}
+
+fn failed(kind: &str, hook: &Hook, reason: String) -> Error {
+    Error::Failed {
+        kind: kind.to_string(),
+        path: hook.path().display().to_string(),
+        reason,
+    }
 }
 
 fn run_one(hook: &Hook, stdin: &[u8]) -> Result<(), String> {
@@ -113,6 +132,16 @@ fn wait(
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn poststart_failure_is_fatal_from_spec_1_3() {
+        for v in ["1.3.0", "1.3.0-rc.1", "1.4.0", "2.0.0"] {
+            assert!(poststart_is_fatal(v), "{v}");
+        }
+        for v in ["1.0.2", "1.2.1", "1.2.0-dev", "", "x"] {
+            assert!(!poststart_is_fatal(v), "{v}");
+        }
+    }
 
     fn hook(dir: &Path, name: &str, script: &str, timeout: Option<i64>) -> Hook {
         let path = dir.join(name);

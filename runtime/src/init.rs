@@ -49,9 +49,11 @@ fn setup(init: &Init) -> Result<()> {
     tracing::debug!("child process in init(): setting up container {}", init.id);
     prepare_fds(init.listen_fds + init.preserve_fds)?;
     // Nothing the caller left open reaches the waiting init: only what it needs stays.
+    // The log (close-on-exec) stays for the records written until exec.
     let keep: Vec<i32> = [
         Some(init.channel.raw()),
         init.console.as_ref().map(|c| c.as_raw_fd()),
+        crate::logging::fd(),
     ]
     .into_iter()
     .flatten()
@@ -261,10 +263,18 @@ fn oci_state(init: &Init, pid: i32) -> State {
 }
 
 fn load_seccomp(init: &Init, s: &oci_spec::runtime::LinuxSeccomp) -> Result<()> {
+    load_seccomp_over(&init.channel, s)
+}
+
+/// Load the filter; a notify listener goes to the runtime over `channel` (which passes it to
+/// the agent) and the process waits until it has.
+pub(crate) fn load_seccomp_over(
+    channel: &Channel,
+    s: &oci_spec::runtime::LinuxSeccomp,
+) -> Result<()> {
     if let Some(listener) = seccomp::load(s)? {
-        init.channel
-            .send_with_fd(&Msg::SeccompListener, Some(listener.as_raw_fd()))?;
-        expect(&init.channel, Msg::Proceed)?;
+        channel.send_with_fd(&Msg::SeccompListener, Some(listener.as_raw_fd()))?;
+        expect(channel, Msg::Proceed)?;
     }
     Ok(())
 }

@@ -35,6 +35,9 @@ pub struct Container {
     /// The hooks that run after create (poststart, poststop), kept in case the bundle goes.
     #[serde(default)]
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// The config's `ociVersion`: from 1.3 a failing poststart hook fails `start`.
+    #[serde(default)]
+    pub oci_version: String,
 }
 
 /// The state directory of one container.

@@ -309,6 +309,12 @@ fn debug_with_log_writes_debug_records_for_run() {
             "level=debug"
         };
         assert!(text.contains(want), "{text}");
+        // Records of the init itself, written after it closed what it does not need.
+        assert!(text.contains("child process in init()"), "{text}");
+        assert!(
+            text.contains("init: closing the pipe to signal completion"),
+            "{text}"
+        );
     }
     // Without --log, debug records go to stderr in the same text form.
     let out = rt.exec(&[
@@ -365,5 +371,100 @@ fn create_container_hooks_run_in_the_rootfs() {
     assert_eq!(
         Path::new(cwd.trim()).canonicalize().unwrap(),
         b.rootfs().canonicalize().unwrap()
+    );
+}
+
+#[test]
+fn cpuset_of_a_pre_created_parent_is_filled_in() {
+    let rt = runtime();
+    let parent = unique_id("berth-cpuset-parent");
+    let cpuset = Path::new("/sys/fs/cgroup/cpuset");
+    let v1 = cpuset.join("cgroup.procs").exists();
+    let parent_dir = cpuset.join(&parent);
+    if v1 {
+        // A new v1 cpuset cgroup has empty cpus and mems: no task can join it or its children.
+        std::fs::create_dir(&parent_dir).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(parent_dir.join("cpuset.cpus"))
+                .unwrap()
+                .trim(),
+            ""
+        );
+    }
+    let mut b = Bundle::new(&["cat", "/proc/self/cgroup"]);
+    b.set("/linux/cgroupsPath", json!(format!("/{parent}/ct")));
+    let out = rt.run(&b, &unique_id("cpuset"));
+    let filled = v1.then(|| std::fs::read_to_string(parent_dir.join("cpuset.cpus")).unwrap());
+    // The runtime made the parent on the other hierarchies: remove it everywhere.
+    for d in cgroups_named(&parent) {
+        let _ = std::fs::remove_dir(Path::new(&d).join("ct"));
+        let _ = std::fs::remove_dir(&d);
+    }
+    assert!(
+        cgroups_named(&parent).is_empty(),
+        "{:?}",
+        cgroups_named(&parent)
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains(&format!("/{parent}/ct")), "{out:?}");
+    if let Some(cpus) = filled {
+        assert_ne!(cpus.trim(), "", "the parent's cpuset.cpus stayed empty");
+    }
+}
+
+/// A seccomp agent on `path`: every listener fd it is sent gets a thread that answers each
+/// notification with success (0) without doing the call.
+fn seccomp_agent(path: &Path) {
+    use std::os::fd::AsRawFd;
+    let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let Ok(fd) = berth_integration::console::receive_fd(&stream) else {
+                continue;
+            };
+            std::thread::spawn(move || {
+                while let Ok(req) = libseccomp::ScmpNotifReq::receive(fd.as_raw_fd()) {
+                    let resp = libseccomp::ScmpNotifResp::new_val(
+                        req.id,
+                        0,
+                        libseccomp::ScmpNotifRespFlags::empty(),
+                    );
+                    let _ = resp.respond(fd.as_raw_fd());
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn exec_sends_its_seccomp_listener_to_the_agent() {
+    let rt = runtime();
+    let (mut b, _cg) = bundle_in_own_cgroup(&["sleep", "1000"]);
+    let socket = b.path().join("agent.sock");
+    seccomp_agent(&socket);
+    b.set(
+        "/linux/seccomp",
+        json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": socket,
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+        }),
+    );
+    let id = unique_id("notify");
+    rt.start(&b, &id);
+    // The agent answers "done" without making the directory.
+    let out = rt.exec(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "mkdir /tmp/by-agent; echo rc=$?; ls -d /tmp/by-agent || echo absent",
+    ]);
+    rt.ok(&["delete", "--force", &id]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("rc=0") && out.stdout.contains("absent"),
+        "{out:?}"
     );
 }

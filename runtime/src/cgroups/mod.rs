@@ -266,17 +266,26 @@ impl Cgroup {
 
     fn create_dirs(&self, created: &mut Vec<PathBuf>) -> Result<()> {
         for dir in self.v1_dirs() {
-            let cpuset = self.v1.get("cpuset") == Some(&dir);
-            fs::mkdir_chain(&dir, created, |d| {
-                if cpuset {
-                    v1::init_cpuset(d)
-                } else {
-                    Ok(())
-                }
-            })?;
+            fs::mkdir_chain(&dir, created, |_| Ok(()))?;
+            if self.v1.get("cpuset") == Some(&dir) {
+                self.fill_cpusets(&dir)?;
+            }
         }
         if let (Some(dir), Some(mount)) = (&self.unified, &self.unified_mount) {
             v2::create(mount, dir, &self.v2_controllers, created)?;
+        }
+        Ok(())
+    }
+
+    /// A v1 cpuset cgroup starts with empty cpus/mems, and so does a parent made by someone
+    /// else: fill every empty one from the hierarchy's root down to `dir`, as runc does.
+    fn fill_cpusets(&self, dir: &Path) -> Result<()> {
+        let Some(root) = self.hierarchy_root(dir) else {
+            return Ok(());
+        };
+        let chain: Vec<&Path> = dir.ancestors().take_while(|d| *d != root).collect();
+        for d in chain.into_iter().rev() {
+            v1::init_cpuset(d)?;
         }
         Ok(())
     }

@@ -529,6 +529,43 @@ fn delete_waits_for_exiting_processes_and_kill_all_kills_every_process() {
     cg.delete().unwrap();
 }
 
+#[test]
+fn a_shared_cgroup_is_refused_and_foreign_processes_are_spared() {
+    let layout = Layout::detect().unwrap();
+    let path = name("exclusive");
+    let cg = Cgroup::with_layout(&layout, Some(&path), "c1", false).unwrap();
+    let _cleanup = Cleanup(cg.clone());
+    cg.ensure_exclusive(&layout).unwrap();
+    let mut a = Proc::sleep();
+    cg.create_and_join(a.pid(), None).unwrap();
+    let again = Cgroup::with_layout(&layout, Some(&path), "c2", false).unwrap();
+    let err = again.ensure_exclusive(&layout).unwrap_err().to_string();
+    assert!(
+        err.contains("container's cgroup is not empty: 1 process(es) found"),
+        "{err}"
+    );
+    // A hierarchy's root is refused before anything in it is even counted.
+    let root = Cgroup::with_layout(&layout, Some(Path::new("/")), "c3", false).unwrap();
+    let err = root.ensure_exclusive(&layout).unwrap_err().to_string();
+    assert!(err.contains("root cgroup"), "{err}");
+    // Owned by a pid namespace the sleep is not in: spared by kill_all, and delete refuses.
+    let mut owned = cg.clone();
+    owned.owner_pid_ns = Some(PidNs { dev: 0, ino: 1 });
+    owned.kill_all(libc::SIGKILL).unwrap();
+    assert!(
+        a.0.try_wait().unwrap().is_none(),
+        "a foreign process was killed"
+    );
+    let err = owned.delete().unwrap_err().to_string();
+    assert!(err.contains("not started for the container"), "{err}");
+    // Owned by our own pid namespace: the sleep is the container's and is killed.
+    owned.owner_pid_ns = Some(PidNs::of(std::process::id() as i32).unwrap());
+    owned.kill_all(libc::SIGKILL).unwrap();
+    assert_eq!(a.wait_signal(), Some(libc::SIGKILL));
+    owned.delete().unwrap();
+    assert_gone(&cg);
+}
+
 // ---------------------------------------------------------------- cgroup2 as a pure v2 host
 
 #[test]

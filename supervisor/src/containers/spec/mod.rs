@@ -111,6 +111,78 @@ pub fn check(config: &Config, host_config: &HostConfig, host: &HostFacts) -> Res
     if h.init == Some(true) && host.init.is_none() {
         return Err(SpecError::NoInit(host::INIT_NAMES.join(", ")));
     }
+    if !config.working_dir.is_empty() && !config.working_dir.starts_with('/') {
+        return Err(SpecError::invalid(
+            "WorkingDir",
+            &config.working_dir,
+            "it needs to be an absolute path",
+        ));
+    }
+    check_healthcheck(config)?;
+    check_restart(h)
+}
+
+/// docker's limits: durations of 0 (inherit) or at least 1 ms, retries not negative.
+fn check_healthcheck(config: &Config) -> Result<(), SpecError> {
+    let Some(hc) = &config.healthcheck else {
+        return Ok(());
+    };
+    for (field, v) in [
+        ("Healthcheck.Interval", hc.interval),
+        ("Healthcheck.Timeout", hc.timeout),
+        ("Healthcheck.StartPeriod", hc.start_period),
+    ] {
+        if v != 0 && v < 1_000_000 {
+            return Err(SpecError::invalid(
+                field,
+                v.to_string(),
+                "cannot be less than 1ms",
+            ));
+        }
+    }
+    if hc.retries < 0 {
+        return Err(SpecError::invalid(
+            "Healthcheck.Retries",
+            hc.retries.to_string(),
+            "cannot be negative",
+        ));
+    }
+    Ok(())
+}
+
+/// `no`, `always`, `unless-stopped`, `on-failure[:N]`; a retry count only with on-failure;
+/// `--rm` only without a restart policy.
+fn check_restart(h: &HostConfig) -> Result<(), SpecError> {
+    let p = &h.restart_policy;
+    let name = p.name.as_str();
+    if !matches!(name, "" | "no" | "always" | "unless-stopped" | "on-failure") {
+        return Err(SpecError::invalid(
+            "RestartPolicy",
+            name,
+            "invalid restart policy",
+        ));
+    }
+    if p.maximum_retry_count < 0 {
+        return Err(SpecError::invalid(
+            "RestartPolicy.MaximumRetryCount",
+            p.maximum_retry_count.to_string(),
+            "maximum retry count cannot be negative",
+        ));
+    }
+    if p.maximum_retry_count > 0 && name != "on-failure" {
+        return Err(SpecError::invalid(
+            "RestartPolicy",
+            name,
+            "maximum retry count cannot be used with this restart policy",
+        ));
+    }
+    if h.auto_remove && !matches!(name, "" | "no") {
+        return Err(SpecError::invalid(
+            "RestartPolicy",
+            name,
+            "can't create 'AutoRemove' container with a restart policy",
+        ));
+    }
     Ok(())
 }
 

@@ -1033,3 +1033,36 @@ fn probe_reads_this_host() {
     assert!(h.kernel >= (4, 0), "{:?}", h.kernel);
     assert_eq!(host::kernel_version("6.1.0-18-amd64"), (6, 1));
 }
+
+#[test]
+fn working_dir_healthcheck_and_restart_policy_are_checked() {
+    assert_eq!(
+        err(json!({"WorkingDir": "rel"})),
+        "invalid WorkingDir \"rel\": it needs to be an absolute path"
+    );
+    assert!(
+        err(json!({"Healthcheck": {"Test": ["CMD", "true"], "Interval": 5}}))
+            .contains("Healthcheck.Interval \"5\": cannot be less than 1ms")
+    );
+    assert!(err(json!({"Healthcheck": {"Retries": -1}})).contains("Healthcheck.Retries"));
+    assert!(
+        err(json!({"HostConfig": {"RestartPolicy": {"Name": "sometimes"}}}))
+            .contains("RestartPolicy \"sometimes\"")
+    );
+    assert!(err(
+        json!({"HostConfig": {"RestartPolicy": {"Name": "always", "MaximumRetryCount": 3}}})
+    )
+    .contains("cannot be used with this restart policy"));
+    assert!(err(
+        json!({"HostConfig": {"RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": -1}}})
+    )
+    .contains("cannot be negative"));
+    assert!(
+        err(json!({"HostConfig": {"AutoRemove": true, "RestartPolicy": {"Name": "always"}}}))
+            .contains("AutoRemove")
+    );
+    let ok = request(
+        json!({"HostConfig": {"AutoRemove": true, "RestartPolicy": {"Name": "no"}}, "Healthcheck": {"Interval": 1_000_000}}),
+    );
+    check(&ok.config, &ok.host_config, &host()).unwrap();
+}

@@ -10,6 +10,7 @@ use oci_spec::runtime::{
 use serde::Deserialize;
 
 use super::{HostFacts, SpecError};
+use crate::containers::config::null_default;
 pub use default::profile as default_profile;
 
 /// A profile as docker reads it.
@@ -17,13 +18,13 @@ pub use default::profile as default_profile;
 #[serde(rename_all = "camelCase")]
 pub struct Profile {
     pub default_action: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub default_errno_ret: Option<u32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub architectures: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub arch_map: Vec<ArchMap>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub syscalls: Vec<Rule>,
 }
 
@@ -31,26 +32,26 @@ pub struct Profile {
 #[serde(rename_all = "camelCase")]
 pub struct ArchMap {
     pub architecture: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub sub_architectures: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Rule {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub names: Vec<String>,
     /// The old single-name form.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub name: String,
     pub action: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub errno_ret: Option<u32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub args: Vec<Arg>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub includes: Filter,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub excludes: Filter,
 }
 
@@ -59,7 +60,7 @@ pub struct Rule {
 pub struct Arg {
     pub index: u32,
     pub value: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub value_two: u64,
     pub op: String,
 }
@@ -69,11 +70,11 @@ pub struct Arg {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Filter {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub caps: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub arches: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub min_kernel: Option<String>,
 }
 

@@ -254,3 +254,50 @@ fn profiles_in_dockers_format_are_rendered_with_their_conditions() {
         .to_string()
         .contains("no names"));
 }
+
+/// A real profile in docker's format: podman's (containers/common, installed with Debian's
+/// podman), with includes/excludes on capabilities and architectures, errnoRet and valueTwo.
+#[test]
+fn podmans_profile_in_dockers_format_renders() {
+    let path = "/usr/share/containers/seccomp.json";
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{path}: {e} (installed with podman: make setup)"));
+    let profile = parse(&text).unwrap();
+    let rules = |caps: &[&str]| -> Vec<Value> {
+        let v = serde_json::to_value(render(&profile, caps, &host()).unwrap()).unwrap();
+        assert_eq!(v["defaultErrnoRet"], json!(38));
+        assert_eq!(
+            v["architectures"],
+            json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"])
+        );
+        v["syscalls"].as_array().unwrap().clone()
+    };
+    let actions_of = |rules: &[Value], name: &str| -> Vec<String> {
+        rules
+            .iter()
+            .filter(|r| r["names"].as_array().unwrap().iter().any(|n| n == name))
+            .map(|r| r["action"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let with_chroot = rules(DEFAULT_CAPS);
+    assert_eq!(actions_of(&with_chroot, "chroot"), ["SCMP_ACT_ALLOW"]);
+    assert!(actions_of(&with_chroot, "arch_prctl").contains(&"SCMP_ACT_ALLOW".to_string()));
+    assert!(
+        actions_of(&with_chroot, "s390_runtime_instr").is_empty(),
+        "not on amd64"
+    );
+    let without: Vec<&str> = DEFAULT_CAPS
+        .iter()
+        .copied()
+        .filter(|c| *c != "CAP_SYS_CHROOT")
+        .collect();
+    let errno: Vec<Value> = rules(&without)
+        .into_iter()
+        .filter(|r| r["names"] == json!(["chroot"]))
+        .collect();
+    assert_eq!(errno.len(), 1);
+    assert_eq!(
+        (errno[0]["action"].clone(), errno[0]["errnoRet"].clone()),
+        (json!("SCMP_ACT_ERRNO"), json!(1))
+    );
+}
