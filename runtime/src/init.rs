@@ -196,8 +196,8 @@ fn setup(init: &Init) -> Result<()> {
     if let Some(s) = seccomp.filter(|_| nnp) {
         load_seccomp(init, s)?;
     }
-    let argv = process::cstrings(&args)?;
-    let envp = process::cstrings(&env)?;
+    let argv = process::cstrings(&args, "process.args")?;
+    let envp = process::cstrings(&env, "process.env")?;
     let exe_c = std::ffi::CString::new(exe.as_os_str().as_encoded_bytes())
         .map_err(|_| Error::Spec("process.args[0]: NUL byte".into()))?;
     tracing::debug!("init: closing the pipe to signal completion (ready, waiting for start)");
