@@ -69,6 +69,7 @@ pub fn create_with_console(
     let spec = &bundle.spec;
     let linux = spec.linux().as_ref().expect("checked by Bundle::load");
     let plan = Plan::new(linux.namespaces().as_deref().unwrap_or(&[]))?;
+    plan.check_paths()?;
     if let Some(process) = spec.process() {
         crate::lsm::check(
             process,
@@ -179,6 +180,26 @@ pub fn create_with_console(
         .cgroup
         .create_and_join(pid, linux.resources().as_ref())?;
     undo.cgroup = Some(container.cgroup.clone());
+    if let Err(e) = sync_with_init(&parent, &container, spec, pid) {
+        return Err(init_failure(&parent, &mut undo, e));
+    }
+    container.creating = false;
+    container.save(root)?;
+    if let Some(pid_file) = &opts.pid_file {
+        write_pid_file(pid_file, pid)?;
+    }
+    undo.armed = false;
+    Ok(container)
+}
+
+/// Drive the init through its setup until it waits for `start`: hooks, the seccomp listener.
+fn sync_with_init(
+    parent: &sync::Channel,
+    container: &Container,
+    spec: &oci_spec::runtime::Spec,
+    pid: i32,
+) -> Result<()> {
+    let linux = spec.linux().as_ref().expect("checked by Bundle::load");
     parent.send(&Msg::Proceed)?;
     loop {
         let (msg, fd) = parent.recv_with_fd()?;
@@ -223,13 +244,40 @@ pub fn create_with_console(
             }
         }
     }
-    container.creating = false;
-    container.save(root)?;
-    if let Some(pid_file) = &opts.pid_file {
-        write_pid_file(pid_file, pid)?;
+    Ok(())
+}
+
+/// What to report when talking to the init failed: the reason it sent if there is one, how
+/// it ended if it is gone without one (it is reaped then), else the error itself.
+fn init_failure(parent: &sync::Channel, undo: &mut Undo, e: Error) -> Error {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    let gone = match &e {
+        Error::InitExited => true,
+        Error::Sys { op, errno, .. } => {
+            op.starts_with("sync ")
+                && matches!(
+                    errno,
+                    nix::errno::Errno::EPIPE | nix::errno::Errno::ECONNRESET
+                )
+        }
+        _ => false,
+    };
+    if !gone {
+        return e;
     }
-    undo.armed = false;
-    Ok(container)
+    if let Ok(Msg::Failed(reason)) = parent.recv() {
+        return Error::Other(reason);
+    }
+    let Some(pid) = undo.pid else { return e };
+    let ended = match waitpid(Pid::from_raw(pid), None) {
+        Ok(WaitStatus::Exited(_, code)) => format!("exited with status {code}"),
+        Ok(WaitStatus::Signaled(_, sig, _)) => format!("was killed by signal {sig:?}"),
+        _ => return e,
+    };
+    undo.pid = None;
+    Error::Other(format!(
+        "container init {ended} during setup, without saying why"
+    ))
 }
 
 /// How many socket-activation fds systemd passed us: `LISTEN_FDS` when `LISTEN_PID` is ours.

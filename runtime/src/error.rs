@@ -32,6 +32,9 @@ pub enum Error {
     Seccomp(#[from] crate::seccomp::Error),
     #[error(transparent)]
     Hook(#[from] crate::hooks::Error),
+    /// The init closed its end of the sync channel without a word.
+    #[error("container init exited during setup")]
+    InitExited,
     #[error("{0}")]
     Other(String),
 }
@@ -40,7 +43,7 @@ impl Error {
     pub fn sys(op: &'static str, target: impl std::fmt::Display, errno: nix::errno::Errno) -> Self {
         Error::Sys {
             op,
-            target: target.to_string(),
+            target: shorten(&target.to_string()),
             errno,
         }
     }
@@ -51,5 +54,30 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// A value short enough for a one-line error: long ones keep their start and say how long
+/// they were.
+pub fn shorten(value: &str) -> String {
+    const MAX: usize = 160;
+    if value.len() <= MAX {
+        return value.to_string();
+    }
+    let mut end = MAX;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &value[..end], value.len())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn shorten_keeps_short_values_and_cuts_long_ones() {
+        assert_eq!(super::shorten("abc"), "abc");
+        let long = "é".repeat(1000);
+        let s = super::shorten(&long);
+        assert!(s.len() < 200 && s.ends_with("(2000 bytes)"), "{s}");
     }
 }

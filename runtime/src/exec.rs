@@ -265,6 +265,8 @@ fn enter(
         .collect();
     keep.push(channel.raw());
     keep.extend(console.map(|c| c.as_raw_fd()));
+    // The log (close-on-exec) stays for the records written until exec.
+    keep.extend(crate::logging::fd());
     crate::init::close_all_but(3 + preserve_fds.max(0), &keep)?;
     for (kind, fd) in joins.iter().chain(&late) {
         crate::namespaces::enter(*kind, fd)?;
@@ -332,8 +334,8 @@ fn child_setup(
     if let Some(s) = seccomp_cfg.filter(|_| nnp) {
         crate::init::load_seccomp_over(channel, s)?;
     }
-    let argv = process::cstrings(&args)?;
-    let envp = process::cstrings(&env)?;
+    let argv = process::cstrings(&args, "process.args")?;
+    let envp = process::cstrings(&env, "process.env")?;
     let exe_c = std::ffi::CString::new(exe.as_os_str().as_encoded_bytes())
         .map_err(|_| Error::Spec("exec: NUL byte in path".into()))?;
     let err = nix::unistd::execve(&exe_c, &argv, &envp).unwrap_err();

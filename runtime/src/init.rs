@@ -49,9 +49,11 @@ fn setup(init: &Init) -> Result<()> {
     tracing::debug!("child process in init(): setting up container {}", init.id);
     prepare_fds(init.listen_fds + init.preserve_fds)?;
     // Nothing the caller left open reaches the waiting init: only what it needs stays.
+    // The log (close-on-exec) stays for the records written until exec.
     let keep: Vec<i32> = [
         Some(init.channel.raw()),
         init.console.as_ref().map(|c| c.as_raw_fd()),
+        crate::logging::fd(),
     ]
     .into_iter()
     .flatten()
@@ -194,8 +196,8 @@ fn setup(init: &Init) -> Result<()> {
     if let Some(s) = seccomp.filter(|_| nnp) {
         load_seccomp(init, s)?;
     }
-    let argv = process::cstrings(&args)?;
-    let envp = process::cstrings(&env)?;
+    let argv = process::cstrings(&args, "process.args")?;
+    let envp = process::cstrings(&env, "process.env")?;
     let exe_c = std::ffi::CString::new(exe.as_os_str().as_encoded_bytes())
         .map_err(|_| Error::Spec("process.args[0]: NUL byte".into()))?;
     tracing::debug!("init: closing the pipe to signal completion (ready, waiting for start)");

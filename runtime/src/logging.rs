@@ -3,8 +3,9 @@
 use std::fmt::Write as _;
 use std::io::Write;
 use std::os::fd::AsFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
@@ -15,6 +16,14 @@ pub enum Format {
     #[default]
     Text,
     Json,
+}
+
+/// The descriptor log records go to: processes that close every other fd keep this one.
+static LOG_FD: OnceLock<RawFd> = OnceLock::new();
+
+/// The log's descriptor, once `init` has opened it.
+pub fn fd() -> Option<RawFd> {
+    LOG_FD.get().copied()
 }
 
 struct FileLayer {
@@ -76,6 +85,7 @@ pub fn init(path: Option<&Path>, format: Format, debug: bool) {
         let Ok(stderr) = std::io::stderr().as_fd().try_clone_to_owned() else {
             return;
         };
+        let _ = LOG_FD.set(stderr.as_raw_fd());
         let layer = FileLayer {
             file: Mutex::new(stderr.into()),
             format: Format::Text,
@@ -97,6 +107,7 @@ pub fn init(path: Option<&Path>, format: Format, debug: bool) {
         );
         return;
     };
+    let _ = LOG_FD.set(file.as_raw_fd());
     let layer = FileLayer {
         file: Mutex::new(file),
         format,

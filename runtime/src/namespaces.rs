@@ -111,6 +111,28 @@ impl Plan {
             || (kind == LinuxNamespaceType::Pid && self.join_pid.is_some())
     }
 
+    /// Every path to join must be a namespace of its kind: checked before anything is made,
+    /// so that the error names the field and the path.
+    pub fn check_paths(&self) -> Result<()> {
+        let pid = self.join_pid.iter().map(|p| (LinuxNamespaceType::Pid, p));
+        for (kind, path) in self.join.iter().map(|(k, p)| (*k, p)).chain(pid) {
+            let bad = |why: String| {
+                Error::Spec(format!(
+                    "linux.namespaces: {} path {}: {why}",
+                    name(kind),
+                    path.display()
+                ))
+            };
+            let file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+            // NS_GET_NSTYPE: the CLONE_NEW* flag of the namespace the file is.
+            let r = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&file), 0xb703) };
+            if r < 0 || r != flag(kind).bits() {
+                return Err(bad(format!("not a {} namespace", name(kind))));
+            }
+        }
+        Ok(())
+    }
+
     /// Open every namespace to join, before any of them changes what paths mean.
     pub fn open_joins(&self) -> Result<Vec<(LinuxNamespaceType, OwnedFd)>> {
         self.join

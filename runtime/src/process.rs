@@ -184,6 +184,7 @@ pub fn default_home(env: &mut Vec<String>, uid: u32) {
 /// inside the calling process's root (the container's) and through no magic link, so that an
 /// fd held by the runtime cannot lead the check to a host file.
 pub fn find_executable(arg0: &str, env: &[String], cwd: &Path) -> Result<PathBuf> {
+    let shown = crate::error::shorten(arg0);
     let root = nix::fcntl::open(
         "/",
         nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
@@ -193,11 +194,11 @@ pub fn find_executable(arg0: &str, env: &[String], cwd: &Path) -> Result<PathBuf
     if arg0.contains('/') {
         return match executable_in_root(&root, &cwd.join(arg0)) {
             Ok(true) => Ok(PathBuf::from(arg0)),
-            Ok(false) => Err(Error::Other(format!("exec: {arg0:?}: permission denied"))),
+            Ok(false) => Err(Error::Other(format!("exec: {shown:?}: permission denied"))),
             Err(nix::errno::Errno::ELOOP) => Err(Error::Other(format!(
-                "exec: {arg0:?}: resolves through a magic link or a symlink loop"
+                "exec: {shown:?}: resolves through a magic link or a symlink loop"
             ))),
-            Err(e) => Err(Error::Other(format!("exec: {arg0:?}: {}", e.desc()))),
+            Err(e) => Err(Error::Other(format!("exec: {shown:?}: {}", e.desc()))),
         };
     }
     let path = env
@@ -209,7 +210,7 @@ pub fn find_executable(arg0: &str, env: &[String], cwd: &Path) -> Result<PathBuf
         .find(|p| executable_in_root(&root, &cwd.join(p)) == Ok(true))
         .ok_or_else(|| {
             Error::Other(format!(
-                "exec: {arg0:?}: executable file not found in $PATH"
+                "exec: {shown:?}: executable file not found in $PATH"
             ))
         })
 }
@@ -226,12 +227,14 @@ fn executable_in_root(root: &std::os::fd::OwnedFd, path: &Path) -> nix::Result<b
     Ok(regular && st.st_mode & 0o111 != 0)
 }
 
-pub fn cstrings(items: &[String]) -> Result<Vec<CString>> {
+/// C strings for execve; `field` names the list in the error (`process.args`).
+pub fn cstrings(items: &[String], field: &str) -> Result<Vec<CString>> {
     items
         .iter()
-        .map(|s| {
+        .enumerate()
+        .map(|(i, s)| {
             CString::new(s.as_bytes())
-                .map_err(|_| Error::Spec(format!("string with NUL byte: {s:?}")))
+                .map_err(|_| Error::Spec(format!("{field}[{i}]: contains a NUL byte")))
         })
         .collect()
 }

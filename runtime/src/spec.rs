@@ -37,7 +37,40 @@ impl Bundle {
 
 /// Parse config.json text, naming the JSON path of a field of the wrong type.
 pub fn parse(text: &[u8]) -> std::result::Result<Spec, String> {
-    parse_json(text)
+    let spec: Spec = parse_json(text)?;
+    // serde takes a struct from an array too (`"root": []`): refuse every object given as one.
+    let given: serde_json::Value = serde_json::from_slice(text).map_err(|e| e.to_string())?;
+    let read = serde_json::to_value(&spec).map_err(|e| e.to_string())?;
+    match array_for_object(&given, &read, "") {
+        Some(field) => Err(format!("field {field}: expected an object, got an array")),
+        None => Ok(spec),
+    }
+}
+
+/// The first place where `given` has an array and `read` (the parsed value) an object.
+fn array_for_object(
+    given: &serde_json::Value,
+    read: &serde_json::Value,
+    path: &str,
+) -> Option<String> {
+    use serde_json::Value::{Array, Object};
+    match (given, read) {
+        (Array(_), Object(_)) => Some(path.to_string()),
+        (Object(g), Object(r)) => g.iter().find_map(|(k, v)| {
+            let sub = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            r.get(k).and_then(|rv| array_for_object(v, rv, &sub))
+        }),
+        (Array(g), Array(r)) => g
+            .iter()
+            .zip(r)
+            .enumerate()
+            .find_map(|(i, (gv, rv))| array_for_object(gv, rv, &format!("{path}[{i}]"))),
+        _ => None,
+    }
 }
 
 /// Parse JSON into `T`; a field of the wrong type is named by its path (`process.args`),
@@ -77,6 +110,14 @@ fn check(spec: &Spec, config: &Path) -> Result<()> {
     };
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         return bad("process.args: must not be empty".into());
+    }
+    for (field, list) in [
+        ("process.args", process.args()),
+        ("process.env", process.env()),
+    ] {
+        if let Some(i) = list.iter().flatten().position(|s| s.contains('\0')) {
+            return bad(format!("{field}[{i}]: contains a NUL byte"));
+        }
     }
     if !process.cwd().is_absolute() {
         return bad(format!("process.cwd: {:?} is not absolute", process.cwd()));
@@ -129,6 +170,16 @@ mod tests {
         let err = parse(br#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"bogus"}]}}"#)
             .unwrap_err();
         assert!(err.contains("linux.namespaces"), "{err}");
+    }
+
+    #[test]
+    fn objects_given_as_arrays_are_refused() {
+        let err = parse(br#"{"ociVersion":"1.0.2","root":[]}"#).unwrap_err();
+        assert!(err.contains("field root: expected an object"), "{err}");
+        let err =
+            parse(br#"{"ociVersion":"1.0.2","process":{"cwd":"/","user":[0,0]}}"#).unwrap_err();
+        assert!(err.contains("field process.user"), "{err}");
+        assert!(parse(br#"{"ociVersion":"1.0.2","root":{"path":"r"}}"#).is_ok());
     }
 
     #[test]

@@ -50,7 +50,7 @@ impl Msg {
                 .and_then(|p| p.parse().ok())
                 .map(Msg::Child)
                 .ok_or_else(|| Error::Other("sync: bad child pid".into())),
-            None => Err(Error::Other("container init exited during setup".into())),
+            None => Err(Error::InitExited),
             Some(_) => Err(Error::Other("sync: unexpected message".into())),
         }
     }

@@ -215,3 +215,56 @@ fn exec_lsm_flags_are_refused_where_the_lsm_is_off() {
     }
     rt.ok(&["delete", "--force", &id]);
 }
+
+#[test]
+fn bad_namespace_path_names_the_field_and_path() {
+    let rt = runtime();
+    let mut b = Bundle::new(&["true"]);
+    b.namespace("network", Some("/nonexistent/netns"));
+    b.write();
+    let err = create_fails(&rt, b.path());
+    assert_one_line_naming(&err, &["linux.namespaces", "/nonexistent/netns"]);
+    // A file that is not a namespace of that type.
+    let mut b = Bundle::new(&["true"]);
+    b.namespace("ipc", Some("/proc/self/ns/net"));
+    b.write();
+    let err = create_fails(&rt, b.path());
+    assert_one_line_naming(&err, &["linux.namespaces", "ipc", "/proc/self/ns/net"]);
+}
+
+#[test]
+fn root_must_be_an_object() {
+    let rt = runtime();
+    let mut b = Bundle::new(&["true"]);
+    b.set("/root", json!([]));
+    b.write();
+    let err = create_fails(&rt, b.path());
+    assert_one_line_naming(&err, &["root"]);
+}
+
+#[test]
+fn long_values_do_not_flood_the_message() {
+    let rt = runtime();
+    let long = format!("{}\u{0}", "a".repeat(100_000));
+    let mut b = Bundle::new(&["true"]);
+    b.set("/process/args", json!(["true", long]));
+    b.write();
+    let err = create_fails(&rt, b.path());
+    assert_one_line_naming(&err, &["process.args"]);
+    assert!(err.len() < 1000, "{} bytes: {}", err.len(), &err[..200]);
+}
+
+#[test]
+fn init_dying_during_setup_says_how() {
+    // A createRuntime hook kills the init while it waits for the runtime.
+    let rt = runtime();
+    let mut b = Bundle::new(&["true"]);
+    let script = r#"pid=$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p'); kill -9 "$pid""#;
+    b.set(
+        "/hooks/createRuntime",
+        json!([{"path": "/bin/sh", "args": ["sh", "-c", script]}]),
+    );
+    b.write();
+    let err = create_fails(&rt, b.path());
+    assert_one_line_naming(&err, &["init", "signal", "SIGKILL"]);
+}

@@ -309,6 +309,12 @@ fn debug_with_log_writes_debug_records_for_run() {
             "level=debug"
         };
         assert!(text.contains(want), "{text}");
+        // Records of the init itself, written after it closed what it does not need.
+        assert!(text.contains("child process in init()"), "{text}");
+        assert!(
+            text.contains("init: closing the pipe to signal completion"),
+            "{text}"
+        );
     }
     // Without --log, debug records go to stderr in the same text form.
     let out = rt.exec(&[
@@ -389,9 +395,16 @@ fn cpuset_of_a_pre_created_parent_is_filled_in() {
     b.set("/linux/cgroupsPath", json!(format!("/{parent}/ct")));
     let out = rt.run(&b, &unique_id("cpuset"));
     let filled = v1.then(|| std::fs::read_to_string(parent_dir.join("cpuset.cpus")).unwrap());
-    for d in [parent_dir.join("ct"), parent_dir.clone()] {
-        let _ = std::fs::remove_dir(d);
+    // The runtime made the parent on the other hierarchies: remove it everywhere.
+    for d in cgroups_named(&parent) {
+        let _ = std::fs::remove_dir(Path::new(&d).join("ct"));
+        let _ = std::fs::remove_dir(&d);
     }
+    assert!(
+        cgroups_named(&parent).is_empty(),
+        "{:?}",
+        cgroups_named(&parent)
+    );
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains(&format!("/{parent}/ct")), "{out:?}");
     if let Some(cpus) = filled {

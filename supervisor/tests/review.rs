@@ -648,3 +648,128 @@ fn login_fails_where_the_registry_refuses_the_issued_token() {
         .unwrap_or_default();
     assert!(!stored.contains(&registry), "credentials stored: {stored}");
 }
+
+/// One raw request over the daemon's socket; returns the status and the body.
+fn raw(host: &str, request: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s =
+        std::os::unix::net::UnixStream::connect(host.trim_start_matches("unix://")).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn get(host: &str, path: &str) -> (u16, String) {
+    raw(
+        host,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    )
+}
+
+fn post_json(host: &str, path: &str, body: &str) -> (u16, String) {
+    raw(
+        host,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+/// `{"message": …}` of a docker-shaped error body (a chunked one included).
+fn message(body: &str) -> String {
+    let start = body.find('{').unwrap_or(0);
+    let end = body.rfind('}').map_or(body.len(), |e| e + 1);
+    let value: Value = serde_json::from_str(&body[start..end]).unwrap_or(Value::Null);
+    value["message"].as_str().unwrap_or_default().to_string()
+}
+
+// 9. An upload the daemon refuses early still gets its answer, not a reset connection.
+#[test]
+fn a_refused_upload_gets_the_error_not_a_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = common::start(dir.path());
+    let junk = dir.path().join("junk.tar");
+    let mut bytes = b"this is no tarball ".repeat(8);
+    bytes.resize(32 << 20, 0xff);
+    std::fs::write(&junk, &bytes).unwrap();
+    for cli in [common::BERTH, common::DOCKER] {
+        let out = Command::new(cli)
+            .args(["-H", &daemon.host, "load", "-i", junk.to_str().unwrap()])
+            .env("BERTH_CONFIG", common::config_dir(&daemon.host))
+            .env("DOCKER_CONFIG", common::config_dir(&daemon.host))
+            .output()
+            .unwrap();
+        let err = common::stderr(&out);
+        assert!(!out.status.success(), "{cli}: {out:?}");
+        for wrong in ["reset", "broken pipe", "Broken pipe"] {
+            assert!(!err.contains(wrong), "{cli}: {err}");
+        }
+        assert!(err.contains("archive"), "{cli}: {err}");
+    }
+    common::ok(common::berth(&daemon.host, &["version"]));
+}
+
+// 10. Validation as dockerd: references, API versions, filters, /auth bodies.
+#[test]
+fn bad_requests_are_refused_as_dockerd_refuses_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = common::start(dir.path());
+    let host = &daemon.host;
+    let (status, body) = get(host, "/v9.99/version");
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        message(&body),
+        "client version 9.99 is too new. Maximum supported API version is 1.41"
+    );
+    let (status, body) = get(host, "/v1.0/_ping");
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        message(&body)
+            .starts_with("client version 1.0 is too old. Minimum supported API version is 1.12"),
+        "{body}"
+    );
+    assert_eq!(get(host, "/v1.24/_ping").0, 200);
+
+    let filters = "%7B%22bogus%22%3A%5B%22x%22%5D%7D";
+    let (status, body) = get(host, &format!("/v1.41/images/json?filters={filters}"));
+    assert_eq!(
+        (status, message(&body)),
+        (400, "Invalid filter 'bogus'".to_string())
+    );
+    let (status, body) = post_json(host, &format!("/v1.41/images/prune?filters={filters}"), "");
+    assert_eq!(
+        (status, message(&body)),
+        (400, "Invalid filter 'bogus'".to_string())
+    );
+
+    for bad in ["../x", "a..b/x", "-a.b/x"] {
+        let out = common::berth(host, &["pull", "--", &format!("{bad}:y")]);
+        let err = common::stderr(&out);
+        assert!(!out.status.success(), "{bad}");
+        assert!(err.contains("invalid reference format"), "{bad}: {err}");
+    }
+    let long = format!("reg.example/{}", "a".repeat(250));
+    let err = common::stderr(&common::berth(host, &["pull", &long]));
+    assert!(
+        err.contains("must not be more than 255 characters"),
+        "{err}"
+    );
+
+    let (status, body) = post_json(host, "/v1.41/auth", r#"{"username": 5}"#);
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        message(&body).contains("invalid auth configuration"),
+        "{body}"
+    );
+}

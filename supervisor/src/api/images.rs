@@ -43,12 +43,27 @@ pub fn filters(params: &HashMap<String, String>) -> Result<HashMap<String, Vec<S
     Ok(out)
 }
 
+/// Refuses a filter this endpoint does not know, as dockerd does.
+pub fn check_filters(
+    filters: &HashMap<String, Vec<String>>,
+    known: &[&str],
+) -> Result<(), ApiError> {
+    match filters.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(unknown) => Err(ApiError::bad_request(format!("Invalid filter '{unknown}'"))),
+        None => Ok(()),
+    }
+}
+
 /// `GET /images/json`.
 pub async fn list(
     State(state): State<super::State>,
     Query(params): Params,
 ) -> Result<Json<Vec<Value>>, ApiError> {
     let filters = filters(&params)?;
+    check_filters(
+        &filters,
+        &["dangling", "label", "before", "since", "reference"],
+    )?;
     let dangling = match filters.get("dangling").and_then(|v| v.first()) {
         None => None,
         Some(v) if v == "true" || v == "1" => Some(true),
@@ -209,6 +224,7 @@ pub async fn prune(
     Query(params): Params,
 ) -> Result<Json<Value>, ApiError> {
     let filters = filters(&params)?;
+    check_filters(&filters, &["dangling", "label", "label!", "until"])?;
     let all = filters
         .get("dangling")
         .is_some_and(|v| v.iter().any(|d| d == "false" || d == "0"));

@@ -105,11 +105,35 @@ fn router(state: State) -> Router {
         .with_state(state)
 }
 
-async fn unversioned(mut req: Request) -> Request {
+/// `X.Y` as numbers, for comparing API versions.
+fn version_key(version: &str) -> Vec<u64> {
+    version.split('.').map(|p| p.parse().unwrap_or(0)).collect()
+}
+
+/// Docker's answer to a version prefix outside [`MIN_API_VERSION`]..=[`API_VERSION`].
+pub fn check_version(version: &str) -> Result<(), ApiError> {
+    let key = version_key(version);
+    if key < version_key(MIN_API_VERSION) {
+        return Err(ApiError::bad_request(format!(
+            "client version {version} is too old. Minimum supported API version is \
+             {MIN_API_VERSION}, please upgrade your client to a newer version"
+        )));
+    }
+    if key > version_key(API_VERSION) {
+        return Err(ApiError::bad_request(format!(
+            "client version {version} is too new. Maximum supported API version is {API_VERSION}"
+        )));
+    }
+    Ok(())
+}
+
+async fn unversioned(mut req: Request) -> Result<Request, ApiError> {
     tracing::debug!(method = %req.method(), uri = %req.uri(), "request");
     let path = req.uri().path();
     let stripped = strip_version(path);
     if stripped.len() != path.len() {
+        let version = &path[2..path.len() - stripped.len()];
+        check_version(version)?;
         let rebuilt = match req.uri().query() {
             Some(q) => format!("{stripped}?{q}"),
             None => stripped.to_string(),
@@ -118,7 +142,7 @@ async fn unversioned(mut req: Request) -> Request {
             *req.uri_mut() = uri;
         }
     }
-    req
+    Ok(req)
 }
 
 async fn docker_headers(mut res: Response) -> Response {
@@ -148,5 +172,19 @@ mod tests {
         assert_eq!(strip_version("/v1.24/images/json?all=1"), "/images/json");
         assert_eq!(strip_version("/version"), "/version");
         assert_eq!(strip_version("/volumes"), "/volumes");
+    }
+
+    #[test]
+    fn versions_out_of_range_get_dockers_words() {
+        check_version("1.41").unwrap();
+        check_version("1.12").unwrap();
+        check_version("1.24").unwrap();
+        let new = check_version("9.99").unwrap_err().message;
+        assert_eq!(
+            new,
+            "client version 9.99 is too new. Maximum supported API version is 1.41"
+        );
+        let old = check_version("1.0").unwrap_err().message;
+        assert_eq!(old, "client version 1.0 is too old. Minimum supported API version is 1.12, please upgrade your client to a newer version");
     }
 }

@@ -459,6 +459,13 @@ pub async fn load(
         while let Some(chunk) = chunks.next().await {
             let chunk = chunk.map_err(std::io::Error::other);
             if tx.send(chunk).await.is_err() {
+                // The load refused the archive early: read the rest and drop it, so that the
+                // client, still sending, gets the answer rather than a reset connection.
+                let mut dropped = 0u64;
+                while let Some(Ok(rest)) = chunks.next().await {
+                    dropped += rest.len() as u64;
+                }
+                tracing::debug!(dropped, "rest of a refused upload read and dropped");
                 break;
             }
         }

@@ -206,8 +206,10 @@ pub async fn info(State(state): State<super::State>) -> Result<Json<Value>, ApiE
 /// `POST /auth`: checks credentials with the registry (`docker login`).
 pub async fn auth(
     State(state): State<super::State>,
-    Json(credentials): Json<Credentials>,
+    body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
+    let credentials: Credentials = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid auth configuration: {e}")))?;
     state.images.login(&credentials).await?;
     Ok(Json(
         json!({ "Status": "Login Succeeded", "IdentityToken": "" }),

@@ -131,12 +131,19 @@ impl Client {
         }
         head.push_str("Connection: close\r\n\r\n");
         stream.write_all(head.as_bytes())?;
-        match body {
-            Body::None => {}
-            Body::Json(bytes) => stream.write_all(&bytes)?,
-            Body::Stream(reader) => write_chunked(&mut stream, reader)?,
+        let sent = match body {
+            Body::None => Ok(()),
+            Body::Json(bytes) => stream.write_all(&bytes).map_err(Error::from),
+            Body::Stream(reader) => write_chunked(&mut stream, reader),
+        };
+        match sent {
+            Ok(()) => read_response(stream),
+            // The daemon may have refused the body early and answered: show its answer.
+            Err(e) => match read_response(stream) {
+                Ok(response) if response.status >= 400 => Ok(response),
+                _ => Err(e),
+            },
         }
-        read_response(stream)
     }
 
     pub fn get(&self, path: &str) -> Result<Response, Error> {

@@ -12,6 +12,61 @@ pub enum Error {
     Invalid(String),
     #[error("invalid reference format: repository name must be lowercase: {0:?}")]
     Uppercase(String),
+    #[error("invalid reference format: repository name must not be more than {NAME_LIMIT} characters: {0:?}")]
+    TooLong(String),
+}
+
+/// Longest name (registry and repository, as given) docker accepts.
+pub const NAME_LIMIT: usize = 255;
+
+/// A path component as docker's grammar has it: lowercase letters and digits, runs of them
+/// joined by one `.`, one `_`, `__`, or any number of `-`.
+fn component_ok(c: &str) -> bool {
+    let bytes = c.as_bytes();
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if !bytes.first().is_some_and(|b| alnum(*b)) || !bytes.last().is_some_and(|b| alnum(*b)) {
+        return false;
+    }
+    let mut i = 0;
+    while i < bytes.len() {
+        if alnum(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && !alnum(bytes[i]) {
+            i += 1;
+        }
+        let sep = &c[start..i];
+        if !(matches!(sep, "." | "_" | "__") || sep.bytes().all(|b| b == b'-')) {
+            return false;
+        }
+    }
+    true
+}
+
+/// A registry host as docker's grammar has it: dot-separated labels of letters, digits and
+/// inner `-` (or a bracketed IPv6 address), then an optional `:port`.
+fn domain_ok(domain: &str) -> bool {
+    let (host, port) = match domain.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(':') && !p.contains(']') => (h, Some(p)),
+        _ => (domain, None),
+    };
+    if port.is_some_and(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
+        return false;
+    }
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return v6.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    !host.is_empty()
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 /// A normalised image reference: `registry/repository[:tag][@digest]`.
@@ -69,6 +124,9 @@ impl Reference {
                 return Err(invalid());
             }
         }
+        if name.len() > NAME_LIMIT {
+            return Err(Error::TooLong(input.to_string()));
+        }
         let (registry, repository) = match name.split_once('/') {
             Some((first, rest))
                 if first.contains('.') || first.contains(':') || first == "localhost" =>
@@ -89,15 +147,7 @@ impl Reference {
         if repository.chars().any(|c| c.is_ascii_uppercase()) {
             return Err(Error::Uppercase(input.to_string()));
         }
-        let component_ok = |c: &str| {
-            !c.is_empty()
-                && c.chars().all(|ch| {
-                    ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '.' | '_' | '-')
-                })
-                && c.starts_with(|ch: char| ch.is_ascii_alphanumeric())
-                && c.ends_with(|ch: char| ch.is_ascii_alphanumeric())
-        };
-        if registry.is_empty() || !repository.split('/').all(component_ok) {
+        if !domain_ok(&registry) || !repository.split('/').all(component_ok) {
             return Err(invalid());
         }
         Ok(Reference {
@@ -214,8 +264,34 @@ mod tests {
             "busybox:",
             "busybox@sha256:12",
             "http://x/y",
+            "../x",
+            "../x:y",
+            "a..b/x",
+            "-a.b/x",
+            "a.b-/x",
+            "reg.example:/x",
+            "reg.example:5x/x",
+            "x/a..b",
+            "x/a.-b",
+            "x/_a",
         ] {
             assert!(Reference::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        let long = format!("reg.example/{}", "a".repeat(250));
+        let err = Reference::parse(&long).unwrap_err().to_string();
+        assert!(
+            err.contains("must not be more than 255 characters"),
+            "{err}"
+        );
+        for good in [
+            "a__b/c",
+            "a---b/c-d",
+            "reg.example:5000/a.b_c/d",
+            "[::1]:5000/x",
+            "localhost/x",
+            "my-registry.example/x",
+        ] {
+            assert!(Reference::parse(good).is_ok(), "{good:?} refused");
         }
     }
 }
