@@ -147,10 +147,11 @@ pub fn apply_capabilities(capabilities: Option<&LinuxCapabilities>) -> Result<()
     }
     caps::clear(None, CapSet::Ambient).ok();
     // The kernel only lets a capability be ambient if it is permitted and inheritable; runc
-    // and crun skip the others with a warning, and configs (`runc spec`'s) rely on that.
+    // and crun skip the others, and configs (`runc spec`'s) rely on that. Only a debug record:
+    // runc says nothing on stderr, where tools read the process's own output too.
     for cap in ambient {
         if !(permitted.contains(&cap) && inheritable.contains(&cap)) {
-            tracing::warn!("ambient {cap} skipped: not in the permitted and inheritable sets");
+            tracing::debug!("ambient {cap} skipped: not in the permitted and inheritable sets");
             continue;
         }
         caps::raise(None, CapSet::Ambient, cap)

@@ -468,3 +468,16 @@ fn exec_sends_its_seccomp_listener_to_the_agent() {
         "{out:?}"
     );
 }
+
+#[test]
+fn runcs_default_spec_runs_without_a_word_on_stderr() {
+    // Its ambient capabilities are not inheritable: runc says nothing, and tools compare the
+    // output of `run`/`exec` with stderr merged in.
+    let rt = runtime();
+    let b = Bundle::new(&["echo", "quiet"]);
+    b.write();
+    let out = rt.exec(&["run", "--bundle", b.path_str(), &unique_id("quiet")]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.stdout, "quiet\n");
+    assert_eq!(out.stderr, "", "{out:?}");
+}

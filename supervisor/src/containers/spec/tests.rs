@@ -1066,3 +1066,26 @@ fn working_dir_healthcheck_and_restart_policy_are_checked() {
     );
     check(&ok.config, &ok.host_config, &host()).unwrap();
 }
+
+#[test]
+fn seccomp_with_cap_changes_is_dockerds() {
+    let docker: Value = serde_json::from_str(include_str!(
+        "../testdata/dockerd-seccomp-by-capability.json"
+    ))
+    .unwrap();
+    for (key, want) in docker.as_object().unwrap() {
+        let hc = match key.strip_prefix('-') {
+            Some(cap) => json!({"CapDrop": [cap]}),
+            None => json!({"CapAdd": [key]}),
+        };
+        let ours = spec_json(&request(json!({ "HostConfig": hc })));
+        let ours = seccomp_rules(&ours["linux"]["seccomp"]);
+        let want = seccomp_rules(want);
+        let extra: Vec<_> = ours.difference(&want).collect();
+        let missing: Vec<_> = want.difference(&ours).collect();
+        assert!(
+            extra.is_empty() && missing.is_empty(),
+            "{key}: extra {extra:?}, missing {missing:?}"
+        );
+    }
+}

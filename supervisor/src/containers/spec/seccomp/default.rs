@@ -68,10 +68,7 @@ const BY_CAPABILITY: [(&str, &str); 14] = [
         "kcmp pidfd_getfd process_madvise process_vm_readv process_vm_writev ptrace",
     ),
     ("CAP_SYS_RAWIO", "iopl ioperm"),
-    (
-        "CAP_SYS_TIME",
-        "settimeofday stime clock_settime clock_settime64",
-    ),
+    ("CAP_SYS_TIME", "settimeofday stime clock_settime"),
     ("CAP_SYS_TTY_CONFIG", "vhangup"),
     ("CAP_SYS_NICE", "get_mempolicy mbind set_mempolicy"),
     ("CAP_SYSLOG", "syslog"),
