@@ -1,6 +1,7 @@
 # berth — build, install, test, bench.
 # `make setup` on a fresh Debian/Ubuntu machine installs what berth needs, builds it,
-# and runs a demo container with berth-runtime. `make test` runs every test.
+# and runs a demo container with berth-runtime, then one with `berth run` from an image built
+# here. `make test` runs every test.
 
 PREFIX ?= /usr/local
 CARGO ?= cargo
@@ -35,8 +36,11 @@ setup: deps build install demo
 install: build
 	install -m 0755 $(addprefix $(RELEASE)/,$(BINS)) $(PREFIX)/bin/
 
-# A real container from a busybox rootfs: berth-runtime spec + run.
-demo: build
+# A real container from a busybox rootfs: berth-runtime spec + run; then the same rootfs as an
+# image (a docker-archive made here, no registry needed), loaded and run by berth's daemon, which
+# the CLI starts on first use.
+DEMO_IMAGE := berth-demo/busybox:latest
+demo: install
 	rm -rf $(DEMO) && mkdir -p $(DEMO)/rootfs/bin $(DEMO)/rootfs/etc
 	cp /bin/busybox $(DEMO)/rootfs/bin/busybox
 	for a in $$(/bin/busybox --list); do [ $$a = busybox ] || ln -sf busybox $(DEMO)/rootfs/bin/$$a; done
@@ -45,6 +49,9 @@ demo: build
 	jq '.process.terminal=false | .process.args=["sh","-c","echo hello from $$(hostname), pid $$$$ in a berth container; id"]' \
 		$(DEMO)/config.json > $(DEMO)/config.json.new && mv $(DEMO)/config.json.new $(DEMO)/config.json
 	$(RELEASE)/berth-runtime --root $(DEMO)/state run --bundle $(DEMO) demo
+	sh tools/busybox-image $(DEMO)/rootfs $(DEMO_IMAGE) $(DEMO)/busybox.tar
+	$(PREFIX)/bin/berth load -i $(DEMO)/busybox.tar
+	$(PREFIX)/bin/berth run --rm $(DEMO_IMAGE) sh -c 'echo hello from $$(hostname), a container of berth run; id'
 
 test: build
 	$(CARGO) test --release --workspace --no-fail-fast -- --test-threads=$${TEST_THREADS:-4}
