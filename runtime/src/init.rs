@@ -201,6 +201,7 @@ fn setup(init: &Init) -> Result<()> {
     let exe_c = std::ffi::CString::new(exe.as_os_str().as_encoded_bytes())
         .map_err(|_| Error::Spec("process.args[0]: NUL byte".into()))?;
     tracing::debug!("init: closing the pipe to signal completion (ready, waiting for start)");
+    crate::logging::release();
     init.channel.send(&Msg::Ready)?;
     // Blocks until `start` opens the fifo for reading.
     let mut fifo_w = std::fs::File::from(reopen_fifo(fifo)?);

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::os::fd::AsFd;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -21,9 +22,29 @@ pub enum Format {
 /// The descriptor log records go to: processes that close every other fd keep this one.
 static LOG_FD: OnceLock<RawFd> = OnceLock::new();
 
+/// Set once the log's descriptor no longer reaches the log (see [`release`]).
+static RELEASED: AtomicBool = AtomicBool::new(false);
+
 /// The log's descriptor, once `init` has opened it.
 pub fn fd() -> Option<RawFd> {
     LOG_FD.get().copied()
+}
+
+/// For a container's init about to wait for `start`: from now on it holds nothing of the host,
+/// so the log's descriptor (a host file a neighbour with CAP_SYS_PTRACE could write through
+/// `/proc/<init>/fd/N`) becomes the container's `/dev/null` — the number stays valid, so no
+/// later open reuses it — and later records are dropped.
+pub fn release() {
+    RELEASED.store(true, Ordering::SeqCst);
+    let Some(fd) = fd() else {
+        return;
+    };
+    let null = std::fs::OpenOptions::new().write(true).open("/dev/null");
+    // SAFETY: dup3/close of a descriptor this process owns; RELEASED keeps the layer off it.
+    match null {
+        Ok(null) => unsafe { libc::dup3(null.as_raw_fd(), fd, libc::O_CLOEXEC) },
+        Err(_) => unsafe { libc::close(fd) },
+    };
 }
 
 struct FileLayer {
@@ -49,7 +70,8 @@ impl Visit for Message {
 impl<S: Subscriber> Layer<S> for FileLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let level = *event.metadata().level();
-        if level > self.max || (self.skip_errors && level == Level::ERROR) {
+        let released = RELEASED.load(Ordering::Relaxed);
+        if released || level > self.max || (self.skip_errors && level == Level::ERROR) {
             return;
         }
         let mut msg = Message(String::new());
