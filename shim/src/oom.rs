@@ -37,7 +37,8 @@ pub fn watch(pid: i32, on_oom: impl Fn() + Send + 'static) -> std::io::Result<()
     }
     let dir = v1_dir(&table, "memory").ok_or_else(|| std::io::Error::other("no memory cgroup"))?;
     let efd = register_v1(&dir)?;
-    spawn("oom", Box::new(move || v1_loop(efd, &dir, on_oom)))
+    let seen = oom_kills(&dir.join("memory.oom_control"));
+    spawn("oom", Box::new(move || v1_loop(efd, &dir, seen, on_oom)))
 }
 
 /// An eventfd the kernel signals on each OOM of the v1 cgroup at `dir` (and on its removal).
@@ -55,16 +56,31 @@ fn register_v1(dir: &Path) -> std::io::Result<OwnedFd> {
     Ok(efd)
 }
 
-fn v1_loop(efd: OwnedFd, dir: &Path, on_oom: impl Fn()) {
+/// The eventfd fires on every OOM *event* of the cgroup — hundreds while one starving process
+/// dies — so where the kernel counts kills (`oom_kill` in memory.oom_control, like v2's
+/// memory.events) `on_oom` runs once per kill; `seen` is that count when the watch began.
+fn v1_loop(efd: OwnedFd, dir: &Path, mut seen: Option<u64>, on_oom: impl Fn()) {
     let mut file = std::fs::File::from(efd);
     let mut count = [0u8; 8];
+    let control = dir.join("memory.oom_control");
     while file.read_exact(&mut count).is_ok() {
-        // The eventfd also fires once when the cgroup is removed, and signals not read yet
-        // add up: an OOM kill followed at once by the container's deletion reads as 2.
-        let signals = u64::from_ne_bytes(count);
         let removed = !dir.exists();
-        if signals > u64::from(removed) {
-            on_oom();
+        match (seen, oom_kills(&control)) {
+            (Some(before), Some(_)) => {
+                let now = kills_after(&control, before);
+                if now > before {
+                    on_oom();
+                }
+                seen = Some(now);
+            }
+            // No count (an old kernel, or the cgroup just removed): the eventfd also fires
+            // once at removal, and signals not read yet add up, so an OOM followed at once by
+            // the container's deletion reads as 2.
+            _ => {
+                if u64::from_ne_bytes(count) > u64::from(removed) {
+                    on_oom();
+                }
+            }
         }
         if removed {
             return;
@@ -94,7 +110,21 @@ fn watch_v2(events: &Path) -> std::io::Result<OwnedFd> {
     Ok(fd)
 }
 
-fn oom_kills(events: &PathBuf) -> Option<u64> {
+/// The kernel signals an OOM before it has picked and killed a victim: the `oom_kill` count of
+/// v1's `control` once it passes `before`, given up to 100 ms (else `before`: nothing was killed).
+fn kills_after(control: &Path, before: u64) -> u64 {
+    for _ in 0..20 {
+        match oom_kills(control) {
+            Some(now) if now > before => return now,
+            Some(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+            None => break,
+        }
+    }
+    before
+}
+
+/// The `oom_kill` count of v2's memory.events or v1's memory.oom_control.
+fn oom_kills(events: &Path) -> Option<u64> {
     std::fs::read_to_string(events).ok()?.lines().find_map(|l| {
         l.strip_prefix("oom_kill ")
             .and_then(|v| v.trim().parse().ok())
