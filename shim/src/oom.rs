@@ -3,7 +3,7 @@
 //! ends when `cgroup.events` says the cgroup is empty.
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::stats::{v1_dir, CGROUP_ROOT};
 
@@ -139,7 +139,7 @@ fn populated(events: &Path) -> bool {
 
 /// Report each rise of `events`' `oom_kill` above `seen`; ends when the cgroup has no process
 /// left (an OOM kill of its last one is reported first) or is gone.
-fn v2_loop(inotify: OwnedFd, events: &PathBuf, mut seen: u64, on_oom: impl Fn()) {
+fn v2_loop(inotify: OwnedFd, events: &Path, mut seen: u64, on_oom: impl Fn()) {
     let mut file = std::fs::File::from(inotify);
     let mut buf = [0u8; 512];
     loop {
