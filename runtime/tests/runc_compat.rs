@@ -481,3 +481,34 @@ fn runcs_default_spec_runs_without_a_word_on_stderr() {
     assert_eq!(out.stdout, "quiet\n");
     assert_eq!(out.stderr, "", "{out:?}");
 }
+
+#[test]
+fn create_leaves_no_copy_of_the_callers_stderr_in_the_waiting_init() {
+    // Callers (runc's own tests, `$(runc create …)`) read the output of `create` to its end:
+    // the init waiting for `start` must not hold their pipe open.
+    // With a terminal the container's stdio is the pty, not the caller's.
+    let rt = runtime();
+    let console = ConsoleSocket::listen().unwrap();
+    let (mut b, _cg) = bundle_in_own_cgroup(&["true"]);
+    b.set("/process/terminal", json!(true));
+    b.write();
+    let id = unique_id("pipes");
+    let out = rt
+        .command()
+        .args([
+            "create",
+            "--bundle",
+            b.path_str(),
+            "--console-socket",
+            console.path_str(),
+            &id,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output() // returns only once every copy of both pipes is closed
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(rt.status(&id), "created");
+    rt.ok(&["delete", "--force", &id]);
+}
