@@ -549,34 +549,18 @@ pub struct InspectArgs {
 }
 
 pub fn inspect(ctx: &Context, a: &InspectArgs) -> anyhow::Result<()> {
-    let template = a.format.as_deref().map(Template::parse).transpose()?;
-    let mut found = Vec::new();
-    let mut failed = false;
-    for name in &a.containers {
-        match ctx
-            .client
-            .get(&format!("/containers/{name}/json"))
-            .and_then(|r| r.json())
-        {
-            Ok(v) => found.push(v),
-            Err(client::Error::Daemon { status: 404, .. }) => {
-                eprintln!("Error: No such object: {name}");
-                failed = true;
+    super::images::inspect_objects(
+        ctx,
+        a.format.as_deref(),
+        &a.containers,
+        |name| format!("/containers/{name}/json"),
+        |e, name| match e {
+            client::Error::Daemon { status: 404, .. } => {
+                anyhow::anyhow!("Error: No such object: {name}")
             }
-            Err(e) => {
-                eprintln!("{e}");
-                failed = true;
-            }
-        }
-    }
-    match template {
-        Some(t) => found.iter().for_each(|v| println!("{}", t.render(v))),
-        None => println!("{}", super::images::pretty4(&Value::Array(found))?),
-    }
-    if failed {
-        return Err(Exit(1).into());
-    }
-    Ok(())
+            e => e.into(),
+        },
+    )
 }
 
 /// `berth ps`.

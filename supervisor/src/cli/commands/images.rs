@@ -191,18 +191,33 @@ pub struct InspectArgs {
 }
 
 pub fn inspect(ctx: &Context, args: &InspectArgs) -> anyhow::Result<()> {
-    let template = args.format.as_deref().map(Template::parse).transpose()?;
+    inspect_objects(
+        ctx,
+        args.format.as_deref(),
+        &args.images,
+        |name| format!("/images/{name}/json"),
+        object_error,
+    )
+}
+
+/// `inspect` of several objects, as docker does it: each one's JSON at `path(name)`, rendered
+/// with the template or as one pretty array; an object that fails is reported with `error`
+/// and makes the command exit 1 after the others are printed.
+pub fn inspect_objects(
+    ctx: &Context,
+    format: Option<&str>,
+    names: &[String],
+    path: impl Fn(&str) -> String,
+    error: impl Fn(crate::cli::client::Error, &str) -> anyhow::Error,
+) -> anyhow::Result<()> {
+    let template = format.map(Template::parse).transpose()?;
     let mut found = Vec::new();
     let mut failed = false;
-    for name in &args.images {
-        match ctx
-            .client
-            .get(&format!("/images/{name}/json"))
-            .and_then(|r| r.json())
-        {
+    for name in names {
+        match ctx.client.get(&path(name)).and_then(|r| r.json()) {
             Ok(v) => found.push(v),
             Err(e) => {
-                eprintln!("{}", object_error(e, name));
+                eprintln!("{}", error(e, name));
                 failed = true;
             }
         }
