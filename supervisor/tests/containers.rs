@@ -326,3 +326,21 @@ fn containers_outlive_the_daemon() {
     assert_eq!(e.ok(&["stop", "-t", "0", "long"]), "long\n");
     assert_eq!(e.status("long"), "exited 137");
 }
+
+/// A start right after an exit gets a new shim: the old one, told to shut down, still listened
+/// on the container's socket for a moment, and a start then reused it and lost the task
+/// ("socket disconnected").
+#[test]
+fn restart_right_after_an_exit_gets_a_new_shim() {
+    let e = Engine::start();
+    e.ok(&[
+        "run", "-d", "--name", "again", "busybox", "busybox", "sleep", "300",
+    ]);
+    for round in 0..5 {
+        assert_eq!(e.ok(&["kill", "again"]), "again\n", "round {round}");
+        assert_eq!(e.ok(&["wait", "again"]), "137\n", "round {round}");
+        e.ok(&["start", "again"]);
+        assert_eq!(e.status("again"), "running 0", "round {round}");
+    }
+    e.ok(&["rm", "-f", "again"]);
+}

@@ -17,6 +17,8 @@ const SHIM: &str = "containerd-shim-berth-v2";
 const RUNTIME: &str = "berth-runtime";
 /// Per-call limit, so that a shim that stopped answering fails the call instead of hanging.
 const CALL_TIMEOUT_NS: i64 = 30_000_000_000;
+/// How long a shim that was told to shut down gets to exit.
+const SHUTDOWN_WAIT_MS: u16 = 5_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShimError {
@@ -218,10 +220,21 @@ impl Shim {
             .exit_status)
     }
 
+    /// Stops the shim and waits (bounded) until its process is gone: until then it still
+    /// listens on its socket, and a `start` of the same container would reuse the dying shim.
     pub fn shutdown(&self) {
+        let pid = self
+            .client
+            .connect(ctx(), &ConnectRequest::new())
+            .map(|r| r.shim_pid)
+            .ok();
         let mut req = ShutdownRequest::new();
         req.now = true;
-        let _ = self.client.shutdown(ctx(), &req);
+        if self.client.shutdown(ctx(), &req).is_ok() {
+            if let Some(pid) = pid.filter(|&p| p > 0) {
+                wait_gone(pid, SHUTDOWN_WAIT_MS);
+            }
+        }
     }
 
     pub fn exec(
@@ -285,5 +298,24 @@ impl Shim {
         req.id = id.to_string();
         self.client.resume(ctx(), &req).map_err(ShimError::task)?;
         Ok(())
+    }
+}
+
+/// Waits until process `pid` has exited (its pidfd turns readable), at most `ms`.
+fn wait_gone(pid: u32, ms: u16) {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return; // already gone (ESRCH), or no pidfd on this kernel
+    }
+    // SAFETY: a descriptor pidfd_open just returned, owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let mut fds = [nix::poll::PollFd::new(
+        std::os::fd::AsFd::as_fd(&fd),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    if !matches!(nix::poll::poll(&mut fds, ms), Ok(n) if n > 0) {
+        tracing::warn!(pid, "shim still running {ms} ms after shutdown");
     }
 }

@@ -782,15 +782,58 @@ impl HugetlbV1 {
     }
 }
 
+/// The kernel frees a v1 hierarchy (and gives its controller back to cgroup2) only once it is
+/// unmounted *and* has no cgroup below its root: the cgroups the runtimes and engines made in
+/// it while the bench ran (empty once their containers are gone) are removed first.
 impl Drop for HugetlbV1 {
     fn drop(&mut self) {
+        let left = remove_cgroups_below(&self.mount);
         if let Err(e) = umount2(&self.mount, 0) {
+            eprintln!("berth-bench: unmount {}: {e}", self.mount.display());
+        }
+        if !left.is_empty() || !hugetlb_on_cgroup2() {
             eprintln!(
-                "berth-bench: {e}: hugetlb stays on a v1 hierarchy until it is unmounted \
-                 (mount -t cgroup -o hugetlb cgroup DIR && umount DIR)"
+                "berth-bench: hugetlb stays bound to a v1 hierarchy for the whole machine \
+                 (runc and berth then see no hugetlb); cgroups left: {left:?}; release it with \
+                 tools/release-cgroup-v1"
             );
         }
     }
+}
+
+/// Removes every cgroup below `root`, deepest first, retrying a while for ones whose last
+/// process is still exiting: the directories that could not be removed.
+fn remove_cgroups_below(root: &Path) -> Vec<PathBuf> {
+    fn below(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                below(&entry.path(), out);
+                out.push(entry.path());
+            }
+        }
+    }
+    let mut dirs = Vec::new();
+    below(root, &mut dirs);
+    for _ in 0..50 {
+        dirs.retain(|d| fs::remove_dir(d).is_err() && d.exists());
+        if dirs.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    dirs
+}
+
+fn hugetlb_on_cgroup2() -> bool {
+    // A freed hierarchy goes away a moment after its last umount.
+    (0..50).any(|_| {
+        let on = fs::read_to_string(format!("{UNIFIED}/cgroup.controllers"))
+            .is_ok_and(|c| c.split_whitespace().any(|c| c == "hugetlb"));
+        if !on {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        on
+    })
 }
 
 /// Every mount point directly under `/sys/fs/cgroup`, from `/proc/self/mountinfo`.
