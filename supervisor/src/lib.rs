@@ -7,4 +7,5 @@ pub mod cli;
 pub mod containers;
 pub mod daemon;
 pub mod images;
+pub mod network;
 pub mod perms;

@@ -46,6 +46,8 @@ pub enum Command {
         /// Set by a CLI that starts the daemon because none answered.
         #[arg(long, hide = true)]
         autostarted: bool,
+        #[command(flatten)]
+        network: commands::networks::DaemonFlags,
     },
     /// Show the berth version information
     Version,
@@ -107,6 +109,9 @@ pub enum Command {
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(commands::networks::NetworkCommand),
     /// The json-file logging binary the shim runs for a container (internal).
     #[command(hide = true)]
     LogDriver {
@@ -188,7 +193,9 @@ pub fn main() -> i32 {
             debug,
             max_layer_size,
             autostarted,
+            network,
         } => run_daemon(crate::daemon::Config {
+            network: network.into(),
             max_layer_size,
             host: cli.host,
             data_root,
@@ -297,6 +304,7 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
             new_name,
         } => containers::rename(ctx, &container, &new_name),
         Command::Container(sub) => run_container(ctx, sub),
+        Command::Network(sub) => commands::networks::run(ctx, sub),
         Command::LogDriver { .. } => unreachable!("handled by main"),
     }
 }
