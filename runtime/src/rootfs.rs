@@ -1,12 +1,12 @@
 //! The container's root filesystem: mounts in order, devices, pivot_root, masked and
 //! read-only paths.
 use crate::mounts::{self, current_flags, open_in_root, proc_fd, Kind, Options};
-use crate::{procfs, Error, Result};
+use crate::{fdmount, procfs, Error, Result};
 use nix::fcntl::OFlag;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// Devices every container gets (runc's list).
@@ -200,8 +200,17 @@ fn mount_entry(
         bind_source: source.as_deref().filter(|_| is_bind),
     };
     request.check_path(root)?;
+    if is_bind {
+        if let Some(unknown) = opts.data.first() {
+            return Err(Error::Spec(format!(
+                "mounts: destination {}: unknown option {unknown:?} for a bind mount",
+                dest.display()
+            )));
+        }
+    }
     if fstype == "cgroup" || fstype == "cgroup2" {
-        return mount_cgroup(dest, root, &opts, cgroupns);
+        mount_cgroup(dest, root, &opts, cgroupns)?;
+        return set_recursive_attrs(root, dest, Kind::Dir, &opts);
     }
     let kind = match &source {
         Some(src) if is_bind && !src.is_dir() => Kind::File,
@@ -281,11 +290,27 @@ fn mount_entry(
         let target = open_in_root(root, dest, kind)?;
         procfs::is_procfs_root(&target, &dest.display().to_string())?;
     }
+    set_recursive_attrs(root, dest, kind, &opts)?;
     if !opts.propagation.is_empty() {
         let target = open_in_root(root, dest, kind)?;
         mnt(None, &proc_fd(&target), None, opts.propagation, None)?;
     }
     Ok(())
+}
+
+/// The recursive options (`rro`, `rnosuid`, …) on the mount at `dest` and every mount below it.
+fn set_recursive_attrs(root: &OwnedFd, dest: &Path, kind: Kind, opts: &Options) -> Result<()> {
+    if !opts.has_recursive() {
+        return Ok(());
+    }
+    let target = open_in_root(root, dest, kind)?;
+    fdmount::set_attrs(
+        target.as_fd(),
+        opts.recursive_set,
+        opts.recursive_clear,
+        true,
+        &dest.display().to_string(),
+    )
 }
 
 /// A cgroup mount shows the container's own cgroup, never the host's hierarchy: with a cgroup

@@ -512,3 +512,126 @@ fn create_leaves_no_copy_of_the_callers_stderr_in_the_waiting_init() {
     assert_eq!(rt.status(&id), "created");
     rt.ok(&["delete", "--force", &id]);
 }
+
+/// The mountinfo lines of `info` at `target` and below it.
+fn mounts_at_and_below<'a>(info: &'a str, target: &str) -> Vec<&'a str> {
+    let below = format!("{target}/");
+    info.lines()
+        .filter(|l| {
+            l.split(' ')
+                .nth(4)
+                .is_some_and(|t| t == target || t.starts_with(&below))
+        })
+        .collect()
+}
+
+#[test]
+fn recursive_mount_options_apply_to_every_sub_mount() {
+    // The host's /dev holds sub-mounts (/dev/pts, /dev/shm): an rbind of it has several.
+    let out = sh_with("cat /proc/self/mountinfo", |b| {
+        b.push("/mounts", json!({"destination": "/rec", "type": "bind", "source": "/dev",
+            "options": ["rbind", "rro", "rnosuid", "rnodev", "rnoexec", "rnoatime", "rnosymfollow"]}));
+        b.push(
+            "/mounts",
+            json!({"destination": "/top", "type": "bind", "source": "/dev",
+            "options": ["rbind", "ro", "nosymfollow"]}),
+        );
+    });
+    let rec = mounts_at_and_below(&out, "/rec");
+    assert!(rec.len() >= 3, "{out}");
+    for line in &rec {
+        let (opts, _) = mount_opts(line);
+        for o in ["ro", "nosuid", "nodev", "noexec", "noatime", "nosymfollow"] {
+            assert!(opts.contains(&o), "{o} missing: {line}");
+        }
+    }
+    let top = mounts_at_and_below(&out, "/top");
+    assert!(top.len() >= 3, "{out}");
+    let (opts, _) = mount_opts(top[0]);
+    assert!(
+        opts.contains(&"ro") && opts.contains(&"nosymfollow"),
+        "{}",
+        top[0]
+    );
+    for line in &top[1..] {
+        let (opts, _) = mount_opts(line);
+        assert!(
+            opts.contains(&"rw") && !opts.contains(&"nosymfollow"),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn recursive_atime_and_rw_options_replace_earlier_ones() {
+    let out = sh_with("cat /proc/self/mountinfo", |b| {
+        b.push(
+            "/mounts",
+            json!({"destination": "/rec", "type": "bind", "source": "/dev",
+            "options": ["rbind", "rro", "rrw", "rnoatime", "rstrictatime"]}),
+        );
+    });
+    for line in mounts_at_and_below(&out, "/rec") {
+        let (opts, _) = mount_opts(line);
+        assert!(opts.contains(&"rw"), "{line}");
+        assert!(
+            !opts.contains(&"noatime") && !opts.contains(&"relatime"),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_bind_mount_option_is_an_error() {
+    let rt = runtime();
+    let mut b = Bundle::new(&["true"]);
+    b.push(
+        "/mounts",
+        json!({"destination": "/x", "type": "bind", "source": "/dev",
+        "options": ["rbind", "rrro"]}),
+    );
+    let id = unique_id("badopt");
+    let out = rt.run(&b, &id);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("\"rrro\"") && out.stderr.contains("/x"),
+        "{out:?}"
+    );
+    rt.assert_no_state(&id);
+}
+
+#[test]
+fn features_lists_the_recursive_mount_options() {
+    let out = runtime().ok(&["features"]);
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    let opts: Vec<&str> = doc["mountOptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_str().unwrap())
+        .collect();
+    for o in [
+        "rro",
+        "rrw",
+        "rnosuid",
+        "rsuid",
+        "rnodev",
+        "rdev",
+        "rnoexec",
+        "rexec",
+        "rnoatime",
+        "ratime",
+        "rrelatime",
+        "rnorelatime",
+        "rstrictatime",
+        "rnostrictatime",
+        "rnodiratime",
+        "rdiratime",
+        "nosymfollow",
+        "symfollow",
+        "rnosymfollow",
+        "rsymfollow",
+    ] {
+        assert!(opts.contains(&o), "{o} not in {opts:?}");
+    }
+}
