@@ -246,7 +246,12 @@ fn mount_entry(
             )?;
         }
     } else {
-        let flags = opts.flags - MsFlags::MS_REMOUNT;
+        let mut flags = opts.flags - MsFlags::MS_REMOUNT;
+        if fstype == "tmpfs" {
+            // Mount points, device nodes and hook files go into it first: read-only comes
+            // at the end (`readonly_tmpfs_last`).
+            flags -= MsFlags::MS_RDONLY;
+        }
         let res = mount(
             src.or(Some(fstype)),
             target_path.as_str(),
@@ -621,6 +626,29 @@ fn kernel_fs_mount_point(line: &str) -> Option<PathBuf> {
 pub fn chroot(rootfs: &Path) -> Result<()> {
     nix::unistd::chroot(rootfs).map_err(|e| Error::sys("chroot", rootfs.display(), e))?;
     nix::unistd::chdir("/").map_err(|e| Error::sys("chdir", "/", e))
+}
+
+/// After every mount, device and hook (and the pivot): make read-only the tmpfs mounts that
+/// asked for it (`/dev` with `ro` among them), each on its own, not what is mounted below it.
+pub fn readonly_tmpfs_last(spec: &Spec) -> Result<()> {
+    let mut root = None;
+    for m in spec.mounts().iter().flatten() {
+        let opts = Options::parse(m.options().as_deref().unwrap_or(&[]));
+        if m.typ().as_deref() != Some("tmpfs")
+            || opts.is_bind()
+            || !opts.flags.contains(MsFlags::MS_RDONLY)
+        {
+            continue;
+        }
+        if root.is_none() {
+            root = Some(open_root(Path::new("/"))?);
+        }
+        let dest = m.destination();
+        let target = open_in_root(root.as_ref().expect("opened"), dest, Kind::Dir)?;
+        let what = format!("{} read-only", dest.display());
+        fdmount::set_attrs(target.as_fd(), libc::MOUNT_ATTR_RDONLY, 0, false, &what)?;
+    }
+    Ok(())
 }
 
 /// Remount the mount at `path` read-only, keeping its other flags.

@@ -635,3 +635,39 @@ fn features_lists_the_recursive_mount_options() {
         assert!(opts.contains(&o), "{o} not in {opts:?}");
     }
 }
+
+#[test]
+fn a_read_only_dev_tmpfs_gets_its_nested_mounts_and_devices() {
+    // /dev/pts, /dev/shm, /dev/mqueue and the device nodes are made inside /dev after its mount;
+    // a tmpfs under a read-only tmpfs needs its mount point made too.
+    let out = sh_with(
+        "cat /proc/self/mountinfo; echo x > /dev/null && echo NULL-OK; \
+         touch /dev/new 2>/dev/null || echo DEV-RO; touch /ro/new 2>/dev/null || echo RO-RO; \
+         touch /ro/inner/f && echo INNER-RW",
+        |b| {
+            let mounts = b.config["mounts"].as_array_mut().unwrap();
+            for m in mounts.iter_mut() {
+                if m["destination"] == "/dev" {
+                    m["options"].as_array_mut().unwrap().push(json!("ro"));
+                }
+            }
+            b.push("/mounts", json!({"destination": "/ro", "type": "tmpfs", "source": "tmpfs", "options": ["ro", "mode=755"]}));
+            b.push(
+                "/mounts",
+                json!({"destination": "/ro/inner", "type": "tmpfs", "source": "tmpfs"}),
+            );
+        },
+    );
+    for (target, want) in [
+        ("/dev", "ro"),
+        ("/ro", "ro"),
+        ("/dev/pts", "rw"),
+        ("/ro/inner", "rw"),
+    ] {
+        let (opts, _) = mount_opts(mount_line(&out, target));
+        assert_eq!(opts[0], want, "{target}: {out}");
+    }
+    for word in ["NULL-OK", "DEV-RO", "RO-RO", "INNER-RW"] {
+        assert!(out.contains(word), "{word} missing: {out}");
+    }
+}
