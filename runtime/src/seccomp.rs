@@ -179,6 +179,21 @@ fn filter_flags(seccomp: &LinuxSeccomp) -> libc::c_ulong {
     flags
 }
 
+/// Why the profile's notify rules cannot work: the runtime itself writes (to its sync pipe
+/// and log) after the filter is loaded and before the agent can answer, so a notified
+/// `write` would hang the container's start.
+pub fn notify_problem(seccomp: &LinuxSeccomp) -> Option<String> {
+    let rules = seccomp.syscalls().iter().flatten().enumerate();
+    rules
+        .filter(|(_, r)| r.action() == Action::ScmpActNotify)
+        .find(|(_, r)| r.names().iter().any(|n| n == "write"))
+        .map(|(i, _)| {
+            format!(
+                "linux.seccomp.syscalls[{i}]: SCMP_ACT_NOTIFY cannot be used for the write syscall"
+            )
+        })
+}
+
 pub fn uses_notify(seccomp: &LinuxSeccomp) -> bool {
     seccomp.default_action() == Action::ScmpActNotify
         || seccomp
@@ -208,8 +223,8 @@ pub fn send_listener(
     msg.set_metadata(metadata.map(str::to_owned));
     msg.set_state(state.clone());
     let json = serde_json::to_vec(&msg).map_err(|e| err(e.to_string()))?;
-    let sock =
-        std::os::unix::net::UnixStream::connect(listener_path).map_err(|e| err(e.to_string()))?;
+    let sock = std::os::unix::net::UnixStream::connect(listener_path)
+        .map_err(|e| err(format!("failed to connect with seccomp agent: {e}")))?;
     let fds = [fd.as_raw_fd()];
     let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
     nix::sys::socket::sendmsg::<()>(

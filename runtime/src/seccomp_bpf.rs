@@ -12,7 +12,8 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::str::FromStr;
 
 // Classic BPF opcodes (linux/filter.h).
-const LD_W_ABS: u16 = 0x00 | 0x00 | 0x20;
+/// BPF_LD | BPF_W (both 0) | BPF_ABS.
+const LD_W_ABS: u16 = 0x20;
 const JMP_JA: u16 = 0x05;
 const JMP_JEQ_K: u16 = 0x05 | 0x10;
 const JMP_JGT_K: u16 = 0x05 | 0x20;

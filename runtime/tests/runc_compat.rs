@@ -671,3 +671,134 @@ fn a_read_only_dev_tmpfs_gets_its_nested_mounts_and_devices() {
         assert!(out.contains(word), "{word} missing: {out}");
     }
 }
+
+#[test]
+fn debug_exec_records_the_steps_tools_look_for() {
+    let rt = runtime();
+    let (b, _cg) = bundle_in_own_cgroup(&["sleep", "1000"]);
+    let id = unique_id("dbgexec");
+    rt.start(&b, &id);
+    let want = [
+        "nsexec container setup",
+        "child process in init()",
+        "setns_init: about to exec",
+    ];
+    let out = rt.exec(&["--debug", "exec", &id, "true"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    for w in want {
+        assert!(out.stderr.contains(w), "{w} missing: {out:?}");
+    }
+    let log = b.path().join("exec.log");
+    let out = rt.exec(&[
+        "--debug",
+        "--log",
+        log.to_str().unwrap(),
+        "exec",
+        &id,
+        "true",
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!out.stderr.contains("level=debug"), "{out:?}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    for w in want {
+        assert!(text.contains(w), "{w} missing: {text}");
+    }
+    rt.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn seccomp_notify_without_an_agent_says_so() {
+    let rt = runtime();
+    let mut b = Bundle::new(&["true"]);
+    b.set(
+        "/linux/seccomp",
+        json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": b.path().join("no-agent.sock"),
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
+        }),
+    );
+    let id = unique_id("noagent");
+    let out = rt.run(&b, &id);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("failed to connect with seccomp agent")
+            && out.stderr.contains("no-agent.sock"),
+        "{out:?}"
+    );
+    rt.assert_no_state(&id);
+}
+
+#[test]
+fn seccomp_notify_for_write_is_refused() {
+    let rt = runtime();
+    let mut b = Bundle::new(&["true"]);
+    b.set(
+        "/linux/seccomp",
+        json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": b.path().join("agent.sock"),
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"},
+                         {"names": ["read", "write"], "action": "SCMP_ACT_NOTIFY"}]
+        }),
+    );
+    let id = unique_id("notifywrite");
+    let out = rt.run(&b, &id);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "linux.seccomp.syscalls[1]: SCMP_ACT_NOTIFY cannot be used for the write syscall"
+        ),
+        "{out:?}"
+    );
+    rt.assert_no_state(&id);
+}
+
+#[test]
+fn a_failing_start_container_hook_says_error_running_hook() {
+    let rt = runtime();
+    let mut b = Bundle::new(&["true"]);
+    b.set(
+        "/linux/seccomp",
+        json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_KILL"}]
+        }),
+    );
+    b.set(
+        "/hooks/startContainer",
+        json!([{"path": "/bin/sh", "args": ["sh", "-c", "mkdir /tmp/x"]}]),
+    );
+    let id = unique_id("hookfail");
+    let out = rt.run(&b, &id);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("error running hook #0")
+            && out.stderr.contains("startContainer")
+            && out.stderr.contains("bad system call"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn unified_keys_no_cgroup2_file_holds_are_an_invalid_configuration() {
+    // On this hybrid host memory is a v1 controller; on a pure v2 host the key names no file.
+    let key = if Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists() {
+        "memory.min"
+    } else {
+        "memory.no_such_file"
+    };
+    let rt = runtime();
+    let (mut b, cg) = bundle_in_own_cgroup(&["true"]);
+    b.set("/linux/resources/unified", json!({key: "131072"}));
+    let id = unique_id("unified");
+    let out = rt.run(&b, &id);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("invalid configuration") && out.stderr.contains(key),
+        "{out:?}"
+    );
+    rt.assert_no_state(&id);
+    let name = cg.trim_start_matches('/');
+    assert!(cgroups_named(name).is_empty(), "{:?}", cgroups_named(name));
+}
