@@ -9,3 +9,4 @@ pub mod daemon;
 pub mod images;
 pub mod network;
 pub mod perms;
+pub mod volumes;

@@ -112,6 +112,9 @@ pub enum Command {
     /// Manage networks
     #[command(subcommand)]
     Network(commands::networks::NetworkCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(commands::volumes::VolumeCommand),
     /// The json-file logging binary the shim runs for a container (internal).
     #[command(hide = true)]
     LogDriver {
@@ -305,6 +308,7 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         } => containers::rename(ctx, &container, &new_name),
         Command::Container(sub) => run_container(ctx, sub),
         Command::Network(sub) => commands::networks::run(ctx, sub),
+        Command::Volume(sub) => commands::volumes::run(ctx, sub),
         Command::LogDriver { .. } => unreachable!("handled by main"),
     }
 }
