@@ -49,6 +49,8 @@ pub struct Config {
     pub debug: bool,
     /// `--max-layer-size`: a fixed bound on a layer's uncompressed size.
     pub max_layer_size: Option<u64>,
+    /// `--registry-stall-timeout`.
+    pub registry_stall: Duration,
     /// Started by a CLI that found no daemon on the socket.
     pub autostarted: bool,
 }
@@ -137,6 +139,7 @@ async fn bind(config: &Config) -> Result<(UnixListener, Cleanup), Error> {
         exec_root: absolute(&config.exec_root),
         insecure_registries: config.insecure_registries.clone(),
         max_layer_size: config.max_layer_size,
+        registry_stall_timeout: Some(config.registry_stall.as_secs()),
         autostarted: config.autostarted,
     };
     served::write(&cleanup.socket, &served).map_err(io(&served::path_of(&cleanup.socket)))?;
@@ -155,6 +158,7 @@ fn open_images(config: &Config) -> Result<ImageService, Error> {
             .max_layer_size
             .map(crate::images::layer::SizeBound::fixed)
             .unwrap_or_default(),
+        registry_stall: Some(config.registry_stall),
     })
     .map_err(|source| Error::Images {
         path: config.data_root.clone(),

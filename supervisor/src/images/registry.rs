@@ -19,6 +19,8 @@ use oci_client::RegistryOperation;
 
 use super::content;
 
+pub mod stall;
+
 /// Docker image manifest (v2 schema 2).
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 /// Docker manifest list.
@@ -78,13 +80,18 @@ pub enum Error {
     Blob { digest: String, message: String },
     #[error("invalid X-Registry-Auth header: {0}")]
     AuthHeader(String),
+    #[error("{what}: {}", stall::describe(*window))]
+    Stalled {
+        what: String,
+        window: std::time::Duration,
+    },
 }
 
 impl Error {
     /// Whether trying again may help: a broken connection or a server error, not a refusal.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Http { .. } | Error::Blob { .. } => true,
+            Error::Http { .. } | Error::Blob { .. } | Error::Stalled { .. } => true,
             Error::Client { source, .. } => matches!(
                 source,
                 OciDistributionError::RequestError(_)
@@ -200,6 +207,8 @@ pub struct Registry {
     host: String,
     scheme: &'static str,
     auth: RegistryAuth,
+    /// A request whose headers, or a body that brings too little, in this time is given up.
+    stall: std::time::Duration,
     /// Authorization header values per `repository op`, so auth happens once each.
     authorized: Arc<tokio::sync::Mutex<HashMap<String, Option<String>>>>,
 }
@@ -245,8 +254,29 @@ impl Registry {
             auth: credentials
                 .map(Credentials::auth)
                 .unwrap_or(RegistryAuth::Anonymous),
+            stall: stall::DEFAULT_TIMEOUT,
             authorized: Arc::default(),
         }
+    }
+
+    /// The same client with another stall window (`--registry-stall-timeout`).
+    pub fn stalling_after(mut self, window: std::time::Duration) -> Self {
+        self.stall = window;
+        self
+    }
+
+    /// `future` (a request up to its headers), given up after one stall window.
+    async fn in_time<T>(
+        &self,
+        what: impl Into<String>,
+        future: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        stall::within(self.stall, future).await.unwrap_or_else(|| {
+            Err(Error::Stalled {
+                what: what.into(),
+                window: self.stall,
+            })
+        })
     }
 
     /// The host as references name it.
@@ -315,11 +345,14 @@ impl Registry {
             return Ok(value.clone());
         }
         let reference = self.reference(repository, "latest");
-        let token = self
-            .client
-            .auth(&reference, &self.auth, op)
-            .await
-            .map_err(self.client_error(format!("{}/{repository}", self.host)))?;
+        let what = format!("{}/{repository}", self.host);
+        let auth = async {
+            self.client
+                .auth(&reference, &self.auth, op)
+                .await
+                .map_err(self.client_error(what.clone()))
+        };
+        let token = self.in_time(format!("{what}: token"), auth).await?;
         let value = match (token, &self.auth) {
             (Some(token), _) => Some(format!("Bearer {token}")),
             (None, RegistryAuth::Basic(user, password)) => Some(format!(
@@ -353,7 +386,8 @@ impl Registry {
         if let Some(value) = authorization {
             request = request.header("Authorization", value);
         }
-        let response = request.send().await.map_err(http_error(&url))?;
+        let sent = async { request.send().await.map_err(http_error(&url)) };
+        let response = self.in_time(url.clone(), sent).await?;
         match response.status().as_u16() {
             200 => {}
             401 | 403 => return Err(self.unauthorized()),
@@ -367,7 +401,7 @@ impl Registry {
         }
         let announced = header(&response, "Docker-Content-Digest");
         let content_type = header(&response, "Content-Type");
-        let bytes = read_limited(response, limit, &url).await?;
+        let bytes = read_limited(response, limit, &url, self.stall).await?;
         let digest = content::digest_of(&bytes);
         let expected = if tag_or_digest.contains(':') {
             Some(tag_or_digest.to_string())
@@ -403,10 +437,17 @@ impl Registry {
             digest: digest.to_string(),
             ..Default::default()
         };
-        self.client
-            .pull_blob_stream(&reference, &descriptor)
-            .await
-            .map_err(self.client_error(format!("blob {digest}")))
+        let what = format!("blob {digest}");
+        let request = async {
+            self.client
+                .pull_blob_stream(&reference, &descriptor)
+                .await
+                .map_err(self.client_error(what.clone()))
+        };
+        let mut blob = self.in_time(what.clone(), request).await?;
+        let stream = std::mem::replace(&mut blob.stream, futures_util::stream::empty().boxed());
+        blob.stream = stall::Guarded::new(stream, self.stall).boxed();
+        Ok(blob)
     }
 
     /// Whether the repository already has the blob (HEAD).
@@ -553,11 +594,22 @@ fn header(response: &reqwest::Response, name: &str) -> Option<String> {
 }
 
 /// Reads a response body, refusing more than `limit` bytes as they arrive.
-async fn read_limited(response: reqwest::Response, limit: u64, url: &str) -> Result<Bytes, Error> {
+async fn read_limited(
+    response: reqwest::Response,
+    limit: u64,
+    url: &str,
+    stall: std::time::Duration,
+) -> Result<Bytes, Error> {
     let mut body = Vec::new();
-    let mut stream = response.bytes_stream();
+    let stream = response
+        .bytes_stream()
+        .map(|c| c.map_err(std::io::Error::other));
+    let mut stream = stall::Guarded::new(stream.boxed(), stall);
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(http_error(url))?;
+        let chunk = chunk.map_err(|e| Error::Http {
+            url: url.to_string(),
+            message: e.to_string(),
+        })?;
         if body.len() as u64 + chunk.len() as u64 > limit {
             return Err(Error::Http {
                 url: url.to_string(),
