@@ -967,3 +967,140 @@ fn stalled_registry_answers_time_out() {
         &["pull", &format!("{}/moving", fake.host())],
     ));
 }
+
+// 10. Platforms and config fields of the wrong JSON type refused as dockerd refuses them.
+#[test]
+fn bad_platforms_and_mistyped_fields_get_dockerds_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = common::start(dir.path());
+    let host = &daemon.host;
+    // Each answer is dockerd 20.10's to the same request.
+    for (platform, answer) in [
+        (
+            "../../x",
+            r#"".." is an invalid component of "../../x": platform specifier component must match "^[A-Za-z0-9_-]+$": invalid argument"#,
+        ),
+        (
+            "linux/amd64/v3/x",
+            r#""linux/amd64/v3/x": cannot parse platform specifier: invalid argument"#,
+        ),
+        (
+            "bogus",
+            r#""bogus": unknown operating system or architecture: invalid argument"#,
+        ),
+        (
+            "lin*",
+            r#""lin*": wildcards not yet supported: invalid argument"#,
+        ),
+    ] {
+        let path = format!(
+            "/v1.41/images/create?fromImage=127.0.0.1%3A1%2Fx&tag=latest&platform={}",
+            platform.replace('/', "%2F").replace('*', "%2A")
+        );
+        let (status, body) = post_json(host, &path, "");
+        assert_eq!(
+            (status, message(&body)),
+            (400, answer.to_string()),
+            "{platform}"
+        );
+    }
+    let out = common::berth(host, &["pull", "--platform", "../../x", "127.0.0.1:1/x"]);
+    assert!(!out.status.success());
+    assert!(
+        common::stderr(&out).contains("invalid component"),
+        "{out:?}"
+    );
+
+    for (body, answer) in [
+        (r#"{"Image":5}"#, "json: cannot unmarshal number into Go struct field ContainerConfigWrapper.Image of type string"),
+        (r#"{"Image":"busybox","Env":"x"}"#, "json: cannot unmarshal string into Go struct field ContainerConfigWrapper.Env of type []string"),
+        (r#"{"Image":"busybox","HostConfig":{"Memory":"x"}}"#, "json: cannot unmarshal string into Go struct field HostConfig.HostConfig.Memory of type int64"),
+    ] {
+        let (status, got) = post_json(host, "/v1.41/containers/create", body);
+        assert_eq!((status, message(&got)), (400, answer.to_string()), "{body}");
+    }
+    let (status, got) = post_json(host, "/v1.41/containers/nothing/exec", r#"{"Cmd":5}"#);
+    assert_eq!(
+        (status, message(&got)),
+        (
+            400,
+            "json: cannot unmarshal number into Go struct field ExecConfig.Cmd of type []string"
+                .to_string()
+        )
+    );
+}
+
+// 10. Idle API connections are closed, so more of them than the daemon has descriptors for
+// cannot lock it up.
+#[test]
+fn idle_api_connections_are_closed_and_the_daemon_still_serves() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = common::start_with(dir.path(), &["--api-idle-timeout", "2"]);
+    let socket = dir.path().join("berth.sock");
+    // The daemon gets 512 descriptors; 1500 clients connect and say nothing (or half a head).
+    let limit = libc::rlimit {
+        rlim_cur: 512,
+        rlim_max: 512,
+    };
+    // SAFETY: sets a limit of our own child; the struct outlives the call.
+    let set = unsafe {
+        libc::prlimit(
+            daemon.child.id() as i32,
+            libc::RLIMIT_NOFILE,
+            &limit,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(set, 0, "prlimit: {}", std::io::Error::last_os_error());
+    let mut idle: Vec<std::os::unix::net::UnixStream> = (0..1500)
+        .map(|_| std::os::unix::net::UnixStream::connect(&socket).unwrap())
+        .collect();
+    idle[0].write_all(b"GET /_ping HTTP/1.1\r\nHost:").unwrap();
+    for (i, stream) in idle.iter_mut().enumerate() {
+        // A bound for a hung test: an open connection would block the read till then.
+        stream
+            .set_read_timeout(Some(Duration::from_secs(120)))
+            .unwrap();
+        let mut buf = [0u8; 512];
+        match stream.read(&mut buf) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("idle connection {i} still open: {e}"),
+        }
+    }
+    drop(idle);
+    let (status, body) = get(&daemon.host, "/_ping");
+    assert_eq!((status, body.as_str()), (200, "OK"));
+}
+
+// 10. A client sending an endless body to a refused upload cannot keep the daemon reading.
+#[test]
+fn the_drain_of_a_refused_upload_is_bounded() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = common::start(dir.path());
+    let mut stream =
+        std::os::unix::net::UnixStream::connect(dir.path().join("berth.sock")).unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    stream
+        .write_all(b"POST /v1.41/images/load HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .unwrap();
+    let mut chunk = b"10000\r\n".to_vec();
+    chunk.extend(std::iter::repeat_n(0xffu8, 0x10000));
+    chunk.extend_from_slice(b"\r\n");
+    let mut sent = 0u64;
+    let cut = loop {
+        if let Err(e) = stream.write_all(&chunk) {
+            break e;
+        }
+        sent += 0x10000;
+        assert!(sent < 4 << 30, "the daemon read 4 GiB of a refused upload");
+    };
+    assert_ne!(cut.kind(), std::io::ErrorKind::WouldBlock, "{cut}");
+    assert!(sent < 1 << 30, "{sent} bytes read");
+    let (status, body) = get(&daemon.host, "/_ping");
+    assert_eq!((status, body.as_str()), (200, "OK"));
+}

@@ -454,6 +454,11 @@ impl Read for ChannelReader {
     }
 }
 
+/// The most of a refused upload read (and dropped) so that its client gets the answer.
+const DRAIN_LIMIT: u64 = 256 << 20;
+/// The longest time spent on it.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// `POST /images/load?quiet=`: the body streams into `load` on a blocking thread; progress
 /// (unless quiet) and the `Loaded image: …` lines stream back.
 pub async fn load(
@@ -469,11 +474,18 @@ pub async fn load(
             let chunk = chunk.map_err(std::io::Error::other);
             if tx.send(chunk).await.is_err() {
                 // The load refused the archive early: read the rest and drop it, so that the
-                // client, still sending, gets the answer rather than a reset connection.
+                // client, still sending, gets the answer rather than a reset connection —
+                // up to a bound, so an endless body does not keep the daemon reading.
                 let mut dropped = 0u64;
-                while let Some(Ok(rest)) = chunks.next().await {
-                    dropped += rest.len() as u64;
-                }
+                let drain = async {
+                    while let Some(Ok(rest)) = chunks.next().await {
+                        dropped += rest.len() as u64;
+                        if dropped > DRAIN_LIMIT {
+                            break;
+                        }
+                    }
+                };
+                let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
                 tracing::debug!(dropped, "rest of a refused upload read and dropped");
                 break;
             }

@@ -11,6 +11,7 @@ use tokio::net::{UnixListener, UnixStream};
 use crate::images::service::{self, ImageService};
 use crate::perms;
 
+mod listen;
 pub mod served;
 
 /// Errors starting or running the daemon.
@@ -51,6 +52,9 @@ pub struct Config {
     pub max_layer_size: Option<u64>,
     /// `--registry-stall-timeout`.
     pub registry_stall: Duration,
+    /// `--api-idle-timeout`: an API connection that sends no request head for this long is
+    /// closed.
+    pub api_idle_timeout: Duration,
     /// Started by a CLI that found no daemon on the socket.
     pub autostarted: bool,
 }
@@ -189,9 +193,9 @@ async fn serve(config: Config) -> Result<(), Error> {
     tracing::info!(socket = %cleanup.socket.display(), "berth daemon listening");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(io(Path::new("SIGTERM handler")))?;
-    let server = axum::serve(listener, crate::api::app(state));
+    let server = listen::serve(listener, crate::api::app(state), config.api_idle_timeout);
     tokio::select! {
-        result = server => result.map_err(io(&cleanup.socket))?,
+        () = server => {},
         _ = term.recv() => {},
         _ = tokio::signal::ctrl_c() => {},
     }

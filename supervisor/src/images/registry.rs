@@ -74,7 +74,8 @@ pub enum Error {
     Manifest { reference: String, message: String },
     #[error("{reference}: no matching manifest for {platform} in the manifest list entries")]
     NoPlatform { reference: String, platform: String },
-    #[error("invalid platform {0:?}: expected os/arch[/variant]")]
+    /// containerd's words, as dockerd answers them.
+    #[error("{0}: invalid argument")]
     Platform(String),
     #[error("blob {digest}: {message}")]
     Blob { digest: String, message: String },
@@ -646,26 +647,40 @@ pub struct Platform {
 }
 
 impl Platform {
-    /// Parses `os/arch[/variant]`; None means this host.
+    /// Parses `os[/arch[/variant]]` as containerd (and so dockerd) does: each part of
+    /// `[A-Za-z0-9_-]+`, one part an OS or an architecture it knows; None means this host.
     pub fn parse(value: Option<&str>) -> Result<Self, Error> {
         let Some(value) = value.filter(|v| !v.is_empty()) else {
             return Ok(Self::host());
         };
+        let refuse = |why: &str| Err(Error::Platform(format!("{value:?}: {why}")));
+        if value.contains('*') {
+            return refuse("wildcards not yet supported");
+        }
         let parts: Vec<&str> = value.split('/').collect();
+        if let Some(bad) = parts.iter().find(|p| !is_component(p)) {
+            return Err(Error::Platform(format!(
+                "{bad:?} is an invalid component of {value:?}: platform specifier component \
+                 must match \"^[A-Za-z0-9_-]+$\""
+            )));
+        }
+        let os = |p: &str| p.to_ascii_lowercase().replace("macos", "darwin");
+        let platform = |os: String, arch: &str, variant: Option<&str>| Platform {
+            os,
+            architecture: normalise_arch(&arch.to_ascii_lowercase()).to_string(),
+            variant: variant.map(str::to_ascii_lowercase),
+        };
         match parts.as_slice() {
-            [os, arch] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
-                os: os.to_string(),
-                architecture: normalise_arch(arch).to_string(),
-                variant: None,
-            }),
-            [os, arch, variant] if !os.is_empty() && !arch.is_empty() && !variant.is_empty() => {
-                Ok(Platform {
-                    os: os.to_string(),
-                    architecture: normalise_arch(arch).to_string(),
-                    variant: Some(variant.to_string()),
-                })
+            [one] if KNOWN_OS.contains(&os(one).as_str()) => {
+                Ok(platform(os(one), &Self::host().architecture, None))
             }
-            _ => Err(Error::Platform(value.to_string())),
+            [one] if KNOWN_ARCH.contains(&normalise_arch(&one.to_ascii_lowercase())) => {
+                Ok(platform("linux".into(), one, None))
+            }
+            [_] => refuse("unknown operating system or architecture"),
+            [o, arch] => Ok(platform(os(o), arch, None)),
+            [o, arch, variant] => Ok(platform(os(o), arch, Some(variant))),
+            _ => refuse("cannot parse platform specifier"),
         }
     }
 
@@ -700,6 +715,59 @@ impl std::fmt::Display for Platform {
         }
         Ok(())
     }
+}
+
+/// The operating systems and architectures containerd knows by name.
+const KNOWN_OS: [&str; 16] = [
+    "aix",
+    "android",
+    "darwin",
+    "dragonfly",
+    "freebsd",
+    "hurd",
+    "illumos",
+    "ios",
+    "js",
+    "linux",
+    "nacl",
+    "netbsd",
+    "openbsd",
+    "plan9",
+    "solaris",
+    "windows",
+];
+const KNOWN_ARCH: [&str; 24] = [
+    "386",
+    "amd64",
+    "amd64p32",
+    "arm",
+    "armbe",
+    "arm64",
+    "arm64be",
+    "ppc64",
+    "ppc64le",
+    "loong64",
+    "mips",
+    "mipsle",
+    "mips64",
+    "mips64le",
+    "mips64p32",
+    "mips64p32le",
+    "ppc",
+    "riscv",
+    "riscv64",
+    "s390",
+    "s390x",
+    "sparc",
+    "sparc64",
+    "wasm",
+];
+
+fn is_component(part: &str) -> bool {
+    !part.is_empty()
+        && part
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 fn normalise_arch(arch: &str) -> &str {
@@ -766,7 +834,30 @@ mod tests {
         assert!(v8.matches("linux", "arm64", None));
         let v7 = Platform::parse(Some("linux/arm/v7")).unwrap();
         assert!(!v7.matches("linux", "arm", Some("v6")));
-        assert!(Platform::parse(Some("linux")).is_err());
+        assert_eq!(Platform::parse(Some("linux")).unwrap(), Platform::host());
+        assert_eq!(
+            Platform::parse(Some("arm64")).unwrap().to_string(),
+            "linux/arm64"
+        );
+        let refused = |p: &str| Platform::parse(Some(p)).unwrap_err().to_string();
+        // dockerd's answers, word for word.
+        assert_eq!(
+            refused("../../x"),
+            r#"".." is an invalid component of "../../x": platform specifier component must match "^[A-Za-z0-9_-]+$": invalid argument"#
+        );
+        assert_eq!(
+            refused("linux/amd64/v3/x"),
+            r#""linux/amd64/v3/x": cannot parse platform specifier: invalid argument"#
+        );
+        assert_eq!(
+            refused("bogus"),
+            r#""bogus": unknown operating system or architecture: invalid argument"#
+        );
+        assert_eq!(
+            refused("lin*"),
+            r#""lin*": wildcards not yet supported: invalid argument"#
+        );
+        assert!(Platform::parse(Some("linux//")).is_err());
         assert_eq!(Platform::parse(None).unwrap().os, "linux");
     }
 }
