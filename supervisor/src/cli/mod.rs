@@ -115,6 +115,9 @@ pub enum Command {
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(commands::volumes::VolumeCommand),
     /// The json-file logging binary the shim runs for a container (internal).
     #[command(hide = true)]
     LogDriver {
@@ -309,6 +312,7 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
             new_name,
         } => containers::rename(ctx, &container, &new_name),
         Command::Container(sub) => run_container(ctx, sub),
+        Command::Volume(sub) => commands::volumes::run(ctx, sub),
         Command::LogDriver { .. } => unreachable!("handled by main"),
     }
 }
