@@ -14,7 +14,7 @@ const CLIS: [&str; 2] = ["/usr/bin/docker", "/usr/local/bin/docker"];
 
 /// The daemon in its own network namespace, default bridge and pools on private ranges.
 fn daemon(dir: &Path) -> Daemon {
-    start_with(
+    start_wrapped(
         dir,
         &["unshare", "--net", "--"],
         &[

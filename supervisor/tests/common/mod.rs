@@ -31,12 +31,17 @@ impl Drop for Daemon {
 
 /// Starts `berth daemon` under `dir` and waits until it answers.
 pub fn start(dir: &Path) -> Daemon {
-    start_with(dir, &[], &[])
+    start_with(dir, &[])
 }
 
-/// [`start`] with `extra` daemon flags, the daemon run through `wrapper` (e.g. `unshare --net
-/// --`, so that its bridges and rules live and die with a network namespace of its own).
-pub fn start_with(dir: &Path, wrapper: &[&str], extra: &[&str]) -> Daemon {
+/// Starts `berth daemon` under `dir` with these flags too.
+pub fn start_with(dir: &Path, flags: &[&str]) -> Daemon {
+    start_wrapped(dir, &[], flags)
+}
+
+/// [`start_with`], the daemon run through `wrapper` (e.g. `unshare --net --`, so that its
+/// bridges and rules live and die with a network namespace of its own).
+pub fn start_wrapped(dir: &Path, wrapper: &[&str], flags: &[&str]) -> Daemon {
     let host = format!("unix://{}/berth.sock", dir.display());
     let data_root = dir.join("data");
     let log = std::fs::File::options()
@@ -57,7 +62,7 @@ pub fn start_with(dir: &Path, wrapper: &[&str], extra: &[&str]) -> Daemon {
         .arg(&data_root)
         .arg("--exec-root")
         .arg(dir.join("exec"))
-        .args(extra)
+        .args(flags)
         .stderr(log)
         .spawn()
         .expect("spawn berth daemon");
