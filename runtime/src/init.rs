@@ -96,10 +96,16 @@ fn setup(init: &Init) -> Result<()> {
     if own_mounts {
         rootfs::prepare(spec, init.rootfs)?;
         let root = rootfs::open_root(init.rootfs)?;
+        let sources = if in_userns {
+            bind_sources_from_parent(init)?
+        } else {
+            rootfs::Sources::new()
+        };
         rootfs::mount_all(
             spec,
             &root,
             init.bundle,
+            &sources,
             in_userns,
             init.plan.has(LinuxNamespaceType::Cgroup),
         )?;
@@ -243,6 +249,29 @@ fn reopen_fifo(fifo: OwnedFd) -> Result<OwnedFd> {
         _ => Err(Error::Other(format!(
             "open exec fifo through {path}: not the exec fifo (is /proc a real procfs?)"
         ))),
+    }
+}
+
+/// In a user namespace the bind sources come from the parent (host root), opened in our
+/// mounts: a 0700 directory on the way is no obstacle then.
+fn bind_sources_from_parent(init: &Init) -> Result<rootfs::Sources> {
+    let mut sources = rootfs::Sources::new();
+    if rootfs::bind_sources(init.spec, init.bundle).is_empty() {
+        return Ok(sources);
+    }
+    init.channel.send(&Msg::MountSources)?;
+    loop {
+        match init.channel.recv_with_fd()? {
+            (Msg::MountSource(i), Some(fd)) => {
+                sources.insert(i, fd);
+            }
+            (Msg::Proceed, _) => return Ok(sources),
+            (msg, _) => {
+                return Err(Error::Other(format!(
+                    "sync: unexpected {msg:?} from create"
+                )))
+            }
+        }
     }
 }
 
