@@ -872,3 +872,26 @@ fn a_missing_bind_source_in_a_user_namespace_is_named() {
     assert!(out.stderr.contains("/nonexistent-berth-src"), "{out:?}");
     rt.assert_no_state(&id);
 }
+
+#[test]
+fn a_container_without_namespaces_waits_for_start_and_runs() {
+    // No mount namespace: a chroot into the rootfs, whose /proc is an empty directory; the
+    // waiting init must still reach its exec fifo (runtime-tools' linux_ns_itype).
+    let rt = runtime();
+    let (mut b, _cg) = bundle_in_own_cgroup(&["sh", "-c", "echo ran > /ran"]);
+    b.set("/linux/namespaces", json!([]));
+    // runc refuses masks without a mount namespace of their own.
+    b.set("/linux/maskedPaths", json!([]));
+    b.set("/linux/readonlyPaths", json!([]));
+    if let Some(c) = b.config.as_object_mut() {
+        c.remove("hostname");
+    }
+    let id = unique_id("nons");
+    rt.create(&b, &id);
+    let pid = rt.pid(&id) as i32;
+    assert!(pid > 0 && process_alive(pid), "{:?}", rt.state(&id));
+    rt.ok(&["start", &id]);
+    assert_eq!(wait_for_file(&b.rootfs().join("ran"), 10), "ran\n");
+    rt.wait_status(&id, "stopped");
+    rt.ok(&["delete", &id]);
+}
