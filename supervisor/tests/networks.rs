@@ -490,3 +490,113 @@ fn containers_get_addresses_that_survive_a_restart() {
     }
     ok(run(DOCKER, &["network", "rm", "small", "other"]));
 }
+
+/// The kernel side: two containers on a user network reach each other (busybox httpd and
+/// wget), `/etc/hosts` names the container, and the namespaces go with the containers
+/// (isolation between bridge networks needs berth's nftables table: not yet). Bridges and veths live in the daemon's own namespace.
+#[test]
+fn containers_on_a_user_network_reach_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    seed(
+        &dir.path().join("data"),
+        "busybox",
+        &busybox_image("net", 1),
+    );
+    let www = dir.path().join("www");
+    std::fs::create_dir(&www).unwrap();
+    std::fs::write(www.join("index.html"), "hello from srv\n").unwrap();
+    let d = daemon(dir.path());
+    let host = d.host.clone();
+    for bin in CLIS {
+        let run = |args: &[&str]| cli(bin, &host, args);
+        ok(run(&[
+            "network",
+            "create",
+            "--subnet",
+            "10.245.0.0/24",
+            "-o",
+            "com.docker.network.bridge.name=bt-web",
+            "web",
+        ]));
+        ok(run(&[
+            "network",
+            "create",
+            "--subnet",
+            "10.246.0.0/24",
+            "-o",
+            "com.docker.network.bridge.name=bt-far",
+            "far",
+        ]));
+        let volume = format!("{}:/www:ro", www.display());
+        ok(run(&[
+            "run",
+            "-d",
+            "--name",
+            "srv",
+            "--network",
+            "web",
+            "--ip",
+            "10.245.0.10",
+            "-v",
+            &volume,
+            "busybox",
+            "busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/www",
+        ]));
+        let got = ok(run(&[
+            "run",
+            "--rm",
+            "--network",
+            "web",
+            "--hostname",
+            "cli1",
+            "busybox",
+            "sh",
+            "-c",
+            "i=0; until busybox wget -q -O- http://10.245.0.10/; do \
+             [ $i -gt 100 ] && exit 1; i=$((i+1)); busybox sleep 0.1; done; \
+             busybox ip -4 addr show eth0 && busybox ip route && busybox grep cli1 /etc/hosts",
+        ]));
+        assert!(got.starts_with("hello from srv\n"), "{bin}: {got}");
+        assert!(got.contains("inet 10.245.0.2/24"), "{bin}: {got}");
+        assert!(
+            got.contains("default via 10.245.0.1 dev eth0"),
+            "{bin}: {got}"
+        );
+        assert!(got.contains("10.245.0.2\tcli1"), "{bin}: {got}");
+        // `none` and the default bridge (not plumbed yet): lo only.
+        let lo = ok(run(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "busybox",
+            "ip",
+            "-o",
+            "link",
+        ]));
+        assert_eq!(lo.lines().count(), 1, "{lo}");
+        ok(run(&["rm", "-f", "srv"]));
+        let netns = dir.path().join("exec/netns");
+        assert_eq!(
+            std::fs::read_dir(&netns).unwrap().count(),
+            0,
+            "{bin}: a netns was left"
+        );
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+        assert!(!mounts.contains(&netns.display().to_string()), "{mounts}");
+        ok(run(&["network", "rm", "web", "far"]));
+    }
+    // Nothing of it in the host's namespace.
+    let out = Command::new("ip")
+        .args(["link", "show", "bt-web"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "bt-web exists on the host: {out:?}");
+}

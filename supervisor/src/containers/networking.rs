@@ -1,10 +1,13 @@
 //! A container's networks: the endpoints reserved at create (`--network`, `--ip`,
 //! `--network-alias`), `network connect`/`disconnect`, and their release at removal.
+use std::path::{Path, PathBuf};
+
 use serde_json::Value;
 
 use super::config::{EndpointSettings, NetworkingConfig};
 use super::record::Container;
 use super::service::{ContainerService, Error};
+use crate::network::link::{self, Attachment};
 use crate::network::service::{EndpointRequest, Error as NetError};
 
 impl From<NetError> for Error {
@@ -163,4 +166,81 @@ impl ContainerService {
         }
         Value::Object(networks)
     }
+}
+
+impl ContainerService {
+    /// `<exec-root>/netns/<id>`: the container's network namespace while it runs.
+    pub(super) fn netns_path(&self, id: &str) -> PathBuf {
+        self.paths.exec_root.join("netns").join(id)
+    }
+
+    /// The veths a container gets at start: one per user-defined bridge network it is on
+    /// (`eth0`, `eth1`, … by network name). The default `bridge` is not plumbed yet: its
+    /// containers keep a namespace with `lo` only.
+    pub(super) fn attachments(&self, id: &str) -> Vec<Attachment> {
+        let mut out = Vec::new();
+        for (n, e) in self.networks.endpoints_of(id) {
+            let (Some(ip), Some(bridge)) = (e.ip, n.bridge_name()) else {
+                continue;
+            };
+            let Some(pool) = n.pool_of(ip) else { continue };
+            if n.predefined {
+                continue;
+            }
+            out.push(Attachment {
+                bridge,
+                gateway: pool.gateway,
+                prefix: pool.subnet.prefix_len(),
+                ip,
+                mac: e.mac.clone(),
+                ifname: format!("eth{}", out.len()),
+                default_route: out.is_empty() && !n.internal,
+            });
+        }
+        out
+    }
+}
+
+/// Makes the container's namespace with its veths (nothing if it has none to get), and adds
+/// its addresses to its `/etc/hosts`: the namespace's path.
+pub(super) fn plumb(
+    netns: &Path,
+    attachments: &[Attachment],
+    files: &Path,
+) -> Result<Option<PathBuf>, Error> {
+    if attachments.is_empty() {
+        return Ok(None);
+    }
+    link::remove_netns(netns);
+    let made = (|| {
+        link::create_netns(netns)?;
+        for a in attachments {
+            link::ensure_bridge(&a.bridge, a.gateway, a.prefix)?;
+            link::attach(netns, a)?;
+        }
+        Ok::<(), link::LinkError>(())
+    })();
+    if let Err(e) = made {
+        link::remove_netns(netns);
+        return Err(Error::Task(format!("network setup: {e}")));
+    }
+    write_hosts(files, attachments)?;
+    Ok(Some(netns.to_path_buf()))
+}
+
+/// `/etc/hosts` with the container's own name on each of its addresses.
+fn write_hosts(files: &Path, attachments: &[Attachment]) -> Result<(), Error> {
+    let hostname = std::fs::read_to_string(files.join("hostname")).unwrap_or_default();
+    let hostname = hostname.trim();
+    let path = files.join("hosts");
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    let mut text: String = old
+        .lines()
+        .filter(|l| !l.ends_with(&format!("\t{hostname}")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    for a in attachments {
+        text.push_str(&format!("{}\t{hostname}\n", a.ip));
+    }
+    std::fs::write(&path, text).map_err(super::service::io_at(&path))
 }

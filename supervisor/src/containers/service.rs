@@ -386,8 +386,23 @@ impl ContainerService {
         let images = self.images.clone();
         let berth = self.berth.clone();
         let host = self.host.clone();
+        let netns = self.netns_path(&c.id);
+        let attachments = self.attachments(&c.id);
         let started = blocking(move || {
-            start_task(&host, &paths, &images, &berth, &snapshot, &bundle, &files)
+            let joined = super::networking::plumb(&netns, &attachments, &files)?;
+            let r = start_task(
+                &host,
+                &paths,
+                &images,
+                &berth,
+                &snapshot,
+                (&bundle, &files),
+                joined.as_deref(),
+            );
+            if r.is_err() {
+                crate::network::link::remove_netns(&netns);
+            }
+            r
         })
         .await;
         match started {
@@ -446,9 +461,14 @@ impl ContainerService {
         let address = c.shim_address.clone();
         let id = c.id.clone();
         let bundle = self.bundle_dir(&id);
-        let code = blocking(move || Ok(end_task(address.as_deref(), &id, &bundle, status)))
-            .await
-            .unwrap_or(255);
+        let netns = self.netns_path(&id);
+        let code = blocking(move || {
+            let code = end_task(address.as_deref(), &id, &bundle, status);
+            crate::network::link::remove_netns(&netns);
+            Ok(code)
+        })
+        .await
+        .unwrap_or(255);
         c.state.status = Status::Exited;
         c.state.exit_code = code;
         c.state.pid = 0;
@@ -811,6 +831,7 @@ fn build_spec(
     rootfs: &Path,
     files: &Path,
     host: &spec::HostFacts,
+    netns: Option<&Path>,
 ) -> Result<Value, Error> {
     let invalid = |what: &str, e: serde_json::Error| Error::Invalid(format!("{what}: {e}"));
     let config: config::Config =
@@ -829,7 +850,10 @@ fn build_spec(
         host_config: &host_config,
         rootfs,
         etc: &etc,
-        joins: spec::Joins::default(),
+        joins: spec::Joins {
+            network: netns,
+            ..Default::default()
+        },
         host,
     };
     let built = spec::build(&input).map_err(|e| Error::Invalid(e.to_string()))?;
@@ -843,13 +867,13 @@ fn start_task(
     images: &ImageService,
     berth: &Path,
     c: &Container,
-    bundle: &Path,
-    files: &Path,
+    (bundle, files): (&Path, &Path),
+    netns: Option<&Path>,
 ) -> Result<(u32, String), Error> {
     let rootfs = bundle.join("rootfs");
     bundle::prepare(bundle, &rootfs, images, &c.snapshot_key())?;
     let result = (|| {
-        let spec = build_spec(c, &rootfs, files, host)?;
+        let spec = build_spec(c, &rootfs, files, host, netns)?;
         bundle::write_spec(bundle, &spec)?;
         let log = logs::log_uri(berth, Path::new(&c.log_path));
         let io = TaskIo {

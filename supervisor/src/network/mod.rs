@@ -2,6 +2,7 @@
 //! predefined `bridge`, `host` and `none` networks, and endpoints (a container's address on a
 //! network, reserved when it is created or connected and released when it leaves).
 pub mod ipam;
+pub mod link;
 pub mod record;
 pub mod service;
 pub mod store;

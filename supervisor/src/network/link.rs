@@ -1,0 +1,253 @@
+//! The kernel side of a bridge network, through rtnetlink (no `ip` processes): a container's
+//! network namespace bind-mounted at a path, the network's bridge, and a veth pair from the
+//! bridge into the namespace with its address, its default route and `lo` up.
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use futures_util::TryStreamExt;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{setns, unshare, CloneFlags};
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+/// A failed kernel operation, naming what it was about.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {message}")]
+pub struct LinkError {
+    pub what: String,
+    pub message: String,
+}
+
+fn err(what: impl Into<String>) -> impl FnOnce(String) -> LinkError {
+    let what = what.into();
+    move |message| LinkError { what, message }
+}
+
+/// Where a container's endpoint goes.
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub bridge: String,
+    pub gateway: Ipv4Addr,
+    pub prefix: u8,
+    pub ip: Ipv4Addr,
+    pub mac: String,
+    /// `eth0`, `eth1`, …
+    pub ifname: String,
+    /// The first network gives the default route; `--internal` ones none.
+    pub default_route: bool,
+}
+
+/// Makes a network namespace and bind-mounts it at `path` (from a thread of its own, so the
+/// daemon's threads stay in theirs).
+pub fn create_netns(path: &Path) -> Result<(), LinkError> {
+    let what = format!("network namespace {}", path.display());
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| err(&what)(e.to_string()))?;
+    }
+    std::fs::File::create(path).map_err(|e| err(&what)(e.to_string()))?;
+    let target = path.to_path_buf();
+    let made = std::thread::spawn(move || -> Result<(), String> {
+        unshare(CloneFlags::CLONE_NEWNET).map_err(|e| format!("unshare: {e}"))?;
+        let own = format!("/proc/self/task/{}/ns/net", nix::unistd::gettid());
+        mount(
+            Some(own.as_str()),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| format!("bind mount: {e}"))
+    })
+    .join()
+    .unwrap_or_else(|_| Err("thread panicked".into()));
+    if let Err(m) = made {
+        let _ = std::fs::remove_file(path);
+        return Err(err(what)(m));
+    }
+    Ok(())
+}
+
+/// Unmounts and removes a namespace made by [`create_netns`]; its veths go with it.
+pub fn remove_netns(path: &Path) {
+    if let Err(e) = umount2(path, MntFlags::MNT_DETACH) {
+        if path.exists() {
+            tracing::debug!(path = %path.display(), error = %e, "umount netns");
+        }
+    }
+    let _ = std::fs::remove_file(path);
+}
+
+/// Runs `f` with a netlink handle in the namespace at `netns` (the daemon's if `None`), on a
+/// thread and runtime of its own.
+fn in_netns<T, F, Fut>(netns: Option<PathBuf>, f: F) -> Result<T, LinkError>
+where
+    T: Send + 'static,
+    F: FnOnce(Handle) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, LinkError>>,
+{
+    std::thread::spawn(move || {
+        if let Some(path) = &netns {
+            let what = format!("enter {}", path.display());
+            let file = std::fs::File::open(path).map_err(|e| err(&what)(e.to_string()))?;
+            setns(&file, CloneFlags::CLONE_NEWNET).map_err(|e| err(&what)(e.to_string()))?;
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| err("netlink runtime")(e.to_string()))?;
+        rt.block_on(async move {
+            let (conn, handle, _) =
+                rtnetlink::new_connection().map_err(|e| err("netlink socket")(e.to_string()))?;
+            tokio::spawn(conn);
+            f(handle).await
+        })
+    })
+    .join()
+    .unwrap_or_else(|_| Err(err("netlink thread")("panicked".into())))
+}
+
+async fn index_of(handle: &Handle, name: &str) -> Result<Option<u32>, LinkError> {
+    let mut links = handle.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await {
+        Ok(Some(l)) => Ok(Some(l.header.index)),
+        Ok(None) => Ok(None),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
+        Err(e) => Err(err(format!("link {name}"))(e.to_string())),
+    }
+}
+
+async fn must_index(handle: &Handle, name: &str) -> Result<u32, LinkError> {
+    index_of(handle, name)
+        .await?
+        .ok_or_else(|| err(format!("link {name}"))("not found".into()))
+}
+
+fn exists(e: &rtnetlink::Error) -> bool {
+    matches!(e, rtnetlink::Error::NetlinkError(m) if m.raw_code() == -libc::EEXIST)
+}
+
+/// Makes the bridge `name` with the gateway address (once), and brings it up.
+pub fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<(), LinkError> {
+    let name = name.to_string();
+    in_netns(None, move |h| async move {
+        let what = format!("bridge {name}");
+        let index = match index_of(&h, &name).await? {
+            Some(i) => i,
+            None => {
+                h.link()
+                    .add(LinkBridge::new(&name).build())
+                    .execute()
+                    .await
+                    .or_else(|e| if exists(&e) { Ok(()) } else { Err(e) })
+                    .map_err(|e| err(&what)(e.to_string()))?;
+                must_index(&h, &name).await?
+            }
+        };
+        let added = h
+            .address()
+            .add(index, IpAddr::V4(gateway), prefix)
+            .execute()
+            .await;
+        if let Err(e) = added {
+            if !exists(&e) {
+                return Err(err(format!("{what} address {gateway}/{prefix}"))(
+                    e.to_string(),
+                ));
+            }
+        }
+        h.link()
+            .set(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .map_err(|e| err(format!("{what} up"))(e.to_string()))
+    })
+}
+
+fn parse_mac(mac: &str) -> Vec<u8> {
+    mac.split(':')
+        .filter_map(|b| u8::from_str_radix(b, 16).ok())
+        .collect()
+}
+
+/// A veth pair from `a.bridge` into the namespace at `netns`, configured inside.
+pub fn attach(netns: &Path, a: &Attachment) -> Result<(), LinkError> {
+    let suffix = &crate::containers::service::random_hex()[..8];
+    let host_side = format!("vb{suffix}");
+    let peer = format!("vp{suffix}");
+    let ns_file = std::fs::File::open(netns)
+        .map_err(|e| err(format!("open {}", netns.display()))(e.to_string()))?;
+    let (bridge, hs, p) = (a.bridge.clone(), host_side.clone(), peer.clone());
+    in_netns(None, move |h| async move {
+        let what = format!("veth {hs}");
+        h.link()
+            .add(LinkVeth::new(&hs, &p).build())
+            .execute()
+            .await
+            .map_err(|e| err(&what)(e.to_string()))?;
+        let bridge_index = must_index(&h, &bridge).await?;
+        let host_index = must_index(&h, &hs).await?;
+        let peer_index = must_index(&h, &p).await?;
+        h.link()
+            .set(
+                LinkUnspec::new_with_index(peer_index)
+                    .setns_by_fd(ns_file.as_raw_fd())
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(|e| err(format!("{what}: move {p} into the container"))(e.to_string()))?;
+        h.link()
+            .set(
+                LinkUnspec::new_with_index(host_index)
+                    .controller(bridge_index)
+                    .up()
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(|e| err(format!("{what}: onto {bridge}"))(e.to_string()))
+    })?;
+    let a = a.clone();
+    in_netns(Some(netns.to_path_buf()), move |h| async move {
+        configure_inside(&h, &peer, &a).await
+    })
+}
+
+async fn configure_inside(h: &Handle, peer: &str, a: &Attachment) -> Result<(), LinkError> {
+    let what = format!("{} in the container", a.ifname);
+    let index = must_index(h, peer).await?;
+    h.link()
+        .set(
+            LinkUnspec::new_with_index(index)
+                .name(a.ifname.clone())
+                .address(parse_mac(&a.mac))
+                .up()
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(|e| err(&what)(e.to_string()))?;
+    h.address()
+        .add(index, IpAddr::V4(a.ip), a.prefix)
+        .execute()
+        .await
+        .map_err(|e| err(format!("{what}: address {}/{}", a.ip, a.prefix))(e.to_string()))?;
+    let lo = must_index(h, "lo").await?;
+    h.link()
+        .set(LinkUnspec::new_with_index(lo).up().build())
+        .execute()
+        .await
+        .map_err(|e| err("lo up")(e.to_string()))?;
+    if a.default_route {
+        let route = RouteMessageBuilder::<Ipv4Addr>::new()
+            .gateway(a.gateway)
+            .output_interface(index)
+            .build();
+        h.route()
+            .add(route)
+            .execute()
+            .await
+            .map_err(|e| err(format!("default route via {}", a.gateway))(e.to_string()))?;
+    }
+    Ok(())
+}
