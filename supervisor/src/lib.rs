@@ -9,3 +9,4 @@ pub mod containers;
 pub mod daemon;
 pub mod images;
 pub mod perms;
+pub mod volumes;

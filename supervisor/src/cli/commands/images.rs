@@ -393,7 +393,7 @@ pub struct PruneArgs {
     pub force: bool,
 }
 
-fn confirm(warning: &str) -> bool {
+pub fn confirm(warning: &str) -> bool {
     print!("{warning}\nAre you sure you want to continue? [y/N] ");
     let _ = std::io::stdout().flush();
     let mut answer = String::new();

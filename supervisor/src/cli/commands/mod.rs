@@ -8,6 +8,7 @@ pub mod containers;
 pub mod images;
 pub mod system;
 pub mod transfer;
+pub mod volumes;
 
 /// A failure already reported to the user: exit with this code, print nothing more.
 #[derive(Debug)]
