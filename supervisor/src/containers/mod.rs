@@ -19,4 +19,5 @@ pub mod service;
 pub mod shim;
 pub mod signal;
 pub mod spec;
+pub mod step;
 pub mod store;
