@@ -344,3 +344,60 @@ fn restart_right_after_an_exit_gets_a_new_shim() {
     }
     e.ok(&["rm", "-f", "again"]);
 }
+
+/// Pids of the processes whose command line contains `needle`.
+fn processes_with(needle: &str) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let mut cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        for b in cmdline.iter_mut().filter(|b| **b == 0) {
+            *b = b' ';
+        }
+        if String::from_utf8_lossy(&cmdline).contains(needle) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Polls until no process's command line contains `needle`; the ones left otherwise.
+fn gone(needle: &str) -> Vec<i32> {
+    for _ in 0..100 {
+        if processes_with(needle).is_empty() {
+            return Vec::new();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    processes_with(needle)
+}
+
+/// The logging binary ends with its container's output: at a normal exit, and when the shim
+/// was killed (-9) under a container that kept writing — `rm -f` then deletes the container
+/// through the runtime, which closes the output, and no logging binary stays orphaned.
+#[test]
+fn log_driver_ends_with_its_container() {
+    let e = Engine::start();
+    let id = e.ok(&["run", "-d", "busybox", "sh", "-c", "echo short-lived"]);
+    let id = id.trim();
+    e.ok(&["wait", id]);
+    assert_eq!(gone(&format!("{id}-json.log")), Vec::<i32>::new(), "logger of an exited container");
+    assert_eq!(e.ok(&["logs", id]), "short-lived\n");
+    e.ok(&["rm", id]);
+
+    let marker = format!("noisy-{}", std::process::id());
+    let script = format!("while :; do echo {marker}; busybox sleep 0.1; done");
+    let id = e.ok(&["run", "-d", "busybox", "sh", "-c", &script]);
+    let id = id.trim().to_string();
+    let logger = format!("{id}-json.log");
+    assert_eq!(processes_with(&logger).len(), 1, "one logging binary");
+    let shim: Vec<i32> = processes_with(&format!("-id {id}"));
+    assert_eq!(shim.len(), 1, "one shim: {shim:?}");
+    // SAFETY: kills the shim this test's daemon started.
+    unsafe { libc::kill(shim[0], libc::SIGKILL) };
+    assert_eq!(e.ok(&["rm", "-f", &id]), format!("{id}\n"));
+    assert_eq!(gone(&logger), Vec::<i32>::new(), "orphaned logging binary");
+    assert_eq!(gone(&marker), Vec::<i32>::new(), "container processes left");
+}

@@ -13,8 +13,10 @@ use axum::Router;
 use crate::images::service::{self, ImageService};
 
 mod containers;
+mod events;
 mod exec;
 mod images;
+mod stats;
 mod stream;
 mod system;
 
@@ -108,6 +110,8 @@ fn router(state: State) -> Router {
                 .post(images::post_action)
                 .delete(images::remove),
         )
+        .route("/events", get(events::events))
+        .route("/containers/prune", post(containers::prune))
         .route("/containers/json", get(containers::list))
         .route("/containers/create", post(containers::create))
         .route("/containers/{id}/json", get(containers::inspect))
@@ -123,6 +127,8 @@ fn router(state: State) -> Router {
         .route("/containers/{id}/unpause", post(containers::unpause))
         .route("/containers/{id}/rename", post(containers::rename))
         .route("/containers/{id}/exec", post(exec::create))
+        .route("/containers/{id}/stats", get(stats::stats))
+        .route("/containers/{id}/top", get(stats::top))
         .route(
             "/containers/{id}",
             axum::routing::delete(containers::remove),

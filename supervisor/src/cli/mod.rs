@@ -11,7 +11,7 @@ pub mod format;
 pub mod progress;
 pub mod tty;
 
-use commands::{auth, containers, images, system, transfer, Context, Exit};
+use commands::{auth, containers, events, images, stats, system, transfer, Context, Exit};
 
 pub const DEFAULT_HOST: &str = "unix:///run/berth/berth.sock";
 
@@ -104,6 +104,12 @@ pub enum Command {
     Unpause(containers::NamesArgs),
     /// Rename a container
     Rename { container: String, new_name: String },
+    /// Display the running processes of a container
+    Top(stats::TopArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(stats::StatsArgs),
+    /// Get real time events from the server
+    Events(events::EventsArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -147,6 +153,8 @@ pub enum ContainerCommand {
     Pause(containers::NamesArgs),
     /// Unpause all processes within one or more containers
     Unpause(containers::NamesArgs),
+    /// Remove all stopped containers
+    Prune(events::PruneArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -296,6 +304,9 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
             container,
             new_name,
         } => containers::rename(ctx, &container, &new_name),
+        Command::Top(a) => stats::top(ctx, &a),
+        Command::Stats(a) => stats::stats(ctx, &a),
+        Command::Events(a) => events::events(ctx, &a),
         Command::Container(sub) => run_container(ctx, sub),
         Command::LogDriver { .. } => unreachable!("handled by main"),
     }
@@ -317,6 +328,7 @@ fn run_container(ctx: &Context, command: ContainerCommand) -> anyhow::Result<()>
         ContainerCommand::Exec(a) => containers::exec(ctx, &a),
         ContainerCommand::Pause(a) => containers::simple(ctx, &a, "pause"),
         ContainerCommand::Unpause(a) => containers::simple(ctx, &a, "unpause"),
+        ContainerCommand::Prune(a) => events::prune(ctx, &a),
     }
 }
 

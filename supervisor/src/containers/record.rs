@@ -83,6 +83,10 @@ pub struct Container {
     /// The shim's ttrpc address while a task exists.
     #[serde(default)]
     pub shim_address: Option<String>,
+    /// Stopped or killed by hand since its last manual start (docker's
+    /// HasBeenManuallyStopped): the restart policy waits for the next start.
+    #[serde(default)]
+    pub manually_stopped: bool,
 }
 
 impl Container {

@@ -13,6 +13,8 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
 use super::events::{EventServer, Exit};
+use super::journal::{Event, Journal};
+use super::restart;
 use super::record::{self, Container, Status};
 use super::shim::{self, Paths, Shim, ShimError, TaskIo};
 use super::store::{Store, StoreError};
@@ -75,9 +77,31 @@ pub struct Progress {
     pub removed: bool,
 }
 
+/// How many containers are in each of `/info`'s states.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counts {
+    pub running: usize,
+    pub paused: usize,
+    pub stopped: usize,
+}
+
+impl Counts {
+    pub fn total(&self) -> usize {
+        self.running + self.paused + self.stopped
+    }
+}
+
 pub struct Entry {
     pub record: tokio::sync::Mutex<Container>,
     pub progress: watch::Sender<Progress>,
+    /// The restart policy's back-off (this daemon's life).
+    pub backoff: Mutex<restart::Backoff>,
+}
+
+impl Entry {
+    fn backoff(&self) -> std::sync::MutexGuard<'_, restart::Backoff> {
+        self.backoff.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// `wait?condition=`.
@@ -121,6 +145,8 @@ pub struct ContainerService {
     pub execs: super::exec::Execs,
     /// What the host offers (capabilities, architecture, kernel), probed once.
     host: Arc<spec::HostFacts>,
+    /// Docker's event stream.
+    pub journal: Journal,
     _events: EventServer,
 }
 
@@ -183,6 +209,7 @@ impl ContainerService {
             names: Default::default(),
             execs: Default::default(),
             host,
+            journal: Journal::default(),
             _events: events,
         });
         for c in service.store.list()? {
@@ -191,6 +218,7 @@ impl ContainerService {
         }
         tokio::spawn(service.clone().handle_exits(rx));
         service.restore().await;
+        service.restart_at_daemon_start().await;
         Ok(service)
     }
 
@@ -204,6 +232,7 @@ impl ContainerService {
         let entry = Arc::new(Entry {
             record: tokio::sync::Mutex::new(c),
             progress: watch::Sender::new(progress),
+            backoff: Default::default(),
         });
         self.entries_lock().insert(id, entry.clone());
         entry
@@ -219,6 +248,65 @@ impl ContainerService {
 
     fn bundle_dir(&self, id: &str) -> PathBuf {
         self.paths.exec_root.join("containers").join(id)
+    }
+
+    /// The containers made from image `image_id` (what `rmi` must not pull from under them).
+    pub async fn image_users(&self, image_id: &str) -> Vec<crate::images::service::in_use::User> {
+        self.list()
+            .await
+            .into_iter()
+            .filter(|c| c.image_id == image_id)
+            .map(|c| crate::images::service::in_use::User {
+                running: c.state.status.is_live(),
+                id: c.id,
+            })
+            .collect()
+    }
+
+    /// `container prune`: removes every stopped container whose labels match `labels`
+    /// (`key` or `key=value`, all of them) and that was created before `until` (unix s).
+    pub async fn prune(
+        self: &Arc<Self>,
+        labels: &[String],
+        until: Option<i64>,
+    ) -> Result<Vec<String>, Error> {
+        let mut removed = Vec::new();
+        for c in self.list().await {
+            let stopped = matches!(
+                c.state.status,
+                Status::Created | Status::Exited | Status::Dead
+            );
+            let labelled = labels.iter().all(|l| {
+                let (k, v) = l.split_once('=').unwrap_or((l, ""));
+                match &c.config["Labels"][k] {
+                    Value::String(have) => !l.contains('=') || have == v,
+                    _ => false,
+                }
+            });
+            let created = chrono::DateTime::parse_from_rfc3339(&c.created)
+                .map(|t| t.timestamp())
+                .unwrap_or(0);
+            if stopped && labelled && until.is_none_or(|u| created < u) {
+                match self.remove(&c.id, false).await {
+                    Ok(()) => removed.push(c.id),
+                    Err(e) => tracing::warn!(id = %c.id, error = %e, "prune"),
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// `/info`'s container counts, as dockerd counts them (restarting is running).
+    pub async fn counts(&self) -> Counts {
+        let mut n = Counts::default();
+        for c in self.list().await {
+            match c.state.status {
+                Status::Paused => n.paused += 1,
+                Status::Running | Status::Restarting => n.running += 1,
+                _ => n.stopped += 1,
+            }
+        }
+        n
     }
 
     /// Every container, newest first.
@@ -339,6 +427,7 @@ impl ContainerService {
         self.names.reserve(&c.name, &c.id);
         self.insert(c.clone());
         tracing::info!(id = %c.id, name = %c.name, image = %c.image, "container created");
+        self.journal.publish(Event::container(&c, "create", &[]));
         Ok(c)
     }
 
@@ -354,12 +443,24 @@ impl ContainerService {
         .await;
     }
 
-    /// `POST /containers/{id}/start`.
-    pub async fn start(&self, name_or_id: &str) -> Result<(), Error> {
+    /// `POST /containers/{id}/start`: a manual start, which resets the restart policy.
+    pub async fn start(self: &Arc<Self>, name_or_id: &str) -> Result<(), Error> {
         let entry = self.find(name_or_id)?;
+        entry.backoff().reset();
+        self.start_entry(&entry, true).await
+    }
+
+    /// Starts the container's task; `by_hand` clears a manual stop.
+    async fn start_entry(self: &Arc<Self>, entry: &Arc<Entry>, by_hand: bool) -> Result<(), Error> {
         let mut c = entry.record.lock().await;
         if c.state.status.is_live() {
             return Err(Error::NotModified);
+        }
+        if by_hand {
+            c.manually_stopped = false;
+        } else if c.manually_stopped || entry.progress.borrow().removed {
+            // A pending restart that a stop or removal overtook.
+            return Ok(());
         }
         let snapshot = c.clone();
         let paths = self.paths.clone();
@@ -383,12 +484,19 @@ impl ContainerService {
                 self.store.put(&c)?;
                 entry.progress.send_modify(|p| p.running = true);
                 tracing::info!(id = %c.id, pid, "container started");
+                self.journal.publish(Event::container(&c, "start", &[]));
                 Ok(())
             }
             Err(e) => {
                 let message = e.to_string();
                 c.state.error = message.clone();
                 c.state.exit_code = exit_code_of_failure(&message);
+                if c.state.status == Status::Restarting {
+                    c.state.status = Status::Exited;
+                    c.state.finished_at = record::now();
+                    // A restart that failed to start counts as an exit: the policy decides.
+                    self.apply_policy(entry, &mut c);
+                }
                 self.store.put(&c)?;
                 let (auto_remove, id) = (c.auto_remove(), c.id.clone());
                 drop(c);
@@ -440,6 +548,11 @@ impl ContainerService {
             tracing::error!(id = %c.id, error = %e, "recording exit");
         }
         tracing::info!(id = %c.id, code, "container exited");
+        self.journal
+            .publish(Event::container(&c, "die", &[("exitCode", code.to_string())]));
+        if !c.auto_remove() {
+            self.apply_policy(entry, &mut c);
+        }
         entry.progress.send_modify(|p| {
             p.exits += 1;
             p.exit_code = code;
@@ -449,8 +562,60 @@ impl ContainerService {
         let id = c.id.clone();
         drop(c);
         if auto_remove {
-            if let Err(e) = self.remove(&id, false).await {
+            if let Err(e) = Box::pin(self.remove(&id, false)).await {
                 tracing::warn!(id, error = %e, "auto-remove");
+            }
+        }
+    }
+
+    /// After an exit: when the restart policy asks for it, marks the container restarting
+    /// and starts it again after the back-off delay (unless a manual start, stop or removal
+    /// overtakes it).
+    fn apply_policy(self: &Arc<Self>, entry: &Arc<Entry>, c: &mut Container) {
+        let policy = restart::Policy::of(&c.host_config);
+        if !policy.wants(c.state.exit_code, c.manually_stopped, c.restart_count) {
+            return;
+        }
+        let ran = restart::ran(&c.state.started_at, &c.state.finished_at);
+        let (delay, token) = {
+            let mut b = entry.backoff();
+            (b.next(ran), b.token)
+        };
+        c.restart_count += 1;
+        c.state.status = Status::Restarting;
+        if let Err(e) = self.store.put(c) {
+            tracing::error!(id = %c.id, error = %e, "recording a restart");
+        }
+        tracing::info!(id = %c.id, ?delay, count = c.restart_count, "restarting");
+        let (service, entry) = (self.clone(), entry.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if entry.backoff().token != token {
+                return;
+            }
+            if let Err(e) = Box::pin(service.start_entry(&entry, false)).await {
+                tracing::warn!(error = %e, "restart");
+            }
+        });
+    }
+
+    /// The daemon's start applies restart policies again to the stopped containers.
+    async fn restart_at_daemon_start(self: &Arc<Self>) {
+        let entries: Vec<Arc<Entry>> = self.entries_lock().values().cloned().collect();
+        for entry in entries {
+            let wanted = {
+                let c = entry.record.lock().await;
+                matches!(c.state.status, Status::Exited | Status::Restarting)
+                    && restart::Policy::of(&c.host_config).at_daemon_start(
+                        c.state.exit_code,
+                        c.manually_stopped,
+                        c.restart_count,
+                    )
+            };
+            if wanted {
+                if let Err(e) = self.start_entry(&entry, true).await {
+                    tracing::warn!(error = %e, "restart at daemon start");
+                }
             }
         }
     }
@@ -491,30 +656,83 @@ impl ContainerService {
     }
 
     /// Sends `signal` to the init.
-    pub async fn kill(&self, name_or_id: &str, signal: i32) -> Result<(), Error> {
+    pub async fn kill(self: &Arc<Self>, name_or_id: &str, signal: i32) -> Result<(), Error> {
         let entry = self.find(name_or_id)?;
-        let c = entry.record.lock().await;
+        let mut c = entry.record.lock().await;
         if !c.state.status.is_live() {
             return Err(Error::Conflict(format!(
                 "Cannot kill container: {name_or_id}: Container {} is not running",
                 c.id
             )));
         }
+        entry.backoff().cancel();
+        if !c.manually_stopped {
+            c.manually_stopped = true;
+            self.store.put(&c)?;
+        }
+        self.journal
+            .publish(Event::container(&c, "kill", &[("signal", signal.to_string())]));
         let (address, id) = (c.shim_address.clone().unwrap_or_default(), c.id.clone());
         drop(c);
-        blocking(move || {
-            Shim::connect(&address)
-                .and_then(|s| s.kill(&id, "", signal as u32, false))
-                .map_err(|e| Error::Task(e.to_string()))
+        let sent = blocking(move || {
+            Ok(Shim::connect(&address).and_then(|s| s.kill(&id, "", signal as u32, false)))
         })
-        .await
+        .await?;
+        match sent {
+            Ok(()) => Ok(()),
+            Err(gone) if gone.is_gone() => {
+                // The shim died (kill -9, OOM): its container is deleted through the
+                // runtime, which also ends the logging binary its output kept alive.
+                tracing::warn!(error = %gone, "shim gone: container dead");
+                self.finish_task(&entry, None).await;
+                Ok(())
+            }
+            Err(e) => Err(Error::Task(e.to_string())),
+        }
     }
 
     /// `stop`: the stop signal, then SIGKILL after `timeout` seconds (negative: wait for ever).
-    pub async fn stop(&self, name_or_id: &str, timeout: Option<i64>) -> Result<(), Error> {
+    pub async fn stop(self: &Arc<Self>, name_or_id: &str, timeout: Option<i64>) -> Result<(), Error> {
+        self.stop_task(name_or_id, timeout).await?;
+        self.publish(name_or_id, "stop").await;
+        Ok(())
+    }
+
+    /// `restart`: stop (if running), then a manual start.
+    pub async fn restart(
+        self: &Arc<Self>,
+        name_or_id: &str,
+        timeout: Option<i64>,
+    ) -> Result<(), Error> {
+        match self.stop(name_or_id, timeout).await {
+            Ok(()) | Err(Error::NotModified) => {}
+            Err(e) => return Err(e),
+        }
+        self.start(name_or_id).await?;
+        self.publish(name_or_id, "restart").await;
+        Ok(())
+    }
+
+    /// Publishes a plain event of the container.
+    async fn publish(&self, name_or_id: &str, action: &str) {
+        if let Ok(entry) = self.find(name_or_id) {
+            let c = entry.record.lock().await;
+            self.journal.publish(Event::container(&c, action, &[]));
+        }
+    }
+
+    async fn stop_task(self: &Arc<Self>, name_or_id: &str, timeout: Option<i64>) -> Result<(), Error> {
         let entry = self.find(name_or_id)?;
         let (signal, default_timeout) = {
-            let c = entry.record.lock().await;
+            let mut c = entry.record.lock().await;
+            if c.state.status == Status::Restarting {
+                // Between two runs: the pending restart is cancelled.
+                entry.backoff().cancel();
+                c.manually_stopped = true;
+                c.state.status = Status::Exited;
+                self.store.put(&c)?;
+                return Ok(());
+            }
             if !c.state.status.is_live() {
                 return Err(Error::NotModified);
             }
@@ -548,10 +766,19 @@ impl ContainerService {
     }
 
     /// `rm [-f]`: the task (with -f), the snapshot, the files and the record.
-    pub async fn remove(&self, name_or_id: &str, force: bool) -> Result<(), Error> {
+    pub async fn remove(self: &Arc<Self>, name_or_id: &str, force: bool) -> Result<(), Error> {
         let entry = self.find(name_or_id)?;
         {
             let c = entry.record.lock().await;
+            if c.state.status == Status::Restarting {
+                if !force {
+                    return Err(Error::Conflict(format!(
+                        "You cannot remove a restarting container {}. Stop the container before attempting removal or force remove",
+                        c.id
+                    )));
+                }
+                entry.backoff().cancel();
+            }
             if c.state.status.is_live() {
                 if !force {
                     return Err(Error::Conflict(format!(
@@ -581,6 +808,7 @@ impl ContainerService {
         self.entries_lock().remove(&c.id);
         entry.progress.send_modify(|p| p.removed = true);
         tracing::info!(id = %c.id, "container removed");
+        self.journal.publish(Event::container(&c, "destroy", &[]));
         Ok(())
     }
 
@@ -640,6 +868,8 @@ impl ContainerService {
             Status::Running
         };
         self.store.put(&c)?;
+        let action = if pause { "pause" } else { "unpause" };
+        self.journal.publish(Event::container(&c, action, &[]));
         Ok(())
     }
 
@@ -660,9 +890,12 @@ impl ContainerService {
             )));
         }
         self.names.release(&c.name);
+        let old = format!("/{}", c.name);
         c.name = bare.to_string();
         self.names.reserve(&c.name, &c.id);
         self.store.put(&c)?;
+        self.journal
+            .publish(Event::container(&c, "rename", &[("oldName", old)]));
         Ok(())
     }
 
@@ -773,6 +1006,7 @@ fn merged(
         restart_count: 0,
         log_path: String::new(),
         shim_address: None,
+        manually_stopped: false,
     })
 }
 
@@ -863,22 +1097,23 @@ fn start_task(
 
 /// Docker's wording for a task that failed to start.
 fn task_error(e: &ShimError) -> String {
-    format!("failed to create task: OCI runtime create failed: {e}")
+    format!("failed to create shim task: OCI runtime create failed: {e}: unknown")
 }
 
 /// Deletes the task in its shim (if it answers), stops the shim, unmounts: the exit code.
 fn end_task(address: Option<&str>, id: &str, bundle: &Path, status: Option<u32>) -> i32 {
     let mut code = status.map(|s| s as i32);
-    if let Some(shim) = address.and_then(|a| Shim::connect(a).ok()) {
-        match shim.delete(id, "") {
-            Ok(s) => code = code.or(Some(s as i32)),
-            Err(e) if !e.is_gone() => tracing::warn!(id, error = %e, "task delete"),
-            Err(_) => {}
-        }
+    let shim = address.and_then(|a| Shim::connect(a).ok());
+    let deleted = shim.as_ref().map(|shim| shim.delete(id, ""));
+    if let Some(shim) = &shim {
         shim.shutdown();
-    } else {
+    }
+    match deleted {
+        Some(Ok(s)) => code = code.or(Some(s as i32)),
+        Some(Err(e)) if !e.is_gone() => tracing::warn!(id, error = %e, "task delete"),
+        Some(Err(ShimError::Task(_))) => {}
         // The shim died: what it would have cleaned up.
-        bundle::force_delete(bundle, id);
+        _ => bundle::force_delete(bundle, id),
     }
     bundle::release(bundle, &bundle.join("rootfs"));
     code.unwrap_or(128 + libc::SIGKILL)

@@ -35,7 +35,7 @@ pub struct ListArgs {
     pub repository: Option<String>,
 }
 
-fn filters_json(filters: &[String], reference: Option<&str>) -> anyhow::Result<String> {
+pub fn filters_json(filters: &[String], reference: Option<&str>) -> anyhow::Result<String> {
     let mut map: BTreeMap<String, BTreeMap<String, bool>> = BTreeMap::new();
     for f in filters {
         let (k, v) = f
@@ -393,7 +393,7 @@ pub struct PruneArgs {
     pub force: bool,
 }
 
-fn confirm(warning: &str) -> bool {
+pub fn confirm(warning: &str) -> bool {
     print!("{warning}\nAre you sure you want to continue? [y/N] ");
     let _ = std::io::stdout().flush();
     let mut answer = String::new();

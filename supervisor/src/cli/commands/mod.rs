@@ -5,7 +5,9 @@ use super::client::{self, Client};
 
 pub mod auth;
 pub mod containers;
+pub mod events;
 pub mod images;
+pub mod stats;
 pub mod system;
 pub mod transfer;
 
