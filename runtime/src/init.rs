@@ -135,6 +135,7 @@ fn setup(init: &Init) -> Result<()> {
     if own_mounts {
         protect::mask(linux.masked_paths().as_deref().unwrap_or(&[]))?;
         protect::make_readonly(linux.readonly_paths().as_deref().unwrap_or(&[]))?;
+        rootfs::readonly_tmpfs_last(spec)?;
         if spec
             .root()
             .as_ref()

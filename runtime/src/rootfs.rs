@@ -1,12 +1,12 @@
 //! The container's root filesystem: mounts in order, devices, pivot_root, masked and
 //! read-only paths.
 use crate::mounts::{self, current_flags, open_in_root, proc_fd, Kind, Options};
-use crate::{procfs, Error, Result};
+use crate::{fdmount, procfs, Error, Result};
 use nix::fcntl::OFlag;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// Devices every container gets (runc's list).
@@ -200,8 +200,17 @@ fn mount_entry(
         bind_source: source.as_deref().filter(|_| is_bind),
     };
     request.check_path(root)?;
+    if is_bind {
+        if let Some(unknown) = opts.data.first() {
+            return Err(Error::Spec(format!(
+                "mounts: destination {}: unknown option {unknown:?} for a bind mount",
+                dest.display()
+            )));
+        }
+    }
     if fstype == "cgroup" || fstype == "cgroup2" {
-        return mount_cgroup(dest, root, &opts, cgroupns);
+        mount_cgroup(dest, root, &opts, cgroupns)?;
+        return set_recursive_attrs(root, dest, Kind::Dir, &opts);
     }
     let kind = match &source {
         Some(src) if is_bind && !src.is_dir() => Kind::File,
@@ -237,7 +246,12 @@ fn mount_entry(
             )?;
         }
     } else {
-        let flags = opts.flags - MsFlags::MS_REMOUNT;
+        let mut flags = opts.flags - MsFlags::MS_REMOUNT;
+        if fstype == "tmpfs" {
+            // Mount points, device nodes and hook files go into it first: read-only comes
+            // at the end (`readonly_tmpfs_last`).
+            flags -= MsFlags::MS_RDONLY;
+        }
         let res = mount(
             src.or(Some(fstype)),
             target_path.as_str(),
@@ -281,11 +295,27 @@ fn mount_entry(
         let target = open_in_root(root, dest, kind)?;
         procfs::is_procfs_root(&target, &dest.display().to_string())?;
     }
+    set_recursive_attrs(root, dest, kind, &opts)?;
     if !opts.propagation.is_empty() {
         let target = open_in_root(root, dest, kind)?;
         mnt(None, &proc_fd(&target), None, opts.propagation, None)?;
     }
     Ok(())
+}
+
+/// The recursive options (`rro`, `rnosuid`, …) on the mount at `dest` and every mount below it.
+fn set_recursive_attrs(root: &OwnedFd, dest: &Path, kind: Kind, opts: &Options) -> Result<()> {
+    if !opts.has_recursive() {
+        return Ok(());
+    }
+    let target = open_in_root(root, dest, kind)?;
+    fdmount::set_attrs(
+        target.as_fd(),
+        opts.recursive_set,
+        opts.recursive_clear,
+        true,
+        &dest.display().to_string(),
+    )
 }
 
 /// A cgroup mount shows the container's own cgroup, never the host's hierarchy: with a cgroup
@@ -596,6 +626,29 @@ fn kernel_fs_mount_point(line: &str) -> Option<PathBuf> {
 pub fn chroot(rootfs: &Path) -> Result<()> {
     nix::unistd::chroot(rootfs).map_err(|e| Error::sys("chroot", rootfs.display(), e))?;
     nix::unistd::chdir("/").map_err(|e| Error::sys("chdir", "/", e))
+}
+
+/// After every mount, device and hook (and the pivot): make read-only the tmpfs mounts that
+/// asked for it (`/dev` with `ro` among them), each on its own, not what is mounted below it.
+pub fn readonly_tmpfs_last(spec: &Spec) -> Result<()> {
+    let mut root = None;
+    for m in spec.mounts().iter().flatten() {
+        let opts = Options::parse(m.options().as_deref().unwrap_or(&[]));
+        if m.typ().as_deref() != Some("tmpfs")
+            || opts.is_bind()
+            || !opts.flags.contains(MsFlags::MS_RDONLY)
+        {
+            continue;
+        }
+        if root.is_none() {
+            root = Some(open_root(Path::new("/"))?);
+        }
+        let dest = m.destination();
+        let target = open_in_root(root.as_ref().expect("opened"), dest, Kind::Dir)?;
+        let what = format!("{} read-only", dest.display());
+        fdmount::set_attrs(target.as_fd(), libc::MOUNT_ATTR_RDONLY, 0, false, &what)?;
+    }
+    Ok(())
 }
 
 /// Remount the mount at `path` read-only, keeping its other flags.

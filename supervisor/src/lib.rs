@@ -8,3 +8,4 @@ pub mod containers;
 pub mod daemon;
 pub mod images;
 pub mod perms;
+pub mod volumes;

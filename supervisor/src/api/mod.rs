@@ -19,6 +19,7 @@ mod images;
 mod stats;
 mod stream;
 mod system;
+mod volumes;
 
 /// Highest and lowest API versions this daemon speaks.
 pub const API_VERSION: &str = "1.41";
@@ -29,6 +30,7 @@ pub const MIN_API_VERSION: &str = "1.12";
 pub struct State {
     pub images: Arc<ImageService>,
     pub containers: Arc<crate::containers::service::ContainerService>,
+    pub volumes: Arc<crate::volumes::VolumeService>,
     pub data_root: String,
 }
 
@@ -133,6 +135,13 @@ fn router(state: State) -> Router {
             "/containers/{id}",
             axum::routing::delete(containers::remove),
         )
+        .route("/volumes", get(volumes::list))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
+        .route(
+            "/volumes/{name}",
+            get(volumes::inspect).delete(volumes::remove),
+        )
         .route("/exec/{id}/start", post(exec::start))
         .route("/exec/{id}/json", get(exec::inspect))
         .route("/exec/{id}/resize", post(exec::resize))
@@ -142,8 +151,12 @@ fn router(state: State) -> Router {
         .with_state(state)
 }
 
+/// The API version of a request (its `/vX.Y` prefix, else [`API_VERSION`]), as an extension.
+#[derive(Debug, Clone)]
+pub struct ApiVersion(pub String);
+
 /// `X.Y` as numbers, for comparing API versions.
-fn version_key(version: &str) -> Vec<u64> {
+pub(crate) fn version_key(version: &str) -> Vec<u64> {
     version.split('.').map(|p| p.parse().unwrap_or(0)).collect()
 }
 
@@ -168,9 +181,10 @@ async fn unversioned(mut req: Request) -> Result<Request, ApiError> {
     tracing::debug!(method = %req.method(), uri = %req.uri(), "request");
     let path = req.uri().path();
     let stripped = strip_version(path);
+    let mut version = API_VERSION.to_string();
     if stripped.len() != path.len() {
-        let version = &path[2..path.len() - stripped.len()];
-        check_version(version)?;
+        version = path[2..path.len() - stripped.len()].to_string();
+        check_version(&version)?;
         let rebuilt = match req.uri().query() {
             Some(q) => format!("{stripped}?{q}"),
             None => stripped.to_string(),
@@ -179,6 +193,7 @@ async fn unversioned(mut req: Request) -> Result<Request, ApiError> {
             *req.uri_mut() = uri;
         }
     }
+    req.extensions_mut().insert(ApiVersion(version));
     Ok(req)
 }
 

@@ -113,6 +113,9 @@ pub enum Command {
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(commands::volumes::VolumeCommand),
     /// The json-file logging binary the shim runs for a container (internal).
     #[command(hide = true)]
     LogDriver {
@@ -308,6 +311,7 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Stats(a) => stats::stats(ctx, &a),
         Command::Events(a) => events::events(ctx, &a),
         Command::Container(sub) => run_container(ctx, sub),
+        Command::Volume(sub) => commands::volumes::run(ctx, sub),
         Command::LogDriver { .. } => unreachable!("handled by main"),
     }
 }

@@ -32,6 +32,11 @@ pub enum Error {
     },
     #[error(transparent)]
     Perms(#[from] perms::Error),
+    #[error("volume service under {path}: {source}")]
+    Volumes {
+        path: PathBuf,
+        source: crate::volumes::Error,
+    },
     #[error("image service under {path}: {source}")]
     Images {
         path: PathBuf,
@@ -165,6 +170,14 @@ fn open_images(config: &Config) -> Result<ImageService, Error> {
 async fn serve(config: Config) -> Result<(), Error> {
     let (listener, cleanup) = bind(&config).await?;
     let images = Arc::new(open_images(&config)?);
+    let volumes = Arc::new(
+        crate::volumes::VolumeService::open(&config.data_root).map_err(|source| {
+            Error::Volumes {
+                path: config.data_root.clone(),
+                source,
+            }
+        })?,
+    );
     let containers = crate::containers::service::ContainerService::open(
         crate::containers::service::Options {
             data_root: config.data_root.clone(),
@@ -180,6 +193,7 @@ async fn serve(config: Config) -> Result<(), Error> {
     let state = crate::api::State {
         images,
         containers,
+        volumes,
         data_root: config.data_root.display().to_string(),
     };
     tracing::info!(socket = %cleanup.socket.display(), "berth daemon listening");

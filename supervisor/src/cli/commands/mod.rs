@@ -10,6 +10,7 @@ pub mod images;
 pub mod stats;
 pub mod system;
 pub mod transfer;
+pub mod volumes;
 
 /// A failure already reported to the user: exit with this code, print nothing more.
 #[derive(Debug)]

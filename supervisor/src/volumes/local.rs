@@ -1,0 +1,137 @@
+//! docker's `local` volume driver: a directory, or with `type=`/`device=`/`o=` a filesystem
+//! mounted on the volume's `_data` while a container uses it (tmpfs, a bind with `o=bind`,
+//! a block device).
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use nix::mount::{MntFlags, MsFlags};
+
+/// The one driver.
+pub const DRIVER: &str = "local";
+
+/// The options the local driver knows.
+const OPTIONS: [&str; 3] = ["type", "device", "o"];
+
+/// docker's checks of the driver options: known keys, and `type`, `device` (and `o`) together.
+pub fn check_options(options: &BTreeMap<String, String>) -> Result<(), String> {
+    if let Some(unknown) = options.keys().find(|k| !OPTIONS.contains(&k.as_str())) {
+        return Err(format!("invalid option key: {unknown:?}"));
+    }
+    let required: [(&str, &[&str]); 3] = [
+        ("device", &["type"]),
+        ("type", &["device"]),
+        ("o", &["device", "type"]),
+    ];
+    for (given, needs) in required {
+        if options.contains_key(given) {
+            if let Some(missing) = needs.iter().find(|n| !options.contains_key(**n)) {
+                return Err(format!("missing required option: {missing:?}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Flags and data of `o=` as mount(2) takes them (`bind`, `ro`, … become flags; the rest,
+/// like `size=64m`, stays data).
+fn mount_flags(o: &str) -> (MsFlags, String) {
+    let mut flags = MsFlags::empty();
+    let mut data = Vec::new();
+    for opt in o.split(',').filter(|s| !s.is_empty()) {
+        match opt {
+            "bind" => flags |= MsFlags::MS_BIND,
+            "rbind" => flags |= MsFlags::MS_BIND | MsFlags::MS_REC,
+            "ro" => flags |= MsFlags::MS_RDONLY,
+            "rw" => flags.remove(MsFlags::MS_RDONLY),
+            "nosuid" => flags |= MsFlags::MS_NOSUID,
+            "nodev" => flags |= MsFlags::MS_NODEV,
+            "noexec" => flags |= MsFlags::MS_NOEXEC,
+            "noatime" => flags |= MsFlags::MS_NOATIME,
+            "sync" => flags |= MsFlags::MS_SYNCHRONOUS,
+            other => data.push(other),
+        }
+    }
+    (flags, data.join(","))
+}
+
+/// Whether `path` is a mount point (its device differs from its parent's).
+pub fn is_mountpoint(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(me), Some(Ok(parent))) = (
+        std::fs::symlink_metadata(path),
+        path.parent().map(std::fs::symlink_metadata),
+    ) else {
+        return false;
+    };
+    me.dev() != parent.dev() || me.ino() == parent.ino()
+}
+
+/// Mounts `device` (of `type`, with `o`) on `target` unless something is mounted there.
+pub fn mount(options: &BTreeMap<String, String>, target: &Path) -> Result<(), String> {
+    if is_mountpoint(target) {
+        return Ok(());
+    }
+    let kind = options.get("type").map(String::as_str).unwrap_or("");
+    let device = options.get("device").map(String::as_str).unwrap_or("");
+    let (flags, data) = mount_flags(options.get("o").map(String::as_str).unwrap_or(""));
+    let kind = (!kind.is_empty() && kind != "none").then_some(kind);
+    nix::mount::mount(
+        Some(device),
+        target,
+        kind,
+        flags,
+        (!data.is_empty()).then_some(data.as_str()),
+    )
+    .map_err(|e| format!("error while mounting volume '{}': {e}", target.display()))
+}
+
+/// Unmounts what [`mount`] mounted (nothing if nothing is mounted).
+pub fn unmount(target: &Path) -> Result<(), String> {
+    if !is_mountpoint(target) {
+        return Ok(());
+    }
+    nix::mount::umount2(target, MntFlags::MNT_DETACH)
+        .map_err(|e| format!("unmount {}: {e}", target.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn options_checked_as_docker_does() {
+        check_options(&opts(&[])).unwrap();
+        check_options(&opts(&[
+            ("type", "tmpfs"),
+            ("device", "tmpfs"),
+            ("o", "size=1m"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            check_options(&opts(&[("foo", "1")])).unwrap_err(),
+            "invalid option key: \"foo\""
+        );
+        assert_eq!(
+            check_options(&opts(&[("type", "tmpfs")])).unwrap_err(),
+            "missing required option: \"device\""
+        );
+        assert_eq!(
+            check_options(&opts(&[("device", "/x")])).unwrap_err(),
+            "missing required option: \"type\""
+        );
+    }
+
+    #[test]
+    fn o_splits_into_flags_and_data() {
+        let (flags, data) = mount_flags("bind,ro,size=64m,uid=1");
+        assert!(flags.contains(MsFlags::MS_BIND | MsFlags::MS_RDONLY));
+        assert_eq!(data, "size=64m,uid=1");
+    }
+}
