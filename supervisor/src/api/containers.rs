@@ -475,7 +475,7 @@ pub async fn logs(
         .get("tail")
         .filter(|t| *t != "all" && !t.is_empty())
         .and_then(|t| t.parse().ok());
-    let mut reader = Reader::at(out.log_path.clone(), 0);
+    let mut reader = Reader::from_start(out.log_path.clone());
     let backlog = reader
         .read_new()
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
@@ -648,7 +648,10 @@ pub async fn prune(
     };
     let values = |key: &str| -> Vec<String> {
         match &filters[key] {
-            Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect(),
             Value::Object(o) => o.keys().cloned().collect(),
             _ => Vec::new(),
         }

@@ -54,8 +54,7 @@ pub async fn events(
                     if left <= 0 {
                         return;
                     }
-                    match tokio::time::timeout(Duration::from_nanos(left as u64), rx.recv()).await
-                    {
+                    match tokio::time::timeout(Duration::from_nanos(left as u64), rx.recv()).await {
                         Ok(next) => next,
                         Err(_) => return,
                     }

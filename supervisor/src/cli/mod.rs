@@ -122,6 +122,12 @@ pub enum Command {
         driver: String,
         #[arg(long)]
         path: PathBuf,
+        /// Rotate the file once it holds this many bytes (0: never).
+        #[arg(long, default_value_t = 0)]
+        max_size: u64,
+        /// Files kept in all, the current one included.
+        #[arg(long, default_value_t = 1)]
+        max_file: u32,
     },
 }
 
@@ -208,7 +214,16 @@ pub fn main() -> i32 {
             debug,
             autostarted,
         }),
-        Command::LogDriver { driver, path } => log_driver(&driver, &path),
+        Command::LogDriver {
+            driver,
+            path,
+            max_size,
+            max_file,
+        } => log_driver(
+            &driver,
+            &path,
+            crate::containers::logs::Rotation { max_size, max_file },
+        ),
         command => {
             let ctx = Context {
                 client: client::Client::new(&cli.host),
@@ -235,12 +250,16 @@ fn usage_error(e: clap::Error) -> i32 {
 }
 
 /// Runs as the shim's logging binary (`binary://…berth?log-driver=json-file&--path=…`).
-fn log_driver(driver: &str, path: &std::path::Path) -> i32 {
+fn log_driver(
+    driver: &str,
+    path: &std::path::Path,
+    rotation: crate::containers::logs::Rotation,
+) -> i32 {
     if driver != "json-file" {
         eprintln!("berth log-driver: unknown driver {driver:?} (json-file)");
         return 2;
     }
-    match crate::containers::logs::run_writer(path) {
+    match crate::containers::logs::run_writer(path, rotation) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("berth log-driver: {e}");

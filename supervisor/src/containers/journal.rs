@@ -98,7 +98,11 @@ impl Journal {
     pub fn subscribe(&self, since_nano: Option<i64>) -> (Vec<Event>, broadcast::Receiver<Event>) {
         let recent = self.recent();
         let past = match since_nano {
-            Some(t) => recent.iter().filter(|e| e.time_nano >= t).cloned().collect(),
+            Some(t) => recent
+                .iter()
+                .filter(|e| e.time_nano >= t)
+                .cloned()
+                .collect(),
             None => Vec::new(),
         };
         (past, self.tx.subscribe())
@@ -130,7 +134,10 @@ impl Filter {
             }
             // Docker's two encodings: {"k": ["v"]} and {"k": {"v": true}}.
             let list: Vec<String> = match values {
-                Value::Array(a) => a.iter().filter_map(|s| s.as_str().map(String::from)).collect(),
+                Value::Array(a) => a
+                    .iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect(),
                 Value::Object(o) => o.keys().cloned().collect(),
                 _ => Vec::new(),
             };
@@ -144,9 +151,7 @@ impl Filter {
             values.iter().any(|v| match key.as_str() {
                 "type" => v == e.kind,
                 "event" => e.action == *v || e.action.split(':').next() == Some(v.as_str()),
-                "container" => {
-                    e.id.starts_with(v.as_str()) || e.attributes.get("name") == Some(v)
-                }
+                "container" => e.id.starts_with(v.as_str()) || e.attributes.get("name") == Some(v),
                 "image" => e.from == *v || e.attributes.get("image") == Some(v),
                 "label" => match v.split_once('=') {
                     Some((k, val)) => e.attributes.get(k).map(String::as_str) == Some(val),
@@ -204,7 +209,9 @@ mod tests {
         assert!(!f(r#"{"label":["tier=db"]}"#).matches(&e));
         assert!(f(r#"{"event":["exec_start"]}"#).matches(&event("exec_start: sh -c x", "web")));
         assert_eq!(
-            Filter::parse(Some(r#"{"colour":["red"]}"#)).unwrap_err().to_string(),
+            Filter::parse(Some(r#"{"colour":["red"]}"#))
+                .unwrap_err()
+                .to_string(),
             "invalid filter 'colour'"
         );
     }

@@ -14,8 +14,8 @@ use tokio::sync::{mpsc, watch};
 
 use super::events::{EventServer, Exit};
 use super::journal::{Event, Journal};
-use super::restart;
 use super::record::{self, Container, Status};
+use super::restart;
 use super::shim::{self, Paths, Shim, ShimError, TaskIo};
 use super::store::{Store, StoreError};
 use super::{bundle, config, logs, names, spec};
@@ -380,6 +380,7 @@ impl ContainerService {
         .await?;
         let id = random_hex();
         let mut c = merged(&id, &body, &image, &self.host)?;
+        logs::Rotation::of(&c.host_config).map_err(Error::Invalid)?;
         c.log_path = self
             .files_dir(&id)
             .join(format!("{id}-json.log"))
@@ -548,8 +549,11 @@ impl ContainerService {
             tracing::error!(id = %c.id, error = %e, "recording exit");
         }
         tracing::info!(id = %c.id, code, "container exited");
-        self.journal
-            .publish(Event::container(&c, "die", &[("exitCode", code.to_string())]));
+        self.journal.publish(Event::container(
+            &c,
+            "die",
+            &[("exitCode", code.to_string())],
+        ));
         if !c.auto_remove() {
             self.apply_policy(entry, &mut c);
         }
@@ -670,8 +674,11 @@ impl ContainerService {
             c.manually_stopped = true;
             self.store.put(&c)?;
         }
-        self.journal
-            .publish(Event::container(&c, "kill", &[("signal", signal.to_string())]));
+        self.journal.publish(Event::container(
+            &c,
+            "kill",
+            &[("signal", signal.to_string())],
+        ));
         let (address, id) = (c.shim_address.clone().unwrap_or_default(), c.id.clone());
         drop(c);
         let sent = blocking(move || {
@@ -692,7 +699,11 @@ impl ContainerService {
     }
 
     /// `stop`: the stop signal, then SIGKILL after `timeout` seconds (negative: wait for ever).
-    pub async fn stop(self: &Arc<Self>, name_or_id: &str, timeout: Option<i64>) -> Result<(), Error> {
+    pub async fn stop(
+        self: &Arc<Self>,
+        name_or_id: &str,
+        timeout: Option<i64>,
+    ) -> Result<(), Error> {
         self.stop_task(name_or_id, timeout).await?;
         self.publish(name_or_id, "stop").await;
         Ok(())
@@ -721,7 +732,11 @@ impl ContainerService {
         }
     }
 
-    async fn stop_task(self: &Arc<Self>, name_or_id: &str, timeout: Option<i64>) -> Result<(), Error> {
+    async fn stop_task(
+        self: &Arc<Self>,
+        name_or_id: &str,
+        timeout: Option<i64>,
+    ) -> Result<(), Error> {
         let entry = self.find(name_or_id)?;
         let (signal, default_timeout) = {
             let mut c = entry.record.lock().await;
@@ -1062,7 +1077,8 @@ fn start_task(
     let result = (|| {
         let spec = build_spec(c, &rootfs, files, host)?;
         bundle::write_spec(bundle, &spec)?;
-        let log = logs::log_uri(berth, Path::new(&c.log_path));
+        let rotation = logs::Rotation::of(&c.host_config).map_err(Error::Invalid)?;
+        let log = logs::log_uri(berth, Path::new(&c.log_path), rotation);
         let io = TaskIo {
             stdin: if c.open_stdin() {
                 bundle::ensure_fifo(&bundle.join("stdin"))?

@@ -64,7 +64,10 @@ impl ContainerService {
 pub fn with_previous(mut now: Sample, previous: Option<&Sample>) -> Value {
     let (pre, preread) = match previous {
         Some(p) => (p.0["cpu_stats"].clone(), p.0["read"].clone()),
-        None => (json!({"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0}, "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}}), json!(record::NEVER)),
+        None => (
+            json!({"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0}, "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}}),
+            json!(record::NEVER),
+        ),
     };
     now.0["precpu_stats"] = pre;
     now.0["preread"] = preread;
@@ -210,7 +213,13 @@ fn pids(current: u64, limit: u64) -> Value {
     }
 }
 
-fn cpu_stats(total: u64, kernel: u64, user: u64, host: &HostCpu, throttle: (u64, u64, u64)) -> Value {
+fn cpu_stats(
+    total: u64,
+    kernel: u64,
+    user: u64,
+    host: &HostCpu,
+    throttle: (u64, u64, u64),
+) -> Value {
     json!({
         "cpu_usage": {
             "total_usage": total,
@@ -307,7 +316,10 @@ mod tests {
             "restart_count": 0, "log_path": ""
         }))
         .unwrap();
-        let host = HostCpu { system_ns: 9, online: 2 };
+        let host = HostCpu {
+            system_ns: 9,
+            online: 2,
+        };
         let v = docker_stats(&c, &any, &host);
         assert_eq!(v["pids_stats"], json!({"current": 3, "limit": 100}));
         assert_eq!(v["cpu_stats"]["cpu_usage"]["total_usage"], 5_000);

@@ -33,7 +33,11 @@ pub fn timestamp(value: &str) -> anyhow::Result<String> {
         return Ok(value.to_string());
     }
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(value) {
-        return Ok(format!("{}.{:09}", t.timestamp(), t.timestamp_subsec_nanos()));
+        return Ok(format!(
+            "{}.{:09}",
+            t.timestamp(),
+            t.timestamp_subsec_nanos()
+        ));
     }
     let mut seconds = 0f64;
     let mut number = String::new();
@@ -61,7 +65,10 @@ pub fn timestamp(value: &str) -> anyhow::Result<String> {
 }
 
 pub fn events(ctx: &Context, a: &EventsArgs) -> anyhow::Result<()> {
-    let mut query = vec![format!("filters={}", encode(&filters_json(&a.filter, None)?))];
+    let mut query = vec![format!(
+        "filters={}",
+        encode(&filters_json(&a.filter, None)?)
+    )];
     if let Some(s) = &a.since {
         query.push(format!("since={}", timestamp(s)?));
     }
@@ -92,9 +99,10 @@ pub fn events(ctx: &Context, a: &EventsArgs) -> anyhow::Result<()> {
 /// `2024-01-02T03:04:05.000000001Z container start ID (image=…, name=…)`.
 pub fn plain(v: &Value) -> String {
     let nanos = v["timeNano"].as_i64().unwrap_or(0);
-    let time = chrono::DateTime::from_timestamp(nanos / 1_000_000_000, (nanos % 1_000_000_000) as u32)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string())
-        .unwrap_or_default();
+    let time =
+        chrono::DateTime::from_timestamp(nanos / 1_000_000_000, (nanos % 1_000_000_000) as u32)
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string())
+            .unwrap_or_default();
     let attributes: Vec<String> = v["Actor"]["Attributes"]
         .as_object()
         .into_iter()
@@ -137,7 +145,10 @@ pub fn prune(ctx: &Context, a: &PruneArgs) -> anyhow::Result<()> {
             super::Exit(1)
         })?
         .json()?;
-    if let Some(ids) = report["ContainersDeleted"].as_array().filter(|a| !a.is_empty()) {
+    if let Some(ids) = report["ContainersDeleted"]
+        .as_array()
+        .filter(|a| !a.is_empty())
+    {
         println!("Deleted Containers:");
         for id in ids {
             println!("{}", id.as_str().unwrap_or(""));
@@ -174,7 +185,13 @@ mod tests {
             timestamp("2023-11-14T22:13:20Z").unwrap(),
             "1700000000.000000000"
         );
-        let ten_min_ago: i64 = timestamp("10m").unwrap().split('.').next().unwrap().parse().unwrap();
+        let ten_min_ago: i64 = timestamp("10m")
+            .unwrap()
+            .split('.')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!((chrono::Utc::now().timestamp() - ten_min_ago - 600).abs() <= 1);
         assert!(timestamp("10x").is_err());
     }

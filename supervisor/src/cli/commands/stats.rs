@@ -35,7 +35,10 @@ pub fn top(ctx: &Context, a: &TopArgs) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join("\t")
     };
-    let mut lines = vec![row(v["Titles"].as_array().map(Vec::as_slice).unwrap_or(&[]))];
+    let mut lines = vec![row(v["Titles"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]))];
     for p in v["Processes"].as_array().into_iter().flatten() {
         lines.push(row(p.as_array().map(Vec::as_slice).unwrap_or(&[])));
     }
@@ -176,7 +179,8 @@ fn go_g4(n: f64) -> String {
 /// One table row, computed as docker's CLI does.
 pub fn row(v: &Value) -> String {
     let u = |p: &str| v.pointer(p).and_then(Value::as_u64).unwrap_or(0) as f64;
-    let cpu_delta = u("/cpu_stats/cpu_usage/total_usage") - u("/precpu_stats/cpu_usage/total_usage");
+    let cpu_delta =
+        u("/cpu_stats/cpu_usage/total_usage") - u("/precpu_stats/cpu_usage/total_usage");
     let system_delta = u("/cpu_stats/system_cpu_usage") - u("/precpu_stats/system_cpu_usage");
     let online = u("/cpu_stats/online_cpus").max(1.0);
     let cpu = if cpu_delta > 0.0 && system_delta > 0.0 {
@@ -190,9 +194,17 @@ pub fn row(v: &Value) -> String {
         .or_else(|| v.pointer("/memory_stats/stats/inactive_file"))
         .and_then(Value::as_u64)
         .unwrap_or(0) as f64;
-    let mem = if inactive < usage { usage - inactive } else { usage };
+    let mem = if inactive < usage {
+        usage - inactive
+    } else {
+        usage
+    };
     let limit = u("/memory_stats/limit");
-    let mem_pct = if limit > 0.0 { mem / limit * 100.0 } else { 0.0 };
+    let mem_pct = if limit > 0.0 {
+        mem / limit * 100.0
+    } else {
+        0.0
+    };
     let (mut read, mut write) = (0.0, 0.0);
     for e in v["blkio_stats"]["io_service_bytes_recursive"]
         .as_array()
@@ -207,7 +219,11 @@ pub fn row(v: &Value) -> String {
         }
     }
     let (mut rx, mut tx) = (0.0, 0.0);
-    for n in v["networks"].as_object().into_iter().flat_map(|m| m.values()) {
+    for n in v["networks"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+    {
         rx += n["rx_bytes"].as_u64().unwrap_or(0) as f64;
         tx += n["tx_bytes"].as_u64().unwrap_or(0) as f64;
     }
