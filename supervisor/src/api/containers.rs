@@ -56,6 +56,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let body: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    super::json_types::check_create(&body)?;
     let c = state
         .containers
         .create(body, params.get("name").map(String::as_str))
@@ -125,7 +126,9 @@ pub async fn inspect(
 ) -> Result<Json<Value>, ApiError> {
     let c = state.containers.inspect(&id).await?;
     let files = state.data_root_path().join("containers").join(&c.id);
-    Ok(Json(inspect_json(&c, &files)))
+    let mut v = inspect_json(&c, &files);
+    super::networks::fill_settings(&mut v["NetworkSettings"], &state, &c.id);
+    Ok(Json(v))
 }
 
 fn unix(time: &str) -> i64 {
@@ -180,7 +183,9 @@ fn summary(c: &Container) -> Value {
 }
 
 /// Docker's `filters` JSON: `{"name":["x"]}` (or the old `{"name":{"x":true}}`).
-fn parse_filters(raw: Option<&String>) -> Result<HashMap<String, Vec<String>>, ApiError> {
+pub(super) fn parse_filters(
+    raw: Option<&String>,
+) -> Result<HashMap<String, Vec<String>>, ApiError> {
     let Some(raw) = raw.filter(|r| !r.is_empty()) else {
         return Ok(HashMap::new());
     };
@@ -248,7 +253,9 @@ pub async fn list(
             || c.state.status == Status::Restarting
             || filters.contains_key("status");
         if listed && matches(&c, &filters)? {
-            out.push(summary(&c));
+            let mut v = summary(&c);
+            v["NetworkSettings"]["Networks"] = state.containers.network_settings(&c.id);
+            out.push(v);
         }
         if limit > 0 && out.len() as i64 >= limit {
             break;

@@ -43,9 +43,19 @@ pub enum Command {
         /// its compressed size, at least 1 GiB).
         #[arg(long)]
         max_layer_size: Option<u64>,
+        /// Seconds a registry may take to answer, or to send 1 KiB of a body, before the
+        /// pull gives the request up as stalled.
+        #[arg(long, default_value_t = 30)]
+        registry_stall_timeout: u64,
+        /// Seconds an API connection may stay idle, or take to send a request's headers,
+        /// before the daemon closes it.
+        #[arg(long, default_value_t = 60)]
+        api_idle_timeout: u64,
         /// Set by a CLI that starts the daemon because none answered.
         #[arg(long, hide = true)]
         autostarted: bool,
+        #[command(flatten)]
+        network: commands::networks::DaemonFlags,
     },
     /// Show the berth version information
     Version,
@@ -113,6 +123,9 @@ pub enum Command {
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(commands::networks::NetworkCommand),
     /// Manage volumes
     #[command(subcommand)]
     Volume(commands::volumes::VolumeCommand),
@@ -204,9 +217,15 @@ pub fn main() -> i32 {
             insecure_registry,
             debug,
             max_layer_size,
+            registry_stall_timeout,
+            api_idle_timeout,
             autostarted,
+            network,
         } => run_daemon(crate::daemon::Config {
+            network: network.into(),
             max_layer_size,
+            registry_stall: std::time::Duration::from_secs(registry_stall_timeout.max(1)),
+            api_idle_timeout: std::time::Duration::from_secs(api_idle_timeout.max(1)),
             host: cli.host,
             data_root,
             exec_root,
@@ -330,6 +349,7 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Stats(a) => stats::stats(ctx, &a),
         Command::Events(a) => events::events(ctx, &a),
         Command::Container(sub) => run_container(ctx, sub),
+        Command::Network(sub) => commands::networks::run(ctx, sub),
         Command::Volume(sub) => commands::volumes::run(ctx, sub),
         Command::LogDriver { .. } => unreachable!("handled by main"),
     }

@@ -14,6 +14,7 @@ pub mod exec;
 pub mod journal;
 pub mod logs;
 pub mod names;
+pub mod networking;
 pub mod record;
 pub mod restart;
 pub mod service;

@@ -87,6 +87,10 @@ pub struct Container {
     /// HasBeenManuallyStopped): the restart policy waits for the next start.
     #[serde(default)]
     pub manually_stopped: bool,
+    /// Networks asked for at create that could not be joined yet (docker reports an unknown
+    /// network or a bad `--ip` at start): network name → docker's `EndpointSettings`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_networks: Option<Value>,
 }
 
 impl Container {

@@ -31,6 +31,10 @@ pub enum Error {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Unavailable(String),
     /// Nothing to do (docker's 304: start of a running container, stop of a stopped one).
     #[error("not modified")]
     NotModified,
@@ -53,6 +57,8 @@ impl Error {
             Error::NotFound(_) => 404,
             Error::Conflict(_) => 409,
             Error::Invalid(_) => 400,
+            Error::Forbidden(_) => 403,
+            Error::Unavailable(_) => 503,
             Error::NotModified => 304,
             Error::Image(e) => e.status(),
             Error::Store(_) | Error::Task(_) | Error::Io { .. } => 500,
@@ -128,11 +134,13 @@ impl WaitCondition {
 pub struct Options {
     pub data_root: PathBuf,
     pub exec_root: PathBuf,
+    pub networks: Arc<crate::network::NetworkService>,
 }
 
 pub struct ContainerService {
     pub images: Arc<ImageService>,
-    store: Store,
+    pub networks: Arc<crate::network::NetworkService>,
+    pub(super) store: Store,
     pub paths: Paths,
     /// `<data-root>/containers`: per-container files (logs, hosts, resolv.conf).
     files_root: PathBuf,
@@ -200,6 +208,7 @@ impl ContainerService {
             .map_err(|e| Error::Task(format!("events socket {}: {e}", socket.display())))?;
         let service = Arc::new(ContainerService {
             images,
+            networks: options.networks.clone(),
             store,
             paths,
             files_root,
@@ -399,13 +408,19 @@ impl ContainerService {
             }
             None => self.names.generate(),
         };
+        let networking: config::NetworkingConfig =
+            serde_json::from_value(body["NetworkingConfig"].clone()).unwrap_or_default();
+        self.reserve_networks(&mut c, &networking);
         let files = self.files_dir(&id);
         let host_net = c.host_config["NetworkMode"].as_str() == Some("host");
-        bundle::write_files(
+        if let Err(e) = bundle::write_files(
             &files,
             c.config["Hostname"].as_str().unwrap_or(""),
             host_net,
-        )?;
+        ) {
+            let _ = self.networks.release_all(&c.id);
+            return Err(e);
+        }
         let images = self.images.clone();
         let key = c.snapshot_key();
         let parent = chain_ids(&image.diff_ids()).last().cloned();
@@ -418,9 +433,11 @@ impl ContainerService {
         .await;
         if let Err(e) = prepared {
             let _ = std::fs::remove_dir_all(&files);
+            let _ = self.networks.release_all(&c.id);
             return Err(e);
         }
         if let Err(e) = self.store.put(&c) {
+            let _ = self.networks.release_all(&c.id);
             self.discard_snapshot(&c).await;
             let _ = std::fs::remove_dir_all(&files);
             return Err(e.into());
@@ -463,6 +480,7 @@ impl ContainerService {
             // A pending restart that a stop or removal overtook.
             return Ok(());
         }
+        self.join_pending_networks(&mut c)?;
         let snapshot = c.clone();
         let paths = self.paths.clone();
         let bundle = self.bundle_dir(&c.id);
@@ -819,6 +837,9 @@ impl ContainerService {
         let _ = std::fs::remove_dir_all(self.bundle_dir(&c.id));
         let _ = std::fs::remove_dir_all(self.files_dir(&c.id));
         self.store.remove(&c.id)?;
+        if let Err(e) = self.networks.release_all(&c.id) {
+            tracing::error!(id = %c.id, error = %e, "releasing endpoints");
+        }
         self.names.release(&c.name);
         self.entries_lock().remove(&c.id);
         entry.progress.send_modify(|p| p.removed = true);
@@ -909,6 +930,7 @@ impl ContainerService {
         c.name = bare.to_string();
         self.names.reserve(&c.name, &c.id);
         self.store.put(&c)?;
+        self.networks.rename(&c.id, &c.name)?;
         self.journal
             .publish(Event::container(&c, "rename", &[("oldName", old)]));
         Ok(())
@@ -1022,6 +1044,7 @@ fn merged(
         log_path: String::new(),
         shim_address: None,
         manually_stopped: false,
+        pending_networks: None,
     })
 }
 

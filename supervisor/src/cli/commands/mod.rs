@@ -7,6 +7,7 @@ pub mod auth;
 pub mod containers;
 pub mod events;
 pub mod images;
+pub mod networks;
 pub mod stats;
 pub mod system;
 pub mod transfer;
