@@ -12,6 +12,7 @@ use axum::Router;
 
 use crate::images::service::{self, ImageService};
 
+mod build;
 mod containers;
 mod events;
 mod exec;
@@ -117,6 +118,8 @@ fn router(state: State) -> Router {
         )
         .route("/events", get(events::events))
         .route("/containers/prune", post(containers::prune))
+        .route("/build", post(build::build))
+        .route("/commit", post(build::commit))
         .route("/containers/json", get(containers::list))
         .route("/containers/create", post(containers::create))
         .route("/containers/{id}/json", get(containers::inspect))

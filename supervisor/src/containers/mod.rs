@@ -22,4 +22,5 @@ pub mod shim;
 pub mod signal;
 pub mod spec;
 pub mod stats;
+pub mod step;
 pub mod store;
