@@ -12,6 +12,7 @@ use axum::Router;
 
 use crate::images::service::{self, ImageService};
 
+mod archive;
 mod containers;
 mod exec;
 mod images;
@@ -127,6 +128,12 @@ fn router(state: State) -> Router {
         .route("/containers/{id}/unpause", post(containers::unpause))
         .route("/containers/{id}/rename", post(containers::rename))
         .route("/containers/{id}/exec", post(exec::create))
+        .route(
+            "/containers/{id}/archive",
+            get(archive::get).head(archive::head).put(archive::put),
+        )
+        .route("/containers/{id}/export", get(archive::export))
+        .route("/containers/{id}/changes", get(archive::changes))
         .route(
             "/containers/{id}",
             axum::routing::delete(containers::remove),
