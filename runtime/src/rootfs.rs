@@ -127,11 +127,54 @@ pub fn open_root(rootfs: &Path) -> Result<OwnedFd> {
     .map_err(|e| Error::sys("open", rootfs.display(), e))
 }
 
-/// Mount every entry of `mounts`, in order, inside the rootfs.
+/// The source of a bind mount entry (relative ones are in the bundle), else None.
+fn bind_source(m: &Mount, bundle: &Path) -> Option<PathBuf> {
+    let opts = Options::parse(m.options().as_deref().unwrap_or(&[]));
+    let fstype = m.typ().as_deref().unwrap_or("");
+    let is_bind = opts.is_bind() || fstype == "bind";
+    if !is_bind || fstype == "cgroup" || fstype == "cgroup2" {
+        return None;
+    }
+    m.source().as_ref().map(|s| {
+        if s.is_relative() {
+            bundle.join(s)
+        } else {
+            s.clone()
+        }
+    })
+}
+
+/// (index in `mounts`, source) of every bind mount.
+pub fn bind_sources(spec: &Spec, bundle: &Path) -> Vec<(usize, PathBuf)> {
+    let mounts = spec.mounts().iter().flatten().enumerate();
+    mounts
+        .filter_map(|(i, m)| bind_source(m, bundle).map(|s| (i, s)))
+        .collect()
+}
+
+/// `source` opened (O_PATH) with the caller's credentials but in the mounts of process
+/// `pid` (through /proc/<pid>/root, before it pivots): how host root hands an init in a user
+/// namespace what that namespace's root may not reach — the fd is on the init's own copy of
+/// the mount, so it can bind it.
+pub fn open_source_of(pid: i32, source: &Path) -> Result<OwnedFd> {
+    let through = Path::new("/proc")
+        .join(pid.to_string())
+        .join("root")
+        .join(source.strip_prefix("/").unwrap_or(source));
+    nix::fcntl::open(&through, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| Error::sys("open bind mount source", source.display(), e))
+}
+
+/// Bind sources, by index in `mounts`, that the parent opened for the init.
+pub type Sources = std::collections::HashMap<usize, OwnedFd>;
+
+/// Mount every entry of `mounts`, in order, inside the rootfs; a bind whose source is in
+/// `sources` binds that fd.
 pub fn mount_all(
     spec: &Spec,
     root: &OwnedFd,
     bundle: &Path,
+    sources: &Sources,
     in_userns: bool,
     cgroupns: bool,
 ) -> Result<()> {
@@ -140,16 +183,17 @@ pub fn mount_all(
         .as_ref()
         .and_then(|l| l.mount_label().as_deref())
         .filter(|l| !l.is_empty());
-    for m in spec.mounts().iter().flatten() {
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let source = sources.get(&i);
         match label {
             Some(label) if matches!(m.typ().as_deref(), Some("tmpfs" | "devpts")) => {
                 let mut labelled = m.clone();
                 let mut options = m.options().clone().unwrap_or_default();
                 options.push(crate::lsm::mount_context(label));
                 labelled.set_options(Some(options));
-                mount_one(&labelled, root, bundle, in_userns, cgroupns)?;
+                mount_one(&labelled, root, bundle, source, in_userns, cgroupns)?;
             }
-            _ => mount_one(m, root, bundle, in_userns, cgroupns)?,
+            _ => mount_one(m, root, bundle, source, in_userns, cgroupns)?,
         }
     }
     Ok(())
@@ -159,10 +203,11 @@ fn mount_one(
     m: &Mount,
     root: &OwnedFd,
     bundle: &Path,
+    source_fd: Option<&OwnedFd>,
     in_userns: bool,
     cgroupns: bool,
 ) -> Result<()> {
-    mount_entry(m, root, bundle, in_userns, cgroupns).map_err(|e| match e {
+    mount_entry(m, root, bundle, source_fd, in_userns, cgroupns).map_err(|e| match e {
         Error::Sys { op, target, errno } => Error::Sys {
             op,
             target: format!(
@@ -180,6 +225,7 @@ fn mount_entry(
     m: &Mount,
     root: &OwnedFd,
     bundle: &Path,
+    source_fd: Option<&OwnedFd>,
     in_userns: bool,
     cgroupns: bool,
 ) -> Result<()> {
@@ -187,13 +233,11 @@ fn mount_entry(
     let fstype = m.typ().as_deref().unwrap_or("");
     let dest = m.destination();
     let is_bind = opts.is_bind() || fstype == "bind";
-    let source = m.source().as_ref().map(|s| {
-        if is_bind && s.is_relative() {
-            bundle.join(s)
-        } else {
-            s.clone()
-        }
-    });
+    // A source the parent opened is reached through its fd, never by its path again.
+    let source = match source_fd {
+        Some(fd) if is_bind => Some(PathBuf::from(proc_fd(fd))),
+        _ => bind_source(m, bundle).or_else(|| m.source().clone()),
+    };
     let request = procfs::MountRequest {
         dest,
         fstype,
@@ -201,11 +245,21 @@ fn mount_entry(
     };
     request.check_path(root)?;
     if is_bind {
-        if let Some(unknown) = opts.data.first() {
+        // A bind makes no filesystem: its key=value data has nowhere to go (the kernel drops
+        // it, and tools share one option list between tmpfs and bind mounts), but a word no
+        // table knows is a misspelt flag, never silently dropped.
+        if let Some(unknown) = opts.data.iter().find(|o| !o.contains('=')) {
             return Err(Error::Spec(format!(
                 "mounts: destination {}: unknown option {unknown:?} for a bind mount",
                 dest.display()
             )));
+        }
+        if !opts.data.is_empty() {
+            tracing::debug!(
+                "mounts: destination {}: filesystem data {:?} ignored for a bind mount",
+                dest.display(),
+                opts.data
+            );
         }
     }
     if fstype == "cgroup" || fstype == "cgroup2" {

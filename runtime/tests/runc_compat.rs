@@ -598,6 +598,17 @@ fn an_unknown_bind_mount_option_is_an_error() {
         "{out:?}"
     );
     rt.assert_no_state(&id);
+    // Filesystem data (runtime-tools shares one list between tmpfs and bind mounts) has no
+    // filesystem to go to on a bind: it mounts.
+    let out = sh_with("grep ' /y ' /proc/self/mountinfo", |b| {
+        b.push(
+            "/mounts",
+            json!({"destination": "/y", "type": "bind", "source": "/dev",
+            "options": ["bind", "nosuid", "strictatime", "mode=755", "size=1k"]}),
+        );
+    });
+    let (opts, _) = mount_opts(mount_line(&out, "/y"));
+    assert!(opts.contains(&"nosuid"), "{out}");
 }
 
 #[test]
@@ -801,4 +812,97 @@ fn unified_keys_no_cgroup2_file_holds_are_an_invalid_configuration() {
     rt.assert_no_state(&id);
     let name = cg.trim_start_matches('/');
     assert!(cgroups_named(name).is_empty(), "{:?}", cgroups_named(name));
+}
+
+/// A bundle in a new user namespace (root mapped to 100000) with its rootfs owned by that
+/// root, and two bind sources in 0700 directories only host root can enter.
+fn userns_bundle_with_inaccessible_binds(args: &[&str]) -> Bundle {
+    use std::os::unix::fs::PermissionsExt;
+    let mut b = Bundle::new(args);
+    b.namespace("user", None);
+    for key in ["/linux/uidMappings", "/linux/gidMappings"] {
+        b.set(
+            key,
+            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]),
+        );
+    }
+    let st = std::process::Command::new("chown")
+        .args(["-R", "100000:100000"])
+        .arg(b.rootfs())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    for n in ["1", "2"] {
+        let secret = b.path().join(format!("secret-{n}"));
+        std::fs::create_dir_all(secret.join("dir")).unwrap();
+        std::fs::write(secret.join("dir/foo.txt"), n).unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o700)).unwrap();
+        b.push(
+            "/mounts",
+            json!({"source": format!("secret-{n}/dir"),
+            "destination": format!("/tmp/mount-{n}"), "options": ["bind"]}),
+        );
+    }
+    b
+}
+
+#[test]
+fn bind_sources_only_host_root_reaches_mount_in_a_user_namespace() {
+    let b = userns_bundle_with_inaccessible_binds(&[
+        "cat",
+        "/tmp/mount-1/foo.txt",
+        "/tmp/mount-2/foo.txt",
+    ]);
+    assert_eq!(runtime().run_ok(&b), "12");
+    let rt = runtime();
+    let b = userns_bundle_with_inaccessible_binds(&["sleep", "1000"]);
+    let id = unique_id("userns-binds");
+    rt.start(&b, &id);
+    let out = rt.exec(&[
+        "exec",
+        &id,
+        "cat",
+        "/tmp/mount-1/foo.txt",
+        "/tmp/mount-2/foo.txt",
+    ]);
+    rt.ok(&["delete", "--force", &id]);
+    assert_eq!((out.code, out.stdout.as_str()), (0, "12"), "{out:?}");
+}
+
+#[test]
+fn a_missing_bind_source_in_a_user_namespace_is_named() {
+    let rt = runtime();
+    let mut b = userns_bundle_with_inaccessible_binds(&["true"]);
+    b.push(
+        "/mounts",
+        json!({"source": "/nonexistent-berth-src", "destination": "/x", "options": ["bind"]}),
+    );
+    let id = unique_id("userns-nosrc");
+    let out = rt.run(&b, &id);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("/nonexistent-berth-src"), "{out:?}");
+    rt.assert_no_state(&id);
+}
+
+#[test]
+fn a_container_without_namespaces_waits_for_start_and_runs() {
+    // No mount namespace: a chroot into the rootfs, whose /proc is an empty directory; the
+    // waiting init must still reach its exec fifo (runtime-tools' linux_ns_itype).
+    let rt = runtime();
+    let (mut b, _cg) = bundle_in_own_cgroup(&["sh", "-c", "echo ran > /ran"]);
+    b.set("/linux/namespaces", json!([]));
+    // runc refuses masks without a mount namespace of their own.
+    b.set("/linux/maskedPaths", json!([]));
+    b.set("/linux/readonlyPaths", json!([]));
+    if let Some(c) = b.config.as_object_mut() {
+        c.remove("hostname");
+    }
+    let id = unique_id("nons");
+    rt.create(&b, &id);
+    let pid = rt.pid(&id) as i32;
+    assert!(pid > 0 && process_alive(pid), "{:?}", rt.state(&id));
+    rt.ok(&["start", &id]);
+    assert_eq!(wait_for_file(&b.rootfs().join("ran"), 10), "ran\n");
+    rt.wait_status(&id, "stopped");
+    rt.ok(&["delete", &id]);
 }

@@ -3,9 +3,11 @@
 //! Owners: `images` (content store, metadata, registry, snapshots, archives) — images engineer;
 //! `api`, `daemon`, `cli` — daemon engineer.
 pub mod api;
+pub mod build;
 pub mod cli;
 pub mod containers;
 pub mod daemon;
 pub mod images;
+pub mod network;
 pub mod perms;
 pub mod volumes;

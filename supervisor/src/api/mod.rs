@@ -13,10 +13,12 @@ use axum::Router;
 use crate::images::service::{self, ImageService};
 
 mod archive;
+mod build;
 mod containers;
 mod exec;
 mod images;
 mod json_types;
+mod networks;
 mod pulls;
 mod stream;
 mod system;
@@ -113,6 +115,8 @@ fn router(state: State) -> Router {
                 .post(images::post_action)
                 .delete(images::remove),
         )
+        .route("/build", post(build::build))
+        .route("/commit", post(build::commit))
         .route("/containers/json", get(containers::list))
         .route("/containers/create", post(containers::create))
         .route("/containers/{id}/json", get(containers::inspect))
@@ -138,6 +142,15 @@ fn router(state: State) -> Router {
             "/containers/{id}",
             axum::routing::delete(containers::remove),
         )
+        .route("/networks", get(networks::list))
+        .route("/networks/create", post(networks::create))
+        .route("/networks/prune", post(networks::prune))
+        .route(
+            "/networks/{id}",
+            get(networks::inspect).delete(networks::remove),
+        )
+        .route("/networks/{id}/connect", post(networks::connect))
+        .route("/networks/{id}/disconnect", post(networks::disconnect))
         .route("/volumes", get(volumes::list))
         .route("/volumes/create", post(volumes::create))
         .route("/volumes/prune", post(volumes::prune))

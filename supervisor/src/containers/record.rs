@@ -83,6 +83,10 @@ pub struct Container {
     /// The shim's ttrpc address while a task exists.
     #[serde(default)]
     pub shim_address: Option<String>,
+    /// Networks asked for at create that could not be joined yet (docker reports an unknown
+    /// network or a bad `--ip` at start): network name → docker's `EndpointSettings`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_networks: Option<Value>,
 }
 
 impl Container {
