@@ -19,3 +19,4 @@ pub mod shim;
 pub mod signal;
 pub mod spec;
 pub mod store;
+pub mod volumes;

@@ -83,6 +83,9 @@ pub struct Container {
     /// The shim's ttrpc address while a task exists.
     #[serde(default)]
     pub shim_address: Option<String>,
+    /// Volumes and binds (inspect's `Mounts`), resolved at create.
+    #[serde(default)]
+    pub mount_points: Vec<crate::volumes::mounts::MountPoint>,
 }
 
 impl Container {

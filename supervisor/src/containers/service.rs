@@ -19,6 +19,7 @@ use super::store::{Store, StoreError};
 use super::{bundle, config, logs, names, spec};
 use crate::images::service::{self as images, ImageService};
 use crate::images::snapshot::chain_ids;
+use crate::volumes::VolumeService;
 
 /// Errors of the container service, each with docker's status code.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +105,7 @@ impl WaitCondition {
 pub struct Options {
     pub data_root: PathBuf,
     pub exec_root: PathBuf,
+    pub volumes: Arc<VolumeService>,
 }
 
 pub struct ContainerService {
@@ -121,6 +123,7 @@ pub struct ContainerService {
     pub execs: super::exec::Execs,
     /// What the host offers (capabilities, architecture, kernel), probed once.
     host: Arc<spec::HostFacts>,
+    volumes: Arc<VolumeService>,
     _events: EventServer,
 }
 
@@ -183,9 +186,11 @@ impl ContainerService {
             names: Default::default(),
             execs: Default::default(),
             host,
+            volumes: options.volumes.clone(),
             _events: events,
         });
         for c in service.store.list()? {
+            super::volumes::restore(&service.volumes, &c);
             service.names.reserve(&c.name, &c.id);
             service.insert(c);
         }
@@ -291,7 +296,8 @@ impl ContainerService {
         })
         .await?;
         let id = random_hex();
-        let mut c = merged(&id, &body, &image, &self.host)?;
+        let others = self.volumes_from(&body).await?;
+        let mut c = merged(&id, &body, &image, &self.host, &self.volumes, &others)?;
         c.log_path = self
             .files_dir(&id)
             .join(format!("{id}-json.log"))
@@ -310,6 +316,9 @@ impl ContainerService {
             }
             None => self.names.generate(),
         };
+        let volumes = self.volumes.clone();
+        let planned = c.clone();
+        blocking(move || super::volumes::realize(&volumes, &planned)).await?;
         let files = self.files_dir(&id);
         let host_net = c.host_config["NetworkMode"].as_str() == Some("host");
         bundle::write_files(
@@ -329,17 +338,40 @@ impl ContainerService {
         .await;
         if let Err(e) = prepared {
             let _ = std::fs::remove_dir_all(&files);
+            super::volumes::release(&self.volumes, &c, true);
             return Err(e);
         }
         if let Err(e) = self.store.put(&c) {
             self.discard_snapshot(&c).await;
             let _ = std::fs::remove_dir_all(&files);
+            super::volumes::release(&self.volumes, &c, true);
             return Err(e.into());
         }
         self.names.reserve(&c.name, &c.id);
         self.insert(c.clone());
         tracing::info!(id = %c.id, name = %c.name, image = %c.image, "container created");
         Ok(c)
+    }
+
+    /// The mount points of the `--volumes-from` containers of a create request, by the name
+    /// the request gives them.
+    async fn volumes_from(
+        &self,
+        body: &Value,
+    ) -> Result<HashMap<String, Vec<crate::volumes::mounts::MountPoint>>, Error> {
+        let mut out = HashMap::new();
+        for spec in body["HostConfig"]["VolumesFrom"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let spec = spec.as_str().unwrap_or("");
+            let name = spec.split(':').next().unwrap_or(spec);
+            let entry = self.find(name)?;
+            let points = entry.record.lock().await.mount_points.clone();
+            out.insert(name.to_string(), points);
+        }
+        Ok(out)
     }
 
     async fn discard_snapshot(&self, c: &Container) {
@@ -368,8 +400,15 @@ impl ContainerService {
         let images = self.images.clone();
         let berth = self.berth.clone();
         let host = self.host.clone();
+        let volumes = self.volumes.clone();
         let started = blocking(move || {
-            start_task(&host, &paths, &images, &berth, &snapshot, &bundle, &files)
+            let r = start_task(
+                &host, &paths, &images, &berth, &volumes, &snapshot, &bundle, &files,
+            );
+            if r.is_err() {
+                super::volumes::detach(&volumes, &snapshot);
+            }
+            r
         })
         .await;
         match started {
@@ -431,6 +470,7 @@ impl ContainerService {
         let code = blocking(move || Ok(end_task(address.as_deref(), &id, &bundle, status)))
             .await
             .unwrap_or(255);
+        super::volumes::detach(&self.volumes, &c);
         c.state.status = Status::Exited;
         c.state.exit_code = code;
         c.state.pid = 0;
@@ -549,6 +589,17 @@ impl ContainerService {
 
     /// `rm [-f]`: the task (with -f), the snapshot, the files and the record.
     pub async fn remove(&self, name_or_id: &str, force: bool) -> Result<(), Error> {
+        self.remove_with_volumes(name_or_id, force, false).await
+    }
+
+    /// `rm [-f] [-v]`: [`ContainerService::remove`], and with `volumes` (or `--rm`) the
+    /// container's anonymous volumes.
+    pub async fn remove_with_volumes(
+        &self,
+        name_or_id: &str,
+        force: bool,
+        volumes: bool,
+    ) -> Result<(), Error> {
         let entry = self.find(name_or_id)?;
         {
             let c = entry.record.lock().await;
@@ -577,6 +628,7 @@ impl ContainerService {
         let _ = std::fs::remove_dir_all(self.bundle_dir(&c.id));
         let _ = std::fs::remove_dir_all(self.files_dir(&c.id));
         self.store.remove(&c.id)?;
+        super::volumes::release(&self.volumes, &c, volumes || c.auto_remove());
         self.names.release(&c.name);
         self.entries_lock().remove(&c.id);
         entry.progress.send_modify(|p| p.removed = true);
@@ -734,6 +786,8 @@ fn merged(
     body: &Value,
     image: &images::Image,
     host: &spec::HostFacts,
+    volumes: &VolumeService,
+    others: &HashMap<String, Vec<crate::volumes::mounts::MountPoint>>,
 ) -> Result<Container, Error> {
     let invalid = |e: spec::SpecError| Error::Invalid(e.to_string());
     let req: config::CreateRequest = serde_json::from_value(body.clone())
@@ -748,7 +802,9 @@ fn merged(
     if host_config.network_mode.is_empty() {
         host_config.network_mode = "default".into();
     }
-    spec::check(&config, &host_config, host).map_err(invalid)?;
+    let mount_points = super::volumes::plan(volumes, &config, &host_config, others)?;
+    let effective = crate::volumes::mounts::effective(&host_config, &mount_points);
+    spec::check(&config, &effective, host).map_err(invalid)?;
     spec::mounts::create_bind_sources(&host_config).map_err(invalid)?;
     let mut argv = spec::merge::args(&config).map_err(invalid)?;
     if argv.is_empty() {
@@ -773,6 +829,7 @@ fn merged(
         restart_count: 0,
         log_path: String::new(),
         shim_address: None,
+        mount_points,
     })
 }
 
@@ -794,6 +851,7 @@ fn build_spec(
         serde_json::from_value(c.config.clone()).map_err(|e| invalid("Config", e))?;
     let host_config: config::HostConfig =
         serde_json::from_value(c.host_config.clone()).map_err(|e| invalid("HostConfig", e))?;
+    let host_config = super::volumes::effective(c, &host_config);
     let etc = spec::EtcFiles {
         hosts: files.join("hosts"),
         hostname: files.join("hostname"),
@@ -813,12 +871,15 @@ fn build_spec(
     serde_json::to_value(&built).map_err(|e| invalid("spec", e))
 }
 
-/// Mounts the rootfs, writes the bundle, starts the shim and the task: (pid, shim address).
+/// Mounts the rootfs and the volumes, writes the bundle, starts the shim and the task:
+/// (pid, shim address).
+#[allow(clippy::too_many_arguments)]
 fn start_task(
     host: &spec::HostFacts,
     paths: &Paths,
     images: &ImageService,
     berth: &Path,
+    volumes: &VolumeService,
     c: &Container,
     bundle: &Path,
     files: &Path,
@@ -826,6 +887,7 @@ fn start_task(
     let rootfs = bundle.join("rootfs");
     bundle::prepare(bundle, &rootfs, images, &c.snapshot_key())?;
     let result = (|| {
+        super::volumes::attach(volumes, c, &rootfs)?;
         let spec = build_spec(c, &rootfs, files, host)?;
         bundle::write_spec(bundle, &spec)?;
         let log = logs::log_uri(berth, Path::new(&c.log_path));

@@ -182,6 +182,7 @@ async fn serve(config: Config) -> Result<(), Error> {
         crate::containers::service::Options {
             data_root: config.data_root.clone(),
             exec_root: config.exec_root.clone(),
+            volumes: volumes.clone(),
         },
         images.clone(),
     )
