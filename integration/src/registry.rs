@@ -13,6 +13,7 @@
 //! `log()` is what the registry printed (its access log included), `blob_gets(digest)` counts
 //! the blob downloads it served, and `blob_file(digest)` is where it keeps a blob's bytes (to
 //! corrupt one on purpose).
+use std::collections::HashMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -608,6 +609,22 @@ pub enum Body {
     Endless,
     /// The first half of these bytes with the Content-Length of all, then a hang-up.
     Truncated(Vec<u8>),
+    /// These bytes with their Content-Length, `chunk` bytes at a time with a pause of
+    /// `every` before each (a slow or stalling registry).
+    Drip {
+        bytes: Vec<u8>,
+        chunk: usize,
+        every: Duration,
+    },
+}
+
+/// What a [`FakeRegistry`] saw, per path.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Requests received.
+    requests: HashMap<String, usize>,
+    /// Answers the client hung up on before their end.
+    hangups: HashMap<String, usize>,
 }
 
 /// One scripted answer: `GET`/`HEAD` of `path` (query ignored) gets status 200, the headers
@@ -624,6 +641,7 @@ pub struct Route {
 pub struct FakeRegistry {
     port: u16,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    seen: std::sync::Arc<std::sync::Mutex<Seen>>,
 }
 
 impl FakeRegistry {
@@ -642,18 +660,33 @@ impl FakeRegistry {
         let stop = std::sync::Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
         let routes = std::sync::Arc::new(routes);
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Seen::default()));
+        let seen_here = seen.clone();
         std::thread::spawn(move || {
             while !stopped.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((stream, _)) => {
                         let routes = routes.clone();
-                        std::thread::spawn(move || serve_one(stream, &routes));
+                        let seen = seen_here.clone();
+                        std::thread::spawn(move || serve_one(stream, &routes, &seen));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
                 }
             }
         });
-        FakeRegistry { port, stop }
+        FakeRegistry { port, stop, seen }
+    }
+
+    /// How many requests `path` received.
+    pub fn requests(&self, path: &str) -> usize {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.requests.get(path).copied().unwrap_or(0)
+    }
+
+    /// How many answers on `path` the client hung up on before their end.
+    pub fn hangups(&self, path: &str) -> usize {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.hangups.get(path).copied().unwrap_or(0)
     }
 
     /// `127.0.0.1:PORT`.
@@ -668,7 +701,7 @@ impl Drop for FakeRegistry {
     }
 }
 
-fn serve_one(mut stream: TcpStream, routes: &[Route]) {
+fn serve_one(mut stream: TcpStream, routes: &[Route], seen: &std::sync::Mutex<Seen>) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let Some(head) = read_head(&mut stream) else {
@@ -678,6 +711,11 @@ fn serve_one(mut stream: TcpStream, routes: &[Route]) {
     let method = words.next().unwrap_or_default();
     let path = words.next().unwrap_or_default();
     let path = path.split('?').next().unwrap_or_default();
+    let count = |map: fn(&mut Seen) -> &mut HashMap<String, usize>| {
+        let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+        *map(&mut seen).entry(path.to_string()).or_default() += 1;
+    };
+    count(|s| &mut s.requests);
     let route = routes.iter().find(|r| r.path == path);
     let (status, headers, body) = match (path, route) {
         (_, Some(route)) => ("200 OK", route.headers.clone(), route.body.clone()),
@@ -692,7 +730,7 @@ fn serve_one(mut stream: TcpStream, routes: &[Route]) {
     for (name, value) in &headers {
         response.push_str(&format!("{name}: {value}\r\n"));
     }
-    if let Body::Bytes(bytes) | Body::Truncated(bytes) = &body {
+    if let Body::Bytes(bytes) | Body::Truncated(bytes) | Body::Drip { bytes, .. } = &body {
         response.push_str(&format!("Content-Length: {}\r\n", bytes.len()));
     }
     response.push_str("\r\n");
@@ -705,6 +743,23 @@ fn serve_one(mut stream: TcpStream, routes: &[Route]) {
         }
         Body::Truncated(bytes) => {
             let _ = stream.write_all(&bytes[..bytes.len() / 2]);
+        }
+        Body::Drip {
+            bytes,
+            chunk,
+            every,
+        } => {
+            for piece in bytes.chunks(chunk.max(1)) {
+                std::thread::sleep(every);
+                if stream
+                    .write_all(piece)
+                    .and_then(|()| stream.flush())
+                    .is_err()
+                {
+                    count(|s| &mut s.hangups);
+                    break;
+                }
+            }
         }
         Body::Endless => {
             let zeros = vec![0u8; 64 << 10];

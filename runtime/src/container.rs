@@ -5,7 +5,7 @@ use crate::namespaces::Plan;
 use crate::spec::Bundle;
 use crate::state::{self, Container, EXEC_FIFO};
 use crate::sync::{self, Msg};
-use crate::{hooks, seccomp, tty, Error, Result};
+use crate::{hooks, rootfs, seccomp, tty, Error, Result};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use oci_spec::runtime::{ContainerState, LinuxIdMapping};
@@ -237,9 +237,19 @@ fn sync_with_init(
                 }
                 parent.send(&Msg::Proceed)?;
             }
+            Msg::MountSources => {
+                for (i, source) in rootfs::bind_sources(spec, &container.bundle) {
+                    let fd = rootfs::open_source_of(pid, &source)?;
+                    parent.send_with_fd(
+                        &Msg::MountSource(i),
+                        Some(std::os::fd::AsRawFd::as_raw_fd(&fd)),
+                    )?;
+                }
+                parent.send(&Msg::Proceed)?;
+            }
             Msg::Ready => break,
             Msg::Failed(e) => return Err(Error::Other(e)),
-            Msg::Proceed | Msg::Child(_) => {
+            Msg::Proceed | Msg::Child(_) | Msg::MountSource(_) => {
                 return Err(Error::Other(format!("sync: unexpected {msg:?} from init")))
             }
         }

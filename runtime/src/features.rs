@@ -1,46 +1,6 @@
 //! `features`: what this runtime supports, as the runtime-spec Features document.
 use serde_json::{json, Value};
 
-pub const MOUNT_OPTIONS: &[&str] = &[
-    "async",
-    "atime",
-    "bind",
-    "defaults",
-    "dev",
-    "diratime",
-    "dirsync",
-    "exec",
-    "lazytime",
-    "loud",
-    "mand",
-    "noatime",
-    "nodev",
-    "nodiratime",
-    "noexec",
-    "nolazytime",
-    "nomand",
-    "norelatime",
-    "nostrictatime",
-    "nosuid",
-    "private",
-    "rbind",
-    "relatime",
-    "remount",
-    "ro",
-    "rprivate",
-    "rshared",
-    "rslave",
-    "runbindable",
-    "rw",
-    "shared",
-    "silent",
-    "slave",
-    "strictatime",
-    "suid",
-    "sync",
-    "unbindable",
-];
-
 pub fn document() -> Value {
     let caps: Vec<String> = caps::all()
         .iter()
@@ -48,11 +8,13 @@ pub fn document() -> Value {
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
+    let mut mount_options: Vec<&str> = crate::mounts::known_options().collect();
+    mount_options.sort_unstable();
     json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": oci_spec::runtime::VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-        "mountOptions": MOUNT_OPTIONS,
+        "mountOptions": mount_options,
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,

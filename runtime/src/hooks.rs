@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{kind} hook {path}: {reason}")]
+    #[error("error running hook #{index} ({kind} hook {path}): {reason}")]
     Failed {
         kind: String,
+        index: usize,
         path: String,
         reason: String,
     },
@@ -20,9 +21,9 @@ pub enum Error {
 /// createContainer, startContainer, prestart, and poststart from spec 1.3).
 pub fn run(kind: &str, hooks: &[Hook], state: &State) -> Result<(), Error> {
     let stdin = serde_json::to_vec(state).unwrap_or_default();
-    hooks
-        .iter()
-        .try_for_each(|hook| run_one(hook, &stdin).map_err(|reason| failed(kind, hook, reason)))
+    hooks.iter().enumerate().try_for_each(|(i, hook)| {
+        run_one(hook, &stdin).map_err(|reason| failed(kind, i, hook, reason))
+    })
 }
 
 /// Run every hook of `hooks`, whatever fails; the failures (poststop, and poststart up to
@@ -31,7 +32,12 @@ pub fn run_each(kind: &str, hooks: &[Hook], state: &State) -> Vec<Error> {
     let stdin = serde_json::to_vec(state).unwrap_or_default();
     hooks
         .iter()
-        .filter_map(|hook| run_one(hook, &stdin).err().map(|r| failed(kind, hook, r)))
+        .enumerate()
+        .filter_map(|(i, hook)| {
+            run_one(hook, &stdin)
+                .err()
+                .map(|r| failed(kind, i, hook, r))
+        })
         .collect()
 }
 
@@ -44,9 +50,10 @@ pub fn poststart_is_fatal(oci_version: &str) -> bool {
     }
 }
 
-fn failed(kind: &str, hook: &Hook, reason: String) -> Error {
+fn failed(kind: &str, index: usize, hook: &Hook, reason: String) -> Error {
     Error::Failed {
         kind: kind.to_string(),
+        index,
         path: hook.path().display().to_string(),
         reason,
     }
@@ -91,11 +98,33 @@ fn run_one(hook: &Hook, stdin: &[u8]) -> Result<(), String> {
     let _ = f.rewind();
     let _ = f.take(4096).read_to_string(&mut text);
     let text = text.trim();
+    let status = describe(status);
     Err(if text.is_empty() {
-        status.to_string()
+        status
     } else {
         format!("{status}: {text}")
     })
+}
+
+/// "exit status: 3", or for a signal "signal: bad system call (SIGSYS)" (the words tools
+/// match, as Go prints them).
+fn describe(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let Some(sig) = status.signal() else {
+        return status.to_string();
+    };
+    // SAFETY: strsignal returns a static (or thread-local) NUL-terminated string.
+    let text = unsafe { std::ffi::CStr::from_ptr(libc::strsignal(sig)) }.to_string_lossy();
+    let mut words = text.to_lowercase();
+    if let Ok(name) = nix::sys::signal::Signal::try_from(sig) {
+        words = format!("{words} ({name})");
+    }
+    let core = if status.core_dumped() {
+        " (core dumped)"
+    } else {
+        ""
+    };
+    format!("signal: {words}{core}")
 }
 
 fn memfd() -> std::io::Result<std::fs::File> {

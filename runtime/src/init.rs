@@ -96,10 +96,16 @@ fn setup(init: &Init) -> Result<()> {
     if own_mounts {
         rootfs::prepare(spec, init.rootfs)?;
         let root = rootfs::open_root(init.rootfs)?;
+        let sources = if in_userns {
+            bind_sources_from_parent(init)?
+        } else {
+            rootfs::Sources::new()
+        };
         rootfs::mount_all(
             spec,
             &root,
             init.bundle,
+            &sources,
             in_userns,
             init.plan.has(LinuxNamespaceType::Cgroup),
         )?;
@@ -119,7 +125,18 @@ fn setup(init: &Init) -> Result<()> {
             &state,
         )?;
     }
+    // The chroot of a container without its own mounts has no procfs (nothing is mounted
+    // for it): the exec fifo is reopened through this process's fd directory, opened first.
+    let mut fd_dir = None;
     if !own_mounts {
+        fd_dir = Some(
+            nix::fcntl::open(
+                "/proc/self/fd",
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(|e| Error::sys("open", "/proc/self/fd", e))?,
+        );
         rootfs::chroot(init.rootfs)?;
     } else {
         if init.no_pivot {
@@ -135,6 +152,7 @@ fn setup(init: &Init) -> Result<()> {
     if own_mounts {
         protect::mask(linux.masked_paths().as_deref().unwrap_or(&[]))?;
         protect::make_readonly(linux.readonly_paths().as_deref().unwrap_or(&[]))?;
+        rootfs::readonly_tmpfs_last(spec)?;
         if spec
             .root()
             .as_ref()
@@ -204,7 +222,7 @@ fn setup(init: &Init) -> Result<()> {
     crate::logging::release();
     init.channel.send(&Msg::Ready)?;
     // Blocks until `start` opens the fifo for reading.
-    let mut fifo_w = std::fs::File::from(reopen_fifo(fifo)?);
+    let mut fifo_w = std::fs::File::from(reopen_fifo(fifo, fd_dir)?);
     let _ = fifo_w.write_all(b"0");
     if let Some(hooks) = spec.hooks() {
         let mut state = state;
@@ -226,14 +244,25 @@ fn setup(init: &Init) -> Result<()> {
 /// Open the exec fifo held as `O_PATH` for writing (blocking until `start` reads), through the
 /// container's /proc like runc; what opens must be that very fifo (fstat), not something a
 /// fake /proc put there.
-fn reopen_fifo(fifo: OwnedFd) -> Result<OwnedFd> {
-    let path = format!("/proc/thread-self/fd/{}", fifo.as_raw_fd());
-    let w = nix::fcntl::open(
-        path.as_str(),
-        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(|e| Error::sys("open exec fifo through", &path, e))?;
+/// Open the exec fifo for writing (blocks until `start` opens it) through /proc, or through
+/// `fd_dir` (our /proc/self/fd, closed once done) where the root has no procfs.
+fn reopen_fifo(fifo: OwnedFd, fd_dir: Option<OwnedFd>) -> Result<OwnedFd> {
+    let flags = OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+    let mode = nix::sys::stat::Mode::empty();
+    let (path, w) = match &fd_dir {
+        Some(dir) => {
+            let name = fifo.as_raw_fd().to_string();
+            let w = nix::fcntl::openat(dir, name.as_str(), flags, mode);
+            (format!("/proc/self/fd/{name}"), w)
+        }
+        None => {
+            let path = format!("/proc/thread-self/fd/{}", fifo.as_raw_fd());
+            let w = nix::fcntl::open(path.as_str(), flags, mode);
+            (path, w)
+        }
+    };
+    drop(fd_dir);
+    let w = w.map_err(|e| Error::sys("open exec fifo through", &path, e))?;
     let same = |a: &nix::sys::stat::FileStat, b: &nix::sys::stat::FileStat| {
         (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
     };
@@ -242,6 +271,29 @@ fn reopen_fifo(fifo: OwnedFd) -> Result<OwnedFd> {
         _ => Err(Error::Other(format!(
             "open exec fifo through {path}: not the exec fifo (is /proc a real procfs?)"
         ))),
+    }
+}
+
+/// In a user namespace the bind sources come from the parent (host root), opened in our
+/// mounts: a 0700 directory on the way is no obstacle then.
+fn bind_sources_from_parent(init: &Init) -> Result<rootfs::Sources> {
+    let mut sources = rootfs::Sources::new();
+    if rootfs::bind_sources(init.spec, init.bundle).is_empty() {
+        return Ok(sources);
+    }
+    init.channel.send(&Msg::MountSources)?;
+    loop {
+        match init.channel.recv_with_fd()? {
+            (Msg::MountSource(i), Some(fd)) => {
+                sources.insert(i, fd);
+            }
+            (Msg::Proceed, _) => return Ok(sources),
+            (msg, _) => {
+                return Err(Error::Other(format!(
+                    "sync: unexpected {msg:?} from create"
+                )))
+            }
+        }
     }
 }
 

@@ -22,6 +22,7 @@ pub mod procfs;
 pub mod protect;
 pub mod rootfs;
 pub mod seccomp;
+pub mod seccomp_bpf;
 pub mod self_exe;
 pub mod signal;
 pub mod spec;

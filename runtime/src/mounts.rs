@@ -6,12 +6,16 @@ use nix::sys::stat::Mode;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Component, Path};
 
-/// Mount flags, propagation flags and the rest (filesystem data) of a mount's `options`.
+/// Mount flags, propagation flags, recursive attributes (MOUNT_ATTR_*, applied with
+/// mount_setattr(AT_RECURSIVE) to the mount and every mount below it) and the rest
+/// (filesystem data) of a mount's `options`.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub flags: MsFlags,
     pub cleared: MsFlags,
     pub propagation: MsFlags,
+    pub recursive_set: u64,
+    pub recursive_clear: u64,
     pub data: Vec<String>,
 }
 
@@ -21,81 +25,166 @@ impl Default for Options {
             flags: MsFlags::empty(),
             cleared: MsFlags::empty(),
             propagation: MsFlags::empty(),
+            recursive_set: 0,
+            recursive_clear: 0,
             data: Vec::new(),
         }
     }
+}
+
+/// What one option does.
+#[derive(Clone, Copy)]
+enum Effect {
+    Set(MsFlags),
+    Clear(MsFlags),
+    Propagation(MsFlags),
+    RecursiveSet(u64),
+    RecursiveClear(u64),
+    /// The atime mode of every mount below (the kernel takes one of them, not bits).
+    RecursiveAtime(u64),
+    None,
+}
+
+const NOSYMFOLLOW: MsFlags = MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW);
+
+/// Every option this runtime knows (what `features` lists), with its effect.
+const OPTIONS: &[(&str, Effect)] = {
+    use libc::{
+        MOUNT_ATTR_NOATIME as NOATIME, MOUNT_ATTR_NODEV, MOUNT_ATTR_NODIRATIME, MOUNT_ATTR_NOEXEC,
+        MOUNT_ATTR_NOSUID, MOUNT_ATTR_NOSYMFOLLOW, MOUNT_ATTR_RDONLY,
+        MOUNT_ATTR_RELATIME as RELATIME, MOUNT_ATTR_STRICTATIME as STRICTATIME,
+    };
+    use Effect::*;
+    use MsFlags as M;
+    &[
+        ("defaults", None),
+        ("ro", Set(M::MS_RDONLY)),
+        ("rw", Clear(M::MS_RDONLY)),
+        ("nosuid", Set(M::MS_NOSUID)),
+        ("suid", Clear(M::MS_NOSUID)),
+        ("nodev", Set(M::MS_NODEV)),
+        ("dev", Clear(M::MS_NODEV)),
+        ("noexec", Set(M::MS_NOEXEC)),
+        ("exec", Clear(M::MS_NOEXEC)),
+        ("sync", Set(M::MS_SYNCHRONOUS)),
+        ("async", Clear(M::MS_SYNCHRONOUS)),
+        ("dirsync", Set(M::MS_DIRSYNC)),
+        ("remount", Set(M::MS_REMOUNT)),
+        ("mand", Set(M::MS_MANDLOCK)),
+        ("nomand", Clear(M::MS_MANDLOCK)),
+        ("atime", Clear(M::MS_NOATIME)),
+        ("noatime", Set(M::MS_NOATIME)),
+        ("diratime", Clear(M::MS_NODIRATIME)),
+        ("nodiratime", Set(M::MS_NODIRATIME)),
+        ("relatime", Set(M::MS_RELATIME)),
+        ("norelatime", Clear(M::MS_RELATIME)),
+        ("strictatime", Set(M::MS_STRICTATIME)),
+        ("nostrictatime", Clear(M::MS_STRICTATIME)),
+        ("lazytime", Set(M::MS_LAZYTIME)),
+        ("nolazytime", Clear(M::MS_LAZYTIME)),
+        ("silent", Set(M::MS_SILENT)),
+        ("loud", Clear(M::MS_SILENT)),
+        ("nosymfollow", Set(NOSYMFOLLOW)),
+        ("symfollow", Clear(NOSYMFOLLOW)),
+        ("bind", Set(M::MS_BIND)),
+        ("rbind", Set(M::MS_BIND.union(M::MS_REC))),
+        ("private", Propagation(M::MS_PRIVATE)),
+        ("rprivate", Propagation(M::MS_PRIVATE.union(M::MS_REC))),
+        ("shared", Propagation(M::MS_SHARED)),
+        ("rshared", Propagation(M::MS_SHARED.union(M::MS_REC))),
+        ("slave", Propagation(M::MS_SLAVE)),
+        ("rslave", Propagation(M::MS_SLAVE.union(M::MS_REC))),
+        ("unbindable", Propagation(M::MS_UNBINDABLE)),
+        (
+            "runbindable",
+            Propagation(M::MS_UNBINDABLE.union(M::MS_REC)),
+        ),
+        ("rro", RecursiveSet(MOUNT_ATTR_RDONLY)),
+        ("rrw", RecursiveClear(MOUNT_ATTR_RDONLY)),
+        ("rnosuid", RecursiveSet(MOUNT_ATTR_NOSUID)),
+        ("rsuid", RecursiveClear(MOUNT_ATTR_NOSUID)),
+        ("rnodev", RecursiveSet(MOUNT_ATTR_NODEV)),
+        ("rdev", RecursiveClear(MOUNT_ATTR_NODEV)),
+        ("rnoexec", RecursiveSet(MOUNT_ATTR_NOEXEC)),
+        ("rexec", RecursiveClear(MOUNT_ATTR_NOEXEC)),
+        ("rnodiratime", RecursiveSet(MOUNT_ATTR_NODIRATIME)),
+        ("rdiratime", RecursiveClear(MOUNT_ATTR_NODIRATIME)),
+        ("rnosymfollow", RecursiveSet(MOUNT_ATTR_NOSYMFOLLOW)),
+        ("rsymfollow", RecursiveClear(MOUNT_ATTR_NOSYMFOLLOW)),
+        // atime is one mode per mount: the "not X" options choose the kernel's default
+        // (relatime), except norelatime, which means strict atime updates.
+        ("rnoatime", RecursiveAtime(NOATIME)),
+        ("ratime", RecursiveAtime(RELATIME)),
+        ("rrelatime", RecursiveAtime(RELATIME)),
+        ("rnorelatime", RecursiveAtime(STRICTATIME)),
+        ("rstrictatime", RecursiveAtime(STRICTATIME)),
+        ("rnostrictatime", RecursiveAtime(RELATIME)),
+    ]
+};
+
+/// The names of every option this runtime knows.
+pub fn known_options() -> impl Iterator<Item = &'static str> {
+    OPTIONS.iter().map(|(name, _)| *name)
 }
 
 impl Options {
     pub fn parse(options: &[String]) -> Options {
         let mut o = Options::default();
         for opt in options {
-            match flag(opt) {
-                Some((f, false)) => o.flags |= f,
-                Some((f, true)) => {
-                    o.flags &= !f;
-                    o.cleared |= f
-                }
-                None => match propagation(opt) {
-                    Some(p) => o.propagation |= p,
-                    None => o.data.push(opt.clone()),
-                },
+            match OPTIONS
+                .iter()
+                .find(|(name, _)| name == opt)
+                .map(|(_, e)| *e)
+            {
+                Some(effect) => o.apply(effect),
+                None => o.data.push(opt.clone()),
             }
         }
         o
     }
 
+    fn apply(&mut self, effect: Effect) {
+        match effect {
+            Effect::Set(f) => {
+                self.flags |= f;
+                self.cleared &= !f;
+            }
+            Effect::Clear(f) => {
+                self.flags &= !f;
+                self.cleared |= f;
+            }
+            Effect::Propagation(p) => self.propagation |= p,
+            Effect::RecursiveSet(a) => {
+                self.recursive_set |= a;
+                self.recursive_clear &= !a;
+            }
+            Effect::RecursiveClear(a) => {
+                self.recursive_set &= !a;
+                self.recursive_clear |= a;
+            }
+            Effect::RecursiveAtime(mode) => {
+                self.recursive_set = (self.recursive_set & !libc::MOUNT_ATTR__ATIME) | mode;
+                self.recursive_clear |= libc::MOUNT_ATTR__ATIME;
+            }
+            Effect::None => {}
+        }
+    }
+
     pub fn is_bind(&self) -> bool {
         self.flags.contains(MsFlags::MS_BIND)
     }
+
+    /// Whether any recursive attribute was asked for.
+    pub fn has_recursive(&self) -> bool {
+        self.recursive_set | self.recursive_clear != 0
+    }
 }
 
-/// (flag, clears) for each flag option.
-fn flag(opt: &str) -> Option<(MsFlags, bool)> {
-    Some(match opt {
-        "ro" => (MsFlags::MS_RDONLY, false),
-        "rw" => (MsFlags::MS_RDONLY, true),
-        "nosuid" => (MsFlags::MS_NOSUID, false),
-        "suid" => (MsFlags::MS_NOSUID, true),
-        "nodev" => (MsFlags::MS_NODEV, false),
-        "dev" => (MsFlags::MS_NODEV, true),
-        "noexec" => (MsFlags::MS_NOEXEC, false),
-        "exec" => (MsFlags::MS_NOEXEC, true),
-        "sync" => (MsFlags::MS_SYNCHRONOUS, false),
-        "async" => (MsFlags::MS_SYNCHRONOUS, true),
-        "dirsync" => (MsFlags::MS_DIRSYNC, false),
-        "remount" => (MsFlags::MS_REMOUNT, false),
-        "mand" => (MsFlags::MS_MANDLOCK, false),
-        "nomand" => (MsFlags::MS_MANDLOCK, true),
-        "atime" => (MsFlags::MS_NOATIME, true),
-        "noatime" => (MsFlags::MS_NOATIME, false),
-        "diratime" => (MsFlags::MS_NODIRATIME, true),
-        "nodiratime" => (MsFlags::MS_NODIRATIME, false),
-        "relatime" => (MsFlags::MS_RELATIME, false),
-        "norelatime" => (MsFlags::MS_RELATIME, true),
-        "strictatime" => (MsFlags::MS_STRICTATIME, false),
-        "nostrictatime" => (MsFlags::MS_STRICTATIME, true),
-        "lazytime" => (MsFlags::MS_LAZYTIME, false),
-        "nolazytime" => (MsFlags::MS_LAZYTIME, true),
-        "silent" => (MsFlags::MS_SILENT, false),
-        "loud" => (MsFlags::MS_SILENT, true),
-        "bind" => (MsFlags::MS_BIND, false),
-        "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, false),
-        _ => return None,
-    })
-}
-
+/// Propagation flags of a propagation option (`rootfsPropagation` too).
 pub fn propagation(opt: &str) -> Option<MsFlags> {
-    Some(match opt {
-        "private" => MsFlags::MS_PRIVATE,
-        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
-        "shared" => MsFlags::MS_SHARED,
-        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
-        "slave" => MsFlags::MS_SLAVE,
-        "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        "unbindable" => MsFlags::MS_UNBINDABLE,
-        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
-        _ => return None,
+    OPTIONS.iter().find_map(|(name, e)| match e {
+        Effect::Propagation(p) if *name == opt => Some(*p),
+        _ => None,
     })
 }
 

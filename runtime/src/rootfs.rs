@@ -1,12 +1,12 @@
 //! The container's root filesystem: mounts in order, devices, pivot_root, masked and
 //! read-only paths.
 use crate::mounts::{self, current_flags, open_in_root, proc_fd, Kind, Options};
-use crate::{procfs, Error, Result};
+use crate::{fdmount, procfs, Error, Result};
 use nix::fcntl::OFlag;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// Devices every container gets (runc's list).
@@ -127,11 +127,54 @@ pub fn open_root(rootfs: &Path) -> Result<OwnedFd> {
     .map_err(|e| Error::sys("open", rootfs.display(), e))
 }
 
-/// Mount every entry of `mounts`, in order, inside the rootfs.
+/// The source of a bind mount entry (relative ones are in the bundle), else None.
+fn bind_source(m: &Mount, bundle: &Path) -> Option<PathBuf> {
+    let opts = Options::parse(m.options().as_deref().unwrap_or(&[]));
+    let fstype = m.typ().as_deref().unwrap_or("");
+    let is_bind = opts.is_bind() || fstype == "bind";
+    if !is_bind || fstype == "cgroup" || fstype == "cgroup2" {
+        return None;
+    }
+    m.source().as_ref().map(|s| {
+        if s.is_relative() {
+            bundle.join(s)
+        } else {
+            s.clone()
+        }
+    })
+}
+
+/// (index in `mounts`, source) of every bind mount.
+pub fn bind_sources(spec: &Spec, bundle: &Path) -> Vec<(usize, PathBuf)> {
+    let mounts = spec.mounts().iter().flatten().enumerate();
+    mounts
+        .filter_map(|(i, m)| bind_source(m, bundle).map(|s| (i, s)))
+        .collect()
+}
+
+/// `source` opened (O_PATH) with the caller's credentials but in the mounts of process
+/// `pid` (through /proc/<pid>/root, before it pivots): how host root hands an init in a user
+/// namespace what that namespace's root may not reach — the fd is on the init's own copy of
+/// the mount, so it can bind it.
+pub fn open_source_of(pid: i32, source: &Path) -> Result<OwnedFd> {
+    let through = Path::new("/proc")
+        .join(pid.to_string())
+        .join("root")
+        .join(source.strip_prefix("/").unwrap_or(source));
+    nix::fcntl::open(&through, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| Error::sys("open bind mount source", source.display(), e))
+}
+
+/// Bind sources, by index in `mounts`, that the parent opened for the init.
+pub type Sources = std::collections::HashMap<usize, OwnedFd>;
+
+/// Mount every entry of `mounts`, in order, inside the rootfs; a bind whose source is in
+/// `sources` binds that fd.
 pub fn mount_all(
     spec: &Spec,
     root: &OwnedFd,
     bundle: &Path,
+    sources: &Sources,
     in_userns: bool,
     cgroupns: bool,
 ) -> Result<()> {
@@ -140,16 +183,17 @@ pub fn mount_all(
         .as_ref()
         .and_then(|l| l.mount_label().as_deref())
         .filter(|l| !l.is_empty());
-    for m in spec.mounts().iter().flatten() {
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let source = sources.get(&i);
         match label {
             Some(label) if matches!(m.typ().as_deref(), Some("tmpfs" | "devpts")) => {
                 let mut labelled = m.clone();
                 let mut options = m.options().clone().unwrap_or_default();
                 options.push(crate::lsm::mount_context(label));
                 labelled.set_options(Some(options));
-                mount_one(&labelled, root, bundle, in_userns, cgroupns)?;
+                mount_one(&labelled, root, bundle, source, in_userns, cgroupns)?;
             }
-            _ => mount_one(m, root, bundle, in_userns, cgroupns)?,
+            _ => mount_one(m, root, bundle, source, in_userns, cgroupns)?,
         }
     }
     Ok(())
@@ -159,10 +203,11 @@ fn mount_one(
     m: &Mount,
     root: &OwnedFd,
     bundle: &Path,
+    source_fd: Option<&OwnedFd>,
     in_userns: bool,
     cgroupns: bool,
 ) -> Result<()> {
-    mount_entry(m, root, bundle, in_userns, cgroupns).map_err(|e| match e {
+    mount_entry(m, root, bundle, source_fd, in_userns, cgroupns).map_err(|e| match e {
         Error::Sys { op, target, errno } => Error::Sys {
             op,
             target: format!(
@@ -180,6 +225,7 @@ fn mount_entry(
     m: &Mount,
     root: &OwnedFd,
     bundle: &Path,
+    source_fd: Option<&OwnedFd>,
     in_userns: bool,
     cgroupns: bool,
 ) -> Result<()> {
@@ -187,21 +233,28 @@ fn mount_entry(
     let fstype = m.typ().as_deref().unwrap_or("");
     let dest = m.destination();
     let is_bind = opts.is_bind() || fstype == "bind";
-    let source = m.source().as_ref().map(|s| {
-        if is_bind && s.is_relative() {
-            bundle.join(s)
-        } else {
-            s.clone()
-        }
-    });
+    // A source the parent opened is reached through its fd, never by its path again.
+    let source = match source_fd {
+        Some(fd) if is_bind => Some(PathBuf::from(proc_fd(fd))),
+        _ => bind_source(m, bundle).or_else(|| m.source().clone()),
+    };
     let request = procfs::MountRequest {
         dest,
         fstype,
         bind_source: source.as_deref().filter(|_| is_bind),
     };
     request.check_path(root)?;
+    if is_bind {
+        if let Some(unknown) = opts.data.first() {
+            return Err(Error::Spec(format!(
+                "mounts: destination {}: unknown option {unknown:?} for a bind mount",
+                dest.display()
+            )));
+        }
+    }
     if fstype == "cgroup" || fstype == "cgroup2" {
-        return mount_cgroup(dest, root, &opts, cgroupns);
+        mount_cgroup(dest, root, &opts, cgroupns)?;
+        return set_recursive_attrs(root, dest, Kind::Dir, &opts);
     }
     let kind = match &source {
         Some(src) if is_bind && !src.is_dir() => Kind::File,
@@ -237,7 +290,12 @@ fn mount_entry(
             )?;
         }
     } else {
-        let flags = opts.flags - MsFlags::MS_REMOUNT;
+        let mut flags = opts.flags - MsFlags::MS_REMOUNT;
+        if fstype == "tmpfs" {
+            // Mount points, device nodes and hook files go into it first: read-only comes
+            // at the end (`readonly_tmpfs_last`).
+            flags -= MsFlags::MS_RDONLY;
+        }
         let res = mount(
             src.or(Some(fstype)),
             target_path.as_str(),
@@ -281,11 +339,27 @@ fn mount_entry(
         let target = open_in_root(root, dest, kind)?;
         procfs::is_procfs_root(&target, &dest.display().to_string())?;
     }
+    set_recursive_attrs(root, dest, kind, &opts)?;
     if !opts.propagation.is_empty() {
         let target = open_in_root(root, dest, kind)?;
         mnt(None, &proc_fd(&target), None, opts.propagation, None)?;
     }
     Ok(())
+}
+
+/// The recursive options (`rro`, `rnosuid`, …) on the mount at `dest` and every mount below it.
+fn set_recursive_attrs(root: &OwnedFd, dest: &Path, kind: Kind, opts: &Options) -> Result<()> {
+    if !opts.has_recursive() {
+        return Ok(());
+    }
+    let target = open_in_root(root, dest, kind)?;
+    fdmount::set_attrs(
+        target.as_fd(),
+        opts.recursive_set,
+        opts.recursive_clear,
+        true,
+        &dest.display().to_string(),
+    )
 }
 
 /// A cgroup mount shows the container's own cgroup, never the host's hierarchy: with a cgroup
@@ -596,6 +670,29 @@ fn kernel_fs_mount_point(line: &str) -> Option<PathBuf> {
 pub fn chroot(rootfs: &Path) -> Result<()> {
     nix::unistd::chroot(rootfs).map_err(|e| Error::sys("chroot", rootfs.display(), e))?;
     nix::unistd::chdir("/").map_err(|e| Error::sys("chdir", "/", e))
+}
+
+/// After every mount, device and hook (and the pivot): make read-only the tmpfs mounts that
+/// asked for it (`/dev` with `ro` among them), each on its own, not what is mounted below it.
+pub fn readonly_tmpfs_last(spec: &Spec) -> Result<()> {
+    let mut root = None;
+    for m in spec.mounts().iter().flatten() {
+        let opts = Options::parse(m.options().as_deref().unwrap_or(&[]));
+        if m.typ().as_deref() != Some("tmpfs")
+            || opts.is_bind()
+            || !opts.flags.contains(MsFlags::MS_RDONLY)
+        {
+            continue;
+        }
+        if root.is_none() {
+            root = Some(open_root(Path::new("/"))?);
+        }
+        let dest = m.destination();
+        let target = open_in_root(root.as_ref().expect("opened"), dest, Kind::Dir)?;
+        let what = format!("{} read-only", dest.display());
+        fdmount::set_attrs(target.as_fd(), libc::MOUNT_ATTR_RDONLY, 0, false, &what)?;
+    }
+    Ok(())
 }
 
 /// Remount the mount at `path` read-only, keeping its other flags.

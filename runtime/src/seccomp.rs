@@ -1,5 +1,6 @@
 //! `linux.seccomp` through libseccomp: build the filter from the config, load it, and hand
 //! a notify listener to the seccomp agent at `listenerPath`.
+use crate::seccomp_bpf;
 use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
 };
@@ -94,45 +95,7 @@ pub fn build(seccomp: &LinuxSeccomp) -> Result<ScmpFilterContext, Error> {
     for rule in seccomp.syscalls().iter().flatten() {
         add_rule(&mut ctx, rule, default)?;
     }
-    if !matches!(default, ScmpAction::Allow | ScmpAction::Log) {
-        newer_syscalls_enosys(&mut ctx, seccomp, default)?;
-    }
     Ok(ctx)
-}
-
-/// Highest syscall number libseccomp is asked about (x86_64 is in the 400s today).
-const SYSCALL_NR_LIMIT: i32 = 1024;
-
-/// A syscall newer than every one the profile names was unknown to whoever wrote it: it gets
-/// ENOSYS, not the default action, so that libc falls back (clone3 → clone) as on an older
-/// kernel. runc does the same.
-fn newer_syscalls_enosys(
-    ctx: &mut ScmpFilterContext,
-    seccomp: &LinuxSeccomp,
-    default: ScmpAction,
-) -> Result<(), Error> {
-    let enosys = ScmpAction::Errno(libc::ENOSYS);
-    if default == enosys {
-        return Ok(());
-    }
-    let newest = seccomp
-        .syscalls()
-        .iter()
-        .flatten()
-        .flat_map(|r| r.names())
-        .filter_map(|n| ScmpSyscall::from_name(n).ok())
-        .map(i32::from)
-        .max()
-        .unwrap_or(-1);
-    for nr in newest + 1..SYSCALL_NR_LIMIT {
-        let syscall = ScmpSyscall::from(nr);
-        if syscall.get_name().is_err() {
-            continue;
-        }
-        ctx.add_rule(enosys, syscall)
-            .map_err(lib(format!("ENOSYS rule for syscall {nr}")))?;
-    }
-    Ok(())
 }
 
 fn add_rule(
@@ -173,23 +136,62 @@ fn add_rule(
     Ok(())
 }
 
-/// Install the filter in the calling process; returns the notify listener when a rule uses
-/// `SCMP_ACT_NOTIFY`.
+/// Install the filter in the calling thread, led by the ENOSYS check for syscalls newer than
+/// the profile ([`seccomp_bpf`]); returns the notify listener when a rule uses `SCMP_ACT_NOTIFY`.
 pub fn load(seccomp: &LinuxSeccomp) -> Result<Option<OwnedFd>, Error> {
     let ctx = build(seccomp)?;
-    ctx.load().map_err(lib("load filter"))?;
-    if !uses_notify(seccomp) {
-        return Ok(None);
+    let mut program = seccomp_bpf::export(&ctx)?;
+    let default = action(seccomp.default_action(), seccomp.default_errno_ret());
+    let enosys = ScmpAction::Errno(libc::ENOSYS);
+    if !matches!(default, ScmpAction::Allow | ScmpAction::Log) && default != enosys {
+        let archs: Vec<String> = seccomp.architectures().iter().flatten().map(name).collect();
+        let names = seccomp
+            .syscalls()
+            .iter()
+            .flatten()
+            .flat_map(|r| r.names())
+            .map(String::as_str);
+        let limits = seccomp_bpf::arch_limits(&archs, names);
+        program = seccomp_bpf::with_enosys_prefix(program, &limits)?;
     }
-    let fd = ctx.get_notify_fd().map_err(lib("notify fd"))?;
-    // Our own copy, close-on-exec so it can never reach the container's process.
-    let owned = nix::fcntl::fcntl(
-        unsafe { BorrowedFd::borrow_raw(fd) },
-        nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3),
-    )
-    .map(|fd| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
-    .map_err(|e| Error::Unsupported(format!("dup notify fd: {e}")))?;
-    Ok(Some(owned))
+    let listener = seccomp_bpf::install(&program, filter_flags(seccomp))?;
+    Ok(listener)
+}
+
+/// seccomp(2) flags: the config's, and a listener where a rule notifies.
+fn filter_flags(seccomp: &LinuxSeccomp) -> libc::c_ulong {
+    let mut flags = 0;
+    for flag in seccomp.flags().iter().flatten() {
+        flags |= match flag {
+            Flag::SeccompFilterFlagTsync => libc::SECCOMP_FILTER_FLAG_TSYNC,
+            Flag::SeccompFilterFlagLog => libc::SECCOMP_FILTER_FLAG_LOG,
+            Flag::SeccompFilterFlagSpecAllow => libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+            Flag::SeccompFilterFlagWaitKillableRecv => libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+        };
+    }
+    if uses_notify(seccomp) {
+        flags |= libc::SECCOMP_FILTER_FLAG_NEW_LISTENER;
+        // TSYNC and a listener only together with TSYNC_ESRCH (the kernel's rule).
+        if flags & libc::SECCOMP_FILTER_FLAG_TSYNC != 0 {
+            flags |= libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
+        }
+    }
+    flags
+}
+
+/// Why the profile's notify rules cannot work: the runtime itself writes (to its sync pipe
+/// and log) after the filter is loaded and before the agent can answer, so a notified
+/// `write` would hang the container's start.
+pub fn notify_problem(seccomp: &LinuxSeccomp) -> Option<String> {
+    let rules = seccomp.syscalls().iter().flatten().enumerate();
+    rules
+        .filter(|(_, r)| r.action() == Action::ScmpActNotify)
+        .find(|(_, r)| r.names().iter().any(|n| n == "write"))
+        .map(|(i, _)| {
+            format!(
+                "linux.seccomp.syscalls[{i}]: SCMP_ACT_NOTIFY cannot be used for the write syscall"
+            )
+        })
 }
 
 pub fn uses_notify(seccomp: &LinuxSeccomp) -> bool {
@@ -221,8 +223,8 @@ pub fn send_listener(
     msg.set_metadata(metadata.map(str::to_owned));
     msg.set_state(state.clone());
     let json = serde_json::to_vec(&msg).map_err(|e| err(e.to_string()))?;
-    let sock =
-        std::os::unix::net::UnixStream::connect(listener_path).map_err(|e| err(e.to_string()))?;
+    let sock = std::os::unix::net::UnixStream::connect(listener_path)
+        .map_err(|e| err(format!("failed to connect with seccomp agent: {e}")))?;
     let fds = [fd.as_raw_fd()];
     let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
     nix::sys::socket::sendmsg::<()>(

@@ -134,6 +134,9 @@ fn check(spec: &Spec, config: &Path) -> Result<()> {
             "linux.seccomp.listenerPath: required when an action is SCMP_ACT_NOTIFY".into(),
         );
     }
+    if let Some(problem) = seccomp.and_then(crate::seccomp::notify_problem) {
+        return bad(problem);
+    }
     for m in spec.mounts().iter().flatten() {
         if !m.destination().is_absolute() {
             return bad(format!(

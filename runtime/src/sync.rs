@@ -17,6 +17,11 @@ pub enum Msg {
     RunCreateHooks,
     /// init → parent: here is the seccomp notify listener (fd attached).
     SeccompListener,
+    /// init → parent: open the bind mount sources for me (a user namespace cannot reach
+    /// what only host root can); answered by `MountSource`s, then `Proceed`.
+    MountSources,
+    /// parent → init: the source of `mounts[i]` (fd attached, opened in the init's mounts).
+    MountSource(usize),
     /// init → parent: waiting for `start` on the exec fifo.
     Ready,
     /// init → parent: setup failed.
@@ -32,6 +37,8 @@ impl Msg {
             Msg::Proceed => b"P".to_vec(),
             Msg::RunCreateHooks => b"H".to_vec(),
             Msg::SeccompListener => b"S".to_vec(),
+            Msg::MountSources => b"M".to_vec(),
+            Msg::MountSource(i) => format!("m{i}").into_bytes(),
             Msg::Ready => b"R".to_vec(),
             Msg::Failed(e) => [b"F", e.as_bytes()].concat(),
             Msg::Child(pid) => format!("C{pid}").into_bytes(),
@@ -44,6 +51,12 @@ impl Msg {
             Some((b'H', _)) => Ok(Msg::RunCreateHooks),
             Some((b'S', _)) => Ok(Msg::SeccompListener),
             Some((b'R', _)) => Ok(Msg::Ready),
+            Some((b'M', _)) => Ok(Msg::MountSources),
+            Some((b'm', i)) => std::str::from_utf8(i)
+                .ok()
+                .and_then(|i| i.parse().ok())
+                .map(Msg::MountSource)
+                .ok_or_else(|| Error::Other("sync: bad mount index".into())),
             Some((b'F', e)) => Ok(Msg::Failed(String::from_utf8_lossy(e).into_owned())),
             Some((b'C', pid)) => std::str::from_utf8(pid)
                 .ok()

@@ -512,3 +512,386 @@ fn create_leaves_no_copy_of_the_callers_stderr_in_the_waiting_init() {
     assert_eq!(rt.status(&id), "created");
     rt.ok(&["delete", "--force", &id]);
 }
+
+/// The mountinfo lines of `info` at `target` and below it.
+fn mounts_at_and_below<'a>(info: &'a str, target: &str) -> Vec<&'a str> {
+    let below = format!("{target}/");
+    info.lines()
+        .filter(|l| {
+            l.split(' ')
+                .nth(4)
+                .is_some_and(|t| t == target || t.starts_with(&below))
+        })
+        .collect()
+}
+
+#[test]
+fn recursive_mount_options_apply_to_every_sub_mount() {
+    // The host's /dev holds sub-mounts (/dev/pts, /dev/shm): an rbind of it has several.
+    let out = sh_with("cat /proc/self/mountinfo", |b| {
+        b.push("/mounts", json!({"destination": "/rec", "type": "bind", "source": "/dev",
+            "options": ["rbind", "rro", "rnosuid", "rnodev", "rnoexec", "rnoatime", "rnosymfollow"]}));
+        b.push(
+            "/mounts",
+            json!({"destination": "/top", "type": "bind", "source": "/dev",
+            "options": ["rbind", "ro", "nosymfollow"]}),
+        );
+    });
+    let rec = mounts_at_and_below(&out, "/rec");
+    assert!(rec.len() >= 3, "{out}");
+    for line in &rec {
+        let (opts, _) = mount_opts(line);
+        for o in ["ro", "nosuid", "nodev", "noexec", "noatime", "nosymfollow"] {
+            assert!(opts.contains(&o), "{o} missing: {line}");
+        }
+    }
+    let top = mounts_at_and_below(&out, "/top");
+    assert!(top.len() >= 3, "{out}");
+    let (opts, _) = mount_opts(top[0]);
+    assert!(
+        opts.contains(&"ro") && opts.contains(&"nosymfollow"),
+        "{}",
+        top[0]
+    );
+    for line in &top[1..] {
+        let (opts, _) = mount_opts(line);
+        assert!(
+            opts.contains(&"rw") && !opts.contains(&"nosymfollow"),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn recursive_atime_and_rw_options_replace_earlier_ones() {
+    let out = sh_with("cat /proc/self/mountinfo", |b| {
+        b.push(
+            "/mounts",
+            json!({"destination": "/rec", "type": "bind", "source": "/dev",
+            "options": ["rbind", "rro", "rrw", "rnoatime", "rstrictatime"]}),
+        );
+    });
+    for line in mounts_at_and_below(&out, "/rec") {
+        let (opts, _) = mount_opts(line);
+        assert!(opts.contains(&"rw"), "{line}");
+        assert!(
+            !opts.contains(&"noatime") && !opts.contains(&"relatime"),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_bind_mount_option_is_an_error() {
+    let rt = runtime();
+    let mut b = Bundle::new(&["true"]);
+    b.push(
+        "/mounts",
+        json!({"destination": "/x", "type": "bind", "source": "/dev",
+        "options": ["rbind", "rrro"]}),
+    );
+    let id = unique_id("badopt");
+    let out = rt.run(&b, &id);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("\"rrro\"") && out.stderr.contains("/x"),
+        "{out:?}"
+    );
+    rt.assert_no_state(&id);
+}
+
+#[test]
+fn features_lists_the_recursive_mount_options() {
+    let out = runtime().ok(&["features"]);
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    let opts: Vec<&str> = doc["mountOptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_str().unwrap())
+        .collect();
+    for o in [
+        "rro",
+        "rrw",
+        "rnosuid",
+        "rsuid",
+        "rnodev",
+        "rdev",
+        "rnoexec",
+        "rexec",
+        "rnoatime",
+        "ratime",
+        "rrelatime",
+        "rnorelatime",
+        "rstrictatime",
+        "rnostrictatime",
+        "rnodiratime",
+        "rdiratime",
+        "nosymfollow",
+        "symfollow",
+        "rnosymfollow",
+        "rsymfollow",
+    ] {
+        assert!(opts.contains(&o), "{o} not in {opts:?}");
+    }
+}
+
+#[test]
+fn a_read_only_dev_tmpfs_gets_its_nested_mounts_and_devices() {
+    // /dev/pts, /dev/shm, /dev/mqueue and the device nodes are made inside /dev after its mount;
+    // a tmpfs under a read-only tmpfs needs its mount point made too.
+    let out = sh_with(
+        "cat /proc/self/mountinfo; echo x > /dev/null && echo NULL-OK; \
+         touch /dev/new 2>/dev/null || echo DEV-RO; touch /ro/new 2>/dev/null || echo RO-RO; \
+         touch /ro/inner/f && echo INNER-RW",
+        |b| {
+            let mounts = b.config["mounts"].as_array_mut().unwrap();
+            for m in mounts.iter_mut() {
+                if m["destination"] == "/dev" {
+                    m["options"].as_array_mut().unwrap().push(json!("ro"));
+                }
+            }
+            b.push("/mounts", json!({"destination": "/ro", "type": "tmpfs", "source": "tmpfs", "options": ["ro", "mode=755"]}));
+            b.push(
+                "/mounts",
+                json!({"destination": "/ro/inner", "type": "tmpfs", "source": "tmpfs"}),
+            );
+        },
+    );
+    for (target, want) in [
+        ("/dev", "ro"),
+        ("/ro", "ro"),
+        ("/dev/pts", "rw"),
+        ("/ro/inner", "rw"),
+    ] {
+        let (opts, _) = mount_opts(mount_line(&out, target));
+        assert_eq!(opts[0], want, "{target}: {out}");
+    }
+    for word in ["NULL-OK", "DEV-RO", "RO-RO", "INNER-RW"] {
+        assert!(out.contains(word), "{word} missing: {out}");
+    }
+}
+
+#[test]
+fn debug_exec_records_the_steps_tools_look_for() {
+    let rt = runtime();
+    let (b, _cg) = bundle_in_own_cgroup(&["sleep", "1000"]);
+    let id = unique_id("dbgexec");
+    rt.start(&b, &id);
+    let want = [
+        "nsexec container setup",
+        "child process in init()",
+        "setns_init: about to exec",
+    ];
+    let out = rt.exec(&["--debug", "exec", &id, "true"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    for w in want {
+        assert!(out.stderr.contains(w), "{w} missing: {out:?}");
+    }
+    let log = b.path().join("exec.log");
+    let out = rt.exec(&[
+        "--debug",
+        "--log",
+        log.to_str().unwrap(),
+        "exec",
+        &id,
+        "true",
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!out.stderr.contains("level=debug"), "{out:?}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    for w in want {
+        assert!(text.contains(w), "{w} missing: {text}");
+    }
+    rt.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn seccomp_notify_without_an_agent_says_so() {
+    let rt = runtime();
+    let mut b = Bundle::new(&["true"]);
+    b.set(
+        "/linux/seccomp",
+        json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": b.path().join("no-agent.sock"),
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
+        }),
+    );
+    let id = unique_id("noagent");
+    let out = rt.run(&b, &id);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("failed to connect with seccomp agent")
+            && out.stderr.contains("no-agent.sock"),
+        "{out:?}"
+    );
+    rt.assert_no_state(&id);
+}
+
+#[test]
+fn seccomp_notify_for_write_is_refused() {
+    let rt = runtime();
+    let mut b = Bundle::new(&["true"]);
+    b.set(
+        "/linux/seccomp",
+        json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": b.path().join("agent.sock"),
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"},
+                         {"names": ["read", "write"], "action": "SCMP_ACT_NOTIFY"}]
+        }),
+    );
+    let id = unique_id("notifywrite");
+    let out = rt.run(&b, &id);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "linux.seccomp.syscalls[1]: SCMP_ACT_NOTIFY cannot be used for the write syscall"
+        ),
+        "{out:?}"
+    );
+    rt.assert_no_state(&id);
+}
+
+#[test]
+fn a_failing_start_container_hook_says_error_running_hook() {
+    let rt = runtime();
+    let mut b = Bundle::new(&["true"]);
+    b.set(
+        "/linux/seccomp",
+        json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_KILL"}]
+        }),
+    );
+    b.set(
+        "/hooks/startContainer",
+        json!([{"path": "/bin/sh", "args": ["sh", "-c", "mkdir /tmp/x"]}]),
+    );
+    let id = unique_id("hookfail");
+    let out = rt.run(&b, &id);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("error running hook #0")
+            && out.stderr.contains("startContainer")
+            && out.stderr.contains("bad system call"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn unified_keys_no_cgroup2_file_holds_are_an_invalid_configuration() {
+    // On this hybrid host memory is a v1 controller; on a pure v2 host the key names no file.
+    let key = if Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists() {
+        "memory.min"
+    } else {
+        "memory.no_such_file"
+    };
+    let rt = runtime();
+    let (mut b, cg) = bundle_in_own_cgroup(&["true"]);
+    b.set("/linux/resources/unified", json!({key: "131072"}));
+    let id = unique_id("unified");
+    let out = rt.run(&b, &id);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("invalid configuration") && out.stderr.contains(key),
+        "{out:?}"
+    );
+    rt.assert_no_state(&id);
+    let name = cg.trim_start_matches('/');
+    assert!(cgroups_named(name).is_empty(), "{:?}", cgroups_named(name));
+}
+
+/// A bundle in a new user namespace (root mapped to 100000) with its rootfs owned by that
+/// root, and two bind sources in 0700 directories only host root can enter.
+fn userns_bundle_with_inaccessible_binds(args: &[&str]) -> Bundle {
+    use std::os::unix::fs::PermissionsExt;
+    let mut b = Bundle::new(args);
+    b.namespace("user", None);
+    for key in ["/linux/uidMappings", "/linux/gidMappings"] {
+        b.set(
+            key,
+            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]),
+        );
+    }
+    let st = std::process::Command::new("chown")
+        .args(["-R", "100000:100000"])
+        .arg(b.rootfs())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    for n in ["1", "2"] {
+        let secret = b.path().join(format!("secret-{n}"));
+        std::fs::create_dir_all(secret.join("dir")).unwrap();
+        std::fs::write(secret.join("dir/foo.txt"), n).unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o700)).unwrap();
+        b.push(
+            "/mounts",
+            json!({"source": format!("secret-{n}/dir"),
+            "destination": format!("/tmp/mount-{n}"), "options": ["bind"]}),
+        );
+    }
+    b
+}
+
+#[test]
+fn bind_sources_only_host_root_reaches_mount_in_a_user_namespace() {
+    let b = userns_bundle_with_inaccessible_binds(&[
+        "cat",
+        "/tmp/mount-1/foo.txt",
+        "/tmp/mount-2/foo.txt",
+    ]);
+    assert_eq!(runtime().run_ok(&b), "12");
+    let rt = runtime();
+    let b = userns_bundle_with_inaccessible_binds(&["sleep", "1000"]);
+    let id = unique_id("userns-binds");
+    rt.start(&b, &id);
+    let out = rt.exec(&[
+        "exec",
+        &id,
+        "cat",
+        "/tmp/mount-1/foo.txt",
+        "/tmp/mount-2/foo.txt",
+    ]);
+    rt.ok(&["delete", "--force", &id]);
+    assert_eq!((out.code, out.stdout.as_str()), (0, "12"), "{out:?}");
+}
+
+#[test]
+fn a_missing_bind_source_in_a_user_namespace_is_named() {
+    let rt = runtime();
+    let mut b = userns_bundle_with_inaccessible_binds(&["true"]);
+    b.push(
+        "/mounts",
+        json!({"source": "/nonexistent-berth-src", "destination": "/x", "options": ["bind"]}),
+    );
+    let id = unique_id("userns-nosrc");
+    let out = rt.run(&b, &id);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("/nonexistent-berth-src"), "{out:?}");
+    rt.assert_no_state(&id);
+}
+
+#[test]
+fn a_container_without_namespaces_waits_for_start_and_runs() {
+    // No mount namespace: a chroot into the rootfs, whose /proc is an empty directory; the
+    // waiting init must still reach its exec fifo (runtime-tools' linux_ns_itype).
+    let rt = runtime();
+    let (mut b, _cg) = bundle_in_own_cgroup(&["sh", "-c", "echo ran > /ran"]);
+    b.set("/linux/namespaces", json!([]));
+    // runc refuses masks without a mount namespace of their own.
+    b.set("/linux/maskedPaths", json!([]));
+    b.set("/linux/readonlyPaths", json!([]));
+    if let Some(c) = b.config.as_object_mut() {
+        c.remove("hostname");
+    }
+    let id = unique_id("nons");
+    rt.create(&b, &id);
+    let pid = rt.pid(&id) as i32;
+    assert!(pid > 0 && process_alive(pid), "{:?}", rt.state(&id));
+    rt.ok(&["start", &id]);
+    assert_eq!(wait_for_file(&b.rootfs().join("ran"), 10), "ran\n");
+    rt.wait_status(&id, "stopped");
+    rt.ok(&["delete", &id]);
+}

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use berth_integration::oci_image;
+use berth_integration::registry::{Body, FakeRegistry, Route};
 use berth_supervisor::images::content::digest_of;
 use berth_supervisor::images::metadata::{self, ImageRecord};
 use berth_supervisor::images::service::{ImageService, Options};
@@ -772,4 +774,333 @@ fn bad_requests_are_refused_as_dockerd_refuses_them() {
         message(&body).contains("invalid auth configuration"),
         "{body}"
     );
+}
+
+/// An image served by a [`FakeRegistry`] as `repo:latest`: routes for its manifest, config and
+/// one gzip layer of `layer_bytes` incompressible bytes, the layer's answer dripped in
+/// `chunk`-byte pieces `every` apart. Returns the routes and the layer's blob path.
+fn dripping_image(
+    repo: &str,
+    layer_bytes: usize,
+    chunk: usize,
+    every: Duration,
+) -> (Vec<Route>, String, String) {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let data: Vec<u8> = (0..layer_bytes)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect();
+    let plain = tar_of(&[("noise", &data)]);
+    let layer = gzip(&plain);
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [digest_of(&plain)]},
+    }))
+    .unwrap();
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": oci_image::OCI_MANIFEST,
+        "config": { "mediaType": oci_image::OCI_CONFIG, "digest": digest_of(&config), "size": config.len() },
+        "layers": [{ "mediaType": oci_image::LAYER_GZIP, "digest": digest_of(&layer), "size": layer.len() }],
+    }))
+    .unwrap();
+    let layer_path = format!("/v2/{repo}/blobs/{}", digest_of(&layer));
+    let config_path = format!("/v2/{repo}/blobs/{}", digest_of(&config));
+    let routes = vec![
+        Route {
+            path: format!("/v2/{repo}/manifests/latest"),
+            headers: vec![("Content-Type".into(), oci_image::OCI_MANIFEST.into())],
+            body: Body::Bytes(manifest),
+        },
+        Route {
+            path: config_path.clone(),
+            headers: Vec::new(),
+            body: Body::Bytes(config),
+        },
+        Route {
+            path: layer_path.clone(),
+            headers: Vec::new(),
+            body: Body::Drip {
+                bytes: layer,
+                chunk,
+                every,
+            },
+        },
+    ];
+    (routes, layer_path, config_path)
+}
+
+/// Waits (up to a minute: a bound for a hung test, not a timing claim) until `done` holds.
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..600 {
+        if done() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{what}: still not so after a minute");
+}
+
+fn spawn_pull(host: &str, reference: &str) -> std::process::Child {
+    Command::new(common::BERTH)
+        .args(["-H", host, "pull", reference])
+        .env("BERTH_CONFIG", common::config_dir(host))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn ingest_files(data_root: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(data_root.join("content/ingest"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+// 5. A pull whose client left is cancelled, and nothing half-written of it stays.
+#[test]
+fn a_pull_whose_client_left_is_cancelled() {
+    // 40 MB in 4 KiB pieces 20 ms apart: moving (no stall), minutes from its end.
+    let (routes, layer, config) = dripping_image("slow", 40 << 20, 4096, Duration::from_millis(20));
+    let fake = FakeRegistry::start(routes);
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = common::start(dir.path());
+    let reference = format!("{}/slow", fake.host());
+    let mut client = spawn_pull(&daemon.host, &reference);
+    eventually("the layer is requested", || fake.requests(&layer) == 1);
+    eventually("the layer is being written", || {
+        !ingest_files(&daemon.data_root).is_empty()
+    });
+    // Ctrl-C of the CLI.
+    kill(&mut client, libc::SIGINT);
+    let _ = client.wait();
+    eventually("the daemon hangs up on the layer", || {
+        fake.hangups(&layer) == 1
+    });
+    eventually("the partial layer is removed", || {
+        ingest_files(&daemon.data_root).is_empty()
+    });
+    assert_eq!(fake.requests(&layer), 1, "the cancelled pull went on");
+    assert_eq!(fake.requests(&config), 1);
+    let listed = common::ok(common::berth(&daemon.host, &["images", "-q"]));
+    assert!(listed.trim().is_empty(), "an image was named: {listed}");
+}
+
+// 5. Another client on the same pull keeps it going when the first leaves.
+#[test]
+fn a_pull_goes_on_while_another_client_waits_on_it() {
+    // 4 MB in 16 KiB pieces 20 ms apart: seconds long.
+    let (routes, layer, _) = dripping_image("shared", 4 << 20, 16 << 10, Duration::from_millis(20));
+    let fake = FakeRegistry::start(routes);
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = common::start(dir.path());
+    // A tag given: the CLI says nothing before the daemon answers.
+    let reference = format!("{}/shared:latest", fake.host());
+    let mut first = spawn_pull(&daemon.host, &reference);
+    eventually("the layer is requested", || fake.requests(&layer) == 1);
+    let mut second = spawn_pull(&daemon.host, &reference);
+    // The second client has joined once it shows the pull's progress.
+    let mut out = second.stdout.take().unwrap();
+    let mut byte = [0u8; 1];
+    std::io::Read::read_exact(&mut out, &mut byte).unwrap();
+    kill(&mut first, libc::SIGINT);
+    let _ = first.wait();
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut out, &mut rest).unwrap();
+    let status = second.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "second pull: {err}");
+    assert_eq!(fake.requests(&layer), 1, "the layer was downloaded twice");
+    assert_eq!(fake.hangups(&layer), 0, "the shared download was cut");
+    common::ok(common::berth(
+        &daemon.host,
+        &["image", "inspect", &reference],
+    ));
+    assert!(ingest_files(&daemon.data_root).is_empty());
+}
+
+// 5. Stalled registry answers time out with a clear error (a stall, not a total deadline).
+#[test]
+fn stalled_registry_answers_time_out() {
+    let (mut routes, layer, _) = dripping_image("drip", 64 << 10, 1, Duration::from_millis(100));
+    // A manifest dripped a byte at a time.
+    let manifest = match &routes[0].body {
+        Body::Bytes(b) => b.clone(),
+        _ => unreachable!(),
+    };
+    routes.push(Route {
+        path: "/v2/dripman/manifests/latest".into(),
+        headers: vec![("Content-Type".into(), oci_image::OCI_MANIFEST.into())],
+        body: Body::Drip {
+            bytes: manifest,
+            chunk: 1,
+            every: Duration::from_millis(100),
+        },
+    });
+    // A layer of 600 KB moving at about 50 KB/s: longer than the window, no stall.
+    let (moving, _, _) = dripping_image("moving", 600 << 10, 5 << 10, Duration::from_millis(100));
+    routes.extend(moving);
+    let fake = FakeRegistry::start(routes);
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = common::start_with(dir.path(), &["--registry-stall-timeout", "2"]);
+    let out = common::berth(&daemon.host, &["pull", &format!("{}/dripman", fake.host())]);
+    let err = common::stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("stalled: less than 1024 bytes in 2s"), "{err}");
+    assert!(err.contains("dripman/manifests/latest"), "{err}");
+
+    let out = common::berth(&daemon.host, &["pull", &format!("{}/drip", fake.host())]);
+    let err = common::stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    let digest = layer.rsplit('/').next().unwrap();
+    assert!(err.contains(digest) && err.contains("stalled"), "{err}");
+    assert_eq!(fake.requests(&layer), 3, "tries of a stalled layer");
+    assert!(ingest_files(&daemon.data_root).is_empty());
+
+    common::ok(common::berth(
+        &daemon.host,
+        &["pull", &format!("{}/moving", fake.host())],
+    ));
+}
+
+// 10. Platforms and config fields of the wrong JSON type refused as dockerd refuses them.
+#[test]
+fn bad_platforms_and_mistyped_fields_get_dockerds_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = common::start(dir.path());
+    let host = &daemon.host;
+    // Each answer is dockerd 20.10's to the same request.
+    for (platform, answer) in [
+        (
+            "../../x",
+            r#"".." is an invalid component of "../../x": platform specifier component must match "^[A-Za-z0-9_-]+$": invalid argument"#,
+        ),
+        (
+            "linux/amd64/v3/x",
+            r#""linux/amd64/v3/x": cannot parse platform specifier: invalid argument"#,
+        ),
+        (
+            "bogus",
+            r#""bogus": unknown operating system or architecture: invalid argument"#,
+        ),
+        (
+            "lin*",
+            r#""lin*": wildcards not yet supported: invalid argument"#,
+        ),
+    ] {
+        let path = format!(
+            "/v1.41/images/create?fromImage=127.0.0.1%3A1%2Fx&tag=latest&platform={}",
+            platform.replace('/', "%2F").replace('*', "%2A")
+        );
+        let (status, body) = post_json(host, &path, "");
+        assert_eq!(
+            (status, message(&body)),
+            (400, answer.to_string()),
+            "{platform}"
+        );
+    }
+    let out = common::berth(host, &["pull", "--platform", "../../x", "127.0.0.1:1/x"]);
+    assert!(!out.status.success());
+    assert!(
+        common::stderr(&out).contains("invalid component"),
+        "{out:?}"
+    );
+
+    for (body, answer) in [
+        (r#"{"Image":5}"#, "json: cannot unmarshal number into Go struct field ContainerConfigWrapper.Image of type string"),
+        (r#"{"Image":"busybox","Env":"x"}"#, "json: cannot unmarshal string into Go struct field ContainerConfigWrapper.Env of type []string"),
+        (r#"{"Image":"busybox","HostConfig":{"Memory":"x"}}"#, "json: cannot unmarshal string into Go struct field HostConfig.HostConfig.Memory of type int64"),
+    ] {
+        let (status, got) = post_json(host, "/v1.41/containers/create", body);
+        assert_eq!((status, message(&got)), (400, answer.to_string()), "{body}");
+    }
+    let (status, got) = post_json(host, "/v1.41/containers/nothing/exec", r#"{"Cmd":5}"#);
+    assert_eq!(
+        (status, message(&got)),
+        (
+            400,
+            "json: cannot unmarshal number into Go struct field ExecConfig.Cmd of type []string"
+                .to_string()
+        )
+    );
+}
+
+// 10. Idle API connections are closed, so more of them than the daemon has descriptors for
+// cannot lock it up.
+#[test]
+fn idle_api_connections_are_closed_and_the_daemon_still_serves() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = common::start_with(dir.path(), &["--api-idle-timeout", "2"]);
+    let socket = dir.path().join("berth.sock");
+    // The daemon gets 512 descriptors; 1500 clients connect and say nothing (or half a head).
+    let limit = libc::rlimit {
+        rlim_cur: 512,
+        rlim_max: 512,
+    };
+    // SAFETY: sets a limit of our own child; the struct outlives the call.
+    let set = unsafe {
+        libc::prlimit(
+            daemon.child.id() as i32,
+            libc::RLIMIT_NOFILE,
+            &limit,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(set, 0, "prlimit: {}", std::io::Error::last_os_error());
+    let mut idle: Vec<std::os::unix::net::UnixStream> = (0..1500)
+        .map(|_| std::os::unix::net::UnixStream::connect(&socket).unwrap())
+        .collect();
+    idle[0].write_all(b"GET /_ping HTTP/1.1\r\nHost:").unwrap();
+    for (i, stream) in idle.iter_mut().enumerate() {
+        // A bound for a hung test: an open connection would block the read till then.
+        stream
+            .set_read_timeout(Some(Duration::from_secs(120)))
+            .unwrap();
+        let mut buf = [0u8; 512];
+        match stream.read(&mut buf) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("idle connection {i} still open: {e}"),
+        }
+    }
+    drop(idle);
+    let (status, body) = get(&daemon.host, "/_ping");
+    assert_eq!((status, body.as_str()), (200, "OK"));
+}
+
+// 10. A client sending an endless body to a refused upload cannot keep the daemon reading.
+#[test]
+fn the_drain_of_a_refused_upload_is_bounded() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = common::start(dir.path());
+    let mut stream =
+        std::os::unix::net::UnixStream::connect(dir.path().join("berth.sock")).unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    stream
+        .write_all(b"POST /v1.41/images/load HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .unwrap();
+    let mut chunk = b"10000\r\n".to_vec();
+    chunk.extend(std::iter::repeat_n(0xffu8, 0x10000));
+    chunk.extend_from_slice(b"\r\n");
+    let mut sent = 0u64;
+    let cut = loop {
+        if let Err(e) = stream.write_all(&chunk) {
+            break e;
+        }
+        sent += 0x10000;
+        assert!(sent < 4 << 30, "the daemon read 4 GiB of a refused upload");
+    };
+    assert_ne!(cut.kind(), std::io::ErrorKind::WouldBlock, "{cut}");
+    assert!(sent < 1 << 30, "{sent} bytes read");
+    let (status, body) = get(&daemon.host, "/_ping");
+    assert_eq!((status, body.as_str()), (200, "OK"));
 }

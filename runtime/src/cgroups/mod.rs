@@ -50,7 +50,7 @@ pub use sub::SubCgroups;
 
 use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -393,6 +393,7 @@ impl Cgroup {
             self.apply_devices(rules)?;
         }
         if let Some(u) = r.unified().as_ref().filter(|u| !u.is_empty()) {
+            self.unified_keys_on_cgroup2(u)?;
             match &self.unified {
                 Some(d) => v2::unified(d, u)?,
                 None => return Err(no_ctrl("unified", "cgroup2")),
@@ -442,6 +443,24 @@ impl Cgroup {
     pub fn join(&self, pid: i32) -> Result<()> {
         for dir in self.dirs() {
             fs::write(&dir.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// On a hybrid host, `unified` keys of a controller that lives on a v1 hierarchy name no
+    /// file of the container's cgroup2 directory: refused as runc does on any v1 host.
+    fn unified_keys_on_cgroup2(&self, unified: &HashMap<String, String>) -> Result<()> {
+        let mut keys: Vec<&String> = unified.keys().collect();
+        keys.sort();
+        for key in keys {
+            let controller = key.split('.').next().unwrap_or_default();
+            if matches!(self.place(controller), Place::V1(_)) {
+                let reason = format!(
+                    "invalid configuration: cannot use unified on cgroup v1 (the {controller} \
+                     controller is on a v1 hierarchy of this host)"
+                );
+                return Err(invalid("unified", key, &reason));
+            }
         }
         Ok(())
     }

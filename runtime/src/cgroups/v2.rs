@@ -180,7 +180,7 @@ pub fn unified(dir: &Path, values: &HashMap<String, String>) -> Result<()> {
             return Err(invalid(
                 "unified",
                 key,
-                "no such file in the container's cgroup (controller not enabled?)",
+                "invalid configuration: no such file in the container's cgroup (controller not enabled?)",
             ));
         }
         fs::write(&file, &values[key])?;

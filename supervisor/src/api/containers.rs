@@ -56,6 +56,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let body: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    super::json_types::check_create(&body)?;
     let c = state
         .containers
         .create(body, params.get("name").map(String::as_str))

@@ -22,6 +22,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let config: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    super::json_types::check_exec(&config)?;
     let exec_id = state.containers.exec_create(&id, config).await?;
     Ok((StatusCode::CREATED, Json(json!({ "Id": exec_id }))).into_response())
 }

@@ -15,6 +15,8 @@ use crate::images::service::{self, ImageService};
 mod containers;
 mod exec;
 mod images;
+mod json_types;
+mod pulls;
 mod stream;
 mod system;
 mod volumes;

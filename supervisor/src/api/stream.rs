@@ -134,10 +134,21 @@ async fn forward(
         .filter(|h| !pending.iter().any(|p| same_status(h, p)))
         .collect();
     for value in head.into_iter().chain(pending) {
-        let _ = tx.send(send(value)).await;
+        if tx.send(send(value)).await.is_err() {
+            return;
+        }
     }
-    while let Some(m) = progress.recv().await {
-        let _ = tx.send(send(to_value(&m))).await;
+    // A client that went away drops the body: stop here, and the progress receiver with it
+    // (a shared pull counts its clients by their receivers).
+    loop {
+        let m = tokio::select! {
+            m = progress.recv() => m,
+            () = tx.closed() => return,
+        };
+        let Some(m) = m else { break };
+        if tx.send(send(to_value(&m))).await.is_err() {
+            return;
+        }
     }
     let tail = match joined(task.await) {
         Ok(lines) => lines,
@@ -153,7 +164,7 @@ async fn forward(
 
 /// Runs a service operation whose future need not be `Send` (the registry client's is not):
 /// on a blocking thread, driven by the runtime's handle.
-fn spawn_service<F, Fut>(operation: F) -> JoinHandle<Outcome>
+pub(super) fn spawn_service<F, Fut>(operation: F) -> JoinHandle<Outcome>
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Outcome>,
@@ -166,7 +177,7 @@ fn same_status(a: &Value, b: &Value) -> bool {
     a["status"].is_string() && a["status"] == b["status"]
 }
 
-fn joined(outcome: Result<Outcome, tokio::task::JoinError>) -> Outcome {
+pub(super) fn joined(outcome: Result<Outcome, tokio::task::JoinError>) -> Outcome {
     outcome.unwrap_or_else(|e| {
         Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -196,16 +207,14 @@ pub async fn pull(
     let reference = with_tag(&from, params.get("tag").map(String::as_str).unwrap_or(""));
     let platform = params.get("platform").cloned().filter(|p| !p.is_empty());
     let head = pulling_from(&reference);
-    let (tx, rx) = mpsc::unbounded_channel();
-    let images = state.images.clone();
     // The service reports the outcome itself (`Digest: …`, then `Status: Image is up to
     // date for …` or `Status: Downloaded newer image for …`): nothing to add here.
-    let task = spawn_service(move || async move {
-        images
-            .pull(&reference, platform.as_deref(), auth, &tx)
-            .await?;
-        Ok(Vec::new())
-    });
+    let request = super::pulls::Request {
+        reference,
+        platform,
+        auth,
+    };
+    let (rx, task) = super::pulls::join(state.images.clone(), request);
     progress_response(rx, task, head).await
 }
 
@@ -445,6 +454,11 @@ impl Read for ChannelReader {
     }
 }
 
+/// The most of a refused upload read (and dropped) so that its client gets the answer.
+const DRAIN_LIMIT: u64 = 256 << 20;
+/// The longest time spent on it.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// `POST /images/load?quiet=`: the body streams into `load` on a blocking thread; progress
 /// (unless quiet) and the `Loaded image: …` lines stream back.
 pub async fn load(
@@ -460,11 +474,18 @@ pub async fn load(
             let chunk = chunk.map_err(std::io::Error::other);
             if tx.send(chunk).await.is_err() {
                 // The load refused the archive early: read the rest and drop it, so that the
-                // client, still sending, gets the answer rather than a reset connection.
+                // client, still sending, gets the answer rather than a reset connection —
+                // up to a bound, so an endless body does not keep the daemon reading.
                 let mut dropped = 0u64;
-                while let Some(Ok(rest)) = chunks.next().await {
-                    dropped += rest.len() as u64;
-                }
+                let drain = async {
+                    while let Some(Ok(rest)) = chunks.next().await {
+                        dropped += rest.len() as u64;
+                        if dropped > DRAIN_LIMIT {
+                            break;
+                        }
+                    }
+                };
+                let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
                 tracing::debug!(dropped, "rest of a refused upload read and dropped");
                 break;
             }

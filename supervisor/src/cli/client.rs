@@ -367,6 +367,9 @@ fn start_daemon(host: &str, served: Option<&crate::daemon::served::Served>) -> R
         if let Some(max) = served.max_layer_size {
             cmd.arg("--max-layer-size").arg(max.to_string());
         }
+        if let Some(seconds) = served.registry_stall_timeout {
+            cmd.arg("--registry-stall-timeout").arg(seconds.to_string());
+        }
     }
     cmd.stdin(std::process::Stdio::null())
         .stdout(log)

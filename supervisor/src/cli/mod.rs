@@ -43,6 +43,14 @@ pub enum Command {
         /// its compressed size, at least 1 GiB).
         #[arg(long)]
         max_layer_size: Option<u64>,
+        /// Seconds a registry may take to answer, or to send 1 KiB of a body, before the
+        /// pull gives the request up as stalled.
+        #[arg(long, default_value_t = 30)]
+        registry_stall_timeout: u64,
+        /// Seconds an API connection may stay idle, or take to send a request's headers,
+        /// before the daemon closes it.
+        #[arg(long, default_value_t = 60)]
+        api_idle_timeout: u64,
         /// Set by a CLI that starts the daemon because none answered.
         #[arg(long, hide = true)]
         autostarted: bool,
@@ -190,9 +198,13 @@ pub fn main() -> i32 {
             insecure_registry,
             debug,
             max_layer_size,
+            registry_stall_timeout,
+            api_idle_timeout,
             autostarted,
         } => run_daemon(crate::daemon::Config {
             max_layer_size,
+            registry_stall: std::time::Duration::from_secs(registry_stall_timeout.max(1)),
+            api_idle_timeout: std::time::Duration::from_secs(api_idle_timeout.max(1)),
             host: cli.host,
             data_root,
             exec_root,

@@ -11,6 +11,7 @@ use tokio::net::{UnixListener, UnixStream};
 use crate::images::service::{self, ImageService};
 use crate::perms;
 
+mod listen;
 pub mod served;
 
 /// Errors starting or running the daemon.
@@ -54,6 +55,11 @@ pub struct Config {
     pub debug: bool,
     /// `--max-layer-size`: a fixed bound on a layer's uncompressed size.
     pub max_layer_size: Option<u64>,
+    /// `--registry-stall-timeout`.
+    pub registry_stall: Duration,
+    /// `--api-idle-timeout`: an API connection that sends no request head for this long is
+    /// closed.
+    pub api_idle_timeout: Duration,
     /// Started by a CLI that found no daemon on the socket.
     pub autostarted: bool,
 }
@@ -142,6 +148,7 @@ async fn bind(config: &Config) -> Result<(UnixListener, Cleanup), Error> {
         exec_root: absolute(&config.exec_root),
         insecure_registries: config.insecure_registries.clone(),
         max_layer_size: config.max_layer_size,
+        registry_stall_timeout: Some(config.registry_stall.as_secs()),
         autostarted: config.autostarted,
     };
     served::write(&cleanup.socket, &served).map_err(io(&served::path_of(&cleanup.socket)))?;
@@ -160,6 +167,7 @@ fn open_images(config: &Config) -> Result<ImageService, Error> {
             .max_layer_size
             .map(crate::images::layer::SizeBound::fixed)
             .unwrap_or_default(),
+        registry_stall: Some(config.registry_stall),
     })
     .map_err(|source| Error::Images {
         path: config.data_root.clone(),
@@ -200,9 +208,9 @@ async fn serve(config: Config) -> Result<(), Error> {
     tracing::info!(socket = %cleanup.socket.display(), "berth daemon listening");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(io(Path::new("SIGTERM handler")))?;
-    let server = axum::serve(listener, crate::api::app(state));
+    let server = listen::serve(listener, crate::api::app(state), config.api_idle_timeout);
     tokio::select! {
-        result = server => result.map_err(io(&cleanup.socket))?,
+        () = server => {},
         _ = term.recv() => {},
         _ = tokio::signal::ctrl_c() => {},
     }

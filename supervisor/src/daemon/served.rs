@@ -16,6 +16,8 @@ pub struct Served {
     pub insecure_registries: Vec<String>,
     #[serde(default)]
     pub max_layer_size: Option<u64>,
+    #[serde(default)]
+    pub registry_stall_timeout: Option<u64>,
     /// Started by a CLI that found no daemon (not by an administrator or a service manager).
     #[serde(default)]
     pub autostarted: bool,
@@ -71,6 +73,7 @@ mod tests {
             exec_root: "/e".into(),
             insecure_registries: vec!["r:5000".into()],
             max_layer_size: Some(5),
+            registry_stall_timeout: Some(7),
             autostarted: true,
         };
         write(&socket, &served).unwrap();

@@ -19,6 +19,8 @@ use oci_client::RegistryOperation;
 
 use super::content;
 
+pub mod stall;
+
 /// Docker image manifest (v2 schema 2).
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 /// Docker manifest list.
@@ -72,19 +74,25 @@ pub enum Error {
     Manifest { reference: String, message: String },
     #[error("{reference}: no matching manifest for {platform} in the manifest list entries")]
     NoPlatform { reference: String, platform: String },
-    #[error("invalid platform {0:?}: expected os/arch[/variant]")]
+    /// containerd's words, as dockerd answers them.
+    #[error("{0}: invalid argument")]
     Platform(String),
     #[error("blob {digest}: {message}")]
     Blob { digest: String, message: String },
     #[error("invalid X-Registry-Auth header: {0}")]
     AuthHeader(String),
+    #[error("{what}: {}", stall::describe(*window))]
+    Stalled {
+        what: String,
+        window: std::time::Duration,
+    },
 }
 
 impl Error {
     /// Whether trying again may help: a broken connection or a server error, not a refusal.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Http { .. } | Error::Blob { .. } => true,
+            Error::Http { .. } | Error::Blob { .. } | Error::Stalled { .. } => true,
             Error::Client { source, .. } => matches!(
                 source,
                 OciDistributionError::RequestError(_)
@@ -200,6 +208,8 @@ pub struct Registry {
     host: String,
     scheme: &'static str,
     auth: RegistryAuth,
+    /// A request whose headers, or a body that brings too little, in this time is given up.
+    stall: std::time::Duration,
     /// Authorization header values per `repository op`, so auth happens once each.
     authorized: Arc<tokio::sync::Mutex<HashMap<String, Option<String>>>>,
 }
@@ -245,8 +255,29 @@ impl Registry {
             auth: credentials
                 .map(Credentials::auth)
                 .unwrap_or(RegistryAuth::Anonymous),
+            stall: stall::DEFAULT_TIMEOUT,
             authorized: Arc::default(),
         }
+    }
+
+    /// The same client with another stall window (`--registry-stall-timeout`).
+    pub fn stalling_after(mut self, window: std::time::Duration) -> Self {
+        self.stall = window;
+        self
+    }
+
+    /// `future` (a request up to its headers), given up after one stall window.
+    async fn in_time<T>(
+        &self,
+        what: impl Into<String>,
+        future: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        stall::within(self.stall, future).await.unwrap_or_else(|| {
+            Err(Error::Stalled {
+                what: what.into(),
+                window: self.stall,
+            })
+        })
     }
 
     /// The host as references name it.
@@ -315,11 +346,14 @@ impl Registry {
             return Ok(value.clone());
         }
         let reference = self.reference(repository, "latest");
-        let token = self
-            .client
-            .auth(&reference, &self.auth, op)
-            .await
-            .map_err(self.client_error(format!("{}/{repository}", self.host)))?;
+        let what = format!("{}/{repository}", self.host);
+        let auth = async {
+            self.client
+                .auth(&reference, &self.auth, op)
+                .await
+                .map_err(self.client_error(what.clone()))
+        };
+        let token = self.in_time(format!("{what}: token"), auth).await?;
         let value = match (token, &self.auth) {
             (Some(token), _) => Some(format!("Bearer {token}")),
             (None, RegistryAuth::Basic(user, password)) => Some(format!(
@@ -353,7 +387,8 @@ impl Registry {
         if let Some(value) = authorization {
             request = request.header("Authorization", value);
         }
-        let response = request.send().await.map_err(http_error(&url))?;
+        let sent = async { request.send().await.map_err(http_error(&url)) };
+        let response = self.in_time(url.clone(), sent).await?;
         match response.status().as_u16() {
             200 => {}
             401 | 403 => return Err(self.unauthorized()),
@@ -367,7 +402,7 @@ impl Registry {
         }
         let announced = header(&response, "Docker-Content-Digest");
         let content_type = header(&response, "Content-Type");
-        let bytes = read_limited(response, limit, &url).await?;
+        let bytes = read_limited(response, limit, &url, self.stall).await?;
         let digest = content::digest_of(&bytes);
         let expected = if tag_or_digest.contains(':') {
             Some(tag_or_digest.to_string())
@@ -403,10 +438,17 @@ impl Registry {
             digest: digest.to_string(),
             ..Default::default()
         };
-        self.client
-            .pull_blob_stream(&reference, &descriptor)
-            .await
-            .map_err(self.client_error(format!("blob {digest}")))
+        let what = format!("blob {digest}");
+        let request = async {
+            self.client
+                .pull_blob_stream(&reference, &descriptor)
+                .await
+                .map_err(self.client_error(what.clone()))
+        };
+        let mut blob = self.in_time(what.clone(), request).await?;
+        let stream = std::mem::replace(&mut blob.stream, futures_util::stream::empty().boxed());
+        blob.stream = stall::Guarded::new(stream, self.stall).boxed();
+        Ok(blob)
     }
 
     /// Whether the repository already has the blob (HEAD).
@@ -553,11 +595,22 @@ fn header(response: &reqwest::Response, name: &str) -> Option<String> {
 }
 
 /// Reads a response body, refusing more than `limit` bytes as they arrive.
-async fn read_limited(response: reqwest::Response, limit: u64, url: &str) -> Result<Bytes, Error> {
+async fn read_limited(
+    response: reqwest::Response,
+    limit: u64,
+    url: &str,
+    stall: std::time::Duration,
+) -> Result<Bytes, Error> {
     let mut body = Vec::new();
-    let mut stream = response.bytes_stream();
+    let stream = response
+        .bytes_stream()
+        .map(|c| c.map_err(std::io::Error::other));
+    let mut stream = stall::Guarded::new(stream.boxed(), stall);
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(http_error(url))?;
+        let chunk = chunk.map_err(|e| Error::Http {
+            url: url.to_string(),
+            message: e.to_string(),
+        })?;
         if body.len() as u64 + chunk.len() as u64 > limit {
             return Err(Error::Http {
                 url: url.to_string(),
@@ -594,26 +647,40 @@ pub struct Platform {
 }
 
 impl Platform {
-    /// Parses `os/arch[/variant]`; None means this host.
+    /// Parses `os[/arch[/variant]]` as containerd (and so dockerd) does: each part of
+    /// `[A-Za-z0-9_-]+`, one part an OS or an architecture it knows; None means this host.
     pub fn parse(value: Option<&str>) -> Result<Self, Error> {
         let Some(value) = value.filter(|v| !v.is_empty()) else {
             return Ok(Self::host());
         };
+        let refuse = |why: &str| Err(Error::Platform(format!("{value:?}: {why}")));
+        if value.contains('*') {
+            return refuse("wildcards not yet supported");
+        }
         let parts: Vec<&str> = value.split('/').collect();
+        if let Some(bad) = parts.iter().find(|p| !is_component(p)) {
+            return Err(Error::Platform(format!(
+                "{bad:?} is an invalid component of {value:?}: platform specifier component \
+                 must match \"^[A-Za-z0-9_-]+$\""
+            )));
+        }
+        let os = |p: &str| p.to_ascii_lowercase().replace("macos", "darwin");
+        let platform = |os: String, arch: &str, variant: Option<&str>| Platform {
+            os,
+            architecture: normalise_arch(&arch.to_ascii_lowercase()).to_string(),
+            variant: variant.map(str::to_ascii_lowercase),
+        };
         match parts.as_slice() {
-            [os, arch] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
-                os: os.to_string(),
-                architecture: normalise_arch(arch).to_string(),
-                variant: None,
-            }),
-            [os, arch, variant] if !os.is_empty() && !arch.is_empty() && !variant.is_empty() => {
-                Ok(Platform {
-                    os: os.to_string(),
-                    architecture: normalise_arch(arch).to_string(),
-                    variant: Some(variant.to_string()),
-                })
+            [one] if KNOWN_OS.contains(&os(one).as_str()) => {
+                Ok(platform(os(one), &Self::host().architecture, None))
             }
-            _ => Err(Error::Platform(value.to_string())),
+            [one] if KNOWN_ARCH.contains(&normalise_arch(&one.to_ascii_lowercase())) => {
+                Ok(platform("linux".into(), one, None))
+            }
+            [_] => refuse("unknown operating system or architecture"),
+            [o, arch] => Ok(platform(os(o), arch, None)),
+            [o, arch, variant] => Ok(platform(os(o), arch, Some(variant))),
+            _ => refuse("cannot parse platform specifier"),
         }
     }
 
@@ -648,6 +715,59 @@ impl std::fmt::Display for Platform {
         }
         Ok(())
     }
+}
+
+/// The operating systems and architectures containerd knows by name.
+const KNOWN_OS: [&str; 16] = [
+    "aix",
+    "android",
+    "darwin",
+    "dragonfly",
+    "freebsd",
+    "hurd",
+    "illumos",
+    "ios",
+    "js",
+    "linux",
+    "nacl",
+    "netbsd",
+    "openbsd",
+    "plan9",
+    "solaris",
+    "windows",
+];
+const KNOWN_ARCH: [&str; 24] = [
+    "386",
+    "amd64",
+    "amd64p32",
+    "arm",
+    "armbe",
+    "arm64",
+    "arm64be",
+    "ppc64",
+    "ppc64le",
+    "loong64",
+    "mips",
+    "mipsle",
+    "mips64",
+    "mips64le",
+    "mips64p32",
+    "mips64p32le",
+    "ppc",
+    "riscv",
+    "riscv64",
+    "s390",
+    "s390x",
+    "sparc",
+    "sparc64",
+    "wasm",
+];
+
+fn is_component(part: &str) -> bool {
+    !part.is_empty()
+        && part
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 fn normalise_arch(arch: &str) -> &str {
@@ -714,7 +834,30 @@ mod tests {
         assert!(v8.matches("linux", "arm64", None));
         let v7 = Platform::parse(Some("linux/arm/v7")).unwrap();
         assert!(!v7.matches("linux", "arm", Some("v6")));
-        assert!(Platform::parse(Some("linux")).is_err());
+        assert_eq!(Platform::parse(Some("linux")).unwrap(), Platform::host());
+        assert_eq!(
+            Platform::parse(Some("arm64")).unwrap().to_string(),
+            "linux/arm64"
+        );
+        let refused = |p: &str| Platform::parse(Some(p)).unwrap_err().to_string();
+        // dockerd's answers, word for word.
+        assert_eq!(
+            refused("../../x"),
+            r#"".." is an invalid component of "../../x": platform specifier component must match "^[A-Za-z0-9_-]+$": invalid argument"#
+        );
+        assert_eq!(
+            refused("linux/amd64/v3/x"),
+            r#""linux/amd64/v3/x": cannot parse platform specifier: invalid argument"#
+        );
+        assert_eq!(
+            refused("bogus"),
+            r#""bogus": unknown operating system or architecture: invalid argument"#
+        );
+        assert_eq!(
+            refused("lin*"),
+            r#""lin*": wildcards not yet supported: invalid argument"#
+        );
+        assert!(Platform::parse(Some("linux//")).is_err());
         assert_eq!(Platform::parse(None).unwrap().os, "linux");
     }
 }

@@ -31,6 +31,11 @@ impl Drop for Daemon {
 
 /// Starts `berth daemon` under `dir` and waits until it answers.
 pub fn start(dir: &Path) -> Daemon {
+    start_with(dir, &[])
+}
+
+/// Starts `berth daemon` under `dir` with these flags too.
+pub fn start_with(dir: &Path, flags: &[&str]) -> Daemon {
     let host = format!("unix://{}/berth.sock", dir.display());
     let data_root = dir.join("data");
     let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
@@ -39,6 +44,7 @@ pub fn start(dir: &Path) -> Daemon {
         .arg(&data_root)
         .arg("--exec-root")
         .arg(dir.join("exec"))
+        .args(flags)
         .stderr(log)
         .spawn()
         .expect("spawn berth daemon");

@@ -67,6 +67,9 @@ pub struct Options {
     pub insecure_registries: Vec<String>,
     /// How far a layer (or a loaded archive) may expand when decompressed.
     pub layer_bound: layer::SizeBound,
+    /// `--registry-stall-timeout`: a registry answer that brings too little for this long
+    /// is given up (default [`registry::stall::DEFAULT_TIMEOUT`]).
+    pub registry_stall: Option<std::time::Duration>,
 }
 
 /// An image as stored: its names, its manifest and its config.
@@ -192,6 +195,22 @@ pub struct ImageService {
     pub gc_lock: tokio::sync::RwLock<()>,
     /// Held while names change (see [`ImageService::lock_names`]).
     names: std::sync::Mutex<()>,
+}
+
+impl ImageService {
+    /// A client for a registry host with this service's settings.
+    pub(crate) fn registry(
+        &self,
+        host: &str,
+        credentials: Option<&registry::Credentials>,
+    ) -> registry::Registry {
+        let stall = self
+            .options
+            .registry_stall
+            .unwrap_or(registry::stall::DEFAULT_TIMEOUT);
+        registry::Registry::new(host, &self.options.insecure_registries, credentials)
+            .stalling_after(stall)
+    }
 }
 
 impl ImageService {

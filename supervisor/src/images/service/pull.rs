@@ -129,11 +129,7 @@ impl ImageService {
     ) -> Result<ImageRecord, Error> {
         let reference = Reference::parse(reference)?;
         let platform = Platform::parse(platform)?;
-        let registry = Registry::new(
-            &reference.registry,
-            &self.options.insecure_registries,
-            auth.as_ref(),
-        );
+        let registry = self.registry(&reference.registry, auth.as_ref());
         let _shared = self.gc_lock.read().await;
         let pull = Pull {
             reference: &reference,
@@ -482,7 +478,7 @@ impl ImageService {
     /// Checks credentials against a registry (`docker login`); Ok when it accepts them.
     pub async fn login(&self, credentials: &Credentials) -> Result<(), Error> {
         let host = registry_host(&credentials.server_address);
-        let registry = Registry::new(&host, &self.options.insecure_registries, Some(credentials));
+        let registry = self.registry(&host, Some(credentials));
         registry.login().await?;
         tracing::info!(registry = %host, user = %credentials.username, "login succeeded");
         Ok(())

@@ -57,11 +57,7 @@ impl ImageService {
         );
         let push = Push {
             reference: &reference,
-            registry: Registry::new(
-                &reference.registry,
-                &self.options.insecure_registries,
-                auth.as_ref(),
-            ),
+            registry: self.registry(&reference.registry, auth.as_ref()),
             progress,
             sources: self.mount_sources(&reference)?,
         };
