@@ -245,11 +245,21 @@ fn mount_entry(
     };
     request.check_path(root)?;
     if is_bind {
-        if let Some(unknown) = opts.data.first() {
+        // A bind makes no filesystem: its key=value data has nowhere to go (the kernel drops
+        // it, and tools share one option list between tmpfs and bind mounts), but a word no
+        // table knows is a misspelt flag, never silently dropped.
+        if let Some(unknown) = opts.data.iter().find(|o| !o.contains('=')) {
             return Err(Error::Spec(format!(
                 "mounts: destination {}: unknown option {unknown:?} for a bind mount",
                 dest.display()
             )));
+        }
+        if !opts.data.is_empty() {
+            tracing::debug!(
+                "mounts: destination {}: filesystem data {:?} ignored for a bind mount",
+                dest.display(),
+                opts.data
+            );
         }
     }
     if fstype == "cgroup" || fstype == "cgroup2" {

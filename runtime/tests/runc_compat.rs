@@ -598,6 +598,17 @@ fn an_unknown_bind_mount_option_is_an_error() {
         "{out:?}"
     );
     rt.assert_no_state(&id);
+    // Filesystem data (runtime-tools shares one list between tmpfs and bind mounts) has no
+    // filesystem to go to on a bind: it mounts.
+    let out = sh_with("grep ' /y ' /proc/self/mountinfo", |b| {
+        b.push(
+            "/mounts",
+            json!({"destination": "/y", "type": "bind", "source": "/dev",
+            "options": ["bind", "nosuid", "strictatime", "mode=755", "size=1k"]}),
+        );
+    });
+    let (opts, _) = mount_opts(mount_line(&out, "/y"));
+    assert!(opts.contains(&"nosuid"), "{out}");
 }
 
 #[test]

@@ -7,5 +7,6 @@ pub mod cli;
 pub mod containers;
 pub mod daemon;
 pub mod images;
+pub mod network;
 pub mod perms;
 pub mod volumes;

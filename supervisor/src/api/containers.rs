@@ -125,7 +125,9 @@ pub async fn inspect(
 ) -> Result<Json<Value>, ApiError> {
     let c = state.containers.inspect(&id).await?;
     let files = state.data_root_path().join("containers").join(&c.id);
-    Ok(Json(inspect_json(&c, &files)))
+    let mut v = inspect_json(&c, &files);
+    super::networks::fill_settings(&mut v["NetworkSettings"], &state, &c.id);
+    Ok(Json(v))
 }
 
 fn unix(time: &str) -> i64 {
@@ -176,7 +178,9 @@ fn summary(c: &Container) -> Value {
 }
 
 /// Docker's `filters` JSON: `{"name":["x"]}` (or the old `{"name":{"x":true}}`).
-fn parse_filters(raw: Option<&String>) -> Result<HashMap<String, Vec<String>>, ApiError> {
+pub(super) fn parse_filters(
+    raw: Option<&String>,
+) -> Result<HashMap<String, Vec<String>>, ApiError> {
     let Some(raw) = raw.filter(|r| !r.is_empty()) else {
         return Ok(HashMap::new());
     };
@@ -240,7 +244,9 @@ pub async fn list(
     for c in state.containers.list().await {
         let listed = all || limit > 0 || c.state.status.is_live() || filters.contains_key("status");
         if listed && matches(&c, &filters)? {
-            out.push(summary(&c));
+            let mut v = summary(&c);
+            v["NetworkSettings"]["Networks"] = state.containers.network_settings(&c.id);
+            out.push(v);
         }
         if limit > 0 && out.len() as i64 >= limit {
             break;

@@ -16,6 +16,7 @@ mod containers;
 mod exec;
 mod images;
 mod json_types;
+mod networks;
 mod pulls;
 mod stream;
 mod system;
@@ -131,6 +132,15 @@ fn router(state: State) -> Router {
             "/containers/{id}",
             axum::routing::delete(containers::remove),
         )
+        .route("/networks", get(networks::list))
+        .route("/networks/create", post(networks::create))
+        .route("/networks/prune", post(networks::prune))
+        .route(
+            "/networks/{id}",
+            get(networks::inspect).delete(networks::remove),
+        )
+        .route("/networks/{id}/connect", post(networks::connect))
+        .route("/networks/{id}/disconnect", post(networks::disconnect))
         .route("/volumes", get(volumes::list))
         .route("/volumes/create", post(volumes::create))
         .route("/volumes/prune", post(volumes::prune))

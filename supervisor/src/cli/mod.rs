@@ -54,6 +54,8 @@ pub enum Command {
         /// Set by a CLI that starts the daemon because none answered.
         #[arg(long, hide = true)]
         autostarted: bool,
+        #[command(flatten)]
+        network: commands::networks::DaemonFlags,
     },
     /// Show the berth version information
     Version,
@@ -115,6 +117,9 @@ pub enum Command {
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(commands::networks::NetworkCommand),
     /// Manage volumes
     #[command(subcommand)]
     Volume(commands::volumes::VolumeCommand),
@@ -201,7 +206,9 @@ pub fn main() -> i32 {
             registry_stall_timeout,
             api_idle_timeout,
             autostarted,
+            network,
         } => run_daemon(crate::daemon::Config {
+            network: network.into(),
             max_layer_size,
             registry_stall: std::time::Duration::from_secs(registry_stall_timeout.max(1)),
             api_idle_timeout: std::time::Duration::from_secs(api_idle_timeout.max(1)),
@@ -312,6 +319,7 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
             new_name,
         } => containers::rename(ctx, &container, &new_name),
         Command::Container(sub) => run_container(ctx, sub),
+        Command::Network(sub) => commands::networks::run(ctx, sub),
         Command::Volume(sub) => commands::volumes::run(ctx, sub),
         Command::LogDriver { .. } => unreachable!("handled by main"),
     }

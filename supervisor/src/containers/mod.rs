@@ -13,6 +13,7 @@ pub mod events;
 pub mod exec;
 pub mod logs;
 pub mod names;
+pub mod networking;
 pub mod record;
 pub mod service;
 pub mod shim;

@@ -30,6 +30,10 @@ pub enum Error {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Unavailable(String),
     /// Nothing to do (docker's 304: start of a running container, stop of a stopped one).
     #[error("not modified")]
     NotModified,
@@ -52,6 +56,8 @@ impl Error {
             Error::NotFound(_) => 404,
             Error::Conflict(_) => 409,
             Error::Invalid(_) => 400,
+            Error::Forbidden(_) => 403,
+            Error::Unavailable(_) => 503,
             Error::NotModified => 304,
             Error::Image(e) => e.status(),
             Error::Store(_) | Error::Task(_) | Error::Io { .. } => 500,
@@ -106,11 +112,13 @@ pub struct Options {
     pub data_root: PathBuf,
     pub exec_root: PathBuf,
     pub volumes: Arc<VolumeService>,
+    pub networks: Arc<crate::network::NetworkService>,
 }
 
 pub struct ContainerService {
     pub images: Arc<ImageService>,
-    store: Store,
+    pub networks: Arc<crate::network::NetworkService>,
+    pub(super) store: Store,
     pub paths: Paths,
     /// `<data-root>/containers`: per-container files (logs, hosts, resolv.conf).
     files_root: PathBuf,
@@ -177,6 +185,7 @@ impl ContainerService {
             .map_err(|e| Error::Task(format!("events socket {}: {e}", socket.display())))?;
         let service = Arc::new(ContainerService {
             images,
+            networks: options.networks.clone(),
             store,
             paths,
             files_root,
@@ -319,13 +328,20 @@ impl ContainerService {
         let volumes = self.volumes.clone();
         let planned = c.clone();
         blocking(move || super::volumes::realize(&volumes, &planned)).await?;
+        let networking: config::NetworkingConfig =
+            serde_json::from_value(body["NetworkingConfig"].clone()).unwrap_or_default();
+        self.reserve_networks(&mut c, &networking);
         let files = self.files_dir(&id);
         let host_net = c.host_config["NetworkMode"].as_str() == Some("host");
-        bundle::write_files(
+        if let Err(e) = bundle::write_files(
             &files,
             c.config["Hostname"].as_str().unwrap_or(""),
             host_net,
-        )?;
+        ) {
+            let _ = self.networks.release_all(&c.id);
+            super::volumes::release(&self.volumes, &c, true);
+            return Err(e);
+        }
         let images = self.images.clone();
         let key = c.snapshot_key();
         let parent = chain_ids(&image.diff_ids()).last().cloned();
@@ -339,9 +355,11 @@ impl ContainerService {
         if let Err(e) = prepared {
             let _ = std::fs::remove_dir_all(&files);
             super::volumes::release(&self.volumes, &c, true);
+            let _ = self.networks.release_all(&c.id);
             return Err(e);
         }
         if let Err(e) = self.store.put(&c) {
+            let _ = self.networks.release_all(&c.id);
             self.discard_snapshot(&c).await;
             let _ = std::fs::remove_dir_all(&files);
             super::volumes::release(&self.volumes, &c, true);
@@ -393,6 +411,7 @@ impl ContainerService {
         if c.state.status.is_live() {
             return Err(Error::NotModified);
         }
+        self.join_pending_networks(&mut c)?;
         let snapshot = c.clone();
         let paths = self.paths.clone();
         let bundle = self.bundle_dir(&c.id);
@@ -629,6 +648,9 @@ impl ContainerService {
         let _ = std::fs::remove_dir_all(self.files_dir(&c.id));
         self.store.remove(&c.id)?;
         super::volumes::release(&self.volumes, &c, volumes || c.auto_remove());
+        if let Err(e) = self.networks.release_all(&c.id) {
+            tracing::error!(id = %c.id, error = %e, "releasing endpoints");
+        }
         self.names.release(&c.name);
         self.entries_lock().remove(&c.id);
         entry.progress.send_modify(|p| p.removed = true);
@@ -715,6 +737,7 @@ impl ContainerService {
         c.name = bare.to_string();
         self.names.reserve(&c.name, &c.id);
         self.store.put(&c)?;
+        self.networks.rename(&c.id, &c.name)?;
         Ok(())
     }
 
@@ -830,6 +853,7 @@ fn merged(
         log_path: String::new(),
         shim_address: None,
         mount_points,
+        pending_networks: None,
     })
 }
 

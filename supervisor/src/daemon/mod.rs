@@ -31,6 +31,11 @@ pub enum Error {
         path: PathBuf,
         source: crate::containers::service::Error,
     },
+    #[error("network service under {path}: {source}")]
+    Networks {
+        path: PathBuf,
+        source: crate::network::Error,
+    },
     #[error(transparent)]
     Perms(#[from] perms::Error),
     #[error("volume service under {path}: {source}")]
@@ -62,6 +67,16 @@ pub struct Config {
     pub api_idle_timeout: Duration,
     /// Started by a CLI that found no daemon on the socket.
     pub autostarted: bool,
+    /// `--bip`, `--bridge`, `--default-address-pool`.
+    pub network: NetworkFlags,
+}
+
+/// The daemon's network flags.
+#[derive(Debug, Clone)]
+pub struct NetworkFlags {
+    pub bip: String,
+    pub bridge: String,
+    pub pools: Vec<crate::network::ipam::AddressPool>,
 }
 
 /// The socket path of a `unix://` host.
@@ -175,6 +190,19 @@ fn open_images(config: &Config) -> Result<ImageService, Error> {
     })
 }
 
+fn open_networks(config: &Config) -> Result<crate::network::NetworkService, Error> {
+    crate::network::NetworkService::open(&crate::network::Options {
+        data_root: config.data_root.clone(),
+        bip: config.network.bip.clone(),
+        bridge: config.network.bridge.clone(),
+        pools: config.network.pools.clone(),
+    })
+    .map_err(|source| Error::Networks {
+        path: config.data_root.clone(),
+        source,
+    })
+}
+
 async fn serve(config: Config) -> Result<(), Error> {
     let (listener, cleanup) = bind(&config).await?;
     let images = Arc::new(open_images(&config)?);
@@ -191,6 +219,7 @@ async fn serve(config: Config) -> Result<(), Error> {
             data_root: config.data_root.clone(),
             exec_root: config.exec_root.clone(),
             volumes: volumes.clone(),
+            networks: Arc::new(open_networks(&config)?),
         },
         images.clone(),
     )

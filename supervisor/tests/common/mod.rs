@@ -36,10 +36,28 @@ pub fn start(dir: &Path) -> Daemon {
 
 /// Starts `berth daemon` under `dir` with these flags too.
 pub fn start_with(dir: &Path, flags: &[&str]) -> Daemon {
+    start_wrapped(dir, &[], flags)
+}
+
+/// [`start_with`], the daemon run through `wrapper` (e.g. `unshare --net --`, so that its
+/// bridges and rules live and die with a network namespace of its own).
+pub fn start_wrapped(dir: &Path, wrapper: &[&str], flags: &[&str]) -> Daemon {
     let host = format!("unix://{}/berth.sock", dir.display());
     let data_root = dir.join("data");
-    let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
-    let child = Command::new(BERTH)
+    let log = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(dir.join("daemon.log"))
+        .unwrap();
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(BERTH);
+            c
+        }
+        None => Command::new(BERTH),
+    };
+    let child = command
         .args(["daemon", "--host", &host, "--data-root"])
         .arg(&data_root)
         .arg("--exec-root")

@@ -54,9 +54,15 @@ pub struct CreateArgs {
     /// Automatically remove the container when it exits
     #[arg(long)]
     pub rm: bool,
-    /// Connect a container to a network (none, host)
+    /// Connect a container to a network
     #[arg(long, alias = "net")]
     pub network: Option<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", alias = "net-alias")]
+    pub network_alias: Vec<String>,
     /// Give extended privileges to this container
     #[arg(long)]
     pub privileged: bool,
@@ -136,6 +142,11 @@ fn create_body(a: &CreateArgs) -> anyhow::Result<Value> {
             "ReadonlyRootfs": a.read_only,
         },
     });
+    if let Some(endpoints) =
+        super::networks::endpoints_config(a.network.as_deref(), a.ip.as_deref(), &a.network_alias)
+    {
+        body["NetworkingConfig"] = endpoints;
+    }
     if let Some(ep) = &a.entrypoint {
         body["Entrypoint"] = json!([ep]);
     }

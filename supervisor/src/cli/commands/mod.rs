@@ -6,6 +6,7 @@ use super::client::{self, Client};
 pub mod auth;
 pub mod containers;
 pub mod images;
+pub mod networks;
 pub mod system;
 pub mod transfer;
 pub mod volumes;

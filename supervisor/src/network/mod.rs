@@ -1,0 +1,10 @@
+//! Networks: records and IPAM in a crash-safe store (`<data-root>/networks.redb`), the
+//! predefined `bridge`, `host` and `none` networks, and endpoints (a container's address on a
+//! network, reserved when it is created or connected and released when it leaves).
+pub mod ipam;
+pub mod record;
+pub mod service;
+pub mod store;
+
+pub use record::{Endpoint, Network};
+pub use service::{Error, NetworkService, Options};

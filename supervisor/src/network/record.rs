@@ -1,0 +1,185 @@
+//! A network's record (what survives the daemon) and its docker JSON.
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// One IPAM pool of a network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pool {
+    pub subnet: Ipv4Net,
+    pub gateway: Ipv4Addr,
+    pub ip_range: Option<Ipv4Net>,
+    /// `--aux-address`: name → address, never handed out.
+    #[serde(default)]
+    pub aux: BTreeMap<String, Ipv4Addr>,
+}
+
+/// A container's place on a network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub container_name: String,
+    pub endpoint_id: String,
+    pub ip: Option<Ipv4Addr>,
+    /// Asked for with `--ip` (kept across restarts as docker's IPAMConfig).
+    pub static_ip: bool,
+    pub mac: String,
+    pub aliases: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    pub id: String,
+    pub name: String,
+    pub created: String,
+    /// `bridge`, `host` or `null`.
+    pub driver: String,
+    pub internal: bool,
+    pub attachable: bool,
+    pub ipv6: bool,
+    pub options: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    pub pools: Vec<Pool>,
+    /// Container id → endpoint.
+    pub endpoints: BTreeMap<String, Endpoint>,
+    /// `bridge`, `host`, `none`: made by the daemon, never removed.
+    pub predefined: bool,
+}
+
+/// docker's `com.docker.network.bridge.name` option.
+pub const BRIDGE_NAME_OPTION: &str = "com.docker.network.bridge.name";
+
+impl Network {
+    /// Addresses that are not free: gateways, aux addresses, endpoints.
+    pub fn used(&self) -> BTreeSet<Ipv4Addr> {
+        let mut used: BTreeSet<Ipv4Addr> = self
+            .pools
+            .iter()
+            .flat_map(|p| std::iter::once(p.gateway).chain(p.aux.values().copied()))
+            .collect();
+        used.extend(self.endpoints.values().filter_map(|e| e.ip));
+        used
+    }
+
+    pub fn short_id(&self) -> &str {
+        &self.id[..12.min(self.id.len())]
+    }
+
+    /// Whether this is a user-defined network (docker's `type=custom`).
+    pub fn is_custom(&self) -> bool {
+        !self.predefined
+    }
+
+    /// The kernel bridge of a bridge network.
+    pub fn bridge_name(&self) -> Option<String> {
+        if self.driver != "bridge" {
+            return None;
+        }
+        Some(
+            self.options
+                .get(BRIDGE_NAME_OPTION)
+                .cloned()
+                .unwrap_or_else(|| format!("br-{}", self.short_id())),
+        )
+    }
+
+    /// The pool holding `ip`.
+    pub fn pool_of(&self, ip: Ipv4Addr) -> Option<&Pool> {
+        self.pools.iter().find(|p| p.subnet.contains(&ip))
+    }
+
+    /// Docker's `NetworkResource` (`GET /networks/{id}`); `containers` adds the endpoints.
+    pub fn to_json(&self, containers: bool) -> Value {
+        let config: Vec<Value> = self
+            .pools
+            .iter()
+            .map(|p| {
+                let mut c =
+                    json!({ "Subnet": p.subnet.to_string(), "Gateway": p.gateway.to_string() });
+                if let Some(r) = p.ip_range {
+                    c["IPRange"] = json!(r.to_string());
+                }
+                if !p.aux.is_empty() {
+                    c["AuxiliaryAddresses"] = json!(p
+                        .aux
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.to_string()))
+                        .collect::<BTreeMap<_, _>>());
+                }
+                c
+            })
+            .collect();
+        let mut v = json!({
+            "Name": self.name,
+            "Id": self.id,
+            "Created": self.created,
+            "Scope": "local",
+            "Driver": self.driver,
+            "EnableIPv6": self.ipv6,
+            "IPAM": { "Driver": "default", "Options": null, "Config": config },
+            "Internal": self.internal,
+            "Attachable": self.attachable,
+            "Ingress": false,
+            "ConfigFrom": { "Network": "" },
+            "ConfigOnly": false,
+            "Containers": {},
+            "Options": self.options,
+            "Labels": self.labels,
+        });
+        if containers {
+            v["Containers"] = self
+                .endpoints
+                .iter()
+                .map(|(id, e)| (id.clone(), self.endpoint_json(e)))
+                .collect::<serde_json::Map<_, _>>()
+                .into();
+        }
+        v
+    }
+
+    fn endpoint_json(&self, e: &Endpoint) -> Value {
+        let ip = e.ip.and_then(|ip| {
+            self.pool_of(ip)
+                .map(|p| format!("{ip}/{}", p.subnet.prefix_len()))
+        });
+        json!({
+            "Name": e.container_name,
+            "EndpointID": e.endpoint_id,
+            "MacAddress": e.mac,
+            "IPv4Address": ip.unwrap_or_default(),
+            "IPv6Address": "",
+        })
+    }
+
+    /// Docker's `EndpointSettings` of a container on this network (container inspect).
+    pub fn endpoint_settings(&self, e: &Endpoint) -> Value {
+        let pool = e.ip.and_then(|ip| self.pool_of(ip));
+        let ipam = match (e.static_ip, e.ip) {
+            (true, Some(ip)) => json!({ "IPv4Address": ip.to_string() }),
+            _ => Value::Null,
+        };
+        json!({
+            "IPAMConfig": ipam,
+            "Links": null,
+            "Aliases": if e.aliases.is_empty() { Value::Null } else { json!(e.aliases) },
+            "NetworkID": self.id,
+            "EndpointID": e.endpoint_id,
+            "Gateway": pool.map(|p| p.gateway.to_string()).unwrap_or_default(),
+            "IPAddress": e.ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            "IPPrefixLen": pool.map(|p| p.subnet.prefix_len()).unwrap_or(0),
+            "IPv6Gateway": "",
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "MacAddress": e.mac,
+            "DriverOpts": null,
+        })
+    }
+}
+
+/// Docker's MAC for an address: 02:42 and the four bytes of the IPv4 address.
+pub fn mac_of(ip: Ipv4Addr) -> String {
+    let o = ip.octets();
+    format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
+}
