@@ -3,6 +3,7 @@
 //! Owners: `images` (content store, metadata, registry, snapshots, archives) — images engineer;
 //! `api`, `daemon`, `cli` — daemon engineer.
 pub mod api;
+pub mod build;
 pub mod cli;
 pub mod containers;
 pub mod daemon;

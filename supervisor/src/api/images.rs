@@ -75,8 +75,13 @@ pub async fn list(
         }
     };
     let patterns = filters.get("reference").cloned().unwrap_or_default();
+    let all = flag(&params, "all");
     let mut out = Vec::new();
     for image in state.images.images()? {
+        // A build's intermediate images, as dockerd's, only with `-a`.
+        if image.is_build_cache() && !all {
+            continue;
+        }
         let tags = image.repo_tags();
         if dangling.is_some_and(|d| d != tags.is_empty()) {
             continue;

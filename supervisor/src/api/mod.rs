@@ -12,6 +12,7 @@ use axum::Router;
 
 use crate::images::service::{self, ImageService};
 
+mod build;
 mod containers;
 mod exec;
 mod images;
@@ -113,6 +114,8 @@ fn router(state: State) -> Router {
                 .post(images::post_action)
                 .delete(images::remove),
         )
+        .route("/build", post(build::build))
+        .route("/commit", post(build::commit))
         .route("/containers/json", get(containers::list))
         .route("/containers/create", post(containers::create))
         .route("/containers/{id}/json", get(containers::inspect))

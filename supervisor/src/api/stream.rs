@@ -459,23 +459,17 @@ const DRAIN_LIMIT: u64 = 256 << 20;
 /// The longest time spent on it.
 const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// `POST /images/load?quiet=`: the body streams into `load` on a blocking thread; progress
-/// (unless quiet) and the `Loaded image: …` lines stream back.
-pub async fn load(
-    State(state): State<super::State>,
-    Query(params): Query<HashMap<String, String>>,
-    body: Body,
-) -> Response {
-    let quiet = flag(&params, "quiet");
+/// A blocking reader over a request body: the body streams in on a task. A reader that stops
+/// early (a refused upload) makes the task read the rest and drop it, so that the client,
+/// still sending, gets the answer rather than a reset connection — up to a bound, so an
+/// endless body does not keep the daemon reading.
+pub fn body_reader(body: Body) -> impl Read + Send + 'static {
     let (tx, rx) = mpsc::channel(4);
     tokio::spawn(async move {
         let mut chunks = body.into_data_stream();
         while let Some(chunk) = chunks.next().await {
             let chunk = chunk.map_err(std::io::Error::other);
             if tx.send(chunk).await.is_err() {
-                // The load refused the archive early: read the rest and drop it, so that the
-                // client, still sending, gets the answer rather than a reset connection —
-                // up to a bound, so an endless body does not keep the daemon reading.
                 let mut dropped = 0u64;
                 let drain = async {
                     while let Some(Ok(rest)) = chunks.next().await {
@@ -491,13 +485,24 @@ pub async fn load(
             }
         }
     });
+    ChannelReader {
+        rx,
+        current: Bytes::new(),
+    }
+}
+
+/// `POST /images/load?quiet=`: the body streams into `load` on a blocking thread; progress
+/// (unless quiet) and the `Loaded image: …` lines stream back.
+pub async fn load(
+    State(state): State<super::State>,
+    Query(params): Query<HashMap<String, String>>,
+    body: Body,
+) -> Response {
+    let quiet = flag(&params, "quiet");
+    let mut reader = body_reader(body);
     let (progress_tx, progress_rx) = mpsc::unbounded_channel();
     let images = state.images.clone();
     let task = tokio::task::spawn_blocking(move || {
-        let mut reader = ChannelReader {
-            rx,
-            current: Bytes::new(),
-        };
         let progress = (!quiet).then_some(&progress_tx);
         let loaded = images.load(&mut reader, progress)?;
         Ok(loaded

@@ -19,5 +19,6 @@ pub mod service;
 pub mod shim;
 pub mod signal;
 pub mod spec;
+pub mod step;
 pub mod store;
 pub mod volumes;

@@ -130,6 +130,11 @@ impl Image {
             .unwrap_or_default()
     }
 
+    /// Whether only the build cache names this image (an intermediate image of a build).
+    pub fn is_build_cache(&self) -> bool {
+        self.records.iter().all(|r| r.name.starts_with(BUILD_CACHE))
+    }
+
     /// Digests of the manifest's layer blobs.
     pub fn layer_digests(&self) -> Vec<String> {
         self.manifest["layers"]
@@ -168,6 +173,14 @@ pub fn check_depth(image: &str, layers: usize) -> Result<(), Error> {
 
 /// Key prefix of an image that lost its last name (docker's `<none>:<none>`).
 pub const UNTAGGED: &str = "untagged@";
+
+/// Key prefix of the build cache's names (see `build::cache`): no tags, not dangling either.
+pub const BUILD_CACHE: &str = "build-cache@";
+
+/// Whether a record's name is a name users gave (not an untagged or build-cache record).
+pub fn is_user_name(name: &str) -> bool {
+    !name.starts_with(UNTAGGED) && !name.starts_with(BUILD_CACHE)
+}
 
 /// What a garbage collection removed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -434,7 +447,7 @@ impl ImageService {
         let named = image
             .records
             .iter()
-            .filter(|r| !r.name.starts_with(UNTAGGED))
+            .filter(|r| is_user_name(&r.name))
             .count();
         match by_name {
             Some(record) if named > 1 => {
@@ -454,7 +467,7 @@ impl ImageService {
         self.metadata.change_images(&[], &names)?;
         let mut removed: Vec<Removed> = names
             .iter()
-            .filter(|n| !n.starts_with(UNTAGGED))
+            .filter(|n| is_user_name(n))
             .map(|n| Removed::Untagged(familiar_of(n)))
             .collect();
         removed.push(Removed::Deleted(image.id.clone()));
@@ -481,7 +494,7 @@ impl ImageService {
             }
             for record in &image.records {
                 names.push(record.name.clone());
-                if !record.name.starts_with(UNTAGGED) {
+                if is_user_name(&record.name) {
                     removed.push(Removed::Untagged(familiar_of(&record.name)));
                 }
             }
