@@ -11,6 +11,7 @@ pub mod bundle;
 pub mod config;
 pub mod events;
 pub mod exec;
+pub mod fs;
 pub mod logs;
 pub mod names;
 pub mod networking;

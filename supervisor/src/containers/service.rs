@@ -723,6 +723,18 @@ impl ContainerService {
         }
     }
 
+    /// What [`super::fs`] needs of a container: its record, the running task's rootfs, the
+    /// image service, and where to mount a stopped one's snapshot for a moment.
+    pub async fn fs_parts(
+        &self,
+        name_or_id: &str,
+    ) -> Result<(Container, PathBuf, Arc<ImageService>, PathBuf), Error> {
+        let c = self.inspect(name_or_id).await?;
+        let rootfs = self.bundle_dir(&c.id).join("rootfs");
+        let scratch = self.paths.exec_root.join("fs");
+        Ok((c, rootfs, self.images.clone(), scratch))
+    }
+
     pub fn bundle_of(&self, id: &str) -> PathBuf {
         self.bundle_dir(id)
     }
