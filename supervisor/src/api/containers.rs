@@ -111,7 +111,7 @@ pub fn inspect_json(c: &Container, files: &std::path::Path) -> Value {
         "ExecIDs": Value::Null,
         "HostConfig": c.host_config,
         "GraphDriver": { "Name": "overlay2", "Data": Value::Null },
-        "Mounts": [],
+        "Mounts": c.mount_points,
         "Config": c.config,
         "NetworkSettings": {
             "Bridge": "", "SandboxID": "", "HairpinMode": false, "Ports": {},
@@ -178,7 +178,7 @@ fn summary(c: &Container) -> Value {
         "Status": status_text(c),
         "HostConfig": { "NetworkMode": c.host_config["NetworkMode"] },
         "NetworkSettings": { "Networks": {} },
-        "Mounts": [],
+        "Mounts": c.mount_points,
     })
 }
 
@@ -317,7 +317,13 @@ pub async fn remove(
     Path(id): Path<String>,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
-    done(state.containers.remove(&id, flag(&params, "force")).await)
+    let (force, volumes) = (flag(&params, "force"), flag(&params, "v"));
+    done(
+        state
+            .containers
+            .remove_with_volumes(&id, force, volumes)
+            .await,
+    )
 }
 
 pub async fn pause(

@@ -77,6 +77,8 @@ pub enum Command {
     Save(transfer::SaveArgs),
     /// Load an image from a tar archive or STDIN
     Load(transfer::LoadArgs),
+    /// Build an image from a Dockerfile
+    Build(commands::build::BuildArgs),
     /// Log in to a registry
     Login(auth::LoginArgs),
     /// Log out from a registry
@@ -324,6 +326,7 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::History(a) => images::history(ctx, &a),
         Command::Save(a) => transfer::save(ctx, &a),
         Command::Load(a) => transfer::load(ctx, &a),
+        Command::Build(a) => commands::build::build(ctx, &a),
         Command::Login(a) => auth::login(ctx, &a),
         Command::Logout { server } => auth::logout(server.as_deref()),
         Command::Image(sub) => run_image(ctx, sub),

@@ -21,6 +21,7 @@ use super::store::{Store, StoreError};
 use super::{bundle, config, logs, names, spec};
 use crate::images::service::{self as images, ImageService};
 use crate::images::snapshot::chain_ids;
+use crate::volumes::VolumeService;
 
 /// Errors of the container service, each with docker's status code.
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +135,7 @@ impl WaitCondition {
 pub struct Options {
     pub data_root: PathBuf,
     pub exec_root: PathBuf,
+    pub volumes: Arc<VolumeService>,
     pub networks: Arc<crate::network::NetworkService>,
 }
 
@@ -155,6 +157,7 @@ pub struct ContainerService {
     host: Arc<spec::HostFacts>,
     /// Docker's event stream.
     pub journal: Journal,
+    volumes: Arc<VolumeService>,
     _events: EventServer,
 }
 
@@ -219,9 +222,11 @@ impl ContainerService {
             execs: Default::default(),
             host,
             journal: Journal::default(),
+            volumes: options.volumes.clone(),
             _events: events,
         });
         for c in service.store.list()? {
+            super::volumes::restore(&service.volumes, &c);
             service.names.reserve(&c.name, &c.id);
             service.insert(c);
         }
@@ -388,7 +393,8 @@ impl ContainerService {
         })
         .await?;
         let id = random_hex();
-        let mut c = merged(&id, &body, &image, &self.host)?;
+        let others = self.volumes_from(&body).await?;
+        let mut c = merged(&id, &body, &image, &self.host, &self.volumes, &others)?;
         logs::Rotation::of(&c.host_config).map_err(Error::Invalid)?;
         c.log_path = self
             .files_dir(&id)
@@ -408,6 +414,9 @@ impl ContainerService {
             }
             None => self.names.generate(),
         };
+        let volumes = self.volumes.clone();
+        let planned = c.clone();
+        blocking(move || super::volumes::realize(&volumes, &planned)).await?;
         let networking: config::NetworkingConfig =
             serde_json::from_value(body["NetworkingConfig"].clone()).unwrap_or_default();
         self.reserve_networks(&mut c, &networking);
@@ -419,6 +428,7 @@ impl ContainerService {
             host_net,
         ) {
             let _ = self.networks.release_all(&c.id);
+            super::volumes::release(&self.volumes, &c, true);
             return Err(e);
         }
         let images = self.images.clone();
@@ -433,6 +443,7 @@ impl ContainerService {
         .await;
         if let Err(e) = prepared {
             let _ = std::fs::remove_dir_all(&files);
+            super::volumes::release(&self.volumes, &c, true);
             let _ = self.networks.release_all(&c.id);
             return Err(e);
         }
@@ -440,6 +451,7 @@ impl ContainerService {
             let _ = self.networks.release_all(&c.id);
             self.discard_snapshot(&c).await;
             let _ = std::fs::remove_dir_all(&files);
+            super::volumes::release(&self.volumes, &c, true);
             return Err(e.into());
         }
         self.names.reserve(&c.name, &c.id);
@@ -447,6 +459,27 @@ impl ContainerService {
         tracing::info!(id = %c.id, name = %c.name, image = %c.image, "container created");
         self.journal.publish(Event::container(&c, "create", &[]));
         Ok(c)
+    }
+
+    /// The mount points of the `--volumes-from` containers of a create request, by the name
+    /// the request gives them.
+    async fn volumes_from(
+        &self,
+        body: &Value,
+    ) -> Result<HashMap<String, Vec<crate::volumes::mounts::MountPoint>>, Error> {
+        let mut out = HashMap::new();
+        for spec in body["HostConfig"]["VolumesFrom"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let spec = spec.as_str().unwrap_or("");
+            let name = spec.split(':').next().unwrap_or(spec);
+            let entry = self.find(name)?;
+            let points = entry.record.lock().await.mount_points.clone();
+            out.insert(name.to_string(), points);
+        }
+        Ok(out)
     }
 
     async fn discard_snapshot(&self, c: &Container) {
@@ -488,8 +521,15 @@ impl ContainerService {
         let images = self.images.clone();
         let berth = self.berth.clone();
         let host = self.host.clone();
+        let volumes = self.volumes.clone();
         let started = blocking(move || {
-            start_task(&host, &paths, &images, &berth, &snapshot, &bundle, &files)
+            let r = start_task(
+                &host, &paths, &images, &berth, &volumes, &snapshot, &bundle, &files,
+            );
+            if r.is_err() {
+                super::volumes::detach(&volumes, &snapshot);
+            }
+            r
         })
         .await;
         match started {
@@ -558,6 +598,7 @@ impl ContainerService {
         let code = blocking(move || Ok(end_task(address.as_deref(), &id, &bundle, status)))
             .await
             .unwrap_or(255);
+        super::volumes::detach(&self.volumes, &c);
         c.state.status = Status::Exited;
         c.state.exit_code = code;
         c.state.pid = 0;
@@ -800,6 +841,17 @@ impl ContainerService {
 
     /// `rm [-f]`: the task (with -f), the snapshot, the files and the record.
     pub async fn remove(self: &Arc<Self>, name_or_id: &str, force: bool) -> Result<(), Error> {
+        self.remove_with_volumes(name_or_id, force, false).await
+    }
+
+    /// `rm [-f] [-v]`: [`ContainerService::remove`], and with `volumes` (or `--rm`) the
+    /// container's anonymous volumes.
+    pub async fn remove_with_volumes(
+        self: &Arc<Self>,
+        name_or_id: &str,
+        force: bool,
+        volumes: bool,
+    ) -> Result<(), Error> {
         let entry = self.find(name_or_id)?;
         {
             let c = entry.record.lock().await;
@@ -837,6 +889,7 @@ impl ContainerService {
         let _ = std::fs::remove_dir_all(self.bundle_dir(&c.id));
         let _ = std::fs::remove_dir_all(self.files_dir(&c.id));
         self.store.remove(&c.id)?;
+        super::volumes::release(&self.volumes, &c, volumes || c.auto_remove());
         if let Err(e) = self.networks.release_all(&c.id) {
             tracing::error!(id = %c.id, error = %e, "releasing endpoints");
         }
@@ -1016,6 +1069,8 @@ fn merged(
     body: &Value,
     image: &images::Image,
     host: &spec::HostFacts,
+    volumes: &VolumeService,
+    others: &HashMap<String, Vec<crate::volumes::mounts::MountPoint>>,
 ) -> Result<Container, Error> {
     let invalid = |e: spec::SpecError| Error::Invalid(e.to_string());
     let req: config::CreateRequest = serde_json::from_value(body.clone())
@@ -1030,7 +1085,9 @@ fn merged(
     if host_config.network_mode.is_empty() {
         host_config.network_mode = "default".into();
     }
-    spec::check(&config, &host_config, host).map_err(invalid)?;
+    let mount_points = super::volumes::plan(volumes, &config, &host_config, others)?;
+    let effective = crate::volumes::mounts::effective(&host_config, &mount_points);
+    spec::check(&config, &effective, host).map_err(invalid)?;
     spec::mounts::create_bind_sources(&host_config).map_err(invalid)?;
     let mut argv = spec::merge::args(&config).map_err(invalid)?;
     if argv.is_empty() {
@@ -1056,6 +1113,7 @@ fn merged(
         log_path: String::new(),
         shim_address: None,
         manually_stopped: false,
+        mount_points,
         pending_networks: None,
     })
 }
@@ -1078,6 +1136,7 @@ fn build_spec(
         serde_json::from_value(c.config.clone()).map_err(|e| invalid("Config", e))?;
     let host_config: config::HostConfig =
         serde_json::from_value(c.host_config.clone()).map_err(|e| invalid("HostConfig", e))?;
+    let host_config = super::volumes::effective(c, &host_config);
     let etc = spec::EtcFiles {
         hosts: files.join("hosts"),
         hostname: files.join("hostname"),
@@ -1097,12 +1156,15 @@ fn build_spec(
     serde_json::to_value(&built).map_err(|e| invalid("spec", e))
 }
 
-/// Mounts the rootfs, writes the bundle, starts the shim and the task: (pid, shim address).
+/// Mounts the rootfs and the volumes, writes the bundle, starts the shim and the task:
+/// (pid, shim address).
+#[allow(clippy::too_many_arguments)]
 fn start_task(
     host: &spec::HostFacts,
     paths: &Paths,
     images: &ImageService,
     berth: &Path,
+    volumes: &VolumeService,
     c: &Container,
     bundle: &Path,
     files: &Path,
@@ -1110,6 +1172,7 @@ fn start_task(
     let rootfs = bundle.join("rootfs");
     bundle::prepare(bundle, &rootfs, images, &c.snapshot_key())?;
     let result = (|| {
+        super::volumes::attach(volumes, c, &rootfs)?;
         let spec = build_spec(c, &rootfs, files, host)?;
         bundle::write_spec(bundle, &spec)?;
         let rotation = logs::Rotation::of(&c.host_config).map_err(Error::Invalid)?;

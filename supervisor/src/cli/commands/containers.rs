@@ -557,7 +557,7 @@ pub fn rm(ctx: &Context, a: &RmArgs) -> anyhow::Result<()> {
         ctx.client
             .request(
                 "DELETE",
-                &format!("/containers/{name}?force={force}"),
+                &format!("/containers/{name}?force={force}&v={}", u8::from(a.volumes)),
                 &[],
                 Body::None,
             )?

@@ -4,6 +4,7 @@ use std::fmt;
 use super::client::{self, Client};
 
 pub mod auth;
+pub mod build;
 pub mod containers;
 pub mod events;
 pub mod images;
