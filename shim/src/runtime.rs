@@ -16,12 +16,9 @@ pub const DEFAULT_ROOT: &str = "/run/containerd/berth";
 pub enum RuntimeError {
     #[error("{binary}: {source}")]
     Spawn { binary: String, source: io::Error },
-    #[error("{binary} {command}: {message}")]
-    Failed {
-        binary: String,
-        command: String,
-        message: String,
-    },
+    /// The runtime's own last error, as runc-v2 passes runc's on (no binary path in it).
+    #[error("{message}")]
+    Failed { message: String },
 }
 
 /// One runtime binary with its state root, bound to one bundle (for `--log`).
@@ -99,12 +96,12 @@ impl Runtime {
             .or_else(|| {
                 Some(String::from_utf8_lossy(&err).trim().to_owned()).filter(|s| !s.is_empty())
             })
-            .unwrap_or_else(|| format!("exit status {code}"));
-        Err(RuntimeError::Failed {
-            binary: self.binary.clone(),
-            command: args.first().copied().unwrap_or_default().to_owned(),
-            message,
-        })
+            .unwrap_or_else(|| {
+                let name = Path::new(&self.binary).file_name().unwrap_or_default();
+                let command = args.first().copied().unwrap_or_default();
+                format!("{} {command}: exit status {code}", name.to_string_lossy())
+            });
+        Err(RuntimeError::Failed { message })
     }
 }
 

@@ -54,14 +54,15 @@ pub(crate) fn v1_dir(table: &str, controller: &str) -> Option<PathBuf> {
         let mut parts = l.splitn(3, ':');
         let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
         ctrls.split(',').any(|c| c == controller).then(|| {
-            let mount = if ctrls.contains("cpuacct") && controller != "pids" {
-                "cpu,cpuacct"
+            // The hierarchy's own name (`cpuacct` alone on some hosts), else the usual
+            // co-mount `cpu,cpuacct`.
+            let own = Path::new(CGROUP_ROOT).join(ctrls);
+            let mount = if !own.exists() && ctrls.contains("cpuacct") {
+                Path::new(CGROUP_ROOT).join("cpu,cpuacct")
             } else {
-                ctrls
+                own
             };
-            Path::new(CGROUP_ROOT)
-                .join(mount)
-                .join(path.trim_start_matches('/'))
+            mount.join(path.trim_start_matches('/'))
         })
     })
 }

@@ -575,3 +575,50 @@ fn docker_commit_makes_an_image_of_a_container() {
         ok(cli(bin, &d.host, &["rm", &name], None));
     }
 }
+
+#[test]
+fn berth_build_with_dockers_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(dir.path());
+    let ctx = dir.path().join("ctx");
+    app_context(&ctx);
+    let other = dir.path().join("Other.dockerfile");
+    std::fs::write(
+        &other,
+        "FROM busybox\nARG V\nRUN echo \"arg=$V\" > /v\nCMD [\"busybox\", \"cat\", \"/v\"]\n",
+    )
+    .unwrap();
+    let iid = dir.path().join("iid");
+    let c = ctx.to_str().unwrap();
+    let text = ok(berth(&d.host, &["build", "-t", "bb:1", c]));
+    assert!(
+        text.contains("Step 1/12 : FROM busybox\n") && text.contains("Successfully tagged bb:1\n"),
+        "{text}"
+    );
+    let args = [
+        "build",
+        "-q",
+        "-f",
+        other.to_str().unwrap(),
+        "--build-arg",
+        "V=x",
+        "--iidfile",
+        iid.to_str().unwrap(),
+        "-t",
+        "bb:2",
+        c,
+    ];
+    let text = ok(berth(&d.host, &args));
+    let id = std::fs::read_to_string(&iid).unwrap();
+    assert_eq!(text.trim(), id, "-q prints only the ID");
+    assert_eq!(ok(docker(&d.host, &["run", "--rm", "bb:2"])), "arg=x\n");
+    let text = ok(berth(&d.host, &["build", "--no-cache", c]));
+    assert!(!text.contains("Using cache"), "{text}");
+    std::fs::write(&other, "FROM busybox\nRUN exit 4\n").unwrap();
+    let out = berth(&d.host, &["build", "-f", other.to_str().unwrap(), c]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert!(
+        stderr(&out).contains("The command '/bin/sh -c exit 4' returned a non-zero code: 4"),
+        "{out:?}"
+    );
+}

@@ -344,3 +344,113 @@ fn restart_right_after_an_exit_gets_a_new_shim() {
     }
     e.ok(&["rm", "-f", "again"]);
 }
+
+/// Pids of the processes whose command line contains `needle`.
+fn processes_with(needle: &str) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let mut cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        for b in cmdline.iter_mut().filter(|b| **b == 0) {
+            *b = b' ';
+        }
+        if String::from_utf8_lossy(&cmdline).contains(needle) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Polls until no process's command line contains `needle`; the ones left otherwise.
+fn gone(needle: &str) -> Vec<i32> {
+    for _ in 0..100 {
+        if processes_with(needle).is_empty() {
+            return Vec::new();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    processes_with(needle)
+}
+
+/// The logging binary ends with its container's output: at a normal exit, and when the shim
+/// was killed (-9) under a container that kept writing — `rm -f` then deletes the container
+/// through the runtime, which closes the output, and no logging binary stays orphaned.
+#[test]
+fn log_driver_ends_with_its_container() {
+    let e = Engine::start();
+    let id = e.ok(&["run", "-d", "busybox", "sh", "-c", "echo short-lived"]);
+    let id = id.trim();
+    e.ok(&["wait", id]);
+    assert_eq!(
+        gone(&format!("{id}-json.log")),
+        Vec::<i32>::new(),
+        "logger of an exited container"
+    );
+    assert_eq!(e.ok(&["logs", id]), "short-lived\n");
+    e.ok(&["rm", id]);
+
+    let marker = format!("noisy-{}", std::process::id());
+    let script = format!("while :; do echo {marker}; busybox sleep 0.1; done");
+    let id = e.ok(&["run", "-d", "busybox", "sh", "-c", &script]);
+    let id = id.trim().to_string();
+    let logger = format!("{id}-json.log");
+    assert_eq!(processes_with(&logger).len(), 1, "one logging binary");
+    let shim: Vec<i32> = processes_with(&format!("-id {id}"));
+    assert_eq!(shim.len(), 1, "one shim: {shim:?}");
+    // SAFETY: kills the shim this test's daemon started.
+    unsafe { libc::kill(shim[0], libc::SIGKILL) };
+    assert_eq!(e.ok(&["rm", "-f", &id]), format!("{id}\n"));
+    assert_eq!(gone(&logger), Vec::<i32>::new(), "orphaned logging binary");
+    assert_eq!(gone(&marker), Vec::<i32>::new(), "container processes left");
+}
+
+/// json-file rotation (`--log-opt max-size=1k --log-opt max-file=2`): the log never holds
+/// more than the current file and one rotated; `logs` shows the newest lines in order,
+/// across both files; a bad option is refused at create, nothing made.
+#[test]
+fn json_file_logs_rotate() {
+    let e = Engine::start();
+    let script = "i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo line $i; done";
+    let id = e.ok(&[
+        "run",
+        "-d",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=2",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    let id = id.trim();
+    e.ok(&["wait", id]);
+    let log_path = e.ok(&["inspect", "-f", "{{.LogPath}}", id]);
+    let log_path = std::path::Path::new(log_path.trim());
+    let rotated = |n: u32| std::path::PathBuf::from(format!("{}.{n}", log_path.display()));
+    assert!(rotated(1).exists(), "rotated once at least");
+    assert!(!rotated(2).exists(), "max-file=2 keeps one rotated file");
+    for p in [log_path.to_path_buf(), rotated(1)] {
+        let size = std::fs::metadata(&p).unwrap().len();
+        assert!(size < 1200, "{}: {size} bytes", p.display());
+    }
+    let logs = e.ok(&["logs", id]);
+    let lines: Vec<&str> = logs.lines().collect();
+    assert_eq!(lines.last(), Some(&"line 300"));
+    let first: u32 = lines[0].trim_start_matches("line ").parse().unwrap();
+    let expected: Vec<String> = (first..=300).map(|i| format!("line {i}")).collect();
+    assert_eq!(lines, expected, "the newest lines, in order, none twice");
+    assert!(first > 1, "older lines rotated away");
+    e.ok(&["rm", id]);
+
+    let err = e.fails(&["create", "--log-opt", "max-sise=1k", "busybox"], 125);
+    assert!(
+        err.contains("unknown log opt 'max-sise' for json-file log driver"),
+        "{err}"
+    );
+    let err = e.fails(&["create", "--log-opt", "max-file=0", "busybox"], 125);
+    assert!(err.contains("max-file cannot be less than 1"), "{err}");
+    assert_eq!(e.ok(&["ps", "-aq"]), "");
+}

@@ -31,16 +31,64 @@ fn cli(bin: &str, host: &str, args: &[&str], input: Option<&[u8]>) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// A daemon whose containers are force-removed when the test ends, passed or failed
+/// (containers outlive their daemon: a failed assertion must not leave them running).
+struct Engine {
+    host: String,
+    /// The seeded busybox image's ID.
+    image_id: String,
+    daemon: Option<Daemon>,
+    dir: tempfile::TempDir,
+}
+
+impl Engine {
+    fn start() -> Engine {
+        let dir = tempfile::tempdir().unwrap();
+        let image = busybox_image("one", 1);
+        seed(&dir.path().join("data"), "busybox", &image);
+        let daemon = start(dir.path());
+        Engine {
+            host: daemon.host.clone(),
+            image_id: image.id,
+            daemon: Some(daemon),
+            dir,
+        }
+    }
+
+    /// Stops the daemon (its containers live on) and starts a new one on the same roots.
+    fn restart_daemon(&mut self) {
+        self.daemon.take();
+        self.daemon = Some(start(self.dir.path()));
+    }
+
+    /// `inspect -f format name` once it prints `want` (polled: restarts take their back-off).
+    fn until(&self, name: &str, format: &str, want: impl Fn(&str) -> bool) -> String {
+        let mut last = String::new();
+        for _ in 0..300 {
+            last = stdout(&berth(&self.host, &["inspect", "-f", format, name]));
+            if want(last.trim()) {
+                return last.trim().to_string();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("{name}: {format} stayed {last:?}");
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let ids = stdout(&berth(&self.host, &["ps", "-aq"]));
+        for id in ids.split_whitespace() {
+            let _ = berth(&self.host, &["rm", "-f", id]);
+        }
+        self.daemon.take();
+    }
+}
+
 #[test]
 fn docker_cli_runs_containers() {
-    let dir = tempfile::tempdir().unwrap();
-    seed(
-        &dir.path().join("data"),
-        "busybox",
-        &busybox_image("one", 1),
-    );
-    let d = start(dir.path());
-    let host = d.host.clone();
+    let engine = Engine::start();
+    let host = engine.host.clone();
     for bin in CLIS {
         let run = |args: &[&str]| cli(bin, &host, args, None);
         let out = run(&[
@@ -144,4 +192,630 @@ fn docker_cli_runs_containers() {
         );
         assert_eq!(ok(run(&["ps", "-aq"])), "", "{bin}: containers left");
     }
+}
+
+/// dockerd 20.10's behaviour for an exec that cannot start (recorded from a private dockerd
+/// with runc): the hijacked stream carries only the message, the exit code is 126, at once;
+/// the runtime's path is in no message (docker shows the runtime's own words).
+#[test]
+fn exec_that_cannot_start_fails_fast_with_126() {
+    let engine = Engine::start();
+    let host = engine.host.clone();
+    ok(berth(
+        &host,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "up",
+            "busybox",
+            "sh",
+            "-c",
+            "while :; do busybox sleep 1; done",
+        ],
+    ));
+    let berth_cli = BERTH.to_string();
+    for bin in [CLIS[0], CLIS[1], &berth_cli] {
+        for args in [
+            &["exec", "-w", "/missing", "up", "true"][..],
+            &["exec", "-t", "-w", "/missing", "up", "true"][..],
+            &["exec", "up", "nosuch"][..],
+            &["exec", "-u", "nobody9", "up", "true"][..],
+        ] {
+            let out = if bin == berth_cli {
+                berth(&host, args)
+            } else {
+                cli(bin, &host, args, None)
+            };
+            assert_eq!(out.status.code(), Some(126), "{bin} {args:?}: {out:?}");
+            let text = stdout(&out) + &stderr(&out);
+            assert!(!text.contains("berth-runtime"), "{bin} {args:?}: {text}");
+            let expected = match args {
+                _ if args.contains(&"nobody9") => {
+                    "unable to find user nobody9: no matching entries in passwd file"
+                }
+                _ if args.contains(&"nosuch") => {
+                    "OCI runtime exec failed: exec: \"nosuch\": executable file not found in $PATH: unknown"
+                }
+                _ => "OCI runtime exec failed: chdir /missing: ",
+            };
+            assert!(text.contains(expected), "{bin} {args:?}: {text}");
+        }
+    }
+    let out = cli(CLIS[0], &host, &["run", "--rm", "busybox", "nosuch"], None);
+    assert_eq!(out.status.code(), Some(127), "{out:?}");
+    assert!(
+        stderr(&out).contains(
+            "docker: Error response from daemon: failed to create shim task: OCI runtime create failed: exec: \"nosuch\": executable file not found in $PATH: unknown"
+        ),
+        "{out:?}"
+    );
+}
+
+/// `rmi` of an image that a container uses: dockerd 20.10's 409s (texts recorded from a
+/// private dockerd), and `rmi -f NAME` only untags, the image stays for its container.
+#[test]
+fn rmi_of_an_image_in_use_is_refused() {
+    let engine = Engine::start();
+    let host = engine.host.clone();
+    let image = short(&engine.image_id);
+    let id = ok(berth(
+        &host,
+        &[
+            "run",
+            "-d",
+            "busybox",
+            "sh",
+            "-c",
+            "while :; do busybox sleep 1; done",
+        ],
+    ));
+    let cid = &id.trim()[..12];
+    let stopped = ok(berth(&host, &["create", "busybox", "sh", "-c", "exit 0"]));
+    let sid = &stopped.trim()[..12];
+    for bin in CLIS {
+        let out = cli(bin, &host, &["rmi", "busybox"], None);
+        assert_eq!(out.status.code(), Some(1), "{bin}: {out:?}");
+        let first = "Error response from daemon: conflict: unable to remove repository reference \"busybox\" (must force) - container ";
+        assert!(stderr(&out).starts_with(first), "{bin}: {out:?}");
+        assert!(
+            stderr(&out)
+                .trim_end()
+                .ends_with(&format!("is using its referenced image {image}")),
+            "{bin}: {out:?}"
+        );
+        for force in [&["rmi", &image][..], &["rmi", "-f", &image][..]] {
+            let out = cli(bin, &host, force, None);
+            assert_eq!(out.status.code(), Some(1), "{bin}: {out:?}");
+            assert_eq!(
+                stderr(&out),
+                format!("Error response from daemon: conflict: unable to delete {image} (cannot be forced) - image is being used by running container {cid}\n"),
+                "{bin}"
+            );
+        }
+    }
+    ok(berth(&host, &["rm", "-f", cid]));
+    let out = cli(CLIS[0], &host, &["rmi", &image], None);
+    assert_eq!(
+        stderr(&out),
+        format!("Error response from daemon: conflict: unable to delete {image} (must be forced) - image is being used by stopped container {sid}\n"),
+    );
+    assert_eq!(
+        ok(cli(CLIS[0], &host, &["rmi", "-f", "busybox"], None)),
+        "Untagged: busybox:latest\n"
+    );
+    assert_eq!(
+        ok(cli(
+            CLIS[0],
+            &host,
+            &["images", "--format", "{{.Repository}} {{.ID}}"],
+            None
+        )),
+        format!("<none> {image}\n"),
+        "the image stays for its container"
+    );
+    assert_eq!(ok(cli(CLIS[0], &host, &["start", "-a", sid], None)), "");
+    ok(berth(&host, &["rm", sid]));
+    let out = cli(CLIS[1], &host, &["rmi", &image], None);
+    assert_eq!(ok(out), format!("Deleted: {}\n", engine.image_id));
+}
+
+/// Restart policies through docker's CLIs: `on-failure:2` restarts twice (RestartCount 2, its
+/// exit code kept), `always` restarts until a manual stop; the daemon's start applies them
+/// again: `always` starts even after a manual stop, a manually stopped `unless-stopped` not.
+#[test]
+fn restart_policies() {
+    let mut engine = Engine::start();
+    let host = engine.host.clone();
+    let docker = |bin: &str, args: &[&str]| ok(cli(bin, &host, args, None));
+    docker(
+        CLIS[0],
+        &[
+            "run",
+            "-d",
+            "--restart",
+            "on-failure:2",
+            "--name",
+            "fail",
+            "busybox",
+            "sh",
+            "-c",
+            "echo run; exit 3",
+        ],
+    );
+    let f = "{{.State.Status}} {{.State.ExitCode}} {{.RestartCount}}";
+    assert_eq!(engine.until("fail", f, |s| s == "exited 3 2"), "exited 3 2");
+    assert_eq!(docker(CLIS[1], &["logs", "fail"]), "run\nrun\nrun\n");
+    assert_eq!(
+        docker(CLIS[1], &["inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}} {{.RestartCount}}", "fail"]),
+        "on-failure:2 2\n"
+    );
+
+    docker(
+        CLIS[1],
+        &[
+            "run",
+            "-d",
+            "--restart",
+            "always",
+            "--name",
+            "alw",
+            "busybox",
+            "sh",
+            "-c",
+            "echo a; exit 0",
+        ],
+    );
+    engine.until("alw", "{{.RestartCount}}", |s| {
+        s.parse::<u32>().unwrap_or(0) >= 3
+    });
+    assert_eq!(docker(CLIS[0], &["stop", "alw"]), "alw\n");
+    engine.until("alw", "{{.State.Status}}", |s| s == "exited");
+
+    let loop_ = "trap 'exit 0' TERM; while :; do busybox sleep 0.1; done";
+    docker(
+        CLIS[0],
+        &[
+            "run",
+            "-d",
+            "--restart",
+            "unless-stopped",
+            "--name",
+            "unl",
+            "busybox",
+            "sh",
+            "-c",
+            loop_,
+        ],
+    );
+    docker(
+        CLIS[0],
+        &[
+            "run",
+            "-d",
+            "--restart",
+            "unless-stopped",
+            "--name",
+            "up",
+            "busybox",
+            "sh",
+            "-c",
+            loop_,
+        ],
+    );
+    assert_eq!(docker(CLIS[0], &["stop", "unl"]), "unl\n");
+    assert_eq!(
+        docker(
+            CLIS[0],
+            &[
+                "inspect",
+                "-f",
+                "{{.State.Status}} {{.State.ExitCode}} {{.RestartCount}}",
+                "unl"
+            ]
+        ),
+        "exited 0 0\n"
+    );
+
+    // Containers outlive the daemon: a killed one exits meanwhile and is restarted on start.
+    let up_pid = docker(CLIS[0], &["inspect", "-f", "{{.State.Pid}}", "up"]);
+    engine.daemon.take();
+    // SAFETY: kills the init of this test's container.
+    unsafe { libc::kill(up_pid.trim().parse().unwrap(), libc::SIGKILL) };
+    engine.restart_daemon();
+    let host = engine.host.clone();
+    let status = |name: &str| {
+        ok(cli(
+            CLIS[0],
+            &host,
+            &["inspect", "-f", "{{.State.Status}}", name],
+            None,
+        ))
+    };
+    // Started with the daemon (after the merge with networks, its first start there can fail
+    // and the policy's back-off starts it again: polled).
+    engine.until("alw", "{{.State.Status}}", |s| s == "running");
+    assert_eq!(
+        status("unl"),
+        "exited\n",
+        "unless-stopped, stopped by hand: stays"
+    );
+    assert_eq!(
+        status("fail"),
+        "exited\n",
+        "on-failure:2 after two restarts: stays"
+    );
+    engine.until("up", "{{.State.Status}} {{.RestartCount}}", |s| {
+        s == "running 1"
+    });
+}
+
+/// Reads the first `n` lines of a streamed API answer (chunked JSON lines).
+fn stream_lines(host: &str, path: &str, n: usize) -> Vec<serde_json::Value> {
+    use std::io::{BufRead, BufReader};
+    let socket = host.trim_start_matches("unix://");
+    let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut lines = Vec::new();
+    for line in BufReader::new(s).lines() {
+        let line = line.unwrap();
+        // Chunk sizes (`3e8`) parse as JSON numbers: only the objects are samples.
+        if let Ok(v @ serde_json::Value::Object(_)) = serde_json::from_str(line.trim()) {
+            lines.push(v);
+            if lines.len() == n {
+                break;
+            }
+        }
+    }
+    lines
+}
+
+/// `stats` and `top` through both docker CLIs and berth's: the memory limit, pids and name
+/// as set, `top` rows of the container's processes only with `ps`'s own titles; the
+/// streamed API answers one sample a second, each with the previous as its `precpu_stats`.
+#[test]
+fn stats_and_top() {
+    let engine = Engine::start();
+    let host = engine.host.clone();
+    let script = "while :; do busybox sleep 0.1; done";
+    ok(cli(
+        CLIS[0],
+        &host,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "busy",
+            "-m",
+            "64m",
+            "--pids-limit",
+            "50",
+            "busybox",
+            "sh",
+            "-c",
+            script,
+        ],
+        None,
+    ));
+    for bin in CLIS {
+        let out = ok(cli(
+            bin,
+            &host,
+            &[
+                "stats",
+                "--no-stream",
+                "--format",
+                "{{.Name}} {{.MemUsage}} {{.PIDs}}",
+                "busy",
+            ],
+            None,
+        ));
+        let words: Vec<&str> = out.split_whitespace().collect();
+        assert_eq!(words[0], "busy", "{bin}: {out}");
+        assert_eq!(&words[2..4], ["/", "64MiB"], "{bin}: {out}");
+        let pids: u32 = words[4].parse().unwrap();
+        assert!((1..=3).contains(&pids), "{bin}: {out}");
+        let out = ok(cli(bin, &host, &["top", "busy"], None));
+        let mut lines = out.lines();
+        let titles: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+        assert_eq!(
+            titles,
+            ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"],
+            "{bin}"
+        );
+        let rows: Vec<&str> = lines.collect();
+        assert!(
+            rows.iter().any(|r| r.ends_with(&format!("sh -c {script}"))),
+            "{bin}: {out}"
+        );
+        assert!(rows.len() <= 2, "only the container's processes: {out}");
+        let out = ok(cli(bin, &host, &["top", "busy", "-o", "pid,comm"], None));
+        assert!(out.starts_with("PID"), "{bin}: {out}");
+        assert!(out.contains("COMMAND"), "{bin}: {out}");
+        let out = cli(bin, &host, &["top", "nosuch"], None);
+        assert!(
+            stderr(&out).contains("No such container: nosuch"),
+            "{bin}: {out:?}"
+        );
+    }
+    let out = ok(berth(&host, &["stats", "--no-stream", "busy"]));
+    let mut lines = out.lines();
+    assert_eq!(
+        lines
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+        "CONTAINER ID NAME CPU % MEM USAGE / LIMIT MEM % NET I/O BLOCK I/O PIDS"
+    );
+    assert!(lines.next().unwrap().contains(" busy "), "{out}");
+    let out = ok(berth(&host, &["top", "busy"]));
+    assert!(out.starts_with("UID "), "{out}");
+    assert!(out.contains(&format!("sh -c {script}")), "{out}");
+
+    let samples = stream_lines(&host, "/v1.41/containers/busy/stats", 2);
+    assert_eq!(samples.len(), 2);
+    let total = |v: &serde_json::Value, k: &str| v[k]["cpu_usage"]["total_usage"].as_u64().unwrap();
+    assert_eq!(
+        total(&samples[0], "precpu_stats"),
+        0,
+        "the first sample has no base"
+    );
+    assert_eq!(
+        total(&samples[1], "precpu_stats"),
+        total(&samples[0], "cpu_stats")
+    );
+    assert_eq!(samples[1]["memory_stats"]["limit"], 64 << 20);
+    assert_eq!(samples[1]["name"], "/busy");
+    assert!(
+        total(&samples[1], "cpu_stats") > 0,
+        "a looping shell used CPU: {}",
+        samples[1]["cpu_stats"]
+    );
+    assert!(samples[1]["pids_stats"]["current"].as_u64().unwrap() >= 1);
+
+    // `/info` counts the containers by state.
+    let info = |bin: &str| {
+        ok(cli(bin, &host, &["info", "--format", "{{.Containers}} {{.ContainersRunning}} {{.ContainersPaused}} {{.ContainersStopped}}"], None))
+    };
+    assert_eq!(info(CLIS[0]), "1 1 0 0\n");
+    ok(berth(&host, &["create", "busybox", "true"]));
+    ok(berth(&host, &["pause", "busy"]));
+    assert_eq!(info(CLIS[1]), "2 0 1 1\n");
+    ok(berth(&host, &["unpause", "busy"]));
+}
+
+/// `events` with both docker CLIs: the lifecycle of a container in dockerd 20.10's order and
+/// attributes (recorded from a private dockerd doing the same steps), filters, and
+/// `since`/`until`; then `container prune` removes the stopped containers only.
+#[test]
+fn events_and_container_prune() {
+    let engine = Engine::start();
+    let host = engine.host.clone();
+    let since = chrono::Utc::now().timestamp().to_string();
+    let docker = |args: &[&str]| ok(cli(CLIS[0], &host, args, None));
+    let script = "trap 'exit 0' TERM; while :; do busybox sleep 0.1; done";
+    docker(&[
+        "run", "-d", "--name", "ev", "-l", "a=b", "busybox", "sh", "-c", script,
+    ]);
+    docker(&["rename", "ev", "ev2"]);
+    docker(&["pause", "ev2"]);
+    docker(&["unpause", "ev2"]);
+    docker(&["exec", "ev2", "busybox", "true"]);
+    docker(&["restart", "-t", "5", "ev2"]);
+    docker(&["stop", "ev2"]);
+    docker(&["rm", "ev2"]);
+    let until = (chrono::Utc::now().timestamp() + 1).to_string();
+    let attrs = |name: &str, extra: &str| {
+        format!(r#"{{"a":"b",{extra}"image":"busybox","name":"{name}"}}"#)
+    };
+    let expected: String = [
+        ("create", attrs("ev", "")),
+        ("start", attrs("ev", "")),
+        (
+            "rename",
+            r#"{"a":"b","image":"busybox","name":"ev2","oldName":"/ev"}"#.to_string(),
+        ),
+        ("pause", attrs("ev2", "")),
+        ("unpause", attrs("ev2", "")),
+        (
+            "exec_create: busybox true",
+            attrs("ev2", r#""execID":"X","#),
+        ),
+        ("exec_start: busybox true", attrs("ev2", r#""execID":"X","#)),
+        (
+            "kill",
+            r#"{"a":"b","image":"busybox","name":"ev2","signal":"15"}"#.to_string(),
+        ),
+        ("die", attrs("ev2", r#""exitCode":"0","#)),
+        ("stop", attrs("ev2", "")),
+        ("start", attrs("ev2", "")),
+        ("restart", attrs("ev2", "")),
+        (
+            "kill",
+            r#"{"a":"b","image":"busybox","name":"ev2","signal":"15"}"#.to_string(),
+        ),
+        ("die", attrs("ev2", r#""exitCode":"0","#)),
+        ("stop", attrs("ev2", "")),
+        ("destroy", attrs("ev2", "")),
+    ]
+    .iter()
+    .map(|(action, attrs)| format!("{action} {attrs}\n"))
+    .collect();
+    let format = "{{.Action}} {{json .Actor.Attributes}}";
+    // The exec id is random: compared as X.
+    let normal = |out: &str| -> String {
+        out.lines()
+            .map(|l| match l.find(r#""execID":""#) {
+                Some(i) => {
+                    let at = i + r#""execID":""#.len();
+                    format!("{}X{}\n", &l[..at], &l[(at + 64).min(l.len())..])
+                }
+                None => format!("{}\n", l.trim_end()),
+            })
+            .collect()
+    };
+    for bin in CLIS {
+        let out = ok(cli(
+            bin,
+            &host,
+            &[
+                "events", "--since", &since, "--until", &until, "--format", format,
+            ],
+            None,
+        ));
+        assert_eq!(normal(&out), expected, "{bin}");
+        let out = ok(cli(
+            bin,
+            &host,
+            &[
+                "events",
+                "--since",
+                &since,
+                "--until",
+                &until,
+                "--filter",
+                "event=die",
+                "--filter",
+                "label=a=b",
+                "--format",
+                "{{.Type}} {{.Action}} {{.Actor.Attributes.image}}",
+            ],
+            None,
+        ));
+        assert_eq!(
+            out, "container die busybox\ncontainer die busybox\n",
+            "{bin}"
+        );
+        let out = ok(cli(
+            bin,
+            &host,
+            &[
+                "events",
+                "--since",
+                &since,
+                "--until",
+                &until,
+                "--filter",
+                "container=nosuch",
+            ],
+            None,
+        ));
+        assert_eq!(out, "", "{bin}");
+    }
+    let out = ok(berth(
+        &host,
+        &[
+            "events", "--since", &since, "--until", &until, "--format", format,
+        ],
+    ));
+    assert_eq!(normal(&out), expected, "berth");
+    let out = ok(berth(
+        &host,
+        &[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--filter",
+            "event=rename",
+        ],
+    ));
+    assert!(
+        out.trim_end()
+            .ends_with("(a=b, image=busybox, name=ev2, oldName=/ev)"),
+        "{out}"
+    );
+    assert!(out.contains("Z container rename "), "{out}");
+    let line = ok(cli(
+        CLIS[1],
+        &host,
+        &[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--filter",
+            "event=create",
+            "--format",
+            "{{json .}}",
+        ],
+        None,
+    ));
+    let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(v["status"], "create");
+    assert_eq!(v["from"], "busybox");
+    assert_eq!(v["scope"], "local");
+    assert_eq!(v["Actor"]["Attributes"]["a"], "b");
+    assert_eq!(
+        v["time"].as_i64().unwrap(),
+        v["timeNano"].as_i64().unwrap() / 1_000_000_000
+    );
+
+    // A follower gets the past events since its `since`, then the new ones as they happen.
+    let mut follower = Command::new(CLIS[1])
+        .args([
+            "events",
+            "--since",
+            &since,
+            "--filter",
+            "event=destroy",
+            "--format",
+            "{{.Actor.Attributes.name}}",
+        ])
+        .env("DOCKER_HOST", &host)
+        .env("DOCKER_CONFIG", config_dir(&host))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let keep = ok(berth(
+        &host,
+        &["run", "-d", "--name", "keep", "busybox", "sh", "-c", script],
+    ));
+    let gone = ok(berth(
+        &host,
+        &["create", "--name", "gone", "-l", "x=1", "busybox", "true"],
+    ));
+    ok(berth(
+        &host,
+        &["create", "--name", "other", "busybox", "true"],
+    ));
+    let out = ok(cli(
+        CLIS[0],
+        &host,
+        &["container", "prune", "-f", "--filter", "label=x=1"],
+        None,
+    ));
+    assert_eq!(
+        out,
+        format!(
+            "Deleted Containers:\n{}\n\nTotal reclaimed space: 0B\n",
+            gone.trim()
+        )
+    );
+    let out = ok(berth(&host, &["container", "prune", "-f"]));
+    assert!(out.starts_with("Deleted Containers:\n"), "{out}");
+    assert_eq!(
+        ok(cli(CLIS[1], &host, &["container", "prune", "-f"], None)),
+        "Total reclaimed space: 0B\n"
+    );
+    assert_eq!(
+        ok(berth(&host, &["ps", "-aq"])),
+        format!("{}\n", &keep.trim()[..12])
+    );
+    let mut names = String::new();
+    {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(follower.stdout.take().unwrap()).lines();
+        for _ in 0..3 {
+            names.push_str(&lines.next().unwrap().unwrap());
+            names.push('\n');
+        }
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
+    assert_eq!(names, "ev2\ngone\nother\n");
 }

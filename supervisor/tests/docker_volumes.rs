@@ -34,6 +34,22 @@ impl ArgIfBerth for std::process::Command {
     }
 }
 
+/// A raw `POST` on the daemon's socket: the whole answer (head and body).
+fn post_json(host: &str, path: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s =
+        std::os::unix::net::UnixStream::connect(host.trim_start_matches("unix://")).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    answer
+}
+
 fn failed(out: &Output) -> String {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(out.stdout.is_empty(), "{out:?}");
@@ -165,5 +181,399 @@ fn volume_commands_speak_dockers_words() {
             "Total reclaimed space: 0B\n"
         );
         assert_eq!(ok(v(&["volume", "ls", "-q"])), "");
+    }
+}
+
+/// busybox plus `/srv/app/f` (1000:1000, 0640, xattr-free), `/srv/app/sub/`, a symlink
+/// `/srv/esc` to the host directory `escape_to`, and `VOLUME /srv/app`.
+fn volume_image(escape_to: &std::path::Path) -> TestImage {
+    use berth_supervisor::images::content::digest_of;
+    let base = busybox_image("vol", 1);
+    let mut b = tar::Builder::new(Vec::new());
+    let mut dir = tar::Header::new_gnu();
+    dir.set_entry_type(tar::EntryType::Directory);
+    dir.set_mode(0o755);
+    dir.set_size(0);
+    for d in ["srv/", "srv/app/", "srv/app/sub/"] {
+        b.append_data(&mut dir.clone(), d, std::io::empty())
+            .unwrap();
+    }
+    let mut file = tar::Header::new_gnu();
+    file.set_entry_type(tar::EntryType::Regular);
+    file.set_mode(0o640);
+    file.set_uid(1000);
+    file.set_gid(1000);
+    file.set_size(6);
+    b.append_data(&mut file, "srv/app/f", &b"image\n"[..])
+        .unwrap();
+    let mut link = tar::Header::new_gnu();
+    link.set_entry_type(tar::EntryType::Symlink);
+    link.set_mode(0o777);
+    link.set_size(0);
+    b.append_link(&mut link, "srv/esc", escape_to).unwrap();
+    let layer = b.into_inner().unwrap();
+    let diff_id = digest_of(&layer);
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": { "Cmd": ["sh"], "Env": ["PATH=/bin"], "Volumes": {"/srv/app": {}} },
+        "rootfs": { "type": "layers", "diff_ids": [base.diff_id, diff_id] },
+    });
+    let config = serde_json::to_vec(&config).unwrap();
+    let id = digest_of(&config);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": { "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": id, "size": config.len() },
+        "layers": [
+            { "mediaType": "application/vnd.oci.image.layer.v1.tar",
+              "digest": base.diff_id, "size": base.layer.len() },
+            { "mediaType": "application/vnd.oci.image.layer.v1.tar",
+              "digest": diff_id, "size": layer.len() },
+        ],
+    });
+    // The base layer's blob is stored by seeding the base image too.
+    TestImage {
+        manifest: serde_json::to_vec(&manifest).unwrap(),
+        layer,
+        config,
+        id,
+        diff_id,
+    }
+}
+
+fn inspect_json(bin: &str, host: &str, what: &str) -> serde_json::Value {
+    let out = ok(run(bin, host, &["inspect", what]));
+    serde_json::from_str::<serde_json::Value>(&out).unwrap()[0].clone()
+}
+
+fn volume_names(mounts: &serde_json::Value) -> Vec<(String, String)> {
+    mounts
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["Type"] == "volume")
+        .map(|m| {
+            (
+                m["Destination"].as_str().unwrap().to_string(),
+                m["Name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn containers_use_volumes_as_docker_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let escape = dir.path().join("host-side");
+    std::fs::create_dir(&escape).unwrap();
+    std::fs::write(escape.join("secret"), b"host").unwrap();
+    let data = dir.path().join("data");
+    seed(&data, "busybox", &busybox_image("vol", 1));
+    seed(&data, "volimg", &volume_image(&escape));
+    let d = start(dir.path());
+    let host = d.host.clone();
+    let volumes = d.data_root.join("volumes");
+    for (i, bin) in CLIS.iter().enumerate() {
+        let v = |args: &[&str]| run(bin, &host, args);
+        let name = |base: &str| format!("{base}{i}");
+        // Persistence across containers; a named volume is created on first use.
+        let vol = name("data");
+        let spec = format!("{vol}:/data");
+        ok(v(&[
+            "run",
+            "--rm",
+            "-v",
+            &spec,
+            "busybox",
+            "sh",
+            "-c",
+            "echo hi > /data/f",
+        ]));
+        assert_eq!(
+            std::fs::read(volumes.join(&vol).join("_data/f")).unwrap(),
+            b"hi\n"
+        );
+        let ro = format!("{vol}:/data:ro");
+        assert_eq!(
+            ok(v(&[
+                "run", "--rm", "-v", &ro, "busybox", "busybox", "cat", "/data/f"
+            ])),
+            "hi\n"
+        );
+        let out = v(&[
+            "run",
+            "--rm",
+            "-v",
+            &ro,
+            "busybox",
+            "sh",
+            "-c",
+            "echo x > /data/g",
+        ]);
+        assert_ne!(out.status.code(), Some(0), "{bin}: ro volume written");
+        assert!(stderr(&out).contains("Read-only file system"), "{out:?}");
+
+        // Copy-up into an empty volume (owner and mode kept); not into one with content,
+        // nor with nocopy.
+        let cu = name("cu");
+        let spec = format!("{cu}:/srv/app");
+        let out = ok(v(&[
+            "run",
+            "--rm",
+            "-v",
+            &spec,
+            "volimg",
+            "busybox",
+            "stat",
+            "-c",
+            "%u:%g %a %s",
+            "/srv/app/f",
+        ]));
+        assert_eq!(out, "1000:1000 640 6\n", "{bin}");
+        let host_f = volumes.join(&cu).join("_data/f");
+        assert_eq!(std::fs::read(&host_f).unwrap(), b"image\n");
+        std::fs::remove_file(&host_f).unwrap();
+        std::fs::write(volumes.join(&cu).join("_data/mine"), b"1").unwrap();
+        assert_eq!(
+            ok(v(&[
+                "run", "--rm", "-v", &spec, "volimg", "busybox", "ls", "/srv/app"
+            ])),
+            "mine\nsub\n"
+        );
+        let nc = format!("{}:/srv/app:nocopy", name("nc"));
+        assert_eq!(
+            ok(v(&[
+                "run", "--rm", "-v", &nc, "volimg", "busybox", "ls", "-A", "/srv/app"
+            ])),
+            ""
+        );
+
+        // Anonymous volumes: `-v /anon` and the image's VOLUME; `rm -v` removes them.
+        let c = name("anon");
+        ok(v(&[
+            "create", "--name", &c, "-v", "/anon", "volimg", "busybox", "ls", "/srv/app",
+        ]));
+        let points = volume_names(&inspect_json(bin, &host, &c)["Mounts"]);
+        assert_eq!(points.len(), 2, "{points:?}");
+        for (_, n) in &points {
+            assert_eq!(n.len(), 64, "{points:?}");
+            assert!(volumes.join(n).join("_data").is_dir());
+        }
+        assert_eq!(
+            ok(v(&["start", "-a", &c])),
+            "f\nsub\n",
+            "{bin}: image VOLUME copied up"
+        );
+        let anon_label = ok(v(&[
+            "volume",
+            "ls",
+            "-q",
+            "-f",
+            "label=com.docker.volume.anonymous",
+        ]));
+        assert!(anon_label.contains(&points[0].1), "{anon_label}");
+        // In use: refused with docker's words, nothing removed.
+        let id = inspect_json(bin, &host, &c)["Id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let out = v(&["volume", "rm", &points[0].1]);
+        assert_eq!(
+            failed(&out),
+            format!(
+                "Error response from daemon: remove {}: volume is in use - [{id}]\n",
+                points[0].1
+            )
+        );
+        // prune keeps what is in use.
+        let pruned = ok(v(&["volume", "prune", "-f"]));
+        assert!(!pruned.contains(&points[0].1), "{pruned}");
+        assert!(
+            volumes.join(&points[0].1).is_dir(),
+            "{bin}: prune removed a used volume"
+        );
+        ok(v(&["rm", "-v", &c]));
+        for (_, n) in &points {
+            assert!(!volumes.join(n).exists(), "{bin}: rm -v left {n}");
+        }
+
+        // --volumes-from, rw and ro.
+        let src = name("src");
+        let vf = format!("{}:/shared", name("vf"));
+        ok(v(&[
+            "create", "--name", &src, "-v", &vf, "busybox", "busybox", "true",
+        ]));
+        ok(v(&[
+            "run",
+            "--rm",
+            "--volumes-from",
+            &src,
+            "busybox",
+            "sh",
+            "-c",
+            "echo y > /shared/y",
+        ]));
+        assert!(volumes.join(name("vf")).join("_data/y").is_file());
+        let from_ro = format!("{src}:ro");
+        let out = v(&[
+            "run",
+            "--rm",
+            "--volumes-from",
+            &from_ro,
+            "busybox",
+            "sh",
+            "-c",
+            "echo z > /shared/z",
+        ]);
+        assert!(stderr(&out).contains("Read-only file system"), "{out:?}");
+        ok(v(&["rm", &src]));
+
+        // --mount: readonly volume, volume-nocopy, tmpfs size and mode.
+        let m = format!("type=volume,src={},dst=/m,readonly", name("mv"));
+        let out = v(&[
+            "run", "--rm", "--mount", &m, "busybox", "busybox", "touch", "/m/x",
+        ]);
+        assert!(stderr(&out).contains("Read-only file system"), "{out:?}");
+        let m = "type=volume,dst=/srv/app,volume-nocopy";
+        assert_eq!(
+            ok(v(&[
+                "run", "--rm", "--mount", m, "volimg", "busybox", "ls", "-A", "/srv/app"
+            ])),
+            ""
+        );
+        let m = "type=tmpfs,dst=/t,tmpfs-size=1m,tmpfs-mode=1770";
+        let mounts = ok(v(&[
+            "run",
+            "--rm",
+            "--mount",
+            m,
+            "busybox",
+            "busybox",
+            "grep",
+            " /t ",
+            "/proc/mounts",
+        ]));
+        assert!(
+            mounts.contains("tmpfs")
+                && mounts.contains("size=1024k")
+                && mounts.contains("mode=1770"),
+            "{mounts}"
+        );
+
+        // A tmpfs volume of the local driver, mounted while used.
+        let tv = name("tv");
+        ok(v(&[
+            "volume",
+            "create",
+            "-o",
+            "type=tmpfs",
+            "-o",
+            "device=tmpfs",
+            "-o",
+            "o=size=2m",
+            &tv,
+        ]));
+        let spec = format!("{tv}:/tv");
+        let mounts = ok(v(&[
+            "run",
+            "--rm",
+            "-v",
+            &spec,
+            "busybox",
+            "busybox",
+            "grep",
+            " /tv ",
+            "/proc/mounts",
+        ]));
+        assert!(
+            mounts.starts_with("tmpfs /tv tmpfs") && mounts.contains("size=2048k"),
+            "{mounts}"
+        );
+        let host_mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+        assert!(
+            !host_mounts.contains(&tv),
+            "{bin}: the tmpfs volume stayed mounted"
+        );
+
+        // Bind mounts: -v makes a missing source, --mount refuses it.
+        let made = dir.path().join(name("made"));
+        let spec = format!("{}:/b", made.display());
+        ok(v(&[
+            "run", "--rm", "-v", &spec, "busybox", "busybox", "true",
+        ]));
+        assert!(made.is_dir());
+        let missing = dir.path().join(name("missing"));
+        let m = format!("type=bind,src={},dst=/b", missing.display());
+        let out = v(&["run", "--rm", "--mount", &m, "busybox", "busybox", "true"]);
+        assert_eq!(out.status.code(), Some(125), "{out:?}");
+        assert!(
+            stderr(&out).contains("bind source path does not exist"),
+            "{out:?}"
+        );
+        assert!(!missing.exists());
+
+        // No symlink of the image leads a mount or a copy-up to the host.
+        let spec = format!("{}:/srv/esc/inner", name("esc"));
+        ok(v(&[
+            "run", "--rm", "-v", &spec, "volimg", "busybox", "true",
+        ]));
+        assert!(
+            !escape.join("inner").exists(),
+            "{bin}: a mount followed the image's symlink out"
+        );
+        let spec = format!("{}:/srv/esc", name("esc2"));
+        ok(v(&[
+            "run", "--rm", "-v", &spec, "volimg", "busybox", "true",
+        ]));
+        assert!(
+            !volumes.join(name("esc2")).join("_data/secret").exists(),
+            "copied from the host"
+        );
+
+        // Bad input: docker's words, exit 125, nothing made.
+        let out = v(&[
+            "run",
+            "--rm",
+            "-v",
+            "bad/name:/x",
+            "busybox",
+            "busybox",
+            "true",
+        ]);
+        assert_eq!(out.status.code(), Some(125), "{out:?}");
+        assert!(
+            stderr(&out)
+                .contains("\"bad/name\" includes invalid characters for a local volume name"),
+            "{out:?}"
+        );
+        // (The CLIs take a 404 from create for a missing image and try to pull: asked directly.)
+        let body = r#"{"Image":"busybox","HostConfig":{"VolumesFrom":["ghost"]}}"#;
+        let answer = post_json(&host, "/v1.41/containers/create", body);
+        assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+        assert!(
+            answer.ends_with("{\"message\":\"No such container: ghost\"}"),
+            "{answer}"
+        );
+        let before = std::fs::read_dir(&volumes).unwrap().count();
+        let spec = format!("{}:/data", name("never"));
+        let out = v(&[
+            "run",
+            "--rm",
+            "-v",
+            &spec,
+            "-v",
+            "bad/name:/y",
+            "busybox",
+            "busybox",
+            "true",
+        ]);
+        assert_eq!(out.status.code(), Some(125), "{out:?}");
+        assert_eq!(
+            std::fs::read_dir(&volumes).unwrap().count(),
+            before,
+            "{bin}: half-made volumes"
+        );
     }
 }

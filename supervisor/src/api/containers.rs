@@ -73,7 +73,8 @@ fn state_json(c: &Container) -> Value {
     let s = &c.state;
     json!({
         "Status": s.status.as_str(),
-        "Running": s.status.is_live(),
+        // docker: a container between two runs of its restart policy is still "running".
+        "Running": s.status.is_live() || s.status == Status::Restarting,
         "Paused": s.status == Status::Paused,
         "Restarting": s.status == Status::Restarting,
         "OOMKilled": s.oom_killed,
@@ -110,7 +111,7 @@ pub fn inspect_json(c: &Container, files: &std::path::Path) -> Value {
         "ExecIDs": Value::Null,
         "HostConfig": c.host_config,
         "GraphDriver": { "Name": "overlay2", "Data": Value::Null },
-        "Mounts": [],
+        "Mounts": c.mount_points,
         "Config": c.config,
         "NetworkSettings": {
             "Bridge": "", "SandboxID": "", "HairpinMode": false, "Ports": {},
@@ -149,7 +150,11 @@ fn status_text(c: &Container) -> String {
             human(now - unix(&c.state.finished_at))
         ),
         Status::Created | Status::Exited => "Created".into(),
-        Status::Restarting => "Restarting".into(),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            c.state.exit_code,
+            human(now - unix(&c.state.finished_at))
+        ),
         Status::Removing => "Removal In Progress".into(),
         Status::Dead => "Dead".into(),
     }
@@ -173,7 +178,7 @@ fn summary(c: &Container) -> Value {
         "Status": status_text(c),
         "HostConfig": { "NetworkMode": c.host_config["NetworkMode"] },
         "NetworkSettings": { "Networks": {} },
-        "Mounts": [],
+        "Mounts": c.mount_points,
     })
 }
 
@@ -242,7 +247,11 @@ pub async fn list(
         .unwrap_or(-1);
     let mut out = Vec::new();
     for c in state.containers.list().await {
-        let listed = all || limit > 0 || c.state.status.is_live() || filters.contains_key("status");
+        let listed = all
+            || limit > 0
+            || c.state.status.is_live()
+            || c.state.status == Status::Restarting
+            || filters.contains_key("status");
         if listed && matches(&c, &filters)? {
             let mut v = summary(&c);
             v["NetworkSettings"]["Networks"] = state.containers.network_settings(&c.id);
@@ -286,11 +295,7 @@ pub async fn restart(
     Path(id): Path<String>,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
-    match state.containers.stop(&id, timeout(&params)?).await {
-        Ok(()) | Err(Error::NotModified) => {}
-        Err(e) => return Err(e.into()),
-    }
-    done(state.containers.start(&id).await)
+    done(state.containers.restart(&id, timeout(&params)?).await)
 }
 
 pub async fn kill(
@@ -312,7 +317,13 @@ pub async fn remove(
     Path(id): Path<String>,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
-    done(state.containers.remove(&id, flag(&params, "force")).await)
+    let (force, volumes) = (flag(&params, "force"), flag(&params, "v"));
+    done(
+        state
+            .containers
+            .remove_with_volumes(&id, force, volumes)
+            .await,
+    )
 }
 
 pub async fn pause(
@@ -477,7 +488,7 @@ pub async fn logs(
         .get("tail")
         .filter(|t| *t != "all" && !t.is_empty())
         .and_then(|t| t.parse().ok());
-    let mut reader = Reader::at(out.log_path.clone(), 0);
+    let mut reader = Reader::from_start(out.log_path.clone());
     let backlog = reader
         .read_new()
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
@@ -636,4 +647,48 @@ pub async fn attach(
         }
     });
     Ok(upgraded_response(tty))
+}
+
+/// `POST /containers/prune?filters={"label":[…],"until":[…]}`.
+pub async fn prune(
+    State(state): State<super::State>,
+    Query(params): Params,
+) -> Result<Json<Value>, ApiError> {
+    let filters: Value = match params.get("filters").filter(|f| !f.is_empty()) {
+        Some(f) => serde_json::from_str(f)
+            .map_err(|_| ApiError::bad_request(format!("invalid filter '{f}'")))?,
+        None => Value::Null,
+    };
+    let values = |key: &str| -> Vec<String> {
+        match &filters[key] {
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect(),
+            Value::Object(o) => o.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
+    };
+    if let Some(key) = filters
+        .as_object()
+        .into_iter()
+        .flat_map(|o| o.keys())
+        .find(|k| !matches!(k.as_str(), "label" | "until"))
+    {
+        return Err(ApiError::bad_request(format!("Invalid filter '{key}'")));
+    }
+    let until = match values("until").first() {
+        Some(u) => Some(
+            u.split('.')
+                .next()
+                .and_then(|s| s.parse::<i64>().ok())
+                .ok_or_else(|| ApiError::bad_request(format!("invalid until value: {u}")))?,
+        ),
+        None => None,
+    };
+    let removed = state.containers.prune(&values("label"), until).await?;
+    Ok(Json(json!({
+        "ContainersDeleted": if removed.is_empty() { Value::Null } else { json!(removed) },
+        "SpaceReclaimed": 0,
+    })))
 }

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use super::containers::{hijack, pump_out, size, upgraded_response};
@@ -85,14 +85,31 @@ pub async fn start(
             .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
     };
     let detach = opts["Detach"].as_bool().unwrap_or(false);
-    let tty = state.containers.execs.get(&id)?.tty();
-    let io = state.containers.exec_start(&id, detach).await?;
     if detach {
+        state.containers.exec_start(&id, true).await?;
         return Ok(StatusCode::OK.into_response());
     }
+    let tty = state.containers.exec_startable(&id).await?;
     let service = state.containers.clone();
+    // As dockerd: the process starts after the hijack, and a failure to start it (no such
+    // working directory, user or binary) is the stream's only output, with exit code 126.
     hijack(&mut req, move |conn| async move {
-        let (mut from, to) = tokio::io::split(conn);
+        let (mut from, mut to) = tokio::io::split(conn);
+        let io = match service.exec_start(&id, false).await {
+            Ok(io) => io,
+            Err(e) => {
+                service.exec_failed(&id);
+                let line = format!("{e}\r\n");
+                let bytes = if tty {
+                    line.into_bytes()
+                } else {
+                    frame(Stream::Stdout, line.as_bytes())
+                };
+                let _ = to.write_all(&bytes).await;
+                let _ = to.shutdown().await;
+                return;
+            }
+        };
         let (tx, rx) = mpsc::channel::<Vec<u8>>(64);
         let input = io.stdin.map(|mut stdin| {
             tokio::spawn(async move {

@@ -212,7 +212,15 @@ pub async fn remove(
     Path(name): Path<String>,
     Query(params): Params,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    let removed = state.images.remove(&name, flag(&params, "force")).await?;
+    let force = flag(&params, "force");
+    let users = match state.images.resolve(&name) {
+        Ok(image) => state.containers.image_users(&image.id).await,
+        Err(_) => Vec::new(),
+    };
+    let removed = match state.images.remove_in_use(&name, force, &users)? {
+        Some(untagged) => untagged,
+        None => state.images.remove(&name, force).await?,
+    };
     Ok(Json(removed.iter().map(removed_json).collect()))
 }
 

@@ -12,13 +12,16 @@ use axum::Router;
 
 use crate::images::service::{self, ImageService};
 
+mod archive;
 mod build;
 mod containers;
+mod events;
 mod exec;
 mod images;
 mod json_types;
 mod networks;
 mod pulls;
+mod stats;
 mod stream;
 mod system;
 mod volumes;
@@ -114,6 +117,8 @@ fn router(state: State) -> Router {
                 .post(images::post_action)
                 .delete(images::remove),
         )
+        .route("/events", get(events::events))
+        .route("/containers/prune", post(containers::prune))
         .route("/build", post(build::build))
         .route("/commit", post(build::commit))
         .route("/containers/json", get(containers::list))
@@ -131,6 +136,14 @@ fn router(state: State) -> Router {
         .route("/containers/{id}/unpause", post(containers::unpause))
         .route("/containers/{id}/rename", post(containers::rename))
         .route("/containers/{id}/exec", post(exec::create))
+        .route("/containers/{id}/stats", get(stats::stats))
+        .route("/containers/{id}/top", get(stats::top))
+        .route(
+            "/containers/{id}/archive",
+            get(archive::get).head(archive::head).put(archive::put),
+        )
+        .route("/containers/{id}/export", get(archive::export))
+        .route("/containers/{id}/changes", get(archive::changes))
         .route(
             "/containers/{id}",
             axum::routing::delete(containers::remove),

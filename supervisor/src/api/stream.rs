@@ -322,12 +322,40 @@ fn push_result(
 }
 
 /// Feeds a blocking writer's bytes to an async body, 64 KiB at a time.
-struct ChannelWriter {
+pub(super) struct ChannelWriter {
     tx: mpsc::Sender<Bytes>,
     buf: Vec<u8>,
 }
 
 const CHUNK: usize = 64 * 1024;
+
+impl ChannelWriter {
+    pub(super) fn new(tx: mpsc::Sender<Bytes>) -> Self {
+        ChannelWriter {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+        }
+    }
+}
+
+impl ChannelReader {
+    /// A reader of `body` on a blocking thread (fed by a task of the runtime).
+    pub(super) fn of(body: Body) -> Self {
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            let mut chunks = body.into_data_stream();
+            while let Some(chunk) = chunks.next().await {
+                if tx.send(chunk.map_err(std::io::Error::other)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        ChannelReader {
+            rx,
+            current: Bytes::new(),
+        }
+    }
+}
 
 impl Write for ChannelWriter {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
@@ -435,7 +463,7 @@ pub async fn save(state: super::State, names: Vec<String>) -> Result<Response, A
 }
 
 /// A blocking reader over the request body's chunks.
-struct ChannelReader {
+pub(super) struct ChannelReader {
     rx: mpsc::Receiver<Result<Bytes, std::io::Error>>,
     current: Bytes,
 }

@@ -179,9 +179,11 @@ pub async fn info(State(state): State<super::State>) -> Result<Json<Value>, ApiE
         .chain(state.images.options.insecure_registries.iter().cloned())
         .collect();
     let mut info = host_info();
+    let counts = state.containers.counts().await;
     let base = json!({
         "ID": "berth",
-        "Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0,
+        "Containers": counts.total(), "ContainersRunning": counts.running,
+        "ContainersPaused": counts.paused, "ContainersStopped": counts.stopped,
         "Images": images,
         "Driver": "overlayfs",
         "DockerRootDir": state.data_root,

@@ -121,6 +121,7 @@ pub async fn create(
         driver: body.driver.unwrap_or_default(),
         labels: Some(body.labels.unwrap_or_default()),
         options: body.driver_opts,
+        anonymous: false,
     };
     let volumes = state.volumes.clone();
     let v = blocking(&volumes, move |s| s.create(opts)).await?;

@@ -167,10 +167,11 @@ impl Client {
         let mut reader = BufReader::new(stream);
         let (status, headers) = read_head(&mut reader)?;
         if status != 101 && !(200..300).contains(&status) {
+            let body = body_reader(reader, &headers);
             let response = Response {
                 status,
                 headers,
-                body: body_reader(reader, &[]),
+                body,
             };
             return Err(response
                 .ok()

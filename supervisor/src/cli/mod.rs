@@ -11,7 +11,7 @@ pub mod format;
 pub mod progress;
 pub mod tty;
 
-use commands::{auth, containers, images, system, transfer, Context, Exit};
+use commands::{auth, containers, events, images, stats, system, transfer, Context, Exit};
 
 pub const DEFAULT_HOST: &str = "unix:///run/berth/berth.sock";
 
@@ -77,6 +77,8 @@ pub enum Command {
     Save(transfer::SaveArgs),
     /// Load an image from a tar archive or STDIN
     Load(transfer::LoadArgs),
+    /// Build an image from a Dockerfile
+    Build(commands::build::BuildArgs),
     /// Log in to a registry
     Login(auth::LoginArgs),
     /// Log out from a registry
@@ -114,6 +116,12 @@ pub enum Command {
     Unpause(containers::NamesArgs),
     /// Rename a container
     Rename { container: String, new_name: String },
+    /// Display the running processes of a container
+    Top(stats::TopArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(stats::StatsArgs),
+    /// Get real time events from the server
+    Events(events::EventsArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -129,6 +137,12 @@ pub enum Command {
         driver: String,
         #[arg(long)]
         path: PathBuf,
+        /// Rotate the file once it holds this many bytes (0: never).
+        #[arg(long, default_value_t = 0)]
+        max_size: u64,
+        /// Files kept in all, the current one included.
+        #[arg(long, default_value_t = 1)]
+        max_file: u32,
     },
 }
 
@@ -163,6 +177,8 @@ pub enum ContainerCommand {
     Pause(containers::NamesArgs),
     /// Unpause all processes within one or more containers
     Unpause(containers::NamesArgs),
+    /// Remove all stopped containers
+    Prune(events::PruneArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -219,7 +235,16 @@ pub fn main() -> i32 {
             debug,
             autostarted,
         }),
-        Command::LogDriver { driver, path } => log_driver(&driver, &path),
+        Command::LogDriver {
+            driver,
+            path,
+            max_size,
+            max_file,
+        } => log_driver(
+            &driver,
+            &path,
+            crate::containers::logs::Rotation { max_size, max_file },
+        ),
         command => {
             let ctx = Context {
                 client: client::Client::new(&cli.host),
@@ -246,12 +271,16 @@ fn usage_error(e: clap::Error) -> i32 {
 }
 
 /// Runs as the shim's logging binary (`binary://…berth?log-driver=json-file&--path=…`).
-fn log_driver(driver: &str, path: &std::path::Path) -> i32 {
+fn log_driver(
+    driver: &str,
+    path: &std::path::Path,
+    rotation: crate::containers::logs::Rotation,
+) -> i32 {
     if driver != "json-file" {
         eprintln!("berth log-driver: unknown driver {driver:?} (json-file)");
         return 2;
     }
-    match crate::containers::logs::run_writer(path) {
+    match crate::containers::logs::run_writer(path, rotation) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("berth log-driver: {e}");
@@ -297,6 +326,7 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::History(a) => images::history(ctx, &a),
         Command::Save(a) => transfer::save(ctx, &a),
         Command::Load(a) => transfer::load(ctx, &a),
+        Command::Build(a) => commands::build::build(ctx, &a),
         Command::Login(a) => auth::login(ctx, &a),
         Command::Logout { server } => auth::logout(server.as_deref()),
         Command::Image(sub) => run_image(ctx, sub),
@@ -318,6 +348,9 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
             container,
             new_name,
         } => containers::rename(ctx, &container, &new_name),
+        Command::Top(a) => stats::top(ctx, &a),
+        Command::Stats(a) => stats::stats(ctx, &a),
+        Command::Events(a) => events::events(ctx, &a),
         Command::Container(sub) => run_container(ctx, sub),
         Command::Network(sub) => commands::networks::run(ctx, sub),
         Command::Volume(sub) => commands::volumes::run(ctx, sub),
@@ -341,6 +374,7 @@ fn run_container(ctx: &Context, command: ContainerCommand) -> anyhow::Result<()>
         ContainerCommand::Exec(a) => containers::exec(ctx, &a),
         ContainerCommand::Pause(a) => containers::simple(ctx, &a, "pause"),
         ContainerCommand::Unpause(a) => containers::simple(ctx, &a, "unpause"),
+        ContainerCommand::Prune(a) => events::prune(ctx, &a),
     }
 }
 

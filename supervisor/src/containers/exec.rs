@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use tokio::net::unix::pipe;
 use tokio::sync::watch;
 
+use super::journal::Event;
 use super::service::{ContainerService, Error};
 use super::shim::{Shim, TaskIo};
 
@@ -112,6 +113,11 @@ impl ContainerService {
             return Err(Error::Invalid("No exec command specified".into()));
         }
         let id = super::service::random_hex();
+        self.journal.publish(Event::container(
+            &c,
+            &exec_action("exec_create", &config),
+            &[("execID", id.clone())],
+        ));
         let exec = Arc::new(Exec {
             id: id.clone(),
             container_id: c.id.clone(),
@@ -127,21 +133,32 @@ impl ContainerService {
         Ok(id)
     }
 
+    /// What `exec start` refuses before it hijacks the connection (docker's 404/409): an
+    /// unknown exec, one that ran already, a container that is not running. Its tty flag.
+    pub async fn exec_startable(&self, exec_id: &str) -> Result<bool, Error> {
+        let exec = self.execs.get(exec_id)?;
+        let s = exec.snapshot();
+        if s.running || s.exit_code.is_some() {
+            return Err(Error::Conflict(format!(
+                "Error: Exec command {exec_id} has already run"
+            )));
+        }
+        self.task(&exec.container_id).await?;
+        Ok(exec.tty())
+    }
+
+    /// A start that failed after the hijack: docker's exit code 126.
+    pub fn exec_failed(&self, exec_id: &str) {
+        self.execs.exited(exec_id, 126);
+    }
+
     /// `POST /exec/{id}/start`: starts the process; the stdio ends unless `detach`.
     pub async fn exec_start(&self, exec_id: &str, detach: bool) -> Result<ExecIo, Error> {
+        let tty = self.exec_startable(exec_id).await?;
         let exec = self.execs.get(exec_id)?;
-        {
-            let s = exec.snapshot();
-            if s.running || s.exit_code.is_some() {
-                return Err(Error::Conflict(format!(
-                    "Error: Exec command {exec_id} has already run"
-                )));
-            }
-        }
         let (address, c) = self.task(&exec.container_id).await?;
         let bundle = self.bundle_of(&c.id);
         let process = process_spec(&bundle, &c, &exec.config)?;
-        let tty = exec.tty();
         let attach = |key: &str| !detach && exec.config[key].as_bool().unwrap_or(false);
         let fifo = |name: &str| -> Result<String, Error> {
             super::bundle::fifo(&bundle.join(format!("exec-{exec_id}-{name}")))
@@ -186,13 +203,18 @@ impl ContainerService {
         })
         .await
         .map_err(|e| Error::Task(e.to_string()))?
-        .map_err(|e| Error::Task(format!("OCI runtime exec failed: {e}")))?;
+        .map_err(|e| Error::Task(format!("OCI runtime exec failed: {e}: unknown")))?;
         {
             let mut s = exec.state.lock().unwrap_or_else(|e| e.into_inner());
             s.running = true;
             s.pid = pid;
             s.shim_address = address;
         }
+        self.journal.publish(Event::container(
+            &c,
+            &exec_action("exec_start", &exec.config),
+            &[("execID", exec_id.to_string())],
+        ));
         if detach {
             let exec = exec.clone();
             tokio::spawn(async move { finish(&exec).await });
@@ -220,6 +242,18 @@ impl ContainerService {
         .map_err(|e| Error::Task(e.to_string()))?
         .map_err(|e| Error::Task(e.to_string()))
     }
+}
+
+/// Docker's action text of an exec event: `exec_start: sh -c …` (entrypoint, space, args).
+fn exec_action(what: &str, config: &Value) -> String {
+    let cmd: Vec<&str> = config["Cmd"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let (entry, args) = cmd.split_first().map(|(e, a)| (*e, a)).unwrap_or(("", &[]));
+    format!("{what}: {entry} {}", args.join(" "))
 }
 
 /// Waits for the exec's process in its shim, records the exit and deletes it there.

@@ -43,12 +43,109 @@ pub struct Entry {
 }
 
 /// The `binary://` URI the shim gets for a container's stdout and stderr.
-pub fn log_uri(berth: &Path, log_path: &Path) -> String {
-    format!(
+pub fn log_uri(berth: &Path, log_path: &Path, rotation: Rotation) -> String {
+    let mut uri = format!(
         "binary://{}?log-driver=json-file&--path={}",
         escape(&berth.to_string_lossy()),
         escape(&log_path.to_string_lossy())
-    )
+    );
+    if rotation.max_size > 0 {
+        uri.push_str(&format!(
+            "&--max-size={}&--max-file={}",
+            rotation.max_size, rotation.max_file
+        ));
+    }
+    uri
+}
+
+/// json-file's `--log-opt max-size=… max-file=…`: the file is rotated (to `FILE.1`, `FILE.2`,
+/// …) once it reached `max_size` bytes, keeping `max_file` files in all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    /// 0: never rotated.
+    pub max_size: u64,
+    pub max_file: u32,
+}
+
+impl Default for Rotation {
+    fn default() -> Self {
+        Rotation {
+            max_size: 0,
+            max_file: 1,
+        }
+    }
+}
+
+/// The options json-file knows (docker's list; only the sizes act here).
+const JSON_FILE_OPTS: [&str; 9] = [
+    "max-size",
+    "max-file",
+    "compress",
+    "labels",
+    "labels-regex",
+    "env",
+    "env-regex",
+    "tag",
+    "mode",
+];
+
+impl Rotation {
+    /// From `HostConfig.LogConfig`, with docker's words for what it refuses.
+    pub fn of(host_config: &serde_json::Value) -> Result<Rotation, String> {
+        let config = &host_config["LogConfig"];
+        let driver = config["Type"].as_str().unwrap_or("");
+        if !matches!(driver, "" | "json-file") {
+            return Err(format!(
+                "logger: no log driver named '{driver}' is registered"
+            ));
+        }
+        let mut r = Rotation::default();
+        for (key, value) in config["Config"].as_object().into_iter().flatten() {
+            if !JSON_FILE_OPTS.contains(&key.as_str()) {
+                return Err(format!("unknown log opt '{key}' for json-file log driver"));
+            }
+            let value = value.as_str().unwrap_or("");
+            match key.as_str() {
+                "max-size" => {
+                    r.max_size = from_human_size(value)
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| "max-size must be a positive number".to_string())?;
+                }
+                "max-file" => {
+                    r.max_file = value
+                        .parse::<i64>()
+                        .map_err(|_| format!("invalid value for max-file: {value:?}"))?
+                        .try_into()
+                        .ok()
+                        .filter(|n: &u32| *n >= 1)
+                        .ok_or_else(|| "max-file cannot be less than 1".to_string())?;
+                }
+                _ => {}
+            }
+        }
+        Ok(r)
+    }
+}
+
+/// docker's `units.FromHumanSize`: decimal units, `10m`, `1.5k`, `2GB`, `100`.
+fn from_human_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let digits = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let number: f64 = s[..digits].parse().ok()?;
+    let unit = s[digits..].trim_start().to_ascii_lowercase();
+    let unit = unit.trim_end_matches('b').trim_end_matches('i');
+    let factor = match unit {
+        "" => 1.0,
+        "k" => 1e3,
+        "m" => 1e6,
+        "g" => 1e9,
+        "t" => 1e12,
+        "p" => 1e15,
+        _ => return None,
+    };
+    Some((number * factor) as u64)
 }
 
 /// Percent-escapes what would end a URI's path or query value.
@@ -117,17 +214,72 @@ fn encode(stream: Stream, line: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// The log file being written, locked exclusively while it is the current one.
+struct LogFile {
+    path: PathBuf,
+    file: nix::fcntl::Flock<File>,
+    size: u64,
+}
+
+impl LogFile {
+    fn open(path: &Path) -> io::Result<LogFile> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o640)
+            .open(path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let size = file.metadata()?.len();
+        let file = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| io::Error::from(e))?;
+        Ok(LogFile {
+            path: path.to_path_buf(),
+            file,
+            size,
+        })
+    }
+
+    /// Writes whole entries, rotating first whenever the file reached the size limit.
+    fn write_entries(&mut self, out: &[u8], rotation: Rotation) -> io::Result<()> {
+        for entry in out.split_inclusive(|&b| b == b'\n') {
+            if rotation.max_size > 0 && self.size >= rotation.max_size {
+                self.rotate(rotation.max_file)?;
+            }
+            self.file.write_all(entry)?;
+            self.size += entry.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// `FILE.n-1` → `FILE.n` … `FILE` → `FILE.1` (or away with max-file 1), then a new `FILE`.
+    fn rotate(&mut self, max_file: u32) -> io::Result<()> {
+        let numbered = |n: u32| rotated(&self.path, n);
+        if max_file > 1 {
+            for n in (1..max_file - 1).rev() {
+                match std::fs::rename(numbered(n), numbered(n + 1)) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+            std::fs::rename(&self.path, numbered(1))?;
+        } else {
+            std::fs::remove_file(&self.path)?;
+        }
+        *self = LogFile::open(&self.path)?;
+        Ok(())
+    }
+}
+
+/// `FILE.n`.
+pub fn rotated(path: &Path, n: u32) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{n}"));
+    PathBuf::from(name)
+}
+
 /// The logging binary's main loop: fds 3 and 4 into `path` until both end.
-pub fn run_writer(path: &Path) -> io::Result<()> {
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o640)
-        .open(path)
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-    nix::fcntl::Flock::lock(file.try_clone()?, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| io::Error::from(e))
-        .map(std::mem::forget)?;
+pub fn run_writer(path: &Path, rotation: Rotation) -> io::Result<()> {
+    let mut file = LogFile::open(path)?;
     // SAFETY: fds 3, 4, 5 are ours by the logging binary protocol; each is taken once.
     let (stdout, stderr, ready) = unsafe {
         (
@@ -155,7 +307,11 @@ pub fn run_writer(path: &Path) -> io::Result<()> {
     ];
     let mut buf = vec![0u8; 32 * 1024];
     let mut out = Vec::new();
+    on_sigterm_drain()?;
     while !inputs.is_empty() {
+        if TERMINATED.load(std::sync::atomic::Ordering::SeqCst) {
+            return drain(inputs, &mut file, rotation);
+        }
         let ready: Vec<bool> = {
             let mut fds: Vec<PollFd> = inputs
                 .iter()
@@ -187,11 +343,57 @@ pub fn run_writer(path: &Path) -> io::Result<()> {
             inputs.remove(i);
         }
         if !out.is_empty() {
-            file.write_all(&out)?;
+            file.write_entries(&out, rotation)?;
             out.clear();
         }
     }
     Ok(())
+}
+
+/// Set by SIGTERM: the shim deletes the task and stops its logging binary right after the
+/// container's exit, often before everything it wrote has been read from the pipes.
+static TERMINATED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn terminated(_: libc::c_int) {
+    TERMINATED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// SIGTERM interrupts the wait (no SA_RESTART) and asks for a drain instead of death.
+fn on_sigterm_drain() -> io::Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let action = SigAction::new(
+        SigHandler::Handler(terminated),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    // SAFETY: the handler only stores to an atomic.
+    unsafe { sigaction(Signal::SIGTERM, &action) }
+        .map(drop)
+        .map_err(io::Error::from)
+}
+
+/// Writes what the pipes still hold, without waiting for more, then ends.
+fn drain(
+    inputs: Vec<(File, LineBuffer)>,
+    file: &mut LogFile,
+    rotation: Rotation,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut out = Vec::new();
+    for (mut input, mut lines) in inputs {
+        let flags = nix::fcntl::fcntl(&input, nix::fcntl::FcntlArg::F_GETFL)?;
+        let nonblocking =
+            nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+        nix::fcntl::fcntl(&input, nix::fcntl::FcntlArg::F_SETFL(nonblocking))?;
+        loop {
+            match input.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => lines.push(&buf[..n], &mut out),
+            }
+        }
+        lines.finish(&mut out);
+    }
+    file.write_entries(&out, rotation)
 }
 
 // ---- the reader (the daemon) ----
@@ -205,20 +407,43 @@ pub fn writer_done(path: &Path) -> bool {
     unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) == 0 }
 }
 
-/// Reads the log from an offset: complete entries only.
+/// Reads the log from an offset: complete entries only. A rotation between two reads is
+/// noticed by the file's inode: the rest of the old file (now `FILE.1`) is read first.
 pub struct Reader {
     pub path: PathBuf,
     pub offset: u64,
     partial: Vec<u8>,
+    inode: Option<u64>,
+    /// Rotated files still to read, oldest first.
+    backlog: Vec<PathBuf>,
+}
+
+fn inode(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| m.ino())
 }
 
 impl Reader {
     pub fn at(path: PathBuf, offset: u64) -> Reader {
         Reader {
+            inode: inode(&path),
             path,
             offset,
             partial: Vec::new(),
+            backlog: Vec::new(),
         }
+    }
+
+    /// A reader of everything kept: the rotated files, oldest first, then the current one.
+    pub fn from_start(path: PathBuf) -> Reader {
+        let mut backlog: Vec<PathBuf> = (1..)
+            .map(|n| rotated(&path, n))
+            .take_while(|p| p.exists())
+            .collect();
+        backlog.reverse();
+        let mut r = Reader::at(path, 0);
+        r.backlog = backlog;
+        r
     }
 
     /// A reader at the current end of the file.
@@ -227,11 +452,11 @@ impl Reader {
         Reader::at(path, size)
     }
 
-    /// The entries written since the last call.
-    pub fn read_new(&mut self) -> io::Result<Vec<Entry>> {
-        let mut file = match File::open(&self.path) {
+    /// Appends `path` from the offset to its end.
+    fn read_from(&mut self, path: &Path) -> io::Result<()> {
+        let mut file = match File::open(path) {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
         };
         file.seek(SeekFrom::Start(self.offset))?;
@@ -239,6 +464,29 @@ impl Reader {
         file.read_to_end(&mut bytes)?;
         self.offset += bytes.len() as u64;
         self.partial.extend_from_slice(&bytes);
+        Ok(())
+    }
+
+    /// The entries written since the last call.
+    pub fn read_new(&mut self) -> io::Result<Vec<Entry>> {
+        for old in std::mem::take(&mut self.backlog) {
+            self.partial
+                .extend_from_slice(&std::fs::read(&old).unwrap_or_default());
+        }
+        let now = inode(&self.path);
+        if self.inode.is_some() && now != self.inode {
+            // Rotated since the last read: the old file's rest, if it is still there.
+            let old = rotated(&self.path, 1);
+            if inode(&old) == self.inode {
+                self.read_from(&old)?;
+            }
+            self.offset = 0;
+        }
+        self.inode = now;
+        if now.is_some() {
+            let path = self.path.clone();
+            self.read_from(&path)?;
+        }
         let complete = match self.partial.iter().rposition(|&b| b == b'\n') {
             Some(i) => i + 1,
             None => return Ok(Vec::new()),
@@ -280,6 +528,79 @@ mod tests {
     }
 
     #[test]
+    fn rotation_options_as_docker_checks_them() {
+        let of = |c: serde_json::Value| Rotation::of(&serde_json::json!({ "LogConfig": c }));
+        assert_eq!(of(serde_json::json!(null)).unwrap(), Rotation::default());
+        assert_eq!(
+            of(serde_json::json!({"Type": "json-file", "Config": {"max-size": "10k", "max-file": "3"}}))
+                .unwrap(),
+            Rotation { max_size: 10_000, max_file: 3 }
+        );
+        assert_eq!(from_human_size("1.5m"), Some(1_500_000));
+        assert_eq!(from_human_size("2GB"), Some(2_000_000_000));
+        assert_eq!(from_human_size("100"), Some(100));
+        assert_eq!(from_human_size("ten"), None);
+        let err = |c| of(c).unwrap_err();
+        assert_eq!(
+            err(serde_json::json!({"Config": {"max-sise": "1m"}})),
+            "unknown log opt 'max-sise' for json-file log driver"
+        );
+        assert_eq!(
+            err(serde_json::json!({"Config": {"max-file": "0"}})),
+            "max-file cannot be less than 1"
+        );
+        assert_eq!(
+            err(serde_json::json!({"Config": {"max-size": "0"}})),
+            "max-size must be a positive number"
+        );
+        assert_eq!(
+            err(serde_json::json!({"Type": "syslog"})),
+            "logger: no log driver named 'syslog' is registered"
+        );
+    }
+
+    #[test]
+    fn rotated_files_are_read_oldest_first_and_a_follower_misses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c-json.log");
+        let rotation = Rotation {
+            max_size: 100,
+            max_file: 3,
+        };
+        let mut file = LogFile::open(&path).unwrap();
+        let mut follower = Reader::at(path.clone(), 0);
+        let mut followed = Vec::new();
+        for i in 0..20 {
+            let mut out = Vec::new();
+            encode(Stream::Stdout, format!("line {i}\n").as_bytes(), &mut out);
+            file.write_entries(&out, rotation).unwrap();
+            // The reader follows one rotation between two reads (the rest of `FILE.1`);
+            // more than one in between is not handled yet.
+            followed.extend(follower.read_new().unwrap());
+        }
+        followed.extend(follower.read_new().unwrap());
+        let logs = |v: &[Entry]| v.iter().map(|e| e.log.clone()).collect::<Vec<_>>();
+        let all: Vec<String> = (0..20).map(|i| format!("line {i}\n")).collect();
+        assert_eq!(logs(&followed), all, "the follower saw every line once");
+        assert!(rotated(&path, 2).exists());
+        assert!(
+            !rotated(&path, 3).exists(),
+            "max-file 3: the file and two rotated"
+        );
+        for n in [1, 2] {
+            let size = std::fs::metadata(rotated(&path, n)).unwrap().len();
+            assert!((100..200).contains(&size), "{n}: {size}");
+        }
+        let kept = logs(&Reader::from_start(path.clone()).read_new().unwrap());
+        assert_eq!(
+            kept[..],
+            all[all.len() - kept.len()..],
+            "the newest lines, in order"
+        );
+        assert!(kept.len() < all.len());
+    }
+
+    #[test]
     fn frames_carry_stream_and_length() {
         assert_eq!(
             frame(Stream::Stderr, b"hi"),
@@ -292,10 +613,23 @@ mod tests {
         let uri = log_uri(
             Path::new("/usr/bin/berth"),
             Path::new("/var/lib/a b&c/x.log"),
+            Rotation::default(),
         );
         assert_eq!(
             uri,
             "binary:///usr/bin/berth?log-driver=json-file&--path=/var/lib/a%20b%26c/x.log"
+        );
+        let rotated = log_uri(
+            Path::new("/b"),
+            Path::new("/x.log"),
+            Rotation {
+                max_size: 1000,
+                max_file: 2,
+            },
+        );
+        assert_eq!(
+            rotated,
+            "binary:///b?log-driver=json-file&--path=/x.log&--max-size=1000&--max-file=2"
         );
     }
 }

@@ -83,6 +83,13 @@ pub struct Container {
     /// The shim's ttrpc address while a task exists.
     #[serde(default)]
     pub shim_address: Option<String>,
+    /// Stopped or killed by hand since its last manual start (docker's
+    /// HasBeenManuallyStopped): the restart policy waits for the next start.
+    #[serde(default)]
+    pub manually_stopped: bool,
+    /// Volumes and binds (inspect's `Mounts`), resolved at create.
+    #[serde(default)]
+    pub mount_points: Vec<crate::volumes::mounts::MountPoint>,
     /// Networks asked for at create that could not be joined yet (docker reports an unknown
     /// network or a bad `--ip` at start): network name → docker's `EndpointSettings`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

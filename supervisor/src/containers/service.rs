@@ -13,12 +13,15 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
 use super::events::{EventServer, Exit};
+use super::journal::{Event, Journal};
 use super::record::{self, Container, Status};
+use super::restart;
 use super::shim::{self, Paths, Shim, ShimError, TaskIo};
 use super::store::{Store, StoreError};
 use super::{bundle, config, logs, names, spec};
 use crate::images::service::{self as images, ImageService};
 use crate::images::snapshot::chain_ids;
+use crate::volumes::VolumeService;
 
 /// Errors of the container service, each with docker's status code.
 #[derive(Debug, thiserror::Error)]
@@ -81,9 +84,31 @@ pub struct Progress {
     pub removed: bool,
 }
 
+/// How many containers are in each of `/info`'s states.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counts {
+    pub running: usize,
+    pub paused: usize,
+    pub stopped: usize,
+}
+
+impl Counts {
+    pub fn total(&self) -> usize {
+        self.running + self.paused + self.stopped
+    }
+}
+
 pub struct Entry {
     pub record: tokio::sync::Mutex<Container>,
     pub progress: watch::Sender<Progress>,
+    /// The restart policy's back-off (this daemon's life).
+    pub backoff: Mutex<restart::Backoff>,
+}
+
+impl Entry {
+    fn backoff(&self) -> std::sync::MutexGuard<'_, restart::Backoff> {
+        self.backoff.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// `wait?condition=`.
@@ -110,6 +135,7 @@ impl WaitCondition {
 pub struct Options {
     pub data_root: PathBuf,
     pub exec_root: PathBuf,
+    pub volumes: Arc<VolumeService>,
     pub networks: Arc<crate::network::NetworkService>,
 }
 
@@ -129,6 +155,9 @@ pub struct ContainerService {
     pub execs: super::exec::Execs,
     /// What the host offers (capabilities, architecture, kernel), probed once.
     host: Arc<spec::HostFacts>,
+    /// Docker's event stream.
+    pub journal: Journal,
+    volumes: Arc<VolumeService>,
     _events: EventServer,
 }
 
@@ -192,14 +221,18 @@ impl ContainerService {
             names: Default::default(),
             execs: Default::default(),
             host,
+            journal: Journal::default(),
+            volumes: options.volumes.clone(),
             _events: events,
         });
         for c in service.store.list()? {
+            super::volumes::restore(&service.volumes, &c);
             service.names.reserve(&c.name, &c.id);
             service.insert(c);
         }
         tokio::spawn(service.clone().handle_exits(rx));
         service.restore().await;
+        service.restart_at_daemon_start().await;
         Ok(service)
     }
 
@@ -213,6 +246,7 @@ impl ContainerService {
         let entry = Arc::new(Entry {
             record: tokio::sync::Mutex::new(c),
             progress: watch::Sender::new(progress),
+            backoff: Default::default(),
         });
         self.entries_lock().insert(id, entry.clone());
         entry
@@ -228,6 +262,65 @@ impl ContainerService {
 
     fn bundle_dir(&self, id: &str) -> PathBuf {
         self.paths.exec_root.join("containers").join(id)
+    }
+
+    /// The containers made from image `image_id` (what `rmi` must not pull from under them).
+    pub async fn image_users(&self, image_id: &str) -> Vec<crate::images::service::in_use::User> {
+        self.list()
+            .await
+            .into_iter()
+            .filter(|c| c.image_id == image_id)
+            .map(|c| crate::images::service::in_use::User {
+                running: c.state.status.is_live(),
+                id: c.id,
+            })
+            .collect()
+    }
+
+    /// `container prune`: removes every stopped container whose labels match `labels`
+    /// (`key` or `key=value`, all of them) and that was created before `until` (unix s).
+    pub async fn prune(
+        self: &Arc<Self>,
+        labels: &[String],
+        until: Option<i64>,
+    ) -> Result<Vec<String>, Error> {
+        let mut removed = Vec::new();
+        for c in self.list().await {
+            let stopped = matches!(
+                c.state.status,
+                Status::Created | Status::Exited | Status::Dead
+            );
+            let labelled = labels.iter().all(|l| {
+                let (k, v) = l.split_once('=').unwrap_or((l, ""));
+                match &c.config["Labels"][k] {
+                    Value::String(have) => !l.contains('=') || have == v,
+                    _ => false,
+                }
+            });
+            let created = chrono::DateTime::parse_from_rfc3339(&c.created)
+                .map(|t| t.timestamp())
+                .unwrap_or(0);
+            if stopped && labelled && until.is_none_or(|u| created < u) {
+                match self.remove(&c.id, false).await {
+                    Ok(()) => removed.push(c.id),
+                    Err(e) => tracing::warn!(id = %c.id, error = %e, "prune"),
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// `/info`'s container counts, as dockerd counts them (restarting is running).
+    pub async fn counts(&self) -> Counts {
+        let mut n = Counts::default();
+        for c in self.list().await {
+            match c.state.status {
+                Status::Paused => n.paused += 1,
+                Status::Running | Status::Restarting => n.running += 1,
+                _ => n.stopped += 1,
+            }
+        }
+        n
     }
 
     /// Every container, newest first.
@@ -300,7 +393,9 @@ impl ContainerService {
         })
         .await?;
         let id = random_hex();
-        let mut c = merged(&id, &body, &image, &self.host)?;
+        let others = self.volumes_from(&body).await?;
+        let mut c = merged(&id, &body, &image, &self.host, &self.volumes, &others)?;
+        logs::Rotation::of(&c.host_config).map_err(Error::Invalid)?;
         c.log_path = self
             .files_dir(&id)
             .join(format!("{id}-json.log"))
@@ -319,6 +414,9 @@ impl ContainerService {
             }
             None => self.names.generate(),
         };
+        let volumes = self.volumes.clone();
+        let planned = c.clone();
+        blocking(move || super::volumes::realize(&volumes, &planned)).await?;
         let networking: config::NetworkingConfig =
             serde_json::from_value(body["NetworkingConfig"].clone()).unwrap_or_default();
         self.reserve_networks(&mut c, &networking);
@@ -330,6 +428,7 @@ impl ContainerService {
             host_net,
         ) {
             let _ = self.networks.release_all(&c.id);
+            super::volumes::release(&self.volumes, &c, true);
             return Err(e);
         }
         let images = self.images.clone();
@@ -344,6 +443,7 @@ impl ContainerService {
         .await;
         if let Err(e) = prepared {
             let _ = std::fs::remove_dir_all(&files);
+            super::volumes::release(&self.volumes, &c, true);
             let _ = self.networks.release_all(&c.id);
             return Err(e);
         }
@@ -351,12 +451,35 @@ impl ContainerService {
             let _ = self.networks.release_all(&c.id);
             self.discard_snapshot(&c).await;
             let _ = std::fs::remove_dir_all(&files);
+            super::volumes::release(&self.volumes, &c, true);
             return Err(e.into());
         }
         self.names.reserve(&c.name, &c.id);
         self.insert(c.clone());
         tracing::info!(id = %c.id, name = %c.name, image = %c.image, "container created");
+        self.journal.publish(Event::container(&c, "create", &[]));
         Ok(c)
+    }
+
+    /// The mount points of the `--volumes-from` containers of a create request, by the name
+    /// the request gives them.
+    async fn volumes_from(
+        &self,
+        body: &Value,
+    ) -> Result<HashMap<String, Vec<crate::volumes::mounts::MountPoint>>, Error> {
+        let mut out = HashMap::new();
+        for spec in body["HostConfig"]["VolumesFrom"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let spec = spec.as_str().unwrap_or("");
+            let name = spec.split(':').next().unwrap_or(spec);
+            let entry = self.find(name)?;
+            let points = entry.record.lock().await.mount_points.clone();
+            out.insert(name.to_string(), points);
+        }
+        Ok(out)
     }
 
     async fn discard_snapshot(&self, c: &Container) {
@@ -371,12 +494,24 @@ impl ContainerService {
         .await;
     }
 
-    /// `POST /containers/{id}/start`.
-    pub async fn start(&self, name_or_id: &str) -> Result<(), Error> {
+    /// `POST /containers/{id}/start`: a manual start, which resets the restart policy.
+    pub async fn start(self: &Arc<Self>, name_or_id: &str) -> Result<(), Error> {
         let entry = self.find(name_or_id)?;
+        entry.backoff().reset();
+        self.start_entry(&entry, true).await
+    }
+
+    /// Starts the container's task; `by_hand` clears a manual stop.
+    async fn start_entry(self: &Arc<Self>, entry: &Arc<Entry>, by_hand: bool) -> Result<(), Error> {
         let mut c = entry.record.lock().await;
         if c.state.status.is_live() {
             return Err(Error::NotModified);
+        }
+        if by_hand {
+            c.manually_stopped = false;
+        } else if c.manually_stopped || entry.progress.borrow().removed {
+            // A pending restart that a stop or removal overtook.
+            return Ok(());
         }
         self.join_pending_networks(&mut c)?;
         let snapshot = c.clone();
@@ -388,6 +523,7 @@ impl ContainerService {
         let host = self.host.clone();
         let netns = self.netns_path(&c.id);
         let attachments = self.attachments(&c.id);
+        let volumes = self.volumes.clone();
         let started = blocking(move || {
             let joined = super::networking::plumb(&netns, &attachments, &files)?;
             let r = start_task(
@@ -395,12 +531,14 @@ impl ContainerService {
                 &paths,
                 &images,
                 &berth,
+                &volumes,
                 &snapshot,
                 (&bundle, &files),
                 joined.as_deref(),
             );
             if r.is_err() {
                 crate::network::link::remove_netns(&netns);
+                super::volumes::detach(&volumes, &snapshot);
             }
             r
         })
@@ -416,12 +554,19 @@ impl ContainerService {
                 self.store.put(&c)?;
                 entry.progress.send_modify(|p| p.running = true);
                 tracing::info!(id = %c.id, pid, "container started");
+                self.journal.publish(Event::container(&c, "start", &[]));
                 Ok(())
             }
             Err(e) => {
                 let message = e.to_string();
                 c.state.error = message.clone();
                 c.state.exit_code = exit_code_of_failure(&message);
+                if c.state.status == Status::Restarting {
+                    c.state.status = Status::Exited;
+                    c.state.finished_at = record::now();
+                    // A restart that failed to start counts as an exit: the policy decides.
+                    self.apply_policy(entry, &mut c);
+                }
                 self.store.put(&c)?;
                 let (auto_remove, id) = (c.auto_remove(), c.id.clone());
                 drop(c);
@@ -469,6 +614,7 @@ impl ContainerService {
         })
         .await
         .unwrap_or(255);
+        super::volumes::detach(&self.volumes, &c);
         c.state.status = Status::Exited;
         c.state.exit_code = code;
         c.state.pid = 0;
@@ -478,6 +624,14 @@ impl ContainerService {
             tracing::error!(id = %c.id, error = %e, "recording exit");
         }
         tracing::info!(id = %c.id, code, "container exited");
+        self.journal.publish(Event::container(
+            &c,
+            "die",
+            &[("exitCode", code.to_string())],
+        ));
+        if !c.auto_remove() {
+            self.apply_policy(entry, &mut c);
+        }
         entry.progress.send_modify(|p| {
             p.exits += 1;
             p.exit_code = code;
@@ -487,8 +641,60 @@ impl ContainerService {
         let id = c.id.clone();
         drop(c);
         if auto_remove {
-            if let Err(e) = self.remove(&id, false).await {
+            if let Err(e) = Box::pin(self.remove(&id, false)).await {
                 tracing::warn!(id, error = %e, "auto-remove");
+            }
+        }
+    }
+
+    /// After an exit: when the restart policy asks for it, marks the container restarting
+    /// and starts it again after the back-off delay (unless a manual start, stop or removal
+    /// overtakes it).
+    fn apply_policy(self: &Arc<Self>, entry: &Arc<Entry>, c: &mut Container) {
+        let policy = restart::Policy::of(&c.host_config);
+        if !policy.wants(c.state.exit_code, c.manually_stopped, c.restart_count) {
+            return;
+        }
+        let ran = restart::ran(&c.state.started_at, &c.state.finished_at);
+        let (delay, token) = {
+            let mut b = entry.backoff();
+            (b.next(ran), b.token)
+        };
+        c.restart_count += 1;
+        c.state.status = Status::Restarting;
+        if let Err(e) = self.store.put(c) {
+            tracing::error!(id = %c.id, error = %e, "recording a restart");
+        }
+        tracing::info!(id = %c.id, ?delay, count = c.restart_count, "restarting");
+        let (service, entry) = (self.clone(), entry.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if entry.backoff().token != token {
+                return;
+            }
+            if let Err(e) = Box::pin(service.start_entry(&entry, false)).await {
+                tracing::warn!(error = %e, "restart");
+            }
+        });
+    }
+
+    /// The daemon's start applies restart policies again to the stopped containers.
+    async fn restart_at_daemon_start(self: &Arc<Self>) {
+        let entries: Vec<Arc<Entry>> = self.entries_lock().values().cloned().collect();
+        for entry in entries {
+            let wanted = {
+                let c = entry.record.lock().await;
+                matches!(c.state.status, Status::Exited | Status::Restarting)
+                    && restart::Policy::of(&c.host_config).at_daemon_start(
+                        c.state.exit_code,
+                        c.manually_stopped,
+                        c.restart_count,
+                    )
+            };
+            if wanted {
+                if let Err(e) = self.start_entry(&entry, true).await {
+                    tracing::warn!(error = %e, "restart at daemon start");
+                }
             }
         }
     }
@@ -529,30 +735,94 @@ impl ContainerService {
     }
 
     /// Sends `signal` to the init.
-    pub async fn kill(&self, name_or_id: &str, signal: i32) -> Result<(), Error> {
+    pub async fn kill(self: &Arc<Self>, name_or_id: &str, signal: i32) -> Result<(), Error> {
         let entry = self.find(name_or_id)?;
-        let c = entry.record.lock().await;
+        let mut c = entry.record.lock().await;
         if !c.state.status.is_live() {
             return Err(Error::Conflict(format!(
                 "Cannot kill container: {name_or_id}: Container {} is not running",
                 c.id
             )));
         }
+        entry.backoff().cancel();
+        if !c.manually_stopped {
+            c.manually_stopped = true;
+            self.store.put(&c)?;
+        }
+        self.journal.publish(Event::container(
+            &c,
+            "kill",
+            &[("signal", signal.to_string())],
+        ));
         let (address, id) = (c.shim_address.clone().unwrap_or_default(), c.id.clone());
         drop(c);
-        blocking(move || {
-            Shim::connect(&address)
-                .and_then(|s| s.kill(&id, "", signal as u32, false))
-                .map_err(|e| Error::Task(e.to_string()))
+        let sent = blocking(move || {
+            Ok(Shim::connect(&address).and_then(|s| s.kill(&id, "", signal as u32, false)))
         })
-        .await
+        .await?;
+        match sent {
+            Ok(()) => Ok(()),
+            Err(gone) if gone.is_gone() => {
+                // The shim died (kill -9, OOM): its container is deleted through the
+                // runtime, which also ends the logging binary its output kept alive.
+                tracing::warn!(error = %gone, "shim gone: container dead");
+                self.finish_task(&entry, None).await;
+                Ok(())
+            }
+            Err(e) => Err(Error::Task(e.to_string())),
+        }
     }
 
     /// `stop`: the stop signal, then SIGKILL after `timeout` seconds (negative: wait for ever).
-    pub async fn stop(&self, name_or_id: &str, timeout: Option<i64>) -> Result<(), Error> {
+    pub async fn stop(
+        self: &Arc<Self>,
+        name_or_id: &str,
+        timeout: Option<i64>,
+    ) -> Result<(), Error> {
+        self.stop_task(name_or_id, timeout).await?;
+        self.publish(name_or_id, "stop").await;
+        Ok(())
+    }
+
+    /// `restart`: stop (if running), then a manual start.
+    pub async fn restart(
+        self: &Arc<Self>,
+        name_or_id: &str,
+        timeout: Option<i64>,
+    ) -> Result<(), Error> {
+        match self.stop(name_or_id, timeout).await {
+            Ok(()) | Err(Error::NotModified) => {}
+            Err(e) => return Err(e),
+        }
+        self.start(name_or_id).await?;
+        self.publish(name_or_id, "restart").await;
+        Ok(())
+    }
+
+    /// Publishes a plain event of the container.
+    async fn publish(&self, name_or_id: &str, action: &str) {
+        if let Ok(entry) = self.find(name_or_id) {
+            let c = entry.record.lock().await;
+            self.journal.publish(Event::container(&c, action, &[]));
+        }
+    }
+
+    async fn stop_task(
+        self: &Arc<Self>,
+        name_or_id: &str,
+        timeout: Option<i64>,
+    ) -> Result<(), Error> {
         let entry = self.find(name_or_id)?;
         let (signal, default_timeout) = {
-            let c = entry.record.lock().await;
+            let mut c = entry.record.lock().await;
+            if c.state.status == Status::Restarting {
+                // Between two runs: the pending restart is cancelled.
+                entry.backoff().cancel();
+                c.manually_stopped = true;
+                c.state.status = Status::Exited;
+                self.store.put(&c)?;
+                return Ok(());
+            }
             if !c.state.status.is_live() {
                 return Err(Error::NotModified);
             }
@@ -586,10 +856,30 @@ impl ContainerService {
     }
 
     /// `rm [-f]`: the task (with -f), the snapshot, the files and the record.
-    pub async fn remove(&self, name_or_id: &str, force: bool) -> Result<(), Error> {
+    pub async fn remove(self: &Arc<Self>, name_or_id: &str, force: bool) -> Result<(), Error> {
+        self.remove_with_volumes(name_or_id, force, false).await
+    }
+
+    /// `rm [-f] [-v]`: [`ContainerService::remove`], and with `volumes` (or `--rm`) the
+    /// container's anonymous volumes.
+    pub async fn remove_with_volumes(
+        self: &Arc<Self>,
+        name_or_id: &str,
+        force: bool,
+        volumes: bool,
+    ) -> Result<(), Error> {
         let entry = self.find(name_or_id)?;
         {
             let c = entry.record.lock().await;
+            if c.state.status == Status::Restarting {
+                if !force {
+                    return Err(Error::Conflict(format!(
+                        "You cannot remove a restarting container {}. Stop the container before attempting removal or force remove",
+                        c.id
+                    )));
+                }
+                entry.backoff().cancel();
+            }
             if c.state.status.is_live() {
                 if !force {
                     return Err(Error::Conflict(format!(
@@ -615,6 +905,7 @@ impl ContainerService {
         let _ = std::fs::remove_dir_all(self.bundle_dir(&c.id));
         let _ = std::fs::remove_dir_all(self.files_dir(&c.id));
         self.store.remove(&c.id)?;
+        super::volumes::release(&self.volumes, &c, volumes || c.auto_remove());
         if let Err(e) = self.networks.release_all(&c.id) {
             tracing::error!(id = %c.id, error = %e, "releasing endpoints");
         }
@@ -622,6 +913,7 @@ impl ContainerService {
         self.entries_lock().remove(&c.id);
         entry.progress.send_modify(|p| p.removed = true);
         tracing::info!(id = %c.id, "container removed");
+        self.journal.publish(Event::container(&c, "destroy", &[]));
         Ok(())
     }
 
@@ -681,6 +973,8 @@ impl ContainerService {
             Status::Running
         };
         self.store.put(&c)?;
+        let action = if pause { "pause" } else { "unpause" };
+        self.journal.publish(Event::container(&c, action, &[]));
         Ok(())
     }
 
@@ -701,10 +995,13 @@ impl ContainerService {
             )));
         }
         self.names.release(&c.name);
+        let old = format!("/{}", c.name);
         c.name = bare.to_string();
         self.names.reserve(&c.name, &c.id);
         self.store.put(&c)?;
         self.networks.rename(&c.id, &c.name)?;
+        self.journal
+            .publish(Event::container(&c, "rename", &[("oldName", old)]));
         Ok(())
     }
 
@@ -743,6 +1040,18 @@ impl ContainerService {
         }
     }
 
+    /// What [`super::fs`] needs of a container: its record, the running task's rootfs, the
+    /// image service, and where to mount a stopped one's snapshot for a moment.
+    pub async fn fs_parts(
+        &self,
+        name_or_id: &str,
+    ) -> Result<(Container, PathBuf, Arc<ImageService>, PathBuf), Error> {
+        let c = self.inspect(name_or_id).await?;
+        let rootfs = self.bundle_dir(&c.id).join("rootfs");
+        let scratch = self.paths.exec_root.join("fs");
+        Ok((c, rootfs, self.images.clone(), scratch))
+    }
+
     pub fn bundle_of(&self, id: &str) -> PathBuf {
         self.bundle_dir(id)
     }
@@ -776,6 +1085,8 @@ fn merged(
     body: &Value,
     image: &images::Image,
     host: &spec::HostFacts,
+    volumes: &VolumeService,
+    others: &HashMap<String, Vec<crate::volumes::mounts::MountPoint>>,
 ) -> Result<Container, Error> {
     let invalid = |e: spec::SpecError| Error::Invalid(e.to_string());
     let req: config::CreateRequest = serde_json::from_value(body.clone())
@@ -790,7 +1101,9 @@ fn merged(
     if host_config.network_mode.is_empty() {
         host_config.network_mode = "default".into();
     }
-    spec::check(&config, &host_config, host).map_err(invalid)?;
+    let mount_points = super::volumes::plan(volumes, &config, &host_config, others)?;
+    let effective = crate::volumes::mounts::effective(&host_config, &mount_points);
+    spec::check(&config, &effective, host).map_err(invalid)?;
     spec::mounts::create_bind_sources(&host_config).map_err(invalid)?;
     let mut argv = spec::merge::args(&config).map_err(invalid)?;
     if argv.is_empty() {
@@ -815,6 +1128,8 @@ fn merged(
         restart_count: 0,
         log_path: String::new(),
         shim_address: None,
+        manually_stopped: false,
+        mount_points,
         pending_networks: None,
     })
 }
@@ -838,6 +1153,7 @@ fn build_spec(
         serde_json::from_value(c.config.clone()).map_err(|e| invalid("Config", e))?;
     let host_config: config::HostConfig =
         serde_json::from_value(c.host_config.clone()).map_err(|e| invalid("HostConfig", e))?;
+    let host_config = super::volumes::effective(c, &host_config);
     let etc = spec::EtcFiles {
         hosts: files.join("hosts"),
         hostname: files.join("hostname"),
@@ -860,12 +1176,15 @@ fn build_spec(
     serde_json::to_value(&built).map_err(|e| invalid("spec", e))
 }
 
-/// Mounts the rootfs, writes the bundle, starts the shim and the task: (pid, shim address).
+/// Mounts the rootfs and the volumes, writes the bundle, starts the shim and the task:
+/// (pid, shim address).
+#[allow(clippy::too_many_arguments)]
 fn start_task(
     host: &spec::HostFacts,
     paths: &Paths,
     images: &ImageService,
     berth: &Path,
+    volumes: &VolumeService,
     c: &Container,
     (bundle, files): (&Path, &Path),
     netns: Option<&Path>,
@@ -873,9 +1192,11 @@ fn start_task(
     let rootfs = bundle.join("rootfs");
     bundle::prepare(bundle, &rootfs, images, &c.snapshot_key())?;
     let result = (|| {
+        super::volumes::attach(volumes, c, &rootfs)?;
         let spec = build_spec(c, &rootfs, files, host, netns)?;
         bundle::write_spec(bundle, &spec)?;
-        let log = logs::log_uri(berth, Path::new(&c.log_path));
+        let rotation = logs::Rotation::of(&c.host_config).map_err(Error::Invalid)?;
+        let log = logs::log_uri(berth, Path::new(&c.log_path), rotation);
         let io = TaskIo {
             stdin: if c.open_stdin() {
                 bundle::ensure_fifo(&bundle.join("stdin"))?
@@ -910,22 +1231,23 @@ fn start_task(
 
 /// Docker's wording for a task that failed to start.
 fn task_error(e: &ShimError) -> String {
-    format!("failed to create task: OCI runtime create failed: {e}")
+    format!("failed to create shim task: OCI runtime create failed: {e}: unknown")
 }
 
 /// Deletes the task in its shim (if it answers), stops the shim, unmounts: the exit code.
 fn end_task(address: Option<&str>, id: &str, bundle: &Path, status: Option<u32>) -> i32 {
     let mut code = status.map(|s| s as i32);
-    if let Some(shim) = address.and_then(|a| Shim::connect(a).ok()) {
-        match shim.delete(id, "") {
-            Ok(s) => code = code.or(Some(s as i32)),
-            Err(e) if !e.is_gone() => tracing::warn!(id, error = %e, "task delete"),
-            Err(_) => {}
-        }
+    let shim = address.and_then(|a| Shim::connect(a).ok());
+    let deleted = shim.as_ref().map(|shim| shim.delete(id, ""));
+    if let Some(shim) = &shim {
         shim.shutdown();
-    } else {
+    }
+    match deleted {
+        Some(Ok(s)) => code = code.or(Some(s as i32)),
+        Some(Err(e)) if !e.is_gone() => tracing::warn!(id, error = %e, "task delete"),
+        Some(Err(ShimError::Task(_))) => {}
         // The shim died: what it would have cleaned up.
-        bundle::force_delete(bundle, id);
+        _ => bundle::force_delete(bundle, id),
     }
     bundle::release(bundle, &bundle.join("rootfs"));
     code.unwrap_or(128 + libc::SIGKILL)

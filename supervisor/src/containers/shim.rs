@@ -32,12 +32,16 @@ pub enum ShimError {
     /// The task API's answer: the runtime's message when it failed.
     #[error("{0}")]
     Task(String),
+    /// The connection broke mid-call (the shim died).
+    #[error("shim connection lost: {0}")]
+    Lost(String),
 }
 
 impl ShimError {
     fn task(e: ttrpc::Error) -> ShimError {
         match e {
             ttrpc::Error::RpcStatus(s) => ShimError::Task(s.message().to_string()),
+            ttrpc::Error::Socket(m) => ShimError::Lost(m),
             other => ShimError::Task(other.to_string()),
         }
     }
@@ -45,7 +49,7 @@ impl ShimError {
     /// The task no longer exists in the shim (or the shim is gone).
     pub fn is_gone(&self) -> bool {
         match self {
-            ShimError::Connect { .. } => true,
+            ShimError::Connect { .. } | ShimError::Lost(_) => true,
             ShimError::Task(m) => m.contains("not found"),
             ShimError::Start { .. } => false,
         }
@@ -185,6 +189,22 @@ impl Shim {
         req.all = all;
         self.client.kill(ctx(), &req).map_err(ShimError::task)?;
         Ok(())
+    }
+
+    /// The task's cgroup metrics (containerd's cgroups v1 or v2 `Metrics`, packed).
+    pub fn stats(&self, id: &str) -> Result<Any, ShimError> {
+        let mut req = StatsRequest::new();
+        req.id = id.to_string();
+        let r = self.client.stats(ctx(), &req).map_err(ShimError::task)?;
+        Ok(r.stats.into_option().unwrap_or_default())
+    }
+
+    /// The pids of the task's processes.
+    pub fn pids(&self, id: &str) -> Result<Vec<u32>, ShimError> {
+        let mut req = PidsRequest::new();
+        req.id = id.to_string();
+        let r = self.client.pids(ctx(), &req).map_err(ShimError::task)?;
+        Ok(r.processes.iter().map(|p| p.pid).collect())
     }
 
     /// The process's status (`Status` of containerd's task types) and exit status.

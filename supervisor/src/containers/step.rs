@@ -15,7 +15,7 @@ impl ContainerService {
     /// Starts the created container `id` and runs it to its end, sending each piece of
     /// output it writes to `output`; returns its exit code. The stopped container stays.
     pub async fn run_step(
-        &self,
+        self: &std::sync::Arc<Self>,
         id: &str,
         output: mpsc::UnboundedSender<String>,
     ) -> Result<i32, Error> {

@@ -218,6 +218,7 @@ async fn serve(config: Config) -> Result<(), Error> {
         crate::containers::service::Options {
             data_root: config.data_root.clone(),
             exec_root: config.exec_root.clone(),
+            volumes: volumes.clone(),
             networks: Arc::new(open_networks(&config)?),
         },
         images.clone(),

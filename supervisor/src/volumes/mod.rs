@@ -8,6 +8,7 @@
 //! create or remove) is deleted. So a volume is either whole (record + directory) or absent.
 pub mod copyup;
 pub mod local;
+pub mod mounts;
 pub mod names;
 pub mod record;
 pub mod service;

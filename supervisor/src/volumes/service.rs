@@ -57,6 +57,8 @@ pub struct CreateOptions {
     pub driver: String,
     pub labels: Option<BTreeMap<String, String>>,
     pub options: Option<BTreeMap<String, String>>,
+    /// Made for one container (`-v /path`, an image `VOLUME`): docker's anonymous label.
+    pub anonymous: bool,
 }
 
 /// Which unused volumes `prune` removes.
@@ -78,6 +80,7 @@ pub fn has_label(v: &Volume, filter: &str) -> bool {
     }
 }
 
+#[derive(Debug)]
 pub struct VolumeService {
     root: PathBuf,
     store: Store,
@@ -143,8 +146,8 @@ impl VolumeService {
 
     /// `POST /volumes/create`: the volume (an existing one of that name is returned as is).
     pub fn create(&self, opts: CreateOptions) -> Result<Volume, Error> {
-        let anonymous = opts.name.is_empty();
-        let name = if anonymous {
+        let anonymous = opts.name.is_empty() || opts.anonymous;
+        let name = if opts.name.is_empty() {
             names::anonymous()
         } else {
             opts.name.clone()

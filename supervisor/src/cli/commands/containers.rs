@@ -75,6 +75,21 @@ pub struct CreateArgs {
     /// Timeout (in seconds) to stop a container
     #[arg(long)]
     pub stop_timeout: Option<i64>,
+    /// Restart policy to apply when a container exits (no, always, on-failure[:N], unless-stopped)
+    #[arg(long)]
+    pub restart: Option<String>,
+    /// Memory limit
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long)]
+    pub pids_limit: Option<i64>,
+    /// Logging driver for the container
+    #[arg(long)]
+    pub log_driver: Option<String>,
+    /// Log driver options
+    #[arg(long)]
+    pub log_opt: Vec<String>,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -156,7 +171,52 @@ fn create_body(a: &CreateArgs) -> anyhow::Result<Value> {
     if let Some(t) = a.stop_timeout {
         body["StopTimeout"] = json!(t);
     }
+    if let Some(r) = &a.restart {
+        let (name, count) = r.split_once(':').unwrap_or((r, "0"));
+        let count: i64 = count
+            .parse()
+            .map_err(|_| anyhow::anyhow!("invalid restart policy format: {r}"))?;
+        body["HostConfig"]["RestartPolicy"] = json!({"Name": name, "MaximumRetryCount": count});
+    }
+    if let Some(m) = &a.memory {
+        body["HostConfig"]["Memory"] = json!(ram_in_bytes(m)?);
+    }
+    if let Some(p) = a.pids_limit {
+        body["HostConfig"]["PidsLimit"] = json!(p);
+    }
+    if a.log_driver.is_some() || !a.log_opt.is_empty() {
+        let mut config = serde_json::Map::new();
+        for o in &a.log_opt {
+            let (k, v) = o
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("invalid key value pair format in log-opt: {o}"))?;
+            config.insert(k.into(), json!(v));
+        }
+        body["HostConfig"]["LogConfig"] =
+            json!({"Type": a.log_driver.clone().unwrap_or_default(), "Config": config});
+    }
     Ok(body)
+}
+
+/// docker's `units.RAMInBytes`: binary units (`64m` is 64 MiB).
+fn ram_in_bytes(s: &str) -> anyhow::Result<i64> {
+    let bad =
+        || anyhow::anyhow!("invalid argument {s:?} for \"-m, --memory\" flag: invalid size: '{s}'");
+    let lower = s.trim().to_ascii_lowercase();
+    let digits = lower
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(lower.len());
+    let number: f64 = lower[..digits].parse().map_err(|_| bad())?;
+    let unit = lower[digits..].trim_end_matches('b').trim_end_matches('i');
+    let shift = match unit {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        _ => return Err(bad()),
+    };
+    Ok((number * (1u64 << shift) as f64) as i64)
 }
 
 /// Pulls `image` quietly, after docker's note, when create found it missing.
@@ -497,7 +557,7 @@ pub fn rm(ctx: &Context, a: &RmArgs) -> anyhow::Result<()> {
         ctx.client
             .request(
                 "DELETE",
-                &format!("/containers/{name}?force={force}"),
+                &format!("/containers/{name}?force={force}&v={}", u8::from(a.volumes)),
                 &[],
                 Body::None,
             )?

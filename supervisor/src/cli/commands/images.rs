@@ -35,7 +35,7 @@ pub struct ListArgs {
     pub repository: Option<String>,
 }
 
-fn filters_json(filters: &[String], reference: Option<&str>) -> anyhow::Result<String> {
+pub fn filters_json(filters: &[String], reference: Option<&str>) -> anyhow::Result<String> {
     let mut map: BTreeMap<String, BTreeMap<String, bool>> = BTreeMap::new();
     for f in filters {
         let (k, v) = f

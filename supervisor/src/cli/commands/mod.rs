@@ -4,9 +4,12 @@ use std::fmt;
 use super::client::{self, Client};
 
 pub mod auth;
+pub mod build;
 pub mod containers;
+pub mod events;
 pub mod images;
 pub mod networks;
+pub mod stats;
 pub mod system;
 pub mod transfer;
 pub mod volumes;

@@ -243,10 +243,14 @@ fn bind_mount(b: &Bind) -> Mount {
     bind(&b.destination, &b.source, &options)
 }
 
-/// Creates the missing sources of `-v` binds (as directories, like docker). `--mount` sources
+/// Creates the missing sources of `-v` host binds (as directories, like docker). `--mount` sources
 /// are not created: [`check`] refuses them.
 pub fn create_bind_sources(host_config: &HostConfig) -> Result<(), SpecError> {
-    for spec in config::list(&host_config.binds) {
+    // Named volumes are the volume service's.
+    for spec in config::list(&host_config.binds)
+        .iter()
+        .filter(|b| b.starts_with('/'))
+    {
         let b = parse_bind(spec)?;
         if std::fs::symlink_metadata(&b.source).is_err() {
             std::fs::create_dir_all(&b.source)

@@ -13,6 +13,7 @@ use super::reference::{self, Reference};
 use super::snapshot::{self, chain_ids, Snapshotter};
 use super::{archive, layer, registry};
 
+pub mod in_use;
 pub mod pull;
 pub mod push;
 pub mod transfer;
