@@ -197,10 +197,16 @@ fn listen_fds_are_passed_with_their_count() {
     assert_eq!(written, "via-listen-fd\n");
 }
 
+/// `dup2(from, to)` that also works when `from` already is `to`: dup2 then does nothing and
+/// leaves close-on-exec set, so the fd (which the file got by chance while other tests ran)
+/// would vanish at exec.
 fn libc_dup2(from: i32, to: i32) -> i32 {
-    extern "C" {
-        fn dup2(old: i32, new: i32) -> i32;
+    // SAFETY: plain syscalls on two fds of this (forked, about to exec) process.
+    unsafe {
+        if from == to {
+            libc::fcntl(to, libc::F_SETFD, 0)
+        } else {
+            libc::dup2(from, to)
+        }
     }
-    // SAFETY: plain syscall wrapper on two fds.
-    unsafe { dup2(from, to) }
 }
