@@ -10,4 +10,5 @@ pub mod daemon;
 pub mod images;
 pub mod network;
 pub mod perms;
+pub mod records;
 pub mod volumes;

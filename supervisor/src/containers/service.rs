@@ -203,7 +203,7 @@ impl ContainerService {
         ] {
             std::fs::create_dir_all(&dir).map_err(io_at(&dir))?;
         }
-        let store = Store::open(&options.data_root)?;
+        let store = super::store::open(&options.data_root)?;
         let host = Arc::new(spec::HostFacts::probe().map_err(|e| Error::Task(e.to_string()))?);
         let (tx, rx) = mpsc::unbounded_channel();
         let socket = paths.events_socket();

@@ -1,79 +1,22 @@
 //! Container records in an embedded crash-safe store (redb, `<data-root>/containers.redb`),
 //! one JSON value per container id.
-use std::path::{Path, PathBuf};
-
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use std::path::Path;
 
 use super::record::Container;
+pub use crate::records::StoreError;
+use crate::records::{Record, RecordStore};
 
-const CONTAINERS: TableDefinition<&str, &[u8]> = TableDefinition::new("containers");
+pub type Store = RecordStore<Container>;
 
-#[derive(Debug, thiserror::Error)]
-#[error("container store {path}: {message}")]
-pub struct StoreError {
-    pub path: PathBuf,
-    pub message: String,
+impl Record for Container {
+    const TABLE: &'static str = "containers";
+    const KIND: &'static str = "container";
+    fn key(&self) -> &str {
+        &self.id
+    }
 }
 
-#[derive(Debug)]
-pub struct Store {
-    db: Database,
-    path: PathBuf,
-}
-
-impl Store {
-    pub fn open(data_root: &Path) -> Result<Store, StoreError> {
-        let path = data_root.join("containers.redb");
-        let err = |e: &dyn std::fmt::Display| StoreError {
-            path: path.clone(),
-            message: e.to_string(),
-        };
-        let db = Database::create(&path).map_err(|e| err(&e))?;
-        let txn = db.begin_write().map_err(|e| err(&e))?;
-        txn.open_table(CONTAINERS).map_err(|e| err(&e))?;
-        txn.commit().map_err(|e| err(&e))?;
-        Ok(Store { db, path })
-    }
-
-    fn err(&self, e: impl std::fmt::Display) -> StoreError {
-        StoreError {
-            path: self.path.clone(),
-            message: e.to_string(),
-        }
-    }
-
-    pub fn put(&self, c: &Container) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(c).map_err(|e| self.err(e))?;
-        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
-        txn.open_table(CONTAINERS)
-            .map_err(|e| self.err(e))?
-            .insert(c.id.as_str(), bytes.as_slice())
-            .map_err(|e| self.err(e))?;
-        txn.commit().map_err(|e| self.err(e))
-    }
-
-    pub fn remove(&self, id: &str) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
-        txn.open_table(CONTAINERS)
-            .map_err(|e| self.err(e))?
-            .remove(id)
-            .map_err(|e| self.err(e))?;
-        txn.commit().map_err(|e| self.err(e))
-    }
-
-    pub fn list(&self) -> Result<Vec<Container>, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-        let table = txn.open_table(CONTAINERS).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for entry in table.iter().map_err(|e| self.err(e))? {
-            let (key, value) = entry.map_err(|e| self.err(e))?;
-            match serde_json::from_slice(value.value()) {
-                Ok(c) => out.push(c),
-                Err(e) => {
-                    tracing::error!(id = key.value(), error = %e, "unreadable container record")
-                }
-            }
-        }
-        Ok(out)
-    }
+/// Opens `containers.redb` under `data_root`.
+pub fn open(data_root: &Path) -> Result<Store, StoreError> {
+    Store::open(&data_root.join("containers.redb"))
 }

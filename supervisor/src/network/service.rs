@@ -165,7 +165,7 @@ fn default_bridge_options(bridge: &str) -> BTreeMap<String, String> {
 impl NetworkService {
     /// Opens the store and makes (or updates, after a `--bip` change) the predefined networks.
     pub fn open(options: &Options) -> Result<NetworkService, Error> {
-        let store = Store::open(&options.data_root)?;
+        let store = super::store::open(&options.data_root)?;
         let mut networks: HashMap<String, Network> = store
             .list()?
             .into_iter()

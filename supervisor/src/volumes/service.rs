@@ -101,7 +101,7 @@ impl VolumeService {
     pub fn open(data_root: &Path) -> Result<VolumeService, Error> {
         let root = data_root.join("volumes");
         std::fs::create_dir_all(&root).map_err(io_at(&root))?;
-        let store = Store::open(&root)?;
+        let store = super::store::open(&root)?;
         let service = VolumeService {
             root,
             store,
