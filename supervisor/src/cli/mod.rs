@@ -104,6 +104,12 @@ pub enum Command {
     Ps(containers::PsArgs),
     /// Fetch the logs of a container
     Logs(containers::LogsArgs),
+    /// List port mappings or a specific mapping for the container
+    Port {
+        container: String,
+        /// PRIVATE_PORT[/PROTO]
+        port: Option<String>,
+    },
     /// Block until one or more containers stop, then print their exit codes
     Wait(containers::NamesArgs),
     /// Return low-level information on containers
@@ -167,6 +173,12 @@ pub enum ContainerCommand {
     Rm(containers::RmArgs),
     /// Fetch the logs of a container
     Logs(containers::LogsArgs),
+    /// List port mappings or a specific mapping for the container
+    Port {
+        container: String,
+        /// PRIVATE_PORT[/PROTO]
+        port: Option<String>,
+    },
     /// Block until one or more containers stop, then print their exit codes
     Wait(containers::NamesArgs),
     /// Display detailed information on one or more containers
@@ -339,6 +351,9 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Rm(a) => containers::rm(ctx, &a),
         Command::Ps(a) => containers::ps(ctx, &a),
         Command::Logs(a) => containers::logs(ctx, &a),
+        Command::Port { container, port } => {
+            commands::ports::port(ctx, &container, port.as_deref())
+        }
         Command::Wait(a) => containers::wait(ctx, &a),
         Command::Inspect(a) => containers::inspect(ctx, &a),
         Command::Exec(a) => containers::exec(ctx, &a),
@@ -369,6 +384,9 @@ fn run_container(ctx: &Context, command: ContainerCommand) -> anyhow::Result<()>
         ContainerCommand::Kill(a) => containers::kill(ctx, &a),
         ContainerCommand::Rm(a) => containers::rm(ctx, &a),
         ContainerCommand::Logs(a) => containers::logs(ctx, &a),
+        ContainerCommand::Port { container, port } => {
+            commands::ports::port(ctx, &container, port.as_deref())
+        }
         ContainerCommand::Wait(a) => containers::wait(ctx, &a),
         ContainerCommand::Inspect(a) => containers::inspect(ctx, &a),
         ContainerCommand::Exec(a) => containers::exec(ctx, &a),

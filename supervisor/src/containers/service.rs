@@ -232,6 +232,7 @@ impl ContainerService {
         }
         tokio::spawn(service.clone().handle_exits(rx));
         service.restore().await;
+        service.release_stale_ports().await;
         service.restart_at_daemon_start().await;
         Ok(service)
     }
@@ -396,6 +397,8 @@ impl ContainerService {
         let others = self.volumes_from(&body).await?;
         let mut c = merged(&id, &body, &image, &self.host, &self.volumes, &others)?;
         logs::Rotation::of(&c.host_config).map_err(Error::Invalid)?;
+        crate::network::ports::check(&c.host_config["PortBindings"], &c.config["ExposedPorts"])
+            .map_err(|e| Error::Invalid(e.to_string()))?;
         c.log_path = self
             .files_dir(&id)
             .join(format!("{id}-json.log"))
@@ -514,6 +517,7 @@ impl ContainerService {
             return Ok(());
         }
         self.join_pending_networks(&mut c)?;
+        self.publish_ports(&c)?;
         let snapshot = c.clone();
         let paths = self.paths.clone();
         let bundle = self.bundle_dir(&c.id);
@@ -558,6 +562,7 @@ impl ContainerService {
                 Ok(())
             }
             Err(e) => {
+                self.unpublish_ports(&c.id);
                 let message = e.to_string();
                 c.state.error = message.clone();
                 c.state.exit_code = exit_code_of_failure(&message);
@@ -615,6 +620,7 @@ impl ContainerService {
         .await
         .unwrap_or(255);
         super::volumes::detach(&self.volumes, &c);
+        self.unpublish_ports(&c.id);
         c.state.status = Status::Exited;
         c.state.exit_code = code;
         c.state.pid = 0;

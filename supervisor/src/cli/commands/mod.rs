@@ -9,6 +9,7 @@ pub mod containers;
 pub mod events;
 pub mod images;
 pub mod networks;
+pub mod ports;
 pub mod stats;
 pub mod system;
 pub mod transfer;
