@@ -8,9 +8,9 @@ use berth_proto::protobuf::{Message, MessageField};
 
 pub(crate) const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
-/// Metrics of the cgroup(s) of `pid`, packed as containerd expects.
-pub fn metrics(pid: i32) -> std::io::Result<Any> {
-    let table = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
+/// Metrics of the cgroup(s) named by `table` (a process's `/proc/<pid>/cgroup`), packed as
+/// containerd expects; a cgroup already gone reads as zeros.
+pub fn metrics(table: &str) -> Any {
     let mut any = Any::new();
     if Path::new(CGROUP_ROOT).join("cgroup.controllers").exists() {
         let path = table
@@ -23,9 +23,9 @@ pub fn metrics(pid: i32) -> std::io::Result<Any> {
             .unwrap_or_default();
     } else {
         any.type_url = "io.containerd.cgroups.v1.Metrics".into();
-        any.value = metrics_v1(&table).write_to_bytes().unwrap_or_default();
+        any.value = metrics_v1(table).write_to_bytes().unwrap_or_default();
     }
-    Ok(any)
+    any
 }
 
 fn read_u64(path: &Path) -> u64 {
