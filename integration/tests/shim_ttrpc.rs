@@ -900,13 +900,20 @@ fn init_exit_kills_rest(flavor: Flavor) {
     let host_id = unique_id("hostpid");
     let stdout = shim.run(&host_id, &host);
     let mut out = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(std::fs::File::open(&stdout).unwrap()),
-        &mut out,
-    )
-    .unwrap();
+    let mut reader = std::io::BufReader::new(std::fs::File::open(&stdout).unwrap());
+    std::io::BufRead::read_line(&mut reader, &mut out).unwrap();
     let left: i32 = out.trim().parse().unwrap_or_else(|_| panic!("pid {out:?}"));
     assert_eq!(shim.wait(&host_id, ""), 0);
+    // By the exit, what held the container's stdout is gone: containerd, closing its end at
+    // the exit, never cuts a read short ("Failed to pipe stdout").
+    let fd = std::os::fd::AsRawFd::as_raw_fd(reader.get_ref());
+    // SAFETY: fcntl on an fd this test owns.
+    unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) };
+    let mut rest = Vec::new();
+    match reader.read_to_end(&mut rest) {
+        Ok(_) => {}
+        Err(e) => panic!("stdout still has a writer after the exit: {e}"),
+    }
     wait_dead(left, "host pid namespace");
     shim.delete(&host_id, "").unwrap();
 

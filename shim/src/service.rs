@@ -27,6 +27,8 @@ type Result<T> = ttrpc::Result<T>;
 
 /// How long an exit waits for a terminal's last output to reach the client.
 const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
+/// How long an exit waits for the processes a `kill --all` signalled to be gone.
+const KILL_ALL_WAIT: Duration = Duration::from_secs(2);
 
 pub struct Service {
     containers: Mutex<HashMap<String, Container>>,
@@ -129,11 +131,15 @@ impl Service {
     /// A terminal's last output drains first, with the state unlocked meanwhile.
     pub fn handle_exits(self: Arc<Self>, exits: Receiver<(i32, i32)>) {
         for (pid, code) in exits {
-            if let Some((runtime, id)) = self.kill_all_for(pid) {
-                // Before the output drains: what is left may hold the container's stdout.
+            if let Some((runtime, id, cgroups)) = self.kill_all_for(pid) {
+                // Before the output drains and the exit is published: what is left may hold
+                // the container's stdout, and containerd closes its end at the exit.
                 let sig = (libc::SIGKILL).to_string();
-                if let Err(e) = runtime.run(&["kill", "--all", &id, &sig], None) {
-                    tracing::warn!(container = %id, error = %e, "kill --all after init exit");
+                match runtime.run(&["kill", "--all", &id, &sig], None) {
+                    Ok(_) => stats::wait_emptied(&cgroups, KILL_ALL_WAIT),
+                    Err(e) => {
+                        tracing::warn!(container = %id, error = %e, "kill --all after init exit")
+                    }
                 }
             }
             let drained = self.with_running(pid, |p| p.io.take_output_done());
@@ -146,12 +152,12 @@ impl Service {
 
     /// The runtime and id of the container whose running init is `pid`, if that container
     /// has no pid namespace of its own.
-    fn kill_all_for(&self, pid: i32) -> Option<(Runtime, String)> {
+    fn kill_all_for(&self, pid: i32) -> Option<(Runtime, String, String)> {
         let containers = self.lock();
         containers
             .values()
             .find(|c| c.kill_all_on_exit && c.init.pid == pid && !c.init.exited())
-            .map(|c| (c.runtime.clone(), c.id.clone()))
+            .map(|c| (c.runtime.clone(), c.id.clone(), c.cgroups.clone()))
     }
 
     /// Runs `f` on the running container process `pid`, if there is one.
