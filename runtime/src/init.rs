@@ -238,6 +238,10 @@ fn setup(init: &Init) -> Result<()> {
             unsafe { libc::_exit(1) }
         }
     }
+    if let Err(e) = process::restore_sigpipe() {
+        let _ = write!(fifo_w, "E{e}");
+        unsafe { libc::_exit(1) }
+    }
     let err = nix::unistd::execve(&exe_c, &argv, &envp).unwrap_err();
     let _ = write!(fifo_w, "Eexec {}: {err}", exe.display());
     unsafe { libc::_exit(127) }

@@ -785,8 +785,11 @@ impl HugetlbV1 {
 /// The kernel frees a v1 hierarchy (and gives its controller back to cgroup2) only once it is
 /// unmounted *and* has no cgroup below its root: the cgroups the runtimes and engines made in
 /// it while the bench ran (empty once their containers are gone) are removed first.
+/// The bench is the subreaper of the shims and engines it ran: their zombies keep their css_sets,
+/// and with them the hierarchy, until reaped.
 impl Drop for HugetlbV1 {
     fn drop(&mut self) {
+        reap_orphans();
         let left = remove_cgroups_below(&self.mount);
         if let Err(e) = umount2(&self.mount, 0) {
             eprintln!("berth-bench: unmount {}: {e}", self.mount.display());
