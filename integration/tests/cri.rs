@@ -50,6 +50,16 @@ fn namespaces(network: NamespaceMode) -> Option<NamespaceOption> {
 
 /// RunPodSandbox of pod `name` (hostname, DNS, a port mapping, labels, annotations).
 fn run_pod(cri: &Cri, handler: &str, name: &str, network: NamespaceMode) -> Pod {
+    run_pod_with(cri, handler, name, network, |_| {})
+}
+
+fn run_pod_with(
+    cri: &Cri,
+    handler: &str,
+    name: &str,
+    network: NamespaceMode,
+    edit: impl FnOnce(&mut PodSandboxConfig),
+) -> Pod {
     let log_dir = cri.dir.join("logs").join(name);
     std::fs::create_dir_all(&log_dir).unwrap();
     let config = PodSandboxConfig {
@@ -93,6 +103,8 @@ fn run_pod(cri: &Cri, handler: &str, name: &str, network: NamespaceMode) -> Pod 
         }),
         ..Default::default()
     };
+    let mut config = config;
+    edit(&mut config);
     let id = cri
         .call(cri.runtime().run_pod_sandbox(RunPodSandboxRequest {
             config: Some(config.clone()),
@@ -109,6 +121,30 @@ fn run_pod(cri: &Cri, handler: &str, name: &str, network: NamespaceMode) -> Pod 
 
 /// CreateContainer + StartContainer of `name` running `sh -c script` in `pod`.
 fn run_container(cri: &Cri, pod: &Pod, name: &str, script: &str) -> String {
+    run_container_with(cri, pod, name, script, |_| {})
+}
+
+/// [`run_container`] with the config (resources, security context) changed by `edit`.
+fn run_container_with(
+    cri: &Cri,
+    pod: &Pod,
+    name: &str,
+    script: &str,
+    edit: impl FnOnce(&mut LinuxContainerConfig),
+) -> String {
+    let mut linux = LinuxContainerConfig {
+        security_context: Some(LinuxContainerSecurityContext {
+            namespace_options: pod
+                .config
+                .linux
+                .as_ref()
+                .and_then(|l| l.security_context.as_ref())
+                .and_then(|s| s.namespace_options.clone()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    edit(&mut linux);
     let config = ContainerConfig {
         metadata: Some(ContainerMetadata {
             name: name.into(),
@@ -121,18 +157,7 @@ fn run_container(cri: &Cri, pod: &Pod, name: &str, script: &str) -> String {
         command: vec!["sh".into(), "-c".into(), script.into()],
         log_path: format!("{name}.log"),
         labels: HashMap::from([("container".into(), name.into())]),
-        linux: Some(LinuxContainerConfig {
-            security_context: Some(LinuxContainerSecurityContext {
-                namespace_options: pod
-                    .config
-                    .linux
-                    .as_ref()
-                    .and_then(|l| l.security_context.as_ref())
-                    .and_then(|s| s.namespace_options.clone()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
+        linux: Some(linux),
         ..Default::default()
     };
     let id = cri
@@ -479,4 +504,290 @@ fn host_network_pod(handler: &str) {
     assert_eq!(inode, std::fs::metadata(cri.netns()).unwrap().ino());
     stop_and_remove_container(&cri, &c, 2);
     remove_pod_and_check(&cri, &pod, &[&c], None);
+}
+
+/// The pid of container `id`'s init (containerd's verbose status).
+fn container_pid(cri: &Cri, id: &str) -> u32 {
+    let r = cri
+        .call(cri.runtime().container_status(ContainerStatusRequest {
+            container_id: id.into(),
+            verbose: true,
+        }))
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_str(&r.info["info"]).unwrap();
+    info["pid"].as_u64().expect("pid in verbose info") as u32
+}
+
+/// A cgroup file of `pid`: `v1` in its v1 `controller` hierarchy, else `v2` (pure cgroup v2).
+fn cgroup_file(pid: u32, controller: &str, v1: &str, v2: &str) -> String {
+    let table = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let path = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        let rel = table.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+        format!("/sys/fs/cgroup{rel}/{v2}")
+    } else {
+        let (ctrls, rel) = table
+            .lines()
+            .find_map(|l| {
+                let mut parts = l.splitn(3, ':');
+                let (_, ctrls, rel) = (parts.next()?, parts.next()?, parts.next()?);
+                ctrls
+                    .split(',')
+                    .any(|c| c == controller)
+                    .then_some((ctrls, rel))
+            })
+            .unwrap_or_else(|| panic!("no {controller} in {table}"));
+        format!("/sys/fs/cgroup/{ctrls}{rel}/{v1}")
+    };
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .trim()
+        .to_owned()
+}
+
+handlers!(cri_resources_stats_oom, resources_stats_oom);
+/// UpdateContainerResources reaches the cgroup; ContainerStats has non-zero figures; a
+/// container over its memory limit is reported OOMKilled.
+fn resources_stats_oom(handler: &str) {
+    const MIB: i64 = 1 << 20;
+    let cri = Cri::start(&format!("res-{handler}"));
+    let pod = run_pod(&cri, handler, "res", NamespaceMode::Node);
+    let busy = run_container_with(
+        &cri,
+        &pod,
+        "busy",
+        "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; echo done; exec sleep 100000",
+        |l| {
+            l.resources = Some(LinuxContainerResources {
+                memory_limit_in_bytes: 64 * MIB,
+                cpu_shares: 512,
+                ..Default::default()
+            })
+        },
+    );
+    let pid = container_pid(&cri, &busy);
+    let limit = || cgroup_file(pid, "memory", "memory.limit_in_bytes", "memory.max");
+    assert_eq!(limit(), (64 * MIB).to_string());
+    cri.call(
+        cri.runtime()
+            .update_container_resources(UpdateContainerResourcesRequest {
+                container_id: busy.clone(),
+                linux: Some(LinuxContainerResources {
+                    memory_limit_in_bytes: 96 * MIB,
+                    cpu_period: 100_000,
+                    cpu_quota: 50_000,
+                    cpu_shares: 512,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+    )
+    .unwrap_or_else(|e| panic!("UpdateContainerResources: {e}"));
+    assert_eq!(limit(), (96 * MIB).to_string());
+    let quota = cgroup_file(pid, "cpu", "cpu.cfs_quota_us", "cpu.max");
+    assert!(quota.starts_with("50000"), "cpu quota {quota}");
+
+    eventually("busy did its work", || {
+        let t = std::fs::read_to_string(pod.log_dir.join("busy.log")).unwrap_or_default();
+        (t.contains("done"), t)
+    });
+    let stats = cri
+        .call(cri.runtime().container_stats(ContainerStatsRequest {
+            container_id: busy.clone(),
+        }))
+        .unwrap_or_else(|e| panic!("ContainerStats: {e}"))
+        .stats
+        .expect("stats");
+    let cpu = stats
+        .cpu
+        .and_then(|c| c.usage_core_nano_seconds)
+        .map(|v| v.value);
+    let mem = stats
+        .memory
+        .and_then(|m| m.working_set_bytes)
+        .map(|v| v.value);
+    assert!(
+        cpu.unwrap_or(0) > 0 && mem.unwrap_or(0) > 0,
+        "cpu {cpu:?} memory {mem:?}"
+    );
+    let all = cri
+        .call(
+            cri.runtime()
+                .list_container_stats(ListContainerStatsRequest::default()),
+        )
+        .unwrap();
+    assert!(all
+        .stats
+        .iter()
+        .any(|s| s.attributes.as_ref().is_some_and(|a| a.id == busy)));
+
+    let hog = run_container_with(
+        &cri,
+        &pod,
+        "hog",
+        "exec dd if=/dev/zero of=/dev/null bs=128M count=1",
+        |l| {
+            l.resources = Some(LinuxContainerResources {
+                memory_limit_in_bytes: 32 * MIB,
+                ..Default::default()
+            })
+        },
+    );
+    let st = eventually("hog is OOM-killed", || {
+        let st = container_status(&cri, &hog);
+        (st.state == ContainerState::ContainerExited as i32, st)
+    });
+    assert_eq!(
+        (st.reason.as_str(), st.exit_code),
+        ("OOMKilled", 137),
+        "{st:?}"
+    );
+    stop_and_remove_container(&cri, &busy, 2);
+    stop_and_remove_container(&cri, &hog, 2);
+    remove_pod_and_check(&cri, &pod, &[&busy, &hog], None);
+}
+
+/// The value of `key:` in `/proc/self/status` as the container sees it.
+fn status_field(cri: &Cri, id: &str, key: &str) -> String {
+    let out = sh(cri, id, &format!("grep '^{key}:' /proc/self/status"));
+    out.split_once(':')
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn caps(s: &str) -> u64 {
+    u64::from_str_radix(s, 16).unwrap_or_else(|_| panic!("cap mask {s:?}"))
+}
+
+handlers!(cri_security_context, security_context);
+/// run_as_user, readonly_rootfs, capabilities, seccomp RuntimeDefault/Unconfined,
+/// no_new_privs, masked and readonly paths, privileged (in a privileged pod).
+fn security_context(handler: &str) {
+    let cri = Cri::start(&format!("sec-{handler}"));
+    let pod = run_pod(&cri, handler, "sec", NamespaceMode::Node);
+    let sleeper = "exec sleep 100000";
+    let secure = |edit: fn(&mut LinuxContainerSecurityContext)| {
+        move |l: &mut LinuxContainerConfig| {
+            edit(l.security_context.get_or_insert_with(Default::default))
+        }
+    };
+    let user = run_container_with(
+        &cri,
+        &pod,
+        "user",
+        sleeper,
+        secure(|s| {
+            s.run_as_user = Some(Int64Value { value: 65534 });
+            s.readonly_rootfs = true;
+            s.no_new_privs = true;
+            s.seccomp = Some(SecurityProfile {
+                profile_type: security_profile::ProfileType::RuntimeDefault as i32,
+                ..Default::default()
+            });
+            s.masked_paths = vec!["/proc/sched_debug".into()];
+            s.readonly_paths = vec!["/proc/sys".into()];
+        }),
+    );
+    assert_eq!(sh(&cri, &user, "id -u"), "65534\n");
+    let touch = exec_sync(&cri, &user, &["touch", "/x"], 10).unwrap();
+    assert_ne!(touch.exit_code, 0, "touch on a read-only rootfs succeeded");
+    assert_eq!(status_field(&cri, &user, "NoNewPrivs"), "1");
+    assert_eq!(status_field(&cri, &user, "Seccomp"), "2");
+    assert_eq!(sh(&cri, &user, "cat /proc/sched_debug | wc -c").trim(), "0");
+    let mounts = sh(&cri, &user, "grep ' /proc/sys ' /proc/mounts");
+    assert!(
+        mounts.contains(" ro,") || mounts.contains(" ro "),
+        "/proc/sys: {mounts}"
+    );
+
+    let capped = run_container_with(
+        &cri,
+        &pod,
+        "caps",
+        sleeper,
+        secure(|s| {
+            s.capabilities = Some(Capability {
+                add_capabilities: vec!["NET_ADMIN".into()],
+                drop_capabilities: vec!["CHOWN".into()],
+                ..Default::default()
+            });
+            s.seccomp = Some(SecurityProfile {
+                profile_type: security_profile::ProfileType::Unconfined as i32,
+                ..Default::default()
+            });
+        }),
+    );
+    let eff = caps(&status_field(&cri, &capped, "CapEff"));
+    assert!(eff & (1 << 12) != 0, "CAP_NET_ADMIN not added: {eff:x}");
+    assert!(eff & 1 == 0, "CAP_CHOWN not dropped: {eff:x}");
+    assert_eq!(status_field(&cri, &capped, "Seccomp"), "0");
+    stop_and_remove_container(&cri, &user, 2);
+    stop_and_remove_container(&cri, &capped, 2);
+    remove_pod_and_check(&cri, &pod, &[&user, &capped], None);
+
+    let privileged_pod = run_pod_with(&cri, handler, "priv", NamespaceMode::Node, |c| {
+        if let Some(s) = c.linux.as_mut().and_then(|l| l.security_context.as_mut()) {
+            s.privileged = true;
+        }
+    });
+    let all = run_container_with(
+        &cri,
+        &privileged_pod,
+        "all",
+        sleeper,
+        secure(|s| s.privileged = true),
+    );
+    let host_bounding = std::fs::read_to_string("/proc/self/status").unwrap();
+    let host_bounding = host_bounding
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_eq!(status_field(&cri, &all, "CapEff"), host_bounding);
+    let devices: usize = sh(&cri, &all, "ls /dev | wc -l").trim().parse().unwrap();
+    assert!(
+        devices > 20,
+        "a privileged container sees the host's devices: {devices}"
+    );
+    stop_and_remove_container(&cri, &all, 2);
+    remove_pod_and_check(&cri, &privileged_pod, &[&all], None);
+}
+
+handlers!(
+    cri_pods_survive_containerd_kill,
+    pods_survive_containerd_kill
+);
+/// kill -9 of containerd with a pod running; after the restart the pod and its container are
+/// listed and running, and still serve.
+fn pods_survive_containerd_kill(handler: &str) {
+    let cri = Cri::start(&format!("restart-{handler}"));
+    let pod = run_pod(&cri, handler, "survivor", NamespaceMode::Pod);
+    let c = run_container(&cri, &pod, "app", "exec sleep 100000");
+    let pid = container_pid(&cri, &c);
+    cri.kill_containerd();
+    assert!(
+        berth_integration::host::process_alive(pid as i32),
+        "container died with containerd"
+    );
+    cri.start_containerd();
+    let listed = cri
+        .call(
+            cri.runtime()
+                .list_pod_sandbox(ListPodSandboxRequest::default()),
+        )
+        .unwrap();
+    let item = listed
+        .items
+        .iter()
+        .find(|p| p.id == pod.id)
+        .expect("pod listed after restart");
+    assert_eq!(item.state, PodSandboxState::SandboxReady as i32);
+    assert_eq!(
+        container_status(&cri, &c).state,
+        ContainerState::ContainerRunning as i32
+    );
+    assert_eq!(sh(&cri, &c, "echo alive"), "alive\n");
+    let ip = cri.pod_status(&pod.id).0.network.expect("network").ip;
+    stop_and_remove_container(&cri, &c, 2);
+    remove_pod_and_check(&cri, &pod, &[&c], Some(&ip));
 }
