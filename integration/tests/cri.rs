@@ -440,6 +440,11 @@ fn pod_with_two_containers(handler: &str) {
         (t.contains(" stdout F after-reopen"), t)
     });
 
+    // One shim serves the pod: its pause and both containers (grouped by the
+    // io.kubernetes.cri.sandbox-id annotation, by containerd-shim-runc-v2 and berth's alike).
+    let shims = cri.shims();
+    assert_eq!(shims.len(), 1, "shims of one pod: {shims:?}");
+
     let st = container_status(&cri, &server);
     assert_eq!(st.state, ContainerState::ContainerRunning as i32);
     assert!(st.started_at > 0 && st.created_at > 0, "{st:?}");
