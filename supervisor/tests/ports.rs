@@ -402,7 +402,7 @@ fn published_ports_answer_on_localhost_other_addresses_and_by_hairpin() {
             listener = ok(ns.run(&[
                 "sh",
                 "-c",
-                "busybox nc -l -p 9090 </dev/null >/dev/null & echo $!",
+                "busybox nc -l -p 9090 </dev/null >/dev/null 2>&1 & echo $!",
             ]));
         }
         let mut tries = 0;
@@ -411,7 +411,7 @@ fn published_ports_answer_on_localhost_other_addresses_and_by_hairpin() {
                 DOCKER,
                 &host,
                 &[
-                    "run", "-d", "--name", name, "-p", spec, "busybox", "sleep", "60",
+                    "run", "-d", "--name", name, "-p", spec, "busybox", "busybox", "sleep", "60",
                 ],
             );
             // The listener of the host may not have bound yet.
@@ -476,7 +476,7 @@ fn published_ports_keep_answering_across_a_daemon_kill_and_restart() {
         DOCKER,
         &host,
         &[
-            "run", "-d", "--name", "again", "-p", "8080:80", "busybox", "sleep", "60",
+            "run", "-d", "--name", "again", "-p", "8080:80", "busybox", "busybox", "sleep", "60",
         ],
     );
     refused(out, 125, "port is already allocated");
