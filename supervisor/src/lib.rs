@@ -7,6 +7,7 @@ pub mod build;
 pub mod cli;
 pub mod containers;
 pub mod daemon;
+pub mod duration;
 pub mod images;
 pub mod network;
 pub mod perms;
