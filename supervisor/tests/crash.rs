@@ -295,8 +295,16 @@ fn check_whole(dir: &Path, round: usize) {
     drop(daemon);
     let data = dir.join("data");
     let exec = dir.join("exec");
-    assert_eq!(id_dirs(&data.join("containers")), all, "round {round}: container files");
-    assert_eq!(id_dirs(&exec.join("containers")), running, "round {round}: bundles");
+    assert_eq!(
+        id_dirs(&data.join("containers")),
+        all,
+        "round {round}: container files"
+    );
+    assert_eq!(
+        id_dirs(&exec.join("containers")),
+        running,
+        "round {round}: bundles"
+    );
     assert_eq!(shims_under(&exec), running.len(), "round {round}: shims");
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let rootfs_mounts = mounts
@@ -338,7 +346,16 @@ fn kill_9_around_create_start_rm_leaves_whole_containers_or_none() {
         let mut clients = vec![
             background(
                 &host,
-                &["run", "-d", "--network", "none", "busybox", "sh", "-c", script],
+                &[
+                    "run",
+                    "-d",
+                    "--network",
+                    "none",
+                    "busybox",
+                    "sh",
+                    "-c",
+                    script,
+                ],
             ),
             background(&host, &["create", "--network", "none", "busybox", "true"]),
         ];

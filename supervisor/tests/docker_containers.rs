@@ -936,10 +936,22 @@ fn healthchecks() {
         // Docker's health_status events (the journal also holds each probe's exec events).
         let until = (chrono::Utc::now().timestamp() + 1).to_string();
         let events = ok(run(&[
-            "events", "--since", &since, "--until", &until, "--filter", "event=health_status",
-            "--filter", &format!("container={name}"), "--format", "{{.Action}}",
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--filter",
+            "event=health_status",
+            "--filter",
+            &format!("container={name}"),
+            "--format",
+            "{{.Action}}",
         ]));
-        assert_eq!(events, "health_status: unhealthy\nhealth_status: healthy\n", "{bin}");
+        assert_eq!(
+            events, "health_status: unhealthy\nhealth_status: healthy\n",
+            "{bin}"
+        );
         // Stopped: the monitor ends, the status is docker's `unhealthy`.
         ok(run(&["stop", &name]));
         assert_eq!(health(&engine, &name)["Status"], "unhealthy", "{bin}");

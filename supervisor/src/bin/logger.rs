@@ -9,22 +9,34 @@ use berth_supervisor::containers::logs::{run_writer, Rotation};
 
 fn parse(args: &[String]) -> Result<(PathBuf, Rotation), String> {
     let mut rest = args.iter();
-    match (rest.next().map(String::as_str), rest.next().map(String::as_str)) {
+    match (
+        rest.next().map(String::as_str),
+        rest.next().map(String::as_str),
+    ) {
         (Some("log-driver"), Some("json-file")) => {}
-        (Some("log-driver"), Some(other)) => return Err(format!("unknown driver {other:?} (json-file)")),
-        _ => return Err("usage: berth-logger log-driver json-file --path FILE [--max-size N] [--max-file N]".into()),
+        (Some("log-driver"), Some(other)) => {
+            return Err(format!("unknown driver {other:?} (json-file)"))
+        }
+        _ => return Err(
+            "usage: berth-logger log-driver json-file --path FILE [--max-size N] [--max-file N]"
+                .into(),
+        ),
     }
     let mut path = None;
     let mut rotation = Rotation::default();
     while let Some(flag) = rest.next() {
         let value = rest.next().ok_or_else(|| format!("{flag}: no value"))?;
         let number = |what: &str| -> Result<u64, String> {
-            value.parse().map_err(|_| format!("{what} {value:?}: not a number"))
+            value
+                .parse()
+                .map_err(|_| format!("{what} {value:?}: not a number"))
         };
         match flag.as_str() {
             "--path" => path = Some(PathBuf::from(value)),
             "--max-size" => rotation.max_size = number("--max-size")?,
-            "--max-file" => rotation.max_file = number("--max-file")?.clamp(1, u32::MAX as u64) as u32,
+            "--max-file" => {
+                rotation.max_file = number("--max-file")?.clamp(1, u32::MAX as u64) as u32
+            }
             other => return Err(format!("unknown flag {other:?}")),
         }
     }
