@@ -466,8 +466,9 @@ fn log_drivers_none_and_local() {
             "--log-driver",
             "none",
             "busybox",
-            "echo",
-            "attached"
+            "sh",
+            "-c",
+            "echo attached"
         ]),
         "attached\n"
     );
@@ -477,8 +478,9 @@ fn log_drivers_none_and_local() {
         "--log-driver",
         "none",
         "busybox",
-        "echo",
-        "gone",
+        "sh",
+        "-c",
+        "echo gone",
     ]);
     let id = id.trim();
     e.ok(&["wait", id]);

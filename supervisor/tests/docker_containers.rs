@@ -1063,3 +1063,28 @@ fn healthchecks() {
     }
     assert!(newer, "no probe after the daemon's restart (last {seen})");
 }
+
+/// `run -it` under a real terminal (util-linux `script` gives the CLI a pty): the container
+/// gets a pty of its own, reads what is typed, and the CLI exits with the process's code.
+#[test]
+fn run_it_in_a_pty() {
+    let engine = Engine::start();
+    let host = engine.host.clone();
+    let inner = "tty; read l; echo got $l; exit 3";
+    for bin in [CLIS[0], CLIS[1], common::BERTH] {
+        let command = format!("{bin} -H {host} run -it --rm busybox sh -c '{inner}'");
+        let mut child = Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .env("DOCKER_CONFIG", config_dir(&host))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("script (util-linux) missing");
+        child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+        assert_eq!(out.status.code(), Some(3), "{bin}: {text}");
+        assert!(text.contains("/dev/pts/"), "{bin}: no pty: {text}");
+        assert!(text.lines().any(|l| l == "got hello"), "{bin}: {text}");
+    }
+}

@@ -165,6 +165,8 @@ pub enum ContainerCommand {
 
 /// `berth container …`: the container commands, and what only that spelling has.
 #[derive(Debug, Subcommand)]
+// Parsed once per process, as `Command` (whose container variants are the same size).
+#[allow(clippy::large_enum_variant)]
 pub enum ContainerGroup {
     /// List containers
     #[command(alias = "list")]
