@@ -796,3 +796,92 @@ fn pods_survive_containerd_kill(handler: &str) {
     stop_and_remove_container(&cri, &c, 2);
     remove_pod_and_check(&cri, &pod, &[&c], Some(&ip));
 }
+
+/// What a streaming URL (Exec or Attach) sent over a websocket, channel by channel
+/// (`v4.channel.k8s.io`: 1 stdout, 2 stderr, 3 status), until the server closed or
+/// `until` held on what arrived.
+fn stream(cri: &Cri, url: &str, until: fn(&[Vec<u8>; 4]) -> bool) -> [Vec<u8>; 4] {
+    // The server speaks websocket on its http:// URL.
+    let url = url.replacen("http://", "ws://", 1);
+    cri.in_netns_thread(move || {
+        use tungstenite::client::IntoClientRequest;
+        let mut request = url.as_str().into_client_request().expect("stream URL");
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "v4.channel.k8s.io".parse().unwrap(),
+        );
+        let host = request.uri().authority().expect("host:port").to_string();
+        let tcp = std::net::TcpStream::connect(&host).expect("connect to the streaming server");
+        tcp.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let (mut ws, _) = tungstenite::client(request, tcp).expect("websocket handshake");
+        let mut got: [Vec<u8>; 4] = Default::default();
+        loop {
+            match ws.read() {
+                Ok(tungstenite::Message::Binary(data)) if !data.is_empty() => {
+                    let channel = data[0] as usize;
+                    if channel < 4 {
+                        got[channel].extend_from_slice(&data[1..]);
+                    }
+                    if until(&got) {
+                        let _ = ws.close(None);
+                        return got;
+                    }
+                }
+                Ok(tungstenite::Message::Close(_)) | Err(_) => return got,
+                Ok(_) => {}
+            }
+        }
+    })
+}
+
+handlers!(cri_exec_and_attach_urls, exec_and_attach_urls);
+/// Exec and Attach give URLs of containerd's streaming server; a websocket client runs the
+/// exec through one and reads a container's output through the other.
+fn exec_and_attach_urls(handler: &str) {
+    let cri = Cri::start(&format!("stream-{handler}"));
+    let pod = run_pod(&cri, handler, "stream", NamespaceMode::Node);
+    let c = run_container(
+        &cri,
+        &pod,
+        "ticker",
+        "while :; do echo tick; sleep 0.2; done",
+    );
+    let url = cri
+        .call(
+            cri.runtime().exec(ExecRequest {
+                container_id: c.clone(),
+                cmd: ["sh", "-c", "echo exec-out; echo exec-err >&2; exit 0"]
+                    .map(String::from)
+                    .to_vec(),
+                stdout: true,
+                stderr: true,
+                ..Default::default()
+            }),
+        )
+        .unwrap_or_else(|e| panic!("Exec: {e}"))
+        .url;
+    let got = stream(&cri, &url, |_| false);
+    assert_eq!(String::from_utf8_lossy(&got[1]), "exec-out\n");
+    assert_eq!(String::from_utf8_lossy(&got[2]), "exec-err\n");
+    let status = String::from_utf8_lossy(&got[3]);
+    assert!(status.contains("Success"), "exec status {status:?}");
+
+    let url = cri
+        .call(cri.runtime().attach(AttachRequest {
+            container_id: c.clone(),
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        }))
+        .unwrap_or_else(|e| panic!("Attach: {e}"))
+        .url;
+    let got = stream(&cri, &url, |g| {
+        String::from_utf8_lossy(&g[1]).contains("tick\n")
+    });
+    assert!(
+        String::from_utf8_lossy(&got[1]).contains("tick\n"),
+        "{got:?}"
+    );
+    stop_and_remove_container(&cri, &c, 2);
+    remove_pod_and_check(&cri, &pod, &[&c], None);
+}

@@ -405,6 +405,7 @@ fn runtime_refuses_create(shim: &mut Shim) {
     let id = unique_id("nobin");
     let (code, msg) = status_of(shim.create(&id, bad.path(), ""));
     assert_eq!(code, Code::UNKNOWN, "{msg}");
+    assert!(msg.starts_with("OCI runtime create failed: "), "{msg}");
     assert!(msg.contains("/no/such/binary"), "{msg}");
     let (code, msg) = status_of(shim.state(&id));
     assert_eq!(

@@ -55,6 +55,17 @@ fn runtime_err(e: RuntimeError) -> ttrpc::Error {
     status(code, e)
 }
 
+/// The runtime's failure of `create`, `start` or `exec`, worded as runc-v2 words it
+/// ("OCI runtime create failed: …"): the kubelet and containerd's logs show that text.
+fn oci_err(what: &str, e: RuntimeError) -> ttrpc::Error {
+    match e {
+        RuntimeError::Failed { message } => runtime_err(RuntimeError::Failed {
+            message: format!("OCI runtime {what} failed: {message}"),
+        }),
+        other => runtime_err(other),
+    }
+}
+
 /// A kill the runtime refused because the process is gone: NotFound ("process already
 /// finished"), which containerd takes for stopped, as from runc-v2.
 fn kill_err(e: RuntimeError) -> ttrpc::Error {
@@ -277,7 +288,9 @@ impl Service {
             args.extend(["--console-socket", s]);
         }
         args.push(&c.id);
-        c.runtime.run(&args, Some(pio)).map_err(runtime_err)?;
+        c.runtime
+            .run(&args, Some(pio))
+            .map_err(|e| oci_err("create", e))?;
         let attached = io
             .connect_console(&c.init.stdio)
             .map_err(|e| io_err("console", e))
@@ -339,7 +352,7 @@ impl Service {
         args.push(&id);
         let result = runtime.run(&args, Some(pio));
         let _ = std::fs::remove_file(&spec_path);
-        result.map_err(runtime_err)?;
+        result.map_err(|e| oci_err("exec", e))?;
         io.connect_console(&p.stdio)
             .map_err(|e| io_err("console", e))?;
         let pid = read_pid(&pid_file).map_err(|e| io_err("pid file", e))?;
@@ -459,7 +472,7 @@ impl berth_proto::Task for Service {
             }
             c.runtime
                 .run(&["start", &req.id], None)
-                .map_err(runtime_err)?;
+                .map_err(|e| oci_err("start", e))?;
             if !c.init.exited() {
                 c.init.status = Status::RUNNING;
             }

@@ -495,3 +495,24 @@ fn stop(child: &mut Child, grace: Duration) {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+impl Cri {
+    /// Runs `f` on a thread inside containerd's network namespace (where its streaming
+    /// server listens on 127.0.0.1), returning what it returns.
+    pub fn in_netns_thread<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let netns = std::fs::File::open(self.netns()).expect("open containerd's netns");
+        std::thread::spawn(move || {
+            nix_setns(&netns);
+            f()
+        })
+        .join()
+        .expect("netns thread")
+    }
+}
+
+fn nix_setns(ns: &std::fs::File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: setns on an open nsfs file, for this thread only (a fresh one).
+    let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+}
