@@ -112,9 +112,18 @@ impl App {
         let label = format!("label=com.docker.compose.project={}", self.name);
         let mut out = Vec::new();
         for (kind, args) in [
-            ("container", vec!["ps", "-a", "--format", "{{.Names}}", "--filter", &label]),
-            ("network", vec!["network", "ls", "--format", "{{.Name}}", "--filter", &label]),
-            ("volume", vec!["volume", "ls", "--format", "{{.Name}}", "--filter", &label]),
+            (
+                "container",
+                vec!["ps", "-a", "--format", "{{.Names}}", "--filter", &label],
+            ),
+            (
+                "network",
+                vec!["network", "ls", "--format", "{{.Name}}", "--filter", &label],
+            ),
+            (
+                "volume",
+                vec!["volume", "ls", "--format", "{{.Name}}", "--filter", &label],
+            ),
         ] {
             let listed = ok(docker(&self.host, &args));
             out.extend(listed.split_whitespace().map(|n| format!("{kind} {n}")));
@@ -157,7 +166,8 @@ volumes:
   data:
 "#;
 
-const DOCKERFILE: &str = "FROM busybox\nRUN busybox mkdir /built && echo from-dockerfile > /built/marker\n";
+const DOCKERFILE: &str =
+    "FROM busybox\nRUN busybox mkdir /built && echo from-dockerfile > /built/marker\n";
 
 fn app_files() -> Vec<(&'static str, &'static str)> {
     vec![
@@ -190,7 +200,13 @@ fn berth_compose_runs_a_multi_service_app() {
         labels["com.docker.compose.project.config_files"],
         app.dir.join("compose.yaml").display().to_string()
     );
-    assert_eq!(labels["com.docker.compose.config-hash"].as_str().unwrap().len(), 64);
+    assert_eq!(
+        labels["com.docker.compose.config-hash"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
     assert_eq!(web["State"]["Running"], true);
     assert!(web["Config"]["Env"]
         .as_array()
@@ -198,7 +214,9 @@ fn berth_compose_runs_a_multi_service_app() {
         .contains(&Value::from("GREETING=hello")));
     let aliases = &web["NetworkSettings"]["Networks"]["demo_default"]["Aliases"];
     assert!(
-        aliases.as_array().is_some_and(|a| a.contains(&Value::from("web"))),
+        aliases
+            .as_array()
+            .is_some_and(|a| a.contains(&Value::from("web"))),
         "aliases: {aliases}"
     );
     let binding = &web["HostConfig"]["PortBindings"]["80/tcp"][0];
@@ -221,7 +239,10 @@ fn berth_compose_runs_a_multi_service_app() {
         &["exec", "-T", "client", "sh", "-c", &format!("busybox cat /built/marker; i=0; until busybox wget -q -O- {url}; do [ $i -gt 100 ] && exit 1; i=$((i+1)); busybox sleep 0.1; done")],
     ));
     assert_eq!(got, "from-dockerfile\nhello from web\n");
-    let data = ok(app.compose(Tool::Berth, &["exec", "-T", "web", "busybox", "cat", "/data/init"]));
+    let data = ok(app.compose(
+        Tool::Berth,
+        &["exec", "-T", "web", "busybox", "cat", "/data/init"],
+    ));
     assert_eq!(data, "initialised\n");
 
     // ps, logs, config.
@@ -230,7 +251,10 @@ fn berth_compose_runs_a_multi_service_app() {
     let all = ok(app.compose(Tool::Berth, &["ps", "-a", "-q"]));
     assert_eq!(all.lines().count(), 3, "{all}");
     let logs = ok(app.compose(Tool::Berth, &["logs", "--no-color", "init", "client"]));
-    assert!(logs.contains("demo-init-1") && logs.contains("| init-done"), "{logs}");
+    assert!(
+        logs.contains("demo-init-1") && logs.contains("| init-done"),
+        "{logs}"
+    );
     assert!(logs.contains("demo-client-1 | client-up"), "{logs}");
     let services = ok(app.compose(Tool::Berth, &["config", "--services"]));
     assert_eq!(services, "client\ninit\nweb\n");
@@ -240,36 +264,81 @@ fn berth_compose_runs_a_multi_service_app() {
     let before = ids(&app);
     let again = app.compose(Tool::Berth, &["up", "-d"]);
     assert!(again.status.success(), "{}", err_text(&again));
-    assert!(stderr(&again).contains("Container demo-web-1  Running"), "{}", err_text(&again));
+    assert!(
+        stderr(&again).contains("Container demo-web-1  Running"),
+        "{}",
+        err_text(&again)
+    );
     assert_eq!(ids(&app), before);
 
     // A changed service is recreated (same name, new container), its anonymous volume kept.
-    ok(app.compose(Tool::Berth, &["exec", "-T", "web", "sh", "-c", "echo kept > /cache/f"]));
+    ok(app.compose(
+        Tool::Berth,
+        &["exec", "-T", "web", "sh", "-c", "echo kept > /cache/f"],
+    ));
     let old_id = app.inspect("demo-web-1")["Id"].clone();
     let client_id = app.inspect("demo-client-1")["Id"].clone();
     let changed = app.compose_env(Tool::Berth, &["up", "-d"], &[("GREETING", "changed")]);
     assert!(changed.status.success(), "{}", err_text(&changed));
     let web = app.inspect("demo-web-1");
     assert_ne!(web["Id"], old_id);
-    assert_eq!(app.inspect("demo-client-1")["Id"], client_id, "client unchanged");
+    assert_eq!(
+        app.inspect("demo-client-1")["Id"],
+        client_id,
+        "client unchanged"
+    );
     assert!(web["Config"]["Env"]
         .as_array()
         .unwrap()
         .contains(&Value::from("GREETING=changed")));
-    let kept = ok(app.compose(Tool::Berth, &["exec", "-T", "web", "busybox", "cat", "/cache/f"]));
+    let kept = ok(app.compose(
+        Tool::Berth,
+        &["exec", "-T", "web", "busybox", "cat", "/cache/f"],
+    ));
     assert_eq!(kept, "kept\n");
 
     // Scale up and down.
-    ok(app.compose_env(Tool::Berth, &["up", "-d", "--scale", "client=2"], &[("GREETING", "changed")]));
+    ok(app.compose_env(
+        Tool::Berth,
+        &["up", "-d", "--scale", "client=2"],
+        &[("GREETING", "changed")],
+    ));
     assert_eq!(app.inspect("demo-client-2")["State"]["Running"], true);
-    let two = ok(app.compose(Tool::Berth, &["exec", "-T", "--index", "2", "client", "busybox", "cat", "/built/marker"]));
+    let two = ok(app.compose(
+        Tool::Berth,
+        &[
+            "exec",
+            "-T",
+            "--index",
+            "2",
+            "client",
+            "busybox",
+            "cat",
+            "/built/marker",
+        ],
+    ));
     assert_eq!(two, "from-dockerfile\n");
-    ok(app.compose_env(Tool::Berth, &["up", "-d", "--scale", "client=1"], &[("GREETING", "changed")]));
+    ok(app.compose_env(
+        Tool::Berth,
+        &["up", "-d", "--scale", "client=1"],
+        &[("GREETING", "changed")],
+    ));
     let gone = berth(&app.host, &["inspect", "demo-client-2"]);
     assert!(!gone.status.success(), "demo-client-2 is still there");
 
     // run: a one-off container of a service, removed with --rm.
-    let run = ok(app.compose(Tool::Berth, &["run", "--rm", "-T", "client", "busybox", "cat", "/built/marker"]));
+    let run = ok(app.compose(
+        Tool::Berth,
+        &[
+            "run",
+            "--rm",
+            "-T",
+            "client",
+            "busybox",
+            "cat",
+            "/built/marker",
+        ],
+    ));
     assert!(run.ends_with("from-dockerfile\n"), "{run}");
 
     // stop / start.
@@ -283,10 +352,14 @@ fn berth_compose_runs_a_multi_service_app() {
     let down = app.compose(Tool::Berth, &["down", "-v"]);
     assert!(down.status.success(), "{}", err_text(&down));
     assert_eq!(app.leftovers(), Vec::<String>::new());
+    // The anonymous /cache volume, carried over at the recreate, went too.
     let volumes = ok(berth(&app.host, &["volume", "ls", "-q"]));
-    assert!(volumes.contains(other.trim()), "{volumes}");
+    assert_eq!(volumes.trim(), other.trim(), "volumes left");
     assert_eq!(ok(berth(&app.host, &["ps", "-aq"])), "", "containers left");
-    let networks = ok(berth(&app.host, &["network", "ls", "--format", "{{.Name}}"]));
+    let networks = ok(berth(
+        &app.host,
+        &["network", "ls", "--format", "{{.Name}}"],
+    ));
     assert!(!networks.contains("demo_default"), "{networks}");
 }
 
@@ -316,8 +389,14 @@ fn docker_compose_and_berth_compose_share_a_project() {
 
     // berth compose sees the same project and takes it down.
     let ps = ok(app.compose(Tool::Berth, &["ps"]));
-    assert!(ps.contains("both_web_1") && ps.contains("both_client_1"), "{ps}");
-    let exec = ok(app.compose(Tool::Berth, &["exec", "-T", "web", "busybox", "cat", "/data/init"]));
+    assert!(
+        ps.contains("both_web_1") && ps.contains("both_client_1"),
+        "{ps}"
+    );
+    let exec = ok(app.compose(
+        Tool::Berth,
+        &["exec", "-T", "web", "busybox", "cat", "/data/init"],
+    ));
     assert_eq!(exec, "initialised\n");
     let down = app.compose(Tool::Berth, &["down", "-v"]);
     assert!(down.status.success(), "{}", err_text(&down));
@@ -327,7 +406,10 @@ fn docker_compose_and_berth_compose_share_a_project() {
     let up = app.compose(Tool::Berth, &["up", "-d"]);
     assert!(up.status.success(), "{}", err_text(&up));
     let ps = ok(app.compose(Tool::DockerCompose, &["ps"]));
-    assert!(ps.contains("both-web-1") && ps.contains("both-client-1"), "{ps}");
+    assert!(
+        ps.contains("both-web-1") && ps.contains("both-client-1"),
+        "{ps}"
+    );
     let down = app.compose(Tool::DockerCompose, &["down", "-v"]);
     assert!(down.status.success(), "{}", err_text(&down));
     assert_eq!(app.leftovers(), Vec::<String>::new());
@@ -393,8 +475,15 @@ fn bad_input_fails_with_one_clear_error_and_nothing_made() {
         assert!(text.contains(want), "{name}: want {want:?} in: {text}");
         let last = stderr(&out);
         let last = last.lines().last().unwrap_or("");
-        assert!(last.contains(want), "{name}: the last line should say it: {text}");
+        assert!(
+            last.contains(want),
+            "{name}: the last line should say it: {text}"
+        );
         assert_eq!(app.leftovers(), Vec::<String>::new(), "{name}: {text}");
-        assert_eq!(ok(berth(&app.host, &["ps", "-aq"])), "", "{name}: a container was made");
+        assert_eq!(
+            ok(berth(&app.host, &["ps", "-aq"])),
+            "",
+            "{name}: a container was made"
+        );
     }
 }

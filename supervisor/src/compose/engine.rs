@@ -876,12 +876,54 @@ impl<'a> Engine<'a> {
             .filter(|c| c.state == "running" || c.state == "paused")
             .collect();
         self.parallel(&running, |c| self.stop(c, timeout))?;
+        let anonymous = match volumes {
+            true => self.anonymous_of(&ordered)?,
+            false => BTreeSet::new(),
+        };
         self.parallel(&ordered, |c| self.remove(c, volumes))?;
+        // Anonymous volumes a recreated container took over from its predecessor are
+        // mounted by name, so `rm -v` keeps them: they go here.
+        for name in anonymous {
+            match self
+                .client
+                .request(
+                    "DELETE",
+                    &format!("/volumes/{}", encode(&name)),
+                    &[],
+                    Body::None,
+                )?
+                .ok()
+            {
+                Ok(_) | Err(client::Error::Daemon { status: 404, .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         self.remove_networks()?;
         if volumes {
             self.remove_volumes()?;
         }
         Ok(())
+    }
+
+    /// The anonymous volumes (labelled so by the daemon) the containers mount.
+    fn anonymous_of(&self, containers: &[&Existing]) -> Result<BTreeSet<String>> {
+        let mut out = BTreeSet::new();
+        for c in containers {
+            let v = self.inspect(&c.id)?;
+            for m in v["Mounts"].as_array().into_iter().flatten() {
+                let Some(name) = m["Name"].as_str().filter(|_| m["Type"] == "volume") else {
+                    continue;
+                };
+                let Ok(vol) = self.client.get(&format!("/volumes/{}", encode(name))) else {
+                    continue;
+                };
+                let labels = &vol.json()?["Labels"];
+                if labels.get(crate::volumes::ANONYMOUS_LABEL).is_some() {
+                    out.insert(name.to_string());
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Runs `f` on each container at once (stopping takes up to a grace period each);

@@ -535,7 +535,10 @@ fn ports(at: At<'_>) -> Result<Vec<Port>, Error> {
                     protocol: opt(a, "protocol", |p| p.string())?.unwrap_or_else(|| "tcp".into()),
                 });
             }
-            _ => out.extend(short_port(&a.string()?).map_err(|m| a.invalid(m))?),
+            super::yaml::Value::Str(_) | super::yaml::Value::Int(_) => {
+                out.extend(short_port(&a.string()?).map_err(|m| a.invalid(m))?)
+            }
+            _ => return Err(a.type_error("a string or a mapping")),
         }
     }
     Ok(out)
@@ -613,7 +616,10 @@ fn mounts(at: At<'_>, dir: &Path) -> Result<Vec<Mount>, Error> {
         let a = item.at();
         let m = match &item.node.value {
             super::yaml::Value::Map(_) => long_mount(a, dir)?,
-            _ => short_mount(&a.string()?, dir).map_err(|m| a.invalid(m))?,
+            super::yaml::Value::Str(_) => {
+                short_mount(&a.string()?, dir).map_err(|m| a.invalid(m))?
+            }
+            _ => return Err(a.type_error("a string or a mapping")),
         };
         out.push(m);
     }

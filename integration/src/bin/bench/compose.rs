@@ -105,9 +105,8 @@ fn scenario(work: &Path, supervisor: &Path, rounds: usize) -> Result<(), String>
             if failed[k].is_some() {
                 continue;
             }
-            let timings = timed(&mut t.cmd(&app, &["up", "-d"]), t.name).and_then(|u| {
-                timed(&mut t.cmd(&app, &["down", "-v"]), t.name).map(|d| (u, d))
-            });
+            let timings = timed(&mut t.cmd(&app, &["up", "-d"]), t.name)
+                .and_then(|u| timed(&mut t.cmd(&app, &["down", "-v"]), t.name).map(|d| (u, d)));
             match timings {
                 Ok((u, d)) if round > 0 => {
                     up[k].push(u);
