@@ -37,6 +37,7 @@ use serde_json::{json, Value};
 
 mod compose;
 mod containers;
+mod cri;
 mod daemons;
 mod pull;
 mod shim;
@@ -44,7 +45,8 @@ mod shim;
 const USAGE: &str =
     "usage: berth-bench [--berth PATH] [--supervisor PATH] [--runc PATH] [--crun PATH] [-n N]
                    [--warmup N] [--pulls N] [--pull-only] [--engines N] [--engines-only]
-                   [--compose N] [--compose-only] [--host-layout]
+                   [--compose N] [--compose-only] [--host-layout] [--cri N] [--cri-idle N]
+                   [--cri-only]
 
   --berth PATH   berth-runtime binary (default target/release/berth-runtime)
   --supervisor PATH  berth (daemon + CLI) binary (default target/release/berth)
@@ -60,7 +62,11 @@ const USAGE: &str =
   --compose N    up -d + down -v rounds per tool in the compose scenario (berth compose,
                  docker-compose 1.29 on berth and on dockerd; default 10; 0 skips it)
   --compose-only run only the compose scenario
-  --host-layout  leave hugetlb on a hybrid host's cgroup2 mount (crun then fails)";
+  --host-layout  leave hugetlb on a hybrid host's cgroup2 mount (crun then fails)
+  --cri N        pods per handler in the CRI scenario (containerd's CRI with runc, berth-runc,
+                 berth: pod start and teardown p50/p90; default 50; 0 skips it)
+  --cri-idle N   idle pods per handler whose memory is measured (default 20)
+  --cri-only     run only the CRI scenario";
 
 /// crun refuses a hybrid layout whose cgroup2 mount has controllers; see `HugetlbV1`.
 const UNIFIED: &str = "/sys/fs/cgroup/unified";
@@ -90,6 +96,9 @@ struct Options {
     compose: usize,
     compose_only: bool,
     host_layout: bool,
+    cri: usize,
+    cri_idle: usize,
+    cri_only: bool,
 }
 
 /// The lifecycle's steps, timed separately to show where the time goes.
@@ -153,6 +162,9 @@ fn parse_args(args: Vec<String>) -> Result<Options, String> {
         compose: 10,
         compose_only: false,
         host_layout: false,
+        cri: 50,
+        cri_idle: 20,
+        cri_only: false,
     };
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
@@ -171,6 +183,9 @@ fn parse_args(args: Vec<String>) -> Result<Options, String> {
             "--engines-only" => opts.engines_only = true,
             "--compose" => opts.compose = parse_count(&flag, &value()?)?,
             "--compose-only" => opts.compose_only = true,
+            "--cri" => opts.cri = parse_count(&flag, &value()?)?,
+            "--cri-idle" => opts.cri_idle = parse_count(&flag, &value()?)?,
+            "--cri-only" => opts.cri_only = true,
             "-h" | "--help" => return Err("help".into()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -214,6 +229,10 @@ impl Drop for WorkDir {
 fn run_in(opts: &Options, work: &Path) -> Result<bool, String> {
     if opts.pull_only {
         pull::run(work, &opts.supervisor, opts.pulls.max(1));
+        return Ok(true);
+    }
+    if opts.cri_only {
+        cri::run(opts.cri.max(1), opts.cri_idle);
         return Ok(true);
     }
     become_subreaper()?;
@@ -311,6 +330,9 @@ fn run_in(opts: &Options, work: &Path) -> Result<bool, String> {
     }
     if opts.compose > 0 {
         compose::run(work, &absolute(&opts.supervisor)?, opts.compose);
+    }
+    if opts.cri > 0 {
+        cri::run(opts.cri, opts.cri_idle);
     }
     println!(
         "\nload average at end: {} (2+ on this 2-core VM inflates every figure)",
@@ -804,8 +826,11 @@ impl HugetlbV1 {
 /// The kernel frees a v1 hierarchy (and gives its controller back to cgroup2) only once it is
 /// unmounted *and* has no cgroup below its root: the cgroups the runtimes and engines made in
 /// it while the bench ran (empty once their containers are gone) are removed first.
+/// The bench is the subreaper of the shims and engines it ran: their zombies keep their css_sets,
+/// and with them the hierarchy, until reaped.
 impl Drop for HugetlbV1 {
     fn drop(&mut self) {
+        reap_orphans();
         let left = remove_cgroups_below(&self.mount);
         if let Err(e) = umount2(&self.mount, 0) {
             eprintln!("berth-bench: unmount {}: {e}", self.mount.display());
