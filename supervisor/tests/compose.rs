@@ -415,12 +415,20 @@ fn docker_compose_and_berth_compose_share_a_project() {
     assert_eq!(app.leftovers(), Vec::<String>::new());
 }
 
+/// A bad-input case: its name, files, the command's arguments, the error it must print.
+type Case = (
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+    Vec<&'static str>,
+    &'static str,
+);
+
 /// Each bad input: non-zero, one clear error naming the place, and nothing created.
 #[test]
 fn bad_input_fails_with_one_clear_error_and_nothing_made() {
     let dir = tempfile::tempdir().unwrap();
     let d = daemon(dir.path());
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<&str>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "malformed",
             vec![("compose.yaml", "services:\n  web:\n    image: [busybox\n")],
