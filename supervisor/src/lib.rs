@@ -5,6 +5,7 @@
 pub mod api;
 pub mod build;
 pub mod cli;
+pub mod compose;
 pub mod containers;
 pub mod daemon;
 pub mod duration;

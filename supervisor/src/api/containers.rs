@@ -239,8 +239,11 @@ fn matches(c: &Container, filters: &HashMap<String, Vec<String>>) -> Result<bool
                 }
                 any(&|v| crate::containers::health::filter_value(c) == v)
             }
-            "label" => any(&|v| {
-                let (k, want) = v.split_once('=').map_or((v, None), |(k, x)| (k, Some(x)));
+            // Several labels must all match (docker's AND), unlike the other filters.
+            "label" => values.iter().all(|v| {
+                let (k, want) = v
+                    .split_once('=')
+                    .map_or((v.as_str(), None), |(k, x)| (k, Some(x)));
                 match (&c.config["Labels"][k], want) {
                     (Value::String(_), None) => true,
                     (Value::String(s), Some(w)) => s == w,

@@ -101,6 +101,8 @@ pub enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(commands::volumes::VolumeCommand),
+    /// Define and run multi-container applications (compose v2's commands)
+    Compose(commands::compose::ComposeArgs),
     /// The json-file logging binary the shim runs for a container (internal).
     #[command(hide = true)]
     LogDriver {
@@ -333,6 +335,7 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Container(ContainerGroup::Containers(sub)) => run_container(ctx, sub),
         Command::Network(sub) => commands::networks::run(ctx, sub),
         Command::Volume(sub) => commands::volumes::run(ctx, sub),
+        Command::Compose(a) => commands::compose::run(ctx, a),
         Command::LogDriver { .. } => unreachable!("handled by main"),
     }
 }

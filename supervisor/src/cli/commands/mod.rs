@@ -5,6 +5,7 @@ use super::client::{self, Client};
 
 pub mod auth;
 pub mod build;
+pub mod compose;
 pub mod container_fs;
 pub mod containers;
 pub mod events;
