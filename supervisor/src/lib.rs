@@ -8,6 +8,7 @@ pub mod cli;
 pub mod compose;
 pub mod containers;
 pub mod daemon;
+pub mod duration;
 pub mod images;
 pub mod network;
 pub mod perms;
