@@ -74,6 +74,10 @@ pub fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
+/// How long an exit waits for the logging binary to write what the container wrote last
+/// (docker reports an exit once its log copier is done: `logs` right after `wait` is whole).
+const LOG_DRAIN: Duration = Duration::from_secs(5);
+
 /// What waiters learn about a container.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Progress {
@@ -616,9 +620,11 @@ impl ContainerService {
         let id = c.id.clone();
         let bundle = self.bundle_dir(&id);
         let netns = self.netns_path(&id);
+        let log = PathBuf::from(&c.log_path);
         let code = blocking(move || {
             let code = end_task(address.as_deref(), &id, &bundle, status);
             crate::network::link::remove_netns(&netns);
+            logs::wait_for_writer(&log, LOG_DRAIN);
             Ok(code)
         })
         .await
@@ -1261,7 +1267,12 @@ fn start_task(
 
 /// Docker's wording for a task that failed to start.
 fn task_error(e: &ShimError) -> String {
-    format!("failed to create shim task: OCI runtime create failed: {e}: unknown")
+    let text = e.to_string();
+    // The shim words the runtime's failure as runc-v2 does ("OCI runtime create failed: …").
+    let text = text
+        .strip_prefix("OCI runtime create failed: ")
+        .unwrap_or(&text);
+    format!("failed to create shim task: OCI runtime create failed: {text}: unknown")
 }
 
 /// Deletes the task in its shim (if it answers), stops the shim, unmounts: the exit code.
