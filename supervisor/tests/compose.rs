@@ -18,7 +18,15 @@ fn daemon(dir: &Path) -> Daemon {
     seed(&dir.join("data"), "busybox", &busybox_image("compose", 1));
     start_wrapped(
         dir,
-        &["unshare", "--net", "--"],
+        // lo is down in a new network namespace: up, for the published port on 127.0.0.1.
+        &[
+            "unshare",
+            "--net",
+            "--",
+            "sh",
+            "-c",
+            "ip link set lo up && exec \"$0\" \"$@\"",
+        ],
         &[
             "--bip",
             "10.232.0.1/24",
