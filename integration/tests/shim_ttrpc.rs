@@ -899,9 +899,23 @@ fn init_exit_kills_rest(flavor: Flavor) {
     host.without_namespace("pid");
     host.write();
     let host_id = unique_id("hostpid");
-    let stdout = shim.run(&host_id, &host);
+    // The reading end is open before create, as containerd opens it: a container this
+    // quick may have exited, and the shim closed its end, before `run` returns — a FIFO
+    // opened only then would wait for a writer for ever.
+    let stdout = shim.fifo(&format!("{host_id}.out"));
+    use std::os::unix::fs::OpenOptionsExt;
+    let fifo = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&stdout)
+        .unwrap();
+    shim.create_with(&host_id, host.path(), [&stdout, ""], false)
+        .unwrap_or_else(|e| panic!("create {host_id}: {e:?}"));
+    shim.start_process(&host_id, "").unwrap();
+    // SAFETY: fcntl on an fd this test owns; blocking reads until the pid's line.
+    unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&fifo), libc::F_SETFL, 0) };
     let mut out = String::new();
-    let mut reader = std::io::BufReader::new(std::fs::File::open(&stdout).unwrap());
+    let mut reader = std::io::BufReader::new(fifo);
     std::io::BufRead::read_line(&mut reader, &mut out).unwrap();
     let left: i32 = out.trim().parse().unwrap_or_else(|_| panic!("pid {out:?}"));
     assert_eq!(shim.wait(&host_id, ""), 0);

@@ -134,7 +134,57 @@ fn metrics_v1(table: &str) -> v1::Metrics {
         mem.usage = MessageField::some(usage);
         m.memory = MessageField::some(mem);
     }
+    if let Some(dir) = v1_dir(table, "blkio") {
+        let mut b = v1::BlkIOStat::new();
+        b.io_service_bytes_recursive =
+            blkio_entries(&dir.join("blkio.throttle.io_service_bytes_recursive"));
+        b.io_serviced_recursive = blkio_entries(&dir.join("blkio.throttle.io_serviced_recursive"));
+        m.blkio = MessageField::some(b);
+    }
     m
+}
+
+/// The `MAJ:MIN Op value` lines of a v1 blkio file (its `Total` line left out).
+fn blkio_entries(path: &Path) -> Vec<v1::BlkIOEntry> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let (device, op, value) = (words.next()?, words.next()?, words.next()?);
+            let (major, minor) = device.split_once(':')?;
+            let mut e = v1::BlkIOEntry::new();
+            e.major = major.parse().ok()?;
+            e.minor = minor.parse().ok()?;
+            e.op = op.to_string();
+            e.value = value.parse().ok()?;
+            Some(e)
+        })
+        .collect()
+}
+
+/// The `MAJ:MIN rbytes=… wbytes=… rios=… wios=…` lines of a v2 `io.stat`.
+fn io_entries(path: &Path) -> Vec<v2::IOEntry> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let (major, minor) = words.next()?.split_once(':')?;
+            let mut e = v2::IOEntry::new();
+            e.major = major.parse().ok()?;
+            e.minor = minor.parse().ok()?;
+            for (key, value) in words.filter_map(|w| w.split_once('=')) {
+                let value = value.parse().unwrap_or(0);
+                match key {
+                    "rbytes" => e.rbytes = value,
+                    "wbytes" => e.wbytes = value,
+                    "rios" => e.rios = value,
+                    "wios" => e.wios = value,
+                    _ => {}
+                }
+            }
+            Some(e)
+        })
+        .collect()
 }
 
 fn metrics_v2(dir: &Path) -> v2::Metrics {
@@ -164,6 +214,9 @@ fn metrics_v2(dir: &Path) -> v2::Metrics {
     mem.swap_usage = read_u64(&dir.join("memory.swap.current"));
     mem.swap_limit = read_u64(&dir.join("memory.swap.max"));
     m.memory = MessageField::some(mem);
+    let mut io = v2::IOStat::new();
+    io.usage = io_entries(&dir.join("io.stat"));
+    m.io = MessageField::some(io);
     m
 }
 
@@ -183,5 +236,36 @@ mod tests {
             Path::new("/sys/fs/cgroup/cpu,cpuacct/ns/c1")
         );
         assert!(v1_dir(table, "blkio").is_none());
+    }
+
+    #[test]
+    fn block_io_lines_of_v1_and_v2() {
+        let dir = std::env::temp_dir().join(format!("berth-shim-stats-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let v1_file = dir.join("io_service_bytes");
+        std::fs::write(
+            &v1_file,
+            "254:0 Read 4096\n254:0 Write 8388608\nTotal 8392704\n",
+        )
+        .unwrap();
+        let e = blkio_entries(&v1_file);
+        assert_eq!(e.len(), 2);
+        assert_eq!(
+            (e[1].major, e[1].minor, e[1].op.as_str()),
+            (254, 0, "Write")
+        );
+        assert_eq!(e[1].value, 8388608);
+        let v2_file = dir.join("io.stat");
+        std::fs::write(
+            &v2_file,
+            "254:0 rbytes=4096 wbytes=512 rios=1 wios=2 dbytes=0 dios=0\n",
+        )
+        .unwrap();
+        let e = io_entries(&v2_file);
+        assert_eq!(
+            (e[0].rbytes, e[0].wbytes, e[0].rios, e[0].wios),
+            (4096, 512, 1, 2)
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

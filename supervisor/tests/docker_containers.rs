@@ -585,6 +585,67 @@ fn stats_and_top() {
     ok(berth(&host, &["pause", "busy"]));
     assert_eq!(info(CLIS[1]), "2 0 1 1\n");
     ok(berth(&host, &["unpause", "busy"]));
+
+    // BLOCK I/O: 8 MiB written with O_DIRECT reach the disk from the container's cgroup.
+    // The kernel counts a cgroup's block I/O only on a disk that has a throttle, so the
+    // container gets a generous one on the disk under the daemon's data root.
+    let disk = "busybox dd if=/dev/zero of=/big bs=1M count=8 oflag=direct && busybox sleep 600";
+    let throttle = format!("{}:10gb", disk_of(&std::env::temp_dir()));
+    ok(berth(
+        &host,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "disk",
+            "--device-write-bps",
+            &throttle,
+            "busybox",
+            "sh",
+            "-c",
+            disk,
+        ],
+    ));
+    let spec: serde_json::Value =
+        serde_json::from_str(&ok(berth(&host, &["inspect", "disk"]))).unwrap();
+    let spec = &spec[0];
+    assert_eq!(
+        spec["HostConfig"]["BlkioDeviceWriteBps"][0]["Rate"],
+        10u64 << 30,
+        "berth's --device-write-bps reaches the API as docker's does"
+    );
+    let written = || {
+        let out = ok(cli(
+            CLIS[0],
+            &host,
+            &["stats", "--no-stream", "--format", "{{.BlockIO}}", "disk"],
+            None,
+        ));
+        let write = out.trim().rsplit(" / ").next().unwrap_or("").to_string();
+        let mb = write.strip_suffix("MB").and_then(|n| n.parse::<f64>().ok());
+        (mb.unwrap_or(0.0), out)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let (mut mb, mut out) = written();
+    while mb < 8.0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        (mb, out) = written();
+    }
+    assert!(mb >= 8.0, "8 MiB written show in BLOCK I/O: {out}");
+}
+
+/// The whole disk (`/dev/vda`, not a partition of it) that holds `path`.
+fn disk_of(path: &std::path::Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(path).unwrap().dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let sys = std::fs::canonicalize(format!("/sys/dev/block/{major}:{minor}")).unwrap();
+    let disk = if sys.join("partition").exists() {
+        sys.parent().unwrap().to_path_buf()
+    } else {
+        sys
+    };
+    format!("/dev/{}", disk.file_name().unwrap().to_string_lossy())
 }
 
 /// `events` with both docker CLIs: the lifecycle of a container in dockerd 20.10's order and

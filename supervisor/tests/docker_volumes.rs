@@ -275,7 +275,7 @@ fn containers_use_volumes_as_docker_does() {
     let d = start(dir.path());
     let host = d.host.clone();
     let volumes = d.data_root.join("volumes");
-    for (i, bin) in CLIS.iter().enumerate() {
+    for (i, bin) in [CLIS[0], CLIS[1], BERTH].iter().enumerate() {
         let v = |args: &[&str]| run(bin, &host, args);
         let name = |base: &str| format!("{base}{i}");
         // Persistence across containers; a named volume is created on first use.

@@ -272,6 +272,14 @@ fn published_ports_answer_on_localhost_other_addresses_and_by_hairpin() {
         fetch(&ns, &format!("http://{HOST_ADDR}:8080/")),
         "hello from web\n"
     );
+    // NET I/O counts eth0's traffic (the two answers), not lo's.
+    let net = ok(cli(
+        DOCKER,
+        &host,
+        &["stats", "--no-stream", "--format", "{{.NetIO}}", "web"],
+    ));
+    let (rx, tx) = net.trim().split_once(" / ").expect("rx / tx");
+    assert!(rx != "0B" && tx != "0B", "eth0's traffic in NET I/O: {net}");
     // No proxy: nothing but the daemon and the shims in the namespace, and a DNAT rule.
     let rules = ns.ruleset();
     assert!(rules.contains("table ip berth"), "{rules}");

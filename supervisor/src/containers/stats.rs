@@ -31,7 +31,13 @@ impl ContainerService {
             .await
             .map_err(|e| Error::Task(e.to_string()))?
             .map_err(|e| Error::Task(e.to_string()))?;
-        Ok(Sample(docker_stats(&c, &any, &host_now())))
+        let mut v = docker_stats(&c, &any, &host_now());
+        if c.host_config["NetworkMode"] != "host" {
+            if let Some(networks) = networks(c.state.pid) {
+                v["networks"] = networks;
+            }
+        }
+        Ok(Sample(v))
     }
 
     /// `top`: `ps ps_args` on the host, the rows of the container's processes.
@@ -175,6 +181,20 @@ fn docker_stats(c: &Container, any: &Any, host: &HostCpu) -> Value {
                 },
             });
         }
+        if let Some(io) = m.io.as_ref() {
+            // dockerd's reading of io.stat: a read and a write entry per device.
+            let bytes: Vec<Value> = io
+                .usage
+                .iter()
+                .flat_map(|e| {
+                    [
+                        blkio_entry(e.major, e.minor, "read", e.rbytes),
+                        blkio_entry(e.major, e.minor, "write", e.wbytes),
+                    ]
+                })
+                .collect();
+            v["blkio_stats"]["io_service_bytes_recursive"] = json!(bytes);
+        }
         return v;
     }
     let Ok(m) = v1::Metrics::parse_from_bytes(&any.value) else {
@@ -202,7 +222,62 @@ fn docker_stats(c: &Container, any: &Any, host: &HostCpu) -> Value {
             },
         });
     }
+    if let Some(b) = m.blkio.as_ref() {
+        let entries = |list: &[v1::BlkIOEntry]| -> Value {
+            list.iter()
+                .map(|e| blkio_entry(e.major, e.minor, &e.op, e.value))
+                .collect()
+        };
+        v["blkio_stats"]["io_service_bytes_recursive"] = entries(&b.io_service_bytes_recursive);
+        v["blkio_stats"]["io_serviced_recursive"] = entries(&b.io_serviced_recursive);
+    }
     v
+}
+
+/// Docker's `networks` section: the counters of every interface but `lo` in the network
+/// namespace of process `pid` (its `/proc/PID/net/dev`); none when it has no other.
+fn networks(pid: u32) -> Option<Value> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/net/dev")).ok()?;
+    let map = parse_net_dev(&text);
+    (!map.is_empty()).then_some(Value::Object(map))
+}
+
+fn parse_net_dev(text: &str) -> serde_json::Map<String, Value> {
+    const FIELDS: [(usize, &str); 8] = [
+        (0, "rx_bytes"),
+        (1, "rx_packets"),
+        (2, "rx_errors"),
+        (3, "rx_dropped"),
+        (8, "tx_bytes"),
+        (9, "tx_packets"),
+        (10, "tx_errors"),
+        (11, "tx_dropped"),
+    ];
+    let mut map = serde_json::Map::new();
+    for line in text.lines().skip(2) {
+        let Some((name, counters)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim();
+        if name == "lo" {
+            continue;
+        }
+        let counters: Vec<u64> = counters
+            .split_whitespace()
+            .map(|w| w.parse().unwrap_or(0))
+            .collect();
+        let mut entry = serde_json::Map::new();
+        for (index, key) in FIELDS {
+            entry.insert(key.into(), json!(counters.get(index).copied().unwrap_or(0)));
+        }
+        map.insert(name.to_string(), Value::Object(entry));
+    }
+    map
+}
+
+/// Docker's blkio entry.
+fn blkio_entry(major: u64, minor: u64, op: &str, value: u64) -> Value {
+    json!({ "major": major, "minor": minor, "op": op, "value": value })
 }
 
 fn pids(current: u64, limit: u64) -> Value {
@@ -286,6 +361,21 @@ mod tests {
     }
 
     #[test]
+    fn net_dev_counters_without_lo() {
+        let text = "Inter-|   Receive                                                |  Transmit\n \
+                    face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    \
+                    lo:     140       2    0    0    0     0          0         0      140       2    0    0    0     0       0          0\n  \
+                    eth0:    5000      10    1    2    0     0          0         0     7000      20    3    4    0     0       0          0\n";
+        let map = parse_net_dev(text);
+        assert_eq!(map.len(), 1);
+        assert_eq!(
+            map["eth0"],
+            json!({"rx_bytes": 5000, "rx_packets": 10, "rx_errors": 1, "rx_dropped": 2,
+                   "tx_bytes": 7000, "tx_packets": 20, "tx_errors": 3, "tx_dropped": 4})
+        );
+    }
+
+    #[test]
     fn v1_metrics_in_docker_s_shape() {
         let mut m = v1::Metrics::new();
         let mut p = v1::PidsStat::new();
@@ -303,6 +393,11 @@ mod tests {
         e.limit = 64 << 20;
         mem.usage = Some(e).into();
         m.memory = Some(mem).into();
+        let mut written = v1::BlkIOEntry::new();
+        (written.major, written.minor, written.op, written.value) = (254, 0, "Write".into(), 4096);
+        let mut blkio = v1::BlkIOStat::new();
+        blkio.io_service_bytes_recursive = vec![written];
+        m.blkio = Some(blkio).into();
         let any = Any {
             type_url: "io.containerd.cgroups.v1.Metrics".into(),
             value: m.write_to_bytes().unwrap(),
@@ -327,6 +422,10 @@ mod tests {
         assert_eq!(v["memory_stats"]["usage"], 1 << 20);
         assert_eq!(v["memory_stats"]["limit"], 64 << 20);
         assert_eq!(v["name"], "/web");
+        assert_eq!(
+            v["blkio_stats"]["io_service_bytes_recursive"],
+            json!([{"major": 254, "minor": 0, "op": "Write", "value": 4096}])
+        );
         let with = with_previous(Sample(v), None);
         assert_eq!(with["precpu_stats"]["cpu_usage"]["total_usage"], 0);
     }

@@ -93,6 +93,21 @@ pub struct CreateArgs {
     /// Tune container pids limit (set -1 for unlimited)
     #[arg(long)]
     pub pids_limit: Option<i64>,
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable
+    #[arg(long)]
+    pub blkio_weight: Option<u16>,
+    /// Limit read rate (bytes per second) from a device
+    #[arg(long)]
+    pub device_read_bps: Vec<String>,
+    /// Limit write rate (bytes per second) to a device
+    #[arg(long)]
+    pub device_write_bps: Vec<String>,
+    /// Limit read rate (IO per second) from a device
+    #[arg(long)]
+    pub device_read_iops: Vec<String>,
+    /// Limit write rate (IO per second) to a device
+    #[arg(long)]
+    pub device_write_iops: Vec<String>,
     /// Logging driver for the container
     #[arg(long)]
     pub log_driver: Option<String>,
@@ -201,6 +216,43 @@ fn create_body(a: &CreateArgs) -> anyhow::Result<Value> {
     if let Some(p) = a.pids_limit {
         body["HostConfig"]["PidsLimit"] = json!(p);
     }
+    if let Some(w) = a.blkio_weight {
+        body["HostConfig"]["BlkioWeight"] = json!(w);
+    }
+    for (flag, key, list, bytes) in [
+        (
+            "device-read-bps",
+            "BlkioDeviceReadBps",
+            &a.device_read_bps,
+            true,
+        ),
+        (
+            "device-write-bps",
+            "BlkioDeviceWriteBps",
+            &a.device_write_bps,
+            true,
+        ),
+        (
+            "device-read-iops",
+            "BlkioDeviceReadIOps",
+            &a.device_read_iops,
+            false,
+        ),
+        (
+            "device-write-iops",
+            "BlkioDeviceWriteIOps",
+            &a.device_write_iops,
+            false,
+        ),
+    ] {
+        if !list.is_empty() {
+            let devices = list
+                .iter()
+                .map(|d| throttle_device(flag, d, bytes))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            body["HostConfig"][key] = json!(devices);
+        }
+    }
     if a.log_driver.is_some() || !a.log_opt.is_empty() {
         let mut config = serde_json::Map::new();
         for o in &a.log_opt {
@@ -213,6 +265,22 @@ fn create_body(a: &CreateArgs) -> anyhow::Result<Value> {
             json!({"Type": a.log_driver.clone().unwrap_or_default(), "Config": config});
     }
     Ok(body)
+}
+
+/// `--device-write-bps PATH:RATE` (RATE with docker's units) or `--device-write-iops
+/// PATH:N`, as the API's `{Path, Rate}`.
+fn throttle_device(flag: &str, spec: &str, bytes: bool) -> anyhow::Result<Value> {
+    let bad = || anyhow::anyhow!("invalid argument {spec:?} for \"--{flag}\" flag: bad format");
+    let (path, rate) = spec.rsplit_once(':').ok_or_else(bad)?;
+    if !path.starts_with("/dev/") {
+        return Err(bad());
+    }
+    let rate = if bytes {
+        ram_in_bytes(rate).map_err(|_| bad())?
+    } else {
+        rate.parse().map_err(|_| bad())?
+    };
+    Ok(json!({"Path": path, "Rate": rate}))
 }
 
 /// docker's `units.RAMInBytes`: binary units (`64m` is 64 MiB).

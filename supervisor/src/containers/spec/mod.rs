@@ -228,6 +228,7 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
         device_rules.push(devices::parse_cgroup_rule(r)?);
     }
     resources.set_devices(Some(device_rules));
+    resources.set_block_io(Some(resources::block_io(h)?));
     linux.set_resources(Some(resources));
     linux.set_devices(Some(device_nodes).filter(|d| !d.is_empty()));
     linux.set_cgroups_path(Some(cgroups_path(&h.cgroup_parent, input.id)));

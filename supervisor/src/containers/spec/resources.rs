@@ -4,12 +4,14 @@
 use std::collections::HashMap;
 
 use oci_spec::runtime::{
-    LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxPids, LinuxResources, PosixRlimit,
-    PosixRlimitBuilder, PosixRlimitType,
+    LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxPids, LinuxResources, LinuxThrottleDevice,
+    LinuxThrottleDeviceBuilder, LinuxWeightDeviceBuilder, PosixRlimit, PosixRlimitBuilder,
+    PosixRlimitType,
 };
 
 use super::SpecError;
-use crate::containers::config::{self, HostConfig, Ulimit};
+use crate::containers::config::{self, HostConfig, ThrottleDevice, Ulimit};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
 /// docker's smallest memory limit and reservation.
 const MIN_MEMORY: i64 = 6 << 20;
@@ -168,9 +170,6 @@ pub fn resources(h: &HostConfig) -> LinuxResources {
     cpu.set_cpus(Some(h.cpuset_cpus.clone()).filter(|c| !c.is_empty()));
     cpu.set_mems(Some(h.cpuset_mems.clone()).filter(|c| !c.is_empty()));
 
-    let mut block = LinuxBlockIo::default();
-    block.set_weight(Some(h.blkio_weight));
-
     let mut r = LinuxResources::default();
     r.set_memory(Some(memory));
     r.set_cpu(Some(cpu));
@@ -179,8 +178,74 @@ pub fn resources(h: &HostConfig) -> LinuxResources {
         pids.set_limit(limit);
         r.set_pids(Some(pids));
     }
-    r.set_block_io(Some(block));
     r
+}
+
+/// `linux.resources.blockIO`: the weight, and docker's per-device weights and throttles
+/// (`--blkio-weight-device`, `--device-read-bps`, …) with each path resolved to its device
+/// numbers on the host, as dockerd does.
+pub fn block_io(h: &HostConfig) -> Result<LinuxBlockIo, SpecError> {
+    let mut block = LinuxBlockIo::default();
+    block.set_weight(Some(h.blkio_weight));
+    let weights = config::list(&h.blkio_weight_device)
+        .iter()
+        .map(|d| {
+            let (major, minor) = block_device("BlkioWeightDevice", &d.path)?;
+            LinuxWeightDeviceBuilder::default()
+                .major(major)
+                .minor(minor)
+                .weight(d.weight)
+                .build()
+                .map_err(|e| bad("BlkioWeightDevice", &d.path, &e.to_string()))
+        })
+        .collect::<Result<Vec<_>, SpecError>>()?;
+    block.set_weight_device(Some(weights).filter(|w| !w.is_empty()));
+    block.set_throttle_read_bps_device(throttles("BlkioDeviceReadBps", &h.blkio_device_read_bps)?);
+    block.set_throttle_write_bps_device(throttles(
+        "BlkioDeviceWriteBps",
+        &h.blkio_device_write_bps,
+    )?);
+    block.set_throttle_read_iops_device(throttles(
+        "BlkioDeviceReadIOps",
+        &h.blkio_device_read_iops,
+    )?);
+    block.set_throttle_write_iops_device(throttles(
+        "BlkioDeviceWriteIOps",
+        &h.blkio_device_write_iops,
+    )?);
+    Ok(block)
+}
+
+fn throttles(
+    field: &'static str,
+    devices: &Option<Vec<ThrottleDevice>>,
+) -> Result<Option<Vec<LinuxThrottleDevice>>, SpecError> {
+    let list = config::list(devices)
+        .iter()
+        .map(|d| {
+            let (major, minor) = block_device(field, &d.path)?;
+            LinuxThrottleDeviceBuilder::default()
+                .major(major)
+                .minor(minor)
+                .rate(d.rate)
+                .build()
+                .map_err(|e| bad(field, &d.path, &e.to_string()))
+        })
+        .collect::<Result<Vec<_>, SpecError>>()?;
+    Ok(Some(list).filter(|l| !l.is_empty()))
+}
+
+/// The device numbers of the block device at `path` on the host.
+fn block_device(field: &'static str, path: &str) -> Result<(i64, i64), SpecError> {
+    let meta = std::fs::metadata(path).map_err(|e| bad(field, path, &e.to_string()))?;
+    if !meta.file_type().is_block_device() {
+        return Err(bad(field, path, "not a block device"));
+    }
+    let rdev = meta.rdev();
+    Ok((
+        nix::sys::stat::major(rdev) as i64,
+        nix::sys::stat::minor(rdev) as i64,
+    ))
 }
 
 /// `--ulimit name=soft[:hard]` entries as rlimits, in the order given.
