@@ -131,6 +131,12 @@ pub enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(commands::volumes::VolumeCommand),
+    /// Manage berth
+    #[command(subcommand)]
+    System(commands::disk::SystemCommand),
+    /// Manage builds
+    #[command(subcommand)]
+    Builder(commands::disk::BuilderCommand),
     /// The json-file logging binary the shim runs for a container (internal).
     #[command(hide = true)]
     LogDriver {
@@ -354,6 +360,8 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Container(sub) => run_container(ctx, sub),
         Command::Network(sub) => commands::networks::run(ctx, sub),
         Command::Volume(sub) => commands::volumes::run(ctx, sub),
+        Command::System(sub) => commands::disk::system(ctx, sub),
+        Command::Builder(sub) => commands::disk::builder(ctx, sub),
         Command::LogDriver { .. } => unreachable!("handled by main"),
     }
 }

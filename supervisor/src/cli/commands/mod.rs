@@ -6,6 +6,7 @@ use super::client::{self, Client};
 pub mod auth;
 pub mod build;
 pub mod containers;
+pub mod disk;
 pub mod events;
 pub mod images;
 pub mod networks;

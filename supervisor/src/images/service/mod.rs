@@ -475,22 +475,31 @@ impl ImageService {
         Ok(removed)
     }
 
-    /// `docker image prune`: removes untagged images (every image with `all`).
+    /// `docker image prune`: removes untagged images (every image with `all`) that `spare`
+    /// does not keep (those containers use, those the filters leave out).
     /// Returns the removal lines and the bytes reclaimed.
-    pub async fn prune(&self, all: bool) -> Result<(Vec<Removed>, u64), Error> {
-        let removed = self.prune_names(all)?;
+    pub async fn prune(
+        &self,
+        all: bool,
+        spare: impl Fn(&Image) -> bool,
+    ) -> Result<(Vec<Removed>, u64), Error> {
+        let removed = self.prune_names(all, spare)?;
         let report = self.gc().await?;
         Ok((removed, report.bytes))
     }
 
     /// The naming part of [`ImageService::prune`], in one metadata transaction.
-    fn prune_names(&self, all: bool) -> Result<Vec<Removed>, Error> {
+    fn prune_names(
+        &self,
+        all: bool,
+        spare: impl Fn(&Image) -> bool,
+    ) -> Result<Vec<Removed>, Error> {
         let _names = self.lock_names();
         let mut removed = Vec::new();
         let mut names = Vec::new();
         for image in self.images()? {
             let dangling = image.records.iter().all(|r| r.name.starts_with(UNTAGGED));
-            if !(all || dangling) {
+            if !(all || dangling) || spare(&image) {
                 continue;
             }
             for record in &image.records {
