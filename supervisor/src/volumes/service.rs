@@ -83,7 +83,10 @@ pub fn has_label(v: &Volume, filter: &str) -> bool {
 /// A test's probe, run where a reference is about to be recorded.
 #[cfg(test)]
 #[derive(Default)]
-pub(crate) struct Probe(pub Mutex<Option<Box<dyn Fn(&VolumeService) + Send>>>);
+pub(crate) struct Probe(pub Mutex<Option<ProbeFn>>);
+
+#[cfg(test)]
+pub(crate) type ProbeFn = Box<dyn Fn(&VolumeService) + Send>;
 
 #[cfg(test)]
 impl std::fmt::Debug for Probe {
