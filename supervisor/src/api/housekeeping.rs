@@ -10,71 +10,16 @@ use super::images::{check_filters, filters, flag, Params};
 use super::ApiError;
 use crate::build::cache;
 
-/// dockerd's `until` value: a Go duration before now (`24h`, `1h30m`), an RFC 3339 time or
-/// date (UTC unless it says otherwise), or unix seconds with an optional fraction.
+/// dockerd's `until` value as unix seconds: [`crate::duration::timestamp`] (a Go duration
+/// before now, an RFC 3339 time or date, unix seconds), with dockerd's message otherwise.
 pub fn until(value: &str, now: i64) -> Result<i64, ApiError> {
-    if value != "0" {
-        if let Some(d) = go_duration(value) {
-            return Ok(now - d as i64);
-        }
-    }
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(value) {
-        return Ok(t.timestamp());
-    }
-    for format in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S",
-        "%Y-%m-%dT%H:%M",
-    ] {
-        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(value, format) {
-            return Ok(t.and_utc().timestamp());
-        }
-    }
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") {
-        return Ok(d
-            .and_hms_opt(0, 0, 0)
-            .unwrap_or_default()
-            .and_utc()
-            .timestamp());
-    }
-    let seconds = value.split('.').next().unwrap_or("");
-    match seconds.parse::<i64>() {
-        Ok(s) if !value.contains('-') => Ok(s),
-        _ => Err(ApiError::bad_request(format!(
-            "failed to parse value as time or duration: {value:?}"
-        ))),
-    }
-}
-
-/// Go's `time.ParseDuration` in seconds (`1h30m`, `1.5h`, `90s`, `300ms`), `None` if not one.
-fn go_duration(value: &str) -> Option<f64> {
-    let mut rest = value.strip_prefix('+').unwrap_or(value);
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total = 0.0;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let number: f64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += number * scale;
-        rest = &rest[unit_len..];
-    }
-    Some(total)
+    crate::duration::timestamp(value, now.saturating_mul(1_000_000_000))
+        .map(|n| n.div_euclid(1_000_000_000))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "failed to parse value as time or duration: {value:?}"
+            ))
+        })
 }
 
 /// The `until` filter of a prune request as unix seconds (the first value, as dockerd).

@@ -74,6 +74,10 @@ pub fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
+/// How long an exit waits for the logging binary to write what the container wrote last
+/// (docker reports an exit once its log copier is done: `logs` right after `wait` is whole).
+const LOG_DRAIN: Duration = Duration::from_secs(5);
+
 /// What waiters learn about a container.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Progress {
@@ -145,8 +149,8 @@ pub struct ContainerService {
     pub(super) store: Store,
     pub paths: Paths,
     /// `<data-root>/containers`: per-container files (logs, hosts, resolv.conf).
-    files_root: PathBuf,
-    /// This executable: the logging binary the shims run.
+    pub(super) files_root: PathBuf,
+    /// The logging binary the shims run (`berth-logger`, else this executable).
     berth: PathBuf,
     entries: Mutex<HashMap<String, Arc<Entry>>>,
     /// Serialises name checks and inserts.
@@ -187,7 +191,8 @@ async fn blocking<T: Send + 'static>(
 
 impl ContainerService {
     /// Opens the records, listens for shim events, and re-adopts the containers whose shims
-    /// still run (see [`ContainerService::restore`]).
+    /// still run (see [`ContainerService::restore`]). Restart policies wait for
+    /// [`ContainerService::restart_at_daemon_start`].
     pub async fn open(
         options: Options,
         images: Arc<ImageService>,
@@ -215,7 +220,7 @@ impl ContainerService {
             store,
             paths,
             files_root,
-            berth: shim::sibling_binary("berth"),
+            berth: logger_binary(),
             entries: Mutex::new(HashMap::new()),
             naming: tokio::sync::Mutex::new(()),
             names: Default::default(),
@@ -225,14 +230,16 @@ impl ContainerService {
             volumes: options.volumes.clone(),
             _events: events,
         });
-        for c in service.store.list()? {
+        let records = service.store.list()?;
+        service.sweep(&records);
+        for c in records {
             super::volumes::restore(&service.volumes, &c);
             service.names.reserve(&c.name, &c.id);
             service.insert(c);
         }
         tokio::spawn(service.clone().handle_exits(rx));
         service.restore().await;
-        service.restart_at_daemon_start().await;
+        service.release_stale_ports().await;
         Ok(service)
     }
 
@@ -396,6 +403,8 @@ impl ContainerService {
         let others = self.volumes_from(&body).await?;
         let mut c = merged(&id, &body, &image, &self.host, &self.volumes, &others)?;
         logs::Rotation::of(&c.host_config).map_err(Error::Invalid)?;
+        crate::network::ports::check(&c.host_config["PortBindings"], &c.config["ExposedPorts"])
+            .map_err(|e| Error::Invalid(e.to_string()))?;
         c.log_path = self
             .files_dir(&id)
             .join(format!("{id}-json.log"))
@@ -514,6 +523,7 @@ impl ContainerService {
             return Ok(());
         }
         self.join_pending_networks(&mut c)?;
+        self.publish_ports(&c)?;
         let snapshot = c.clone();
         let paths = self.paths.clone();
         let bundle = self.bundle_dir(&c.id);
@@ -551,13 +561,16 @@ impl ContainerService {
                 c.state.error.clear();
                 c.state.exit_code = 0;
                 c.shim_address = Some(address);
+                super::health::on_start(&mut c);
                 self.store.put(&c)?;
                 entry.progress.send_modify(|p| p.running = true);
                 tracing::info!(id = %c.id, pid, "container started");
                 self.journal.publish(Event::container(&c, "start", &[]));
+                super::health::watch(self, entry, &c);
                 Ok(())
             }
             Err(e) => {
+                self.unpublish_ports(&c.id);
                 let message = e.to_string();
                 c.state.error = message.clone();
                 c.state.exit_code = exit_code_of_failure(&message);
@@ -607,19 +620,23 @@ impl ContainerService {
         let id = c.id.clone();
         let bundle = self.bundle_dir(&id);
         let netns = self.netns_path(&id);
+        let log = PathBuf::from(&c.log_path);
         let code = blocking(move || {
             let code = end_task(address.as_deref(), &id, &bundle, status);
             crate::network::link::remove_netns(&netns);
+            logs::wait_for_writer(&log, LOG_DRAIN);
             Ok(code)
         })
         .await
         .unwrap_or(255);
         super::volumes::detach(&self.volumes, &c);
+        self.unpublish_ports(&c.id);
         c.state.status = Status::Exited;
         c.state.exit_code = code;
         c.state.pid = 0;
         c.state.finished_at = record::now();
         c.shim_address = None;
+        super::health::on_stop(&mut c);
         if let Err(e) = self.store.put(&c) {
             tracing::error!(id = %c.id, error = %e, "recording exit");
         }
@@ -678,8 +695,9 @@ impl ContainerService {
         });
     }
 
-    /// The daemon's start applies restart policies again to the stopped containers.
-    async fn restart_at_daemon_start(self: &Arc<Self>) {
+    /// The daemon's start applies restart policies again to the stopped containers; the
+    /// daemon calls it once networking is ready (after [`ContainerService::open`]).
+    pub async fn restart_at_daemon_start(self: &Arc<Self>) {
         let entries: Vec<Arc<Entry>> = self.entries_lock().values().cloned().collect();
         for entry in entries {
             let wanted = {
@@ -725,7 +743,11 @@ impl ContainerService {
                 Ok(s) if s.status.value() == berth_proto::types::task::Status::STOPPED as i32 => {
                     self.finish_task(&entry, Some(s.exit_status)).await;
                 }
-                Ok(_) => tracing::info!("re-adopted a running container"),
+                Ok(_) => {
+                    tracing::info!("re-adopted a running container");
+                    let c = entry.record.lock().await.clone();
+                    super::health::watch(self, &entry, &c);
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "shim gone: container dead");
                     self.finish_task(&entry, None).await;
@@ -901,10 +923,11 @@ impl ContainerService {
         if entry.progress.borrow().removed {
             return Ok(());
         }
+        // The record first: a crash after it leaves only what the next open sweeps.
+        self.store.remove(&c.id)?;
         self.discard_snapshot(&c).await;
         let _ = std::fs::remove_dir_all(self.bundle_dir(&c.id));
         let _ = std::fs::remove_dir_all(self.files_dir(&c.id));
-        self.store.remove(&c.id)?;
         super::volumes::release(&self.volumes, &c, volumes || c.auto_remove());
         if let Err(e) = self.networks.release_all(&c.id) {
             tracing::error!(id = %c.id, error = %e, "releasing endpoints");
@@ -1096,7 +1119,9 @@ fn merged(
             .map_err(|e| Error::Invalid(format!("image {} config: {e}", image.id)))?;
     let mut config = req.config;
     let mut host_config = req.host_config;
-    spec::merge::merge(&mut config, &spec::merge::image_config(&image_config)).map_err(invalid)?;
+    let mut from_image = spec::merge::image_config(&image_config);
+    spec::merge::docker_fields(&image.config, &mut from_image);
+    spec::merge::merge(&mut config, &from_image).map_err(invalid)?;
     spec::merge::fill_hostname(&mut config, &host_config, id, &host_name());
     if host_config.network_mode.is_empty() {
         host_config.network_mode = "default".into();
@@ -1132,6 +1157,17 @@ fn merged(
         mount_points,
         pending_networks: None,
     })
+}
+
+/// `berth-logger` beside this executable (a small binary: one runs per container), or this
+/// executable itself (its `log-driver` command) where it is not installed.
+fn logger_binary() -> PathBuf {
+    let logger = shim::sibling_binary("berth-logger");
+    if logger.is_file() {
+        logger
+    } else {
+        shim::sibling_binary("berth")
+    }
 }
 
 fn host_name() -> String {
@@ -1231,7 +1267,12 @@ fn start_task(
 
 /// Docker's wording for a task that failed to start.
 fn task_error(e: &ShimError) -> String {
-    format!("failed to create shim task: OCI runtime create failed: {e}: unknown")
+    let text = e.to_string();
+    // The shim words the runtime's failure as runc-v2 does ("OCI runtime create failed: …").
+    let text = text
+        .strip_prefix("OCI runtime create failed: ")
+        .unwrap_or(&text);
+    format!("failed to create shim task: OCI runtime create failed: {text}: unknown")
 }
 
 /// Deletes the task in its shim (if it answers), stops the shim, unmounts: the exit code.

@@ -1,8 +1,11 @@
 //! Networks: records and IPAM in a crash-safe store (`<data-root>/networks.redb`), the
 //! predefined `bridge`, `host` and `none` networks, and endpoints (a container's address on a
 //! network, reserved when it is created or connected and released when it leaves).
+pub mod firewall;
 pub mod ipam;
 pub mod link;
+pub mod ports;
+pub mod publish;
 pub mod record;
 pub mod service;
 pub mod store;

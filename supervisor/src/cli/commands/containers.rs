@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::{encode, Context, Exit};
 use crate::cli::client::{self, Body};
-use crate::cli::format::{created_at, human_duration, render_rows, Template};
+use crate::cli::format::{created_at, human_duration, print_rows};
 use crate::cli::tty;
 
 /// Flags shared by `create` and `run` (`-h` is the hostname, as with docker).
@@ -63,6 +63,15 @@ pub struct CreateArgs {
     /// Add network-scoped alias for the container
     #[arg(long = "network-alias", alias = "net-alias")]
     pub network_alias: Vec<String>,
+    /// Publish a container's port(s) to the host
+    #[arg(short = 'p', long)]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long)]
+    pub publish_all: bool,
+    /// Expose a port or a range of ports
+    #[arg(long)]
+    pub expose: Vec<String>,
     /// Give extended privileges to this container
     #[arg(long)]
     pub privileged: bool,
@@ -90,6 +99,10 @@ pub struct CreateArgs {
     /// Log driver options
     #[arg(long)]
     pub log_opt: Vec<String>,
+    #[command(flatten)]
+    pub health: super::health::HealthArgs,
+    #[command(flatten)]
+    pub mounts: super::mounts::MountArgs,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -165,6 +178,10 @@ fn create_body(a: &CreateArgs) -> anyhow::Result<Value> {
     if let Some(ep) = &a.entrypoint {
         body["Entrypoint"] = json!([ep]);
     }
+    a.mounts.apply(&mut body)?;
+    if let Some(h) = a.health.config()? {
+        body["Healthcheck"] = h;
+    }
     if let Some(s) = &a.stop_signal {
         body["StopSignal"] = json!(s);
     }
@@ -199,7 +216,7 @@ fn create_body(a: &CreateArgs) -> anyhow::Result<Value> {
 }
 
 /// docker's `units.RAMInBytes`: binary units (`64m` is 64 MiB).
-fn ram_in_bytes(s: &str) -> anyhow::Result<i64> {
+pub(super) fn ram_in_bytes(s: &str) -> anyhow::Result<i64> {
     let bad =
         || anyhow::anyhow!("invalid argument {s:?} for \"-m, --memory\" flag: invalid size: '{s}'");
     let lower = s.trim().to_ascii_lowercase();
@@ -242,7 +259,10 @@ fn refused(command: &str, e: impl std::fmt::Display) -> anyhow::Error {
 }
 
 fn create_container(ctx: &Context, a: &CreateArgs, command: &str) -> anyhow::Result<String> {
-    let body = serde_json::to_vec(&create_body(a)?)?;
+    let mut body = create_body(a)?;
+    super::ports::fill_body(&mut body, &a.publish, &a.expose, a.publish_all)
+        .map_err(|e| refused(command, e))?;
+    let body = serde_json::to_vec(&body)?;
     let path = match &a.name {
         Some(n) => format!("/containers/create?name={}", encode(n)),
         None => "/containers/create".to_string(),
@@ -696,7 +716,7 @@ fn ps_row(c: &Value, no_trunc: bool) -> Value {
         "Command": serde_json::to_string(&command).unwrap_or_default(),
         "CreatedAt": created_at(created),
         "RunningFor": format!("{} ago", human_duration(now - created)),
-        "Ports": "",
+        "Ports": super::ports::ps_column(&c["Ports"]),
         "Status": c["Status"],
         "State": c["State"],
         "Size": "",
@@ -740,14 +760,13 @@ pub fn ps(ctx: &Context, a: &PsArgs) -> anyhow::Result<()> {
         .flatten()
         .map(|c| ps_row(c, a.no_trunc))
         .collect();
-    let format = match (&a.format, a.quiet) {
-        (Some(f), _) => f.clone(),
-        (None, true) => "{{.ID}}".into(),
-        (None, false) => "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}".into(),
-    };
-    let template = Template::parse(&format)?;
-    print!("{}", render_rows(&template, &rows, &ps_header));
-    Ok(())
+    print_rows(
+        a.format.as_deref(),
+        a.quiet.then_some("{{.ID}}"),
+        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}",
+        &rows,
+        &ps_header,
+    )
 }
 
 /// `berth logs`.
