@@ -136,7 +136,7 @@ fn scenario(dir: &Path, supervisor: &Path, rounds: usize) -> Result<(), String> 
         "buildah pull",
     )?;
     let c = ctx.to_string_lossy().to_string();
-    let with = |base: Vec<String>, no_cache: bool| -> Vec<String> {
+    let with = move |base: Vec<String>, no_cache: bool| -> Vec<String> {
         let mut a = base;
         if no_cache {
             a.push("--no-cache".into());
