@@ -48,10 +48,7 @@ fn assert_whole(host: &str, data_root: &Path, round: usize) {
         let data = data_root.join("volumes").join(name).join("_data");
         assert!(data.is_dir(), "round {round}: {name} has no _data");
         let inspect = ok(berth(host, &["volume", "inspect", name]));
-        assert!(
-            inspect.contains(&format!("\"Name\": \"{name}\"")),
-            "{inspect}"
-        );
+        assert!(inspect.contains(&format!("\"Name\": \"{name}\"")), "{inspect}");
     }
 }
 
@@ -70,8 +67,9 @@ fn kill_9_during_volume_create_rm_prune_leaves_no_half_volume_and_loses_no_data(
         let daemon = start(dir.path());
         let host = daemon.host.clone();
         assert_whole(&host, &daemon.data_root, round);
-        let create =
-            format!("for i in $(seq 40); do $B volume create --label tmp=1 r{round}v$i; done");
+        let create = format!(
+            "for i in $(seq 40); do $B volume create --label tmp=1 r{round}v$i; done"
+        );
         let rm = format!(
             "for i in $(seq 40); do $B volume rm r{}v$i; $B volume rm -f keep-not-$i; done",
             round.saturating_sub(1)
@@ -95,11 +93,7 @@ fn kill_9_during_volume_create_rm_prune_leaves_no_half_volume_and_loses_no_data(
     assert_whole(&daemon.host, &daemon.data_root, 99);
     assert!(listed(&daemon.host).contains("keep"));
     let kept = daemon.data_root.join("volumes/keep/_data/sub/file");
-    assert_eq!(
-        std::fs::read(kept).unwrap(),
-        precious,
-        "keep's data changed"
-    );
+    assert_eq!(std::fs::read(kept).unwrap(), precious, "keep's data changed");
     // The daemon still works on this store: prune removes all the rest.
     ok(berth(
         &daemon.host,
