@@ -158,6 +158,8 @@ pub struct ContainerService {
     /// Docker's event stream.
     pub journal: Journal,
     volumes: Arc<VolumeService>,
+    /// The embedded DNS responders of running containers on user-defined networks.
+    pub dns: Arc<crate::network::dns::Dns>,
     _events: EventServer,
 }
 
@@ -223,6 +225,7 @@ impl ContainerService {
             host,
             journal: Journal::default(),
             volumes: options.volumes.clone(),
+            dns: Arc::new(crate::network::dns::Dns::new(options.networks.clone())),
             _events: events,
         });
         for c in service.store.list()? {
@@ -256,7 +259,7 @@ impl ContainerService {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn files_dir(&self, id: &str) -> PathBuf {
+    pub(super) fn files_dir(&self, id: &str) -> PathBuf {
         self.files_root.join(id)
     }
 
@@ -376,6 +379,7 @@ impl ContainerService {
         if image_name.is_empty() {
             return Err(Error::Invalid("config.Image: no image given".into()));
         }
+        self.check_names(&body)?;
         if let Some(n) = name.filter(|n| !n.is_empty()) {
             let bare = n.strip_prefix('/').unwrap_or(n);
             if !valid_name(bare) {
@@ -419,14 +423,15 @@ impl ContainerService {
         blocking(move || super::volumes::realize(&volumes, &planned)).await?;
         let networking: config::NetworkingConfig =
             serde_json::from_value(body["NetworkingConfig"].clone()).unwrap_or_default();
-        self.reserve_networks(&mut c, &networking);
+        if let Err(e) = self.reserve_networks(&mut c, &networking) {
+            super::volumes::release(&self.volumes, &c, true);
+            return Err(e);
+        }
         let files = self.files_dir(&id);
-        let host_net = c.host_config["NetworkMode"].as_str() == Some("host");
-        if let Err(e) = bundle::write_files(
-            &files,
-            c.config["Hostname"].as_str().unwrap_or(""),
-            host_net,
-        ) {
+        let names = self.name_files(&c);
+        if let Err(e) =
+            bundle::write_files(&files, c.config["Hostname"].as_str().unwrap_or(""), &names)
+        {
             let _ = self.networks.release_all(&c.id);
             super::volumes::release(&self.volumes, &c, true);
             return Err(e);
@@ -524,8 +529,11 @@ impl ContainerService {
         let netns = self.netns_path(&c.id);
         let attachments = self.attachments(&c.id);
         let volumes = self.volumes.clone();
+        let names = self.name_files(&c);
+        let dns = self.dns.clone();
         let started = blocking(move || {
-            let joined = super::networking::plumb(&netns, &attachments, &files)?;
+            let joined =
+                super::networking::plumb(&netns, &attachments, &files, &names, &dns, &snapshot.id)?;
             let r = start_task(
                 &host,
                 &paths,
@@ -537,6 +545,7 @@ impl ContainerService {
                 joined.as_deref(),
             );
             if r.is_err() {
+                dns.stop(&snapshot.id);
                 crate::network::link::remove_netns(&netns);
                 super::volumes::detach(&volumes, &snapshot);
             }
@@ -607,6 +616,7 @@ impl ContainerService {
         let id = c.id.clone();
         let bundle = self.bundle_dir(&id);
         let netns = self.netns_path(&id);
+        self.dns.stop(&id);
         let code = blocking(move || {
             let code = end_task(address.as_deref(), &id, &bundle, status);
             crate::network::link::remove_netns(&netns);
@@ -725,7 +735,10 @@ impl ContainerService {
                 Ok(s) if s.status.value() == berth_proto::types::task::Status::STOPPED as i32 => {
                     self.finish_task(&entry, Some(s.exit_status)).await;
                 }
-                Ok(_) => tracing::info!("re-adopted a running container"),
+                Ok(_) => {
+                    tracing::info!("re-adopted a running container");
+                    self.restore_dns(&*entry.record.lock().await);
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "shim gone: container dead");
                     self.finish_task(&entry, None).await;

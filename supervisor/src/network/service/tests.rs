@@ -104,6 +104,7 @@ fn addresses_are_unique_static_honoured_and_persisted() {
             &EndpointRequest {
                 ipv4: want.into(),
                 aliases: vec![],
+                mac: String::new(),
             },
         )
         .map(|(_, e)| e.ip.unwrap().to_string())
@@ -151,6 +152,7 @@ fn addresses_are_unique_static_honoured_and_persisted() {
             &EndpointRequest {
                 ipv4: "10.213.0.9".into(),
                 aliases: vec![],
+                mac: String::new(),
             },
         )
         .unwrap_err();
