@@ -13,7 +13,8 @@ DEMO := $(CURDIR)/target/demo
 # tests run against.
 PACKAGES := pkg-config libseccomp-dev busybox-static runc crun criu jq iproute2 hyperfine xz-utils openssl strace \
 	containerd docker.io docker-registry skopeo umoci podman tini \
-	docker-compose nftables protobuf-compiler catatonit iperf3 buildah
+	docker-compose nftables protobuf-compiler catatonit iperf3 buildah \
+	containernetworking-plugins iptables
 # cgroup v2 tests boot a kernel under qemu (this host is hybrid v1/v2): from bookworm-backports,
 # where this machine's qemu-utils comes from (tools/apt-backports adds it from the mirror the
 # machine's apt sources already use).

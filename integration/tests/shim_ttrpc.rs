@@ -405,6 +405,7 @@ fn runtime_refuses_create(shim: &mut Shim) {
     let id = unique_id("nobin");
     let (code, msg) = status_of(shim.create(&id, bad.path(), ""));
     assert_eq!(code, Code::UNKNOWN, "{msg}");
+    assert!(msg.starts_with("OCI runtime create failed: "), "{msg}");
     assert!(msg.contains("/no/such/binary"), "{msg}");
     let (code, msg) = status_of(shim.state(&id));
     assert_eq!(
@@ -472,6 +473,14 @@ fn closed_stdout_reader(shim: &mut Shim, terminal: bool) {
     shim.assert_serves(&noisy);
     shim.kill(&noisy, "", libc::SIGKILL).unwrap();
     std::thread::sleep(Duration::from_millis(100));
+    // With a terminal the exit waits for the output to drain: the shim still counts the
+    // container running while the runtime already says "container not running". A second
+    // kill is then NotFound (already finished), as from runc-v2, which containerd takes for
+    // "stopped" — never Unknown.
+    if let Err(e) = shim.kill(&noisy, "", libc::SIGKILL) {
+        let (code, msg) = status_of::<()>(Err(e));
+        assert_eq!(code, Code::NOT_FOUND, "{msg}");
+    }
     let asked = Instant::now();
     let _ = shim.state(&noisy).unwrap();
     assert!(
@@ -869,4 +878,121 @@ fn grouped_containers(flavor: Flavor) {
 
 fn socket_of(bundle: &Path) -> String {
     std::fs::read_to_string(bundle.join("address")).unwrap()
+}
+
+both!(
+    shim_init_exit_kills_processes_of_shared_pid_namespace,
+    init_exit_kills_rest
+);
+/// A container without a pid namespace of its own (the host's, or a pod's joined by path):
+/// when its init exits, the processes it left are killed, as runc-v2 does (`kill --all`).
+/// With a pid namespace of its own the kernel does that.
+fn init_exit_kills_rest(flavor: Flavor) {
+    let pod_bundle = bundle(&["sleep", "1000"]);
+    let pod = unique_id("pod");
+    let mut shim = Shim::start(flavor, &pod, &pod_bundle);
+    shim.run(&pod, &pod_bundle);
+    let pod_pid = shim.state(&pod).unwrap().pid;
+    let pod_ns = format!("/proc/{pod_pid}/ns/pid");
+
+    let mut host = Bundle::new(&["sh", "-c", "sleep 1001 & echo $!"]);
+    host.without_namespace("pid");
+    host.write();
+    let host_id = unique_id("hostpid");
+    let stdout = shim.run(&host_id, &host);
+    let mut out = String::new();
+    let mut reader = std::io::BufReader::new(std::fs::File::open(&stdout).unwrap());
+    std::io::BufRead::read_line(&mut reader, &mut out).unwrap();
+    let left: i32 = out.trim().parse().unwrap_or_else(|_| panic!("pid {out:?}"));
+    assert_eq!(shim.wait(&host_id, ""), 0);
+    // By the exit, what held the container's stdout is gone: containerd, closing its end at
+    // the exit, never cuts a read short ("Failed to pipe stdout").
+    let fd = std::os::fd::AsRawFd::as_raw_fd(reader.get_ref());
+    // SAFETY: fcntl on an fd this test owns.
+    unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) };
+    let mut rest = Vec::new();
+    match reader.read_to_end(&mut rest) {
+        Ok(_) => {}
+        Err(e) => panic!("stdout still has a writer after the exit: {e}"),
+    }
+    wait_dead(left, "host pid namespace");
+    shim.delete(&host_id, "").unwrap();
+
+    let mut joined = Bundle::new(&["sh", "-c", "sleep 1002 & exit 0"]);
+    joined.namespace("pid", Some(&pod_ns));
+    joined.write();
+    let joined_id = unique_id("podpid");
+    shim.run(&joined_id, &joined);
+    assert_eq!(shim.wait(&joined_id, ""), 0);
+    let target = std::fs::read_link(&pod_ns).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = sleepers(&target, "1002");
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pod's pid namespace keeps {left:?} of an exited container"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    shim.delete(&joined_id, "").unwrap();
+    shim.assert_serves(&pod);
+}
+
+fn wait_dead(pid: i32, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while process_alive(pid) && !zombie(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: process {pid} outlived its container's init"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
+        .unwrap_or(true)
+}
+
+/// Live (not zombie) `sleep ARG` processes in the pid namespace `ns` (a readlink target).
+fn sleepers(ns: &Path, arg: &str) -> Vec<i32> {
+    let want = format!("sleep\0{arg}\0");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|l| l == ns)
+                && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want.as_bytes())
+                && !zombie(*pid)
+        })
+        .collect()
+}
+
+both!(shim_stats_of_stopped_container, stats_of_stopped);
+/// Stats of a container whose init exited (not deleted yet) are answered, as runc-v2 does
+/// from the container's cgroup: containerd asks on every metrics pass.
+fn stats_of_stopped(flavor: Flavor) {
+    let b = bundle(&["true"]);
+    let id = unique_id("stopped");
+    let mut shim = Shim::start(flavor, &id, &b);
+    shim.run(&id, &b);
+    assert_eq!(shim.wait(&id, ""), 0);
+    let mut r = StatsRequest::new();
+    r.id = id.clone();
+    let stats = shim
+        .client
+        .stats(ctx(), &r)
+        .unwrap_or_else(|e| panic!("stats of a stopped container: {e:?}"))
+        .stats;
+    assert!(
+        stats.type_url.starts_with("io.containerd.cgroups.v"),
+        "{}",
+        stats.type_url
+    );
+    shim.delete(&id, "").unwrap();
 }

@@ -109,12 +109,14 @@ pub fn restore(
         pid_path.display().to_string(),
     ];
     args.extend(common_args(opts));
+    // As for create: a cgroup that already holds processes is not the container's to own.
+    let linux = b.spec.linux().as_ref().expect("checked by Bundle::load");
+    let cgroup = crate::cgroups::Cgroup::new_exclusive(linux.cgroups_path().as_deref(), id, false)?;
     criu(&args, opts.work_path.as_deref().unwrap_or(&opts.image_path))?;
     let pid: i32 = std::fs::read_to_string(&pid_path)
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .ok_or_else(|| Error::Other(format!("criu restore: no pid in {}", pid_path.display())))?;
-    let linux = b.spec.linux().as_ref().expect("checked by Bundle::load");
     let container = Container {
         id: id.to_string(),
         bundle: b.dir.clone(),
@@ -123,11 +125,9 @@ pub fn restore(
         pid_start: crate::state::process_start_time(pid).unwrap_or(0),
         created: crate::state::now_rfc3339(),
         annotations: b.spec.annotations().clone().unwrap_or_default(),
-        cgroup: crate::cgroups::Cgroup::new(linux.cgroups_path().as_deref(), id, false)?,
+        cgroup,
         owner: String::new(),
         systemd_cgroup: false,
-        started: true,
-        creating: false,
         hooks: b.spec.hooks().clone(),
         oci_version: b.spec.version().clone(),
     };

@@ -99,6 +99,7 @@ pub fn create_with_console(
         cgroup: None,
         armed: true,
     };
+    make_creating_marker(&dir)?;
     let fifo = dir.join(EXEC_FIFO);
     make_exec_fifo(
         &fifo,
@@ -155,7 +156,7 @@ pub fn create_with_console(
     }
     cgroup.owner_pid_ns =
         Some(PidNs::of(pid).map_err(|e| Error::io("stat", format!("/proc/{pid}/ns/pid"), e))?);
-    let mut container = Container {
+    let container = Container {
         id: opts.id.clone(),
         bundle: bundle.dir.clone(),
         rootfs: bundle.rootfs.clone(),
@@ -166,8 +167,6 @@ pub fn create_with_console(
         cgroup,
         owner: String::new(),
         systemd_cgroup: opts.systemd_cgroup,
-        started: false,
-        creating: true,
         hooks: spec.hooks().clone(),
         oci_version: spec.version().clone(),
     };
@@ -183,8 +182,7 @@ pub fn create_with_console(
     if let Err(e) = sync_with_init(&parent, &container, spec, pid) {
         return Err(init_failure(&parent, &mut undo, e));
     }
-    container.creating = false;
-    container.save(root)?;
+    remove_creating_marker(&dir)?;
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, pid)?;
     }
@@ -347,6 +345,17 @@ fn make_state_dir(root: &Path, id: &str) -> Result<PathBuf> {
     }
 }
 
+fn make_creating_marker(dir: &Path) -> Result<()> {
+    let path = dir.join(state::CREATING_MARKER);
+    std::fs::File::create(&path).map_err(|e| Error::io("create", &path, e))?;
+    Ok(())
+}
+
+fn remove_creating_marker(dir: &Path) -> Result<()> {
+    let path = dir.join(state::CREATING_MARKER);
+    std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))
+}
+
 /// fork(2) with namespace flags: the child is in its new namespaces from its first instruction.
 fn clone(flags: nix::sched::CloneFlags) -> Result<i32> {
     let r = unsafe {
@@ -402,9 +411,9 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
 
 /// Start a created container: returns once its user process is exec'd.
 pub fn start(root: &Path, id: &str) -> Result<()> {
-    let mut c = Container::load(root, id)?;
+    let c = Container::load(root, id)?;
     match c.status(root) {
-        ContainerState::Created if !c.creating => {}
+        ContainerState::Created => {}
         ContainerState::Stopped => {
             return Err(Error::State(
                 "cannot start a container that has stopped".into(),
@@ -431,8 +440,6 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     if output.is_empty() {
         return Err(Error::State("container init exited before start".into()));
     }
-    c.started = true;
-    c.save(root)?;
     if let Some(h) = &c.hooks {
         run_poststart(&c, h.poststart().as_deref().unwrap_or(&[]))?;
     }

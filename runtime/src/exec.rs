@@ -339,6 +339,7 @@ fn child_setup(
     let exe_c = std::ffi::CString::new(exe.as_os_str().as_encoded_bytes())
         .map_err(|_| Error::Spec("exec: NUL byte in path".into()))?;
     tracing::debug!("setns_init: about to exec {}", exe.display());
+    process::restore_sigpipe()?;
     let err = nix::unistd::execve(&exe_c, &argv, &envp).unwrap_err();
     Err(Error::sys("exec", exe.display(), err))
 }

@@ -50,6 +50,16 @@ pub fn poststart_is_fatal(oci_version: &str) -> bool {
     }
 }
 
+/// Does the runtime have hooks to run between the init's mounts and `createContainer`
+/// (prestart, createRuntime)? Without them the init does not stop for the runtime there.
+pub fn has_runtime_create_hooks(hooks: Option<&oci_spec::runtime::Hooks>) -> bool {
+    #[allow(deprecated)]
+    hooks.is_some_and(|h| {
+        h.prestart().as_ref().is_some_and(|l| !l.is_empty())
+            || h.create_runtime().as_ref().is_some_and(|l| !l.is_empty())
+    })
+}
+
 fn failed(kind: &str, index: usize, hook: &Hook, reason: String) -> Error {
     Error::Failed {
         kind: kind.to_string(),

@@ -112,8 +112,10 @@ fn setup(init: &Init) -> Result<()> {
         rootfs::create_devices(spec, &root, in_userns)?;
         rootfs::create_dev_links(&root)?;
     }
-    init.channel.send(&Msg::RunCreateHooks)?;
-    expect(&init.channel, Msg::Proceed)?;
+    if hooks::has_runtime_create_hooks(spec.hooks().as_ref()) {
+        init.channel.send(&Msg::RunCreateHooks)?;
+        expect(&init.channel, Msg::Proceed)?;
+    }
     let state = oci_state(init, host_pid);
     if let Some(hooks) = spec.hooks() {
         // As runc: createContainer hooks start in the container's rootfs.
@@ -235,6 +237,10 @@ fn setup(init: &Init) -> Result<()> {
             let _ = write!(fifo_w, "E{e}");
             unsafe { libc::_exit(1) }
         }
+    }
+    if let Err(e) = process::restore_sigpipe() {
+        let _ = write!(fifo_w, "E{e}");
+        unsafe { libc::_exit(1) }
     }
     let err = nix::unistd::execve(&exe_c, &argv, &envp).unwrap_err();
     let _ = write!(fifo_w, "Eexec {}: {err}", exe.display());

@@ -2,6 +2,7 @@
 //! no_new_privs, oom score, and finding the executable.
 use crate::{Error, Result};
 use caps::{CapSet, Capability as Cap, CapsHashSet};
+use nix::sys::signal::{SigHandler, Signal};
 use oci_spec::runtime::{Capabilities, LinuxCapabilities, PosixRlimit, Process};
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
@@ -158,6 +159,15 @@ pub fn apply_capabilities(capabilities: Option<&LinuxCapabilities>) -> Result<()
             .map_err(|e| Error::Other(format!("raise ambient {cap}: {e}")))?;
     }
     Ok(())
+}
+
+/// Rust's runtime ignores SIGPIPE in the runtime itself; the container's process must get the
+/// default back, as from any other runtime (`yes | head` would spin for ever otherwise).
+/// Called right before execve: until then the runtime wants EPIPE, not death.
+pub fn restore_sigpipe() -> Result<()> {
+    unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) }
+        .map(drop)
+        .map_err(|e| Error::sys("signal", "SIGPIPE", e))
 }
 
 pub fn set_no_new_privs() -> Result<()> {

@@ -8,6 +8,11 @@ use std::path::{Path, PathBuf};
 
 pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
+/// An empty file that says `create` is still setting the container up: an interrupted create
+/// leaves it. A marker rather than a field, so that state.json is written once per container:
+/// on ext4 a rename over an existing file forces its blocks to disk, which makes the later
+/// unlink cost milliseconds (a synchronous discard on this kind of disk).
+pub const CREATING_MARKER: &str = "creating";
 
 /// What the runtime remembers about a container between invocations.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -26,12 +31,6 @@ pub struct Container {
     pub owner: String,
     #[serde(default)]
     pub systemd_cgroup: bool,
-    /// Set by `run` and `start` once the user process is running: no exec fifo left.
-    #[serde(default)]
-    pub started: bool,
-    /// Still being set up by `create`: an interrupted create leaves this set.
-    #[serde(default)]
-    pub creating: bool,
     /// The hooks that run after create (poststart, poststop), kept in case the bundle goes.
     #[serde(default)]
     pub hooks: Option<oci_spec::runtime::Hooks>,
@@ -76,6 +75,7 @@ impl Container {
     }
 
     /// Write state.json atomically (temp file + rename), so a crash never leaves half a file.
+    /// Written once per container (see `CREATING_MARKER`).
     pub fn save(&self, root: &Path) -> Result<()> {
         let dir = dir(root, &self.id);
         let tmp = dir.join(".state.json.tmp");
@@ -96,9 +96,10 @@ impl Container {
         if !self.is_alive() {
             return ContainerState::Stopped;
         }
-        if self.creating {
+        let dir = dir(root, &self.id);
+        if dir.join(CREATING_MARKER).exists() {
             ContainerState::Creating
-        } else if dir(root, &self.id).join(EXEC_FIFO).exists() {
+        } else if dir.join(EXEC_FIFO).exists() {
             ContainerState::Created
         } else {
             ContainerState::Running

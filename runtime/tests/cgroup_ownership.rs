@@ -99,6 +99,36 @@ fn create_refuses_a_cgroup_that_holds_processes() {
     assert!(out.contains("decoy-ALIVE"), "{out}");
 }
 
+/// `restore` puts criu's processes in the container's cgroup: the same ownership rule as create,
+/// checked before criu runs.
+#[test]
+fn restore_refuses_a_cgroup_that_holds_processes() {
+    let sb = CgroupSandbox::new("busy-restore");
+    let b = bundle_with_cgroup(&["sleep", "1000"], "/busy");
+    let out = run(
+        &sb,
+        &format!(
+            "sleep 1000 & decoy=$!\n\
+             mkcg busy; joincg busy $decoy\n\
+             mkdir -p {img}\n\
+             $RT restore --image-path {img} --bundle {b} c1; echo \"restore=$?\"\n\
+             $RT delete --force c1 2>/dev/null\n\
+             alive decoy $decoy\nkill $decoy\n",
+            b = b.path_str(),
+            img = sb.work_dir().join("image").display(),
+        ),
+    );
+    assert!(
+        out.contains("restore=1"),
+        "restore into a busy cgroup must fail: {out}"
+    );
+    assert!(
+        out.contains("container's cgroup is not empty: 1 process(es) found"),
+        "refused for the cgroup, not by criu: {out}"
+    );
+    assert!(out.contains("decoy-ALIVE"), "{out}");
+}
+
 #[test]
 fn create_refuses_an_ancestor_of_a_busy_cgroup() {
     // `/a` itself is empty but `/a/b` holds a process: kill --all of `/a` would reach it.

@@ -210,3 +210,28 @@ fn libc_dup2(from: i32, to: i32) -> i32 {
         }
     }
 }
+
+/// The runtime is a Rust program, which ignores SIGPIPE; its container processes must not
+/// inherit that (`yes | head` would spin for ever): the init's process and an exec'd one start
+/// with SIGPIPE at its default, as under runc and crun.
+#[test]
+fn container_processes_get_the_default_sigpipe() {
+    const SIGPIPE_BIT: u64 = 1 << (13 - 1);
+    let ignored = |status: &str| {
+        let line = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigIgn:"))
+            .unwrap_or_else(|| panic!("no SigIgn in {status:?}"));
+        u64::from_str_radix(line.trim(), 16).unwrap()
+    };
+    let init = sh("cat /proc/self/status");
+    assert_eq!(ignored(&init) & SIGPIPE_BIT, 0, "init: {init}");
+    let rt = runtime();
+    let b = Bundle::new(&["sleep", "1000"]);
+    let id = unique_id("sigpipe");
+    rt.start(&b, &id);
+    let exec = rt.ok(&["exec", &id, "cat", "/proc/self/status"]);
+    assert_eq!(ignored(&exec) & SIGPIPE_BIT, 0, "exec: {exec}");
+    // And the behaviour it is about: the writer of a closed pipe ends.
+    assert_eq!(rt.ok(&["exec", &id, "sh", "-c", "yes | head -c 3"]), "y\ny");
+}

@@ -14,6 +14,7 @@ mod reaper;
 mod runtime;
 mod service;
 mod shim;
+mod spec;
 mod stats;
 mod stdio;
 #[cfg(test)]

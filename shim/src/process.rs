@@ -51,6 +51,12 @@ pub struct Container {
     pub rootfs_mounted: bool,
     /// The init's exit, held back until every exec's exit was published.
     pub pending_init_exit: bool,
+    /// No pid namespace of its own (the host's or a pod's): when the init exits, the
+    /// processes it leaves are killed (`kill --all`), as the kernel does in a namespace of
+    /// its own and runc-v2 does otherwise.
+    pub kill_all_on_exit: bool,
+    /// The init's `/proc/<pid>/cgroup`, read at create: stats outlive the init.
+    pub cgroups: String,
 }
 
 impl Container {

@@ -27,6 +27,8 @@ type Result<T> = ttrpc::Result<T>;
 
 /// How long an exit waits for a terminal's last output to reach the client.
 const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
+/// How long an exit waits for the processes a `kill --all` signalled to be gone.
+const KILL_ALL_WAIT: Duration = Duration::from_secs(2);
 
 pub struct Service {
     containers: Mutex<HashMap<String, Container>>,
@@ -51,6 +53,35 @@ fn runtime_err(e: RuntimeError) -> ttrpc::Error {
         RuntimeError::Failed { .. } => Code::UNKNOWN,
     };
     status(code, e)
+}
+
+/// The runtime's failure of `create`, `start` or `exec`, worded as runc-v2 words it
+/// ("OCI runtime create failed: …"): the kubelet and containerd's logs show that text.
+fn oci_err(what: &str, e: RuntimeError) -> ttrpc::Error {
+    match e {
+        RuntimeError::Failed { message } => runtime_err(RuntimeError::Failed {
+            message: format!("OCI runtime {what} failed: {message}"),
+        }),
+        other => runtime_err(other),
+    }
+}
+
+/// A kill the runtime refused because the process is gone: NotFound ("process already
+/// finished"), which containerd takes for stopped, as from runc-v2.
+fn kill_err(e: RuntimeError) -> ttrpc::Error {
+    match &e {
+        RuntimeError::Failed { message }
+            if ["not running", "already finished", "no such process"]
+                .iter()
+                .any(|s| message.to_lowercase().contains(s)) =>
+        {
+            status(
+                Code::NOT_FOUND,
+                format!("process already finished: {message}"),
+            )
+        }
+        _ => runtime_err(e),
+    }
 }
 
 fn io_err(what: &str, e: impl Display) -> ttrpc::Error {
@@ -111,12 +142,33 @@ impl Service {
     /// A terminal's last output drains first, with the state unlocked meanwhile.
     pub fn handle_exits(self: Arc<Self>, exits: Receiver<(i32, i32)>) {
         for (pid, code) in exits {
+            if let Some((runtime, id, cgroups)) = self.kill_all_for(pid) {
+                // Before the output drains and the exit is published: what is left may hold
+                // the container's stdout, and containerd closes its end at the exit.
+                let sig = (libc::SIGKILL).to_string();
+                match runtime.run(&["kill", "--all", &id, &sig], None) {
+                    Ok(_) => stats::wait_emptied(&cgroups, KILL_ALL_WAIT),
+                    Err(e) => {
+                        tracing::warn!(container = %id, error = %e, "kill --all after init exit")
+                    }
+                }
+            }
             let drained = self.with_running(pid, |p| p.io.take_output_done());
             if let Some(Some(done)) = drained {
                 let _ = done.recv_timeout(OUTPUT_DRAIN);
             }
             self.record_exit(pid, code);
         }
+    }
+
+    /// The runtime and id of the container whose running init is `pid`, if that container
+    /// has no pid namespace of its own.
+    fn kill_all_for(&self, pid: i32) -> Option<(Runtime, String, String)> {
+        let containers = self.lock();
+        containers
+            .values()
+            .find(|c| c.kill_all_on_exit && c.init.pid == pid && !c.init.exited())
+            .map(|c| (c.runtime.clone(), c.id.clone(), c.cgroups.clone()))
     }
 
     /// Runs `f` on the running container process `pid`, if there is one.
@@ -200,6 +252,8 @@ impl Service {
             execs: HashMap::new(),
             rootfs_mounted: false,
             pending_init_exit: false,
+            kill_all_on_exit: crate::spec::shares_pid_namespace(&bundle),
+            cgroups: String::new(),
         };
         if !req.rootfs.is_empty() {
             let rootfs = bundle.join("rootfs");
@@ -234,7 +288,9 @@ impl Service {
             args.extend(["--console-socket", s]);
         }
         args.push(&c.id);
-        c.runtime.run(&args, Some(pio)).map_err(runtime_err)?;
+        c.runtime
+            .run(&args, Some(pio))
+            .map_err(|e| oci_err("create", e))?;
         let attached = io
             .connect_console(&c.init.stdio)
             .map_err(|e| io_err("console", e))
@@ -243,6 +299,8 @@ impl Service {
             Ok(pid) => {
                 c.init.pid = pid;
                 c.init.io = io;
+                c.cgroups =
+                    std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
                 Ok(())
             }
             Err(e) => {
@@ -294,7 +352,7 @@ impl Service {
         args.push(&id);
         let result = runtime.run(&args, Some(pio));
         let _ = std::fs::remove_file(&spec_path);
-        result.map_err(runtime_err)?;
+        result.map_err(|e| oci_err("exec", e))?;
         io.connect_console(&p.stdio)
             .map_err(|e| io_err("console", e))?;
         let pid = read_pid(&pid_file).map_err(|e| io_err("pid file", e))?;
@@ -414,7 +472,7 @@ impl berth_proto::Task for Service {
             }
             c.runtime
                 .run(&["start", &req.id], None)
-                .map_err(runtime_err)?;
+                .map_err(|e| oci_err("start", e))?;
             if !c.init.exited() {
                 c.init.status = Status::RUNNING;
             }
@@ -584,7 +642,7 @@ impl berth_proto::Task for Service {
                 args.push("--all");
             }
             args.extend([req.id.as_str(), sig.as_str()]);
-            c.runtime.run(&args, None).map_err(runtime_err)?;
+            c.runtime.run(&args, None).map_err(kill_err)?;
         } else {
             if p.pid == 0 {
                 return Err(status(
@@ -697,13 +755,7 @@ impl berth_proto::Task for Service {
     fn stats(&self, _: &TtrpcContext, req: StatsRequest) -> Result<StatsResponse> {
         let containers = self.lock();
         let c = container(&containers, &req.id)?;
-        if c.init.exited() {
-            return Err(status(
-                Code::FAILED_PRECONDITION,
-                format!("container {}: stopped", req.id),
-            ));
-        }
-        let any = stats::metrics(c.init.pid).map_err(|e| io_err("cgroup", e))?;
+        let any = stats::metrics(&c.cgroups);
         let mut r = StatsResponse::new();
         r.stats = MessageField::some(any);
         Ok(r)

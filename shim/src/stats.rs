@@ -8,9 +8,9 @@ use berth_proto::protobuf::{Message, MessageField};
 
 pub(crate) const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
-/// Metrics of the cgroup(s) of `pid`, packed as containerd expects.
-pub fn metrics(pid: i32) -> std::io::Result<Any> {
-    let table = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
+/// Metrics of the cgroup(s) named by `table` (a process's `/proc/<pid>/cgroup`), packed as
+/// containerd expects; a cgroup already gone reads as zeros.
+pub fn metrics(table: &str) -> Any {
     let mut any = Any::new();
     if Path::new(CGROUP_ROOT).join("cgroup.controllers").exists() {
         let path = table
@@ -23,9 +23,39 @@ pub fn metrics(pid: i32) -> std::io::Result<Any> {
             .unwrap_or_default();
     } else {
         any.type_url = "io.containerd.cgroups.v1.Metrics".into();
-        any.value = metrics_v1(&table).write_to_bytes().unwrap_or_default();
+        any.value = metrics_v1(table).write_to_bytes().unwrap_or_default();
     }
-    Ok(any)
+    any
+}
+
+/// The `cgroup.procs` of the cgroup named by `table` (v2, else the v1 `pids` or `memory`
+/// hierarchy).
+pub fn procs_file(table: &str) -> Option<PathBuf> {
+    if Path::new(CGROUP_ROOT).join("cgroup.controllers").exists() {
+        let path = table.lines().find_map(|l| l.strip_prefix("0::"))?;
+        return Some(
+            Path::new(CGROUP_ROOT)
+                .join(path.trim_start_matches('/'))
+                .join("cgroup.procs"),
+        );
+    }
+    v1_dir(table, "pids")
+        .or_else(|| v1_dir(table, "memory"))
+        .map(|d| d.join("cgroup.procs"))
+}
+
+/// Waits (up to `limit`) until the cgroup named by `table` holds no live process: the ones a
+/// `kill --all` just signalled have then closed their files (the container's stdout fifo).
+pub fn wait_emptied(table: &str, limit: std::time::Duration) {
+    let Some(procs) = procs_file(table) else {
+        return;
+    };
+    let deadline = std::time::Instant::now() + limit;
+    while std::fs::read_to_string(&procs).is_ok_and(|s| !s.trim().is_empty())
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
 
 fn read_u64(path: &Path) -> u64 {

@@ -78,26 +78,7 @@ pub fn remove_dir(dir: &Path) {
 
 /// Lazily unmounts every mount point under `dir`, deepest first.
 pub fn unmount_under(dir: &Path) {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut points: Vec<String> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(unescape_mountinfo)
-        .filter(|p| Path::new(p).starts_with(dir))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    for p in points {
-        let c = std::ffi::CString::new(p).expect("mount point without NUL");
-        // SAFETY: umount2 with a valid C string.
-        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-    }
-}
-
-fn unescape_mountinfo(s: &str) -> String {
-    s.replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
+    berth_integration::host::unmount_under(dir);
 }
 
 /// The cgroup parent (absolute, cgroupfs) this test binary's containers go under.

@@ -356,7 +356,7 @@ fn stack_pss_kib(marker: &Path) -> u64 {
         .sum()
 }
 
-fn quantile(times: &[Duration], q: f64) -> Option<f64> {
+pub fn quantile(times: &[Duration], q: f64) -> Option<f64> {
     let mut ms: Vec<f64> = times.iter().map(|d| d.as_secs_f64() * 1e3).collect();
     ms.sort_by(f64::total_cmp);
     (!ms.is_empty()).then(|| ms[((ms.len() - 1) as f64 * q).round() as usize])

@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 mod containers;
+mod cri;
 mod daemons;
 mod pull;
 mod shim;
@@ -41,7 +42,7 @@ mod shim;
 const USAGE: &str =
     "usage: berth-bench [--berth PATH] [--supervisor PATH] [--runc PATH] [--crun PATH] [-n N]
                    [--warmup N] [--pulls N] [--pull-only] [--engines N] [--engines-only]
-                   [--host-layout]
+                   [--host-layout] [--cri N] [--cri-idle N] [--cri-only]
 
   --berth PATH   berth-runtime binary (default target/release/berth-runtime)
   --supervisor PATH  berth (daemon + CLI) binary (default target/release/berth)
@@ -54,7 +55,11 @@ const USAGE: &str =
   --engines N    run --rm rounds per engine in the berth/dockerd/podman scenario (default 20;
                  0 skips it)
   --engines-only run only the berth/dockerd/podman scenario
-  --host-layout  leave hugetlb on a hybrid host's cgroup2 mount (crun then fails)";
+  --host-layout  leave hugetlb on a hybrid host's cgroup2 mount (crun then fails)
+  --cri N        pods per handler in the CRI scenario (containerd's CRI with runc, berth-runc,
+                 berth: pod start and teardown p50/p90; default 50; 0 skips it)
+  --cri-idle N   idle pods per handler whose memory is measured (default 20)
+  --cri-only     run only the CRI scenario";
 
 /// crun refuses a hybrid layout whose cgroup2 mount has controllers; see `HugetlbV1`.
 const UNIFIED: &str = "/sys/fs/cgroup/unified";
@@ -82,6 +87,9 @@ struct Options {
     engines: usize,
     engines_only: bool,
     host_layout: bool,
+    cri: usize,
+    cri_idle: usize,
+    cri_only: bool,
 }
 
 /// The lifecycle's steps, timed separately to show where the time goes.
@@ -143,6 +151,9 @@ fn parse_args(args: Vec<String>) -> Result<Options, String> {
         engines: 20,
         engines_only: false,
         host_layout: false,
+        cri: 50,
+        cri_idle: 20,
+        cri_only: false,
     };
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
@@ -159,6 +170,9 @@ fn parse_args(args: Vec<String>) -> Result<Options, String> {
             "--pull-only" => opts.pull_only = true,
             "--engines" => opts.engines = parse_count(&flag, &value()?)?,
             "--engines-only" => opts.engines_only = true,
+            "--cri" => opts.cri = parse_count(&flag, &value()?)?,
+            "--cri-idle" => opts.cri_idle = parse_count(&flag, &value()?)?,
+            "--cri-only" => opts.cri_only = true,
             "-h" | "--help" => return Err("help".into()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -202,6 +216,10 @@ impl Drop for WorkDir {
 fn run_in(opts: &Options, work: &Path) -> Result<bool, String> {
     if opts.pull_only {
         pull::run(work, &opts.supervisor, opts.pulls.max(1));
+        return Ok(true);
+    }
+    if opts.cri_only {
+        cri::run(opts.cri.max(1), opts.cri_idle);
         return Ok(true);
     }
     become_subreaper()?;
@@ -292,6 +310,9 @@ fn run_in(opts: &Options, work: &Path) -> Result<bool, String> {
     }
     if opts.pulls > 0 {
         pull::run(work, &opts.supervisor, opts.pulls);
+    }
+    if opts.cri > 0 {
+        cri::run(opts.cri, opts.cri_idle);
     }
     println!(
         "\nload average at end: {} (2+ on this 2-core VM inflates every figure)",
@@ -785,8 +806,11 @@ impl HugetlbV1 {
 /// The kernel frees a v1 hierarchy (and gives its controller back to cgroup2) only once it is
 /// unmounted *and* has no cgroup below its root: the cgroups the runtimes and engines made in
 /// it while the bench ran (empty once their containers are gone) are removed first.
+/// The bench is the subreaper of the shims and engines it ran: their zombies keep their css_sets,
+/// and with them the hierarchy, until reaped.
 impl Drop for HugetlbV1 {
     fn drop(&mut self) {
+        reap_orphans();
         let left = remove_cgroups_below(&self.mount);
         if let Err(e) = umount2(&self.mount, 0) {
             eprintln!("berth-bench: unmount {}: {e}", self.mount.display());
