@@ -6,7 +6,7 @@
 PREFIX ?= /usr/local
 CARGO ?= cargo
 RELEASE := target/release
-BINS := berth-runtime containerd-shim-berth-v2 berth
+BINS := berth-runtime containerd-shim-berth-v2 berth berth-logger
 DEMO := $(CURDIR)/target/demo
 
 # Debian packages: build deps, the busybox used for test rootfs, and the real peers the

@@ -5,8 +5,10 @@
 pub mod api;
 pub mod build;
 pub mod cli;
+pub mod compose;
 pub mod containers;
 pub mod daemon;
+pub mod duration;
 pub mod images;
 pub mod network;
 pub mod perms;

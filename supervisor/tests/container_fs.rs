@@ -20,6 +20,14 @@ fn cli(bin: &str, host: &str, args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("{bin} missing: {e}"))
 }
 
+/// `bin` with `args`: a docker CLI, or berth's own (`berth`).
+fn run_with(bin: &str, host: &str, args: &[&str]) -> Output {
+    match bin {
+        "berth" => berth(host, args),
+        _ => cli(bin, host, args),
+    }
+}
+
 /// One raw request with a body over the daemon's socket: the status line and the body.
 fn put_tar(socket: &std::path::Path, path: &str, tar: &[u8]) -> String {
     use std::io::Read;
@@ -132,10 +140,10 @@ fn cp_export_and_diff_with_the_docker_clis() {
         host: &host,
         names: Vec::new(),
     };
-    for (i, bin) in CLIS.iter().enumerate() {
+    for (i, bin) in CLIS.iter().chain(&["berth"]).enumerate() {
         let name = format!("fs{i}");
         made.names.push(name.clone());
-        let run = |args: &[&str]| cli(bin, &host, args);
+        let run = |args: &[&str]| run_with(bin, &host, args);
         let script = format!(
             "busybox mkdir /data; echo inside > /data/f; busybox ln -s / /data/up; \
              busybox ln -s {hs} /data/hostdir; busybox ln -s {hs}/secret /data/secret; \
@@ -300,6 +308,22 @@ fn cp_export_and_diff_with_the_docker_clis() {
             );
         }
 
+        // commit: the container's changes as an image a new container runs.
+        let image = format!("snap{i}:v1");
+        let id = ok(run(&["commit", "-m", "snapshot", &name, &image]));
+        assert!(id.trim().starts_with("sha256:"), "{bin}: {id}");
+        let out = ok(run(&[
+            "run",
+            "--rm",
+            &image,
+            "sh",
+            "-c",
+            "read l < /data/f; echo $l",
+        ]));
+        assert_eq!(out, "inside\n", "{bin}");
+        let comment = ok(run(&["image", "inspect", "-f", "{{.Comment}}", &image]));
+        assert_eq!(comment, "snapshot\n", "{bin}");
+
         // Stopped: cp and export still work (the snapshot is mounted for the moment).
         ok(run(&["stop", "-t", "1", &name]));
         let exported = work.join(format!("export{i}.tar"));
@@ -327,7 +351,7 @@ fn cp_export_and_diff_with_the_docker_clis() {
             !names.iter().any(|n| n == "etc/marker"),
             "{bin}: a deleted file was exported"
         );
-        let out = cli(bin, &host, &["cp", &format!("{name}:/data/f"), "-"]);
+        let out = run(&["cp", &format!("{name}:/data/f"), "-"]);
         assert!(
             out.status.success(),
             "{bin}: cp from a stopped container: {out:?}"

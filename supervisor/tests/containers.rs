@@ -454,3 +454,139 @@ fn json_file_logs_rotate() {
     assert!(err.contains("max-file cannot be less than 1"), "{err}");
     assert_eq!(e.ok(&["ps", "-aq"]), "");
 }
+
+#[test]
+fn log_drivers_none_and_local() {
+    let e = Engine::start();
+    // none: attach still shows the output; logs is docker's refusal, with both CLIs.
+    assert_eq!(
+        e.ok(&[
+            "run",
+            "--rm",
+            "--log-driver",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "echo attached"
+        ]),
+        "attached\n"
+    );
+    let id = e.ok(&[
+        "run",
+        "-d",
+        "--log-driver",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo gone",
+    ]);
+    let id = id.trim();
+    e.ok(&["wait", id]);
+    let err = e.fails(&["logs", id], 1);
+    assert_eq!(
+        err.trim(),
+        "Error response from daemon: configured logging driver does not support reading"
+    );
+    for bin in ["/usr/bin/docker", "/usr/local/bin/docker"] {
+        let out = Command::new(bin)
+            .args(["logs", id])
+            .env("DOCKER_HOST", &e.host)
+            .env("DOCKER_CONFIG", config_dir(&e.host))
+            .output()
+            .unwrap_or_else(|err| panic!("{bin} missing: {err}"));
+        assert_eq!(out.status.code(), Some(1), "{bin}: {out:?}");
+        assert!(
+            stderr(&out).contains("configured logging driver does not support reading"),
+            "{bin}: {out:?}"
+        );
+    }
+    e.ok(&["rm", id]);
+
+    // local: rotated by its own options, read back in order.
+    let script = "i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo line $i; done";
+    let id = e.ok(&[
+        "run",
+        "-d",
+        "--log-driver",
+        "local",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=3",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    let id = id.trim();
+    e.ok(&["wait", id]);
+    let log_path = e.ok(&["inspect", "-f", "{{.LogPath}}", id]);
+    let rotated = |n: u32| std::path::PathBuf::from(format!("{}.{n}", log_path.trim()));
+    assert!(rotated(2).exists() && !rotated(3).exists(), "max-file=3");
+    let logs = e.ok(&["logs", id]);
+    let lines: Vec<&str> = logs.lines().collect();
+    let first: u32 = lines[0].trim_start_matches("line ").parse().unwrap();
+    let expected: Vec<String> = (first..=300).map(|i| format!("line {i}")).collect();
+    assert_eq!(lines, expected, "the newest lines, in order, none twice");
+    let err = e.fails(
+        &[
+            "create",
+            "--log-driver",
+            "local",
+            "--log-opt",
+            "tag=x",
+            "busybox",
+        ],
+        125,
+    );
+    assert!(
+        err.contains("unknown log opt 'tag' for local log driver"),
+        "{err}"
+    );
+    let err = e.fails(&["create", "--log-driver", "syslog", "busybox"], 125);
+    assert!(
+        err.contains("logger: no log driver named 'syslog' is registered"),
+        "{err}"
+    );
+    e.ok(&["rm", id]);
+}
+
+#[test]
+fn logs_follow_across_several_rotations_between_reads() {
+    let e = Engine::start();
+    // Waits for /etc/go, then writes 3000 lines (~225 kB) as fast as it can: rotations of
+    // 10 kB files, often several between two reads of the follower; all kept (100 files).
+    let script = "while [ ! -e /etc/go ]; do busybox usleep 10000; done; \
+                  i=0; while [ $i -lt 3000 ]; do i=$((i+1)); echo line $i; done";
+    let id = e.ok(&[
+        "run",
+        "-d",
+        "--log-opt",
+        "max-size=10k",
+        "--log-opt",
+        "max-file=100",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    let id = id.trim().to_string();
+    let follower = Command::new(BERTH)
+        .args(["-H", &e.host, "logs", "-f", &id])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    e.ok(&["exec", &id, "busybox", "touch", "/etc/go"]);
+    let out = follower.wait_with_output().unwrap();
+    let followed = String::from_utf8_lossy(&out.stdout);
+    let expected: String = (1..=3000).map(|i| format!("line {i}\n")).collect();
+    assert!(
+        followed == expected,
+        "the follower lost or repeated lines: {} of 3000 lines",
+        followed.lines().count()
+    );
+    e.ok(&["rm", &id]);
+}

@@ -240,3 +240,148 @@ fn kill_9_loop_around_load_pull_rmi_prune_leaves_a_consistent_store() {
         stored.len()
     );
 }
+
+/// Removes every container of a data root when the test ends, passed or failed (they
+/// outlive their daemons).
+struct RemoveAll<'a>(&'a Path);
+
+impl Drop for RemoveAll<'_> {
+    fn drop(&mut self) {
+        let daemon = start(self.0);
+        let ids = common::stdout(&berth(&daemon.host, &["ps", "-aq", "--no-trunc"]));
+        for id in ids.split_whitespace() {
+            let _ = berth(&daemon.host, &["rm", "-f", id]);
+        }
+    }
+}
+
+/// The 64-hex names in `dir`.
+fn id_dirs(dir: &Path) -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.len() == 64)
+        .collect()
+}
+
+fn id_set(text: &str) -> std::collections::BTreeSet<String> {
+    text.split_whitespace().map(String::from).collect()
+}
+
+/// Shims serving containers under `exec`.
+fn shims_under(exec: &Path) -> usize {
+    let needle = exec.display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|p| std::fs::read(p.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains("containerd-shim-berth-v2") && c.contains(&needle))
+        .count()
+}
+
+/// After a daemon's restart, every container is whole (a record, its files and snapshot; a
+/// bundle, mount and shim only while it runs) and nothing is left of the others.
+fn check_whole(dir: &Path, round: usize) {
+    use berth_supervisor::images::service::{ImageService, Options};
+    let daemon = start(dir);
+    let all = id_set(&ok(berth(&daemon.host, &["ps", "-aq", "--no-trunc"])));
+    let running = id_set(&ok(berth(&daemon.host, &["ps", "-q", "--no-trunc"])));
+    for id in &all {
+        ok(berth(&daemon.host, &["inspect", id]));
+    }
+    drop(daemon);
+    let data = dir.join("data");
+    let exec = dir.join("exec");
+    assert_eq!(
+        id_dirs(&data.join("containers")),
+        all,
+        "round {round}: container files"
+    );
+    assert_eq!(
+        id_dirs(&exec.join("containers")),
+        running,
+        "round {round}: bundles"
+    );
+    assert_eq!(shims_under(&exec), running.len(), "round {round}: shims");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let rootfs_mounts = mounts
+        .lines()
+        .filter(|l| l.contains(&format!("{}/containers/", exec.display())))
+        .count();
+    assert_eq!(rootfs_mounts, running.len(), "round {round}: rootfs mounts");
+    let images = ImageService::open(Options {
+        data_root: data,
+        ..Default::default()
+    })
+    .unwrap();
+    let snapshots: std::collections::BTreeSet<String> = images
+        .metadata
+        .snapshots()
+        .unwrap()
+        .into_iter()
+        .filter_map(|s| s.key.strip_prefix("container-").map(String::from))
+        .collect();
+    assert_eq!(snapshots, all, "round {round}: container snapshots");
+}
+
+/// kill -9 of the daemon while containers are created, started and removed: the next daemon
+/// finds each container whole or gone, with no snapshot, bundle, mount or shim left over.
+#[test]
+fn kill_9_around_create_start_rm_leaves_whole_containers_or_none() {
+    let dir = tempfile::tempdir().unwrap();
+    common::seed(
+        &dir.path().join("data"),
+        "busybox",
+        &common::busybox_image("crash", 1),
+    );
+    let _cleanup = RemoveAll(dir.path());
+    let script = "trap 'exit 0' TERM; while :; do busybox sleep 1; done";
+    for round in 0..12usize {
+        let daemon = start(dir.path());
+        let host = daemon.host.clone();
+        let existing = id_set(&ok(berth(&host, &["ps", "-aq", "--no-trunc"])));
+        let mut clients = vec![
+            background(
+                &host,
+                &[
+                    "run",
+                    "-d",
+                    "--network",
+                    "none",
+                    "busybox",
+                    "sh",
+                    "-c",
+                    script,
+                ],
+            ),
+            background(&host, &["create", "--network", "none", "busybox", "true"]),
+        ];
+        if let Some(id) = existing.iter().next() {
+            clients.push(background(&host, &["rm", "-f", id]));
+        }
+        if let Some(id) = existing.iter().nth(1) {
+            clients.push(background(&host, &["start", id]));
+        }
+        // Kill at a different moment each round (not a timed assertion: any moment will do).
+        std::thread::sleep(Duration::from_millis(5 + (round as u64 * 37) % 300));
+        // SAFETY: signals our own child.
+        unsafe { libc::kill(daemon.child.id() as i32, libc::SIGKILL) };
+        for mut client in clients {
+            let _ = client.wait();
+        }
+        drop(daemon);
+        check_whole(dir.path(), round);
+    }
+    // Every container left still starts, stops and goes.
+    let daemon = start(dir.path());
+    let all = id_set(&ok(berth(&daemon.host, &["ps", "-aq", "--no-trunc"])));
+    assert!(!all.is_empty());
+    for id in &all {
+        ok(berth(&daemon.host, &["rm", "-f", id]));
+    }
+    drop(daemon);
+    check_whole(dir.path(), usize::MAX);
+}

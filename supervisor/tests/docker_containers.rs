@@ -8,6 +8,7 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 use common::*;
+use serde_json::json;
 
 const CLIS: [&str; 2] = ["/usr/bin/docker", "/usr/local/bin/docker"];
 
@@ -818,4 +819,272 @@ fn events_and_container_prune() {
     let _ = follower.kill();
     let _ = follower.wait();
     assert_eq!(names, "ev2\ngone\nother\n");
+}
+
+/// `State.Health` of `name` as JSON.
+fn health(engine: &Engine, name: &str) -> serde_json::Value {
+    let out = stdout(&berth(
+        &engine.host,
+        &["inspect", "-f", "{{json .State.Health}}", name],
+    ));
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{name}: {out:?}: {e}"))
+}
+
+#[test]
+fn healthchecks() {
+    let mut engine = Engine::start();
+    let host = engine.host.clone();
+    let script = "trap 'exit 0' TERM; while :; do busybox sleep 0.1; done";
+    let bins = [CLIS[0], CLIS[1], "berth"];
+    for (i, bin) in bins.iter().enumerate() {
+        let run = |args: &[&str]| match *bin {
+            "berth" => berth(&host, args),
+            _ => cli(bin, &host, args, None),
+        };
+        let name = format!("hc{i}");
+        let since = chrono::Utc::now().timestamp().to_string();
+        let id = ok(run(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--health-cmd",
+            "test -e /etc/ok && echo fine",
+            "--health-interval",
+            "200ms",
+            "--health-retries",
+            "2",
+            "busybox",
+            "sh",
+            "-c",
+            script,
+        ]));
+        let id = id.trim().to_string();
+        let config = stdout(&berth(
+            &host,
+            &["inspect", "-f", "{{json .Config.Healthcheck}}", &name],
+        ));
+        let config: serde_json::Value = serde_json::from_str(config.trim()).unwrap();
+        assert_eq!(
+            config,
+            json!({"Test": ["CMD-SHELL", "test -e /etc/ok && echo fine"], "Interval": 200000000, "Retries": 2}),
+            "{bin}"
+        );
+        engine.until(&name, "{{.State.Health.Status}}", |s| s == "unhealthy");
+        let h = health(&engine, &name);
+        assert!(h["FailingStreak"].as_u64().unwrap() >= 2, "{bin}: {h}");
+        let last = &h["Log"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(last["ExitCode"], 1, "{bin}: {h}");
+        assert!(last["Start"].as_str().unwrap() <= last["End"].as_str().unwrap());
+        assert_eq!(
+            ok(run(&[
+                "ps",
+                "-q",
+                "--no-trunc",
+                "--filter",
+                "health=unhealthy"
+            ]))
+            .trim(),
+            id,
+            "{bin}"
+        );
+        let status = ok(run(&[
+            "ps",
+            "--filter",
+            &format!("name={name}"),
+            "--format",
+            "{{.Status}}",
+        ]));
+        assert!(status.trim().ends_with("(unhealthy)"), "{bin}: {status}");
+
+        ok(run(&["exec", &name, "busybox", "touch", "/etc/ok"]));
+        engine.until(&name, "{{.State.Health.Status}}", |s| s == "healthy");
+        let h = health(&engine, &name);
+        assert_eq!(h["FailingStreak"], 0, "{bin}: {h}");
+        let log = h["Log"].as_array().unwrap();
+        assert!(log.len() <= 5, "{bin}: {h}");
+        let last = log.last().unwrap();
+        assert_eq!(
+            (&last["ExitCode"], &last["Output"]),
+            (&json!(0), &json!("fine\n")),
+            "{bin}: {h}"
+        );
+        assert_eq!(
+            ok(run(&[
+                "ps",
+                "-q",
+                "--no-trunc",
+                "--filter",
+                "health=healthy"
+            ]))
+            .trim(),
+            id,
+            "{bin}"
+        );
+        assert!(
+            ok(run(&["ps", "-q", "--filter", "health=unhealthy"])).is_empty(),
+            "{bin}"
+        );
+        let status = ok(run(&[
+            "ps",
+            "--filter",
+            &format!("name={name}"),
+            "--format",
+            "{{.Status}}",
+        ]));
+        assert!(status.trim().ends_with("(healthy)"), "{bin}: {status}");
+        // Docker's health_status events (the journal also holds each probe's exec events).
+        let until = (chrono::Utc::now().timestamp() + 1).to_string();
+        let events = ok(run(&[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--filter",
+            "event=health_status",
+            "--filter",
+            &format!("container={name}"),
+            "--format",
+            "{{.Action}}",
+        ]));
+        assert_eq!(
+            events, "health_status: unhealthy\nhealth_status: healthy\n",
+            "{bin}"
+        );
+        // Stopped: the monitor ends, the status is docker's `unhealthy`.
+        ok(run(&["stop", &name]));
+        assert_eq!(health(&engine, &name)["Status"], "unhealthy", "{bin}");
+        ok(run(&["rm", &name]));
+    }
+
+    // A probe past its timeout is killed and fails with exit -1 and docker's text.
+    ok(berth(
+        &host,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "slow",
+            "--health-cmd",
+            "busybox sleep 30",
+            "--health-timeout",
+            "300ms",
+            "--health-interval",
+            "100ms",
+            "--health-retries",
+            "1",
+            "busybox",
+            "sh",
+            "-c",
+            script,
+        ],
+    ));
+    engine.until("slow", "{{.State.Health.Status}}", |s| s == "unhealthy");
+    let h = health(&engine, "slow");
+    let last = h["Log"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["ExitCode"], -1, "{h}");
+    assert_eq!(
+        last["Output"], "Health check exceeded timeout (300ms)",
+        "{h}"
+    );
+
+    // The image's HEALTHCHECK, and --no-healthcheck against it.
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nHEALTHCHECK --interval=200ms --retries=1 CMD cat /etc/marker\n",
+    )
+    .unwrap();
+    ok(berth(
+        &host,
+        &["build", "-q", "-t", "hcimage", ctx.path().to_str().unwrap()],
+    ));
+    ok(berth(
+        &host,
+        &["run", "-d", "--name", "img", "hcimage", "sh", "-c", script],
+    ));
+    ok(berth(
+        &host,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "nohc",
+            "--no-healthcheck",
+            "hcimage",
+            "sh",
+            "-c",
+            script,
+        ],
+    ));
+    engine.until("img", "{{.State.Health.Status}}", |s| s == "healthy");
+    let h = health(&engine, "img");
+    assert_eq!(h["Log"][0]["Output"], "one", "{h}");
+    assert_eq!(
+        stdout(&berth(
+            &host,
+            &["inspect", "-f", "{{json .State.Health}}", "nohc"]
+        ))
+        .trim(),
+        "null"
+    );
+    assert_eq!(
+        ok(berth(
+            &host,
+            &["ps", "--filter", "health=none", "--format", "{{.Names}}"]
+        )),
+        "nohc\n"
+    );
+    let out = berth(&host, &["ps", "--filter", "health=fine"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("Unrecognised filter value for health: fine"),
+        "{out:?}"
+    );
+
+    // A daemon restart keeps State.Health and the probes go on.
+    let before = health(&engine, "img");
+    let last_start =
+        |h: &serde_json::Value| h["Log"].as_array().unwrap().last().unwrap()["Start"].clone();
+    engine.restart_daemon();
+    let after = health(&engine, "img");
+    assert_eq!(after["Status"], "healthy", "{after}");
+    assert!(!after["Log"].as_array().unwrap().is_empty(), "{after}");
+    let seen = last_start(&before);
+    let mut newer = false;
+    for _ in 0..300 {
+        let now = last_start(&health(&engine, "img"));
+        if now.as_str() > seen.as_str() {
+            newer = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(newer, "no probe after the daemon's restart (last {seen})");
+}
+
+/// `run -it` under a real terminal (util-linux `script` gives the CLI a pty): the container
+/// gets a pty of its own, reads what is typed, and the CLI exits with the process's code.
+#[test]
+fn run_it_in_a_pty() {
+    let engine = Engine::start();
+    let host = engine.host.clone();
+    let inner = "tty; read l; echo got $l; exit 3";
+    for bin in [CLIS[0], CLIS[1], common::BERTH] {
+        let command = format!("{bin} -H {host} run -it --rm busybox sh -c '{inner}'");
+        let mut child = Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .env("DOCKER_CONFIG", config_dir(&host))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("script (util-linux) missing");
+        child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+        assert_eq!(out.status.code(), Some(3), "{bin}: {text}");
+        assert!(text.contains("/dev/pts/"), "{bin}: no pty: {text}");
+        assert!(text.lines().any(|l| l == "got hello"), "{bin}: {text}");
+    }
 }

@@ -71,7 +71,7 @@ pub async fn create(
 /// Docker's `State` object.
 fn state_json(c: &Container) -> Value {
     let s = &c.state;
-    json!({
+    let mut v = json!({
         "Status": s.status.as_str(),
         // docker: a container between two runs of its restart policy is still "running".
         "Running": s.status.is_live() || s.status == Status::Restarting,
@@ -84,7 +84,11 @@ fn state_json(c: &Container) -> Value {
         "Error": s.error,
         "StartedAt": s.started_at,
         "FinishedAt": s.finished_at,
-    })
+    });
+    if let Some(h) = &s.health {
+        v["Health"] = serde_json::to_value(h).unwrap_or_default();
+    }
+    v
 }
 
 /// Docker's `GET /containers/{id}/json`.
@@ -142,7 +146,14 @@ fn status_text(c: &Container) -> String {
     let now = chrono::Utc::now().timestamp();
     let human = crate::cli::format::human_duration;
     match c.state.status {
-        Status::Running => format!("Up {}", human(now - unix(&c.state.started_at))),
+        Status::Running => match &c.state.health {
+            Some(h) => format!(
+                "Up {} ({})",
+                human(now - unix(&c.state.started_at)),
+                h.ps_text()
+            ),
+            None => format!("Up {}", human(now - unix(&c.state.started_at))),
+        },
         Status::Paused => format!("Up {} (Paused)", human(now - unix(&c.state.started_at))),
         Status::Exited if c.state.finished_at != crate::containers::record::NEVER => format!(
             "Exited ({}) {} ago",
@@ -217,8 +228,22 @@ fn matches(c: &Container, filters: &HashMap<String, Vec<String>>) -> Result<bool
             "exited" => {
                 any(&|v| c.state.status == Status::Exited && v.parse() == Ok(c.state.exit_code))
             }
-            "label" => any(&|v| {
-                let (k, want) = v.split_once('=').map_or((v, None), |(k, x)| (k, Some(x)));
+            "health" => {
+                if let Some(bad) = values
+                    .iter()
+                    .find(|v| !matches!(v.as_str(), "starting" | "healthy" | "unhealthy" | "none"))
+                {
+                    return Err(ApiError::bad_request(format!(
+                        "Unrecognised filter value for health: {bad}"
+                    )));
+                }
+                any(&|v| crate::containers::health::filter_value(c) == v)
+            }
+            // Several labels must all match (docker's AND), unlike the other filters.
+            "label" => values.iter().all(|v| {
+                let (k, want) = v
+                    .split_once('=')
+                    .map_or((v.as_str(), None), |(k, x)| (k, Some(x)));
                 match (&c.config["Labels"][k], want) {
                     (Value::String(_), None) => true,
                     (Value::String(s), Some(w)) => s == w,
@@ -473,6 +498,13 @@ pub async fn logs(
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let out = state.containers.output(&id).await?;
+    let record = state.containers.inspect(&id).await?;
+    if !logs::Driver::of(&record.host_config).is_ok_and(logs::Driver::readable) {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            logs::NOT_READABLE,
+        ));
+    }
     let sel = Selection {
         stdout: flag(&params, "stdout"),
         stderr: flag(&params, "stderr"),
@@ -677,11 +709,11 @@ pub async fn prune(
     {
         return Err(ApiError::bad_request(format!("Invalid filter '{key}'")));
     }
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
     let until = match values("until").first() {
         Some(u) => Some(
-            u.split('.')
-                .next()
-                .and_then(|s| s.parse::<i64>().ok())
+            crate::duration::timestamp(u, now)
+                .map(|n| n.div_euclid(1_000_000_000))
                 .ok_or_else(|| ApiError::bad_request(format!("invalid until value: {u}")))?,
         ),
         None => None,

@@ -241,7 +241,14 @@ pub async fn prune(
     let all = filters
         .get("dangling")
         .is_some_and(|v| v.iter().any(|d| d == "false" || d == "0"));
-    let (removed, bytes) = state.images.prune(all).await?;
+    let in_use: std::collections::HashSet<String> = state
+        .containers
+        .list()
+        .await
+        .into_iter()
+        .map(|c| c.image_id)
+        .collect();
+    let (removed, bytes) = state.images.prune_keeping(all, &in_use).await?;
     let deleted: Vec<Value> = removed.iter().map(removed_json).collect();
     Ok(Json(json!({
         "ImagesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) },

@@ -155,40 +155,22 @@ pub fn duration(flag: &str, text: &str) -> Result<i64, BuildError> {
             "Error parsing {flag}: time: invalid duration \"{text}\""
         ))
     };
-    let mut total = 0f64;
-    let mut rest = text;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let value: f64 = rest[..n].parse().map_err(|_| bad())?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..u] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return Err(bad()),
-        };
-        total += value * scale;
-        rest = &rest[u..];
-    }
-    Ok(total as i64)
+    crate::duration::parse(text)
+        .filter(|_| !text.is_empty())
+        .ok_or_else(bad)
 }
 
 /// `HEALTHCHECK NONE` or `HEALTHCHECK [--interval=… --timeout=… --start-period=…
 /// --retries=…] CMD …`.
 pub fn healthcheck(ins: &Instruction, shell: &[String]) -> Result<HealthConfig, BuildError> {
-    ins.check_flags(&["interval", "timeout", "start-period", "retries"])
-        .map_err(BuildError::Parse)?;
+    ins.check_flags(&[
+        "interval",
+        "timeout",
+        "start-period",
+        "start-interval",
+        "retries",
+    ])
+    .map_err(BuildError::Parse)?;
     let text = match &ins.args {
         Args::Shell(s) => s.trim().to_string(),
         Args::Exec(_) => String::new(),
@@ -235,6 +217,7 @@ pub fn healthcheck(ins: &Instruction, shell: &[String]) -> Result<HealthConfig, 
         timeout: time("timeout")?,
         start_period: time("start-period")?,
         retries,
+        start_interval: time("start-interval")?,
     })
 }
 

@@ -254,6 +254,21 @@ pub fn render_rows(
     lines.iter().map(|l| format!("{l}\n")).collect()
 }
 
+/// A list command's output: `--format` when given, else `quiet` (`-q`'s one-field template)
+/// or the default `table`; one row each.
+pub fn print_rows(
+    format: Option<&str>,
+    quiet: Option<&str>,
+    table: &str,
+    rows: &[Value],
+    header_name: &dyn Fn(&str) -> String,
+) -> anyhow::Result<()> {
+    let format = format.or(quiet).unwrap_or(table);
+    let template = Template::parse(format)?;
+    print!("{}", render_rows(&template, rows, header_name));
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,9 @@ pub mod format;
 pub mod progress;
 pub mod tty;
 
-use commands::{auth, containers, events, images, stats, system, transfer, Context, Exit};
+use commands::{
+    auth, container_fs, containers, events, images, stats, system, transfer, Context, Exit,
+};
 
 pub const DEFAULT_HOST: &str = "unix:///run/berth/berth.sock";
 
@@ -86,6 +88,39 @@ pub enum Command {
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
+    #[command(flatten)]
+    Containers(ContainerCommand),
+    /// Get real time events from the server
+    Events(events::EventsArgs),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerGroup),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(commands::networks::NetworkCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(commands::volumes::VolumeCommand),
+    /// Define and run multi-container applications (compose v2's commands)
+    Compose(commands::compose::ComposeArgs),
+    /// The json-file logging binary the shim runs for a container (internal).
+    #[command(hide = true)]
+    LogDriver {
+        driver: String,
+        #[arg(long)]
+        path: PathBuf,
+        /// Rotate the file once it holds this many bytes (0: never).
+        #[arg(long, default_value_t = 0)]
+        max_size: u64,
+        /// Files kept in all, the current one included.
+        #[arg(long, default_value_t = 1)]
+        max_file: u32,
+    },
+}
+
+/// The container commands, under both of docker's spellings (`berth rm`, `berth container rm`).
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommand {
     /// Create and run a new container from an image
     Run(containers::RunArgs),
     /// Create a new container
@@ -120,65 +155,28 @@ pub enum Command {
     Top(stats::TopArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(stats::StatsArgs),
-    /// Get real time events from the server
-    Events(events::EventsArgs),
-    /// Manage containers
-    #[command(subcommand)]
-    Container(ContainerCommand),
-    /// Manage networks
-    #[command(subcommand)]
-    Network(commands::networks::NetworkCommand),
-    /// Manage volumes
-    #[command(subcommand)]
-    Volume(commands::volumes::VolumeCommand),
-    /// The json-file logging binary the shim runs for a container (internal).
-    #[command(hide = true)]
-    LogDriver {
-        driver: String,
-        #[arg(long)]
-        path: PathBuf,
-        /// Rotate the file once it holds this many bytes (0: never).
-        #[arg(long, default_value_t = 0)]
-        max_size: u64,
-        /// Files kept in all, the current one included.
-        #[arg(long, default_value_t = 1)]
-        max_file: u32,
-    },
+    /// Copy files/folders between a container and the local filesystem
+    Cp(container_fs::CpArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(container_fs::ExportArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(container_fs::DiffArgs),
+    /// Create a new image from a container's changes
+    Commit(container_fs::CommitArgs),
 }
 
+/// `berth container …`: the container commands, and what only that spelling has.
 #[derive(Debug, Subcommand)]
-pub enum ContainerCommand {
+// Parsed once per process, as `Command` (whose container variants are the same size).
+#[allow(clippy::large_enum_variant)]
+pub enum ContainerGroup {
     /// List containers
     #[command(alias = "list")]
     Ls(containers::PsArgs),
-    /// Create and run a new container from an image
-    Run(containers::RunArgs),
-    /// Create a new container
-    Create(containers::CreateArgs),
-    /// Start one or more stopped containers
-    Start(containers::StartArgs),
-    /// Stop one or more running containers
-    Stop(containers::StopArgs),
-    /// Restart one or more containers
-    Restart(containers::StopArgs),
-    /// Kill one or more running containers
-    Kill(containers::KillArgs),
-    /// Remove one or more containers
-    Rm(containers::RmArgs),
-    /// Fetch the logs of a container
-    Logs(containers::LogsArgs),
-    /// Block until one or more containers stop, then print their exit codes
-    Wait(containers::NamesArgs),
-    /// Display detailed information on one or more containers
-    Inspect(containers::InspectArgs),
-    /// Execute a command in a running container
-    Exec(containers::ExecArgs),
-    /// Pause all processes within one or more containers
-    Pause(containers::NamesArgs),
-    /// Unpause all processes within one or more containers
-    Unpause(containers::NamesArgs),
     /// Remove all stopped containers
     Prune(events::PruneArgs),
+    #[command(flatten)]
+    Containers(ContainerCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -330,37 +328,20 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Login(a) => auth::login(ctx, &a),
         Command::Logout { server } => auth::logout(server.as_deref()),
         Command::Image(sub) => run_image(ctx, sub),
-        Command::Run(a) => containers::run(ctx, &a),
-        Command::Create(a) => containers::create(ctx, &a),
-        Command::Start(a) => containers::start(ctx, &a),
-        Command::Stop(a) => containers::stop(ctx, &a, "stop"),
-        Command::Restart(a) => containers::stop(ctx, &a, "restart"),
-        Command::Kill(a) => containers::kill(ctx, &a),
-        Command::Rm(a) => containers::rm(ctx, &a),
-        Command::Ps(a) => containers::ps(ctx, &a),
-        Command::Logs(a) => containers::logs(ctx, &a),
-        Command::Wait(a) => containers::wait(ctx, &a),
-        Command::Inspect(a) => containers::inspect(ctx, &a),
-        Command::Exec(a) => containers::exec(ctx, &a),
-        Command::Pause(a) => containers::simple(ctx, &a, "pause"),
-        Command::Unpause(a) => containers::simple(ctx, &a, "unpause"),
-        Command::Rename {
-            container,
-            new_name,
-        } => containers::rename(ctx, &container, &new_name),
-        Command::Top(a) => stats::top(ctx, &a),
-        Command::Stats(a) => stats::stats(ctx, &a),
+        Command::Containers(sub) => run_container(ctx, sub),
         Command::Events(a) => events::events(ctx, &a),
-        Command::Container(sub) => run_container(ctx, sub),
+        Command::Container(ContainerGroup::Ls(a)) => containers::ps(ctx, &a),
+        Command::Container(ContainerGroup::Prune(a)) => events::prune(ctx, &a),
+        Command::Container(ContainerGroup::Containers(sub)) => run_container(ctx, sub),
         Command::Network(sub) => commands::networks::run(ctx, sub),
         Command::Volume(sub) => commands::volumes::run(ctx, sub),
+        Command::Compose(a) => commands::compose::run(ctx, a),
         Command::LogDriver { .. } => unreachable!("handled by main"),
     }
 }
 
 fn run_container(ctx: &Context, command: ContainerCommand) -> anyhow::Result<()> {
     match command {
-        ContainerCommand::Ls(a) => containers::ps(ctx, &a),
         ContainerCommand::Run(a) => containers::run(ctx, &a),
         ContainerCommand::Create(a) => containers::create(ctx, &a),
         ContainerCommand::Start(a) => containers::start(ctx, &a),
@@ -368,13 +349,23 @@ fn run_container(ctx: &Context, command: ContainerCommand) -> anyhow::Result<()>
         ContainerCommand::Restart(a) => containers::stop(ctx, &a, "restart"),
         ContainerCommand::Kill(a) => containers::kill(ctx, &a),
         ContainerCommand::Rm(a) => containers::rm(ctx, &a),
+        ContainerCommand::Ps(a) => containers::ps(ctx, &a),
         ContainerCommand::Logs(a) => containers::logs(ctx, &a),
         ContainerCommand::Wait(a) => containers::wait(ctx, &a),
         ContainerCommand::Inspect(a) => containers::inspect(ctx, &a),
         ContainerCommand::Exec(a) => containers::exec(ctx, &a),
         ContainerCommand::Pause(a) => containers::simple(ctx, &a, "pause"),
         ContainerCommand::Unpause(a) => containers::simple(ctx, &a, "unpause"),
-        ContainerCommand::Prune(a) => events::prune(ctx, &a),
+        ContainerCommand::Rename {
+            container,
+            new_name,
+        } => containers::rename(ctx, &container, &new_name),
+        ContainerCommand::Top(a) => stats::top(ctx, &a),
+        ContainerCommand::Stats(a) => stats::stats(ctx, &a),
+        ContainerCommand::Cp(a) => container_fs::cp(ctx, &a),
+        ContainerCommand::Export(a) => container_fs::export(ctx, &a),
+        ContainerCommand::Diff(a) => container_fs::diff(ctx, &a),
+        ContainerCommand::Commit(a) => container_fs::commit(ctx, &a),
     }
 }
 

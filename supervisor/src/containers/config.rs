@@ -176,6 +176,13 @@ pub struct HealthConfig {
         skip_serializing_if = "is_zero"
     )]
     pub retries: i64,
+    /// Between probes during the start period (docker 25's `--health-start-interval`).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_zero"
+    )]
+    pub start_interval: i64,
 }
 
 fn is_zero(v: &i64) -> bool {

@@ -228,6 +228,33 @@ impl ContainerService {
         Ok(finish(&exec).await)
     }
 
+    /// Sends `signal` to a running exec's process (a health probe past its timeout).
+    pub async fn exec_kill(&self, exec_id: &str, signal: i32) {
+        let Ok(exec) = self.execs.get(exec_id) else {
+            return;
+        };
+        let s = exec.snapshot();
+        if !s.running {
+            return;
+        }
+        let (cid, eid) = (exec.container_id.clone(), exec.id.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            Shim::connect(&s.shim_address)?.kill(&cid, &eid, signal as u32, false)
+        })
+        .await;
+    }
+
+    /// Forgets an exec that ended, with its fifos (health probes, which nobody inspects).
+    pub async fn exec_forget(&self, exec_id: &str) {
+        let removed = self.execs.map().remove(exec_id);
+        if let Some(exec) = removed {
+            let bundle = self.bundle_of(&exec.container_id);
+            for name in ["stdin", "stdout", "stderr"] {
+                let _ = std::fs::remove_file(bundle.join(format!("exec-{exec_id}-{name}")));
+            }
+        }
+    }
+
     pub async fn exec_resize(&self, exec_id: &str, width: u32, height: u32) -> Result<(), Error> {
         let exec = self.execs.get(exec_id)?;
         let s = exec.snapshot();

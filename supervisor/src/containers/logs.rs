@@ -89,20 +89,69 @@ const JSON_FILE_OPTS: [&str; 9] = [
     "mode",
 ];
 
+/// The options the local driver knows (`compress` is accepted; files are kept uncompressed).
+const LOCAL_OPTS: [&str; 3] = ["max-size", "max-file", "compress"];
+
+/// `--log-driver`: what `logs` can read back and how the file is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    /// docker's json-file: one file, rotated only when asked to.
+    JsonFile,
+    /// docker's `local`: rotated by default (20 MB, 5 files). Its entries are written in
+    /// json-file's format, not docker's protobuf frames: `logs` reads them the same way.
+    Local,
+    /// Nothing kept for `logs` (docker refuses to read it); a small file (1 MB, not rotated
+    /// beyond itself) still carries the output to `attach`.
+    None,
+}
+
+impl Driver {
+    /// From `HostConfig.LogConfig.Type` (empty is docker's default, json-file).
+    pub fn of(host_config: &serde_json::Value) -> Result<Driver, String> {
+        match host_config["LogConfig"]["Type"].as_str().unwrap_or("") {
+            "" | "json-file" => Ok(Driver::JsonFile),
+            "local" => Ok(Driver::Local),
+            "none" => Ok(Driver::None),
+            other => Err(format!(
+                "logger: no log driver named '{other}' is registered"
+            )),
+        }
+    }
+
+    /// Whether `logs` can read what it kept.
+    pub fn readable(self) -> bool {
+        self != Driver::None
+    }
+}
+
+/// Docker's text when `logs` meets a driver it cannot read.
+pub const NOT_READABLE: &str = "configured logging driver does not support reading";
+
 impl Rotation {
     /// From `HostConfig.LogConfig`, with docker's words for what it refuses.
     pub fn of(host_config: &serde_json::Value) -> Result<Rotation, String> {
         let config = &host_config["LogConfig"];
-        let driver = config["Type"].as_str().unwrap_or("");
-        if !matches!(driver, "" | "json-file") {
-            return Err(format!(
-                "logger: no log driver named '{driver}' is registered"
-            ));
-        }
-        let mut r = Rotation::default();
+        let (name, known, mut r): (&str, &[&str], Rotation) = match Driver::of(host_config)? {
+            Driver::JsonFile => ("json-file", &JSON_FILE_OPTS, Rotation::default()),
+            Driver::Local => (
+                "local",
+                &LOCAL_OPTS,
+                Rotation {
+                    max_size: 20 * 1024 * 1024,
+                    max_file: 5,
+                },
+            ),
+            // docker checks no options of `none`.
+            Driver::None => {
+                return Ok(Rotation {
+                    max_size: 1024 * 1024,
+                    max_file: 1,
+                })
+            }
+        };
         for (key, value) in config["Config"].as_object().into_iter().flatten() {
-            if !JSON_FILE_OPTS.contains(&key.as_str()) {
-                return Err(format!("unknown log opt '{key}' for json-file log driver"));
+            if !known.contains(&key.as_str()) {
+                return Err(format!("unknown log opt '{key}' for {name} log driver"));
             }
             let value = value.as_str().unwrap_or("");
             match key.as_str() {
@@ -407,8 +456,9 @@ pub fn writer_done(path: &Path) -> bool {
     unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) == 0 }
 }
 
-/// Reads the log from an offset: complete entries only. A rotation between two reads is
-/// noticed by the file's inode: the rest of the old file (now `FILE.1`) is read first.
+/// Reads the log from an offset: complete entries only. Rotations between two reads (one or
+/// several) are noticed by the file's inode: the rest of the old file (now `FILE.n`) is read
+/// first, then the newer rotated files.
 pub struct Reader {
     pub path: PathBuf,
     pub offset: u64,
@@ -452,18 +502,48 @@ impl Reader {
         Reader::at(path, size)
     }
 
-    /// Appends `path` from the offset to its end.
-    fn read_from(&mut self, path: &Path) -> io::Result<()> {
-        let mut file = match File::open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e),
-        };
+    /// Appends `file` from the offset to its end.
+    fn read_file(&mut self, file: &mut File) -> io::Result<()> {
         file.seek(SeekFrom::Start(self.offset))?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
         self.offset += bytes.len() as u64;
         self.partial.extend_from_slice(&bytes);
+        Ok(())
+    }
+
+    /// Rotated (once or more) since the last read: the rest of the file being read (now
+    /// `FILE.n`, if still kept), then the whole of each newer rotated file, `FILE.n-1` down
+    /// to `FILE.1`, but not `current` (opened already, read next). Files are opened first
+    /// and told apart by inode, so a rotation meanwhile changes nothing.
+    fn catch_up(&mut self, current: Option<u64>) -> io::Result<()> {
+        let mut kept: Vec<(u64, File)> = Vec::new();
+        for n in 1.. {
+            let Ok(file) = File::open(rotated(&self.path, n)) else {
+                break;
+            };
+            let ino = {
+                use std::os::unix::fs::MetadataExt;
+                file.metadata()?.ino()
+            };
+            if Some(ino) != current {
+                kept.push((ino, file));
+            }
+        }
+        // Without the old file among them, all the rotated files are newer than it.
+        let newer = match kept.iter().position(|(ino, _)| Some(*ino) == self.inode) {
+            Some(i) => {
+                let mut old = kept.remove(i).1;
+                self.read_file(&mut old)?;
+                i
+            }
+            None => kept.len(),
+        };
+        for (_, file) in kept[..newer].iter_mut().rev() {
+            self.offset = 0;
+            self.read_file(file)?;
+        }
+        self.offset = 0;
         Ok(())
     }
 
@@ -473,19 +553,24 @@ impl Reader {
             self.partial
                 .extend_from_slice(&std::fs::read(&old).unwrap_or_default());
         }
-        let now = inode(&self.path);
-        if self.inode.is_some() && now != self.inode {
-            // Rotated since the last read: the old file's rest, if it is still there.
-            let old = rotated(&self.path, 1);
-            if inode(&old) == self.inode {
-                self.read_from(&old)?;
+        let mut current = match File::open(&self.path) {
+            Ok(f) => Some(f),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        let now = match &current {
+            Some(f) => {
+                use std::os::unix::fs::MetadataExt;
+                Some(f.metadata()?.ino())
             }
-            self.offset = 0;
+            None => None,
+        };
+        if self.inode.is_some() && now != self.inode {
+            self.catch_up(now)?;
         }
         self.inode = now;
-        if now.is_some() {
-            let path = self.path.clone();
-            self.read_from(&path)?;
+        if let Some(file) = &mut current {
+            self.read_file(file)?;
         }
         let complete = match self.partial.iter().rposition(|&b| b == b'\n') {
             Some(i) => i + 1,
@@ -554,6 +639,29 @@ mod tests {
             "max-size must be a positive number"
         );
         assert_eq!(
+            of(serde_json::json!({"Type": "local"})).unwrap(),
+            Rotation {
+                max_size: 20 * 1024 * 1024,
+                max_file: 5
+            }
+        );
+        assert_eq!(
+            of(serde_json::json!({"Type": "local", "Config": {"max-file": "2", "compress": "false"}}))
+                .unwrap(),
+            Rotation { max_size: 20 * 1024 * 1024, max_file: 2 }
+        );
+        assert_eq!(
+            err(serde_json::json!({"Type": "local", "Config": {"tag": "x"}})),
+            "unknown log opt 'tag' for local log driver"
+        );
+        assert_eq!(
+            of(serde_json::json!({"Type": "none", "Config": {"anything": "x"}})).unwrap(),
+            Rotation {
+                max_size: 1024 * 1024,
+                max_file: 1
+            }
+        );
+        assert_eq!(
             err(serde_json::json!({"Type": "syslog"})),
             "logger: no log driver named 'syslog' is registered"
         );
@@ -574,8 +682,7 @@ mod tests {
             let mut out = Vec::new();
             encode(Stream::Stdout, format!("line {i}\n").as_bytes(), &mut out);
             file.write_entries(&out, rotation).unwrap();
-            // The reader follows one rotation between two reads (the rest of `FILE.1`);
-            // more than one in between is not handled yet.
+            // The reader follows one rotation between two reads (the rest of `FILE.1`).
             followed.extend(follower.read_new().unwrap());
         }
         followed.extend(follower.read_new().unwrap());
@@ -598,6 +705,41 @@ mod tests {
             "the newest lines, in order"
         );
         assert!(kept.len() < all.len());
+    }
+
+    #[test]
+    fn a_follower_catches_up_across_several_rotations_between_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c-json.log");
+        let rotation = Rotation {
+            max_size: 100,
+            max_file: 5,
+        };
+        let mut file = LogFile::open(&path).unwrap();
+        let mut follower = Reader::at(path.clone(), 0);
+        let mut followed = Vec::new();
+        let mut written = 0;
+        for _ in 0..4 {
+            // Enough between two reads for two to three rotations.
+            for _ in 0..8 {
+                let mut out = Vec::new();
+                encode(
+                    Stream::Stdout,
+                    format!("line {written}\n").as_bytes(),
+                    &mut out,
+                );
+                file.write_entries(&out, rotation).unwrap();
+                written += 1;
+            }
+            followed.extend(follower.read_new().unwrap());
+        }
+        assert!(
+            rotated(&path, 4).exists(),
+            "rotated more than once per read"
+        );
+        let logs: Vec<String> = followed.iter().map(|e| e.log.clone()).collect();
+        let all: Vec<String> = (0..written).map(|i| format!("line {i}\n")).collect();
+        assert_eq!(logs, all, "the follower saw every line once, in order");
     }
 
     #[test]

@@ -145,8 +145,8 @@ pub struct ContainerService {
     pub(super) store: Store,
     pub paths: Paths,
     /// `<data-root>/containers`: per-container files (logs, hosts, resolv.conf).
-    files_root: PathBuf,
-    /// This executable: the logging binary the shims run.
+    pub(super) files_root: PathBuf,
+    /// The logging binary the shims run (`berth-logger`, else this executable).
     berth: PathBuf,
     entries: Mutex<HashMap<String, Arc<Entry>>>,
     /// Serialises name checks and inserts.
@@ -189,7 +189,8 @@ async fn blocking<T: Send + 'static>(
 
 impl ContainerService {
     /// Opens the records, listens for shim events, and re-adopts the containers whose shims
-    /// still run (see [`ContainerService::restore`]).
+    /// still run (see [`ContainerService::restore`]). Restart policies wait for
+    /// [`ContainerService::restart_at_daemon_start`].
     pub async fn open(
         options: Options,
         images: Arc<ImageService>,
@@ -217,7 +218,7 @@ impl ContainerService {
             store,
             paths,
             files_root,
-            berth: shim::sibling_binary("berth"),
+            berth: logger_binary(),
             entries: Mutex::new(HashMap::new()),
             naming: tokio::sync::Mutex::new(()),
             names: Default::default(),
@@ -228,14 +229,15 @@ impl ContainerService {
             dns: Arc::new(crate::network::dns::Dns::new(options.networks.clone())),
             _events: events,
         });
-        for c in service.store.list()? {
+        let records = service.store.list()?;
+        service.sweep(&records);
+        for c in records {
             super::volumes::restore(&service.volumes, &c);
             service.names.reserve(&c.name, &c.id);
             service.insert(c);
         }
         tokio::spawn(service.clone().handle_exits(rx));
         service.restore().await;
-        service.restart_at_daemon_start().await;
         Ok(service)
     }
 
@@ -560,10 +562,12 @@ impl ContainerService {
                 c.state.error.clear();
                 c.state.exit_code = 0;
                 c.shim_address = Some(address);
+                super::health::on_start(&mut c);
                 self.store.put(&c)?;
                 entry.progress.send_modify(|p| p.running = true);
                 tracing::info!(id = %c.id, pid, "container started");
                 self.journal.publish(Event::container(&c, "start", &[]));
+                super::health::watch(self, entry, &c);
                 Ok(())
             }
             Err(e) => {
@@ -630,6 +634,7 @@ impl ContainerService {
         c.state.pid = 0;
         c.state.finished_at = record::now();
         c.shim_address = None;
+        super::health::on_stop(&mut c);
         if let Err(e) = self.store.put(&c) {
             tracing::error!(id = %c.id, error = %e, "recording exit");
         }
@@ -688,8 +693,9 @@ impl ContainerService {
         });
     }
 
-    /// The daemon's start applies restart policies again to the stopped containers.
-    async fn restart_at_daemon_start(self: &Arc<Self>) {
+    /// The daemon's start applies restart policies again to the stopped containers; the
+    /// daemon calls it once networking is ready (after [`ContainerService::open`]).
+    pub async fn restart_at_daemon_start(self: &Arc<Self>) {
         let entries: Vec<Arc<Entry>> = self.entries_lock().values().cloned().collect();
         for entry in entries {
             let wanted = {
@@ -737,7 +743,9 @@ impl ContainerService {
                 }
                 Ok(_) => {
                     tracing::info!("re-adopted a running container");
-                    self.restore_dns(&*entry.record.lock().await);
+                    let c = entry.record.lock().await.clone();
+                    super::health::watch(self, &entry, &c);
+                    self.restore_dns(&c);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "shim gone: container dead");
@@ -914,10 +922,11 @@ impl ContainerService {
         if entry.progress.borrow().removed {
             return Ok(());
         }
+        // The record first: a crash after it leaves only what the next open sweeps.
+        self.store.remove(&c.id)?;
         self.discard_snapshot(&c).await;
         let _ = std::fs::remove_dir_all(self.bundle_dir(&c.id));
         let _ = std::fs::remove_dir_all(self.files_dir(&c.id));
-        self.store.remove(&c.id)?;
         super::volumes::release(&self.volumes, &c, volumes || c.auto_remove());
         if let Err(e) = self.networks.release_all(&c.id) {
             tracing::error!(id = %c.id, error = %e, "releasing endpoints");
@@ -1109,7 +1118,9 @@ fn merged(
             .map_err(|e| Error::Invalid(format!("image {} config: {e}", image.id)))?;
     let mut config = req.config;
     let mut host_config = req.host_config;
-    spec::merge::merge(&mut config, &spec::merge::image_config(&image_config)).map_err(invalid)?;
+    let mut from_image = spec::merge::image_config(&image_config);
+    spec::merge::docker_fields(&image.config, &mut from_image);
+    spec::merge::merge(&mut config, &from_image).map_err(invalid)?;
     spec::merge::fill_hostname(&mut config, &host_config, id, &host_name());
     if host_config.network_mode.is_empty() {
         host_config.network_mode = "default".into();
@@ -1145,6 +1156,17 @@ fn merged(
         mount_points,
         pending_networks: None,
     })
+}
+
+/// `berth-logger` beside this executable (a small binary: one runs per container), or this
+/// executable itself (its `log-driver` command) where it is not installed.
+fn logger_binary() -> PathBuf {
+    let logger = shim::sibling_binary("berth-logger");
+    if logger.is_file() {
+        logger
+    } else {
+        shim::sibling_binary("berth")
+    }
 }
 
 fn host_name() -> String {

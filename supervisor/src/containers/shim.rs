@@ -76,7 +76,7 @@ impl Paths {
         self.exec_root.join("events.sock")
     }
 
-    fn shim_socket(&self, id: &str) -> PathBuf {
+    pub fn shim_socket(&self, id: &str) -> PathBuf {
         self.exec_root.join("s").join(&id[..24.min(id.len())])
     }
 

@@ -54,6 +54,11 @@ pub struct BerthDaemon {
 
 impl BerthDaemon {
     pub fn start(dir: &Path, bin: &Path) -> Result<Self, String> {
+        Self::start_wrapped(dir, bin, &[])
+    }
+
+    /// [`Self::start`] through `wrapper` (e.g. `unshare --net --`: networks of its own).
+    pub fn start_wrapped(dir: &Path, bin: &Path, wrapper: &[&str]) -> Result<Self, String> {
         let socket = dir.join("berth.sock");
         let host = format!("unix://{}", socket.display());
         // The daemon finds the shim and the runtime built beside it first.
@@ -62,7 +67,7 @@ impl BerthDaemon {
             bin.parent().unwrap_or(Path::new(".")).display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let child = Command::new(bin)
+        let child = wrapped(wrapper, bin)
             .env("PATH", path)
             .args(["daemon", "--host", &host, "--data-root"])
             .arg(dir.join("data"))
@@ -103,6 +108,18 @@ impl Drop for BerthDaemon {
     }
 }
 
+/// `program`, or `wrapper… program` when a wrapper is given.
+fn wrapped(wrapper: &[&str], program: &Path) -> Command {
+    match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
 fn work_log(dir: &Path) -> PathBuf {
     let _ = fs::create_dir_all(dir);
     dir.join("daemon.log")
@@ -117,9 +134,14 @@ pub struct Dockerd {
 
 impl Dockerd {
     pub fn start(dir: &Path) -> Result<Self, String> {
+        Self::start_wrapped(dir, &[])
+    }
+
+    /// [`Self::start`] through `wrapper` (e.g. `unshare --net --`: networks of its own).
+    pub fn start_wrapped(dir: &Path, wrapper: &[&str]) -> Result<Self, String> {
         let socket = dir.join("docker.sock");
         let host = format!("unix://{}", socket.display());
-        let child = Command::new("/usr/sbin/dockerd")
+        let child = wrapped(wrapper, Path::new("/usr/sbin/dockerd"))
             .arg("--data-root")
             .arg(dir.join("data"))
             .arg("--exec-root")

@@ -11,7 +11,9 @@
 //! - engines: `run --rm`, 50 parallel `run -d`, stack memory with 10 and 100 idle containers
 //!   and `logs` of 100 MB through berth, dockerd and podman (see `containers.rs`);
 //! - pull: an image of ≥ 100 MiB and ≥ 10k files pulled and unpacked by `berth`, `dockerd` and
-//!   `skopeo` + `umoci`, and the daemons' idle memory (see `pull.rs`).
+//!   `skopeo` + `umoci`, and the daemons' idle memory (see `pull.rs`);
+//! - compose: `up -d` and `down -v` of a 5-service project by `berth compose`, docker-compose
+//!   1.29 on berth and docker-compose 1.29 on dockerd (see `compose.rs`).
 //!
 //! - runc's default: `runc spec`'s config unchanged but for terminal off and `/bin/true`, through
 //!   `run` (create, start, wait and delete in one process) and through the lifecycle.
@@ -33,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+mod compose;
 mod containers;
 mod cri;
 mod daemons;
@@ -42,7 +45,8 @@ mod shim;
 const USAGE: &str =
     "usage: berth-bench [--berth PATH] [--supervisor PATH] [--runc PATH] [--crun PATH] [-n N]
                    [--warmup N] [--pulls N] [--pull-only] [--engines N] [--engines-only]
-                   [--host-layout] [--cri N] [--cri-idle N] [--cri-only]
+                   [--compose N] [--compose-only] [--host-layout] [--cri N] [--cri-idle N]
+                   [--cri-only]
 
   --berth PATH   berth-runtime binary (default target/release/berth-runtime)
   --supervisor PATH  berth (daemon + CLI) binary (default target/release/berth)
@@ -55,6 +59,9 @@ const USAGE: &str =
   --engines N    run --rm rounds per engine in the berth/dockerd/podman scenario (default 20;
                  0 skips it)
   --engines-only run only the berth/dockerd/podman scenario
+  --compose N    up -d + down -v rounds per tool in the compose scenario (berth compose,
+                 docker-compose 1.29 on berth and on dockerd; default 10; 0 skips it)
+  --compose-only run only the compose scenario
   --host-layout  leave hugetlb on a hybrid host's cgroup2 mount (crun then fails)
   --cri N        pods per handler in the CRI scenario (containerd's CRI with runc, berth-runc,
                  berth: pod start and teardown p50/p90; default 50; 0 skips it)
@@ -86,6 +93,8 @@ struct Options {
     pull_only: bool,
     engines: usize,
     engines_only: bool,
+    compose: usize,
+    compose_only: bool,
     host_layout: bool,
     cri: usize,
     cri_idle: usize,
@@ -150,6 +159,8 @@ fn parse_args(args: Vec<String>) -> Result<Options, String> {
         pull_only: false,
         engines: 20,
         engines_only: false,
+        compose: 10,
+        compose_only: false,
         host_layout: false,
         cri: 50,
         cri_idle: 20,
@@ -170,6 +181,8 @@ fn parse_args(args: Vec<String>) -> Result<Options, String> {
             "--pull-only" => opts.pull_only = true,
             "--engines" => opts.engines = parse_count(&flag, &value()?)?,
             "--engines-only" => opts.engines_only = true,
+            "--compose" => opts.compose = parse_count(&flag, &value()?)?,
+            "--compose-only" => opts.compose_only = true,
             "--cri" => opts.cri = parse_count(&flag, &value()?)?,
             "--cri-idle" => opts.cri_idle = parse_count(&flag, &value()?)?,
             "--cri-only" => opts.cri_only = true,
@@ -228,6 +241,10 @@ fn run_in(opts: &Options, work: &Path) -> Result<bool, String> {
     } else {
         HugetlbV1::mount(work)?
     };
+    if opts.compose_only {
+        compose::run(work, &absolute(&opts.supervisor)?, opts.compose.max(1));
+        return Ok(true);
+    }
     if opts.engines_only {
         containers::run(work, &absolute(&opts.supervisor)?, opts.engines.max(1));
         return Ok(true);
@@ -310,6 +327,9 @@ fn run_in(opts: &Options, work: &Path) -> Result<bool, String> {
     }
     if opts.pulls > 0 {
         pull::run(work, &opts.supervisor, opts.pulls);
+    }
+    if opts.compose > 0 {
+        compose::run(work, &absolute(&opts.supervisor)?, opts.compose);
     }
     if opts.cri > 0 {
         cri::run(opts.cri, opts.cri_idle);

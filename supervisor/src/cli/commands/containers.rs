@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::{encode, Context, Exit};
 use crate::cli::client::{self, Body};
-use crate::cli::format::{created_at, human_duration, render_rows, Template};
+use crate::cli::format::{created_at, human_duration, print_rows};
 use crate::cli::tty;
 
 /// Flags shared by `create` and `run` (`-h` is the hostname, as with docker).
@@ -105,6 +105,10 @@ pub struct CreateArgs {
     /// Log driver options
     #[arg(long)]
     pub log_opt: Vec<String>,
+    #[command(flatten)]
+    pub health: super::health::HealthArgs,
+    #[command(flatten)]
+    pub mounts: super::mounts::MountArgs,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -206,6 +210,10 @@ fn create_body(a: &CreateArgs) -> anyhow::Result<Value> {
         body["Entrypoint"] = json!([ep]);
     }
     name_flags(a, &mut body)?;
+    a.mounts.apply(&mut body)?;
+    if let Some(h) = a.health.config()? {
+        body["Healthcheck"] = h;
+    }
     if let Some(s) = &a.stop_signal {
         body["StopSignal"] = json!(s);
     }
@@ -240,7 +248,7 @@ fn create_body(a: &CreateArgs) -> anyhow::Result<Value> {
 }
 
 /// docker's `units.RAMInBytes`: binary units (`64m` is 64 MiB).
-fn ram_in_bytes(s: &str) -> anyhow::Result<i64> {
+pub(super) fn ram_in_bytes(s: &str) -> anyhow::Result<i64> {
     let bad =
         || anyhow::anyhow!("invalid argument {s:?} for \"-m, --memory\" flag: invalid size: '{s}'");
     let lower = s.trim().to_ascii_lowercase();
@@ -781,14 +789,13 @@ pub fn ps(ctx: &Context, a: &PsArgs) -> anyhow::Result<()> {
         .flatten()
         .map(|c| ps_row(c, a.no_trunc))
         .collect();
-    let format = match (&a.format, a.quiet) {
-        (Some(f), _) => f.clone(),
-        (None, true) => "{{.ID}}".into(),
-        (None, false) => "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}".into(),
-    };
-    let template = Template::parse(&format)?;
-    print!("{}", render_rows(&template, &rows, &ps_header));
-    Ok(())
+    print_rows(
+        a.format.as_deref(),
+        a.quiet.then_some("{{.ID}}"),
+        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}",
+        &rows,
+        &ps_header,
+    )
 }
 
 /// `berth logs`.

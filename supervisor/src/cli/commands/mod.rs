@@ -5,9 +5,13 @@ use super::client::{self, Client};
 
 pub mod auth;
 pub mod build;
+pub mod compose;
+pub mod container_fs;
 pub mod containers;
 pub mod events;
+pub mod health;
 pub mod images;
+pub mod mounts;
 pub mod networks;
 pub mod stats;
 pub mod system;

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::client::{self, Body};
 use super::images::{confirm, inspect_objects};
 use super::{encode, Context, Exit};
-use crate::cli::format::{render_rows, Template};
+use crate::cli::format::print_rows;
 use crate::network::ipam::{default_pools, AddressPool};
 
 /// `berth daemon` flags of the network service.
@@ -287,14 +287,13 @@ pub fn list(ctx: &Context, a: &ListArgs) -> anyhow::Result<()> {
         .map(|n| row(n, a.no_trunc))
         .collect();
     rows.sort_by(|x, y| x["Name"].as_str().cmp(&y["Name"].as_str()));
-    let format = match (&a.format, a.quiet) {
-        (Some(f), _) => f.clone(),
-        (None, true) => "{{.ID}}".into(),
-        (None, false) => "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}".into(),
-    };
-    let template = Template::parse(&format)?;
-    print!("{}", render_rows(&template, &rows, &header));
-    Ok(())
+    print_rows(
+        a.format.as_deref(),
+        a.quiet.then_some("{{.ID}}"),
+        "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
+        &rows,
+        &header,
+    )
 }
 
 #[derive(Debug, Args)]

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::client::{self, Body};
 use super::images::{confirm, inspect_objects};
 use super::{encode, Context, Exit};
-use crate::cli::format::{render_rows, Template};
+use crate::cli::format::print_rows;
 
 #[derive(Debug, Subcommand)]
 pub enum VolumeCommand {
@@ -169,14 +169,13 @@ pub fn list(ctx: &Context, a: &ListArgs) -> anyhow::Result<()> {
         .flatten()
         .map(row)
         .collect();
-    let format = match (&a.format, a.quiet) {
-        (Some(f), _) => f.clone(),
-        (None, true) => "{{.Name}}".into(),
-        (None, false) => "table {{.Driver}}\t{{.Name}}".into(),
-    };
-    let template = Template::parse(&format)?;
-    print!("{}", render_rows(&template, &rows, &header));
-    Ok(())
+    print_rows(
+        a.format.as_deref(),
+        a.quiet.then_some("{{.Name}}"),
+        "table {{.Driver}}\t{{.Name}}",
+        &rows,
+        &header,
+    )
 }
 
 #[derive(Debug, Args)]

@@ -39,6 +39,18 @@ pub fn image_config(image: &ImageConfiguration) -> Config {
     }
 }
 
+/// What docker keeps in an image's config beyond OCI's fields (`Healthcheck`, `Shell`),
+/// from the raw config JSON, into `config`.
+pub fn docker_fields(raw: &serde_json::Value, config: &mut Config) {
+    let c = &raw["config"];
+    if let Ok(h) = serde_json::from_value(c["Healthcheck"].clone()) {
+        config.healthcheck = h;
+    }
+    if let Ok(s) = serde_json::from_value(c["Shell"].clone()) {
+        config.shell = s;
+    }
+}
+
 /// Merges `image` into `user` as docker does at create, then checks there is a command.
 pub fn merge(user: &mut Config, image: &Config) -> Result<(), SpecError> {
     if user.user.is_empty() {
@@ -142,6 +154,7 @@ fn merge_healthcheck(user: &mut Config, image: &Config) {
         (&mut uh.timeout, ih.timeout),
         (&mut uh.start_period, ih.start_period),
         (&mut uh.retries, ih.retries),
+        (&mut uh.start_interval, ih.start_interval),
     ] {
         if *u == 0 {
             *u = i;

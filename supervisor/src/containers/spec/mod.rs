@@ -131,6 +131,7 @@ fn check_healthcheck(config: &Config) -> Result<(), SpecError> {
         ("Healthcheck.Interval", hc.interval),
         ("Healthcheck.Timeout", hc.timeout),
         ("Healthcheck.StartPeriod", hc.start_period),
+        ("Healthcheck.StartInterval", hc.start_interval),
     ] {
         if v != 0 && v < 1_000_000 {
             return Err(SpecError::invalid(

@@ -478,19 +478,34 @@ impl ImageService {
     /// `docker image prune`: removes untagged images (every image with `all`).
     /// Returns the removal lines and the bytes reclaimed.
     pub async fn prune(&self, all: bool) -> Result<(Vec<Removed>, u64), Error> {
-        let removed = self.prune_names(all)?;
+        self.prune_keeping(all, &std::collections::HashSet::new())
+            .await
+    }
+
+    /// [`ImageService::prune`], keeping the images whose ids are in `in_use` (the ones
+    /// containers were made from, as docker keeps them).
+    pub async fn prune_keeping(
+        &self,
+        all: bool,
+        in_use: &std::collections::HashSet<String>,
+    ) -> Result<(Vec<Removed>, u64), Error> {
+        let removed = self.prune_names(all, in_use)?;
         let report = self.gc().await?;
         Ok((removed, report.bytes))
     }
 
     /// The naming part of [`ImageService::prune`], in one metadata transaction.
-    fn prune_names(&self, all: bool) -> Result<Vec<Removed>, Error> {
+    fn prune_names(
+        &self,
+        all: bool,
+        in_use: &std::collections::HashSet<String>,
+    ) -> Result<Vec<Removed>, Error> {
         let _names = self.lock_names();
         let mut removed = Vec::new();
         let mut names = Vec::new();
         for image in self.images()? {
             let dangling = image.records.iter().all(|r| r.name.starts_with(UNTAGGED));
-            if !(all || dangling) {
+            if !(all || dangling) || in_use.contains(&image.id) {
                 continue;
             }
             for record in &image.records {
