@@ -28,11 +28,24 @@ pub struct RecordStore<T> {
     _records: PhantomData<T>,
 }
 
+/// Opens the redb file at `path`, creating it whole: a new file is made beside it and renamed
+/// into place, so that a daemon killed while creating it leaves no file redb cannot open ("Not a
+/// redb database: magic number mismatch" at every start after). A leftover of that is removed.
+pub fn open_database(path: &Path) -> Result<Database, String> {
+    if !path.exists() {
+        let new = path.with_extension("redb.new");
+        let _ = std::fs::remove_file(&new);
+        drop(Database::create(&new).map_err(|e| format!("{}: {e}", new.display()))?);
+        std::fs::rename(&new, path).map_err(|e| format!("rename {}: {e}", new.display()))?;
+    }
+    Database::create(path).map_err(|e| e.to_string())
+}
+
 impl<T: Record> RecordStore<T> {
     /// Opens (or creates) the store file at `path`, with its table.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let err = |e: &dyn std::fmt::Display| error::<T>(path, e);
-        let db = Database::create(path).map_err(|e| err(&e))?;
+        let db = open_database(path).map_err(|e| err(&e))?;
         let txn = db.begin_write().map_err(|e| err(&e))?;
         txn.open_table(Self::table()).map_err(|e| err(&e))?;
         txn.commit().map_err(|e| err(&e))?;

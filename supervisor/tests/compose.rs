@@ -18,7 +18,15 @@ fn daemon(dir: &Path) -> Daemon {
     seed(&dir.join("data"), "busybox", &busybox_image("compose", 1));
     start_wrapped(
         dir,
-        &["unshare", "--net", "--"],
+        // lo is down in a new network namespace: up, for the published port on 127.0.0.1.
+        &[
+            "unshare",
+            "--net",
+            "--",
+            "sh",
+            "-c",
+            "ip link set lo up && exec \"$0\" \"$@\"",
+        ],
         &[
             "--bip",
             "10.232.0.1/24",
@@ -494,4 +502,67 @@ fn bad_input_fails_with_one_clear_error_and_nothing_made() {
             "{name}: a container was made"
         );
     }
+}
+
+/// `service_healthy`: the dependent starts only once the dependency's healthcheck passes;
+/// an unhealthy dependency fails `up` with one error and leaves the dependent uncreated.
+#[test]
+fn health_gates_dependents() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(dir.path());
+    let text = r#"
+services:
+  web:
+    image: busybox
+    command: sh -c 'busybox sleep 1; exec busybox httpd -f -p 80 -h /www'
+    volumes: ["./www:/www:ro"]
+    healthcheck:
+      test: ["CMD", "busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/"]
+      interval: 200ms
+      retries: 50
+  client:
+    image: busybox
+    command: ["busybox", "sleep", "1000000"]
+    stop_grace_period: 0s
+    depends_on:
+      web: {condition: service_healthy}
+"#;
+    let app = App::new(
+        &d.host,
+        dir.path(),
+        "health",
+        &[("compose.yaml", text), ("www/index.html", "ok\n")],
+    );
+    let up = app.compose(Tool::Berth, &["up", "-d"]);
+    assert!(up.status.success(), "{}", err_text(&up));
+    assert!(
+        stderr(&up).contains("Container health-web-1  Healthy"),
+        "{}",
+        err_text(&up)
+    );
+    assert_eq!(
+        app.inspect("health-web-1")["State"]["Health"]["Status"],
+        "healthy"
+    );
+    assert_eq!(app.inspect("health-client-1")["State"]["Running"], true);
+    ok(app.compose(Tool::Berth, &["down", "-t", "0"]));
+
+    let sick = text
+        .replace("http://127.0.0.1/", "http://127.0.0.1:81/")
+        .replace("retries: 50", "retries: 2");
+    std::fs::write(app.dir.join("compose.yaml"), sick).unwrap();
+    let up = app.compose(Tool::Berth, &["up", "-d"]);
+    assert!(!up.status.success(), "{}", err_text(&up));
+    let last = stderr(&up);
+    assert!(
+        last.lines()
+            .last()
+            .unwrap_or("")
+            .contains("container health-web-1 is unhealthy"),
+        "{}",
+        err_text(&up)
+    );
+    assert!(!berth(&app.host, &["inspect", "health-client-1"])
+        .status
+        .success());
 }

@@ -225,6 +225,7 @@ fn second_daemon_on_same_socket_refuses() {
         .arg(dir.path().join("exec2"))
         .arg("--data-root")
         .arg(dir.path().join("d2"))
+        .args(HOST_NETWORK_FLAGS)
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -195,6 +195,7 @@ fn spawn_daemon(dir: &Path, socket: &Path, umask: u32) -> std::process::Child {
         .arg(dir.join("data"))
         .arg("--exec-root")
         .arg(dir.join("exec"))
+        .args(common::HOST_NETWORK_FLAGS)
         .stderr(log);
     // SAFETY: umask is async-signal-safe.
     unsafe {
@@ -301,6 +302,7 @@ fn a_socket_directory_others_can_write_is_refused() {
         .arg(dir.path().join("data"))
         .arg("--exec-root")
         .arg(dir.path().join("exec"))
+        .args(common::HOST_NETWORK_FLAGS)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();

@@ -132,6 +132,7 @@ pub async fn inspect(
     let files = state.data_root_path().join("containers").join(&c.id);
     let mut v = inspect_json(&c, &files);
     super::networks::fill_settings(&mut v["NetworkSettings"], &state, &c.id);
+    v["NetworkSettings"]["Ports"] = state.containers.ports_settings(&c);
     Ok(Json(v))
 }
 
@@ -280,6 +281,7 @@ pub async fn list(
         if listed && matches(&c, &filters)? {
             let mut v = summary(&c);
             v["NetworkSettings"]["Networks"] = state.containers.network_settings(&c.id);
+            v["Ports"] = state.containers.ports_summary(&c);
             out.push(v);
         }
         if limit > 0 && out.len() as i64 >= limit {

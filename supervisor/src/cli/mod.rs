@@ -139,6 +139,12 @@ pub enum ContainerCommand {
     Ps(containers::PsArgs),
     /// Fetch the logs of a container
     Logs(containers::LogsArgs),
+    /// List port mappings or a specific mapping for the container
+    Port {
+        container: String,
+        /// PRIVATE_PORT[/PROTO]
+        port: Option<String>,
+    },
     /// Block until one or more containers stop, then print their exit codes
     Wait(containers::NamesArgs),
     /// Return low-level information on containers
@@ -351,6 +357,9 @@ fn run_container(ctx: &Context, command: ContainerCommand) -> anyhow::Result<()>
         ContainerCommand::Rm(a) => containers::rm(ctx, &a),
         ContainerCommand::Ps(a) => containers::ps(ctx, &a),
         ContainerCommand::Logs(a) => containers::logs(ctx, &a),
+        ContainerCommand::Port { container, port } => {
+            commands::ports::port(ctx, &container, port.as_deref())
+        }
         ContainerCommand::Wait(a) => containers::wait(ctx, &a),
         ContainerCommand::Inspect(a) => containers::inspect(ctx, &a),
         ContainerCommand::Exec(a) => containers::exec(ctx, &a),

@@ -826,12 +826,13 @@ impl<'a> Engine<'a> {
                 continue;
             }
             let s = &self.project.services[&name];
+            // Conditions first: a failed dependency leaves this service's containers unmade.
+            if !opts.no_deps && !opts.no_start {
+                self.wait_dependencies(s)?;
+            }
             let to_start = self.converge(s, opts)?;
             if opts.no_start {
                 continue;
-            }
-            if !opts.no_deps {
-                self.wait_dependencies(s)?;
             }
             for c in to_start {
                 self.start(&c.id, &c.name)?;

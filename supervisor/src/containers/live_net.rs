@@ -51,6 +51,7 @@ impl ContainerService {
         };
         let netns = self.live_netns(c);
         let (mac, internal) = (e.mac.clone(), n.internal);
+        let route_localnet = self.networks.manages_firewall();
         let ns = netns.clone();
         blocking(move || {
             let a = Attachment {
@@ -61,8 +62,9 @@ impl ContainerService {
                 mac,
                 ifname: link::free_ifname(&ns)?,
                 default_route: !internal && !link::has_default_route(&ns)?,
+                route_localnet,
             };
-            link::ensure_bridge(&a.bridge, a.gateway, a.prefix)?;
+            super::networking::ready_bridge(&a)?;
             link::attach(&ns, &a)
         })
         .await?;

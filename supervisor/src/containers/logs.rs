@@ -447,13 +447,23 @@ fn drain(
 
 // ---- the reader (the daemon) ----
 
-/// Whether the writer of `path` has finished (or never ran).
+/// Whether the writer of `path` has finished (or never ran). During a rotation the writer
+/// holds the old file (now `FILE.1`) until the new one is locked: both are looked at.
 pub fn writer_done(path: &Path) -> bool {
-    let Ok(file) = File::open(path) else {
-        return true;
+    let lockable = |p: &Path| match File::open(p) {
+        Err(_) => true,
+        // SAFETY: flock on an fd we own; released when the file closes.
+        Ok(file) => unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) == 0 },
     };
-    // SAFETY: flock on an fd we own; released when the file closes.
-    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) == 0 }
+    lockable(path) && lockable(&rotated(path, 1))
+}
+
+/// Waits (at most `bound`) until the writer of `path` has finished.
+pub fn wait_for_writer(path: &Path, bound: std::time::Duration) {
+    let until = std::time::Instant::now() + bound;
+    while !writer_done(path) && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
 
 /// Reads the log from an offset: complete entries only. Rotations between two reads (one or
@@ -526,7 +536,8 @@ impl Reader {
                 use std::os::unix::fs::MetadataExt;
                 file.metadata()?.ino()
             };
-            if Some(ino) != current {
+            // A rotation during this scan shifts the names up: the same file again is skipped.
+            if Some(ino) != current && kept.iter().all(|(seen, _)| *seen != ino) {
                 kept.push((ino, file));
             }
         }

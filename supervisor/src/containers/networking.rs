@@ -10,6 +10,8 @@ use super::record::Container;
 use super::service::{ContainerService, Error};
 use crate::network::dns::Dns;
 use crate::network::link::{self, Attachment};
+use crate::network::ports;
+use crate::network::publish::plumbed_bridge;
 use crate::network::service::{EndpointRequest, Error as NetError};
 
 impl From<NetError> for Error {
@@ -20,6 +22,7 @@ impl From<NetError> for Error {
             NetError::Invalid(m) => Error::Invalid(m),
             NetError::Forbidden(m) => Error::Forbidden(m),
             NetError::Unavailable(m) => Error::Unavailable(m),
+            NetError::System(m) => Error::Task(m),
             NetError::Store(e) => Error::Task(e.to_string()),
         }
     }
@@ -223,20 +226,25 @@ impl ContainerService {
         self.paths.exec_root.join("netns").join(id)
     }
 
-    /// The veths a container gets at start: one per user-defined bridge network it is on
-    /// (`eth0`, `eth1`, … by network name). The default `bridge` is not plumbed yet: its
-    /// containers keep a namespace with `lo` only.
+    /// The veths a container gets at start: one per bridge network it is on (`eth0`,
+    /// `eth1`, … by network name), the default `bridge` too unless the daemon runs with
+    /// `--bridge none`.
     pub(super) fn attachments(&self, id: &str) -> Vec<Attachment> {
-        let mut out = Vec::new();
+        self.plumbed_endpoints(id)
+            .into_iter()
+            .map(|(_, a)| a)
+            .collect()
+    }
+
+    /// [`Self::attachments`] with the id of each one's network.
+    fn plumbed_endpoints(&self, id: &str) -> Vec<(String, Attachment)> {
+        let mut out: Vec<(String, Attachment)> = Vec::new();
         for (n, e) in self.networks.endpoints_of(id) {
-            let (Some(ip), Some(bridge)) = (e.ip, n.bridge_name()) else {
+            let (Some(ip), Some(bridge)) = (e.ip, plumbed_bridge(&n)) else {
                 continue;
             };
             let Some(pool) = n.pool_of(ip) else { continue };
-            if n.predefined {
-                continue;
-            }
-            out.push(Attachment {
+            let attachment = Attachment {
                 bridge,
                 gateway: pool.gateway,
                 prefix: pool.subnet.prefix_len(),
@@ -244,10 +252,81 @@ impl ContainerService {
                 mac: e.mac.clone(),
                 ifname: format!("eth{}", out.len()),
                 default_route: out.is_empty() && !n.internal,
-            });
+                route_localnet: self.networks.manages_firewall(),
+            };
+            out.push((n.id.clone(), attachment));
         }
         out
     }
+
+    /// At start: the container's published ports (`PortBindings`, `-P` with its
+    /// `ExposedPorts`), on the network of its default route, as docker does; none for
+    /// `host`/`none` or an `--internal` first network.
+    pub(super) fn publish_ports(&self, c: &Container) -> Result<(), Error> {
+        let reqs = ports::requests(
+            &c.host_config["PortBindings"],
+            &c.config["ExposedPorts"],
+            c.host_config["PublishAllPorts"].as_bool().unwrap_or(false),
+        )
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+        if reqs.is_empty() {
+            return Ok(());
+        }
+        let Some((network, a)) = self.plumbed_endpoints(&c.id).into_iter().next() else {
+            return Ok(());
+        };
+        if !a.default_route {
+            return Ok(());
+        }
+        self.networks.publish(&network, &c.id, &reqs)?;
+        Ok(())
+    }
+
+    /// After re-adoption at daemon start: ports of containers that are not running go.
+    pub(super) async fn release_stale_ports(&self) {
+        let mut running = std::collections::HashSet::new();
+        for c in self.list().await {
+            if c.state.status.is_live() {
+                running.insert(c.id.clone());
+            }
+        }
+        self.networks.unpublish_all_but(&running);
+    }
+
+    /// The container stopped (or failed to start): its published ports go.
+    pub(super) fn unpublish_ports(&self, id: &str) {
+        if let Err(e) = self.networks.unpublish(id) {
+            tracing::warn!(id, error = %e, "unpublishing ports");
+        }
+    }
+
+    /// Docker's `NetworkSettings.Ports` of a container.
+    pub fn ports_settings(&self, c: &Container) -> Value {
+        ports::settings_ports(
+            &c.config["ExposedPorts"],
+            &c.host_config["PortBindings"],
+            &self.networks.published(&c.id),
+        )
+    }
+
+    /// The `Ports` of a container in `GET /containers/json`.
+    pub fn ports_summary(&self, c: &Container) -> Value {
+        ports::summary_ports(&c.config["ExposedPorts"], &self.networks.published(&c.id))
+    }
+}
+
+/// The bridge of `a` made if missing, with `route_localnet` on when `a` asks for it.
+pub(super) fn ready_bridge(a: &Attachment) -> Result<(), link::LinkError> {
+    link::ensure_bridge(&a.bridge, a.gateway, a.prefix)?;
+    if a.route_localnet {
+        crate::network::firewall::enable_route_localnet(&a.bridge).map_err(|e| {
+            link::LinkError {
+                what: format!("bridge {}", a.bridge),
+                message: e.to_string(),
+            }
+        })?;
+    }
+    Ok(())
 }
 
 /// Writes the container's name files, makes its namespace with its veths (nothing if it has
@@ -269,7 +348,7 @@ pub(super) fn plumb(
     let made = (|| {
         link::create_netns(netns)?;
         for a in attachments {
-            link::ensure_bridge(&a.bridge, a.gateway, a.prefix)?;
+            ready_bridge(a)?;
             link::attach(netns, a)?;
         }
         Ok::<(), link::LinkError>(())

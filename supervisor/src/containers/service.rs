@@ -74,6 +74,10 @@ pub fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
+/// How long an exit waits for the logging binary to write what the container wrote last
+/// (docker reports an exit once its log copier is done: `logs` right after `wait` is whole).
+const LOG_DRAIN: Duration = Duration::from_secs(5);
+
 /// What waiters learn about a container.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Progress {
@@ -238,6 +242,7 @@ impl ContainerService {
         }
         tokio::spawn(service.clone().handle_exits(rx));
         service.restore().await;
+        service.release_stale_ports().await;
         Ok(service)
     }
 
@@ -402,6 +407,8 @@ impl ContainerService {
         let others = self.volumes_from(&body).await?;
         let mut c = merged(&id, &body, &image, &self.host, &self.volumes, &others)?;
         logs::Rotation::of(&c.host_config).map_err(Error::Invalid)?;
+        crate::network::ports::check(&c.host_config["PortBindings"], &c.config["ExposedPorts"])
+            .map_err(|e| Error::Invalid(e.to_string()))?;
         c.log_path = self
             .files_dir(&id)
             .join(format!("{id}-json.log"))
@@ -521,6 +528,7 @@ impl ContainerService {
             return Ok(());
         }
         self.join_pending_networks(&mut c)?;
+        self.publish_ports(&c)?;
         let snapshot = c.clone();
         let paths = self.paths.clone();
         let bundle = self.bundle_dir(&c.id);
@@ -571,6 +579,7 @@ impl ContainerService {
                 Ok(())
             }
             Err(e) => {
+                self.unpublish_ports(&c.id);
                 let message = e.to_string();
                 c.state.error = message.clone();
                 c.state.exit_code = exit_code_of_failure(&message);
@@ -621,14 +630,17 @@ impl ContainerService {
         let bundle = self.bundle_dir(&id);
         let netns = self.netns_path(&id);
         self.dns.stop(&id);
+        let log = PathBuf::from(&c.log_path);
         let code = blocking(move || {
             let code = end_task(address.as_deref(), &id, &bundle, status);
             crate::network::link::remove_netns(&netns);
+            logs::wait_for_writer(&log, LOG_DRAIN);
             Ok(code)
         })
         .await
         .unwrap_or(255);
         super::volumes::detach(&self.volumes, &c);
+        self.unpublish_ports(&c.id);
         c.state.status = Status::Exited;
         c.state.exit_code = code;
         c.state.pid = 0;
@@ -1266,7 +1278,12 @@ fn start_task(
 
 /// Docker's wording for a task that failed to start.
 fn task_error(e: &ShimError) -> String {
-    format!("failed to create shim task: OCI runtime create failed: {e}: unknown")
+    let text = e.to_string();
+    // The shim words the runtime's failure as runc-v2 does ("OCI runtime create failed: …").
+    let text = text
+        .strip_prefix("OCI runtime create failed: ")
+        .unwrap_or(&text);
+    format!("failed to create shim task: OCI runtime create failed: {text}: unknown")
 }
 
 /// Deletes the task in its shim (if it answers), stops the shim, unmounts: the exit code.

@@ -77,6 +77,8 @@ pub struct NetworkFlags {
     pub bip: String,
     pub bridge: String,
     pub pools: Vec<crate::network::ipam::AddressPool>,
+    /// `--iptables`.
+    pub firewall: bool,
 }
 
 /// The socket path of a `unix://` host.
@@ -196,6 +198,7 @@ fn open_networks(config: &Config) -> Result<crate::network::NetworkService, Erro
         bip: config.network.bip.clone(),
         bridge: config.network.bridge.clone(),
         pools: config.network.pools.clone(),
+        firewall: config.network.firewall,
     })
     .map_err(|source| Error::Networks {
         path: config.data_root.clone(),

@@ -96,7 +96,7 @@ impl Metadata {
             message: e.to_string(),
         };
         std::fs::create_dir_all(root).map_err(|e| db_err(&e))?;
-        let db = Database::create(&path).map_err(|e| db_err(&e))?;
+        let db = crate::records::open_database(&path).map_err(|e| db_err(&e))?;
         crate::perms::set_mode(&path, 0o600).map_err(|e| db_err(&e))?;
         let txn = db.begin_write().map_err(|e| db_err(&e))?;
         for table in [IMAGES, SNAPSHOTS, LEASES] {

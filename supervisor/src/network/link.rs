@@ -35,6 +35,8 @@ pub struct Attachment {
     pub ifname: String,
     /// The first network gives the default route; `--internal` ones none.
     pub default_route: bool,
+    /// Published ports on 127.0.0.1 reach it (berth's table guards the bridge).
+    pub route_localnet: bool,
 }
 
 /// Makes a network namespace and bind-mounts it at `path` (from a thread of its own, so the

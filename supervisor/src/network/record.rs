@@ -27,6 +27,9 @@ pub struct Endpoint {
     pub static_ip: bool,
     pub mac: String,
     pub aliases: Vec<String>,
+    /// The container's published ports on this network, while it runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<super::ports::PortMapping>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -28,6 +28,9 @@ pub enum Error {
     Invalid(String),
     #[error("{0}")]
     Unavailable(String),
+    /// The kernel refused (nftables, a host port): docker's 500.
+    #[error("{0}")]
+    System(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -40,7 +43,7 @@ impl Error {
             Error::Forbidden(_) => 403,
             Error::Invalid(_) => 400,
             Error::Unavailable(_) => 503,
-            Error::Store(_) => 500,
+            Error::System(_) | Error::Store(_) => 500,
         }
     }
 }
@@ -61,6 +64,8 @@ pub struct Options {
     pub bridge: String,
     /// `--default-address-pool`: where subnets of networks without `--subnet` come from.
     pub pools: Vec<AddressPool>,
+    /// `--iptables`: berth keeps its nftables table (masquerade, isolation, published ports).
+    pub firewall: bool,
 }
 
 /// docker's `POST /networks/create` body.
@@ -106,9 +111,12 @@ pub struct EndpointRequest {
 }
 
 pub struct NetworkService {
-    store: Store,
+    pub(super) store: Store,
     networks: Mutex<HashMap<String, Network>>,
     pools: Vec<AddressPool>,
+    pub(super) firewall: bool,
+    /// The host ports of published ports, held by container id.
+    pub(super) held: Mutex<HashMap<String, Vec<super::ports::Held>>>,
 }
 
 impl std::fmt::Debug for NetworkService {
@@ -199,14 +207,18 @@ impl NetworkService {
             }
             networks.insert(n.id.clone(), n);
         }
-        Ok(NetworkService {
+        let service = NetworkService {
             store,
             networks: Mutex::new(networks),
             pools: options.pools.clone(),
-        })
+            firewall: options.firewall,
+            held: Mutex::new(HashMap::new()),
+        };
+        service.restore_firewall()?;
+        Ok(service)
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Network>> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, HashMap<String, Network>> {
         self.networks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -301,8 +313,12 @@ impl NetworkService {
             endpoints: BTreeMap::new(),
             predefined: false,
         };
-        self.store.put(&n)?;
         networks.insert(n.id.clone(), n.clone());
+        if let Err(e) = self.sync_firewall(&networks) {
+            networks.remove(&n.id);
+            return Err(e);
+        }
+        self.store.put(&n)?;
         tracing::info!(id = %n.id, name = %n.name, "network created");
         Ok(n)
     }
@@ -343,6 +359,7 @@ impl NetworkService {
         }
         self.store.remove(&n.id)?;
         networks.remove(&n.id);
+        self.sync_firewall(&networks)?;
         tracing::info!(id = %n.id, name = %n.name, "network removed");
         Ok(n)
     }
@@ -358,6 +375,9 @@ impl NetworkService {
         for n in &gone {
             self.store.remove(&n.id)?;
             networks.remove(&n.id);
+        }
+        if !gone.is_empty() {
+            self.sync_firewall(&networks)?;
         }
         Ok(gone)
     }
@@ -411,6 +431,7 @@ impl NetworkService {
             static_ip: !req.ipv4.is_empty(),
             mac: mac.unwrap_or_else(|| mac_of(ip)),
             aliases: req.aliases.clone(),
+            ports: Vec::new(),
         };
         n.endpoints.insert(container_id.to_string(), e.clone());
         self.store.put(&n)?;
@@ -423,24 +444,30 @@ impl NetworkService {
     pub fn disconnect(&self, name_or_id: &str, container_id: &str) -> Result<Network, Error> {
         let mut networks = self.lock();
         let mut n = find_in(&networks, name_or_id)?.clone();
-        if n.endpoints.remove(container_id).is_none() {
+        let Some(gone) = n.endpoints.remove(container_id) else {
             return Err(Error::Forbidden(format!(
                 "container {container_id} is not connected to network {}",
                 n.name
             )));
-        }
+        };
         self.store.put(&n)?;
         networks.insert(n.id.clone(), n.clone());
+        self.ports_gone(&networks, container_id, &gone)?;
         Ok(n)
     }
 
     /// Releases every endpoint of a removed container.
     pub fn release_all(&self, container_id: &str) -> Result<(), Error> {
         let mut networks = self.lock();
+        let mut gone = Vec::new();
         for n in networks.values_mut() {
-            if n.endpoints.remove(container_id).is_some() {
+            if let Some(e) = n.endpoints.remove(container_id) {
                 self.store.put(n)?;
+                gone.push(e);
             }
+        }
+        for e in gone {
+            self.ports_gone(&networks, container_id, &e)?;
         }
         Ok(())
     }

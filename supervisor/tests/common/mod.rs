@@ -41,8 +41,13 @@ pub fn start_with(dir: &Path, flags: &[&str]) -> Daemon {
     start_wrapped(dir, &[], flags)
 }
 
+/// A daemon in the host's network namespace keeps off its network: no nftables table, no
+/// default bridge (tests that need them run the daemon in a namespace of their own).
+pub const HOST_NETWORK_FLAGS: [&str; 2] = ["--iptables=false", "--bridge=none"];
+
 /// [`start_with`], the daemon run through `wrapper` (e.g. `unshare --net --`, so that its
-/// bridges and rules live and die with a network namespace of its own).
+/// bridges and rules live and die with a network namespace of its own). Without a wrapper it
+/// gets [`HOST_NETWORK_FLAGS`].
 pub fn start_wrapped(dir: &Path, wrapper: &[&str], flags: &[&str]) -> Daemon {
     let host = format!("unix://{}/berth.sock", dir.display());
     let data_root = dir.join("data");
@@ -65,6 +70,11 @@ pub fn start_wrapped(dir: &Path, wrapper: &[&str], flags: &[&str]) -> Daemon {
         .arg("--exec-root")
         .arg(dir.join("exec"))
         .args(flags)
+        .args(if wrapper.is_empty() {
+            &HOST_NETWORK_FLAGS[..]
+        } else {
+            &[]
+        })
         .stderr(log)
         .spawn()
         .expect("spawn berth daemon");

@@ -73,6 +73,8 @@ impl BerthDaemon {
             .arg(dir.join("data"))
             .arg("--exec-root")
             .arg(dir.join("exec"))
+            // Off the host's network: no nftables table, no default bridge.
+            .args(["--iptables=false", "--bridge=none"])
             .stdout(Stdio::null())
             .stderr(fs::File::create(work_log(dir)).map_err(|e| e.to_string())?)
             .spawn()

@@ -231,6 +231,11 @@ fn run_in(opts: &Options, work: &Path) -> Result<bool, String> {
         pull::run(work, &opts.supervisor, opts.pulls.max(1));
         return Ok(true);
     }
+    // Needs no crun, so no hugetlb hierarchy either.
+    if opts.compose_only {
+        compose::run(work, &absolute(&opts.supervisor)?, opts.compose.max(1));
+        return Ok(true);
+    }
     if opts.cri_only {
         cri::run(opts.cri.max(1), opts.cri_idle);
         return Ok(true);
@@ -241,10 +246,6 @@ fn run_in(opts: &Options, work: &Path) -> Result<bool, String> {
     } else {
         HugetlbV1::mount(work)?
     };
-    if opts.compose_only {
-        compose::run(work, &absolute(&opts.supervisor)?, opts.compose.max(1));
-        return Ok(true);
-    }
     if opts.engines_only {
         containers::run(work, &absolute(&opts.supervisor)?, opts.engines.max(1));
         return Ok(true);

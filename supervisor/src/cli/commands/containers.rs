@@ -78,6 +78,15 @@ pub struct CreateArgs {
     /// Add a custom host-to-IP mapping (host:ip)
     #[arg(long = "add-host")]
     pub add_host: Vec<String>,
+    /// Publish a container's port(s) to the host
+    #[arg(short = 'p', long)]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long)]
+    pub publish_all: bool,
+    /// Expose a port or a range of ports
+    #[arg(long)]
+    pub expose: Vec<String>,
     /// Give extended privileges to this container
     #[arg(long)]
     pub privileged: bool,
@@ -291,7 +300,10 @@ fn refused(command: &str, e: impl std::fmt::Display) -> anyhow::Error {
 }
 
 fn create_container(ctx: &Context, a: &CreateArgs, command: &str) -> anyhow::Result<String> {
-    let body = serde_json::to_vec(&create_body(a)?)?;
+    let mut body = create_body(a)?;
+    super::ports::fill_body(&mut body, &a.publish, &a.expose, a.publish_all)
+        .map_err(|e| refused(command, e))?;
+    let body = serde_json::to_vec(&body)?;
     let path = match &a.name {
         Some(n) => format!("/containers/create?name={}", encode(n)),
         None => "/containers/create".to_string(),
@@ -745,7 +757,7 @@ fn ps_row(c: &Value, no_trunc: bool) -> Value {
         "Command": serde_json::to_string(&command).unwrap_or_default(),
         "CreatedAt": created_at(created),
         "RunningFor": format!("{} ago", human_duration(now - created)),
-        "Ports": "",
+        "Ports": super::ports::ps_column(&c["Ports"]),
         "Status": c["Status"],
         "State": c["State"],
         "Size": "",

@@ -13,6 +13,7 @@ pub mod health;
 pub mod images;
 pub mod mounts;
 pub mod networks;
+pub mod ports;
 pub mod stats;
 pub mod system;
 pub mod transfer;

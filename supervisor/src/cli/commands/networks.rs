@@ -24,6 +24,10 @@ pub struct DaemonFlags {
     /// Where networks without --subnet get one (base=CIDR,size=N; docker's pools by default)
     #[arg(long = "default-address-pool")]
     pub default_address_pool: Vec<AddressPool>,
+    /// Keep berth's nftables table: masquerade, isolation, published ports (--iptables=false: none)
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
+          default_missing_value = "true", require_equals = true)]
+    pub iptables: bool,
 }
 
 impl From<DaemonFlags> for crate::daemon::NetworkFlags {
@@ -31,6 +35,7 @@ impl From<DaemonFlags> for crate::daemon::NetworkFlags {
         crate::daemon::NetworkFlags {
             bip: f.bip,
             bridge: f.bridge,
+            firewall: f.iptables,
             pools: if f.default_address_pool.is_empty() {
                 default_pools()
             } else {

@@ -115,6 +115,7 @@ mod tests {
                         static_ip: false,
                         mac: String::new(),
                         aliases: aliases.iter().map(|a| a.to_string()).collect(),
+                        ports: Vec::new(),
                     },
                 )
             })

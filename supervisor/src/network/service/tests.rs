@@ -6,6 +6,7 @@ fn options(dir: &std::path::Path) -> Options {
         bip: "10.213.0.1/24".into(),
         bridge: "bt0".into(),
         pools: vec!["base=10.214.0.0/23,size=24".parse().unwrap()],
+        firewall: false,
     }
 }
 

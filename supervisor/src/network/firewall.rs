@@ -1,0 +1,444 @@
+//! berth's own nftables table, `ip berth`: outbound masquerade, `--internal`, isolation
+//! between bridge networks, and the DNAT rules of published ports.
+//!
+//! The table is derived whole from the network records (networks, and the port mappings of
+//! their endpoints) and replaced in one `nft` transaction on every change, so it is never
+//! half-made, a lost table comes back at the next change or daemon start, and nobody else's
+//! table or chain is ever touched. Conntrack keeps the NAT of open connections across a
+//! replacement. Rules go through the `nftables` crate: typed objects of nft's own JSON API
+//! (`nft -j -f -`), not strings of nft's command language.
+use std::borrow::Cow;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use nftables::batch::Batch;
+use nftables::expr::{Expression, Fib, FibFlag, FibResult, Meta, MetaKey, NamedExpression};
+use nftables::expr::{Payload, PayloadField, Prefix, CT};
+use nftables::schema::{Chain, NfListObject, Rule, Table};
+use nftables::stmt::{JumpTarget, Match, Operator, Statement, NAT};
+use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
+
+use super::ports::Proto;
+
+/// The table's name (family `ip`).
+pub const TABLE: &str = "berth";
+const FAMILY: NfFamily = NfFamily::IP;
+
+/// What the table needs to know of one bridge network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeRules {
+    pub bridge: String,
+    pub subnets: Vec<Ipv4Net>,
+    pub internal: bool,
+    /// `com.docker.network.bridge.enable_ip_masquerade` (true unless set to "false").
+    pub masquerade: bool,
+}
+
+/// One published port: traffic to a local address (or `host_ip`) at `host_port` goes to
+/// `to:to_port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dnat {
+    pub proto: Proto,
+    pub host_ip: Option<Ipv4Addr>,
+    pub host_port: u16,
+    pub to: Ipv4Addr,
+    pub to_port: u16,
+}
+
+/// A failed `nft` run.
+#[derive(Debug, thiserror::Error)]
+#[error("nftables table ip {TABLE}: {0}")]
+pub struct FirewallError(String);
+
+/// Replaces berth's table with the one these networks and ports make.
+pub fn apply(bridges: &[BridgeRules], dnats: &[Dnat]) -> Result<(), FirewallError> {
+    let nft = batch(bridges, dnats).to_nftables();
+    nftables::helper::apply_ruleset(&nft).map_err(|e| match e {
+        nftables::helper::NftablesError::NftFailed { stderr, .. } => {
+            FirewallError(stderr.trim().to_string())
+        }
+        e => FirewallError(e.to_string()),
+    })?;
+    tracing::debug!(
+        bridges = bridges.len(),
+        ports = dnats.len(),
+        "nftables table replaced"
+    );
+    Ok(())
+}
+
+/// docker's daemon turns forwarding on when it manages the firewall; so does berth.
+pub fn enable_forwarding() -> Result<(), FirewallError> {
+    let path = "/proc/sys/net/ipv4/ip_forward";
+    if std::fs::read_to_string(path).is_ok_and(|v| v.trim() == "1") {
+        return Ok(());
+    }
+    std::fs::write(path, "1").map_err(|e| FirewallError(format!("{path}: {e}")))
+}
+
+/// Lets DNAT'ed packets from 127.0.0.1 leave through `bridge` (published ports on localhost).
+pub fn enable_route_localnet(bridge: &str) -> Result<(), FirewallError> {
+    let path = format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet");
+    std::fs::write(&path, "1").map_err(|e| FirewallError(format!("{path}: {e}")))
+}
+
+/// The transaction: the table made (if missing), deleted, and made anew with its chains.
+pub fn batch(bridges: &[BridgeRules], dnats: &[Dnat]) -> Batch<'static> {
+    let mut b = Batch::new();
+    let table = || {
+        NfListObject::Table(Table {
+            family: FAMILY,
+            name: TABLE.into(),
+            handle: None,
+        })
+    };
+    b.add(table());
+    b.delete(table());
+    b.add(table());
+    let base = |name: &'static str, kind, hook, prio| Chain {
+        family: FAMILY,
+        table: TABLE.into(),
+        name: name.into(),
+        _type: Some(kind),
+        hook: Some(hook),
+        prio: Some(prio),
+        policy: Some(NfChainPolicy::Accept),
+        ..Chain::default()
+    };
+    for chain in [
+        base("prerouting", NfChainType::NAT, NfHook::Prerouting, -100),
+        base("output", NfChainType::NAT, NfHook::Output, -100),
+        base("postrouting", NfChainType::NAT, NfHook::Postrouting, 100),
+        base("forward", NfChainType::Filter, NfHook::Forward, 0),
+        // Before conntrack and NAT (raw): what route_localnet must not let in.
+        base("guard", NfChainType::Filter, NfHook::Prerouting, -300),
+        Chain {
+            family: FAMILY,
+            table: TABLE.into(),
+            name: "ports".into(),
+            ..Chain::default()
+        },
+    ] {
+        b.add(NfListObject::Chain(chain));
+    }
+    for chain in ["prerouting", "output"] {
+        b.add(rule(chain, vec![local_daddr(), jump("ports")]));
+    }
+    for d in dnats {
+        b.add(rule("ports", dnat_rule(d)));
+    }
+    let mut rules: Vec<(&str, Vec<Statement<'static>>)> = Vec::new();
+    for r in bridges {
+        rules.extend(bridge_rules(r));
+    }
+    // --internal's drops come first; then what reaches a published port passes (it is the
+    // host's service, open to every network); then isolation between the bridges.
+    rules.sort_by_key(|(chain, _)| *chain != "forward");
+    let at = rules.iter().take_while(|(c, _)| *c == "forward").count();
+    let mut tail = rules.split_off(at);
+    rules.push((
+        "forward",
+        vec![
+            matches(Operator::IN, ct_status(), text("dnat")),
+            Statement::Accept(None),
+        ],
+    ));
+    for r in bridges {
+        rules.extend(isolation_rule(r, bridges));
+    }
+    rules.append(&mut tail);
+    for (chain, stmts) in rules {
+        b.add(rule(chain, stmts));
+    }
+    b
+}
+
+/// Isolation: nothing from this bridge to another of berth's.
+fn isolation_rule(
+    r: &BridgeRules,
+    all: &[BridgeRules],
+) -> Option<(&'static str, Vec<Statement<'static>>)> {
+    let others: Vec<Expression<'static>> = all
+        .iter()
+        .filter(|o| o.bridge != r.bridge)
+        .map(|o| text(&o.bridge))
+        .collect();
+    if others.is_empty() {
+        return None;
+    }
+    Some((
+        "forward",
+        vec![
+            matches(Operator::EQ, meta(MetaKey::Iifname), text(&r.bridge)),
+            matches(Operator::EQ, meta(MetaKey::Oifname), set(others)),
+            Statement::Drop(None),
+        ],
+    ))
+}
+
+fn rule(chain: &str, expr: Vec<Statement<'static>>) -> NfListObject<'static> {
+    NfListObject::Rule(Rule {
+        family: FAMILY,
+        table: TABLE.into(),
+        chain: Cow::Owned(chain.to_string()),
+        expr: expr.into(),
+        ..Rule::default()
+    })
+}
+
+fn matches(
+    op: Operator,
+    left: Expression<'static>,
+    right: Expression<'static>,
+) -> Statement<'static> {
+    Statement::Match(Match { left, right, op })
+}
+
+fn meta(key: MetaKey) -> Expression<'static> {
+    Expression::Named(NamedExpression::Meta(Meta { key }))
+}
+
+fn payload(protocol: &'static str, field: &'static str) -> Expression<'static> {
+    Expression::Named(NamedExpression::Payload(Payload::PayloadField(
+        PayloadField {
+            protocol: protocol.into(),
+            field: field.into(),
+        },
+    )))
+}
+
+fn text(s: &str) -> Expression<'static> {
+    Expression::String(Cow::Owned(s.to_string()))
+}
+
+fn prefix(net: &Ipv4Net) -> Expression<'static> {
+    Expression::Named(NamedExpression::Prefix(Prefix {
+        addr: Box::new(text(&net.network().to_string())),
+        len: net.prefix_len().into(),
+    }))
+}
+
+fn jump(chain: &'static str) -> Statement<'static> {
+    Statement::Jump(JumpTarget {
+        target: chain.into(),
+    })
+}
+
+/// `fib daddr type local`: the packet is for one of this host's addresses.
+fn local_daddr() -> Statement<'static> {
+    let fib = Fib {
+        result: FibResult::Type,
+        flags: [FibFlag::Daddr].into_iter().collect(),
+    };
+    matches(
+        Operator::EQ,
+        Expression::Named(NamedExpression::Fib(fib)),
+        text("local"),
+    )
+}
+
+fn masquerade() -> Statement<'static> {
+    Statement::Masquerade(None)
+}
+
+/// `[ip daddr HOST_IP] tcp dport HOST_PORT dnat to IP:PORT`.
+fn dnat_rule(d: &Dnat) -> Vec<Statement<'static>> {
+    let mut s = Vec::new();
+    if let Some(ip) = d.host_ip {
+        s.push(matches(
+            Operator::EQ,
+            payload("ip", "daddr"),
+            text(&ip.to_string()),
+        ));
+    }
+    s.push(matches(
+        Operator::EQ,
+        payload(d.proto.as_str(), "dport"),
+        Expression::Number(d.host_port.into()),
+    ));
+    s.push(Statement::DNAT(Some(NAT {
+        addr: Some(text(&d.to.to_string())),
+        family: None,
+        port: Some(Expression::Number(d.to_port.into())),
+        flags: None,
+    })));
+    s
+}
+
+/// One network's guard, `--internal` and postrouting rules.
+fn bridge_rules(r: &BridgeRules) -> Vec<(&'static str, Vec<Statement<'static>>)> {
+    let mut out = Vec::new();
+    let iif = || meta(MetaKey::Iifname);
+    let oif = || meta(MetaKey::Oifname);
+    let me = || text(&r.bridge);
+    let loopback = || prefix(&"127.0.0.0/8".parse().expect("valid"));
+    // route_localnet is on for the bridge: nothing from a container with a loopback
+    // source or destination (a container must not reach the host's 127.0.0.1 services).
+    for field in ["saddr", "daddr"] {
+        out.push((
+            "guard",
+            vec![
+                matches(Operator::EQ, iif(), me()),
+                matches(Operator::EQ, payload("ip", field), loopback()),
+                Statement::Drop(None),
+            ],
+        ));
+    }
+    if r.internal {
+        // No way out, and no way in from anywhere but the bridge itself.
+        out.push((
+            "forward",
+            vec![
+                matches(Operator::EQ, iif(), me()),
+                matches(Operator::NEQ, oif(), me()),
+                Statement::Drop(None),
+            ],
+        ));
+        out.push((
+            "forward",
+            vec![
+                matches(Operator::EQ, oif(), me()),
+                matches(Operator::NEQ, iif(), me()),
+                Statement::Drop(None),
+            ],
+        ));
+    }
+    // Published ports reached from 127.0.0.1 (route_localnet) need a source the
+    // container can answer.
+    out.push((
+        "postrouting",
+        vec![
+            matches(Operator::EQ, payload("ip", "saddr"), loopback()),
+            matches(Operator::EQ, oif(), me()),
+            masquerade(),
+        ],
+    ));
+    for subnet in &r.subnets {
+        // Hairpin: a container reaching a published port through a host address.
+        out.push((
+            "postrouting",
+            vec![
+                matches(Operator::IN, ct_status(), text("dnat")),
+                matches(Operator::EQ, payload("ip", "saddr"), prefix(subnet)),
+                matches(Operator::EQ, oif(), me()),
+                masquerade(),
+            ],
+        ));
+        if r.masquerade && !r.internal {
+            out.push((
+                "postrouting",
+                vec![
+                    matches(Operator::EQ, payload("ip", "saddr"), prefix(subnet)),
+                    matches(Operator::NEQ, oif(), me()),
+                    masquerade(),
+                ],
+            ));
+        }
+    }
+    out
+}
+
+fn ct_status() -> Expression<'static> {
+    Expression::Named(NamedExpression::CT(CT {
+        key: "status".into(),
+        family: None,
+        dir: None,
+    }))
+}
+
+fn set(items: Vec<Expression<'static>>) -> Expression<'static> {
+    Expression::Named(NamedExpression::Set(
+        items
+            .into_iter()
+            .map(nftables::expr::SetItem::Element)
+            .collect(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(bridge: &str, subnet: &str, internal: bool) -> BridgeRules {
+        BridgeRules {
+            bridge: bridge.into(),
+            subnets: vec![subnet.parse().unwrap()],
+            internal,
+            masquerade: true,
+        }
+    }
+
+    fn json(bridges: &[BridgeRules], dnats: &[Dnat]) -> String {
+        serde_json::to_string(&batch(bridges, dnats).to_nftables()).unwrap()
+    }
+
+    #[test]
+    fn the_table_is_replaced_whole_and_touches_nothing_else() {
+        let text = json(&[], &[]);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let cmds = v["nftables"].as_array().unwrap();
+        assert_eq!(cmds[0]["add"]["table"]["name"], "berth");
+        assert_eq!(cmds[1]["delete"]["table"]["name"], "berth");
+        assert_eq!(cmds[2]["add"]["table"]["name"], "berth");
+        for c in cmds {
+            let obj = c.as_object().unwrap().values().next().unwrap();
+            let inner = obj.as_object().unwrap().values().next().unwrap();
+            let table = inner.get("table").or(inner.get("name")).unwrap();
+            assert_eq!(table, "berth", "{c}");
+            assert_eq!(inner["family"], "ip", "{c}");
+        }
+        assert!(!text.contains("flush"), "{text}");
+    }
+
+    #[test]
+    fn internal_networks_get_no_masquerade_and_drops_both_ways() {
+        let text = json(
+            &[
+                net("br-a", "10.1.0.0/24", false),
+                net("br-i", "10.2.0.0/24", true),
+            ],
+            &[],
+        );
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let rules: Vec<&serde_json::Value> = v["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["add"].get("rule"))
+            .collect();
+        let masq: Vec<String> = rules
+            .iter()
+            .filter(|r| r["chain"] == "postrouting" && r.to_string().contains("\"!=\""))
+            .map(|r| r.to_string())
+            .collect();
+        assert_eq!(masq.len(), 1, "{masq:?}");
+        assert!(masq[0].contains("10.1.0.0"), "{masq:?}");
+        let drops = rules
+            .iter()
+            .filter(|r| r["chain"] == "forward" && r.to_string().contains("br-i"))
+            .count();
+        // two for --internal, one isolation rule each way.
+        assert_eq!(drops, 4, "{rules:?}");
+    }
+
+    #[test]
+    fn a_published_port_is_a_dnat_rule_in_the_ports_chain() {
+        let d = Dnat {
+            proto: Proto::Udp,
+            host_ip: Some(Ipv4Addr::LOCALHOST),
+            host_port: 5353,
+            to: Ipv4Addr::new(10, 1, 0, 2),
+            to_port: 53,
+        };
+        let text = json(&[], &[d]);
+        assert!(
+            text.contains(r#"{"dnat":{"addr":"10.1.0.2","port":53}}"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#""protocol":"udp","field":"dport"}},"right":5353"#),
+            "{text}"
+        );
+        assert!(text.contains(r#""right":"127.0.0.1""#), "{text}");
+    }
+}

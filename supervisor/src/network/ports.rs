@@ -1,0 +1,423 @@
+//! Published ports: docker's `PortBindings`/`ExposedPorts`/`PublishAllPorts` read and
+//! checked, host ports allocated (a given one, one of a range, or an ephemeral one) and held
+//! with a bound socket of the daemon's, so that no other process (nor another container)
+//! takes a port while its DNAT rule points it at a container. Nothing listens on those
+//! sockets: the kernel's NAT rules carry the traffic, no proxy process or thread.
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+/// A published port of a running container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortMapping {
+    pub proto: Proto,
+    /// The host address it is published on; `None`: every address (`0.0.0.0`).
+    pub host_ip: Option<Ipv4Addr>,
+    pub host_port: u16,
+    pub container_port: u16,
+}
+
+impl PortMapping {
+    pub fn host_ip_text(&self) -> String {
+        self.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED).to_string()
+    }
+}
+
+/// What a container asks for one port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortRequest {
+    pub proto: Proto,
+    pub container_port: u16,
+    pub host_ip: Option<Ipv4Addr>,
+    /// `None`: an ephemeral port; else the first free one of this range.
+    pub host_ports: Option<(u16, u16)>,
+}
+
+/// A bad port specification (docker's wording), or a port that cannot be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    #[error("invalid port specification: {0:?}")]
+    Invalid(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("Bind for {ip}:{port} failed: port is already allocated")]
+    Allocated { ip: String, port: String },
+    #[error("Bind for {ip}:{port} failed: {message}")]
+    Bind {
+        ip: String,
+        port: String,
+        message: String,
+    },
+}
+
+/// `80`, `80/tcp`, `53/udp`: a container port key of `ExposedPorts`/`PortBindings`.
+pub fn parse_port_key(key: &str) -> Result<(u16, Proto), PortError> {
+    let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+    let proto = match proto.to_ascii_lowercase().as_str() {
+        "tcp" | "" => Proto::Tcp,
+        "udp" => Proto::Udp,
+        "sctp" => {
+            return Err(PortError::Unsupported(format!(
+                "port {key}: sctp is not supported by berth"
+            )))
+        }
+        _ => return Err(PortError::Invalid(key.to_string())),
+    };
+    Ok((
+        parse_port(port).ok_or_else(|| PortError::Invalid(port.into()))?,
+        proto,
+    ))
+}
+
+fn parse_port(text: &str) -> Option<u16> {
+    text.parse::<u16>().ok().filter(|p| *p > 0)
+}
+
+/// `""` (ephemeral), `8080`, `8000-8010`.
+fn parse_host_ports(text: &str) -> Result<Option<(u16, u16)>, PortError> {
+    let bad = || PortError::Invalid(text.to_string());
+    if text.is_empty() || text == "0" {
+        return Ok(None);
+    }
+    let (a, b) = text.split_once('-').unwrap_or((text, text));
+    let (a, b) = (
+        parse_port(a).ok_or_else(bad)?,
+        parse_port(b).ok_or_else(bad)?,
+    );
+    if a > b {
+        return Err(bad());
+    }
+    Ok(Some((a, b)))
+}
+
+fn parse_host_ip(text: &str) -> Result<Option<Ipv4Addr>, PortError> {
+    let text = text.trim_start_matches('[').trim_end_matches(']');
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if text.contains(':') {
+        return Err(PortError::Unsupported(format!(
+            "host address {text}: IPv6 port publishing is not supported by berth yet"
+        )));
+    }
+    let ip: Ipv4Addr = text
+        .parse()
+        .map_err(|_| PortError::Invalid(text.to_string()))?;
+    Ok((!ip.is_unspecified()).then_some(ip))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct Binding {
+    host_ip: Option<String>,
+    host_port: Option<String>,
+}
+
+/// The ports a container publishes: its `PortBindings`, and with `PublishAllPorts` every
+/// `ExposedPorts` entry not bound there, on an ephemeral port. Checked whole.
+pub fn requests(
+    port_bindings: &Value,
+    exposed: &Value,
+    publish_all: bool,
+) -> Result<Vec<PortRequest>, PortError> {
+    let bindings: BTreeMap<String, Option<Vec<Binding>>> = match port_bindings {
+        Value::Null => BTreeMap::new(),
+        v => serde_json::from_value(v.clone())
+            .map_err(|e| PortError::Invalid(format!("PortBindings: {e}")))?,
+    };
+    let mut out = Vec::new();
+    let mut bound = Vec::new();
+    for (key, list) in &bindings {
+        let (container_port, proto) = parse_port_key(key)?;
+        bound.push((container_port, proto));
+        for b in list.iter().flatten() {
+            out.push(PortRequest {
+                proto,
+                container_port,
+                host_ip: parse_host_ip(b.host_ip.as_deref().unwrap_or(""))?,
+                host_ports: parse_host_ports(b.host_port.as_deref().unwrap_or(""))?,
+            });
+        }
+    }
+    if publish_all {
+        for key in exposed.as_object().into_iter().flat_map(|m| m.keys()) {
+            let (container_port, proto) = parse_port_key(key)?;
+            if !bound.contains(&(container_port, proto)) {
+                out.push(PortRequest {
+                    proto,
+                    container_port,
+                    host_ip: None,
+                    host_ports: None,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Checks a create request's `PortBindings` (the daemon's side of docker's checks).
+pub fn check(port_bindings: &Value, exposed: &Value) -> Result<(), PortError> {
+    requests(port_bindings, exposed, true).map(|_| ())
+}
+
+/// A host port held by the daemon.
+#[derive(Debug)]
+pub enum Held {
+    // A bound, not listening, TCP socket: holds the port, accepts nothing.
+    Tcp(#[allow(dead_code)] tokio::net::TcpSocket),
+    Udp(#[allow(dead_code)] UdpSocket),
+}
+
+fn bind(proto: Proto, ip: Option<Ipv4Addr>, port: u16) -> std::io::Result<(Held, u16)> {
+    let addr = SocketAddr::V4(SocketAddrV4::new(ip.unwrap_or(Ipv4Addr::UNSPECIFIED), port));
+    match proto {
+        Proto::Tcp => {
+            let s = tokio::net::TcpSocket::new_v4()?;
+            s.bind(addr)?;
+            let port = s.local_addr()?.port();
+            Ok((Held::Tcp(s), port))
+        }
+        Proto::Udp => {
+            let s = UdpSocket::bind(addr)?;
+            let port = s.local_addr()?.port();
+            Ok((Held::Udp(s), port))
+        }
+    }
+}
+
+fn bind_error(r: &PortRequest, port: String, e: std::io::Error) -> PortError {
+    let ip = r.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED).to_string();
+    if e.kind() == std::io::ErrorKind::AddrInUse {
+        PortError::Allocated { ip, port }
+    } else {
+        PortError::Bind {
+            ip,
+            port,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Allocates and holds the host port of one request.
+pub fn allocate(r: &PortRequest) -> Result<(PortMapping, Held), PortError> {
+    let mapping = |host_port| PortMapping {
+        proto: r.proto,
+        host_ip: r.host_ip,
+        host_port,
+        container_port: r.container_port,
+    };
+    let Some((first, last)) = r.host_ports else {
+        let (held, port) = bind(r.proto, r.host_ip, 0).map_err(|e| bind_error(r, "0".into(), e))?;
+        return Ok((mapping(port), held));
+    };
+    let mut last_error = None;
+    for port in first..=last {
+        match bind(r.proto, r.host_ip, port) {
+            Ok((held, _)) => return Ok((mapping(port), held)),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    let range = if first == last {
+        first.to_string()
+    } else {
+        format!("{first}-{last}")
+    };
+    Err(bind_error(
+        r,
+        range,
+        last_error.unwrap_or_else(|| std::io::ErrorKind::AddrInUse.into()),
+    ))
+}
+
+/// Holds the port of a mapping made before (a restarted daemon taking its ports back).
+pub fn hold(m: &PortMapping) -> std::io::Result<Held> {
+    bind(m.proto, m.host_ip, m.host_port).map(|(h, _)| h)
+}
+
+/// Allocates every request, or none.
+pub fn allocate_all(reqs: &[PortRequest]) -> Result<(Vec<PortMapping>, Vec<Held>), PortError> {
+    let mut mappings = Vec::new();
+    let mut held = Vec::new();
+    for r in reqs {
+        let (m, h) = allocate(r)?;
+        mappings.push(m);
+        held.push(h);
+    }
+    Ok((mappings, held))
+}
+
+/// Docker's `NetworkSettings.Ports`: every exposed or published port, with its bindings
+/// (`null` for one that is exposed only).
+pub fn settings_ports(exposed: &Value, port_bindings: &Value, mappings: &[PortMapping]) -> Value {
+    let mut out = serde_json::Map::new();
+    let keys = exposed
+        .as_object()
+        .into_iter()
+        .chain(port_bindings.as_object())
+        .flat_map(|m| m.keys());
+    for key in keys {
+        if let Ok((port, proto)) = parse_port_key(key) {
+            out.insert(format!("{port}/{}", proto.as_str()), Value::Null);
+        }
+    }
+    for m in mappings {
+        let key = format!("{}/{}", m.container_port, m.proto.as_str());
+        let entry = out.entry(key).or_insert(Value::Null);
+        if !entry.is_array() {
+            *entry = Value::Array(Vec::new());
+        }
+        if let Value::Array(list) = entry {
+            list.push(serde_json::json!({
+                "HostIp": m.host_ip_text(),
+                "HostPort": m.host_port.to_string(),
+            }));
+        }
+    }
+    Value::Object(out)
+}
+
+/// The `Ports` of a container summary (`GET /containers/json`).
+pub fn summary_ports(exposed: &Value, mappings: &[PortMapping]) -> Value {
+    let mut out: Vec<Value> = mappings
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "IP": m.host_ip_text(),
+                "PrivatePort": m.container_port,
+                "PublicPort": m.host_port,
+                "Type": m.proto.as_str(),
+            })
+        })
+        .collect();
+    for key in exposed.as_object().into_iter().flat_map(|m| m.keys()) {
+        let Ok((port, proto)) = parse_port_key(key) else {
+            continue;
+        };
+        if !mappings
+            .iter()
+            .any(|m| m.container_port == port && m.proto == proto)
+        {
+            out.push(serde_json::json!({ "PrivatePort": port, "Type": proto.as_str() }));
+        }
+    }
+    Value::Array(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn bindings_and_publish_all_make_requests() {
+        let reqs = requests(
+            &json!({"80/tcp": [{"HostIp": "", "HostPort": "8080"}],
+                    "53/udp": [{"HostIp": "127.0.0.1", "HostPort": ""}],
+                    "90": [{"HostPort": "9000-9010"}]}),
+            &json!({"80/tcp": {}, "443/tcp": {}}),
+            true,
+        )
+        .unwrap();
+        assert_eq!(reqs.len(), 4, "{reqs:?}");
+        assert!(reqs.contains(&PortRequest {
+            proto: Proto::Udp,
+            container_port: 53,
+            host_ip: Some(Ipv4Addr::LOCALHOST),
+            host_ports: None
+        }));
+        assert!(reqs.contains(&PortRequest {
+            proto: Proto::Tcp,
+            container_port: 90,
+            host_ip: None,
+            host_ports: Some((9000, 9010))
+        }));
+        assert!(reqs.contains(&PortRequest {
+            proto: Proto::Tcp,
+            container_port: 443,
+            host_ip: None,
+            host_ports: None
+        }));
+    }
+
+    #[test]
+    fn bad_specs_are_refused_with_the_value() {
+        for (bindings, bad) in [
+            (json!({"abc/tcp": []}), "abc"),
+            (json!({"80/xyz": []}), "80/xyz"),
+            (json!({"0/tcp": []}), "0"),
+            (json!({"80/tcp": [{"HostPort": "abc"}]}), "abc"),
+            (json!({"80/tcp": [{"HostPort": "70000"}]}), "70000"),
+            (json!({"80/tcp": [{"HostPort": "90-80"}]}), "90-80"),
+            (
+                json!({"80/tcp": [{"HostIp": "1.2.3", "HostPort": "80"}]}),
+                "1.2.3",
+            ),
+        ] {
+            let e = requests(&bindings, &Value::Null, false).unwrap_err();
+            assert_eq!(e, PortError::Invalid(bad.into()), "{bindings}");
+            assert_eq!(
+                e.to_string(),
+                format!("invalid port specification: {bad:?}")
+            );
+        }
+    }
+
+    #[test]
+    fn a_port_in_use_is_already_allocated_and_ephemeral_ports_differ() {
+        let (first, _held) = allocate(&PortRequest {
+            proto: Proto::Udp,
+            container_port: 53,
+            host_ip: Some(Ipv4Addr::LOCALHOST),
+            host_ports: None,
+        })
+        .unwrap();
+        assert_ne!(first.host_port, 0);
+        let again = PortRequest {
+            proto: Proto::Udp,
+            container_port: 53,
+            host_ip: Some(Ipv4Addr::LOCALHOST),
+            host_ports: Some((first.host_port, first.host_port)),
+        };
+        let e = allocate(&again).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "Bind for 127.0.0.1:{} failed: port is already allocated",
+                first.host_port
+            )
+        );
+    }
+
+    #[test]
+    fn settings_show_exposed_ports_as_null_and_bindings_as_lists() {
+        let m = PortMapping {
+            proto: Proto::Tcp,
+            host_ip: None,
+            host_port: 8080,
+            container_port: 80,
+        };
+        let v = settings_ports(&json!({"80/tcp": {}, "443/tcp": {}}), &Value::Null, &[m]);
+        assert_eq!(
+            v,
+            json!({"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}], "443/tcp": null})
+        );
+    }
+}
