@@ -101,6 +101,12 @@ pub enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(commands::volumes::VolumeCommand),
+    /// Manage berth
+    #[command(subcommand)]
+    System(commands::disk::SystemCommand),
+    /// Manage builds
+    #[command(subcommand)]
+    Builder(commands::disk::BuilderCommand),
     /// Define and run multi-container applications (compose v2's commands)
     Compose(commands::compose::ComposeArgs),
     /// The json-file logging binary the shim runs for a container (internal).
@@ -341,6 +347,8 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Container(ContainerGroup::Containers(sub)) => run_container(ctx, sub),
         Command::Network(sub) => commands::networks::run(ctx, sub),
         Command::Volume(sub) => commands::volumes::run(ctx, sub),
+        Command::System(sub) => commands::disk::system(ctx, sub),
+        Command::Builder(sub) => commands::disk::builder(ctx, sub),
         Command::Compose(a) => commands::compose::run(ctx, a),
         Command::LogDriver { .. } => unreachable!("handled by main"),
     }

@@ -722,7 +722,7 @@ pub struct PsArgs {
 }
 
 /// Docker's `Ellipsis`: at most `n` characters, the last one `…` when cut.
-fn ellipsis(s: &str, n: usize) -> String {
+pub(crate) fn ellipsis(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         return s.to_string();
     }
