@@ -684,6 +684,8 @@ impl ImageService {
 fn reclaim_crashed(root: &std::path::Path, metadata: &Metadata) -> Result<(), Error> {
     let leases = metadata.clear_leases()?;
     let tmp = root.join("tmp");
+    // A build step's snapshots are mounted under it: unmounted first, never removed through.
+    let mounts = crate::images::snapshot::unmount_under(&tmp);
     let mut spools = 0;
     if let Ok(entries) = std::fs::read_dir(&tmp) {
         for entry in entries.flatten() {
@@ -701,8 +703,13 @@ fn reclaim_crashed(root: &std::path::Path, metadata: &Metadata) -> Result<(), Er
             }
         }
     }
-    if leases + spools > 0 {
-        tracing::info!(leases, spools, "reclaimed what a crashed daemon left");
+    if leases + spools + mounts > 0 {
+        tracing::info!(
+            leases,
+            spools,
+            mounts,
+            "reclaimed what a crashed daemon left"
+        );
     }
     Ok(())
 }
