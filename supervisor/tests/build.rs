@@ -1083,3 +1083,109 @@ fn heredocs_in_run_and_copy() {
         "{out:?}"
     );
 }
+
+#[test]
+fn run_mounts_cache_bind_and_tmpfs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(dir.path());
+    let ctx = dir.path().join("ctx");
+    write(&ctx, "data/x", "from the context\n");
+    write(
+        &ctx,
+        "Dockerfile",
+        "FROM busybox\nWORKDIR /w\nRUN --mount=type=cache,target=/cache sh -c 'echo run >> /cache/log; echo \"runs: $(busybox wc -l < /cache/log)\"'\nRUN --mount=type=bind,source=data,target=mnt busybox cat /w/mnt/x > /copied\nRUN --mount=type=tmpfs,target=/scratch sh -c 'echo t > /scratch/t && busybox ls /scratch'\nCMD [\"sh\", \"-c\", \"busybox cat /copied; busybox ls /; echo --; busybox ls -A /w\"]\n",
+    );
+    let c = ctx.to_str().unwrap();
+    let text = ok(cli(CLIS[0], &d.host, &["build", "-t", "mnt", c], None));
+    assert!(text.contains("runs: 1\n"), "{text}");
+    assert!(text.contains("\nt\n"), "the tmpfs is writable: {text}");
+    // The mounts' contents and their mountpoints stay out of the image.
+    let run = ok(docker(&d.host, &["run", "--rm", "mnt"]));
+    assert!(run.starts_with("from the context\n"), "{run}");
+    assert!(
+        !run.contains("cache\n") && !run.contains("scratch\n") && run.ends_with("--\n"),
+        "{run}"
+    );
+    // The cache mount outlives the build; a rebuild takes the cache mount step from the
+    // build cache, and the bind step misses only when the bound content changes.
+    let text = ok(berth(&d.host, &["build", "--no-cache", "-t", "mnt", c]));
+    assert!(text.contains("runs: 2\n"), "{text}");
+    let text = ok(berth(&d.host, &["build", "-t", "mnt", c]));
+    assert_eq!(count(&text, " ---> Using cache"), 5, "{text}");
+    write(&ctx, "data/x", "changed\n");
+    let text = ok(berth(&d.host, &["build", "-t", "mnt", c]));
+    assert_eq!(count(&text, " ---> Using cache"), 2, "{text}");
+    assert!(ok(docker(&d.host, &["run", "--rm", "mnt"])).starts_with("changed\n"));
+    for (spec, error) in [
+        ("type=secret,target=/s", "type=secret is not supported"),
+        (
+            "type=bind,source=../../etc,target=/x",
+            "forbidden path outside the build context",
+        ),
+        ("type=bind,source=data,target=/x,rw", "rw is not supported"),
+    ] {
+        write(
+            &ctx,
+            "Dockerfile",
+            &format!("FROM busybox\nRUN --mount={spec} true\n"),
+        );
+        let out = berth(&d.host, &["build", c]);
+        assert!(
+            !out.status.success() && stderr(&out).contains(error),
+            "{spec}: {out:?}"
+        );
+    }
+}
+
+#[test]
+fn onbuild_triggers_run_in_the_child_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(dir.path());
+    let base = dir.path().join("base");
+    write(
+        &base,
+        "Dockerfile",
+        "FROM busybox\nONBUILD COPY app.txt /app/\nONBUILD RUN busybox cat /app/app.txt > /app/seen\n",
+    );
+    ok(cli(
+        CLIS[0],
+        &d.host,
+        &["build", "-t", "onb", base.to_str().unwrap()],
+        None,
+    ));
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(docker(&d.host, &["image", "inspect", "onb"]))).unwrap();
+    assert_eq!(
+        v[0]["Config"]["OnBuild"],
+        serde_json::json!([
+            "COPY app.txt /app/",
+            "RUN busybox cat /app/app.txt > /app/seen"
+        ])
+    );
+    let child = dir.path().join("child");
+    write(&child, "app.txt", "child's\n");
+    write(
+        &child,
+        "Dockerfile",
+        "FROM onb\nCMD [\"busybox\", \"cat\", \"/app/seen\"]\n",
+    );
+    let text = ok(cli(
+        CLIS[0],
+        &d.host,
+        &["build", "-t", "child", child.to_str().unwrap()],
+        None,
+    ));
+    assert!(text.contains("# Executing 2 build triggers\n"), "{text}");
+    assert_eq!(ok(docker(&d.host, &["run", "--rm", "child"])), "child's\n");
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(docker(&d.host, &["image", "inspect", "child"]))).unwrap();
+    assert!(
+        v[0]["Config"]["OnBuild"].is_null() || v[0]["Config"]["OnBuild"] == serde_json::json!([]),
+        "{v}"
+    );
+    // A grandchild sees no triggers.
+    let grand = dir.path().join("grand");
+    write(&grand, "Dockerfile", "FROM child\nRUN echo grand\n");
+    let text = ok(berth(&d.host, &["build", grand.to_str().unwrap()]));
+    assert!(!text.contains("build trigger"), "{text}");
+}

@@ -14,7 +14,7 @@ use super::context::{self, Context, Source};
 use super::instructions as ins;
 use super::lex::{self, Vars};
 use super::parser::{self, Args, Instruction};
-use super::{cache, mountpoints, sweep, BuildError};
+use super::{cache, mountpoints, run_mount, sweep, BuildError};
 use crate::containers::config::Config;
 use crate::containers::service::{random_hex, ContainerService};
 use crate::images::layer::{self, at};
@@ -214,6 +214,7 @@ impl Builder {
         let mut last = None;
         for (i, instructions) in stages.into_iter().enumerate() {
             let mut stage = self.from(&instructions[0]).await?;
+            self.triggers(&mut stage).await?;
             for instruction in &instructions[1..] {
                 self.begin(instruction)?;
                 self.dispatch(&mut stage, instruction).await?;
@@ -371,6 +372,39 @@ impl Builder {
             },
             args: BTreeMap::new(),
         })
+    }
+
+    /// The base image's ONBUILD triggers, run as dockerd runs them: right after FROM, each
+    /// as the instruction it holds (no step of its own), the new image without them.
+    async fn triggers(&mut self, stage: &mut Stage) -> Result<(), BuildError> {
+        let triggers = stage.meta.config.on_build.take().unwrap_or_default();
+        if triggers.is_empty() {
+            return Ok(());
+        }
+        let plural = if triggers.len() > 1 { "s" } else { "" };
+        self.say(format!(
+            "# Executing {} build trigger{plural}\n",
+            triggers.len()
+        ));
+        for trigger in triggers {
+            let parsed = parser::parse(&format!("FROM scratch\n{trigger}\n"))?;
+            let [_, instruction] = parsed.instructions.as_slice() else {
+                return Err(BuildError::Invalid(
+                    "onbuild trigger should be a single expression".into(),
+                ));
+            };
+            if matches!(
+                instruction.keyword.as_str(),
+                "ONBUILD" | "FROM" | "MAINTAINER"
+            ) {
+                return Err(BuildError::Invalid(format!(
+                    "{} isn't allowed as an ONBUILD trigger",
+                    instruction.keyword
+                )));
+            }
+            self.dispatch(stage, instruction).await?;
+        }
+        Ok(())
     }
 
     /// A base image: local, else pulled.
@@ -566,7 +600,7 @@ impl Builder {
     }
 
     async fn run_step(&mut self, stage: &mut Stage, i: &Instruction) -> Result<(), BuildError> {
-        i.check_flags(&[])?;
+        i.check_flags(&["mount"])?;
         let cmd = run_command(i, &stage.shell());
         let args = stage.run_args();
         let mut recorded = Vec::new();
@@ -576,7 +610,12 @@ impl Builder {
         }
         recorded.extend(cmd.iter().cloned());
         let created_by = recorded.join(" ");
-        let key = cache::key(&stage.parent_id(), &format!("run\n{created_by}"));
+        let mounts = self.run_mounts(stage, i).await?;
+        let mut step_key = format!("run\n{created_by}");
+        for m in &mounts {
+            step_key.push_str(&format!("\nmount {}", m.key));
+        }
+        let key = cache::key(&stage.parent_id(), &step_key);
         if self.cached(stage, &key)? {
             return Ok(());
         }
@@ -595,7 +634,9 @@ impl Builder {
             "Env": env,
             "WorkingDir": stage.meta.config.working_dir,
             "User": stage.meta.config.user,
-            "HostConfig": {},
+            "HostConfig": {
+                "Mounts": mounts.iter().map(|m| m.api.clone()).collect::<Vec<_>>(),
+            },
         });
         let c = self.containers.create(body, None).await?;
         sweep::mark(&self.images, &c.id);
@@ -642,9 +683,10 @@ impl Builder {
             let key = format!("container-{}", c.id);
             let diff_ids = parent.diff_ids();
             let tmp = self.work.clone();
+            let targets: Vec<String> = mounts.iter().map(|m| m.target.clone()).collect();
             let _shared = self.images.gc_lock.read().await;
             blocking(move || {
-                mountpoints::drop_added(&images.snapshots, &key)
+                mountpoints::drop_added(&images.snapshots, &key, &targets)
                     .map_err(crate::images::service::Error::from)?;
                 Ok(commit::commit_layer(&images, &key, &diff_ids, true, &tmp)?)
             })
@@ -678,6 +720,34 @@ impl Builder {
         committed?;
         self.say(format!(" ---> {}\n", short_image_id(&stage.parent_id())));
         Ok(())
+    }
+
+    /// The `--mount`s of a RUN (variables expanded), checked and resolved.
+    async fn run_mounts(
+        &self,
+        stage: &Stage,
+        i: &Instruction,
+    ) -> Result<Vec<run_mount::RunMount>, BuildError> {
+        let vars = stage.vars();
+        let specs: Vec<String> = i
+            .flags
+            .iter()
+            .filter(|(n, _)| n == "mount")
+            .map(|(_, v)| lex::expand_raw(v, &vars, self.escape))
+            .collect::<Result<_, _>>()?;
+        if specs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let workdir = stage.workdir().to_string();
+        let context = self.context.clone();
+        let cache_root = run_mount::cache_root(&self.images.options.data_root);
+        blocking(move || {
+            specs
+                .iter()
+                .map(|s| run_mount::parse(s, &workdir, &context, &cache_root))
+                .collect()
+        })
+        .await
     }
 
     async fn remove_container(&self, id: &str) {

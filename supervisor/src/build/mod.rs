@@ -12,6 +12,7 @@ pub mod instructions;
 pub mod lex;
 pub mod mountpoints;
 pub mod parser;
+pub mod run_mount;
 pub mod sweep;
 
 pub use builder::{build, BuildOptions};

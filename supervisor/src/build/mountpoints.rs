@@ -31,8 +31,9 @@ fn same_owner_and_mode(a: &libc::stat, b: &libc::stat) -> bool {
     (a.st_mode, a.st_uid, a.st_gid) == (b.st_mode, b.st_uid, b.st_gid)
 }
 
-/// Removes from the active snapshot `key` the runtime's mountpoints it added.
-pub fn drop_added(snapshots: &Snapshotter, key: &str) -> Result<(), Error> {
+/// Removes from the active snapshot `key` the runtime's mountpoints it added, and the
+/// step's own mount targets (`RUN --mount`, absolute) when they were made for it.
+pub fn drop_added(snapshots: &Snapshotter, key: &str, targets: &[String]) -> Result<(), Error> {
     let record = snapshots.stat(key)?;
     let fs = snapshots.fs_dir(&record);
     let root = std::fs::File::open(&fs).map_err(|source| Error::Io {
@@ -53,7 +54,10 @@ pub fn drop_added(snapshots: &Snapshotter, key: &str) -> Result<(), Error> {
     let in_lower = |rel: &Path| lowers.iter().find_map(|l| lstat_in(l.as_fd(), rel));
     let mut paths: Vec<PathBuf> = MOUNTPOINTS
         .iter()
+        .copied()
+        .chain(targets.iter().map(String::as_str))
         .map(|m| PathBuf::from(m.trim_start_matches('/')))
+        .filter(|p| !p.as_os_str().is_empty())
         .collect();
     paths.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     let remove = |rel: &Path, dir_flag: UnlinkatFlags| -> Result<(), Error> {
@@ -85,7 +89,10 @@ pub fn drop_added(snapshots: &Snapshotter, key: &str) -> Result<(), Error> {
     if snapshots.backend() != Backend::Overlay {
         return Ok(());
     }
-    let mut holders: Vec<&Path> = paths.iter().filter_map(|p| p.parent()).collect();
+    let mut holders: Vec<&Path> = MOUNTPOINTS
+        .iter()
+        .filter_map(|m| Path::new(m.trim_start_matches('/')).parent())
+        .collect();
     holders.retain(|h| !h.as_os_str().is_empty());
     holders.sort();
     holders.dedup();
