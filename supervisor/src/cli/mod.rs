@@ -403,8 +403,10 @@ fn run_image(ctx: &Context, command: ImageCommand) -> anyhow::Result<()> {
 
 fn init_tracing(debug: bool) {
     let level = if debug { "debug" } else { "info" };
+    // hickory-server logs every query at info: the DNS responder's lines only when debugging.
+    let filter = format!("{level},hickory_server=warn");
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(level))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
         .try_init();
 }
