@@ -8,7 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use berth_integration::cri::{images, Cri};
+use berth_integration::cri::{images, Cri, Handler, BERTH_TYPE, RUNC_TYPE};
 use berth_integration::host::{cgroups_named, mounts_mentioning};
 use k8s_cri::v1::*;
 
@@ -202,6 +202,14 @@ fn sh(cri: &Cri, id: &str, script: &str) -> String {
     String::from_utf8_lossy(&r.stdout).into_owned()
 }
 
+fn list_pods(cri: &Cri) -> ListPodSandboxResponse {
+    cri.call(
+        cri.runtime()
+            .list_pod_sandbox(ListPodSandboxRequest::default()),
+    )
+    .unwrap_or_else(|e| panic!("ListPodSandbox: {e}"))
+}
+
 fn container_status(cri: &Cri, id: &str) -> ContainerStatus {
     cri.call(cri.runtime().container_status(ContainerStatusRequest {
         container_id: id.into(),
@@ -252,12 +260,7 @@ fn remove_pod_and_check(cri: &Cri, pod: &Pod, containers: &[&str], ip: Option<&s
         pod_sandbox_id: pod.id.clone(),
     }))
     .unwrap_or_else(|e| panic!("RemovePodSandbox: {e}\n{}", cri.log()));
-    let listed = cri
-        .call(
-            cri.runtime()
-                .list_pod_sandbox(ListPodSandboxRequest::default()),
-        )
-        .unwrap();
+    let listed = list_pods(cri);
     assert!(
         listed.items.iter().all(|p| p.id != pod.id),
         "pod still listed"
@@ -325,12 +328,11 @@ fn pod_with_two_containers(handler: &str) {
     let ip = status.network.expect("pod network").ip;
     assert!(ip.starts_with("10.88.77."), "pod IP {ip:?}");
     assert_eq!(status.labels.get("app").map(String::as_str), Some("web"));
-    let listed = cri
-        .call(
-            cri.runtime()
-                .list_pod_sandbox(ListPodSandboxRequest::default()),
-        )
-        .unwrap();
+    assert_eq!(
+        status.annotations.get("berth.test/pod").map(String::as_str),
+        Some("web")
+    );
+    let listed = list_pods(&cri);
     let item = listed
         .items
         .iter()
@@ -372,6 +374,41 @@ fn pod_with_two_containers(handler: &str) {
             "{ns} namespace"
         );
     }
+    // The pod's port mapping (portmap's DNAT on the host side): host port 18080 on the
+    // bridge's address reaches the server's 8080.
+    let gateway = berth_integration::cri::SUBNET.replace(".0/24", ".1");
+    let page = eventually("host port 18080 reaches the pod", || {
+        let page = http_get(&cri, &format!("{gateway}:18080"));
+        (page.ends_with("hello-from-server\n"), page)
+    });
+    assert!(page.starts_with("HTTP/1."), "{page}");
+
+    // The pause process (pid 1 of the pod's pid namespace) adopts and reaps an orphan.
+    let orphan = sh(
+        &cri,
+        &client,
+        "sleep 3 </dev/null >/dev/null 2>&1 & echo $!",
+    );
+    let orphan = orphan.trim();
+    let parent = sh(
+        &cri,
+        &client,
+        &format!("grep PPid: /proc/{orphan}/status; cat /proc/1/comm"),
+    );
+    assert_eq!(
+        parent.split_whitespace().collect::<Vec<_>>(),
+        ["PPid:", "1", "pause"],
+        "the orphan's parent"
+    );
+    eventually("the pause process reaps the orphan", || {
+        let state = sh(
+            &cri,
+            &client,
+            &format!("cat /proc/{orphan}/stat 2>/dev/null || echo gone"),
+        );
+        (state.trim() == "gone", state)
+    });
+
     let ps = sh(&cri, &client, "ps -o comm");
     assert!(
         ps.contains("httpd") && ps.contains("pause"),
@@ -466,6 +503,8 @@ fn pod_with_two_containers(handler: &str) {
     });
     let st = stop_and_remove_container(&cri, &stubborn, 2);
     assert_eq!((st.exit_code, st.reason.as_str()), (137, "Error"), "{st:?}");
+    let said = std::fs::read_to_string(pod.log_dir.join("stubborn.log")).unwrap_or_default();
+    assert!(said.contains("got-term"), "SIGTERM came first: {said}");
     let st = stop_and_remove_container(&cri, &server, 10);
     assert_eq!(st.state, ContainerState::ContainerExited as i32);
     assert_eq!(st.exit_code, 143, "httpd ends on SIGTERM: {st:?}");
@@ -496,8 +535,25 @@ fn pod_with_two_containers(handler: &str) {
     }
 }
 
+/// `GET /` of `addr` (host:port) from containerd's network namespace: the whole response.
+fn http_get(cri: &Cri, addr: &str) -> String {
+    let addr = addr.to_owned();
+    cri.in_netns_thread(move || {
+        use std::io::{Read, Write};
+        let Ok(mut tcp) = std::net::TcpStream::connect(&addr) else {
+            return String::new();
+        };
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let _ = write!(tcp, "GET / HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+        let mut page = String::new();
+        let _ = tcp.read_to_string(&mut page);
+        page
+    })
+}
+
 handlers!(cri_host_network_pod, host_network_pod);
-/// A host-network pod shares containerd's network namespace (the harness's own here).
+/// A host-network pod shares containerd's network namespace (the harness's own here);
+/// containers that end by themselves are reported `Completed` or `Error` with their code.
 fn host_network_pod(handler: &str) {
     let cri = Cri::start(&format!("hostnet-{handler}"));
     let pod = run_pod(&cri, handler, "hostnet", NamespaceMode::Node);
@@ -507,8 +563,22 @@ fn host_network_pod(handler: &str) {
         .parse()
         .unwrap();
     assert_eq!(inode, std::fs::metadata(cri.netns()).unwrap().ino());
-    stop_and_remove_container(&cri, &c, 2);
-    remove_pod_and_check(&cri, &pod, &[&c], None);
+    let done = run_container(&cri, &pod, "done", "exit 0");
+    let failed = run_container(&cri, &pod, "failed", "exit 7");
+    for (id, code, reason) in [(&done, 0, "Completed"), (&failed, 7, "Error")] {
+        let st = eventually("the container exits", || {
+            let st = container_status(&cri, id);
+            (st.state == ContainerState::ContainerExited as i32, st)
+        });
+        assert_eq!((st.exit_code, st.reason.as_str()), (code, reason), "{st:?}");
+        // containerd stamps started_at after its Start call returns, finished_at from the
+        // exit event: an instant exit may come first, so only both being set is asserted.
+        assert!(st.finished_at > 0 && st.started_at > 0, "{st:?}");
+    }
+    for id in [&c, &done, &failed] {
+        stop_and_remove_container(&cri, id, 2);
+    }
+    remove_pod_and_check(&cri, &pod, &[&c, &done, &failed], None);
 }
 
 /// The pid of container `id`'s init (containerd's verbose status).
@@ -659,6 +729,18 @@ fn status_field(cri: &Cri, id: &str, key: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Whether the container's mount at `path` is read-only.
+fn mount_is_ro(cri: &Cri, id: &str, path: &str) -> bool {
+    let line = sh(
+        cri,
+        id,
+        &format!("grep ' {path} ' /proc/mounts | tail -n 1"),
+    );
+    let options = line.split_whitespace().nth(3).unwrap_or_default();
+    assert!(!options.is_empty(), "no mount at {path}");
+    options.split(',').any(|o| o == "ro")
+}
+
 fn caps(s: &str) -> u64 {
     u64::from_str_radix(s, 16).unwrap_or_else(|_| panic!("cap mask {s:?}"))
 }
@@ -688,8 +770,8 @@ fn security_context(handler: &str) {
                 profile_type: security_profile::ProfileType::RuntimeDefault as i32,
                 ..Default::default()
             });
-            s.masked_paths = vec!["/proc/sched_debug".into()];
-            s.readonly_paths = vec!["/proc/sys".into()];
+            s.masked_paths = vec!["/proc/version".into()];
+            s.readonly_paths = vec!["/proc/sys".into(), "/dev/shm".into()];
         }),
     );
     assert_eq!(sh(&cri, &user, "id -u"), "65534\n");
@@ -697,12 +779,10 @@ fn security_context(handler: &str) {
     assert_ne!(touch.exit_code, 0, "touch on a read-only rootfs succeeded");
     assert_eq!(status_field(&cri, &user, "NoNewPrivs"), "1");
     assert_eq!(status_field(&cri, &user, "Seccomp"), "2");
-    assert_eq!(sh(&cri, &user, "cat /proc/sched_debug | wc -c").trim(), "0");
-    let mounts = sh(&cri, &user, "grep ' /proc/sys ' /proc/mounts");
-    assert!(
-        mounts.contains(" ro,") || mounts.contains(" ro "),
-        "/proc/sys: {mounts}"
-    );
+    assert_eq!(sh(&cri, &user, "cat /proc/version | wc -c").trim(), "0");
+    for path in ["/proc/sys", "/dev/shm"] {
+        assert!(mount_is_ro(&cri, &user, path), "{path} is not read-only");
+    }
 
     let capped = run_container_with(
         &cri,
@@ -725,6 +805,13 @@ fn security_context(handler: &str) {
     assert!(eff & (1 << 12) != 0, "CAP_NET_ADMIN not added: {eff:x}");
     assert!(eff & 1 == 0, "CAP_CHOWN not dropped: {eff:x}");
     assert_eq!(status_field(&cri, &capped, "Seccomp"), "0");
+    // Without paths of its own a container gets the defaults, which leave these alone.
+    let version = sh(&cri, &capped, "cat /proc/version | wc -c");
+    assert_ne!(version.trim(), "0", "/proc/version masked by default");
+    assert!(
+        !mount_is_ro(&cri, &capped, "/dev/shm"),
+        "/dev/shm read-only"
+    );
     stop_and_remove_container(&cri, &user, 2);
     stop_and_remove_container(&cri, &capped, 2);
     remove_pod_and_check(&cri, &pod, &[&user, &capped], None);
@@ -762,39 +849,166 @@ handlers!(
     cri_pods_survive_containerd_kill,
     pods_survive_containerd_kill
 );
-/// kill -9 of containerd with a pod running; after the restart the pod and its container are
-/// listed and running, and still serve.
+/// kill -9 of containerd with pods running (a CNI pod and a host-network one); after the
+/// restart both pods and their containers are listed and running and still serve, a
+/// container that exited meanwhile is reported with its exit code, and new pods start.
 fn pods_survive_containerd_kill(handler: &str) {
     let cri = Cri::start(&format!("restart-{handler}"));
     let pod = run_pod(&cri, handler, "survivor", NamespaceMode::Pod);
     let c = run_container(&cri, &pod, "app", "exec sleep 100000");
+    let host_pod = run_pod(&cri, handler, "hostsurvivor", NamespaceMode::Node);
+    let quitter = run_container(
+        &cri,
+        &host_pod,
+        "quitter",
+        "trap 'exit 5' TERM; while :; do sleep 0.1; done",
+    );
     let pid = container_pid(&cri, &c);
+    let quitter_pid = container_pid(&cri, &quitter);
     cri.kill_containerd();
     assert!(
         berth_integration::host::process_alive(pid as i32),
         "container died with containerd"
     );
+    // SAFETY: the init of a container this test made.
+    unsafe { libc::kill(quitter_pid as i32, libc::SIGTERM) };
+    eventually("quitter exits while containerd is down", || {
+        let alive = berth_integration::host::process_alive(quitter_pid as i32);
+        (!alive, alive)
+    });
     cri.start_containerd();
-    let listed = cri
-        .call(
-            cri.runtime()
-                .list_pod_sandbox(ListPodSandboxRequest::default()),
-        )
-        .unwrap();
-    let item = listed
-        .items
-        .iter()
-        .find(|p| p.id == pod.id)
-        .expect("pod listed after restart");
-    assert_eq!(item.state, PodSandboxState::SandboxReady as i32);
+    let listed = list_pods(&cri);
+    for id in [&pod.id, &host_pod.id] {
+        let item = listed
+            .items
+            .iter()
+            .find(|p| &p.id == id)
+            .unwrap_or_else(|| panic!("pod {id} not listed after restart"));
+        assert_eq!(item.state, PodSandboxState::SandboxReady as i32);
+    }
     assert_eq!(
         container_status(&cri, &c).state,
         ContainerState::ContainerRunning as i32
     );
     assert_eq!(sh(&cri, &c, "echo alive"), "alive\n");
+    let st = eventually("the exit missed while down is recorded", || {
+        let st = container_status(&cri, &quitter);
+        (st.state == ContainerState::ContainerExited as i32, st)
+    });
+    assert_eq!((st.exit_code, st.reason.as_str()), (5, "Error"), "{st:?}");
     let ip = cri.pod_status(&pod.id).0.network.expect("network").ip;
+    let late = run_pod(&cri, handler, "late", NamespaceMode::Node);
+    let late_c = run_container(&cri, &late, "late", "exec sleep 100000");
+    assert_eq!(sh(&cri, &late_c, "echo late"), "late\n");
+    // The CNI pod first: the checks after each removal look for any veth left.
     stop_and_remove_container(&cri, &c, 2);
     remove_pod_and_check(&cri, &pod, &[&c], Some(&ip));
+    stop_and_remove_container(&cri, &late_c, 2);
+    remove_pod_and_check(&cri, &late, &[&late_c], None);
+    stop_and_remove_container(&cri, &quitter, 2);
+    remove_pod_and_check(&cri, &host_pod, &[&quitter], None);
+}
+
+handlers!(cri_runtime_options, runtime_options);
+/// The handler's runc-style options as a cluster sets them in containerd's CRI config
+/// (containerd hands runc's shim its options itself, berth's shim reads them from the
+/// `ConfigPath` file): `BinaryName` is the runtime binary run for every step and `Root` its
+/// state root, with containerd's namespace under it as runc-v2 does. `SystemdCgroup = true`
+/// with a cgroupfs parent fails RunPodSandbox on every handler, leaving nothing; where systemd
+/// is not the cgroup manager, berth's shim says so itself before calling the runtime.
+fn runtime_options(handler: &str) {
+    let bin = berth_integration::cri::bin_dir();
+    let (runtime_type, real) = match handler {
+        "runc" => (RUNC_TYPE, PathBuf::from("/usr/sbin/runc")),
+        "berth-runc" => (RUNC_TYPE, bin.join("berth-runtime")),
+        _ => (BERTH_TYPE, bin.join("berth-runtime")),
+    };
+    let cri = Cri::start_with(&format!("opts-{handler}"), |dir| {
+        let wrapper = dir.join("logged-runtime");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\necho \"$@\" >> {}\nexec {} \"$@\"\n",
+                dir.join("runtime-calls").display(),
+                real.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            &wrapper,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let handler = |name: &str, binary: &Path, systemd_cgroup| Handler {
+            name: name.into(),
+            runtime_type: runtime_type.into(),
+            binary_name: binary.display().to_string(),
+            root: dir.join(format!("{name}-root")).display().to_string(),
+            systemd_cgroup,
+        };
+        vec![
+            handler("opts", &wrapper, false),
+            handler("opts-systemd", &real, true),
+        ]
+    });
+    let root = cri
+        .dir
+        .join("opts-root")
+        .join(berth_integration::cri::NAMESPACE);
+    let pod = run_pod(&cri, "opts", "opts", NamespaceMode::Node);
+    let c = run_container(&cri, &pod, "app", "exec sleep 100000");
+    assert_eq!(sh(&cri, &c, "echo ok"), "ok\n");
+    for id in [&pod.id, &c] {
+        assert!(
+            root.join(id).is_dir(),
+            "no runtime state of {id} under Root {}",
+            root.display()
+        );
+    }
+    let calls = std::fs::read_to_string(cri.dir.join("runtime-calls")).unwrap_or_default();
+    let with_root = format!("--root {}", root.display());
+    for step in ["create", "start", "exec"] {
+        assert!(
+            calls
+                .lines()
+                .any(|l| l.contains(&with_root) && l.split(' ').any(|w| w == step)),
+            "BinaryName not run for {step} with {with_root}: {calls}"
+        );
+    }
+    stop_and_remove_container(&cri, &c, 2);
+    remove_pod_and_check(&cri, &pod, &[&c], None);
+    for id in [&pod.id, &c] {
+        assert!(!root.join(id).exists(), "runtime state of {id} left");
+    }
+    let calls = std::fs::read_to_string(cri.dir.join("runtime-calls")).unwrap_or_default();
+    assert!(
+        calls
+            .lines()
+            .any(|l| l.contains(&with_root) && l.contains(" delete ")),
+        "BinaryName not run for delete: {calls}"
+    );
+
+    let refused = cri.call(cri.runtime().run_pod_sandbox(RunPodSandboxRequest {
+        config: Some(pod.config.clone()),
+        runtime_handler: "opts-systemd".into(),
+    }));
+    let err = refused.expect_err("RunPodSandbox with SystemdCgroup and a cgroupfs parent");
+    assert!(err.message().contains("systemd"), "{err}");
+    if handler == "berth" && !Path::new("/run/systemd/system").is_dir() {
+        assert!(
+            err.message()
+                .contains("SystemdCgroup = true, but systemd is not the cgroup manager here"),
+            "{err}"
+        );
+    }
+    let listed = list_pods(&cri);
+    assert!(listed.items.is_empty(), "{:?}", listed.items);
+    eventually("no shim left after the refusal", || {
+        let shims = cri.shims();
+        (shims.is_empty(), shims)
+    });
+    let mounts = mounts_mentioning(&cri.dir.join("root"));
+    assert!(mounts.is_empty(), "mounts left: {mounts:#?}");
 }
 
 /// What a streaming URL (Exec or Attach) sent over a websocket, channel by channel

@@ -1010,3 +1010,115 @@ fn stats_of_stopped(flavor: Flavor) {
     );
     shim.delete(&id, "").unwrap();
 }
+
+both!(
+    shim_init_exit_published_after_leftovers_closed_stdout,
+    exit_after_leftovers_closed_stdout
+);
+/// A container without a pid namespace of its own leaves a process holding its stdout. At the
+/// init's exit the shim kills what is left (`kill --all`) and publishes the exit only once
+/// those processes are gone, so containerd, which closes its end of the stdout fifo at the
+/// exit, never cuts a copy short ("Failed to pipe stdout of container" in its log). The
+/// leftover is made slow to die, deterministically: this test traces it with
+/// `PTRACE_O_TRACEEXIT`, so the SIGKILL stops it inside its exit with its files still open,
+/// until the test lets it go 500 ms later. Wait must not answer before that.
+fn exit_after_leftovers_closed_stdout(flavor: Flavor) {
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "sleep 1003 & echo $!; while [ ! -e /go ]; do sleep 0.02; done",
+    ]);
+    b.without_namespace("pid");
+    b.write();
+    let id = unique_id("slowexit");
+    let mut shim = Shim::start(flavor, &id, &b);
+    let stdout = shim.run(&id, &b);
+    let mut reader = std::io::BufReader::new(std::fs::File::open(&stdout).unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+    let leftover: i32 = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("pid {line:?}"));
+
+    let (traced, traced_rx) = std::sync::mpsc::channel();
+    let tracer =
+        std::thread::spawn(move || hold_in_exit(leftover, Duration::from_millis(500), traced));
+    traced_rx.recv().expect("tracer attached");
+    std::fs::write(b.rootfs().join("go"), "").unwrap();
+    assert_eq!(shim.wait(&id, ""), 0);
+    let answered = Instant::now();
+    let released = tracer.join().expect("tracer thread");
+    assert!(
+        answered >= released,
+        "Wait answered {:?} before the leftover holding stdout was let go",
+        released - answered
+    );
+    let fd = std::os::fd::AsRawFd::as_raw_fd(reader.get_ref());
+    // SAFETY: fcntl on an fd this test owns.
+    unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) };
+    let mut rest = Vec::new();
+    if let Err(e) = reader.read_to_end(&mut rest) {
+        panic!("stdout still has a writer after the exit: {e}");
+    }
+    wait_dead(leftover, "host pid namespace");
+    shim.delete(&id, "").unwrap();
+}
+
+/// Traces `pid` (`PTRACE_SEIZE` with `PTRACE_O_TRACEEXIT`), says so on `attached`, and when
+/// it stops in its exit keeps it there for `hold`; the instant it was let go. Every ptrace
+/// call is made from this one thread (the tracer).
+fn hold_in_exit(pid: i32, hold: Duration, attached: std::sync::mpsc::Sender<()>) -> Instant {
+    let null = std::ptr::null_mut::<libc::c_void>();
+    // SAFETY: ptrace requests on a process this test's container left; no memory is passed.
+    let rc = unsafe {
+        libc::ptrace(
+            libc::PTRACE_SEIZE,
+            pid,
+            null,
+            libc::PTRACE_O_TRACEEXIT as usize as *mut libc::c_void,
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "PTRACE_SEIZE {pid}: {}",
+        std::io::Error::last_os_error()
+    );
+    attached.send(()).unwrap();
+    let exit_stop = libc::SIGTRAP | (libc::PTRACE_EVENT_EXIT << 8);
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid on our tracee.
+        let got = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
+        assert_eq!(
+            got,
+            pid,
+            "waitpid {pid}: {}",
+            std::io::Error::last_os_error()
+        );
+        assert!(
+            libc::WIFSTOPPED(status),
+            "{pid} ended untraced: {status:#x}"
+        );
+        if status >> 8 == exit_stop {
+            std::thread::sleep(hold);
+            let released = Instant::now();
+            // SAFETY: as above.
+            unsafe { libc::ptrace(libc::PTRACE_DETACH, pid, null, null) };
+            return released;
+        }
+        // Any other stop: resume it, handing on the signal it stopped for.
+        let sig = libc::WSTOPSIG(status);
+        let sig = if sig == libc::SIGTRAP { 0 } else { sig };
+        // SAFETY: as above.
+        unsafe {
+            libc::ptrace(
+                libc::PTRACE_CONT,
+                pid,
+                null,
+                sig as usize as *mut libc::c_void,
+            )
+        };
+    }
+}

@@ -42,7 +42,15 @@ pub enum OptionsError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// `SystemdCgroup = true` where systemd does not manage the cgroups (not booted with it).
+    #[error(
+        "SystemdCgroup = true, but systemd is not the cgroup manager here ({marker} missing): set SystemdCgroup = false in the runtime options"
+    )]
+    NoSystemd { marker: String },
 }
+
+/// What `sd_booted()` looks at: present when systemd is the init (and cgroup manager).
+pub const SYSTEMD_MARKER: &str = "/run/systemd/system";
 
 impl RuntimeOptions {
     pub fn from_any(any: Option<&Any>) -> Result<RuntimeOptions, OptionsError> {
@@ -76,13 +84,30 @@ impl RuntimeOptions {
         Ok(opts)
     }
 
-    /// `BinaryName = "runc"`, `Root = "/run/x"`, `SystemdCgroup = true` lines.
+    /// Refuses what this host cannot do: systemd-managed cgroups without systemd (`marker`
+    /// is [`SYSTEMD_MARKER`] but for tests). runc-v2 leaves that to runc, which fails each
+    /// create with a message that does not name the option.
+    pub fn check_host(&self, marker: &Path) -> Result<(), OptionsError> {
+        if self.systemd_cgroup && !marker.is_dir() {
+            return Err(OptionsError::NoSystemd {
+                marker: marker.display().to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// `BinaryName = "runc"`, `Root = "/run/x"`, `SystemdCgroup = true` lines (TOML's basic
+    /// strings and booleans, `#` comments).
     fn apply_toml(&mut self, text: &str) {
         for line in text.lines() {
             let Some((key, value)) = line.split_once('=') else {
                 continue;
             };
-            let value = value.trim().trim_matches('"');
+            let value = value.trim();
+            let value = match value.strip_prefix('"') {
+                Some(quoted) => quoted.split('"').next().unwrap_or_default(),
+                None => value.split('#').next().unwrap_or_default().trim(),
+            };
             match key.trim() {
                 "BinaryName" | "binary_name" => self.binary = value.into(),
                 "Root" | "root" => self.root = value.into(),
@@ -164,5 +189,32 @@ mod tests {
         let mut o = RuntimeOptions::default();
         o.apply_toml("BinaryName = \"runc\"\nSystemdCgroup = false\n");
         assert_eq!(o.binary, "runc");
+        o.apply_toml(
+            "# berth\nBinaryName = \"/opt/x#1\" # the runtime\nRoot = \"/r\"\nSystemdCgroup = true # yes\n",
+        );
+        assert_eq!(
+            o,
+            RuntimeOptions {
+                binary: "/opt/x#1".into(),
+                root: "/r".into(),
+                systemd_cgroup: true
+            }
+        );
+    }
+
+    #[test]
+    fn systemd_cgroup_needs_systemd() {
+        let dir = std::env::temp_dir().join(format!("berth-shim-sd-{}", std::process::id()));
+        let mut o = RuntimeOptions::default();
+        assert!(o.check_host(&dir).is_ok(), "cgroupfs needs no systemd");
+        o.systemd_cgroup = true;
+        let err = o.check_host(&dir).unwrap_err().to_string();
+        assert!(
+            err.contains("SystemdCgroup") && err.contains(&dir.display().to_string()),
+            "{err}"
+        );
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(o.check_host(&dir).is_ok());
+        std::fs::remove_dir(&dir).unwrap();
     }
 }

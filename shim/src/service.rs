@@ -230,6 +230,8 @@ impl Service {
         }
         let opts = RuntimeOptions::from_any(req.options.as_ref())
             .map_err(|e| status(Code::INVALID_ARGUMENT, e))?;
+        opts.check_host(Path::new(crate::options::SYSTEMD_MARKER))
+            .map_err(|e| status(Code::FAILED_PRECONDITION, e))?;
         opts.save(&bundle)
             .map_err(|e| io_err("save runtime options", e))?;
         let runtime = Runtime::new(

@@ -13,4 +13,5 @@ pub mod images;
 pub mod network;
 pub mod perms;
 pub mod records;
+pub mod usage;
 pub mod volumes;

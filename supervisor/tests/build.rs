@@ -622,3 +622,570 @@ fn berth_build_with_dockers_flags() {
         "{out:?}"
     );
 }
+
+/// What a `COPY . /ctx/` of the context holds, listed by the image's CMD.
+const LIST_CONTEXT: &str = "FROM busybox\nCOPY . /ctx/\nCMD [\"sh\", \"-c\", \"cd /ctx && busybox find . | busybox sort\"]\n";
+
+#[test]
+fn dockerignore_with_dockers_matcher_through_every_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(dir.path());
+    let ctx = dir.path().join("ctx");
+    write(&ctx, "Dockerfile", LIST_CONTEXT);
+    write(
+        &ctx,
+        ".dockerignore",
+        "# comment\n*.log\n**/*.tmp\nsecret\n/build/\n!build/keep.txt\ndocs/**\n!important.log\nDockerfile\n.dockerignore\nREADME*\n!README.md\nnotes.md\n./dot/../cleaned\n",
+    );
+    for f in [
+        "a.log",
+        "important.log",
+        "x.tmp",
+        "d/e/x.tmp",
+        "d/e/kept",
+        "secret/key",
+        "build/out.bin",
+        "build/keep.txt",
+        "docs/a/b.md",
+        "src/main.rs",
+        "src/b.log",
+        "README.md",
+        "README.txt",
+        "notes.md",
+        "cleaned",
+    ] {
+        write(&ctx, f, "x\n");
+    }
+    // Docker's own walk: `*` stays in its directory, `**` spans any, `!` takes back, the
+    // last match wins, an excluded directory's exception is kept, patterns are cleaned, and
+    // the Dockerfile and .dockerignore reach the daemon (which drops them, as dockerd does,
+    // since the .dockerignore names them).
+    let want = ".\n./README.md\n./build\n./build/keep.txt\n./d\n./d/e\n./d/e/kept\n./docs\n./important.log\n./src\n./src/b.log\n./src/main.rs\n";
+    let c = ctx.to_str().unwrap();
+    for (n, bin) in CLIS.iter().enumerate() {
+        let tag = format!("ign:{n}");
+        ok(cli(bin, &d.host, &["build", "-t", &tag, c], None));
+        let listed = ok(docker(&d.host, &["run", "--rm", &tag]));
+        assert_eq!(listed, want, "{bin}");
+    }
+    ok(berth(&d.host, &["build", "-t", "ign:berth", c]));
+    let listed = ok(docker(&d.host, &["run", "--rm", "ign:berth"]));
+    assert_eq!(listed, want, "berth build");
+    // Not matched by the .dockerignore, the Dockerfile and .dockerignore stay in the context.
+    let small = dir.path().join("small");
+    write(&small, "Dockerfile", LIST_CONTEXT);
+    write(&small, ".dockerignore", "*.log\n");
+    write(&small, "a.log", "x\n");
+    write(&small, "keep", "x\n");
+    let s = small.to_str().unwrap();
+    ok(berth(&d.host, &["build", "-t", "ign:kept", s]));
+    let listed = ok(docker(&d.host, &["run", "--rm", "ign:kept"]));
+    assert_eq!(
+        listed, ".\n./.dockerignore\n./Dockerfile\n./keep\n",
+        "berth build"
+    );
+    // A COPY of an ignored file fails in docker's words.
+    write(&ctx, "Dockerfile", "FROM busybox\nCOPY a.log /x\n");
+    let out = berth(&d.host, &["build", c]);
+    assert!(
+        stderr(&out).contains("COPY failed: file not found in build context or excluded by .dockerignore: stat a.log: file does not exist"),
+        "{out:?}"
+    );
+}
+
+fn berth_stdin(host: &str, args: &[&str], input: &[u8]) -> Output {
+    let mut child = Command::new(BERTH)
+        .args(["-H", host])
+        .args(args)
+        .env("BERTH_CONFIG", config_dir(host))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn build_from_stdin_a_dockerfile_a_tar_or_f_dash() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(dir.path());
+    let dockerfile =
+        b"FROM busybox\nRUN echo from-stdin > /s\nCMD [\"busybox\", \"cat\", \"/s\"]\n";
+    // `build -` with a Dockerfile: no context at all.
+    for bin in CLIS {
+        let out = cli(
+            bin,
+            &d.host,
+            &["build", "-t", "stdin:df", "-"],
+            Some(dockerfile),
+        );
+        ok(out);
+        assert_eq!(
+            ok(docker(&d.host, &["run", "--rm", "stdin:df"])),
+            "from-stdin\n"
+        );
+    }
+    let out = berth_stdin(&d.host, &["build", "-t", "stdin:berth", "-"], dockerfile);
+    let text = ok(out);
+    assert!(text.contains("Step 1/3 : FROM busybox\n"), "{text}");
+    assert_eq!(
+        ok(docker(&d.host, &["run", "--rm", "stdin:berth"])),
+        "from-stdin\n"
+    );
+
+    // `build -` with a tar (gzip too): the tar is the context; -f names a file in it.
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in [
+        (
+            "build.df",
+            "FROM busybox\nCOPY in.txt /in.txt\nCMD [\"busybox\", \"cat\", \"/in.txt\"]\n",
+        ),
+        ("in.txt", "from the tar\n"),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, data.as_bytes()).unwrap();
+    }
+    let tar = b.into_inner().unwrap();
+    let gz = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(&tar).unwrap();
+        e.finish().unwrap()
+    };
+    for (n, body) in [&tar, &gz].into_iter().enumerate() {
+        let tag = format!("stdin:tar{n}");
+        ok(berth_stdin(
+            &d.host,
+            &["build", "-f", "build.df", "-t", &tag, "-"],
+            body,
+        ));
+        assert_eq!(
+            ok(docker(&d.host, &["run", "--rm", &tag])),
+            "from the tar\n"
+        );
+        ok(cli(
+            CLIS[0],
+            &d.host,
+            &["build", "-f", "build.df", "-t", &tag, "-"],
+            Some(body),
+        ));
+        assert_eq!(
+            ok(docker(&d.host, &["run", "--rm", &tag])),
+            "from the tar\n"
+        );
+    }
+
+    // `-f -` with a context directory: the Dockerfile from stdin is no file of the context.
+    let ctx = dir.path().join("ctx");
+    write(&ctx, "f.txt", "f\n");
+    let c = ctx.to_str().unwrap();
+    ok(berth_stdin(
+        &d.host,
+        &["build", "-f", "-", "-t", "stdin:f", c],
+        LIST_CONTEXT.as_bytes(),
+    ));
+    assert_eq!(
+        ok(docker(&d.host, &["run", "--rm", "stdin:f"])),
+        ".\n./f.txt\n"
+    );
+    ok(cli(
+        CLIS[0],
+        &d.host,
+        &["build", "-f", "-", "-t", "stdin:f0", c],
+        Some(LIST_CONTEXT.as_bytes()),
+    ));
+    assert_eq!(
+        ok(docker(&d.host, &["run", "--rm", "stdin:f0"])),
+        ".\n./f.txt\n"
+    );
+    let out = berth_stdin(&d.host, &["build", "-f", "-", "-"], dockerfile);
+    assert!(
+        !out.status.success()
+            && stderr(&out).contains("can't use stdin for both build context and dockerfile"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn workdir_makes_its_directory_as_dockerd_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(dir.path());
+    let ctx = dir.path().join("ctx");
+    write(
+        &ctx,
+        "Dockerfile",
+        "FROM busybox\nWORKDIR /etc\nWORKDIR /made/deep\nWORKDIR rel\nUSER 1000\nWORKDIR /other\nRUN busybox pwd; busybox stat -c '%n %u %a' /made/deep/rel /other\n",
+    );
+    let c = ctx.to_str().unwrap();
+    let text = ok(cli(CLIS[0], &d.host, &["build", "-t", "wd", c], None));
+    assert!(
+        text.contains("/other\n/made/deep/rel 0 755\n/other 0 755\n"),
+        "missing directories made root's, 0755, before RUN: {text}"
+    );
+    assert_eq!(count(&text, " ---> Running in "), 5, "{text}");
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(docker(&d.host, &["image", "inspect", "wd"]))).unwrap();
+    assert_eq!(v[0]["Config"]["WorkingDir"], "/other");
+    // busybox's layer, one per directory made (not /etc, which was there), RUN's.
+    assert_eq!(v[0]["RootFS"]["Layers"].as_array().unwrap().len(), 5, "{v}");
+    let history = ok(docker(
+        &d.host,
+        &[
+            "history",
+            "--no-trunc",
+            "--format",
+            "{{.CreatedBy}}|{{.Size}}",
+            "wd",
+        ],
+    ));
+    assert!(
+        history.contains("/bin/sh -c #(nop) WORKDIR /etc|0B\n"),
+        "{history}"
+    );
+    assert!(
+        history.contains("/bin/sh -c #(nop) WORKDIR /made/deep/rel|"),
+        "{history}"
+    );
+    // A rebuild takes every step from the cache, and the directories are still there.
+    let text = ok(cli(CLIS[0], &d.host, &["build", "-t", "wd", c], None));
+    assert_eq!(count(&text, " ---> Using cache"), 6, "{text}");
+    assert_eq!(
+        ok(docker(
+            &d.host,
+            &["run", "--rm", "wd", "busybox", "ls", "-d", "/made/deep/rel"]
+        )),
+        "/made/deep/rel\n"
+    );
+    // FROM scratch: WORKDIR makes the directory the COPY lands in.
+    write(&ctx, "f", "f\n");
+    write(&ctx, "Dockerfile", "FROM scratch\nWORKDIR /w\nCOPY f .\n");
+    ok(cli(
+        CLIS[0],
+        &d.host,
+        &["build", "-t", "wd:scratch", c],
+        None,
+    ));
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(docker(&d.host, &["image", "inspect", "wd:scratch"]))).unwrap();
+    assert_eq!(v[0]["RootFS"]["Layers"].as_array().unwrap().len(), 2, "{v}");
+    let saved = docker(&d.host, &["save", "wd:scratch"]);
+    assert!(saved.status.success(), "{saved:?}");
+    let mut outer = tar::Archive::new(&saved.stdout[..]);
+    let mut names = Vec::new();
+    for entry in outer.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry
+            .path()
+            .unwrap()
+            .to_string_lossy()
+            .ends_with("layer.tar")
+            || entry
+                .path()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("blobs/")
+        {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+            if let Ok(entries) = tar::Archive::new(&bytes[..]).entries() {
+                for e in entries.flatten() {
+                    let name = e.path().unwrap().to_string_lossy().into_owned();
+                    names.push(name.trim_end_matches('/').to_string());
+                }
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    assert_eq!(
+        names,
+        ["w", "w/f"],
+        "the scratch image holds only /w and /w/f"
+    );
+}
+
+/// Starts `docker build` of `ctx` and returns it once its RUN step has said `started`.
+fn build_until_started(host: &str, ctx: &Path) -> std::process::Child {
+    use std::io::BufRead;
+    let mut child = Command::new(CLIS[0])
+        .args(["build", ctx.to_str().unwrap()])
+        .env("DOCKER_HOST", host)
+        .env("DOCKER_CONFIG", config_dir(host))
+        .env("DOCKER_BUILDKIT", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    loop {
+        match lines.next() {
+            Some(Ok(l)) if l == "started" => break,
+            Some(Ok(l)) => seen.push_str(&format!("{l}\n")),
+            _ => panic!("the build ended before its RUN step started: {seen}"),
+        }
+    }
+    child
+}
+
+/// What an interrupted build may leave: containers, mounts, active snapshots, temporary
+/// files, step marks; all checked empty (the daemon stopped for the snapshot records).
+fn assert_nothing_left(dir: &Path, d: Daemon) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let ps = ok(docker(&d.host, &["ps", "-a", "-q"]));
+        if ps.is_empty() && mounts_under(dir).is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "left after 20 s: containers {ps:?}, mounts {:?}",
+            mounts_under(dir)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    drop(d);
+    let data = dir.join("data");
+    assert!(
+        active_snapshots(&data).is_empty(),
+        "{:?}",
+        active_snapshots(&data)
+    );
+    for sub in ["tmp", "build-steps"] {
+        let left: Vec<_> = std::fs::read_dir(data.join(sub))
+            .map(|r| r.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{sub}: {left:?}");
+    }
+}
+
+#[test]
+fn an_interrupted_build_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("ctx");
+    write(&ctx, "a", "a\n");
+    write(
+        &ctx,
+        "Dockerfile",
+        "FROM busybox\nCOPY a /a\nRUN echo started; busybox sleep 120\nRUN echo never\n",
+    );
+    // The client goes (docker build killed): the step's container is stopped and removed
+    // well before its sleep would end.
+    let d = daemon(dir.path());
+    let mut client = build_until_started(&d.host, &ctx);
+    client.kill().unwrap();
+    client.wait().unwrap();
+    assert_nothing_left(dir.path(), d);
+
+    // The daemon is killed mid-step: the next one removes the step's container (which
+    // outlived it, as containers do) and its snapshot.
+    let d = start(dir.path());
+    let client = build_until_started(&d.host, &ctx);
+    // SAFETY: signals our own child.
+    unsafe { libc::kill(d.child.id() as i32, libc::SIGKILL) };
+    let mut client = client;
+    let _ = client.wait();
+    let mut d = d;
+    let _ = d.child.wait();
+    std::mem::forget(d);
+    let d = start(dir.path());
+    assert_nothing_left(dir.path(), d);
+}
+
+#[test]
+fn run_layers_hold_no_runtime_mountpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(dir.path());
+    let ctx = dir.path().join("ctx");
+    // busybox here has no /proc, /sys, /dev, /etc/hosts: the runtime makes them to mount
+    // over. A RUN that writes elsewhere in /etc keeps that, and nothing of theirs.
+    write(
+        &ctx,
+        "Dockerfile",
+        "FROM busybox\nRUN busybox cat /etc/hosts > /dev/null && echo x > /made\nRUN echo y > /etc/own\n",
+    );
+    ok(cli(
+        CLIS[0],
+        &d.host,
+        &["build", "-t", "hyg", ctx.to_str().unwrap()],
+        None,
+    ));
+    let saved = docker(&d.host, &["save", "hyg"]);
+    assert!(saved.status.success(), "{saved:?}");
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(docker(&d.host, &["image", "inspect", "hyg"]))).unwrap();
+    let layers: Vec<String> = v[0]["RootFS"]["Layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(layers.len(), 3, "{v}");
+    let mut by_digest = std::collections::HashMap::new();
+    let mut outer = tar::Archive::new(&saved.stdout[..]);
+    for entry in outer.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+        let digest = format!(
+            "sha256:{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
+        );
+        let mut names = Vec::new();
+        if let Ok(entries) = tar::Archive::new(&bytes[..]).entries() {
+            for e in entries.flatten() {
+                let name = e.path().unwrap().to_string_lossy().into_owned();
+                names.push(name.trim_end_matches('/').to_string());
+            }
+        }
+        names.sort();
+        by_digest.insert(digest, names);
+    }
+    assert_eq!(by_digest[&layers[1]], ["made"], "first RUN's layer");
+    assert_eq!(
+        by_digest[&layers[2]],
+        ["etc", "etc/own"],
+        "second RUN's layer"
+    );
+}
+
+#[test]
+fn heredocs_in_run_and_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(dir.path());
+    let ctx = dir.path().join("ctx");
+    let dockerfile = "FROM busybox\nARG WHO=world\nRUN <<EOF\necho \"hello $WHO\" > /greet\nbusybox cat /greet\nEOF\nRUN busybox cat > /two <<'X'\n$WHO literal\nX\nCOPY <<conf.txt <<-\"raw.txt\" /etc/app/\nname=$WHO\nconf.txt\n\t$WHO kept\n\traw.txt\nCMD [\"sh\", \"-c\", \"busybox cat /greet /two /etc/app/conf.txt /etc/app/raw.txt\"]\n";
+    write(&ctx, "Dockerfile", dockerfile);
+    let c = ctx.to_str().unwrap();
+    let text = ok(cli(CLIS[0], &d.host, &["build", "-t", "hd", c], None));
+    assert!(text.contains("hello world\n"), "{text}");
+    let want = "hello world\n$WHO literal\nname=world\n$WHO kept\n";
+    assert_eq!(ok(docker(&d.host, &["run", "--rm", "hd"])), want);
+    let text = ok(berth(&d.host, &["build", "-t", "hd", c]));
+    assert_eq!(count(&text, " ---> Using cache"), 5, "{text}");
+    // Another body: that step and what follows run again.
+    write(
+        &ctx,
+        "Dockerfile",
+        &dockerfile.replace("name=$WHO", "name=$WHO!"),
+    );
+    let text = ok(berth(&d.host, &["build", "-t", "hd", c]));
+    assert_eq!(count(&text, " ---> Using cache"), 3, "{text}");
+    assert!(ok(docker(&d.host, &["run", "--rm", "hd"])).contains("name=world!\n"));
+    write(&ctx, "Dockerfile", "FROM busybox\nRUN <<EOF\nexit 5\n");
+    let out = berth(&d.host, &["build", c]);
+    assert!(
+        stderr(&out).contains("dockerfile parse error line 2: unterminated heredoc <<EOF"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn run_mounts_cache_bind_and_tmpfs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(dir.path());
+    let ctx = dir.path().join("ctx");
+    write(&ctx, "data/x", "from the context\n");
+    write(
+        &ctx,
+        "Dockerfile",
+        "FROM busybox\nWORKDIR /w\nRUN --mount=type=cache,target=/cache sh -c 'echo run >> /cache/log; echo \"runs: $(busybox wc -l < /cache/log)\"'\nRUN --mount=type=bind,source=data,target=mnt busybox cat /w/mnt/x > /copied\nRUN --mount=type=tmpfs,target=/scratch sh -c 'echo t > /scratch/t && busybox ls /scratch'\nCMD [\"sh\", \"-c\", \"busybox cat /copied; busybox ls /; echo --; busybox ls -A /w\"]\n",
+    );
+    let c = ctx.to_str().unwrap();
+    let text = ok(cli(CLIS[0], &d.host, &["build", "-t", "mnt", c], None));
+    assert!(text.contains("runs: 1\n"), "{text}");
+    assert!(text.contains("\nt\n"), "the tmpfs is writable: {text}");
+    // The mounts' contents and their mountpoints stay out of the image.
+    let run = ok(docker(&d.host, &["run", "--rm", "mnt"]));
+    assert!(run.starts_with("from the context\n"), "{run}");
+    assert!(
+        !run.contains("cache\n") && !run.contains("scratch\n") && run.ends_with("--\n"),
+        "{run}"
+    );
+    // The cache mount outlives the build; a rebuild takes the cache mount step from the
+    // build cache, and the bind step misses only when the bound content changes.
+    let text = ok(berth(&d.host, &["build", "--no-cache", "-t", "mnt", c]));
+    assert!(text.contains("runs: 2\n"), "{text}");
+    let text = ok(berth(&d.host, &["build", "-t", "mnt", c]));
+    assert_eq!(count(&text, " ---> Using cache"), 5, "{text}");
+    write(&ctx, "data/x", "changed\n");
+    let text = ok(berth(&d.host, &["build", "-t", "mnt", c]));
+    assert_eq!(count(&text, " ---> Using cache"), 2, "{text}");
+    assert!(ok(docker(&d.host, &["run", "--rm", "mnt"])).starts_with("changed\n"));
+    for (spec, error) in [
+        ("type=secret,target=/s", "type=secret is not supported"),
+        (
+            "type=bind,source=../../etc,target=/x",
+            "forbidden path outside the build context",
+        ),
+        ("type=bind,source=data,target=/x,rw", "rw is not supported"),
+    ] {
+        write(
+            &ctx,
+            "Dockerfile",
+            &format!("FROM busybox\nRUN --mount={spec} true\n"),
+        );
+        let out = berth(&d.host, &["build", c]);
+        assert!(
+            !out.status.success() && stderr(&out).contains(error),
+            "{spec}: {out:?}"
+        );
+    }
+}
+
+#[test]
+fn onbuild_triggers_run_in_the_child_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(dir.path());
+    let base = dir.path().join("base");
+    write(
+        &base,
+        "Dockerfile",
+        "FROM busybox\nONBUILD COPY app.txt /app/\nONBUILD RUN busybox cat /app/app.txt > /app/seen\n",
+    );
+    ok(cli(
+        CLIS[0],
+        &d.host,
+        &["build", "-t", "onb", base.to_str().unwrap()],
+        None,
+    ));
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(docker(&d.host, &["image", "inspect", "onb"]))).unwrap();
+    assert_eq!(
+        v[0]["Config"]["OnBuild"],
+        serde_json::json!([
+            "COPY app.txt /app/",
+            "RUN busybox cat /app/app.txt > /app/seen"
+        ])
+    );
+    let child = dir.path().join("child");
+    write(&child, "app.txt", "child's\n");
+    write(
+        &child,
+        "Dockerfile",
+        "FROM onb\nCMD [\"busybox\", \"cat\", \"/app/seen\"]\n",
+    );
+    let text = ok(cli(
+        CLIS[0],
+        &d.host,
+        &["build", "-t", "child", child.to_str().unwrap()],
+        None,
+    ));
+    assert!(text.contains("# Executing 2 build triggers\n"), "{text}");
+    assert_eq!(ok(docker(&d.host, &["run", "--rm", "child"])), "child's\n");
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(docker(&d.host, &["image", "inspect", "child"]))).unwrap();
+    assert!(
+        v[0]["Config"]["OnBuild"].is_null() || v[0]["Config"]["OnBuild"] == serde_json::json!([]),
+        "{v}"
+    );
+    // A grandchild sees no triggers.
+    let grand = dir.path().join("grand");
+    write(&grand, "Dockerfile", "FROM child\nRUN echo grand\n");
+    let text = ok(berth(&d.host, &["build", grand.to_str().unwrap()]));
+    assert!(!text.contains("build trigger"), "{text}");
+}

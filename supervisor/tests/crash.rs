@@ -208,7 +208,7 @@ fn kill_9_loop_around_load_pull_rmi_prune_leaves_a_consistent_store() {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(svc.prune(false)).unwrap();
+    rt.block_on(svc.prune(false, |_| false)).unwrap();
     let mut referenced = std::collections::BTreeSet::new();
     let mut chains = std::collections::BTreeSet::new();
     for image in svc.images().unwrap() {

@@ -53,6 +53,7 @@ fn network_commands_with_docker_clis() {
     let dir = tempfile::tempdir().unwrap();
     let d = daemon(dir.path());
     let host = d.host.clone();
+    let _cleanup = common::net::Cleanup::new(&host, dir.path());
     for bin in CLIS {
         let run = |args: &[&str]| cli(bin, &host, args);
         let id = ok(run(&[
@@ -291,6 +292,7 @@ fn containers_get_addresses_that_survive_a_restart() {
     );
     let mut d = daemon(dir.path());
     let host = d.host.clone();
+    let _cleanup = common::net::Cleanup::new(&host, dir.path());
     let run = |bin: &str, args: &[&str]| cli(bin, &host, args);
     ok(run(
         DOCKER,
@@ -507,6 +509,7 @@ fn containers_on_a_user_network_reach_each_other() {
     std::fs::write(www.join("index.html"), "hello from srv\n").unwrap();
     let d = daemon(dir.path());
     let host = d.host.clone();
+    let _cleanup = common::net::Cleanup::new(&host, dir.path());
     for bin in CLIS {
         let run = |args: &[&str]| cli(bin, &host, args);
         ok(run(&[

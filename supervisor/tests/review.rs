@@ -475,7 +475,7 @@ fn deep_chains_are_refused_and_thousands_of_layers_are_collected() {
     svc.load(&mut docker_archive(&spec).as_slice(), None)
         .unwrap();
     assert_eq!(snapshot_count(&svc), 16 * 125);
-    let (removed, bytes) = runtime().block_on(svc.prune(true)).unwrap();
+    let (removed, bytes) = runtime().block_on(svc.prune(true, |_| false)).unwrap();
     assert_eq!(removed.len(), 32, "16 untagged + 16 deleted");
     assert!(bytes > 0);
     assert_eq!(snapshot_count(&svc), 0);
@@ -514,7 +514,7 @@ fn what_a_crashed_load_left_is_reclaimed() {
     let svc = service(dir.path());
     let left = std::fs::read_dir(dir.path().join("tmp")).unwrap().count();
     assert_eq!(left, 0, "a crashed load's spool survived the restart");
-    let (_, bytes) = runtime().block_on(svc.prune(false)).unwrap();
+    let (_, bytes) = runtime().block_on(svc.prune(false, |_| false)).unwrap();
     assert!(
         !svc.content.contains(&digest),
         "the orphan blob survived prune"

@@ -17,7 +17,42 @@ pub struct Layout<'a> {
     pub bridge: &'a str,
     /// `a.b.c.0/24`.
     pub subnet: &'a str,
+    /// Handlers beside [`HANDLERS`] (a test's own runtime options).
+    pub extra: &'a [Handler],
 }
+
+/// A runtime handler of a test's own: a runtime type and its runc-style options
+/// (`BinaryName`, `Root`, `SystemdCgroup`). containerd hands runc's shim these options
+/// itself; for berth's shim (whose type containerd does not know) it hands on only a
+/// `ConfigPath`, so they go into a file of their own, as a cluster would configure it.
+#[derive(Debug, Clone)]
+pub struct Handler {
+    pub name: String,
+    /// `io.containerd.runc.v2` or `io.containerd.berth.v2`.
+    pub runtime_type: String,
+    pub binary_name: String,
+    pub root: String,
+    pub systemd_cgroup: bool,
+}
+
+impl Handler {
+    /// The runc-style keys, as TOML lines.
+    fn keys(&self) -> String {
+        format!(
+            "BinaryName = \"{}\"\nRoot = \"{}\"\nSystemdCgroup = {}\n",
+            self.binary_name, self.root, self.systemd_cgroup
+        )
+    }
+
+    fn is_berth(&self) -> bool {
+        self.runtime_type == BERTH_TYPE
+    }
+}
+
+/// The runtime type of berth's shim (`containerd-shim-berth-v2`).
+pub const BERTH_TYPE: &str = "io.containerd.berth.v2";
+/// The runtime type of containerd's runc shim.
+pub const RUNC_TYPE: &str = "io.containerd.runc.v2";
 
 impl Layout<'_> {
     pub fn socket(&self) -> std::path::PathBuf {
@@ -64,7 +99,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.berth.options]
         TypeUrl = "io.containerd.berth.v1.Options"
         ConfigPath = "{d}/berth-shim.toml"
-  [plugins."io.containerd.grpc.v1.cri".cni]
+{extra}  [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "{d}/cni/net.d"
     max_conf_num = 1
@@ -72,7 +107,37 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     config_path = "{d}/certs.d"
 "#,
             image = self.sandbox_image,
+            extra = self.extra_toml(),
         )
+    }
+
+    fn extra_toml(&self) -> String {
+        let mut toml = String::new();
+        for h in self.extra {
+            let table = format!(
+                "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.{}]",
+                h.name
+            );
+            toml += &format!("    {table}\n      runtime_type = \"{}\"\n", h.runtime_type);
+            toml += &format!("      {}\n", table.replace(']', ".options]"));
+            let options = if h.is_berth() {
+                format!(
+                    "TypeUrl = \"io.containerd.berth.v1.Options\"\nConfigPath = \"{}\"\n",
+                    self.options_file(&h.name).display()
+                )
+            } else {
+                h.keys()
+            };
+            for line in options.lines() {
+                toml += &format!("        {line}\n");
+            }
+        }
+        toml
+    }
+
+    /// The options file of berth handler `name`.
+    fn options_file(&self, name: &str) -> std::path::PathBuf {
+        self.dir.join(format!("{name}-shim.toml"))
     }
 
     /// The berth handler's options, runc-style keys (read by the shim from `ConfigPath`).
@@ -118,6 +183,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         std::fs::create_dir_all(self.dir.join("certs.d"))?;
         std::fs::write(self.dir.join("config.toml"), self.containerd_toml())?;
         std::fs::write(self.dir.join("berth-shim.toml"), self.berth_shim_toml())?;
+        for h in self.extra.iter().filter(|h| h.is_berth()) {
+            std::fs::write(self.options_file(&h.name), h.keys())?;
+        }
         std::fs::write(net_d.join("10-berth-cri.conflist"), self.cni_conflist())
     }
 

@@ -26,7 +26,7 @@ use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::*;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-pub use config::HANDLERS;
+pub use config::{Handler, BERTH_TYPE, HANDLERS, RUNC_TYPE};
 
 /// The CRI namespace of containerd.
 pub const NAMESPACE: &str = "k8s.io";
@@ -47,6 +47,8 @@ pub struct Cri {
     channel: Mutex<Option<Channel>>,
     /// Pod network namespaces seen (bind mounts containerd makes under /var/run/netns).
     netns_seen: Mutex<Vec<String>>,
+    /// Handlers of the test's own, beside [`HANDLERS`].
+    extra: Vec<Handler>,
 }
 
 /// Fails loudly when a file the harness needs is missing.
@@ -75,6 +77,12 @@ pub fn bin_dir() -> PathBuf {
 impl Cri {
     /// Starts containerd (named `name` in paths) with every handler, and imports the images.
     pub fn start(name: &str) -> Cri {
+        Cri::start_with(name, |_| Vec::new())
+    }
+
+    /// [`Cri::start`] with handlers of the caller's own too, made from the harness's
+    /// directory (where their runtime roots and binaries may go).
+    pub fn start_with(name: &str, extra: impl FnOnce(&Path) -> Vec<Handler>) -> Cri {
         for (path, package) in [
             ("/usr/bin/containerd", "containerd"),
             ("/usr/bin/ctr", "containerd"),
@@ -99,6 +107,7 @@ impl Cri {
             .enable_all()
             .build()
             .expect("tokio runtime");
+        let extra = extra(&dir);
         let cri = Cri {
             bin: bin_dir(),
             cgroup_parent: format!("/berth-cri-{tag}"),
@@ -108,6 +117,7 @@ impl Cri {
             daemon: Mutex::new(None),
             channel: Mutex::new(None),
             netns_seen: Mutex::new(Vec::new()),
+            extra,
         };
         cri.layout()
             .write()
@@ -132,6 +142,7 @@ impl Cri {
             network: &self.network,
             bridge: "cri0",
             subnet: SUBNET,
+            extra: &self.extra,
         }
     }
 

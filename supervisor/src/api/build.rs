@@ -106,11 +106,17 @@ pub async fn build(
     let (lines_tx, lines_rx) = mpsc::channel::<Bytes>(16);
     tokio::spawn(async move {
         let _ = lines_tx.send(line(&first)).await;
-        while let Some(v) = rx.recv().await {
-            if lines_tx.send(line(&v)).await.is_err() {
-                break;
+        loop {
+            tokio::select! {
+                v = rx.recv() => match v {
+                    Some(v) if lines_tx.send(line(&v)).await.is_ok() => {}
+                    _ => break,
+                },
+                // The client went away: the build sees its stream closed and stops.
+                () = lines_tx.closed() => break,
             }
         }
+        drop(rx);
         if let Ok(Err(e)) = task.await {
             tracing::info!(error = %e, "build failed");
             let _ = lines_tx.send(line(&error_line(&e))).await;

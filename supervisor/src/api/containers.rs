@@ -172,7 +172,7 @@ fn status_text(c: &Container) -> String {
     }
 }
 
-fn summary(c: &Container) -> Value {
+pub(super) fn summary(c: &Container) -> Value {
     let command = std::iter::once(c.path.as_str())
         .chain(c.args.iter().map(String::as_str))
         .collect::<Vec<_>>()
@@ -711,15 +711,11 @@ pub async fn prune(
     {
         return Err(ApiError::bad_request(format!("Invalid filter '{key}'")));
     }
-    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
-    let until = match values("until").first() {
-        Some(u) => Some(
-            crate::duration::timestamp(u, now)
-                .map(|n| n.div_euclid(1_000_000_000))
-                .ok_or_else(|| ApiError::bad_request(format!("invalid until value: {u}")))?,
-        ),
-        None => None,
-    };
+    let now = chrono::Utc::now().timestamp();
+    let until = values("until")
+        .first()
+        .map(|u| super::housekeeping::until(u, now))
+        .transpose()?;
     let removed = state.containers.prune(&values("label"), until).await?;
     Ok(Json(json!({
         "ContainersDeleted": if removed.is_empty() { Value::Null } else { json!(removed) },

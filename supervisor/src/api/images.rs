@@ -241,6 +241,7 @@ pub async fn prune(
     let all = filters
         .get("dangling")
         .is_some_and(|v| v.iter().any(|d| d == "false" || d == "0"));
+    let until = super::housekeeping::until_filter(&filters)?;
     let in_use: std::collections::HashSet<String> = state
         .containers
         .list()
@@ -248,7 +249,12 @@ pub async fn prune(
         .into_iter()
         .map(|c| c.image_id)
         .collect();
-    let (removed, bytes) = state.images.prune_keeping(all, &in_use).await?;
+    let spare = |image: &Image| {
+        in_use.contains(&image.id)
+            || until.is_some_and(|u| image.created() >= u)
+            || !super::housekeeping::label_filters_pass(&filters, &image.config["config"]["Labels"])
+    };
+    let (removed, bytes) = state.images.prune(all, spare).await?;
     let deleted: Vec<Value> = removed.iter().map(removed_json).collect();
     Ok(Json(json!({
         "ImagesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) },

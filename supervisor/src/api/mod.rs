@@ -17,6 +17,7 @@ mod build;
 mod containers;
 mod events;
 mod exec;
+mod housekeeping;
 mod images;
 mod json_types;
 mod networks;
@@ -120,6 +121,8 @@ fn router(state: State) -> Router {
         .route("/events", get(events::events))
         .route("/containers/prune", post(containers::prune))
         .route("/build", post(build::build))
+        .route("/build/prune", post(housekeeping::build_prune))
+        .route("/system/df", get(housekeeping::disk_usage))
         .route("/commit", post(build::commit))
         .route("/containers/json", get(containers::list))
         .route("/containers/create", post(containers::create))

@@ -119,11 +119,16 @@ pub async fn prune(
 ) -> Result<Json<Value>, ApiError> {
     let filters = parse_filters(params.get("filters"))?;
     for key in filters.keys() {
-        if !matches!(key.as_str(), "label" | "label!") {
+        if !matches!(key.as_str(), "label" | "label!" | "until") {
             return Err(ApiError::bad_request(format!("Invalid filter '{key}'")));
         }
     }
+    let until = super::housekeeping::until_filter(&filters)?;
     let keep = |n: &Network| {
+        let created = chrono::DateTime::parse_from_rfc3339(&n.created).map_or(0, |t| t.timestamp());
+        if until.is_some_and(|u| created >= u) {
+            return true;
+        }
         let wanted = filters
             .get("label")
             .is_none_or(|ls| ls.iter().all(|l| has_label(n, l)));

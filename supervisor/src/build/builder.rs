@@ -14,7 +14,7 @@ use super::context::{self, Context, Source};
 use super::instructions as ins;
 use super::lex::{self, Vars};
 use super::parser::{self, Args, Instruction};
-use super::{cache, BuildError};
+use super::{cache, mountpoints, run_mount, sweep, BuildError};
 use crate::containers::config::Config;
 use crate::containers::service::{random_hex, ContainerService};
 use crate::images::layer::{self, at};
@@ -190,7 +190,12 @@ impl Builder {
         }
         .to_string();
         let ctx = self.context.clone();
-        let text = blocking(move || ctx.read_file(&name)).await?;
+        let text = blocking(move || {
+            let text = ctx.read_file(&name)?;
+            ctx.drop_build_files(&name)?;
+            Ok(text)
+        })
+        .await?;
         let dockerfile = parser::parse(&String::from_utf8_lossy(&text))?;
         self.escape = dockerfile.escape;
         let (globals, stages) = split_stages(&dockerfile.instructions)?;
@@ -198,7 +203,7 @@ impl Builder {
         self.total =
             globals.len() + stages.iter().map(Vec::len).sum::<usize>() + self.options.labels.len();
         for arg in &globals {
-            self.begin(arg);
+            self.begin(arg)?;
             let vars = self.global_vars();
             for (k, default) in ins::pairs(arg, &vars, self.escape)? {
                 let value = self.arg_value(&k, default);
@@ -209,8 +214,9 @@ impl Builder {
         let mut last = None;
         for (i, instructions) in stages.into_iter().enumerate() {
             let mut stage = self.from(&instructions[0]).await?;
+            self.triggers(&mut stage).await?;
             for instruction in &instructions[1..] {
-                self.begin(instruction);
+                self.begin(instruction)?;
                 self.dispatch(&mut stage, instruction).await?;
             }
             if i + 1 == count {
@@ -290,12 +296,16 @@ impl Builder {
         Ok(stages.into_iter().take(at + 1).collect())
     }
 
-    fn begin(&mut self, instruction: &Instruction) {
+    fn begin(&mut self, instruction: &Instruction) -> Result<(), BuildError> {
+        if self.out.is_closed() {
+            return Err(BuildError::Cancelled);
+        }
         self.step += 1;
         self.say(format!(
             "Step {}/{} : {}\n",
             self.step, self.total, instruction.original
         ));
+        Ok(())
     }
 
     fn global_vars(&self) -> Vars {
@@ -321,7 +331,7 @@ impl Builder {
     }
 
     async fn from(&mut self, instruction: &Instruction) -> Result<Stage, BuildError> {
-        self.begin(instruction);
+        self.begin(instruction)?;
         instruction.check_flags(&["platform"])?;
         let vars = self.global_vars();
         let words: Vec<String> = lex::split_words(&instruction.text(), self.escape)
@@ -362,6 +372,39 @@ impl Builder {
             },
             args: BTreeMap::new(),
         })
+    }
+
+    /// The base image's ONBUILD triggers, run as dockerd runs them: right after FROM, each
+    /// as the instruction it holds (no step of its own), the new image without them.
+    async fn triggers(&mut self, stage: &mut Stage) -> Result<(), BuildError> {
+        let triggers = stage.meta.config.on_build.take().unwrap_or_default();
+        if triggers.is_empty() {
+            return Ok(());
+        }
+        let plural = if triggers.len() > 1 { "s" } else { "" };
+        self.say(format!(
+            "# Executing {} build trigger{plural}\n",
+            triggers.len()
+        ));
+        for trigger in triggers {
+            let parsed = parser::parse(&format!("FROM scratch\n{trigger}\n"))?;
+            let [_, instruction] = parsed.instructions.as_slice() else {
+                return Err(BuildError::Invalid(
+                    "onbuild trigger should be a single expression".into(),
+                ));
+            };
+            if matches!(
+                instruction.keyword.as_str(),
+                "ONBUILD" | "FROM" | "MAINTAINER"
+            ) {
+                return Err(BuildError::Invalid(format!(
+                    "{} isn't allowed as an ONBUILD trigger",
+                    instruction.keyword
+                )));
+            }
+            self.dispatch(stage, instruction).await?;
+        }
+        Ok(())
     }
 
     /// A base image: local, else pulled.
@@ -412,6 +455,10 @@ impl Builder {
                 stage.args.insert(k, value);
                 shown
             }
+            "WORKDIR" => {
+                let record = ins::apply(&mut stage.meta, i, &vars, escape)?;
+                return self.workdir_step(stage, record).await;
+            }
             _ => ins::apply(&mut stage.meta, i, &vars, escape)?,
         };
         self.nop(stage, record).await
@@ -437,6 +484,70 @@ impl Builder {
             ..Default::default()
         };
         self.commit(stage, &key, step, None, true).await
+    }
+
+    /// WORKDIR, as dockerd does it: the directory is made (root's, 0755) in a step of its
+    /// own, a layer when it was missing, an empty one when it was there.
+    async fn workdir_step(&mut self, stage: &mut Stage, what: String) -> Result<(), BuildError> {
+        // dockerd words it `#(nop) WORKDIR /x`, one word (the other nops: two).
+        let mut comment = stage.shell();
+        comment.push(format!("#(nop) {what}"));
+        let created_by = comment.join(" ");
+        let key = cache::key(&stage.parent_id(), &format!("nop\n{created_by}"));
+        if self.cached(stage, &key)? {
+            return Ok(());
+        }
+        let id = random_hex();
+        self.say(format!(" ---> Running in {}\n", &id[..12]));
+        let dir = PathBuf::from(stage.workdir().trim_start_matches('/'));
+        let (images, parent) = (self.images.clone(), stage.image.clone());
+        let diff_ids = stage.diff_ids();
+        let work = self.work.join(format!("workdir-{}", &id[..12]));
+        let snapshot_key = format!("{}{}", sweep::SNAPSHOT_PREFIX, &id[..24]);
+        let shared = self.images.gc_lock.read().await;
+        let layer = blocking(move || {
+            let layer = snapshot_layer(
+                &images,
+                parent.as_ref(),
+                &diff_ids,
+                &snapshot_key,
+                &work,
+                |rootfs| {
+                    let root = std::fs::File::open(rootfs)
+                        .map_err(|e| BuildError::Invalid(format!("{}: {e}", rootfs.display())))?;
+                    use std::os::fd::AsFd;
+                    if at::open_dir_in(root.as_fd(), &dir).is_ok() {
+                        return Ok(false);
+                    }
+                    at::make_dir_in(root.as_fd(), &dir).map_err(|e| {
+                        BuildError::Invalid(format!("mkdir /{}: {e}", dir.display()))
+                    })?;
+                    Ok(true)
+                },
+            );
+            let _ = std::fs::remove_dir_all(&work);
+            layer
+        })
+        .await;
+        drop(shared);
+        let layer = layer?;
+        let mut container_config = stage.meta.config.clone();
+        container_config.cmd = Some(comment);
+        let step = Step {
+            config: stage.meta.config.clone(),
+            container_config,
+            container: id.clone(),
+            created_by,
+            author: stage.meta.author.clone(),
+            ..Default::default()
+        };
+        let committed = self.commit(stage, &key, step, layer, false).await;
+        if self.options.remove {
+            self.say(format!("Removing intermediate container {}\n", &id[..12]));
+        }
+        committed?;
+        self.say(format!(" ---> {}\n", short_image_id(&stage.parent_id())));
+        Ok(())
     }
 
     /// A cache hit for `key` becomes the stage's image.
@@ -489,8 +600,8 @@ impl Builder {
     }
 
     async fn run_step(&mut self, stage: &mut Stage, i: &Instruction) -> Result<(), BuildError> {
-        i.check_flags(&[])?;
-        let cmd = ins::command(&i.args, &stage.shell());
+        i.check_flags(&["mount"])?;
+        let cmd = run_command(i, &stage.shell());
         let args = stage.run_args();
         let mut recorded = Vec::new();
         if !args.is_empty() {
@@ -499,7 +610,12 @@ impl Builder {
         }
         recorded.extend(cmd.iter().cloned());
         let created_by = recorded.join(" ");
-        let key = cache::key(&stage.parent_id(), &format!("run\n{created_by}"));
+        let mounts = self.run_mounts(stage, i).await?;
+        let mut step_key = format!("run\n{created_by}");
+        for m in &mounts {
+            step_key.push_str(&format!("\nmount {}", m.key));
+        }
+        let key = cache::key(&stage.parent_id(), &step_key);
         if self.cached(stage, &key)? {
             return Ok(());
         }
@@ -518,9 +634,12 @@ impl Builder {
             "Env": env,
             "WorkingDir": stage.meta.config.working_dir,
             "User": stage.meta.config.user,
-            "HostConfig": {},
+            "HostConfig": {
+                "Mounts": mounts.iter().map(|m| m.api.clone()).collect::<Vec<_>>(),
+            },
         });
         let c = self.containers.create(body, None).await?;
+        sweep::mark(&self.images, &c.id);
         self.say(format!(" ---> Running in {}\n", &c.id[..12]));
         let (tx, mut rx) = mpsc::unbounded_channel::<String>();
         let out = self.out.clone();
@@ -532,7 +651,16 @@ impl Builder {
                 }
             }
         });
-        let ran = self.containers.run_step(&c.id, tx).await;
+        // A client gone (docker build interrupted) ends the build and its container.
+        let ran = tokio::select! {
+            ran = self.containers.run_step(&c.id, tx) => ran,
+            () = self.out.closed() => {
+                drop(relay);
+                tracing::info!(id = c.id, "build client gone: stopping its RUN step");
+                self.remove_container(&c.id).await;
+                return Err(BuildError::Cancelled);
+            }
+        };
         let _ = relay.await;
         let code = match ran {
             Ok(code) => code,
@@ -555,8 +683,14 @@ impl Builder {
             let key = format!("container-{}", c.id);
             let diff_ids = parent.diff_ids();
             let tmp = self.work.clone();
+            let targets: Vec<String> = mounts.iter().map(|m| m.target.clone()).collect();
             let _shared = self.images.gc_lock.read().await;
-            blocking(move || Ok(commit::commit_layer(&images, &key, &diff_ids, true, &tmp)?)).await
+            blocking(move || {
+                mountpoints::drop_added(&images.snapshots, &key, &targets)
+                    .map_err(crate::images::service::Error::from)?;
+                Ok(commit::commit_layer(&images, &key, &diff_ids, true, &tmp)?)
+            })
+            .await
         };
         let layer = match layer {
             Ok(l) => l,
@@ -579,15 +713,47 @@ impl Builder {
         if self.options.remove {
             self.say(format!("Removing intermediate container {}\n", &c.id[..12]));
             self.remove_container(&c.id).await;
+        } else {
+            // Kept as asked (`--rm=false`): no leftover of a dead build.
+            sweep::unmark(&self.images, &c.id);
         }
         committed?;
         self.say(format!(" ---> {}\n", short_image_id(&stage.parent_id())));
         Ok(())
     }
 
+    /// The `--mount`s of a RUN (variables expanded), checked and resolved.
+    async fn run_mounts(
+        &self,
+        stage: &Stage,
+        i: &Instruction,
+    ) -> Result<Vec<run_mount::RunMount>, BuildError> {
+        let vars = stage.vars();
+        let specs: Vec<String> = i
+            .flags
+            .iter()
+            .filter(|(n, _)| n == "mount")
+            .map(|(_, v)| lex::expand_raw(v, &vars, self.escape))
+            .collect::<Result<_, _>>()?;
+        if specs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let workdir = stage.workdir().to_string();
+        let context = self.context.clone();
+        let cache_root = run_mount::cache_root(&self.images.options.data_root);
+        blocking(move || {
+            specs
+                .iter()
+                .map(|s| run_mount::parse(s, &workdir, &context, &cache_root))
+                .collect()
+        })
+        .await
+    }
+
     async fn remove_container(&self, id: &str) {
-        if let Err(e) = self.containers.remove(id, true).await {
-            tracing::warn!(id, error = %e, "removing a build step's container");
+        match self.containers.remove(id, true).await {
+            Ok(()) => sweep::unmark(&self.images, id),
+            Err(e) => tracing::warn!(id, error = %e, "removing a build step's container"),
         }
     }
 
@@ -607,9 +773,14 @@ impl Builder {
             Args::Exec(v) => v.clone(),
             Args::Shell(s) => lex::split_words(s, self.escape),
         };
+        // Here-documents name files of their own, written to a directory of this step.
+        let inline = self.heredoc_files(i, &list, &vars)?;
         let mut words: Vec<String> = list
             .iter()
-            .map(|w| lex::expand(w, &vars, self.escape))
+            .map(|w| match i.heredocs.iter().find(|h| &h.marker == w) {
+                Some(h) => Ok(h.name.clone()),
+                None => lex::expand(w, &vars, self.escape),
+            })
             .collect::<Result<_, _>>()?;
         if words.len() < 2 {
             return Err(BuildError::Invalid(format!(
@@ -631,6 +802,11 @@ impl Builder {
             u32::from_str_radix(m, 8)
                 .map_err(|_| BuildError::Invalid(format!("invalid chmod parameter: {m}")))?;
         }
+        if inline.is_some() && i.flag("from").is_some() {
+            return Err(BuildError::Invalid(format!(
+                "{kw} --from cannot copy here-documents"
+            )));
+        }
         let from = match i.flag("from") {
             Some(f) => Some(self.copy_from(&lex::expand(f, &vars, self.escape)?).await?),
             None => None,
@@ -644,7 +820,10 @@ impl Builder {
         let abs = ins::clean_abs(&Path::new(stage.workdir()).join(&dest));
         let job = CopyJob {
             images: self.images.clone(),
-            context: self.context.clone(),
+            context: match inline {
+                Some(dir) => Arc::new(Context::at(&dir)?),
+                None => self.context.clone(),
+            },
             from,
             sources: words,
             dest: PathBuf::from(abs.trim_start_matches('/')),
@@ -695,6 +874,52 @@ impl Builder {
         self.commit(stage, &key, step, Some(layer), true).await
     }
 
+    /// The here-documents a COPY/ADD names, as files in a directory of their own (variables
+    /// expanded in unquoted ones); None when it names none. Every source must be one then.
+    fn heredoc_files(
+        &self,
+        i: &Instruction,
+        words: &[String],
+        vars: &Vars,
+    ) -> Result<Option<PathBuf>, BuildError> {
+        if i.heredocs.is_empty() {
+            return Ok(None);
+        }
+        let sources = &words[..words.len().saturating_sub(1)];
+        if sources
+            .iter()
+            .any(|w| !i.heredocs.iter().any(|h| &h.marker == w))
+        {
+            return Err(BuildError::Invalid(format!(
+                "{}: here-documents and files of the context cannot be mixed in one instruction",
+                i.keyword
+            )));
+        }
+        let dir = self.work.join(format!("heredoc-{}", &random_hex()[..12]));
+        let err = |p: &Path, e: std::io::Error| BuildError::Copy(format!("{}: {e}", p.display()));
+        std::fs::create_dir_all(&dir).map_err(|e| err(&dir, e))?;
+        for h in &i.heredocs {
+            let name = Path::new(&h.name);
+            let Some(base) = name.file_name().filter(|_| name.components().count() == 1) else {
+                return Err(BuildError::Invalid(format!(
+                    "{}: a here-document's name is a file name: {}",
+                    i.keyword, h.name
+                )));
+            };
+            let body = if h.expand {
+                lex::expand_raw(&h.body, vars, self.escape)?
+            } else {
+                h.body.clone()
+            };
+            let path = dir.join(base);
+            std::fs::write(&path, body).map_err(|e| err(&path, e))?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+                .map_err(|e| err(&path, e))?;
+        }
+        Ok(Some(dir))
+    }
+
     /// `COPY --from=`: a finished stage (by name or index) or an image.
     async fn copy_from(&self, from: &str) -> Result<Image, BuildError> {
         let lower = from.to_ascii_lowercase();
@@ -717,6 +942,29 @@ impl Builder {
         }
         self.base_image(from).await
     }
+}
+
+/// RUN's command: a here-document alone (`RUN <<EOF`) is the script the shell runs; with
+/// other words, the shell gets them and the here-documents as a script would hold them.
+fn run_command(i: &Instruction, shell: &[String]) -> Vec<String> {
+    let (Args::Shell(text), false) = (&i.args, i.heredocs.is_empty()) else {
+        return ins::command(&i.args, shell);
+    };
+    let script = match i.heredocs.as_slice() {
+        [only] if text.trim() == only.marker => only.body.clone(),
+        docs => {
+            let mut script = format!("{text}\n");
+            for h in docs {
+                script.push_str(&h.body);
+                script.push_str(&h.name);
+                script.push('\n');
+            }
+            script
+        }
+    };
+    let mut cmd = shell.to_vec();
+    cmd.push(script);
+    cmd
 }
 
 /// The stage's config as docker's `Config`.
@@ -844,43 +1092,17 @@ impl CopyJob {
 
     /// Writes the sources into a fresh snapshot of the parent and commits it as a layer.
     fn run(self) -> Result<Layer, BuildError> {
-        if let Some(parent) = &self.parent {
-            self.images.unpack(parent, None)?;
-        }
-        let key = format!("build-{}", &random_hex()[..24]);
-        let parent = chain_ids(&self.parent_diff_ids).last().cloned();
-        let snapshots = &self.images.snapshots;
-        let mounts = snapshots
-            .prepare(&key, parent.as_deref())
-            .map_err(crate::images::service::Error::from)?;
-        let rootfs = self.work.join("rootfs");
-        let result = (|| {
-            std::fs::create_dir_all(&rootfs)
-                .map_err(|e| BuildError::Copy(format!("{}: {e}", rootfs.display())))?;
-            snapshot::mount_all(&mounts, &rootfs).map_err(crate::images::service::Error::from)?;
-            let written = self.write_into(&rootfs);
-            let unmounted = snapshot::unmount(&rootfs);
-            written?;
-            unmounted.map_err(crate::images::service::Error::from)?;
-            Ok(commit::commit_layer(
-                &self.images,
-                &key,
-                &self.parent_diff_ids,
-                true,
-                &self.work,
-            )?)
-        })();
-        if result.is_err() {
-            let _ = snapshot::unmount(&rootfs);
-        }
-        // Committed, the active snapshot is gone; otherwise (or if the layer existed) it goes.
-        if snapshots.stat(&key).is_ok() {
-            if let Err(e) = snapshots.remove(&key) {
-                tracing::warn!(key, error = %e, "removing a COPY snapshot");
-            }
-        }
+        let key = format!("{}{}", sweep::SNAPSHOT_PREFIX, &random_hex()[..24]);
+        let layer = snapshot_layer(
+            &self.images,
+            self.parent.as_ref(),
+            &self.parent_diff_ids,
+            &key,
+            &self.work,
+            |rootfs| self.write_into(rootfs).map(|()| true),
+        );
         let _ = std::fs::remove_dir_all(&self.work);
-        result
+        layer?.ok_or_else(|| BuildError::Copy("the copy changed nothing".into()))
     }
 
     fn write_into(&self, rootfs: &Path) -> Result<(), BuildError> {
@@ -927,6 +1149,58 @@ impl CopyJob {
             Ok(())
         })
     }
+}
+
+/// Writes into a fresh snapshot (`key`) of the parent, mounted at `work/rootfs`, with
+/// `write`, and commits its changes as a layer; None (nothing committed) when `write` says
+/// it changed nothing. The snapshot is gone after, whatever happened. Blocking.
+fn snapshot_layer(
+    images: &ImageService,
+    parent: Option<&Image>,
+    parent_diff_ids: &[String],
+    key: &str,
+    work: &Path,
+    write: impl FnOnce(&Path) -> Result<bool, BuildError>,
+) -> Result<Option<Layer>, BuildError> {
+    if let Some(parent) = parent {
+        images.unpack(parent, None)?;
+    }
+    let parent = chain_ids(parent_diff_ids).last().cloned();
+    let snapshots = &images.snapshots;
+    let mounts = snapshots
+        .prepare(key, parent.as_deref())
+        .map_err(crate::images::service::Error::from)?;
+    let rootfs = work.join("rootfs");
+    let result = (|| {
+        std::fs::create_dir_all(&rootfs)
+            .map_err(|e| BuildError::Copy(format!("{}: {e}", rootfs.display())))?;
+        snapshot::mount_all(&mounts, &rootfs).map_err(crate::images::service::Error::from)?;
+        let written = write(&rootfs);
+        let unmounted = snapshot::unmount(&rootfs);
+        let changed = written?;
+        unmounted.map_err(crate::images::service::Error::from)?;
+        if !changed {
+            return Ok(None);
+        }
+        Ok(Some(commit::commit_layer(
+            images,
+            key,
+            parent_diff_ids,
+            true,
+            work,
+        )?))
+    })();
+    if result.is_err() {
+        let _ = snapshot::unmount(&rootfs);
+    }
+    let _ = std::fs::remove_dir(&rootfs);
+    // Committed, the active snapshot is gone; otherwise (or if the layer existed) it goes.
+    if snapshots.stat(key).is_ok() {
+        if let Err(e) = snapshots.remove(key) {
+            tracing::warn!(key, error = %e, "removing a build step's snapshot");
+        }
+    }
+    result
 }
 
 /// `--chown=user[:group]`: numbers, or names looked up in the image's passwd and group.

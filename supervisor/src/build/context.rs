@@ -16,7 +16,11 @@ use nix::fcntl::{openat, openat2, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::Mode;
 use sha2::{Digest, Sha256};
 
+use super::ignore::Ignore;
 use super::BuildError;
+
+/// The name berth's CLI gives a Dockerfile from outside the context (or stdin) in the tar.
+pub const OUTSIDE_DOCKERFILE: &str = ".dockerfile.berth";
 use crate::images::layer::{self, at, ApplyOptions};
 
 /// An unpacked context.
@@ -43,12 +47,67 @@ fn sys(what: &Path, e: nix::errno::Errno) -> BuildError {
     BuildError::Context(format!("{}: {}", what.display(), std::io::Error::from(e)))
 }
 
+/// A plain tar stream ended as docker's 20.10 CLI ends the context of `build -f -`: its last
+/// entry's data without padding and no end-of-archive blocks. dockerd reads it; so does
+/// the build, given the zeros the stream lacks. A compressed stream passes as it is.
+struct Completed<R> {
+    inner: R,
+    /// Bytes read so far; None once the stream is known compressed.
+    read: Option<u64>,
+    /// Zeros still to give after the inner stream ended.
+    zeros: Option<u64>,
+}
+
+impl<R: Read> Read for Completed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some(left) = &mut self.zeros {
+            let n = (*left).min(buf.len() as u64) as usize;
+            buf[..n].fill(0);
+            *left -= n as u64;
+            return Ok(n);
+        }
+        let n = self.inner.read(buf)?;
+        match (&mut self.read, n) {
+            (Some(read), 0) => {
+                let pad = (512 - *read % 512) % 512;
+                self.zeros = Some(pad + 1024);
+                return self.read(buf);
+            }
+            (Some(read), n) => {
+                if *read == 0 && is_compressed(&buf[..n]) {
+                    self.read = None;
+                } else {
+                    *read += n as u64;
+                }
+            }
+            (None, _) => {}
+        }
+        Ok(n)
+    }
+}
+
+fn is_compressed(head: &[u8]) -> bool {
+    [
+        &[0x1f, 0x8b][..],
+        b"BZh",
+        &[0xfd, b'7', b'z', b'X', b'Z'],
+        &[0x28, 0xb5, 0x2f, 0xfd],
+    ]
+    .iter()
+    .any(|magic| head.starts_with(magic))
+}
+
 impl Context {
     /// Unpacks `reader` (a tar, plain or compressed) into the new directory `dir`.
     pub fn extract(reader: impl Read, dir: &Path) -> Result<Context, BuildError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| BuildError::Context(format!("{}: {e}", dir.display())))?;
         let options = ApplyOptions::default();
+        let reader = Completed {
+            inner: reader,
+            read: Some(0),
+            zeros: None,
+        };
         layer::apply(reader, dir, &options)
             .map_err(|e| BuildError::Context(format!("unpacking the build context: {e}")))?;
         let root =
@@ -94,6 +153,35 @@ impl Context {
             .read_to_end(&mut bytes)
             .map_err(|e| BuildError::Context(format!("{name}: {e}")))?;
         Ok(bytes)
+    }
+
+    /// What dockerd does once it has read the Dockerfile: the Dockerfile and the
+    /// `.dockerignore` go from the context when the `.dockerignore` excludes them (the CLI
+    /// sends them always), as does the Dockerfile berth's CLI sends from outside the context.
+    pub fn drop_build_files(&self, dockerfile: &str) -> Result<(), BuildError> {
+        let mut names = vec![OUTSIDE_DOCKERFILE.to_string()];
+        if let Ok(text) = self.read_file(".dockerignore") {
+            let ignore = Ignore::parse(&String::from_utf8_lossy(&text));
+            for name in [".dockerignore", dockerfile] {
+                if ignore.excluded(name) {
+                    names.push(name.to_string());
+                }
+            }
+        }
+        for name in names {
+            let Some(rel) = inside(&name) else { continue };
+            let (Some(parent), Some(file)) = (rel.parent(), rel.file_name()) else {
+                continue;
+            };
+            let Ok(dir) = self.open_in(parent) else {
+                continue;
+            };
+            match nix::unistd::unlinkat(&dir, file, nix::unistd::UnlinkatFlags::NoRemoveDir) {
+                Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
+                Err(e) => return Err(sys(&rel, e)),
+            }
+        }
+        Ok(())
     }
 
     /// The sources `pattern` names: one path, or every path a wildcard matches (sorted).
@@ -399,6 +487,31 @@ mod tests {
         assert!(glob(b"[a-c]x", b"bx"));
         assert!(!glob(b"[!a-c]x", b"bx"));
         assert!(glob(b"*", b""));
+    }
+
+    #[test]
+    fn a_tar_without_its_end_is_completed() {
+        let mut raw = vec![7u8; 512 + 47];
+        let mut out = Vec::new();
+        Completed {
+            inner: &raw[..],
+            read: Some(0),
+            zeros: None,
+        }
+        .read_to_end(&mut out)
+        .unwrap();
+        assert_eq!(out.len(), 1024 + 1024);
+        assert!(out[559..].iter().all(|&b| b == 0));
+        raw[..2].copy_from_slice(&[0x1f, 0x8b]);
+        let mut out = Vec::new();
+        Completed {
+            inner: &raw[..],
+            read: Some(0),
+            zeros: None,
+        }
+        .read_to_end(&mut out)
+        .unwrap();
+        assert_eq!(out, raw, "compressed: untouched");
     }
 
     #[test]

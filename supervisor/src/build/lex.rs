@@ -75,6 +75,32 @@ pub fn expand(word: &str, vars: &Vars, escape: char) -> Result<String, LexError>
     .word(None)
 }
 
+/// Expands the variables (`$v`, `${v}`, `${v:-w}` …) in free text, leaving quotes,
+/// escapes and whitespace as they are (a here-document's body).
+pub fn expand_raw(text: &str, vars: &Vars, escape: char) -> Result<String, LexError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        let len = if tail[1..].starts_with('{') {
+            tail.find('}').map_or(tail.len(), |i| i + 1)
+        } else {
+            1 + tail[1..]
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(tail.len() - 1)
+        };
+        if len == 1 {
+            out.push('$');
+        } else {
+            out.push_str(&expand(&tail[..len], vars, escape)?);
+        }
+        rest = &tail[len..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 /// Expands every word of `text` (split as [`split_words`]) and joins them with one space.
 pub fn expand_text(text: &str, vars: &Vars, escape: char) -> Result<String, LexError> {
     let words = split_words(text, escape)
@@ -224,6 +250,15 @@ impl Lexer<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn raw_expansion_keeps_quotes_and_spaces() {
+        let v: Vars = [("A".to_string(), "x".to_string())].into();
+        assert_eq!(
+            expand_raw("'$A'  \"${A}\" ${B:-d} $ $A_1 \\n\n", &v, '\\').unwrap(),
+            "'x'  \"x\" d $  \\n\n"
+        );
+    }
 
     fn vars() -> Vars {
         [("A", "apple"), ("E", ""), ("P", "/usr/bin")]

@@ -1,14 +1,19 @@
 //! `docker build` with the classic builder's protocol: a Dockerfile ([`parser`], variables
-//! by [`lex`]) run step by step ([`builder`]) on a build context ([`context`]); RUN steps
+//! by [`lex`]) run step by step ([`builder`]) on a build context ([`context`], filtered by
+//! [`ignore`]); RUN steps
 //! are containers of the container service, every step's result is an image ([`commit`]),
 //! found again by the build cache ([`cache`]).
 pub mod builder;
 pub mod cache;
 pub mod commit;
 pub mod context;
+pub mod ignore;
 pub mod instructions;
 pub mod lex;
+pub mod mountpoints;
 pub mod parser;
+pub mod run_mount;
+pub mod sweep;
 
 pub use builder::{build, BuildOptions};
 
@@ -29,6 +34,8 @@ pub enum BuildError {
     Copy(String),
     #[error("The command '{command}' returned a non-zero code: {code}")]
     Run { command: String, code: i32 },
+    #[error("the build was cancelled: its client went away")]
+    Cancelled,
     #[error(transparent)]
     Image(#[from] crate::images::service::Error),
     #[error(transparent)]

@@ -62,6 +62,80 @@ pub struct Instruction {
     pub args: Args,
     /// The whole instruction as written, continuations joined (docker's `Step N/M : …`).
     pub original: String,
+    /// Here-documents (`<<EOF` … `EOF`) of RUN, COPY and ADD, in the order named.
+    pub heredocs: Vec<Heredoc>,
+}
+
+/// A here-document: BuildKit's Dockerfile syntax, which the classic builder refuses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heredoc {
+    /// The word after `<<` (`EOF`; for COPY, the file's name).
+    pub name: String,
+    /// Its lines up to the terminator, each ending in a newline.
+    pub body: String,
+    /// Unquoted (`<<EOF`, not `<<"EOF"`): variables in it are expanded.
+    pub expand: bool,
+    /// The marker as written (`<<-"EOF"`).
+    pub marker: String,
+}
+
+/// Instructions whose arguments may name here-documents.
+const HEREDOC_FORMS: &[&str] = &["ADD", "COPY", "RUN"];
+
+/// The here-document markers in `text`: `<<[-]WORD`, `<<[-]"WORD"`, `<<[-]'WORD'`.
+fn heredoc_markers(text: &str) -> Vec<(String, bool, bool, String)> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let mut quote: Option<u8> = None;
+    while i < b.len() {
+        let c = b[i];
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == b'\'' || c == b'"' => quote = Some(c),
+            None if text[i..].starts_with("<<") && !text[i..].starts_with("<<<") => {
+                let start = i;
+                let mut j = i + 2;
+                let strip = b.get(j) == Some(&b'-');
+                if strip {
+                    j += 1;
+                }
+                let q = match b.get(j) {
+                    Some(&q @ (b'"' | b'\'')) => {
+                        j += 1;
+                        Some(q)
+                    }
+                    _ => None,
+                };
+                let name_start = j;
+                while j < b.len() && (b[j].is_ascii_alphanumeric() || b"_.-/".contains(&b[j])) {
+                    j += 1;
+                }
+                let name = &text[name_start..j];
+                if let Some(q) = q {
+                    if b.get(j) != Some(&q) {
+                        i += 1;
+                        continue;
+                    }
+                    j += 1;
+                }
+                if !name.is_empty() {
+                    out.push((
+                        name.to_string(),
+                        q.is_none(),
+                        strip,
+                        text[start..j].to_string(),
+                    ));
+                    i = j;
+                    continue;
+                }
+            }
+            None => {}
+        }
+        i += 1;
+    }
+    out
 }
 
 impl Instruction {
@@ -153,7 +227,38 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
             }
         }
         at += 1;
-        instructions.push(instruction(start + 1, joined.trim(), escape)?);
+        let mut ins = instruction(start + 1, joined.trim(), escape)?;
+        if HEREDOC_FORMS.contains(&ins.keyword.as_str()) {
+            for (name, expand, strip, marker) in heredoc_markers(&ins.text()) {
+                let mut body = String::new();
+                loop {
+                    let Some(line) = lines.get(at) else {
+                        return Err(ParseError::Invalid {
+                            line: start + 1,
+                            message: format!("unterminated heredoc {marker}"),
+                        });
+                    };
+                    at += 1;
+                    let line = if strip {
+                        line.trim_start_matches('\t')
+                    } else {
+                        line
+                    };
+                    if line == name {
+                        break;
+                    }
+                    body.push_str(line);
+                    body.push('\n');
+                }
+                ins.heredocs.push(Heredoc {
+                    name,
+                    body,
+                    expand,
+                    marker,
+                });
+            }
+        }
+        instructions.push(ins);
     }
     if instructions.is_empty() {
         return Err(ParseError::Empty);
@@ -221,6 +326,7 @@ fn instruction(line: usize, text: &str, escape: char) -> Result<Instruction, Par
         flags,
         args,
         original: text.to_string(),
+        heredocs: Vec::new(),
     })
 }
 
@@ -295,6 +401,40 @@ mod tests {
             "dockerfile parse error line 2: unknown instruction: FROBNICATE"
         );
         assert_eq!(parse("# only\n\n").unwrap_err(), ParseError::Empty);
+    }
+
+    #[test]
+    fn heredocs_of_run_and_copy() {
+        let d = parse(
+            "FROM a\nRUN <<EOF\necho one\n  echo two\nEOF\nCOPY <<-\"x.txt\" <<y /d/\n\t$A\n\tx.txt\n$B\ny\nRUN cat <<'E' > /f\nE\nCMD x\n",
+        )
+        .unwrap();
+        let kw: Vec<&str> = d.instructions.iter().map(|i| i.keyword.as_str()).collect();
+        assert_eq!(kw, ["FROM", "RUN", "COPY", "RUN", "CMD"]);
+        let run = &d.instructions[1];
+        assert_eq!(run.heredocs.len(), 1);
+        assert_eq!(run.heredocs[0].body, "echo one\n  echo two\n");
+        assert!(run.heredocs[0].expand);
+        let copy = &d.instructions[2];
+        let names: Vec<(&str, &str, bool)> = copy
+            .heredocs
+            .iter()
+            .map(|h| (h.name.as_str(), h.body.as_str(), h.expand))
+            .collect();
+        assert_eq!(names, [("x.txt", "$A\n", false), ("y", "$B\n", true)]);
+        assert_eq!(copy.heredocs[0].marker, "<<-\"x.txt\"");
+        let run = &d.instructions[3];
+        assert_eq!(
+            (run.heredocs[0].body.as_str(), run.heredocs[0].expand),
+            ("", false)
+        );
+        assert!(parse("FROM a\nRUN <<EOF\nx\n").is_err(), "unterminated");
+        assert!(
+            parse("FROM a\nRUN echo '<<X'\n").unwrap().instructions[1]
+                .heredocs
+                .is_empty(),
+            "quoted << is no heredoc"
+        );
     }
 
     #[test]

@@ -101,6 +101,12 @@ pub enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(commands::volumes::VolumeCommand),
+    /// Manage berth
+    #[command(subcommand)]
+    System(commands::disk::SystemCommand),
+    /// Manage builds
+    #[command(subcommand)]
+    Builder(commands::disk::BuilderCommand),
     /// Define and run multi-container applications (compose v2's commands)
     Compose(commands::compose::ComposeArgs),
     /// The json-file logging binary the shim runs for a container (internal).
@@ -341,6 +347,8 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Container(ContainerGroup::Containers(sub)) => run_container(ctx, sub),
         Command::Network(sub) => commands::networks::run(ctx, sub),
         Command::Volume(sub) => commands::volumes::run(ctx, sub),
+        Command::System(sub) => commands::disk::system(ctx, sub),
+        Command::Builder(sub) => commands::disk::builder(ctx, sub),
         Command::Compose(a) => commands::compose::run(ctx, a),
         Command::LogDriver { .. } => unreachable!("handled by main"),
     }
@@ -395,8 +403,10 @@ fn run_image(ctx: &Context, command: ImageCommand) -> anyhow::Result<()> {
 
 fn init_tracing(debug: bool) {
     let level = if debug { "debug" } else { "info" };
+    // hickory-server logs every query at info: the DNS responder's lines only when debugging.
+    let filter = format!("{level},hickory_server=warn");
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(level))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
         .try_init();
 }

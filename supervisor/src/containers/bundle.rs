@@ -11,49 +11,17 @@ use super::service::{io_at, Error};
 use crate::images::service::ImageService;
 use crate::images::snapshot::mount;
 
-/// Writes `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf` for the container.
-pub fn write_files(dir: &Path, hostname: &str, host_network: bool) -> Result<(), Error> {
+/// Writes `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf` for the container (the last two
+/// made by [`super::naming`]).
+pub fn write_files(
+    dir: &Path,
+    hostname: &str,
+    names: &super::naming::NameFiles,
+) -> Result<(), Error> {
     std::fs::create_dir_all(dir).map_err(io_at(dir))?;
-    let write = |name: &str, text: String| {
-        let path = dir.join(name);
-        std::fs::write(&path, text).map_err(io_at(&path))
-    };
-    write("hostname", format!("{hostname}\n"))?;
-    let hosts = if host_network {
-        std::fs::read_to_string("/etc/hosts").unwrap_or_default()
-    } else {
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
-         fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
-         ff02::2\tip6-allrouters\n"
-            .to_string()
-    };
-    write("hosts", hosts)?;
-    write("resolv.conf", resolv_conf(host_network))?;
-    Ok(())
-}
-
-/// The host's resolv.conf; without the host's network, loopback name servers are unreachable
-/// and dropped (docker's rule), with public ones as the fallback.
-fn resolv_conf(host_network: bool) -> String {
-    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    if host_network {
-        return host;
-    }
-    let kept: Vec<&str> = host
-        .lines()
-        .filter(|l| {
-            let mut words = l.split_whitespace();
-            !(words.next() == Some("nameserver")
-                && words
-                    .next()
-                    .is_some_and(|a| a.starts_with("127.") || a == "::1"))
-        })
-        .collect();
-    let mut out = kept.join("\n");
-    if !kept.iter().any(|l| l.starts_with("nameserver")) {
-        out.push_str("\nnameserver 8.8.8.8\nnameserver 8.8.4.4");
-    }
-    out.trim_start().to_string() + "\n"
+    let path = dir.join("hostname");
+    std::fs::write(&path, format!("{hostname}\n")).map_err(io_at(&path))?;
+    names.write(dir)
 }
 
 /// Creates the bundle and mounts the container's snapshot on `rootfs`.

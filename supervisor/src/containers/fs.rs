@@ -499,7 +499,7 @@ pub fn changes(images: &ImageService, c: &Container) -> Result<Vec<Change>, Erro
 
 /// What the runtime creates to mount over (docker keeps these in an init layer, so its
 /// diff never shows them).
-const MOUNTPOINTS: [&str; 10] = [
+pub const MOUNTPOINTS: [&str; 10] = [
     "/dev",
     "/dev/pts",
     "/dev/shm",

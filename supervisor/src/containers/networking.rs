@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::config::{EndpointSettings, NetworkingConfig};
+use super::naming::NameFiles;
 use super::record::Container;
 use super::service::{ContainerService, Error};
+use crate::network::dns::Dns;
 use crate::network::link::{self, Attachment};
 use crate::network::ports;
 use crate::network::publish::plumbed_bridge;
@@ -47,42 +49,52 @@ fn endpoint_request(settings: Option<&EndpointSettings>) -> EndpointRequest {
             .map(|c| c.ipv4_address.clone())
             .unwrap_or_default(),
         aliases: s.aliases.clone().unwrap_or_default(),
+        mac: s.mac_address.clone(),
     }
 }
 
 impl ContainerService {
     /// Reserves the endpoints of a container being created: its `NetworkMode` network first,
-    /// then any other `EndpointsConfig` entry. What cannot be joined now (an unknown network,
-    /// a bad address) is kept in the record and reported by `start`, as docker does.
-    pub(super) fn reserve_networks(&self, c: &mut Container, networking: &NetworkingConfig) {
+    /// then any other `EndpointsConfig` entry, all or none. What cannot be joined (an unknown
+    /// network, a bad or taken address, a bad MAC, a full pool) refuses the create, so that
+    /// nothing is left half-made (docker 25+ checks endpoints at create too); an unknown network
+    /// is a 400 there, since the docker CLIs take a 404 from create for a missing image.
+    pub(super) fn reserve_networks(
+        &self,
+        c: &mut Container,
+        networking: &NetworkingConfig,
+    ) -> Result<(), Error> {
         let mode = c.host_config["NetworkMode"]
             .as_str()
             .unwrap_or("")
             .to_string();
         let endpoints = networking.endpoints_config.clone().unwrap_or_default();
         let Some(primary) = network_of_mode(&mode) else {
-            return;
+            return Ok(());
         };
-        let settings = endpoints
+        let mut settings = endpoints
             .get(primary)
             .or_else(|| endpoints.get(&mode))
             .cloned()
             .flatten();
+        // API < 1.44 sends `--mac-address` as Config.MacAddress: the primary network's.
+        let mac = c.config["MacAddress"].as_str().unwrap_or("").to_string();
+        if !mac.is_empty() {
+            let s = settings.get_or_insert_with(Default::default);
+            if s.mac_address.is_empty() {
+                s.mac_address = mac;
+            }
+        }
         let mut wanted = vec![(primary.to_string(), settings)];
         for (name, s) in endpoints {
             if name != primary && name != mode {
                 wanted.push((name, s));
             }
         }
-        if let Err(e) = self.join_all(c, &wanted) {
-            tracing::info!(id = %c.id, error = %e, "networks joined at start");
-            c.pending_networks = serde_json::to_value(
-                wanted
-                    .into_iter()
-                    .collect::<std::collections::BTreeMap<_, _>>(),
-            )
-            .ok();
-        }
+        self.join_all(c, &wanted).map_err(|e| match e {
+            Error::NotFound(m) => Error::Invalid(m),
+            e => e,
+        })
     }
 
     /// Joins every network of `wanted`, or none of them.
@@ -139,8 +151,15 @@ impl ContainerService {
                 "container sharing network namespace with another container or host cannot be connected to any other network (network mode {mode})"
             )));
         }
-        self.networks
+        let (n, e) = self
+            .networks
             .connect(network, &c.id, &c.name, &endpoint_request(settings))?;
+        if c.state.status.is_live() {
+            if let Err(err) = self.connect_live(&c, &n, &e).await {
+                let _ = self.networks.disconnect(&n.id, &c.id);
+                return Err(err);
+            }
+        }
         Ok(())
     }
 
@@ -151,13 +170,27 @@ impl ContainerService {
         container: &str,
         force: bool,
     ) -> Result<(), Error> {
-        let id = match self.find(container) {
-            Ok(entry) => entry.record.lock().await.id.clone(),
+        let entry = match self.find(container) {
+            Ok(entry) => entry,
             // -f: the endpoint of a container that is gone.
-            Err(_) if force => container.to_string(),
+            Err(_) if force => {
+                self.networks.disconnect(network, container)?;
+                return Ok(());
+            }
             Err(e) => return Err(e),
         };
-        self.networks.disconnect(network, &id)?;
+        let c = entry.record.lock().await;
+        let n = self.networks.find(network)?;
+        let endpoint = n.endpoints.get(&c.id).cloned();
+        self.networks.disconnect(&n.id, &c.id)?;
+        if let (Some(e), true) = (endpoint, c.state.status.is_live()) {
+            if let Err(err) = self.disconnect_live(&c, &e).await {
+                tracing::warn!(id = %c.id, network = %n.name, error = %err, "disconnect");
+                if !force {
+                    return Err(err);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -165,7 +198,23 @@ impl ContainerService {
     pub fn network_settings(&self, container_id: &str) -> Value {
         let mut networks = serde_json::Map::new();
         for (n, e) in self.networks.endpoints_of(container_id) {
-            networks.insert(n.name.clone(), n.endpoint_settings(&e));
+            let mut v = n.endpoint_settings(&e);
+            if !n.predefined {
+                // What the embedded resolver answers to (docker 25+'s DNSNames); Aliases with
+                // the short id, as docker shows it to API 1.41 clients.
+                let short = container_id[..12.min(container_id.len())].to_string();
+                let mut aliases = e.aliases.clone();
+                if !aliases.contains(&short) {
+                    aliases.push(short);
+                }
+                v["Aliases"] = serde_json::json!(aliases);
+                v["DNSNames"] = serde_json::json!(crate::network::dns::table::names_of(
+                    container_id,
+                    &e.container_name,
+                    &e.aliases
+                ));
+            }
+            networks.insert(n.name.clone(), v);
         }
         Value::Object(networks)
     }
@@ -266,13 +315,32 @@ impl ContainerService {
     }
 }
 
-/// Makes the container's namespace with its veths (nothing if it has none to get), and adds
-/// its addresses to its `/etc/hosts`: the namespace's path.
+/// The bridge of `a` made if missing, with `route_localnet` on when `a` asks for it.
+pub(super) fn ready_bridge(a: &Attachment) -> Result<(), link::LinkError> {
+    link::ensure_bridge(&a.bridge, a.gateway, a.prefix)?;
+    if a.route_localnet {
+        crate::network::firewall::enable_route_localnet(&a.bridge).map_err(|e| {
+            link::LinkError {
+                what: format!("bridge {}", a.bridge),
+                message: e.to_string(),
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// Writes the container's name files, makes its namespace with its veths (nothing if it has
+/// none to get), and starts its DNS responder when it is on a user-defined network: the
+/// namespace's path.
 pub(super) fn plumb(
     netns: &Path,
     attachments: &[Attachment],
     files: &Path,
+    names: &NameFiles,
+    dns: &Dns,
+    id: &str,
 ) -> Result<Option<PathBuf>, Error> {
+    names.write(files)?;
     if attachments.is_empty() {
         return Ok(None);
     }
@@ -280,15 +348,7 @@ pub(super) fn plumb(
     let made = (|| {
         link::create_netns(netns)?;
         for a in attachments {
-            link::ensure_bridge(&a.bridge, a.gateway, a.prefix)?;
-            if a.route_localnet {
-                crate::network::firewall::enable_route_localnet(&a.bridge).map_err(|e| {
-                    link::LinkError {
-                        what: format!("bridge {}", a.bridge),
-                        message: e.to_string(),
-                    }
-                })?;
-            }
+            ready_bridge(a)?;
             link::attach(netns, a)?;
         }
         Ok::<(), link::LinkError>(())
@@ -297,23 +357,11 @@ pub(super) fn plumb(
         link::remove_netns(netns);
         return Err(Error::Task(format!("network setup: {e}")));
     }
-    write_hosts(files, attachments)?;
-    Ok(Some(netns.to_path_buf()))
-}
-
-/// `/etc/hosts` with the container's own name on each of its addresses.
-fn write_hosts(files: &Path, attachments: &[Attachment]) -> Result<(), Error> {
-    let hostname = std::fs::read_to_string(files.join("hostname")).unwrap_or_default();
-    let hostname = hostname.trim();
-    let path = files.join("hosts");
-    let old = std::fs::read_to_string(&path).unwrap_or_default();
-    let mut text: String = old
-        .lines()
-        .filter(|l| !l.ends_with(&format!("\t{hostname}")))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    for a in attachments {
-        text.push_str(&format!("{}\t{hostname}\n", a.ip));
+    if names.embedded {
+        if let Err(e) = dns.serve(id, netns, names.upstreams.clone()) {
+            link::remove_netns(netns);
+            return Err(Error::Task(format!("network setup: {e}")));
+        }
     }
-    std::fs::write(&path, text).map_err(super::service::io_at(&path))
+    Ok(Some(netns.to_path_buf()))
 }

@@ -162,6 +162,8 @@ pub struct ContainerService {
     /// Docker's event stream.
     pub journal: Journal,
     volumes: Arc<VolumeService>,
+    /// The embedded DNS responders of running containers on user-defined networks.
+    pub dns: Arc<crate::network::dns::Dns>,
     _events: EventServer,
 }
 
@@ -228,6 +230,7 @@ impl ContainerService {
             host,
             journal: Journal::default(),
             volumes: options.volumes.clone(),
+            dns: Arc::new(crate::network::dns::Dns::new(options.networks.clone())),
             _events: events,
         });
         let records = service.store.list()?;
@@ -263,7 +266,7 @@ impl ContainerService {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn files_dir(&self, id: &str) -> PathBuf {
+    pub(super) fn files_dir(&self, id: &str) -> PathBuf {
         self.files_root.join(id)
     }
 
@@ -383,6 +386,7 @@ impl ContainerService {
         if image_name.is_empty() {
             return Err(Error::Invalid("config.Image: no image given".into()));
         }
+        self.check_names(&body)?;
         if let Some(n) = name.filter(|n| !n.is_empty()) {
             let bare = n.strip_prefix('/').unwrap_or(n);
             if !valid_name(bare) {
@@ -428,14 +432,15 @@ impl ContainerService {
         blocking(move || super::volumes::realize(&volumes, &planned)).await?;
         let networking: config::NetworkingConfig =
             serde_json::from_value(body["NetworkingConfig"].clone()).unwrap_or_default();
-        self.reserve_networks(&mut c, &networking);
+        if let Err(e) = self.reserve_networks(&mut c, &networking) {
+            super::volumes::release(&self.volumes, &c, true);
+            return Err(e);
+        }
         let files = self.files_dir(&id);
-        let host_net = c.host_config["NetworkMode"].as_str() == Some("host");
-        if let Err(e) = bundle::write_files(
-            &files,
-            c.config["Hostname"].as_str().unwrap_or(""),
-            host_net,
-        ) {
+        let names = self.name_files(&c);
+        if let Err(e) =
+            bundle::write_files(&files, c.config["Hostname"].as_str().unwrap_or(""), &names)
+        {
             let _ = self.networks.release_all(&c.id);
             super::volumes::release(&self.volumes, &c, true);
             return Err(e);
@@ -534,8 +539,11 @@ impl ContainerService {
         let netns = self.netns_path(&c.id);
         let attachments = self.attachments(&c.id);
         let volumes = self.volumes.clone();
+        let names = self.name_files(&c);
+        let dns = self.dns.clone();
         let started = blocking(move || {
-            let joined = super::networking::plumb(&netns, &attachments, &files)?;
+            let joined =
+                super::networking::plumb(&netns, &attachments, &files, &names, &dns, &snapshot.id)?;
             let r = start_task(
                 &host,
                 &paths,
@@ -547,6 +555,7 @@ impl ContainerService {
                 joined.as_deref(),
             );
             if r.is_err() {
+                dns.stop(&snapshot.id);
                 crate::network::link::remove_netns(&netns);
                 super::volumes::detach(&volumes, &snapshot);
             }
@@ -620,6 +629,7 @@ impl ContainerService {
         let id = c.id.clone();
         let bundle = self.bundle_dir(&id);
         let netns = self.netns_path(&id);
+        self.dns.stop(&id);
         let log = PathBuf::from(&c.log_path);
         let code = blocking(move || {
             let code = end_task(address.as_deref(), &id, &bundle, status);
@@ -747,6 +757,7 @@ impl ContainerService {
                     tracing::info!("re-adopted a running container");
                     let c = entry.record.lock().await.clone();
                     super::health::watch(self, &entry, &c);
+                    self.restore_dns(&c);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "shim gone: container dead");

@@ -57,31 +57,30 @@ fn volume_points(c: &Container) -> impl Iterator<Item = &MountPoint> {
     c.mount_points.iter().filter(|p| p.kind == "volume")
 }
 
-/// Creates the volumes `c` names (a named one on first use) and records `c` as their user;
-/// on failure, nothing stays made.
+/// Creates the volumes `c` names (a named one on first use) and records `c` as their user,
+/// each in one step of the volume service (no prune comes between); on failure, nothing
+/// stays made.
 pub fn realize(volumes: &VolumeService, c: &Container) -> Result<(), Error> {
     let mut done: Vec<&MountPoint> = Vec::new();
     for p in volume_points(c) {
-        let created = if p.inherited {
-            volumes.get(&p.name).map(|_| ())
+        let acquired = if p.inherited {
+            volumes.acquire_existing(&p.name, &c.id)
         } else {
-            volumes
-                .create(CreateOptions {
-                    name: p.name.clone(),
-                    driver: String::new(),
-                    labels: p.create_labels.clone(),
-                    options: p.create_options.clone(),
-                    anonymous: p.anonymous,
-                })
-                .map(|_| ())
+            let opts = CreateOptions {
+                name: p.name.clone(),
+                driver: String::new(),
+                labels: p.create_labels.clone(),
+                options: p.create_options.clone(),
+                anonymous: p.anonymous,
+            };
+            volumes.acquire(opts, &c.id)
         };
-        if let Err(e) = created {
+        if let Err(e) = acquired {
             for d in done {
                 release_one(volumes, d, &c.id, true);
             }
             return Err(volume_error(e));
         }
-        volumes.add_ref(&p.name, &c.id);
         done.push(p);
     }
     Ok(())
@@ -132,6 +131,61 @@ pub fn detach(volumes: &VolumeService, c: &Container) {
     for p in volume_points(c) {
         if let Err(e) = volumes.unmount(&p.name, &c.id) {
             tracing::warn!(volume = p.name, error = %e, "unmounting a volume");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container_with(points: Vec<MountPoint>) -> Container {
+        let mut c: Container = serde_json::from_value(serde_json::json!({
+            "id": "c".repeat(64), "name": "c", "created": "", "image": "", "image_id": "",
+            "config": {}, "host_config": {}, "path": "", "args": [],
+            "state": serde_json::to_value(super::super::record::State::default()).unwrap(),
+            "restart_count": 0, "log_path": "",
+        }))
+        .unwrap();
+        c.mount_points = points;
+        c
+    }
+
+    fn volume_point(name: &str, anonymous: bool) -> MountPoint {
+        serde_json::from_value(serde_json::json!({
+            "Type": "volume", "Name": name, "Source": "", "Destination": "/data",
+            "Mode": "", "RW": true, "Propagation": "", "BerthAnonymous": anonymous,
+        }))
+        .unwrap()
+    }
+
+    /// A prune that comes between a volume's creation and its first reference must not
+    /// delete it: realize makes and references each volume under one lock.
+    #[test]
+    fn a_prune_cannot_slip_between_create_and_reference() {
+        let dir = tempfile::tempdir().unwrap();
+        let volumes = VolumeService::open(dir.path()).unwrap();
+        let pruned = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = pruned.clone();
+        *volumes.before_ref.0.lock().unwrap() = Some(Box::new(move |s: &VolumeService| {
+            if let Some(names) = s.prune_if_idle() {
+                seen.lock().unwrap().extend(names);
+            }
+        }));
+        let c = container_with(vec![
+            volume_point("named", false),
+            volume_point("a".repeat(64).as_str(), true),
+        ]);
+        realize(&volumes, &c).unwrap();
+        assert_eq!(
+            *pruned.lock().unwrap(),
+            Vec::<String>::new(),
+            "a prune ran between"
+        );
+        for name in ["named".to_string(), "a".repeat(64)] {
+            volumes.get(&name).unwrap();
+            assert!(volumes.mountpoint(&name).is_dir(), "{name}'s data is gone");
+            assert_eq!(volumes.users(&name), vec![c.id.clone()]);
         }
     }
 }

@@ -231,6 +231,7 @@ async fn serve(config: Config) -> Result<(), Error> {
         path: config.data_root.clone(),
         source,
     })?;
+    crate::build::sweep::sweep(&containers).await;
     // Networking is ready (networks opened above): the restart policies may start containers.
     containers.restart_at_daemon_start().await;
     let state = crate::api::State {

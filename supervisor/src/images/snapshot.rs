@@ -23,7 +23,7 @@ mod copy;
 pub mod durable;
 pub mod mount;
 
-pub use mount::{mount_all, unmount, Mount};
+pub use mount::{mount_all, unmount, unmount_under, Mount};
 
 /// Errors of the snapshotter; each names the snapshot or path it is about.
 #[derive(Debug, thiserror::Error)]

@@ -253,3 +253,75 @@ async fn configure_inside(h: &Handle, peer: &str, a: &Attachment) -> Result<(), 
     }
     Ok(())
 }
+
+/// The names and MAC addresses of the links in the namespace at `netns`.
+async fn links(h: &Handle) -> Result<Vec<(u32, String, Vec<u8>)>, LinkError> {
+    use rtnetlink::packet_route::link::LinkAttribute;
+    let mut out = Vec::new();
+    let mut stream = h.link().get().execute();
+    while let Some(l) = stream
+        .try_next()
+        .await
+        .map_err(|e| err("list links")(e.to_string()))?
+    {
+        let (mut name, mut mac) = (String::new(), Vec::new());
+        for a in &l.attributes {
+            match a {
+                LinkAttribute::IfName(n) => name = n.clone(),
+                LinkAttribute::Address(m) => mac = m.clone(),
+                _ => {}
+            }
+        }
+        out.push((l.header.index, name, mac));
+    }
+    Ok(out)
+}
+
+/// The first `ethN` that no link of the namespace at `netns` has (for a live connect).
+pub fn free_ifname(netns: &Path) -> Result<String, LinkError> {
+    in_netns(Some(netns.to_path_buf()), |h| async move {
+        let taken: Vec<String> = links(&h).await?.into_iter().map(|l| l.1).collect();
+        Ok((0..)
+            .map(|i| format!("eth{i}"))
+            .find(|n| !taken.contains(n))
+            .unwrap_or_default())
+    })
+}
+
+/// Whether the namespace at `netns` has a default route (a live connect adds one only if not).
+pub fn has_default_route(netns: &Path) -> Result<bool, LinkError> {
+    in_netns(Some(netns.to_path_buf()), |h| async move {
+        let mut routes = h
+            .route()
+            .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+            .execute();
+        while let Some(r) = routes
+            .try_next()
+            .await
+            .map_err(|e| err("list routes")(e.to_string()))?
+        {
+            if r.header.destination_prefix_length == 0 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    })
+}
+
+/// Removes the container's link with MAC `mac` from the namespace at `netns` (its veth peer
+/// on the bridge goes with it); none with that MAC is no error.
+pub fn detach(netns: &Path, mac: &str) -> Result<(), LinkError> {
+    let mac = parse_mac(mac);
+    in_netns(Some(netns.to_path_buf()), move |h| async move {
+        for (index, name, m) in links(&h).await? {
+            if m == mac {
+                h.link()
+                    .del(index)
+                    .execute()
+                    .await
+                    .map_err(|e| err(format!("delete {name}"))(e.to_string()))?;
+            }
+        }
+        Ok(())
+    })
+}

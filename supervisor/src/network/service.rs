@@ -106,6 +106,8 @@ pub struct PoolRequest {
 pub struct EndpointRequest {
     pub ipv4: String,
     pub aliases: Vec<String>,
+    /// `--mac-address`; empty: docker's MAC of the address.
+    pub mac: String,
 }
 
 pub struct NetworkService {
@@ -218,6 +220,11 @@ impl NetworkService {
 
     pub(super) fn lock(&self) -> MutexGuard<'_, HashMap<String, Network>> {
         self.networks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` over the networks under the lock (the DNS responder reads them per query).
+    pub fn with_networks<T>(&self, f: impl FnOnce(&HashMap<String, Network>) -> T) -> T {
+        f(&self.lock())
     }
 
     /// Every network, predefined ones first, then by name.
@@ -408,6 +415,10 @@ impl NetworkService {
                     .into(),
             ));
         }
+        let mac = match req.mac.as_str() {
+            "" => None,
+            m => Some(parse_mac(m)?),
+        };
         let ip = if req.ipv4.is_empty() {
             next_address(&n)?
         } else {
@@ -418,7 +429,7 @@ impl NetworkService {
             endpoint_id: new_id(),
             ip: Some(ip),
             static_ip: !req.ipv4.is_empty(),
-            mac: mac_of(ip),
+            mac: mac.unwrap_or_else(|| mac_of(ip)),
             aliases: req.aliases.clone(),
             ports: Vec::new(),
         };
@@ -583,6 +594,30 @@ fn requested_pools(requested: &[PoolRequest], taken: &[Ipv4Net]) -> Result<Vec<P
         });
     }
     Ok(pools)
+}
+
+/// A `--mac-address`: six hex bytes, `:`-separated, unicast; lower-cased.
+fn parse_mac(text: &str) -> Result<String, Error> {
+    let bad = || {
+        Error::Invalid(format!(
+            "invalid MAC address {text:?}: want six hex bytes like 92:d0:c6:0a:29:33"
+        ))
+    };
+    let bytes: Vec<u8> = text
+        .split(':')
+        .map(|b| {
+            if b.len() == 2 {
+                u8::from_str_radix(b, 16).ok()
+            } else {
+                None
+            }
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(bad)?;
+    if bytes.len() != 6 || bytes[0] & 1 == 1 {
+        return Err(bad());
+    }
+    Ok(text.to_ascii_lowercase())
 }
 
 fn next_address(n: &Network) -> Result<Ipv4Addr, Error> {

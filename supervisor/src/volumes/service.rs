@@ -80,6 +80,21 @@ pub fn has_label(v: &Volume, filter: &str) -> bool {
     }
 }
 
+/// A test's probe, run where a reference is about to be recorded.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct Probe(pub Mutex<Option<ProbeFn>>);
+
+#[cfg(test)]
+pub(crate) type ProbeFn = Box<dyn Fn(&VolumeService) + Send>;
+
+#[cfg(test)]
+impl std::fmt::Debug for Probe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Probe")
+    }
+}
+
 #[derive(Debug)]
 pub struct VolumeService {
     root: PathBuf,
@@ -90,6 +105,8 @@ pub struct VolumeService {
     refs: Mutex<HashMap<String, BTreeSet<String>>>,
     /// Volume → the containers running with it mounted (for `type=` volumes).
     active: Mutex<HashMap<String, BTreeSet<String>>>,
+    #[cfg(test)]
+    pub(crate) before_ref: Probe,
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -108,6 +125,8 @@ impl VolumeService {
             lock: Mutex::new(()),
             refs: Mutex::default(),
             active: Mutex::default(),
+            #[cfg(test)]
+            before_ref: Probe::default(),
         };
         service.sweep()?;
         Ok(service)
@@ -146,6 +165,28 @@ impl VolumeService {
 
     /// `POST /volumes/create`: the volume (an existing one of that name is returned as is).
     pub fn create(&self, opts: CreateOptions) -> Result<Volume, Error> {
+        let _lock = locked(&self.lock);
+        self.create_locked(opts)
+    }
+
+    /// The volume `opts` names (made if missing), with `container` recorded as its user in
+    /// the same step, so that no prune or remove can come between.
+    pub fn acquire(&self, opts: CreateOptions, container: &str) -> Result<Volume, Error> {
+        let _lock = locked(&self.lock);
+        let volume = self.create_locked(opts)?;
+        self.insert_ref(&volume.name, container);
+        Ok(volume)
+    }
+
+    /// `container` becomes a user of the existing volume `name` (`--volumes-from`).
+    pub fn acquire_existing(&self, name: &str, container: &str) -> Result<Volume, Error> {
+        let _lock = locked(&self.lock);
+        let volume = self.get(name)?;
+        self.insert_ref(name, container);
+        Ok(volume)
+    }
+
+    fn create_locked(&self, opts: CreateOptions) -> Result<Volume, Error> {
         let anonymous = opts.name.is_empty() || opts.anonymous;
         let name = if opts.name.is_empty() {
             names::anonymous()
@@ -169,7 +210,6 @@ impl VolumeService {
         }
         let options = opts.options.filter(|o| !o.is_empty());
         local::check_options(options.as_ref().unwrap_or(&BTreeMap::new())).map_err(invalid)?;
-        let _lock = locked(&self.lock);
         if let Some(existing) = self.find(&name)? {
             return Ok(existing);
         }
@@ -220,7 +260,18 @@ impl VolumeService {
             .unwrap_or_default()
     }
 
+    /// `container` (a record read back at daemon start) uses `name`.
     pub fn add_ref(&self, name: &str, container: &str) {
+        let _lock = locked(&self.lock);
+        self.insert_ref(name, container);
+    }
+
+    /// Records a user; the caller holds `self.lock`.
+    fn insert_ref(&self, name: &str, container: &str) {
+        #[cfg(test)]
+        if let Some(probe) = locked(&self.before_ref.0).as_ref() {
+            probe(self);
+        }
         locked(&self.refs)
             .entry(name.to_string())
             .or_default()
@@ -284,6 +335,20 @@ impl VolumeService {
             removed.push(v.name);
         }
         Ok((removed, bytes))
+    }
+
+    /// A prune of every unused volume, if no other change is under way (a test's probe).
+    #[cfg(test)]
+    pub(crate) fn prune_if_idle(&self) -> Option<Vec<String>> {
+        let _lock = self.lock.try_lock().ok()?;
+        let mut removed = Vec::new();
+        for v in self.store.list().unwrap() {
+            if self.users(&v.name).is_empty() {
+                self.remove_locked(&v.name).unwrap();
+                removed.push(v.name);
+            }
+        }
+        Some(removed)
     }
 
     /// Bytes in the volume, as docker counts them (file sizes, each inode once); 0 for a

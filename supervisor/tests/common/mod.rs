@@ -2,6 +2,8 @@
 //! its data root (busybox-static layer + config + OCI manifest), docker-archives built here,
 //! and Debian's `docker-registry` on a free 127.0.0.1 port.
 #![allow(dead_code)]
+pub mod net;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;

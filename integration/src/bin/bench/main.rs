@@ -14,6 +14,8 @@
 //!   `skopeo` + `umoci`, and the daemons' idle memory (see `pull.rs`);
 //! - compose: `up -d` and `down -v` of a 5-service project by `berth compose`, docker-compose
 //!   1.29 on berth and docker-compose 1.29 on dockerd (see `compose.rs`).
+//! - build: clean, no-change and one-file-changed builds of a 12-step Dockerfile on a 50 MB /
+//!   5k-file context by berth, dockerd's classic builder and buildah (see `build.rs`).
 //!
 //! - runc's default: `runc spec`'s config unchanged but for terminal off and `/bin/true`, through
 //!   `run` (create, start, wait and delete in one process) and through the lifecycle.
@@ -35,6 +37,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+mod build;
 mod compose;
 mod containers;
 mod cri;
@@ -46,7 +49,7 @@ const USAGE: &str =
     "usage: berth-bench [--berth PATH] [--supervisor PATH] [--runc PATH] [--crun PATH] [-n N]
                    [--warmup N] [--pulls N] [--pull-only] [--engines N] [--engines-only]
                    [--compose N] [--compose-only] [--host-layout] [--cri N] [--cri-idle N]
-                   [--cri-only]
+                   [--cri-only] [--build N] [--build-only]
 
   --berth PATH   berth-runtime binary (default target/release/berth-runtime)
   --supervisor PATH  berth (daemon + CLI) binary (default target/release/berth)
@@ -66,7 +69,10 @@ const USAGE: &str =
   --cri N        pods per handler in the CRI scenario (containerd's CRI with runc, berth-runc,
                  berth: pod start and teardown p50/p90; default 50; 0 skips it)
   --cri-idle N   idle pods per handler whose memory is measured (default 20)
-  --cri-only     run only the CRI scenario";
+  --cri-only     run only the CRI scenario
+  --build N      rounds of clean / no-change / one-file-changed builds per builder (berth build,
+                 the docker CLI on berth, dockerd's classic builder, buildah; default 3; 0 skips)
+  --build-only   run only the build scenario";
 
 /// crun refuses a hybrid layout whose cgroup2 mount has controllers; see `HugetlbV1`.
 const UNIFIED: &str = "/sys/fs/cgroup/unified";
@@ -99,6 +105,8 @@ struct Options {
     cri: usize,
     cri_idle: usize,
     cri_only: bool,
+    build: usize,
+    build_only: bool,
 }
 
 /// The lifecycle's steps, timed separately to show where the time goes.
@@ -165,6 +173,8 @@ fn parse_args(args: Vec<String>) -> Result<Options, String> {
         cri: 50,
         cri_idle: 20,
         cri_only: false,
+        build: 3,
+        build_only: false,
     };
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
@@ -186,6 +196,8 @@ fn parse_args(args: Vec<String>) -> Result<Options, String> {
             "--cri" => opts.cri = parse_count(&flag, &value()?)?,
             "--cri-idle" => opts.cri_idle = parse_count(&flag, &value()?)?,
             "--cri-only" => opts.cri_only = true,
+            "--build" => opts.build = parse_count(&flag, &value()?)?,
+            "--build-only" => opts.build_only = true,
             "-h" | "--help" => return Err("help".into()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -238,6 +250,11 @@ fn run_in(opts: &Options, work: &Path) -> Result<bool, String> {
     }
     if opts.cri_only {
         cri::run(opts.cri.max(1), opts.cri_idle);
+        return Ok(true);
+    }
+    // RUN steps need a runtime only; crun is not among them.
+    if opts.build_only {
+        build::run(work, &absolute(&opts.supervisor)?, opts.build.max(1));
         return Ok(true);
     }
     become_subreaper()?;
@@ -334,6 +351,9 @@ fn run_in(opts: &Options, work: &Path) -> Result<bool, String> {
     }
     if opts.cri > 0 {
         cri::run(opts.cri, opts.cri_idle);
+    }
+    if opts.build > 0 {
+        build::run(work, &absolute(&opts.supervisor)?, opts.build);
     }
     println!(
         "\nload average at end: {} (2+ on this 2-core VM inflates every figure)",

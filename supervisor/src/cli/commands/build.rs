@@ -1,13 +1,15 @@
 //! `berth build`: the context directory sent as a tar to `POST /build`, docker's stream
 //! printed as it comes.
 use std::collections::BTreeMap;
-use std::io::{BufRead, Seek, Write};
+use std::io::{BufRead, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Args;
 
 use super::{encode, Context, Exit};
+use crate::build::context::OUTSIDE_DOCKERFILE;
+use crate::build::ignore::Ignore;
 use crate::cli::client::Body;
 
 /// `berth build`.
@@ -37,12 +39,9 @@ pub struct BuildArgs {
     /// Set the target build stage to build
     #[arg(long)]
     pub target: Option<String>,
-    /// The build context directory
+    /// The build context directory, or `-`: a tar or a Dockerfile on stdin
     pub path: PathBuf,
 }
-
-/// Name of a Dockerfile from outside the context, inside the tar sent.
-const OUTSIDE_DOCKERFILE: &str = ".dockerfile.berth";
 
 /// `KEY=VALUE` pairs as a JSON object; `KEY` alone takes its value from the environment.
 fn pairs(list: &[String], from_env: bool) -> BTreeMap<String, Option<String>> {
@@ -55,8 +54,73 @@ fn pairs(list: &[String], from_env: bool) -> BTreeMap<String, Option<String>> {
         .collect()
 }
 
-/// The context as a tar in a temporary file, and the Dockerfile's name in it.
+fn stdin_bytes() -> anyhow::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .read_to_end(&mut bytes)
+        .context("reading stdin")?;
+    Ok(bytes)
+}
+
+/// Whether `bytes` start like an archive docker takes as a context (gzip, bzip2, xz, zstd,
+/// tar).
+fn is_archive(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0x1f, 0x8b])
+        || bytes.starts_with(b"BZh")
+        || bytes.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
+        || bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        || (bytes.len() >= 262 && &bytes[257..262] == b"ustar")
+}
+
+fn temp_file() -> anyhow::Result<std::fs::File> {
+    tempfile::tempfile().context("temporary file for the build context")
+}
+
+fn rewound(mut file: std::fs::File) -> anyhow::Result<std::fs::File> {
+    file.flush()?;
+    file.rewind()?;
+    Ok(file)
+}
+
+/// A tar holding only `dockerfile` as `name`.
+fn dockerfile_tar(name: &str, dockerfile: &[u8]) -> anyhow::Result<std::fs::File> {
+    let mut tar = tar::Builder::new(temp_file()?);
+    let mut header = tar::Header::new_gnu();
+    header.set_size(dockerfile.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    );
+    tar.append_data(&mut header, name, dockerfile)?;
+    rewound(tar.into_inner()?)
+}
+
+/// The context as a tar in a temporary file, and the Dockerfile's name in it: `PATH -` is
+/// stdin (a tar as it is, anything else a Dockerfile); `-f -` reads the Dockerfile from
+/// stdin; a directory is sent without what its `.dockerignore` excludes (never the
+/// Dockerfile and the .dockerignore themselves).
 fn context_tar(args: &BuildArgs) -> anyhow::Result<(std::fs::File, String)> {
+    let from_stdin = args.file.as_deref() == Some(Path::new("-"));
+    if args.path == Path::new("-") {
+        if from_stdin {
+            anyhow::bail!(
+                "invalid argument: can't use stdin for both build context and dockerfile"
+            );
+        }
+        let bytes = stdin_bytes()?;
+        let name = args.file.as_ref().map_or("Dockerfile".to_string(), |f| {
+            f.to_string_lossy().into_owned()
+        });
+        if is_archive(&bytes) {
+            let mut file = temp_file()?;
+            file.write_all(&bytes)?;
+            return Ok((rewound(file)?, name));
+        }
+        return Ok((dockerfile_tar("Dockerfile", &bytes)?, "Dockerfile".into()));
+    }
     let dir = &args.path;
     if !dir.is_dir() {
         anyhow::bail!(
@@ -64,30 +128,80 @@ fn context_tar(args: &BuildArgs) -> anyhow::Result<(std::fs::File, String)> {
             dir.display().to_string()
         );
     }
-    let file = tempfile::tempfile().context("temporary file for the build context")?;
-    let mut tar = tar::Builder::new(std::io::BufWriter::new(file));
-    tar.follow_symlinks(false);
-    tar.append_dir_all(".", dir)
-        .with_context(|| format!("reading the build context {}", dir.display()))?;
-    let name = match &args.file {
-        None => "Dockerfile".to_string(),
+    let (name, outside) = match &args.file {
+        None => ("Dockerfile".to_string(), None),
+        Some(_) if from_stdin => (OUTSIDE_DOCKERFILE.to_string(), Some(stdin_bytes()?)),
         Some(f) => match inside(dir, f) {
-            Some(rel) => rel,
+            Some(rel) => (rel, None),
             None => {
-                let mut src = std::fs::File::open(f)
-                    .with_context(|| format!("open Dockerfile {}", f.display()))?;
-                tar.append_file(OUTSIDE_DOCKERFILE, &mut src)?;
-                OUTSIDE_DOCKERFILE.to_string()
+                let bytes =
+                    std::fs::read(f).with_context(|| format!("open Dockerfile {}", f.display()))?;
+                (OUTSIDE_DOCKERFILE.to_string(), Some(bytes))
             }
         },
     };
-    let mut file = tar
+    let mut ignore = match std::fs::read_to_string(dir.join(".dockerignore")) {
+        Ok(text) => Ignore::parse(&text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ignore::default(),
+        Err(e) => return Err(e).context(format!("reading {}/.dockerignore", dir.display())),
+    };
+    if !ignore.is_empty() {
+        ignore.keep(".dockerignore");
+        if outside.is_none() {
+            ignore.keep(&name);
+        }
+    }
+    let mut tar = tar::Builder::new(std::io::BufWriter::new(temp_file()?));
+    tar.follow_symlinks(false);
+    tar.mode(tar::HeaderMode::Complete);
+    add_dir(&mut tar, dir, Path::new(""), &ignore)
+        .with_context(|| format!("reading the build context {}", dir.display()))?;
+    if let Some(bytes) = outside {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        tar.append_data(&mut header, OUTSIDE_DOCKERFILE, &bytes[..])?;
+    }
+    let file = tar
         .into_inner()?
         .into_inner()
         .map_err(|e| anyhow::anyhow!("writing the build context: {}", e.error()))?;
-    file.flush()?;
-    file.rewind()?;
-    Ok((file, name))
+    Ok((rewound(file)?, name))
+}
+
+/// Appends the entries below `root/rel` that `ignore` keeps (sorted, symlinks as symlinks);
+/// an excluded directory is looked into only when an exception may keep something in it.
+fn add_dir(
+    tar: &mut tar::Builder<impl Write>,
+    root: &Path,
+    rel: &Path,
+    ignore: &Ignore,
+) -> anyhow::Result<()> {
+    let dir = root.join(rel);
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .with_context(|| format!("read {}", dir.display()))?
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("read {}", dir.display()))?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = rel.join(entry.file_name());
+        let name = path.to_string_lossy();
+        let excluded = ignore.excluded(&name);
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            if !excluded {
+                tar.append_path_with_name(root.join(&path), &path)
+                    .with_context(|| format!("add {}", path.display()))?;
+            }
+            if !excluded || ignore.has_exceptions() {
+                add_dir(tar, root, &path, ignore)?;
+            }
+        } else if !excluded && (kind.is_file() || kind.is_symlink()) {
+            tar.append_path_with_name(root.join(&path), &path)
+                .with_context(|| format!("add {}", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// `file`'s path relative to the context `dir`, when it is inside it.

@@ -63,6 +63,21 @@ pub struct CreateArgs {
     /// Add network-scoped alias for the container
     #[arg(long = "network-alias", alias = "net-alias")]
     pub network_alias: Vec<String>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
+    #[arg(long = "mac-address")]
+    pub mac_address: Option<String>,
+    /// Set custom DNS servers
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long = "dns-option", alias = "dns-opt")]
+    pub dns_option: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long = "add-host")]
+    pub add_host: Vec<String>,
     /// Publish a container's port(s) to the host
     #[arg(short = 'p', long)]
     pub publish: Vec<String>,
@@ -147,6 +162,31 @@ fn env_file(path: &str) -> anyhow::Result<Vec<String>> {
         .collect())
 }
 
+/// `--dns*`, `--add-host`, `--mac-address`, checked as docker's CLI checks them.
+fn name_flags(a: &CreateArgs, body: &mut Value) -> anyhow::Result<()> {
+    for d in &a.dns {
+        if d.parse::<std::net::IpAddr>().is_err() {
+            anyhow::bail!("invalid argument {d:?} for \"--dns\" flag: {d} is not an ip address");
+        }
+    }
+    for h in &a.add_host {
+        crate::network::hosts::parse_extra(
+            std::slice::from_ref(h),
+            std::net::Ipv4Addr::UNSPECIFIED,
+        )
+        .map_err(|e| anyhow::anyhow!("invalid argument {h:?} for \"--add-host\" flag: {e}"))?;
+    }
+    let host_config = &mut body["HostConfig"];
+    host_config["Dns"] = json!(a.dns);
+    host_config["DnsSearch"] = json!(a.dns_search);
+    host_config["DnsOptions"] = json!(a.dns_option);
+    host_config["ExtraHosts"] = json!(a.add_host);
+    if let Some(mac) = &a.mac_address {
+        body["MacAddress"] = json!(mac);
+    }
+    Ok(())
+}
+
 /// Docker's create request body for these flags.
 fn create_body(a: &CreateArgs) -> anyhow::Result<Value> {
     let mut env = Vec::new();
@@ -193,6 +233,7 @@ fn create_body(a: &CreateArgs) -> anyhow::Result<Value> {
     if let Some(ep) = &a.entrypoint {
         body["Entrypoint"] = json!([ep]);
     }
+    name_flags(a, &mut body)?;
     a.mounts.apply(&mut body)?;
     if let Some(h) = a.health.config()? {
         body["Healthcheck"] = h;
@@ -749,7 +790,7 @@ pub struct PsArgs {
 }
 
 /// Docker's `Ellipsis`: at most `n` characters, the last one `…` when cut.
-fn ellipsis(s: &str, n: usize) -> String {
+pub(crate) fn ellipsis(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         return s.to_string();
     }

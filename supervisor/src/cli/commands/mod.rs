@@ -8,6 +8,7 @@ pub mod build;
 pub mod compose;
 pub mod container_fs;
 pub mod containers;
+pub mod disk;
 pub mod events;
 pub mod health;
 pub mod images;

@@ -475,21 +475,15 @@ impl ImageService {
         Ok(removed)
     }
 
-    /// `docker image prune`: removes untagged images (every image with `all`).
+    /// `docker image prune`: removes untagged images (every image with `all`) that `spare`
+    /// does not keep (those containers use, those the filters leave out).
     /// Returns the removal lines and the bytes reclaimed.
-    pub async fn prune(&self, all: bool) -> Result<(Vec<Removed>, u64), Error> {
-        self.prune_keeping(all, &std::collections::HashSet::new())
-            .await
-    }
-
-    /// [`ImageService::prune`], keeping the images whose ids are in `in_use` (the ones
-    /// containers were made from, as docker keeps them).
-    pub async fn prune_keeping(
+    pub async fn prune(
         &self,
         all: bool,
-        in_use: &std::collections::HashSet<String>,
+        spare: impl Fn(&Image) -> bool,
     ) -> Result<(Vec<Removed>, u64), Error> {
-        let removed = self.prune_names(all, in_use)?;
+        let removed = self.prune_names(all, spare)?;
         let report = self.gc().await?;
         Ok((removed, report.bytes))
     }
@@ -498,14 +492,14 @@ impl ImageService {
     fn prune_names(
         &self,
         all: bool,
-        in_use: &std::collections::HashSet<String>,
+        spare: impl Fn(&Image) -> bool,
     ) -> Result<Vec<Removed>, Error> {
         let _names = self.lock_names();
         let mut removed = Vec::new();
         let mut names = Vec::new();
         for image in self.images()? {
             let dangling = image.records.iter().all(|r| r.name.starts_with(UNTAGGED));
-            if !(all || dangling) || in_use.contains(&image.id) {
+            if !(all || dangling) || spare(&image) {
                 continue;
             }
             for record in &image.records {
@@ -690,6 +684,8 @@ impl ImageService {
 fn reclaim_crashed(root: &std::path::Path, metadata: &Metadata) -> Result<(), Error> {
     let leases = metadata.clear_leases()?;
     let tmp = root.join("tmp");
+    // A build step's snapshots are mounted under it: unmounted first, never removed through.
+    let mounts = crate::images::snapshot::unmount_under(&tmp);
     let mut spools = 0;
     if let Ok(entries) = std::fs::read_dir(&tmp) {
         for entry in entries.flatten() {
@@ -707,8 +703,13 @@ fn reclaim_crashed(root: &std::path::Path, metadata: &Metadata) -> Result<(), Er
             }
         }
     }
-    if leases + spools > 0 {
-        tracing::info!(leases, spools, "reclaimed what a crashed daemon left");
+    if leases + spools + mounts > 0 {
+        tracing::info!(
+            leases,
+            spools,
+            mounts,
+            "reclaimed what a crashed daemon left"
+        );
     }
     Ok(())
 }

@@ -222,6 +222,55 @@ pub fn unmount(target: &Path) -> Result<(), Error> {
     umount2(target, MntFlags::empty()).map_err(|e| mount_err(target, "unmount", e))
 }
 
+/// Mount points below `dir` (not `dir` itself), deepest first, from /proc/self/mountinfo.
+pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut found: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|p| PathBuf::from(unescape_octal(p)))
+        .filter(|p| p.starts_with(dir) && p != dir)
+        .collect();
+    found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    found.dedup();
+    found
+}
+
+/// mountinfo's `\ooo` escapes (space, tab, newline, backslash).
+fn unescape_octal(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Detaches every mount below `dir` (what a killed process left mounted in its scratch
+/// space); returns how many.
+pub fn unmount_under(dir: &Path) -> usize {
+    let mut n = 0;
+    for m in mounts_under(dir) {
+        match umount2(&m, MntFlags::MNT_DETACH) {
+            Ok(()) => n += 1,
+            Err(e) => {
+                tracing::warn!(path = %m.display(), error = %e, "unmounting a leftover mount")
+            }
+        }
+    }
+    n
+}
+
 /// Whether overlayfs really works with upper directories under `root`: mounts a tiny
 /// overlay with a whiteout and an opaque directory in it and looks through it.
 pub fn overlay_works(root: &Path) -> bool {

@@ -105,6 +105,7 @@ fn addresses_are_unique_static_honoured_and_persisted() {
             &EndpointRequest {
                 ipv4: want.into(),
                 aliases: vec![],
+                mac: String::new(),
             },
         )
         .map(|(_, e)| e.ip.unwrap().to_string())
@@ -152,6 +153,7 @@ fn addresses_are_unique_static_honoured_and_persisted() {
             &EndpointRequest {
                 ipv4: "10.213.0.9".into(),
                 aliases: vec![],
+                mac: String::new(),
             },
         )
         .unwrap_err();
