@@ -577,3 +577,188 @@ fn containers_use_volumes_as_docker_does() {
         );
     }
 }
+
+/// busybox plus `/srv/x/f` carrying the xattr `user.berth=one` (a PAX record, as docker
+/// writes it), no VOLUME.
+fn xattr_image() -> TestImage {
+    use berth_supervisor::images::content::digest_of;
+    let base = busybox_image("vol", 1);
+    let mut b = tar::Builder::new(Vec::new());
+    let mut dir = tar::Header::new_gnu();
+    dir.set_entry_type(tar::EntryType::Directory);
+    dir.set_mode(0o755);
+    dir.set_size(0);
+    for d in ["srv/", "srv/x/"] {
+        b.append_data(&mut dir.clone(), d, std::io::empty())
+            .unwrap();
+    }
+    b.append_pax_extensions([("SCHILY.xattr.user.berth", &b"one"[..])])
+        .unwrap();
+    let mut file = tar::Header::new_ustar();
+    file.set_entry_type(tar::EntryType::Regular);
+    file.set_mode(0o600);
+    file.set_size(3);
+    b.append_data(&mut file, "srv/x/f", &b"xa\n"[..]).unwrap();
+    let layer = b.into_inner().unwrap();
+    let diff_id = digest_of(&layer);
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": { "Cmd": ["sh"], "Env": ["PATH=/bin"] },
+        "rootfs": { "type": "layers", "diff_ids": [base.diff_id, diff_id] },
+    });
+    let config = serde_json::to_vec(&config).unwrap();
+    let id = digest_of(&config);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": { "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": id, "size": config.len() },
+        "layers": [
+            { "mediaType": "application/vnd.oci.image.layer.v1.tar",
+              "digest": base.diff_id, "size": base.layer.len() },
+            { "mediaType": "application/vnd.oci.image.layer.v1.tar",
+              "digest": diff_id, "size": layer.len() },
+        ],
+    });
+    TestImage {
+        manifest: serde_json::to_vec(&manifest).unwrap(),
+        layer,
+        config,
+        id,
+        diff_id,
+    }
+}
+
+/// `user.*` xattrs of `path` (not followed).
+fn user_xattrs(path: &std::path::Path) -> Vec<(String, String)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let mut names = vec![0u8; 1 << 16];
+    // SAFETY: valid NUL-terminated path and a buffer of the given length.
+    let n = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+    assert!(
+        n >= 0,
+        "{}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
+    let mut out = Vec::new();
+    for name in names[..n as usize].split(|b| *b == 0) {
+        if !name.starts_with(b"user.") {
+            continue;
+        }
+        let key = std::ffi::CString::new(name).unwrap();
+        let mut value = vec![0u8; 1 << 16];
+        // SAFETY: as above.
+        let m = unsafe {
+            libc::lgetxattr(
+                c.as_ptr(),
+                key.as_ptr(),
+                value.as_mut_ptr().cast(),
+                value.len(),
+            )
+        };
+        assert!(m >= 0);
+        out.push((
+            String::from_utf8_lossy(name).into_owned(),
+            String::from_utf8_lossy(&value[..m as usize]).into_owned(),
+        ));
+    }
+    out
+}
+
+#[test]
+fn volume_edges_as_docker_has_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    seed(&data, "busybox", &busybox_image("vol", 1));
+    seed(&data, "ximg", &xattr_image());
+    let d = start(dir.path());
+    let host = d.host.clone();
+    let volumes = d.data_root.join("volumes");
+    for (i, bin) in CLIS.iter().enumerate() {
+        let v = |args: &[&str]| run(bin, &host, args);
+        let name = |base: &str| format!("{base}{i}");
+
+        // Copy-up keeps the image's xattrs.
+        let spec = format!("{}:/srv/x", name("xa"));
+        ok(v(&["run", "--rm", "-v", &spec, "ximg", "busybox", "true"]));
+        let copied = volumes.join(name("xa")).join("_data/f");
+        assert_eq!(std::fs::read(&copied).unwrap(), b"xa\n");
+        assert_eq!(
+            user_xattrs(&copied),
+            [("user.berth".to_string(), "one".to_string())],
+            "{bin}"
+        );
+
+        // rm -f of a volume in use is refused too, with the same words; nothing removed.
+        let used = name("used");
+        let c = name("holder");
+        let spec = format!("{used}:/u");
+        ok(v(&["create", "--name", &c, "-v", &spec, "busybox", "true"]));
+        let id = inspect_json(bin, &host, &c)["Id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            failed(&v(&["volume", "rm", "-f", &used])),
+            format!("Error response from daemon: remove {used}: volume is in use - [{id}]\n"),
+            "{bin}"
+        );
+        assert!(volumes.join(&used).join("_data").is_dir());
+        ok(v(&["rm", &c]));
+        assert_eq!(ok(v(&["volume", "rm", "-f", &used])), format!("{used}\n"));
+
+        // A bind-backed volume of the local driver (type=none, o=bind): the container's
+        // writes land in the device directory, mounted only while used.
+        let device = dir.path().join(name("device"));
+        std::fs::create_dir(&device).unwrap();
+        let bv = name("bv");
+        let dev = format!("device={}", device.display());
+        ok(v(&[
+            "volume",
+            "create",
+            "-o",
+            "type=none",
+            "-o",
+            &dev,
+            "-o",
+            "o=bind",
+            &bv,
+        ]));
+        let spec = format!("{bv}:/bv");
+        ok(v(&[
+            "run",
+            "--rm",
+            "-v",
+            &spec,
+            "busybox",
+            "sh",
+            "-c",
+            "echo in > /bv/w",
+        ]));
+        assert_eq!(std::fs::read(device.join("w")).unwrap(), b"in\n", "{bin}");
+        assert!(
+            !volumes.join(&bv).join("_data/w").exists(),
+            "{bin}: the bind stayed mounted"
+        );
+        ok(v(&["volume", "rm", &bv]));
+        assert!(
+            device.join("w").is_file(),
+            "{bin}: rm removed the device's data"
+        );
+
+        // ls --format, as docker's template sees a volume.
+        let out = ok(v(&[
+            "volume",
+            "ls",
+            "--filter",
+            &format!("name={}", name("xa")),
+            "--format",
+            "{{.Name}} {{.Driver}} {{.Scope}}",
+        ]));
+        assert_eq!(out, format!("{} local local\n", name("xa")), "{bin}");
+        ok(v(&["volume", "rm", &name("xa")]));
+    }
+}

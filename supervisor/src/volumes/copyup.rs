@@ -4,13 +4,13 @@
 //! `RESOLVE_IN_ROOT`: no symlink of the image leads out of it) and walked without following
 //! symlinks.
 use std::collections::HashMap;
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::Mode;
+
+use crate::images::layer::at as xattrs;
 
 /// A copy-up failure, with the path it was about.
 #[derive(Debug, thiserror::Error)]
@@ -56,8 +56,8 @@ pub fn copy_if_empty(rootfs: &Path, dest: &str, data: &Path) -> Result<bool, Cop
     ));
     let mut links = HashMap::new();
     copy_dir(&from, data, &mut links)?;
-    // The root through its /proc/self/fd link: followed once (it is the directory itself).
-    copy_attributes(&from, data, true)?;
+    // The root itself: `/.` after its /proc/self/fd link is the directory, not the link.
+    copy_attributes(&from.join("."), data)?;
     drop(source);
     Ok(true)
 }
@@ -97,22 +97,17 @@ fn copy_dir(
             // Sockets are not copied (docker skips them too).
             continue;
         }
-        copy_attributes(&src, &dst, false)?;
+        copy_attributes(&src, &dst)?;
     }
     Ok(())
 }
 
-/// Owner, xattrs, mode (after chown, which clears set-id bits) and times of `src` on `dst`;
-/// `src` itself is followed if `follow`.
-fn copy_attributes(src: &Path, dst: &Path, follow: bool) -> Result<(), CopyError> {
-    let meta = if follow {
-        std::fs::metadata(src)
-    } else {
-        std::fs::symlink_metadata(src)
-    }
-    .map_err(at(src))?;
+/// Owner, xattrs, mode (after chown, which clears set-id bits) and times of `src` on `dst`
+/// (a final symlink of either not followed).
+fn copy_attributes(src: &Path, dst: &Path) -> Result<(), CopyError> {
+    let meta = std::fs::symlink_metadata(src).map_err(at(src))?;
     std::os::unix::fs::lchown(dst, Some(meta.uid()), Some(meta.gid())).map_err(at(dst))?;
-    copy_xattrs(src, dst, follow)?;
+    copy_xattrs(src, dst)?;
     if !meta.file_type().is_symlink() {
         std::fs::set_permissions(dst, std::fs::Permissions::from_mode(meta.mode() & 0o7777))
             .map_err(at(dst))?;
@@ -131,66 +126,21 @@ fn copy_attributes(src: &Path, dst: &Path, follow: bool) -> Result<(), CopyError
     .map_err(|e| at(dst)(e.into()))
 }
 
-type XattrList = unsafe extern "C" fn(*const libc::c_char, *mut libc::c_char, usize) -> isize;
-type XattrGet = unsafe extern "C" fn(
-    *const libc::c_char,
-    *const libc::c_char,
-    *mut libc::c_void,
-    usize,
-) -> isize;
-
-fn cpath(p: &Path) -> Result<CString, CopyError> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|e| at(p)(std::io::Error::other(e)))
-}
-
-/// Every extended attribute of `src` (followed if `follow`) set on `dst` (never followed).
-fn copy_xattrs(src: &Path, dst: &Path, follow: bool) -> Result<(), CopyError> {
-    let (s, d) = (cpath(src)?, cpath(dst)?);
-    let (list, get) = if follow {
-        (libc::listxattr as XattrList, libc::getxattr as XattrGet)
-    } else {
-        (libc::llistxattr as XattrList, libc::lgetxattr as XattrGet)
-    };
-    let mut names = vec![0u8; 4096];
-    // SAFETY: the buffer is valid for its length; the path is NUL-terminated.
-    let len = unsafe { list(s.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
-    if len < 0 {
-        let e = std::io::Error::last_os_error();
-        return match e.raw_os_error() {
-            Some(libc::ENOTSUP) => Ok(()),
-            _ => Err(at(src)(e)),
-        };
-    }
-    for name in names[..len as usize]
-        .split(|b| *b == 0)
-        .filter(|n| !n.is_empty())
-    {
-        let cname = CString::new(name).map_err(|e| at(src)(std::io::Error::other(e)))?;
-        let mut value = vec![0u8; 65536];
-        // SAFETY: as above.
-        let n = unsafe {
-            get(
-                s.as_ptr(),
-                cname.as_ptr(),
-                value.as_mut_ptr().cast(),
-                value.len(),
-            )
-        };
-        if n < 0 {
-            return Err(at(src)(std::io::Error::last_os_error()));
-        }
-        // SAFETY: as above; `n` bytes of `value` are initialised.
-        let r = unsafe {
-            libc::lsetxattr(
-                d.as_ptr(),
-                cname.as_ptr(),
-                value.as_ptr().cast(),
-                n as usize,
-                0,
-            )
-        };
-        if r < 0 {
-            return Err(at(dst)(std::io::Error::last_os_error()));
+/// Every extended attribute of `src` set on `dst` (neither followed). One the filesystem of
+/// `dst` refuses (`ENOTSUP`, `EPERM`: a tmpfs volume and `user.*`) is logged and skipped, as
+/// docker's copy does.
+fn copy_xattrs(src: &Path, dst: &Path) -> Result<(), CopyError> {
+    for (key, value) in xattrs::xattrs(src).map_err(at(src))? {
+        if let Err(e) = xattrs::set_xattr(dst, &key, &value) {
+            match e.raw_os_error() {
+                Some(libc::ENOTSUP | libc::EPERM) => tracing::warn!(
+                    path = %dst.display(),
+                    key = %String::from_utf8_lossy(&key),
+                    error = %e,
+                    "xattr not copied up"
+                ),
+                _ => return Err(at(dst)(e)),
+            }
         }
     }
     Ok(())
@@ -212,11 +162,9 @@ mod tests {
         std::fs::set_permissions(&img, std::fs::Permissions::from_mode(0o701)).unwrap();
         std::fs::hard_link(img.join("f"), img.join("sub/hl")).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", img.join("abs")).unwrap();
-        let f = cpath(&img.join("f")).unwrap();
-        // SAFETY: valid NUL-terminated strings and buffer.
-        let r =
-            unsafe { libc::lsetxattr(f.as_ptr(), c"user.k".as_ptr(), b"v1".as_ptr().cast(), 2, 0) };
-        let xattrs = r == 0;
+        // (The test directory is on ext4 or alike: user xattrs are supported.)
+        xattrs::set_xattr(&img.join("f"), b"user.k", b"v1").unwrap();
+        xattrs::set_xattr(&img, b"user.top", b"dir").unwrap();
         // A symlink in the image pointing at a host directory is resolved inside the rootfs.
         std::os::unix::fs::symlink("/etc", rootfs.join("escape")).unwrap();
 
@@ -235,15 +183,17 @@ mod tests {
             std::fs::read_link(data.join("abs")).unwrap(),
             Path::new("/etc/passwd")
         );
-        if xattrs {
-            let d = cpath(&data.join("f")).unwrap();
-            let mut buf = [0u8; 8];
-            // SAFETY: as above.
-            let n = unsafe {
-                libc::lgetxattr(d.as_ptr(), c"user.k".as_ptr(), buf.as_mut_ptr().cast(), 8)
-            };
-            assert_eq!(&buf[..n as usize], b"v1");
-        }
+        let user = |p: &Path| -> Vec<(Vec<u8>, Vec<u8>)> {
+            let all = xattrs::xattrs(p).unwrap();
+            all.into_iter()
+                .filter(|(k, _)| k.starts_with(b"user."))
+                .collect()
+        };
+        assert_eq!(
+            user(&data.join("f")),
+            [(b"user.k".to_vec(), b"v1".to_vec())]
+        );
+        assert_eq!(user(&data), [(b"user.top".to_vec(), b"dir".to_vec())]);
         // Not again once it has content.
         assert!(!copy_if_empty(&rootfs, "/srv", &data).unwrap());
 

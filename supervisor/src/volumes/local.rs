@@ -54,16 +54,43 @@ fn mount_flags(o: &str) -> (MsFlags, String) {
     (flags, data.join(","))
 }
 
-/// Whether `path` is a mount point (its device differs from its parent's).
+/// Whether `path` is a mount point: listed in `/proc/self/mountinfo` (a bind of a directory
+/// of the same filesystem has its parent's device, so comparing devices misses it).
 pub fn is_mountpoint(path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let (Ok(me), Some(Ok(parent))) = (
-        std::fs::symlink_metadata(path),
-        path.parent().map(std::fs::symlink_metadata),
+    let (Ok(real), Ok(info)) = (
+        std::fs::canonicalize(path),
+        std::fs::read_to_string("/proc/self/mountinfo"),
     ) else {
         return false;
     };
-    me.dev() != parent.dev() || me.ino() == parent.ino()
+    info.lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .any(|point| Path::new(&unescape_mountinfo(point)) == real)
+}
+
+/// mountinfo's octal escapes (`\040` for a space, …) undone.
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes.get(i + 1..i + 4).and_then(|d| {
+            std::str::from_utf8(d)
+                .ok()
+                .and_then(|d| u8::from_str_radix(d, 8).ok())
+        });
+        match (bytes[i], octal) {
+            (b'\\', Some(b)) => {
+                out.push(b);
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Mounts `device` (of `type`, with `o`) on `target` unless something is mounted there.
@@ -126,6 +153,14 @@ mod tests {
             check_options(&opts(&[("device", "/x")])).unwrap_err(),
             "missing required option: \"type\""
         );
+    }
+
+    #[test]
+    fn mountinfo_escapes_undone() {
+        assert_eq!(unescape_mountinfo("/a\\040b/c"), "/a b/c");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+        assert!(is_mountpoint(Path::new("/proc")));
+        assert!(!is_mountpoint(Path::new("/proc/self")));
     }
 
     #[test]

@@ -140,7 +140,15 @@ fn cstring(bytes: &[u8]) -> io::Result<CString> {
 
 /// Sets an extended attribute on `name` in `dir` (not following a final symlink).
 pub fn set_xattr_at(dir: BorrowedFd<'_>, name: &OsStr, key: &[u8], value: &[u8]) -> io::Result<()> {
-    let path = proc_path(dir, name)?;
+    set_xattr_cpath(&proc_path(dir, name)?, key, value)
+}
+
+/// Sets an extended attribute on `path` (not following a final symlink).
+pub fn set_xattr(path: &Path, key: &[u8], value: &[u8]) -> io::Result<()> {
+    set_xattr_cpath(&cstring(path.as_os_str().as_bytes())?, key, value)
+}
+
+fn set_xattr_cpath(path: &CString, key: &[u8], value: &[u8]) -> io::Result<()> {
     let key = cstring(key)?;
     // SAFETY: valid NUL-terminated strings and a buffer of the given length.
     let rc = unsafe {
