@@ -186,6 +186,9 @@ fn scenario(dir: &Path, supervisor: &Path, rounds: usize) -> Result<(), String> 
                         [
                             "bud",
                             "--layers",
+                            // Debian's crun refuses this host's hybrid cgroups.
+                            "--runtime",
+                            "/usr/sbin/runc",
                             "--network",
                             "none",
                             "-q",
