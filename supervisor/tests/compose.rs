@@ -1,7 +1,8 @@
 //! `berth compose` and Debian's docker-compose 1.29 against a berth daemon in a network
 //! namespace of the test's own: a multi-service busybox app (a one-shot init gating the web
 //! server with service_completed_successfully, httpd, a client built from a Dockerfile, a
-//! named volume, an anonymous volume, a published port), idempotent up, recreate on change,
+//! named volume, an anonymous volume, a published port; the client reaching web by its
+//! service name), idempotent up, recreate on change,
 //! scale, exec, logs, run, down -v leaving nothing; one project driven by both tools; and
 //! every bad-input case failing with one clear error and nothing made.
 mod common;
@@ -177,6 +178,10 @@ volumes:
 const DOCKERFILE: &str =
     "FROM busybox\nRUN busybox mkdir /built && echo from-dockerfile > /built/marker\n";
 
+/// Fetches web's page by its service name, retrying while web (re)starts.
+const WGET_WEB: &str = "i=0; until busybox wget -q -O- http://web/; do [ $i -gt 100 ] && exit 1; \
+                        i=$((i+1)); busybox sleep 0.1; done";
+
 fn app_files() -> Vec<(&'static str, &'static str)> {
     vec![
         ("compose.yaml", APP),
@@ -247,6 +252,22 @@ fn berth_compose_runs_a_multi_service_app() {
         &["exec", "-T", "client", "sh", "-c", &format!("busybox cat /built/marker; i=0; until busybox wget -q -O- {url}; do [ $i -gt 100 ] && exit 1; i=$((i+1)); busybox sleep 0.1; done")],
     ));
     assert_eq!(got, "from-dockerfile\nhello from web\n");
+    // And by web's service name: compose makes it an alias on the project network, and the
+    // daemon's DNS answers it for the project's containers.
+    let by_name = ok(app.compose(
+        Tool::Berth,
+        &[
+            "exec",
+            "-T",
+            "client",
+            "busybox",
+            "wget",
+            "-q",
+            "-O-",
+            "http://web/",
+        ],
+    ));
+    assert_eq!(by_name, "hello from web\n");
     let data = ok(app.compose(
         Tool::Berth,
         &["exec", "-T", "web", "busybox", "cat", "/data/init"],
@@ -304,6 +325,9 @@ fn berth_compose_runs_a_multi_service_app() {
         &["exec", "-T", "web", "busybox", "cat", "/cache/f"],
     ));
     assert_eq!(kept, "kept\n");
+    // The name follows the service to its new container.
+    let again = ok(app.compose(Tool::Berth, &["exec", "-T", "client", "sh", "-c", WGET_WEB]));
+    assert_eq!(again, "hello from web\n");
 
     // Scale up and down.
     ok(app.compose_env(
@@ -389,6 +413,12 @@ fn docker_compose_and_berth_compose_share_a_project() {
         &["exec", "-T", "client", "busybox", "cat", "/built/marker"],
     ));
     assert_eq!(got, "from-dockerfile\n");
+    // docker-compose's service-name alias resolves through berth's DNS.
+    let by_name = ok(app.compose(
+        Tool::DockerCompose,
+        &["exec", "-T", "client", "sh", "-c", WGET_WEB],
+    ));
+    assert_eq!(by_name, "hello from web\n");
     // docker-compose's own listing sees each container once (label filters are ANDed).
     let ps = ok(app.compose(Tool::DockerCompose, &["ps", "-q"]));
     assert_eq!(ps.lines().count(), 3, "{ps}");

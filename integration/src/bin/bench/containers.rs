@@ -25,21 +25,30 @@ const LOG_BYTES: u64 = 100_000_000;
 const SLEEP: [&str; 2] = ["sleep", "3600"];
 
 /// One engine, driven through a CLI.
-struct Engine {
-    name: &'static str,
+pub struct Engine {
+    pub name: &'static str,
     /// The CLI binary, the arguments that point it at this engine, and its environment.
-    cli: PathBuf,
-    args: Vec<String>,
-    env: Vec<(String, String)>,
+    pub cli: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
     /// A path every process of this engine's stack names on its command line.
-    marker: PathBuf,
+    pub marker: PathBuf,
     /// Flags an engine needs for `run` to work on this host at all.
-    run_flags: Vec<String>,
+    pub run_flags: Vec<String>,
+    /// A command the CLI runs under (e.g. `nsenter --net=… --`), or none.
+    pub wrapper: Vec<String>,
 }
 
 impl Engine {
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(&self.cli);
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = match self.wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(&self.cli);
+                c
+            }
+            None => Command::new(&self.cli),
+        };
         cmd.args(&self.args).args(args).stdin(Stdio::null());
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
@@ -56,7 +65,7 @@ impl Engine {
     }
 
     /// Runs `cmd` to success; its stdout, or an error naming the engine and its stderr.
-    fn output(&self, mut cmd: Command) -> Result<String, String> {
+    pub fn output(&self, mut cmd: Command) -> Result<String, String> {
         let what = format!("{cmd:?}");
         let out = cmd
             .output()
@@ -68,12 +77,12 @@ impl Engine {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
-    fn ok(&self, args: &[&str]) -> Result<String, String> {
+    pub fn ok(&self, args: &[&str]) -> Result<String, String> {
         self.output(self.cmd(args))
     }
 
     /// Removes every container of the engine (untimed).
-    fn remove_all(&self) {
+    pub fn remove_all(&self) {
         let ids = self.ok(&["ps", "-aq"]).unwrap_or_default();
         let mut args = vec!["rm", "-f"];
         args.extend(ids.split_whitespace());
@@ -110,6 +119,7 @@ fn scenario(work: &Path, supervisor: &Path, rounds: usize) -> Result<(), String>
         env: Vec::new(),
         marker: dir.join("berth"),
         run_flags: Vec::new(),
+        wrapper: Vec::new(),
     };
     let engines = [
         docker_cli("berth", &berth.host, &dir.join("berth")),
@@ -130,7 +140,7 @@ fn scenario(work: &Path, supervisor: &Path, rounds: usize) -> Result<(), String>
     Ok(())
 }
 
-fn docker_cli(name: &'static str, host: &str, dir: &Path) -> Engine {
+pub fn docker_cli(name: &'static str, host: &str, dir: &Path) -> Engine {
     Engine {
         name,
         cli: PathBuf::from("/usr/bin/docker"),
@@ -138,13 +148,14 @@ fn docker_cli(name: &'static str, host: &str, dir: &Path) -> Engine {
         env: vec![("DOCKER_HOST".into(), host.into())],
         marker: dir.to_path_buf(),
         run_flags: Vec::new(),
+        wrapper: Vec::new(),
     }
 }
 
 /// podman on private storage. Explicit `--ulimit`s: as root it asks for RLIMIT_NOFILE 1048576
 /// and RLIMIT_NPROC 4194304 by default, which this host (no CAP_SYS_RESOURCE) refuses, and
 /// `--ulimit host` is refused too.
-fn podman(dir: &Path) -> Result<Engine, String> {
+pub fn podman(dir: &Path) -> Result<Engine, String> {
     fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
     let mut args: Vec<String> = Vec::new();
     for (flag, sub) in [
@@ -178,6 +189,7 @@ fn podman(dir: &Path) -> Result<Engine, String> {
         ]
         .map(String::from)
         .to_vec(),
+        wrapper: Vec::new(),
     })
 }
 
@@ -363,7 +375,7 @@ pub fn quantile(times: &[Duration], q: f64) -> Option<f64> {
 }
 
 /// "berth/dockerd = 0.20x, berth/podman = 0.50x" for a figure where lower is better.
-fn print_ratios(results: &[(&str, f64)]) {
+pub fn print_ratios(results: &[(&str, f64)]) {
     let Some((_, berth)) = results.iter().find(|(n, _)| *n == "berth") else {
         return;
     };

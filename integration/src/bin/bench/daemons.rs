@@ -59,6 +59,17 @@ impl BerthDaemon {
 
     /// [`Self::start`] through `wrapper` (e.g. `unshare --net --`: networks of its own).
     pub fn start_wrapped(dir: &Path, bin: &Path, wrapper: &[&str]) -> Result<Self, String> {
+        // Off the host's network: no nftables table, no default bridge.
+        Self::start_with(dir, bin, wrapper, &["--iptables=false", "--bridge=none"])
+    }
+
+    /// [`Self::start_wrapped`] with the daemon's network `flags` instead of none at all.
+    pub fn start_with(
+        dir: &Path,
+        bin: &Path,
+        wrapper: &[&str],
+        flags: &[&str],
+    ) -> Result<Self, String> {
         let socket = dir.join("berth.sock");
         let host = format!("unix://{}", socket.display());
         // The daemon finds the shim and the runtime built beside it first.
@@ -73,8 +84,7 @@ impl BerthDaemon {
             .arg(dir.join("data"))
             .arg("--exec-root")
             .arg(dir.join("exec"))
-            // Off the host's network: no nftables table, no default bridge.
-            .args(["--iptables=false", "--bridge=none"])
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(fs::File::create(work_log(dir)).map_err(|e| e.to_string())?)
             .spawn()

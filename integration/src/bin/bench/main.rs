@@ -14,6 +14,9 @@
 //!   `skopeo` + `umoci`, and the daemons' idle memory (see `pull.rs`);
 //! - compose: `up -d` and `down -v` of a 5-service project by `berth compose`, docker-compose
 //!   1.29 on berth and docker-compose 1.29 on dockerd (see `compose.rs`).
+//! - networks: `run -d` on a user bridge, DNS lookups of a container's name, a published
+//!   port's throughput (iperf3) and round trip from 127.0.0.1, the memory of 50 published
+//!   ports, by berth, dockerd (docker-proxy) and podman (see `networks.rs`);
 //! - build: clean, no-change and one-file-changed builds of a 12-step Dockerfile on a 50 MB /
 //!   5k-file context by berth, dockerd's classic builder and buildah (see `build.rs`).
 //!
@@ -42,6 +45,7 @@ mod compose;
 mod containers;
 mod cri;
 mod daemons;
+mod networks;
 mod pull;
 mod shim;
 
@@ -49,7 +53,8 @@ const USAGE: &str =
     "usage: berth-bench [--berth PATH] [--supervisor PATH] [--runc PATH] [--crun PATH] [-n N]
                    [--warmup N] [--pulls N] [--pull-only] [--engines N] [--engines-only]
                    [--compose N] [--compose-only] [--host-layout] [--cri N] [--cri-idle N]
-                   [--cri-only] [--build N] [--build-only]
+                   [--cri-only] [--build N] [--build-only] [--networks N] [--dns-queries N]
+                   [--iperf-secs N] [--networks-only]
 
   --berth PATH   berth-runtime binary (default target/release/berth-runtime)
   --supervisor PATH  berth (daemon + CLI) binary (default target/release/berth)
@@ -72,7 +77,13 @@ const USAGE: &str =
   --cri-only     run only the CRI scenario
   --build N      rounds of clean / no-change / one-file-changed builds per builder (berth build,
                  the docker CLI on berth, dockerd's classic builder, buildah; default 3; 0 skips)
-  --build-only   run only the build scenario";
+  --build-only   run only the build scenario
+  --networks N   run -d rounds per engine in the networks scenario (berth, dockerd, podman on a
+                 user bridge: start, DNS, published port, memory of 50 ports; default 20;
+                 0 skips it)
+  --dns-queries N  DNS queries per engine there (default 1000); as many one-byte round trips
+  --iperf-secs N seconds of each iperf3 run there (default 5)
+  --networks-only  run only the networks scenario";
 
 /// crun refuses a hybrid layout whose cgroup2 mount has controllers; see `HugetlbV1`.
 const UNIFIED: &str = "/sys/fs/cgroup/unified";
@@ -107,6 +118,10 @@ struct Options {
     cri_only: bool,
     build: usize,
     build_only: bool,
+    networks: usize,
+    dns_queries: usize,
+    iperf_secs: usize,
+    networks_only: bool,
 }
 
 /// The lifecycle's steps, timed separately to show where the time goes.
@@ -175,6 +190,10 @@ fn parse_args(args: Vec<String>) -> Result<Options, String> {
         cri_only: false,
         build: 3,
         build_only: false,
+        networks: 20,
+        dns_queries: 1000,
+        iperf_secs: 5,
+        networks_only: false,
     };
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
@@ -196,6 +215,10 @@ fn parse_args(args: Vec<String>) -> Result<Options, String> {
             "--cri" => opts.cri = parse_count(&flag, &value()?)?,
             "--cri-idle" => opts.cri_idle = parse_count(&flag, &value()?)?,
             "--cri-only" => opts.cri_only = true,
+            "--networks" => opts.networks = parse_count(&flag, &value()?)?,
+            "--dns-queries" => opts.dns_queries = parse_count(&flag, &value()?)?,
+            "--iperf-secs" => opts.iperf_secs = parse_count(&flag, &value()?)?,
+            "--networks-only" => opts.networks_only = true,
             "--build" => opts.build = parse_count(&flag, &value()?)?,
             "--build-only" => opts.build_only = true,
             "-h" | "--help" => return Err("help".into()),
@@ -246,6 +269,12 @@ fn run_in(opts: &Options, work: &Path) -> Result<bool, String> {
     // Needs no crun, so no hugetlb hierarchy either.
     if opts.compose_only {
         compose::run(work, &absolute(&opts.supervisor)?, opts.compose.max(1));
+        return Ok(true);
+    }
+    // podman runs runc there: no hugetlb hierarchy needed either.
+    if opts.networks_only {
+        let settings = network_settings(opts, opts.networks.max(1));
+        networks::run(work, &absolute(&opts.supervisor)?, &settings);
         return Ok(true);
     }
     if opts.cri_only {
@@ -355,11 +384,24 @@ fn run_in(opts: &Options, work: &Path) -> Result<bool, String> {
     if opts.build > 0 {
         build::run(work, &absolute(&opts.supervisor)?, opts.build);
     }
+    if opts.networks > 0 {
+        let settings = network_settings(opts, opts.networks);
+        networks::run(work, &absolute(&opts.supervisor)?, &settings);
+    }
     println!(
         "\nload average at end: {} (2+ on this 2-core VM inflates every figure)",
         load_average()
     );
     Ok(life.iter().all(|o| matches!(o, Outcome::Timings(_))))
+}
+
+fn network_settings(opts: &Options, starts: usize) -> networks::Settings {
+    networks::Settings {
+        starts,
+        queries: opts.dns_queries.max(1),
+        iperf_secs: opts.iperf_secs.max(1) as u32,
+        round_trips: opts.dns_queries.max(1),
+    }
 }
 
 /// Resolves and checks the three runtimes; runc and crun missing is an error, not a skip.
