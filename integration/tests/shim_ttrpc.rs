@@ -178,6 +178,27 @@ impl Shim {
         stdout
     }
 
+    /// [`Shim::run`] with this test reading the stdout fifo from before the create, as
+    /// containerd does: output of a container that exits at once is not lost with the fifo
+    /// (and opening it afterwards, with no writer left, would block for ever).
+    fn run_reading(&mut self, id: &str, bundle: &Bundle) -> std::fs::File {
+        use std::os::unix::fs::OpenOptionsExt;
+        let stdout = self.fifo(&format!("{id}.out"));
+        let reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&stdout)
+            .unwrap_or_else(|e| panic!("open {stdout}: {e}"));
+        let terminal = bundle.config["process"]["terminal"] == true;
+        self.create_with(id, bundle.path(), [&stdout, ""], terminal)
+            .unwrap_or_else(|e| panic!("create {id}: {e:?}"));
+        self.start_process(id, "").unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&reader);
+        // SAFETY: fcntl on an fd this test owns; back to blocking reads.
+        unsafe { libc::fcntl(fd, libc::F_SETFL, 0) };
+        reader
+    }
+
     fn start_process(&self, id: &str, exec_id: &str) -> ttrpc::Result<u32> {
         let mut r = StartRequest::new();
         r.id = id.into();
@@ -899,23 +920,8 @@ fn init_exit_kills_rest(flavor: Flavor) {
     host.without_namespace("pid");
     host.write();
     let host_id = unique_id("hostpid");
-    // The reading end is open before create, as containerd opens it: a container this
-    // quick may have exited, and the shim closed its end, before `run` returns — a FIFO
-    // opened only then would wait for a writer for ever.
-    let stdout = shim.fifo(&format!("{host_id}.out"));
-    use std::os::unix::fs::OpenOptionsExt;
-    let fifo = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(&stdout)
-        .unwrap();
-    shim.create_with(&host_id, host.path(), [&stdout, ""], false)
-        .unwrap_or_else(|e| panic!("create {host_id}: {e:?}"));
-    shim.start_process(&host_id, "").unwrap();
-    // SAFETY: fcntl on an fd this test owns; blocking reads until the pid's line.
-    unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&fifo), libc::F_SETFL, 0) };
     let mut out = String::new();
-    let mut reader = std::io::BufReader::new(fifo);
+    let mut reader = std::io::BufReader::new(shim.run_reading(&host_id, &host));
     std::io::BufRead::read_line(&mut reader, &mut out).unwrap();
     let left: i32 = out.trim().parse().unwrap_or_else(|_| panic!("pid {out:?}"));
     assert_eq!(shim.wait(&host_id, ""), 0);
@@ -1032,8 +1038,7 @@ fn exit_after_leftovers_closed_stdout(flavor: Flavor) {
     b.write();
     let id = unique_id("slowexit");
     let mut shim = Shim::start(flavor, &id, &b);
-    let stdout = shim.run(&id, &b);
-    let mut reader = std::io::BufReader::new(std::fs::File::open(&stdout).unwrap());
+    let mut reader = std::io::BufReader::new(shim.run_reading(&id, &b));
     let mut line = String::new();
     std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
     let leftover: i32 = line
