@@ -256,8 +256,10 @@ fn docker_cli_version_against_berth() {
 fn cli_autostarts_daemon() {
     let dir = tempfile::tempdir().unwrap();
     let host = format!("unix://{}/berth.sock", dir.path().display());
-    let out = Command::new(BERTH)
-        .args(["-H", &host, "version"])
+    // In a network namespace of its own: the daemon it starts makes its default bridge and
+    // nftables table there, not on the host.
+    let out = Command::new("unshare")
+        .args(["--net", "--", BERTH, "-H", &host, "version"])
         .env("BERTH_DATA_ROOT", dir.path().join("data"))
         .output()
         .unwrap();

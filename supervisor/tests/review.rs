@@ -364,9 +364,11 @@ fn an_autostarted_daemon_comes_back_on_its_own_data_root() {
     let dir = tempfile::tempdir().unwrap();
     let host = format!("unix://{}/berth.sock", dir.path().display());
     let archive = busybox_archive(dir.path(), "auto", "auto:1");
+    // Each CLI in a network namespace of its own: the daemon it starts makes its default
+    // bridge and nftables table there, not on the host.
     let run = |data_root: &str, args: &[&str]| {
-        Command::new(common::BERTH)
-            .args(["-H", &host])
+        Command::new("unshare")
+            .args(["--net", "--", common::BERTH, "-H", &host])
             .args(args)
             .env("BERTH_DATA_ROOT", dir.path().join(data_root))
             .output()
