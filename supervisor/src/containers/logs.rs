@@ -528,10 +528,19 @@ impl Reader {
     /// and told apart by inode, so a rotation meanwhile changes nothing.
     fn catch_up(&mut self, current: Option<u64>) -> io::Result<()> {
         let mut kept: Vec<(u64, File)> = Vec::new();
+        let mut missing = 0;
         for n in 1.. {
+            // A rotation renames FILE.n to FILE.n+1 from the highest down, so while it runs
+            // one name is missing, moving down to FILE.1: only two missing in a row end the
+            // files (stopping at the first lost every file above it).
             let Ok(file) = File::open(rotated(&self.path, n)) else {
-                break;
+                missing += 1;
+                if missing == 2 {
+                    break;
+                }
+                continue;
             };
+            missing = 0;
             let ino = {
                 use std::os::unix::fs::MetadataExt;
                 file.metadata()?.ino()
@@ -716,6 +725,39 @@ mod tests {
             "the newest lines, in order"
         );
         assert!(kept.len() < all.len());
+    }
+
+    #[test]
+    fn a_follower_reading_in_the_middle_of_a_rotation_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c-json.log");
+        let line = |i: usize| {
+            let mut out = Vec::new();
+            encode(Stream::Stdout, format!("line {i}\n").as_bytes(), &mut out);
+            out
+        };
+        std::fs::write(&path, line(0)).unwrap();
+        let mut follower = Reader::at(path.clone(), 0);
+        assert_eq!(follower.read_new().unwrap().len(), 1);
+        // More lines, then a rotation caught half-way: FILE.1 was renamed to FILE.2 and
+        // FILE is not yet FILE.1 — the old file is at FILE.2, behind a missing FILE.1.
+        let mut rest = line(1);
+        rest.extend(line(2));
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(&rest)
+            .unwrap();
+        std::fs::rename(&path, rotated(&path, 2)).unwrap();
+        std::fs::write(&path, line(3)).unwrap();
+        let logs: Vec<String> = follower
+            .read_new()
+            .unwrap()
+            .iter()
+            .map(|e| e.log.clone())
+            .collect();
+        assert_eq!(logs, ["line 1\n", "line 2\n", "line 3\n"]);
     }
 
     #[test]
