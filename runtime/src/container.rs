@@ -177,7 +177,7 @@ pub fn create_with_console(
     // frozen) is not ours to remove.
     container
         .cgroup
-        .create_and_join(pid, linux.resources().as_ref())?;
+        .create_and_join_unlimited(pid, linux.resources().as_ref())?;
     undo.cgroup = Some(container.cgroup.clone());
     if let Err(e) = sync_with_init(&parent, &container, spec, pid) {
         return Err(init_failure(&parent, &mut undo, e));
@@ -198,11 +198,22 @@ fn sync_with_init(
     pid: i32,
 ) -> Result<()> {
     let linux = spec.linux().as_ref().expect("checked by Bundle::load");
+    // The resource values are written once the init's mounts are done, as runc does: before
+    // the prestart/createRuntime hooks (which may rely on them), else when the init is ready
+    // (see Cgroup::create_and_join_unlimited).
+    let mut limited = false;
+    let limit = |limited: &mut bool| -> Result<()> {
+        if !std::mem::replace(limited, true) {
+            container.cgroup.limit(linux.resources().as_ref())?;
+        }
+        Ok(())
+    };
     parent.send(&Msg::Proceed)?;
     loop {
         let (msg, fd) = parent.recv_with_fd()?;
         match msg {
             Msg::RunCreateHooks => {
+                limit(&mut limited)?;
                 // runtime-tools expects these hooks to see the container as created.
                 let state = container.oci_state(ContainerState::Created);
                 if let Some(h) = spec.hooks() {
@@ -245,7 +256,10 @@ fn sync_with_init(
                 }
                 parent.send(&Msg::Proceed)?;
             }
-            Msg::Ready => break,
+            Msg::Ready => {
+                limit(&mut limited)?;
+                break;
+            }
             Msg::Failed(e) => return Err(Error::Other(e)),
             Msg::Proceed | Msg::Child(_) | Msg::MountSource(_) => {
                 return Err(Error::Other(format!("sync: unexpected {msg:?} from init")))

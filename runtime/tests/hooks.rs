@@ -122,3 +122,49 @@ fn a_failing_poststart_hook_fails_start_for_a_1_3_config() {
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(text.starts_with("poststop "), "{text}");
 }
+
+/// The cpu weight of `pid`'s cgroup: v1 `cpu.shares`, or v2 `cpu.weight` (a shell snippet).
+const CPU_WEIGHT: &str = r#"w() { if [ -e /sys/fs/cgroup/cgroup.controllers ]; then d=$(sed -n 's/^0:://p' /proc/$1/cgroup); cat /sys/fs/cgroup$d/cpu.weight; else d=$(awk -F: '$2 ~ /(^|,)cpu(,|$)/ {print $3}' /proc/$1/cgroup); cat /sys/fs/cgroup/cpu$d/cpu.shares; fi; }"#;
+
+/// The resource values are written after the init's mounts (a pod sandbox's `cpu.shares` of 2
+/// made the init's own setup wait seconds for a busy CPU, so every pod under critest started
+/// slowly), yet before the createRuntime hooks, which see them, as with runc.
+#[test]
+fn create_runtime_hooks_see_the_limits() {
+    let rt = runtime();
+    let logdir = tempfile::tempdir().unwrap();
+    let log = logdir.path().join("weight");
+    let mut b = Bundle::new(&["sleep", "60"]);
+    b.set("/linux/resources/cpu", json!({"shares": 2}));
+    let script = format!(
+        "{CPU_WEIGHT}; read -r s; p=$(echo \"$s\" | sed 's/.*\"pid\": *\\([0-9]*\\).*/\\1/'); w $p > {}",
+        log.display()
+    );
+    b.set(
+        "/hooks/createRuntime",
+        json!([{"path": "/bin/sh", "args": ["sh", "-c", script]}]),
+    );
+    let id = unique_id("limits-hook");
+    rt.create(&b, &id);
+    let during = std::fs::read_to_string(&log).unwrap();
+    let pid = rt.pid(&id);
+    let after = sh_host(&format!("{CPU_WEIGHT}; w {pid}"));
+    rt.ok(&["delete", "--force", &id]);
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let limited = if v2 { "1" } else { "2" };
+    assert_eq!(
+        during.trim(),
+        limited,
+        "cpu weight the createRuntime hook saw"
+    );
+    assert_eq!(after.trim(), limited, "cpu weight once created");
+}
+
+fn sh_host(script: &str) -> String {
+    let out = std::process::Command::new("sh")
+        .args(["-c", script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{script}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -5,6 +5,7 @@
 //!   the container's cgroup on the host's layout (runc's default path when `cgroups_path` is None);
 //!   `Cgroup::new_exclusive` (create) also refuses a root, the runtime's own or a busy cgroup.
 //! - `Cgroup::create_and_join(&self, pid: i32, resources: Option<&LinuxResources>) -> Result<()>`
+//!   (create: `create_and_join_unlimited`, then `limit` once the init is set up)
 //! - `Cgroup::delete(&self) -> Result<()>`, `Cgroup::kill_all(&self, signal: i32) -> Result<()>`,
 //!   `Cgroup::pids(&self) -> Result<Vec<i32>>`.
 //! - `freeze`, `thaw`, `is_frozen`, `update(&LinuxResources)`, `join(pid)` (exec),
@@ -216,6 +217,28 @@ impl Cgroup {
     /// mkdir on every hierarchy, apply `resources`, move `pid` in. On error, what was created is
     /// removed again.
     pub fn create_and_join(&self, pid: i32, resources: Option<&LinuxResources>) -> Result<()> {
+        self.create_join(pid, resources, true)
+    }
+
+    /// [`Cgroup::create_and_join`] without the resource values: checks them, makes the cgroup
+    /// with its device rules and moves `pid` in. `create` writes the values with
+    /// [`Cgroup::limit`] once the init's mounts are done, as runc does: a sandbox's
+    /// `cpu.shares` of 2 made the init's own setup wait seconds for a busy CPU. On error, what
+    /// was created is removed again.
+    pub fn create_and_join_unlimited(
+        &self,
+        pid: i32,
+        resources: Option<&LinuxResources>,
+    ) -> Result<()> {
+        self.create_join(pid, resources, false)
+    }
+
+    fn create_join(
+        &self,
+        pid: i32,
+        resources: Option<&LinuxResources>,
+        limits: bool,
+    ) -> Result<()> {
         if let Some(r) = resources {
             validate::resources(r)?;
         }
@@ -226,7 +249,7 @@ impl Cgroup {
         let r = resources.unwrap_or(&no_rules);
         let result = self
             .create_dirs(&mut created)
-            .and_then(|()| self.apply(r, false))
+            .and_then(|()| if limits { self.apply(r, false) } else { Ok(()) })
             .and_then(|()| self.apply_devices(r.devices().as_deref().unwrap_or(&[])))
             .and_then(|()| self.join(pid));
         if let Err(e) = result {
@@ -234,6 +257,14 @@ impl Cgroup {
             return Err(e);
         }
         Ok(())
+    }
+
+    /// Writes the resource values of a cgroup made by [`Cgroup::create_and_join_unlimited`].
+    pub fn limit(&self, resources: Option<&LinuxResources>) -> Result<()> {
+        match resources {
+            Some(r) => self.apply(r, false),
+            None => Ok(()),
+        }
     }
 
     /// A pre-existing cgroup that is frozen is refused: the init would hang in it for ever.
