@@ -111,6 +111,23 @@ impl App {
         self.compose_env(tool, args, &[])
     }
 
+    /// Idempotent: a second `up -d` says `says` and keeps every container.
+    fn up_again_keeps_all(&self, tool: Tool, says: &str) {
+        let ids = || {
+            let mut v: Vec<String> = ok(self.compose(tool, &["ps", "-q"]))
+                .lines()
+                .map(String::from)
+                .collect();
+            v.sort();
+            v
+        };
+        let before = ids();
+        let again = self.compose(tool, &["up", "-d"]);
+        assert!(again.status.success(), "{}", err_text(&again));
+        assert!(err_text(&again).contains(says), "{}", err_text(&again));
+        assert_eq!(ids(), before);
+    }
+
     fn inspect(&self, name: &str) -> Value {
         let out = ok(berth(&self.host, &["inspect", name]));
         serde_json::from_str::<Value>(&out).unwrap()[0].clone()
@@ -141,6 +158,15 @@ impl App {
     }
 }
 
+/// GET of `url` from the daemon's network namespace: the "host" of the published ports.
+fn from_host(d: &Daemon, url: &str) -> String {
+    let netns = format!("--net=/proc/{}/ns/net", d.child.id());
+    ok(Command::new("nsenter")
+        .args([&netns, "curl", "-sS", "--max-time", "5", url])
+        .output()
+        .expect("nsenter (util-linux), curl"))
+}
+
 fn err_text(out: &Output) -> String {
     format!("{}{}", stdout(out), stderr(out))
 }
@@ -166,9 +192,14 @@ services:
       - /cache
     ports:
       - "127.0.0.1:18080:80"
+    healthcheck:
+      test: ["CMD", "busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/"]
+      interval: 200ms
+      retries: 50
   client:
     build: ./client
-    depends_on: [web]
+    depends_on:
+      web: {condition: service_healthy}
     command: ["sh", "-c", "echo client-up; exec busybox sleep 1000000"]
     stop_grace_period: 1s
 volumes:
@@ -234,6 +265,14 @@ fn berth_compose_runs_a_multi_service_app() {
     );
     let binding = &web["HostConfig"]["PortBindings"]["80/tcp"][0];
     assert_eq!(binding["HostPort"], "18080", "{binding}");
+    // The client waited for web's healthcheck; the published port answers on the host.
+    assert!(
+        stderr(&up).contains("Container demo-web-1  Healthy"),
+        "{}",
+        err_text(&up)
+    );
+    assert_eq!(web["State"]["Health"]["Status"], "healthy");
+    assert_eq!(from_host(&d, "http://127.0.0.1:18080/"), "hello from web\n");
 
     // The one-shot init ran to completion before web started, into the named volume.
     let init = app.inspect("demo-init-1");
@@ -288,17 +327,7 @@ fn berth_compose_runs_a_multi_service_app() {
     let services = ok(app.compose(Tool::Berth, &["config", "--services"]));
     assert_eq!(services, "client\ninit\nweb\n");
 
-    // Idempotent: a second up keeps every container.
-    let ids = |app: &App| ok(app.compose(Tool::Berth, &["ps", "-q"]));
-    let before = ids(&app);
-    let again = app.compose(Tool::Berth, &["up", "-d"]);
-    assert!(again.status.success(), "{}", err_text(&again));
-    assert!(
-        stderr(&again).contains("Container demo-web-1  Running"),
-        "{}",
-        err_text(&again)
-    );
-    assert_eq!(ids(&app), before);
+    app.up_again_keeps_all(Tool::Berth, "Container demo-web-1  Running");
 
     // A changed service is recreated (same name, new container), its anonymous volume kept.
     ok(app.compose(
@@ -424,6 +453,28 @@ fn docker_compose_and_berth_compose_share_a_project() {
     assert_eq!(ps.lines().count(), 3, "{ps}");
     let logs = ok(app.compose(Tool::DockerCompose, &["logs", "--no-color", "init"]));
     assert!(logs.contains("init-done"), "{logs}");
+    assert_eq!(web["State"]["Health"]["Status"], "healthy");
+    assert_eq!(from_host(&d, "http://127.0.0.1:18080/"), "hello from web\n");
+    app.up_again_keeps_all(Tool::DockerCompose, "both_web_1 is up-to-date");
+    // Recreate on change, and scale.
+    let changed = app.compose_env(
+        Tool::DockerCompose,
+        &["up", "-d", "--scale", "client=2"],
+        &[("GREETING", "changed")],
+    );
+    assert!(changed.status.success(), "{}", err_text(&changed));
+    let web2 = app.inspect("both_web_1");
+    assert_ne!(web2["Id"], web["Id"], "{}", err_text(&changed));
+    assert!(web2["Config"]["Env"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("GREETING=changed")));
+    assert_eq!(app.inspect("both_client_2")["State"]["Running"], true);
+    let by_name = ok(app.compose(
+        Tool::DockerCompose,
+        &["exec", "-T", "--index", "2", "client", "sh", "-c", WGET_WEB],
+    ));
+    assert_eq!(by_name, "hello from web\n");
 
     // berth compose sees the same project and takes it down.
     let ps = ok(app.compose(Tool::Berth, &["ps"]));

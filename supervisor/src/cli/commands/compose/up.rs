@@ -150,7 +150,7 @@ fn wait_running(ctx: &Context, p: &Project, services: &[String]) -> anyhow::Resu
 
 /// What the foreground `up` waits on.
 enum Event {
-    Exited(Existing, i64),
+    Exited(Box<Existing>, i64),
     Interrupted,
     /// The graceful stop after the first Ctrl-C finished.
     Stopped,
@@ -194,7 +194,7 @@ fn attached(ctx: &Context, p: &Project, a: &UpArgs, services: &[String]) -> anyh
                 .and_then(|r| r.json().ok())
                 .and_then(|v| v["StatusCode"].as_i64())
                 .unwrap_or(-1);
-            let _ = tx.send(Event::Exited(c, code));
+            let _ = tx.send(Event::Exited(Box::new(c), code));
         });
     }
     let mut result = 0i64;
