@@ -1021,3 +1021,183 @@ secrets:
     assert!(down.status.success(), "{}", err_text(&down));
     assert_eq!(app.leftovers(), Vec::<String>::new());
 }
+
+/// The rest of the command set on one small project: config, version, build, up
+/// --no-start / start / --wait, ps --format json, logs --tail / -t, exec -u -w -e, run -e
+/// --entrypoint --no-deps, port, top, images, pause / unpause, restart, kill, rm,
+/// --no-recreate, --force-recreate, --remove-orphans, --exit-code-from, down --rmi local.
+#[test]
+fn the_command_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(dir.path());
+    let text = r#"
+services:
+  web:
+    image: busybox
+    command: ["sh", "-c", "echo line-1; echo line-2; echo line-3; exec busybox sleep 1000000"]
+    stop_grace_period: 0s
+    ports: ["127.0.0.1:18091:80"]
+    volumes: ["data:/data"]
+  built:
+    build: ./b
+    command: ["busybox", "sleep", "1000000"]
+    stop_grace_period: 0s
+    depends_on: [web]
+volumes:
+  data:
+"#;
+    let app = App::new(
+        &d.host,
+        dir.path(),
+        "cmds",
+        &[
+            ("compose.yaml", text),
+            ("b/Dockerfile", "FROM busybox\nRUN echo built > /marker\n"),
+        ],
+    );
+    let run = |args: &[&str]| ok(app.compose(Tool::Berth, args));
+    let status = |name: &str| app.inspect(name)["State"]["Status"].clone();
+    assert_eq!(run(&["config", "--volumes"]), "data\n");
+    let yaml = run(&["config"]);
+    assert!(
+        yaml.contains("services:") && yaml.contains("  web:"),
+        "{yaml}"
+    );
+    assert!(run(&["version"]).starts_with("Docker Compose version v"));
+
+    run(&["build"]);
+    assert!(berth(&app.host, &["image", "inspect", "cmds-built"])
+        .status
+        .success());
+    run(&["up", "--no-start"]);
+    assert_eq!(status("cmds-web-1"), "created");
+    run(&["start"]);
+    assert_eq!(status("cmds-web-1"), "running");
+    assert_eq!(status("cmds-built-1"), "running");
+    run(&["up", "-d", "--wait"]);
+
+    let ps: Value = serde_json::from_str(&run(&["ps", "--format", "json"])).unwrap();
+    let mut services: Vec<&str> = ps
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["Service"].as_str().unwrap())
+        .collect();
+    services.sort();
+    assert_eq!(services, ["built", "web"], "{ps}");
+
+    let tail = run(&["logs", "--no-color", "--tail", "1", "web"]);
+    assert!(
+        tail.contains("line-3") && !tail.contains("line-1"),
+        "{tail}"
+    );
+    let stamped = run(&["logs", "--no-color", "-t", "web"]);
+    let line = stamped.lines().find(|l| l.ends_with("line-1")).unwrap();
+    assert!(!line.ends_with("| line-1"), "a timestamp: {stamped}");
+
+    let exec = run(&[
+        "exec",
+        "-T",
+        "-u",
+        "65534",
+        "-w",
+        "/data",
+        "-e",
+        "X=1",
+        "web",
+        "sh",
+        "-c",
+        "busybox id -u; pwd; echo $X",
+    ]);
+    assert_eq!(exec, "65534\n/data\n1\n");
+    let one_off = run(&[
+        "run",
+        "--rm",
+        "-T",
+        "--no-deps",
+        "-e",
+        "Y=2",
+        "--entrypoint",
+        "sh",
+        "built",
+        "-c",
+        "busybox cat /marker; echo $Y",
+    ]);
+    assert!(one_off.ends_with("built\n2\n"), "{one_off}");
+
+    assert_eq!(run(&["port", "web", "80"]), "127.0.0.1:18091\n");
+    let top = run(&["top", "web"]);
+    assert!(top.contains("cmds-web-1") && top.contains("sleep"), "{top}");
+    let images = run(&["images"]);
+    assert!(
+        images.contains("cmds-built") && images.contains("busybox"),
+        "{images}"
+    );
+
+    run(&["pause", "web"]);
+    assert_eq!(status("cmds-web-1"), "paused");
+    run(&["unpause", "web"]);
+    assert_eq!(status("cmds-web-1"), "running");
+    let started = app.inspect("cmds-web-1")["State"]["StartedAt"].clone();
+    run(&["restart", "web"]);
+    assert_ne!(app.inspect("cmds-web-1")["State"]["StartedAt"], started);
+    run(&["kill", "web"]);
+    // The kill is sent; the exit follows.
+    assert_eq!(ok(berth(&app.host, &["wait", "cmds-web-1"])), "137\n");
+    assert_eq!(status("cmds-web-1"), "exited");
+    run(&["rm", "-f", "web"]);
+    assert!(!berth(&app.host, &["inspect", "cmds-web-1"])
+        .status
+        .success());
+
+    // --no-recreate makes the missing one and keeps the other; --force-recreate replaces.
+    let built = app.inspect("cmds-built-1")["Id"].clone();
+    run(&["up", "-d", "--no-recreate"]);
+    assert_eq!(status("cmds-web-1"), "running");
+    assert_eq!(app.inspect("cmds-built-1")["Id"], built);
+    run(&["up", "-d", "--force-recreate", "built"]);
+    assert_ne!(app.inspect("cmds-built-1")["Id"], built);
+
+    // A service dropped from the file: an orphan, removed with --remove-orphans.
+    let without = format!(
+        "{}volumes:\n  data:\n",
+        text.split("  built:\n").next().unwrap()
+    );
+    std::fs::write(app.dir.join("compose.yaml"), &without).unwrap();
+    let warned = app.compose(Tool::Berth, &["up", "-d"]);
+    assert!(
+        stderr(&warned).contains("Found orphan containers (cmds-built-1)"),
+        "{}",
+        err_text(&warned)
+    );
+    run(&["up", "-d", "--remove-orphans"]);
+    assert!(!berth(&app.host, &["inspect", "cmds-built-1"])
+        .status
+        .success());
+    std::fs::write(app.dir.join("compose.yaml"), text).unwrap();
+    run(&["down", "-v", "--rmi", "local"]);
+    assert_eq!(app.leftovers(), Vec::<String>::new());
+    assert!(!berth(&app.host, &["image", "inspect", "cmds-built"])
+        .status
+        .success());
+    assert!(berth(&app.host, &["image", "inspect", "busybox"])
+        .status
+        .success());
+
+    // --exit-code-from: the foreground up ends with that service's exit, the rest stopped.
+    let job = r#"
+services:
+  web:
+    image: busybox
+    command: ["busybox", "sleep", "1000000"]
+    stop_grace_period: 0s
+  job:
+    image: busybox
+    command: ["sh", "-c", "echo job-ran; exit 3"]
+"#;
+    let jobs = App::new(&d.host, dir.path(), "jobs", &[("compose.yaml", job)]);
+    let out = jobs.compose(Tool::Berth, &["up", "--exit-code-from", "job"]);
+    assert_eq!(out.status.code(), Some(3), "{}", err_text(&out));
+    assert!(stdout(&out).contains("job-ran"), "{}", err_text(&out));
+    assert_eq!(jobs.inspect("jobs-web-1")["State"]["Running"], false);
+}
