@@ -4,8 +4,9 @@
 //! - `Cgroup::new(cgroups_path: Option<&Path>, id: &str, systemd: bool) -> Result<Cgroup>` resolves
 //!   the container's cgroup on the host's layout (runc's default path when `cgroups_path` is None);
 //!   `Cgroup::new_exclusive` (create) also refuses a root, the runtime's own or a busy cgroup.
-//! - `Cgroup::create_and_join(&self, pid: i32, resources: Option<&LinuxResources>) -> Result<()>`
-//!   (create: `create_and_join_unlimited`, then `limit` once the init is set up)
+//! - `Cgroup::create(&self, resources: Option<&LinuxResources>)`, then `Cgroup::doors` to clone
+//!   the init into it (`join.rs`); `create_and_join(pid, resources)` moves a live process in.
+//!   The container's `create` uses `create_unlimited`, then `limit` once the init's mounts are done.
 //! - `Cgroup::delete(&self) -> Result<()>`, `Cgroup::kill_all(&self, signal: i32) -> Result<()>`,
 //!   `Cgroup::pids(&self) -> Result<Vec<i32>>`.
 //! - `freeze`, `thaw`, `is_frozen`, `update(&LinuxResources)`, `join(pid)` (exec),
@@ -32,6 +33,7 @@
 mod bpf;
 mod convert;
 mod fs;
+mod join;
 mod layout;
 mod owner;
 mod path;
@@ -45,6 +47,7 @@ mod validate;
 #[cfg(test)]
 mod vm;
 
+pub use join::Doors;
 pub use layout::{Layout, V1Mount};
 pub use owner::PidNs;
 pub use sub::SubCgroups;
@@ -83,12 +86,8 @@ pub enum Error {
     },
     #[error("--cgroup {arg}: {reason}")]
     BadSubCgroup { arg: String, reason: String },
-    #[error("adding pid {pid} to cgroups: {}: {reason}", path.display())]
-    Join {
-        pid: i32,
-        path: PathBuf,
-        reason: String,
-    },
+    #[error("joining cgroup {}: {reason}", path.display())]
+    Join { path: PathBuf, reason: String },
     #[error("device eBPF program: {op} on {}: {source}{log}", path.display())]
     Bpf {
         op: &'static str,
@@ -99,6 +98,15 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Remove cgroup directories made by `create`, the deepest first.
+fn remove_dirs(created: &[PathBuf]) {
+    for dir in created.iter().rev() {
+        if let Err(e) = fs::rmdir_retry(dir, Duration::from_millis(500)) {
+            tracing::warn!("cgroup rollback: {e}");
+        }
+    }
+}
 
 pub(crate) fn invalid(field: &str, value: impl ToString, reason: &str) -> Error {
     Error::Invalid {
@@ -217,28 +225,41 @@ impl Cgroup {
     /// mkdir on every hierarchy, apply `resources`, move `pid` in. On error, what was created is
     /// removed again.
     pub fn create_and_join(&self, pid: i32, resources: Option<&LinuxResources>) -> Result<()> {
-        self.create_join(pid, resources, true)
+        let created = self.create(resources)?;
+        if let Err(e) = self.join(pid) {
+            self.rollback(pid, &created);
+            return Err(e);
+        }
+        Ok(())
     }
 
-    /// [`Cgroup::create_and_join`] without the resource values: checks them, makes the cgroup
-    /// with its device rules and moves `pid` in. `create` writes the values with
-    /// [`Cgroup::limit`] once the init's mounts are done, as runc does: a sandbox's
-    /// `cpu.shares` of 2 made the init's own setup wait seconds for a busy CPU. On error, what
-    /// was created is removed again.
-    pub fn create_and_join_unlimited(
-        &self,
-        pid: i32,
-        resources: Option<&LinuxResources>,
-    ) -> Result<()> {
-        self.create_join(pid, resources, false)
+    /// mkdir on every hierarchy and apply `resources`, for a process to be born in it
+    /// (`doors`). Returns the directories made; on error they are removed again.
+    pub fn create(&self, resources: Option<&LinuxResources>) -> Result<Vec<PathBuf>> {
+        self.create_with(resources, true)
     }
 
-    fn create_join(
+    /// [`Cgroup::create`] without the resource values: checks them and makes the cgroup with
+    /// its device rules. `create` (the container's) writes the values with [`Cgroup::limit`]
+    /// once the init's mounts are done, as runc does: a sandbox's `cpu.shares` of 2 made the
+    /// init's own setup wait seconds for a busy CPU.
+    pub fn create_unlimited(&self, resources: Option<&LinuxResources>) -> Result<Vec<PathBuf>> {
+        self.create_with(resources, false)
+    }
+
+    /// Writes the resource values of a cgroup made by [`Cgroup::create_unlimited`].
+    pub fn limit(&self, resources: Option<&LinuxResources>) -> Result<()> {
+        match resources {
+            Some(r) => self.apply(r, false),
+            None => Ok(()),
+        }
+    }
+
+    fn create_with(
         &self,
-        pid: i32,
         resources: Option<&LinuxResources>,
         limits: bool,
-    ) -> Result<()> {
+    ) -> Result<Vec<PathBuf>> {
         if let Some(r) = resources {
             validate::resources(r)?;
         }
@@ -250,21 +271,12 @@ impl Cgroup {
         let result = self
             .create_dirs(&mut created)
             .and_then(|()| if limits { self.apply(r, false) } else { Ok(()) })
-            .and_then(|()| self.apply_devices(r.devices().as_deref().unwrap_or(&[])))
-            .and_then(|()| self.join(pid));
+            .and_then(|()| self.apply_devices(r.devices().as_deref().unwrap_or(&[])));
         if let Err(e) = result {
-            self.rollback(pid, &created);
+            remove_dirs(&created);
             return Err(e);
         }
-        Ok(())
-    }
-
-    /// Writes the resource values of a cgroup made by [`Cgroup::create_and_join_unlimited`].
-    pub fn limit(&self, resources: Option<&LinuxResources>) -> Result<()> {
-        match resources {
-            Some(r) => self.apply(r, false),
-            None => Ok(()),
-        }
+        Ok(created)
     }
 
     /// A pre-existing cgroup that is frozen is refused: the init would hang in it for ever.
@@ -340,11 +352,7 @@ impl Cgroup {
                 }
             }
         }
-        for dir in created.iter().rev() {
-            if let Err(e) = fs::rmdir_retry(dir, Duration::from_millis(500)) {
-                tracing::warn!("cgroup rollback: {e}");
-            }
-        }
+        remove_dirs(created);
     }
 
     /// The mount point of the hierarchy holding `dir` (a prefix of it).
