@@ -193,6 +193,9 @@ pub fn fill_settings(settings: &mut Value, state: &super::State, container_id: &
             "IPAddress",
             "IPPrefixLen",
             "MacAddress",
+            "GlobalIPv6Address",
+            "GlobalIPv6PrefixLen",
+            "IPv6Gateway",
         ] {
             settings[key] = bridge[key].clone();
         }

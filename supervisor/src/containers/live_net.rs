@@ -52,6 +52,7 @@ impl ContainerService {
         let netns = self.live_netns(c);
         let (mac, internal) = (e.mac.clone(), n.internal);
         let route_localnet = self.networks.manages_firewall();
+        let v6 = super::networking::address6(n, e);
         let ns = netns.clone();
         blocking(move || {
             let a = Attachment {
@@ -63,6 +64,7 @@ impl ContainerService {
                 ifname: link::free_ifname(&ns)?,
                 default_route: !internal && !link::has_default_route(&ns)?,
                 route_localnet,
+                v6,
             };
             super::networking::ready_bridge(&a)?;
             link::attach(&ns, &a)

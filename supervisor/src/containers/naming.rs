@@ -81,7 +81,10 @@ impl ContainerService {
             };
             let mut names = vec![hostname.clone(), c.name.clone()];
             names.extend(e.aliases.iter().cloned());
-            own.push((ip, names));
+            own.push((ip.into(), names.clone()));
+            if let Some(ip6) = e.ip6.filter(|_| n.ipv6) {
+                own.push((ip6.into(), names));
+            }
         }
         let embedded = !host_network && !own.is_empty();
         let mode = match (host_network, embedded) {

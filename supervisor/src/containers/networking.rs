@@ -12,6 +12,7 @@ use crate::network::dns::Dns;
 use crate::network::link::{self, Attachment};
 use crate::network::ports;
 use crate::network::publish::plumbed_bridge;
+use crate::network::record::{Endpoint, Network};
 use crate::network::service::{EndpointRequest, Error as NetError};
 
 impl From<NetError> for Error {
@@ -47,6 +48,11 @@ fn endpoint_request(settings: Option<&EndpointSettings>) -> EndpointRequest {
             .ipam_config
             .as_ref()
             .map(|c| c.ipv4_address.clone())
+            .unwrap_or_default(),
+        ipv6: s
+            .ipam_config
+            .as_ref()
+            .map(|c| c.ipv6_address.clone())
             .unwrap_or_default(),
         aliases: s.aliases.clone().unwrap_or_default(),
         mac: s.mac_address.clone(),
@@ -253,6 +259,7 @@ impl ContainerService {
                 ifname: format!("eth{}", out.len()),
                 default_route: out.is_empty() && !n.internal,
                 route_localnet: self.networks.manages_firewall(),
+                v6: address6(&n, &e),
             };
             out.push((n.id.clone(), attachment));
         }
@@ -315,9 +322,20 @@ impl ContainerService {
     }
 }
 
+/// The IPv6 address of endpoint `e` on `n`, with its prefix and gateway.
+pub(super) fn address6(n: &Network, e: &Endpoint) -> Option<link::Address6> {
+    let ip = e.ip6?;
+    let pool = n.pool6_of(ip)?;
+    Some(link::Address6 {
+        ip,
+        prefix: pool.subnet.prefix_len(),
+        gateway: pool.gateway,
+    })
+}
+
 /// The bridge of `a` made if missing, with `route_localnet` on when `a` asks for it.
 pub(super) fn ready_bridge(a: &Attachment) -> Result<(), link::LinkError> {
-    link::ensure_bridge(&a.bridge, a.gateway, a.prefix)?;
+    link::ensure_bridge(&a.bridge, a.gateway, a.prefix, a.v6)?;
     if a.route_localnet {
         crate::network::firewall::enable_route_localnet(&a.bridge).map_err(|e| {
             link::LinkError {

@@ -1,5 +1,6 @@
-//! berth's own nftables table, `ip berth`: outbound masquerade, `--internal`, isolation
-//! between bridge networks, and the DNAT rules of published ports.
+//! berth's own nftables tables, `ip berth`: outbound masquerade, `--internal`, isolation
+//! between bridge networks, and the DNAT rules of published ports; and `ip6 berth`, there
+//! only while a network has IPv6: the same masquerade, `--internal` and isolation for IPv6.
 //!
 //! The table is derived whole from the network records (networks, and the port mappings of
 //! their endpoints) and replaced in one `nft` transaction on every change, so it is never
@@ -10,7 +11,7 @@
 use std::borrow::Cow;
 use std::net::Ipv4Addr;
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use nftables::batch::Batch;
 use nftables::expr::{Expression, Fib, FibFlag, FibResult, Meta, MetaKey, NamedExpression};
 use nftables::expr::{Payload, PayloadField, Prefix, CT};
@@ -23,12 +24,15 @@ use super::ports::Proto;
 /// The table's name (family `ip`).
 pub const TABLE: &str = "berth";
 const FAMILY: NfFamily = NfFamily::IP;
+const FAMILY6: NfFamily = NfFamily::IP6;
 
 /// What the table needs to know of one bridge network.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BridgeRules {
     pub bridge: String,
     pub subnets: Vec<Ipv4Net>,
+    /// Its IPv6 subnets, when it has IPv6 on.
+    pub subnets6: Vec<Ipv6Net>,
     pub internal: bool,
     /// `com.docker.network.bridge.enable_ip_masquerade` (true unless set to "false").
     pub masquerade: bool,
@@ -67,13 +71,20 @@ pub fn apply(bridges: &[BridgeRules], dnats: &[Dnat]) -> Result<(), FirewallErro
     Ok(())
 }
 
-/// docker's daemon turns forwarding on when it manages the firewall; so does berth.
-pub fn enable_forwarding() -> Result<(), FirewallError> {
-    let path = "/proc/sys/net/ipv4/ip_forward";
-    if std::fs::read_to_string(path).is_ok_and(|v| v.trim() == "1") {
-        return Ok(());
+/// docker's daemon turns forwarding on when it manages the firewall; so does berth (IPv6's
+/// too once a network has IPv6, as docker does).
+pub fn enable_forwarding(ipv6: bool) -> Result<(), FirewallError> {
+    let mut paths = vec!["/proc/sys/net/ipv4/ip_forward"];
+    if ipv6 {
+        paths.push("/proc/sys/net/ipv6/conf/all/forwarding");
     }
-    std::fs::write(path, "1").map_err(|e| FirewallError(format!("{path}: {e}")))
+    for path in paths {
+        if std::fs::read_to_string(path).is_ok_and(|v| v.trim() == "1") {
+            continue;
+        }
+        std::fs::write(path, "1").map_err(|e| FirewallError(format!("{path}: {e}")))?;
+    }
+    Ok(())
 }
 
 /// Lets DNAT'ed packets from 127.0.0.1 leave through `bridge` (published ports on localhost).
@@ -150,7 +161,79 @@ pub fn batch(bridges: &[BridgeRules], dnats: &[Dnat]) -> Batch<'static> {
     for (chain, stmts) in rules {
         b.add(rule(chain, stmts));
     }
+    batch6(&mut b, bridges);
     b
+}
+
+/// The `ip6 berth` table, made anew: forwarding rules and masquerade of the networks with
+/// IPv6; gone (deleted, not made again) while no network has IPv6.
+fn batch6(b: &mut Batch<'static>, bridges: &[BridgeRules]) {
+    let table = || {
+        NfListObject::Table(Table {
+            family: FAMILY6,
+            name: TABLE.into(),
+            handle: None,
+        })
+    };
+    b.add(table());
+    b.delete(table());
+    let v6: Vec<BridgeRules> = bridges
+        .iter()
+        .filter(|r| !r.subnets6.is_empty())
+        .cloned()
+        .collect();
+    if v6.is_empty() {
+        return;
+    }
+    b.add(table());
+    for (name, kind, hook, prio) in [
+        ("postrouting", NfChainType::NAT, NfHook::Postrouting, 100),
+        ("forward", NfChainType::Filter, NfHook::Forward, 0),
+    ] {
+        b.add(NfListObject::Chain(Chain {
+            family: FAMILY6,
+            table: TABLE.into(),
+            name: name.into(),
+            _type: Some(kind),
+            hook: Some(hook),
+            prio: Some(prio),
+            policy: Some(NfChainPolicy::Accept),
+            ..Chain::default()
+        }));
+    }
+    let mut rules: Vec<(&str, Vec<Statement<'static>>)> = Vec::new();
+    for r in v6.iter().filter(|r| r.internal) {
+        rules.extend(internal_drops(r));
+    }
+    rules.push((
+        "forward",
+        vec![
+            matches(Operator::IN, ct_status(), text("dnat")),
+            Statement::Accept(None),
+        ],
+    ));
+    for r in &v6 {
+        rules.extend(isolation_rule(r, &v6));
+    }
+    for r in v6.iter().filter(|r| r.masquerade && !r.internal) {
+        for subnet in &r.subnets6 {
+            rules.push((
+                "postrouting",
+                vec![
+                    matches(
+                        Operator::EQ,
+                        payload("ip6", "saddr"),
+                        prefix_of(subnet.network().to_string(), subnet.prefix_len()),
+                    ),
+                    matches(Operator::NEQ, meta(MetaKey::Oifname), text(&r.bridge)),
+                    masquerade(),
+                ],
+            ));
+        }
+    }
+    for (chain, stmts) in rules {
+        b.add(rule_of(FAMILY6, chain, stmts));
+    }
 }
 
 /// Isolation: nothing from this bridge to another of berth's.
@@ -177,8 +260,12 @@ fn isolation_rule(
 }
 
 fn rule(chain: &str, expr: Vec<Statement<'static>>) -> NfListObject<'static> {
+    rule_of(FAMILY, chain, expr)
+}
+
+fn rule_of(family: NfFamily, chain: &str, expr: Vec<Statement<'static>>) -> NfListObject<'static> {
     NfListObject::Rule(Rule {
-        family: FAMILY,
+        family,
         table: TABLE.into(),
         chain: Cow::Owned(chain.to_string()),
         expr: expr.into(),
@@ -212,9 +299,13 @@ fn text(s: &str) -> Expression<'static> {
 }
 
 fn prefix(net: &Ipv4Net) -> Expression<'static> {
+    prefix_of(net.network().to_string(), net.prefix_len())
+}
+
+fn prefix_of(addr: String, len: u8) -> Expression<'static> {
     Expression::Named(NamedExpression::Prefix(Prefix {
-        addr: Box::new(text(&net.network().to_string())),
-        len: net.prefix_len().into(),
+        addr: Box::new(Expression::String(Cow::Owned(addr))),
+        len: len.into(),
     }))
 }
 
@@ -285,23 +376,7 @@ fn bridge_rules(r: &BridgeRules) -> Vec<(&'static str, Vec<Statement<'static>>)>
         ));
     }
     if r.internal {
-        // No way out, and no way in from anywhere but the bridge itself.
-        out.push((
-            "forward",
-            vec![
-                matches(Operator::EQ, iif(), me()),
-                matches(Operator::NEQ, oif(), me()),
-                Statement::Drop(None),
-            ],
-        ));
-        out.push((
-            "forward",
-            vec![
-                matches(Operator::EQ, oif(), me()),
-                matches(Operator::NEQ, iif(), me()),
-                Statement::Drop(None),
-            ],
-        ));
+        out.extend(internal_drops(r));
     }
     // Published ports reached from 127.0.0.1 (route_localnet) need a source the
     // container can answer.
@@ -338,6 +413,24 @@ fn bridge_rules(r: &BridgeRules) -> Vec<(&'static str, Vec<Statement<'static>>)>
     out
 }
 
+/// `--internal`: no way out, and no way in from anywhere but the bridge itself.
+fn internal_drops(r: &BridgeRules) -> Vec<(&'static str, Vec<Statement<'static>>)> {
+    let (iif, oif) = (meta(MetaKey::Iifname), meta(MetaKey::Oifname));
+    [(iif.clone(), oif.clone()), (oif, iif)]
+        .into_iter()
+        .map(|(this, other)| {
+            (
+                "forward",
+                vec![
+                    matches(Operator::EQ, this, text(&r.bridge)),
+                    matches(Operator::NEQ, other, text(&r.bridge)),
+                    Statement::Drop(None),
+                ],
+            )
+        })
+        .collect()
+}
+
 fn ct_status() -> Expression<'static> {
     Expression::Named(NamedExpression::CT(CT {
         key: "status".into(),
@@ -363,6 +456,7 @@ mod tests {
         BridgeRules {
             bridge: bridge.into(),
             subnets: vec![subnet.parse().unwrap()],
+            subnets6: Vec::new(),
             internal,
             masquerade: true,
         }
@@ -385,9 +479,47 @@ mod tests {
             let inner = obj.as_object().unwrap().values().next().unwrap();
             let table = inner.get("table").or(inner.get("name")).unwrap();
             assert_eq!(table, "berth", "{c}");
-            assert_eq!(inner["family"], "ip", "{c}");
+            assert!(
+                matches!(inner["family"].as_str(), Some("ip" | "ip6")),
+                "{c}"
+            );
         }
         assert!(!text.contains("flush"), "{text}");
+        // Without IPv6 networks, the ip6 table is deleted and not made again.
+        let six: Vec<&serde_json::Value> = cmds
+            .iter()
+            .filter(|c| c.to_string().contains(r#""family":"ip6""#))
+            .collect();
+        assert_eq!(six.len(), 2, "{six:?}");
+        assert!(six[1].get("delete").is_some(), "{six:?}");
+    }
+
+    #[test]
+    fn ipv6_networks_get_masquerade_isolation_and_internal_drops_in_ip6() {
+        let mut a = net("br-a", "10.1.0.0/24", false);
+        a.subnets6 = vec!["fd00:1::/64".parse().unwrap()];
+        let mut i = net("br-i", "10.2.0.0/24", true);
+        i.subnets6 = vec!["fd00:2::/64".parse().unwrap()];
+        let v: serde_json::Value =
+            serde_json::from_str(&json(&[a, i, net("br-4", "10.3.0.0/24", false)], &[])).unwrap();
+        let rules: Vec<String> = v["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["add"].get("rule"))
+            .filter(|r| r["family"] == "ip6")
+            .map(|r| r.to_string())
+            .collect();
+        let masq: Vec<&String> = rules.iter().filter(|r| r.contains("masquerade")).collect();
+        assert_eq!(masq.len(), 1, "{masq:?}");
+        assert!(masq[0].contains("fd00:1::"), "{masq:?}");
+        assert!(!rules.iter().any(|r| r.contains("br-4")), "{rules:?}");
+        // two --internal drops, isolation each way, the dnat accept.
+        assert_eq!(
+            rules.iter().filter(|r| r.contains("forward")).count(),
+            5,
+            "{rules:?}"
+        );
     }
 
     #[test]

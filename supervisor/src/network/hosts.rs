@@ -46,7 +46,7 @@ fn parse_one(value: &str, gateway: Ipv4Addr) -> Result<ExtraHost, String> {
 
 /// The host's `/etc/hosts` on the host network, else docker's lines, then the entries and
 /// `own` (address → names).
-pub fn render(host_network: bool, extra: &[ExtraHost], own: &[(Ipv4Addr, Vec<String>)]) -> String {
+pub fn render(host_network: bool, extra: &[ExtraHost], own: &[(IpAddr, Vec<String>)]) -> String {
     let mut out = if host_network {
         std::fs::read_to_string("/etc/hosts").unwrap_or_default()
     } else {
@@ -113,7 +113,7 @@ mod tests {
     fn renders_localhost_entries_and_own_names() {
         let extra = parse_extra(&["db:10.0.0.5".into(), "gw:host-gateway".into()], GW).unwrap();
         let own = vec![(
-            Ipv4Addr::new(10, 1, 0, 2),
+            Ipv4Addr::new(10, 1, 0, 2).into(),
             vec!["abc".into(), "web".into(), "www".into(), "web".into()],
         )];
         let text = render(false, &extra, &own);

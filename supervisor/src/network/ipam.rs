@@ -1,9 +1,9 @@
 //! IPv4 address management: CIDR parsing with docker's wording, overlap checks, subnets from
 //! the default address pools, and the next free address of a subnet.
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 /// A bad address or CIDR, in docker's words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -143,6 +143,55 @@ pub fn first_host(subnet: &Ipv4Net) -> Ipv4Addr {
     subnet.hosts().next().unwrap_or(subnet.network())
 }
 
+/// An IPv6 subnet: host bits must be zero, at most a /126 (docker: "Invalid subnet").
+pub fn parse_subnet6(text: &str) -> Result<Ipv6Net, IpamError> {
+    let net: Ipv6Net = text
+        .parse()
+        .map_err(|_| IpamError::Cidr(text.to_string()))?;
+    if net.addr() != net.network() {
+        return Err(IpamError::Pool(format!(
+            "Pool {text} has host bits set; the subnet is {}",
+            net.trunc()
+        )));
+    }
+    if net.prefix_len() > 126 {
+        return Err(IpamError::Pool(format!(
+            "Pool {text} is too small: a subnet needs at least a /126"
+        )));
+    }
+    Ok(net)
+}
+
+pub fn parse_address6(text: &str) -> Result<Ipv6Addr, IpamError> {
+    text.parse()
+        .map_err(|_| IpamError::Address(text.to_string()))
+}
+
+pub fn overlaps6(a: &Ipv6Net, b: &Ipv6Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// `::1` of a subnet: the default IPv6 gateway (docker's).
+pub fn first_host6(subnet: &Ipv6Net) -> Ipv6Addr {
+    Ipv6Addr::from(u128::from(subnet.network()) + 1)
+}
+
+/// The first free address of `range` (or of `subnet`) after the subnet's `::0`, skipping
+/// `used`; bounded, so that a /64 full of holes is not walked for ever.
+pub fn next_free6(
+    subnet: &Ipv6Net,
+    range: Option<&Ipv6Net>,
+    used: &BTreeSet<Ipv6Addr>,
+) -> Option<Ipv6Addr> {
+    let within = range.unwrap_or(subnet);
+    let first = u128::from(within.network()).max(u128::from(subnet.network()) + 1);
+    let last = u128::from(within.broadcast());
+    (first..=last)
+        .take(used.len() + 1)
+        .map(Ipv6Addr::from)
+        .find(|a| subnet.contains(a) && !used.contains(a))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +240,28 @@ mod tests {
         assert_eq!(free_subnet(&pools, &all), None);
         assert!("base=10.0.0.0/16,size=8".parse::<AddressPool>().is_err());
         assert_eq!(default_pools()[0].base.to_string(), "172.17.0.0/16");
+    }
+
+    #[test]
+    fn ipv6_subnets_gateways_and_free_addresses() {
+        let net = parse_subnet6("fd00:1::/64").unwrap();
+        assert_eq!(first_host6(&net), "fd00:1::1".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            parse_subnet6("fd00:zz::/64").unwrap_err().to_string(),
+            "invalid CIDR address: fd00:zz::/64"
+        );
+        assert!(parse_subnet6("fd00::1/64").is_err());
+        let used = BTreeSet::from([first_host6(&net), "fd00:1::2".parse().unwrap()]);
+        assert_eq!(
+            next_free6(&net, None, &used),
+            Some("fd00:1::3".parse().unwrap())
+        );
+        let tiny = parse_subnet6("fd00:2::/126").unwrap();
+        let full: BTreeSet<Ipv6Addr> = (1..4u128)
+            .map(|i| Ipv6Addr::from(u128::from(tiny.network()) + i))
+            .collect();
+        assert_eq!(next_free6(&tiny, None, &full), None);
+        assert!(overlaps6(&net, &parse_subnet6("fd00:1::/80").unwrap()));
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! The kernel side of a bridge network, through rtnetlink (no `ip` processes): a container's
 //! network namespace bind-mounted at a path, the network's bridge, and a veth pair from the
 //! bridge into the namespace with its address, its default route and `lo` up.
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use futures_util::TryStreamExt;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
 use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 /// A failed kernel operation, naming what it was about.
@@ -37,6 +38,16 @@ pub struct Attachment {
     pub default_route: bool,
     /// Published ports on 127.0.0.1 reach it (berth's table guards the bridge).
     pub route_localnet: bool,
+    /// Its IPv6 address, on a network with IPv6.
+    pub v6: Option<Address6>,
+}
+
+/// An IPv6 address of an endpoint, with its subnet's prefix and gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Address6 {
+    pub ip: Ipv6Addr,
+    pub prefix: u8,
+    pub gateway: Ipv6Addr,
 }
 
 /// Makes a network namespace and bind-mounts it at `path` (from a thread of its own, so the
@@ -129,7 +140,12 @@ fn exists(e: &rtnetlink::Error) -> bool {
 }
 
 /// Makes the bridge `name` with the gateway address (once), and brings it up.
-pub fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<(), LinkError> {
+pub fn ensure_bridge(
+    name: &str,
+    gateway: Ipv4Addr,
+    prefix: u8,
+    v6: Option<Address6>,
+) -> Result<(), LinkError> {
     let name = name.to_string();
     in_netns(None, move |h| async move {
         let what = format!("bridge {name}");
@@ -145,16 +161,16 @@ pub fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<(), Li
                 must_index(&h, &name).await?
             }
         };
-        let added = h
-            .address()
-            .add(index, IpAddr::V4(gateway), prefix)
-            .execute()
-            .await;
-        if let Err(e) = added {
-            if !exists(&e) {
-                return Err(err(format!("{what} address {gateway}/{prefix}"))(
-                    e.to_string(),
-                ));
+        let mut addresses = vec![(IpAddr::V4(gateway), prefix)];
+        if let Some(v6) = v6 {
+            enable_ipv6(&name)?;
+            addresses.push((IpAddr::V6(v6.gateway), v6.prefix));
+        }
+        for (ip, prefix) in addresses {
+            if let Err(e) = add_address(&h, index, ip, prefix).await {
+                if !exists(&e) {
+                    return Err(err(format!("{what} address {ip}/{prefix}"))(e.to_string()));
+                }
             }
         }
         h.link()
@@ -162,6 +178,48 @@ pub fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<(), Li
             .execute()
             .await
             .map_err(|e| err(format!("{what} up"))(e.to_string()))
+    })
+}
+
+/// Adds `ip/prefix` to link `index`; an IPv6 one without duplicate address detection, so that
+/// it is usable at once (no tentative phase when the container's process starts).
+async fn add_address(
+    h: &Handle,
+    index: u32,
+    ip: IpAddr,
+    prefix: u8,
+) -> Result<(), rtnetlink::Error> {
+    let mut req = h.address().add(index, ip, prefix);
+    if ip.is_ipv6() {
+        let m = req.message_mut();
+        m.header.flags = AddressHeaderFlags::Nodad;
+        m.attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+    }
+    req.execute().await
+}
+
+/// IPv6 on for `ifname` in the current namespace (a host may boot with it off for new links).
+fn enable_ipv6(ifname: &str) -> Result<(), LinkError> {
+    let path = format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6");
+    match std::fs::read_to_string(&path) {
+        Ok(v) if v.trim() == "0" => Ok(()),
+        _ => std::fs::write(&path, "0").map_err(|e| err(path)(e.to_string())),
+    }
+}
+
+/// Deletes the bridge `name` (its addresses go with it); a missing one is no error.
+pub fn remove_bridge(name: &str) -> Result<(), LinkError> {
+    let name = name.to_string();
+    in_netns(None, move |h| async move {
+        let Some(index) = index_of(&h, &name).await? else {
+            return Ok(());
+        };
+        h.link()
+            .del(index)
+            .execute()
+            .await
+            .map_err(|e| err(format!("delete bridge {name}"))(e.to_string()))
     })
 }
 
@@ -234,6 +292,12 @@ async fn configure_inside(h: &Handle, peer: &str, a: &Attachment) -> Result<(), 
         .execute()
         .await
         .map_err(|e| err(format!("{what}: address {}/{}", a.ip, a.prefix))(e.to_string()))?;
+    if let Some(v6) = a.v6 {
+        enable_ipv6(&a.ifname)?;
+        add_address(h, index, IpAddr::V6(v6.ip), v6.prefix)
+            .await
+            .map_err(|e| err(format!("{what}: address {}/{}", v6.ip, v6.prefix))(e.to_string()))?;
+    }
     let lo = must_index(h, "lo").await?;
     h.link()
         .set(LinkUnspec::new_with_index(lo).up().build())
@@ -250,6 +314,17 @@ async fn configure_inside(h: &Handle, peer: &str, a: &Attachment) -> Result<(), 
             .execute()
             .await
             .map_err(|e| err(format!("default route via {}", a.gateway))(e.to_string()))?;
+        if let Some(v6) = a.v6 {
+            let route = RouteMessageBuilder::<Ipv6Addr>::new()
+                .gateway(v6.gateway)
+                .output_interface(index)
+                .build();
+            h.route()
+                .add(route)
+                .execute()
+                .await
+                .map_err(|e| err(format!("default route via {}", v6.gateway))(e.to_string()))?;
+        }
     }
     Ok(())
 }

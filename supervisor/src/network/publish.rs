@@ -20,6 +20,7 @@ fn bridge_rules(networks: &HashMap<String, Network>) -> Vec<BridgeRules> {
             Some(BridgeRules {
                 bridge: plumbed_bridge(n)?,
                 subnets: n.pools.iter().map(|p| p.subnet).collect(),
+                subnets6: n.v6().map(|p| p.subnet).into_iter().collect(),
                 internal: n.internal,
                 masquerade: n
                     .options
@@ -70,8 +71,11 @@ impl NetworkService {
         if !self.firewall {
             return Ok(());
         }
-        firewall::apply(&bridge_rules(networks), &dnats(networks))
-            .map_err(|e| Error::System(e.to_string()))
+        let bridges = bridge_rules(networks);
+        if bridges.iter().any(|b| !b.subnets6.is_empty()) {
+            firewall::enable_forwarding(true).map_err(|e| Error::System(e.to_string()))?;
+        }
+        firewall::apply(&bridges, &dnats(networks)).map_err(|e| Error::System(e.to_string()))
     }
 
     /// At daemon start: forwarding on, the table re-made from the records, and the host
@@ -80,7 +84,7 @@ impl NetworkService {
         if !self.firewall {
             return Ok(());
         }
-        firewall::enable_forwarding().map_err(|e| Error::System(e.to_string()))?;
+        firewall::enable_forwarding(false).map_err(|e| Error::System(e.to_string()))?;
         let networks = self.lock();
         self.sync_firewall(&networks)?;
         let mut held = self.held_lock();

@@ -1,8 +1,8 @@
 //! A network's record (what survives the daemon) and its docker JSON.
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -17,6 +17,14 @@ pub struct Pool {
     pub aux: BTreeMap<String, Ipv4Addr>,
 }
 
+/// One IPv6 IPAM pool of a network (`--ipv6 --subnet fd00::/64`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pool6 {
+    pub subnet: Ipv6Net,
+    pub gateway: Ipv6Addr,
+    pub ip_range: Option<Ipv6Net>,
+}
+
 /// A container's place on a network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoint {
@@ -25,6 +33,12 @@ pub struct Endpoint {
     pub ip: Option<Ipv4Addr>,
     /// Asked for with `--ip` (kept across restarts as docker's IPAMConfig).
     pub static_ip: bool,
+    /// Its IPv6 address, on a network with `EnableIPv6`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<Ipv6Addr>,
+    /// Asked for with `--ip6`.
+    #[serde(default)]
+    pub static_ip6: bool,
     pub mac: String,
     pub aliases: Vec<String>,
     /// The container's published ports on this network, while it runs.
@@ -45,6 +59,9 @@ pub struct Network {
     pub options: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
     pub pools: Vec<Pool>,
+    /// IPv6 pools (addresses are handed out from them only when `ipv6` is on, as docker does).
+    #[serde(default)]
+    pub pools6: Vec<Pool6>,
     /// Container id → endpoint.
     pub endpoints: BTreeMap<String, Endpoint>,
     /// `bridge`, `host`, `none`: made by the daemon, never removed.
@@ -64,6 +81,23 @@ impl Network {
             .collect();
         used.extend(self.endpoints.values().filter_map(|e| e.ip));
         used
+    }
+
+    /// IPv6 addresses that are not free: gateways, endpoints.
+    pub fn used6(&self) -> BTreeSet<Ipv6Addr> {
+        let mut used: BTreeSet<Ipv6Addr> = self.pools6.iter().map(|p| p.gateway).collect();
+        used.extend(self.endpoints.values().filter_map(|e| e.ip6));
+        used
+    }
+
+    /// The IPv6 pool holding `ip`.
+    pub fn pool6_of(&self, ip: Ipv6Addr) -> Option<&Pool6> {
+        self.pools6.iter().find(|p| p.subnet.contains(&ip))
+    }
+
+    /// The IPv6 pool that addresses come from: the first, when the network has IPv6 on.
+    pub fn v6(&self) -> Option<&Pool6> {
+        self.pools6.first().filter(|_| self.ipv6)
     }
 
     pub fn short_id(&self) -> &str {
@@ -95,7 +129,7 @@ impl Network {
 
     /// Docker's `NetworkResource` (`GET /networks/{id}`); `containers` adds the endpoints.
     pub fn to_json(&self, containers: bool) -> Value {
-        let config: Vec<Value> = self
+        let mut config: Vec<Value> = self
             .pools
             .iter()
             .map(|p| {
@@ -114,6 +148,13 @@ impl Network {
                 c
             })
             .collect();
+        config.extend(self.pools6.iter().map(|p| {
+            let mut c = json!({ "Subnet": p.subnet.to_string(), "Gateway": p.gateway.to_string() });
+            if let Some(r) = p.ip_range {
+                c["IPRange"] = json!(r.to_string());
+            }
+            c
+        }));
         let mut v = json!({
             "Name": self.name,
             "Id": self.id,
@@ -147,21 +188,34 @@ impl Network {
             self.pool_of(ip)
                 .map(|p| format!("{ip}/{}", p.subnet.prefix_len()))
         });
+        let ip6 = e.ip6.and_then(|ip| {
+            self.pool6_of(ip)
+                .map(|p| format!("{ip}/{}", p.subnet.prefix_len()))
+        });
         json!({
             "Name": e.container_name,
             "EndpointID": e.endpoint_id,
             "MacAddress": e.mac,
             "IPv4Address": ip.unwrap_or_default(),
-            "IPv6Address": "",
+            "IPv6Address": ip6.unwrap_or_default(),
         })
     }
 
     /// Docker's `EndpointSettings` of a container on this network (container inspect).
     pub fn endpoint_settings(&self, e: &Endpoint) -> Value {
         let pool = e.ip.and_then(|ip| self.pool_of(ip));
-        let ipam = match (e.static_ip, e.ip) {
-            (true, Some(ip)) => json!({ "IPv4Address": ip.to_string() }),
-            _ => Value::Null,
+        let pool6 = e.ip6.and_then(|ip| self.pool6_of(ip));
+        let mut ipam = serde_json::Map::new();
+        if let (true, Some(ip)) = (e.static_ip, e.ip) {
+            ipam.insert("IPv4Address".into(), json!(ip.to_string()));
+        }
+        if let (true, Some(ip)) = (e.static_ip6, e.ip6) {
+            ipam.insert("IPv6Address".into(), json!(ip.to_string()));
+        }
+        let ipam = if ipam.is_empty() {
+            Value::Null
+        } else {
+            Value::Object(ipam)
         };
         json!({
             "IPAMConfig": ipam,
@@ -172,9 +226,9 @@ impl Network {
             "Gateway": pool.map(|p| p.gateway.to_string()).unwrap_or_default(),
             "IPAddress": e.ip.map(|ip| ip.to_string()).unwrap_or_default(),
             "IPPrefixLen": pool.map(|p| p.subnet.prefix_len()).unwrap_or(0),
-            "IPv6Gateway": "",
-            "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0,
+            "IPv6Gateway": pool6.map(|p| p.gateway.to_string()).unwrap_or_default(),
+            "GlobalIPv6Address": e.ip6.map(|ip| ip.to_string()).unwrap_or_default(),
+            "GlobalIPv6PrefixLen": pool6.map(|p| p.subnet.prefix_len()).unwrap_or(0),
             "MacAddress": e.mac,
             "DriverOpts": null,
         })

@@ -4,15 +4,15 @@
 //! (its creation, an address reserved or released) is written before the lock is let go, so
 //! no address is handed out twice and a restarted daemon finds what it had.
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Deserialize;
 
 use super::ipam::{self, AddressPool};
-use super::record::{mac_of, Endpoint, Network, Pool, BRIDGE_NAME_OPTION};
+use super::record::{mac_of, Endpoint, Network, Pool, Pool6, BRIDGE_NAME_OPTION};
 use super::store::{Store, StoreError};
 
 /// Errors of the network service, each with docker's status code.
@@ -105,6 +105,8 @@ pub struct PoolRequest {
 #[derive(Debug, Clone, Default)]
 pub struct EndpointRequest {
     pub ipv4: String,
+    /// `--ip6`.
+    pub ipv6: String,
     pub aliases: Vec<String>,
     /// `--mac-address`; empty: docker's MAC of the address.
     pub mac: String,
@@ -152,6 +154,7 @@ fn predefined(name: &str, driver: &str) -> Network {
         options: BTreeMap::new(),
         labels: BTreeMap::new(),
         pools: Vec::new(),
+        pools6: Vec::new(),
         endpoints: BTreeMap::new(),
         predefined: true,
     }
@@ -268,16 +271,13 @@ impl NetworkService {
                 )));
             }
         }
-        let requested = req
+        let (requested6, requested): (Vec<PoolRequest>, Vec<PoolRequest>) = req
             .ipam
             .as_ref()
             .and_then(|i| i.config.clone())
-            .unwrap_or_default();
-        if req.enable_ipv6 || requested.iter().any(|p| p.subnet.contains(':')) {
-            return Err(Error::Invalid(
-                "IPv6 networks are not supported by berth yet (EnableIPv6, IPv6 subnet)".into(),
-            ));
-        }
+            .unwrap_or_default()
+            .into_iter()
+            .partition(|p| p.subnet.contains(':'));
         let mut networks = self.lock();
         if networks.values().any(|n| n.name == req.name) {
             return Err(Error::Conflict(format!(
@@ -294,6 +294,19 @@ impl NetworkService {
         } else {
             requested_pools(&requested, &taken)?
         };
+        let taken6: Vec<Ipv6Net> = networks
+            .values()
+            .flat_map(|n| n.pools6.iter().map(|p| p.subnet))
+            .collect();
+        let pools6 = requested_pools6(&requested6, &taken6)?;
+        if req.enable_ipv6 && pools6.is_empty() {
+            // docker 20.10 has no default IPv6 pools.
+            return Err(Error::Forbidden(
+                "could not find an available, non-overlapping IPv6 address pool among the \
+                 defaults to assign to the network"
+                    .into(),
+            ));
+        }
         let mut options = req.options.clone().unwrap_or_default();
         if let Some(bridge) = options.get(BRIDGE_NAME_OPTION) {
             check_bridge_name(bridge, &networks)?;
@@ -306,10 +319,11 @@ impl NetworkService {
             driver: "bridge".into(),
             internal: req.internal,
             attachable: req.attachable,
-            ipv6: false,
+            ipv6: req.enable_ipv6,
             options,
             labels: req.labels.clone().unwrap_or_default(),
             pools,
+            pools6,
             endpoints: BTreeMap::new(),
             predefined: false,
         };
@@ -360,6 +374,12 @@ impl NetworkService {
         self.store.remove(&n.id)?;
         networks.remove(&n.id);
         self.sync_firewall(&networks)?;
+        drop(networks);
+        if let Some(bridge) = super::publish::plumbed_bridge(&n) {
+            if let Err(e) = super::link::remove_bridge(&bridge) {
+                tracing::warn!(network = %n.name, error = %e, "removing the bridge");
+            }
+        }
         tracing::info!(id = %n.id, name = %n.name, "network removed");
         Ok(n)
     }
@@ -404,7 +424,7 @@ impl NetworkService {
                 n.name
             )));
         }
-        if n.predefined && !req.ipv4.is_empty() {
+        if n.predefined && !(req.ipv4.is_empty() && req.ipv6.is_empty()) {
             return Err(Error::Invalid(
                 "user specified IP address is supported on user defined networks only".into(),
             ));
@@ -424,11 +444,24 @@ impl NetworkService {
         } else {
             static_address(&n, &req.ipv4)?
         };
+        let ip6 = match (n.v6(), req.ipv6.as_str()) {
+            (None, "") => None,
+            (None, text) => {
+                return Err(Error::Invalid(format!(
+                    "Invalid address {text}: It does not belong to any of this network's \
+                     subnets (the network has no IPv6)"
+                )))
+            }
+            (Some(_), "") => Some(next_address6(&n)?),
+            (Some(_), text) => Some(static_address6(&n, text)?),
+        };
         let e = Endpoint {
             container_name: container_name.to_string(),
             endpoint_id: new_id(),
             ip: Some(ip),
             static_ip: !req.ipv4.is_empty(),
+            ip6,
+            static_ip6: ip6.is_some() && !req.ipv6.is_empty(),
             mac: mac.unwrap_or_else(|| mac_of(ip)),
             aliases: req.aliases.clone(),
             ports: Vec::new(),
@@ -596,6 +629,59 @@ fn requested_pools(requested: &[PoolRequest], taken: &[Ipv4Net]) -> Result<Vec<P
     Ok(pools)
 }
 
+/// The IPv6 pools of `--subnet`/`--gateway`/`--ip-range` with an IPv6 subnet, checked.
+fn requested_pools6(requested: &[PoolRequest], taken: &[Ipv6Net]) -> Result<Vec<Pool6>, Error> {
+    let mut pools: Vec<Pool6> = Vec::new();
+    for r in requested {
+        let subnet = ipam::parse_subnet6(&r.subnet).map_err(|e| match e {
+            ipam::IpamError::Cidr(_) => {
+                Error::Invalid(format!("Invalid subnet {} : {e}", r.subnet))
+            }
+            e => e.into(),
+        })?;
+        if taken
+            .iter()
+            .chain(pools.iter().map(|p| &p.subnet))
+            .any(|t| ipam::overlaps6(t, &subnet))
+        {
+            return Err(Error::Forbidden(
+                "Pool overlaps with other one on this address space".into(),
+            ));
+        }
+        let inside = |what: &str, ip: Ipv6Addr| {
+            if subnet.contains(&ip) && ip != subnet.network() {
+                Ok(ip)
+            } else {
+                Err(Error::Invalid(format!(
+                    "invalid pool request: {what} {ip} is not a host address of subnet {subnet}"
+                )))
+            }
+        };
+        let gateway = match r.gateway.as_str() {
+            "" => ipam::first_host6(&subnet),
+            g => inside("gateway", ipam::parse_address6(g)?)?,
+        };
+        let ip_range = match r.ip_range.as_str() {
+            "" => None,
+            text => {
+                let range = ipam::parse_subnet6(text)?;
+                if !subnet.contains(&range) {
+                    return Err(Error::Invalid(format!(
+                        "invalid pool request: ip range {range} is not within subnet {subnet}"
+                    )));
+                }
+                Some(range)
+            }
+        };
+        pools.push(Pool6 {
+            subnet,
+            gateway,
+            ip_range,
+        });
+    }
+    Ok(pools)
+}
+
 /// A `--mac-address`: six hex bytes, `:`-separated, unicast; lower-cased.
 fn parse_mac(text: &str) -> Result<String, Error> {
     let bad = || {
@@ -648,6 +734,40 @@ fn static_address(n: &Network, text: &str) -> Result<Ipv4Addr, Error> {
         })?;
     let _ = pool;
     if n.used().contains(&ip) {
+        return Err(Error::Forbidden(format!(
+            "Address already in use: {ip} on network {}",
+            n.name
+        )));
+    }
+    Ok(ip)
+}
+
+fn next_address6(n: &Network) -> Result<Ipv6Addr, Error> {
+    let used = n.used6();
+    n.v6()
+        .and_then(|p| ipam::next_free6(&p.subnet, p.ip_range.as_ref(), &used))
+        .ok_or_else(|| {
+            Error::Unavailable(format!(
+                "no available IPv6 addresses on this network's address pools: {} ({})",
+                n.name, n.id
+            ))
+        })
+}
+
+fn static_address6(n: &Network, text: &str) -> Result<Ipv6Addr, Error> {
+    let ip: Ipv6Addr = text
+        .parse()
+        .map_err(|_| Error::Invalid(format!("invalid IPv6 address: {text}")))?;
+    if !n
+        .pools6
+        .iter()
+        .any(|p| p.subnet.contains(&ip) && ip != p.subnet.network())
+    {
+        return Err(Error::Invalid(format!(
+            "Invalid address {ip}: It does not belong to any of this network's subnets"
+        )));
+    }
+    if n.used6().contains(&ip) {
         return Err(Error::Forbidden(format!(
             "Address already in use: {ip} on network {}",
             n.name

@@ -60,6 +60,9 @@ pub struct CreateArgs {
     /// IPv4 address (e.g., 172.30.100.104)
     #[arg(long)]
     pub ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long)]
+    pub ip6: Option<String>,
     /// Add network-scoped alias for the container
     #[arg(long = "network-alias", alias = "net-alias")]
     pub network_alias: Vec<String>,
@@ -225,9 +228,12 @@ fn create_body(a: &CreateArgs) -> anyhow::Result<Value> {
             "ReadonlyRootfs": a.read_only,
         },
     });
-    if let Some(endpoints) =
-        super::networks::endpoints_config(a.network.as_deref(), a.ip.as_deref(), &a.network_alias)
-    {
+    if let Some(endpoints) = super::networks::endpoints_config(
+        a.network.as_deref(),
+        a.ip.as_deref(),
+        a.ip6.as_deref(),
+        &a.network_alias,
+    ) {
         body["NetworkingConfig"] = endpoints;
     }
     if let Some(ep) = &a.entrypoint {

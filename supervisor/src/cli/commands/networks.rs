@@ -159,7 +159,7 @@ fn ipam_config(a: &CreateArgs) -> anyhow::Result<Vec<Value>> {
     let mut pools: Vec<Value> = a.subnet.iter().map(|s| json!({ "Subnet": s })).collect();
     let holder = |pools: &mut Vec<Value>, addr: &str, field: &str| -> anyhow::Result<usize> {
         let ip = addr.split('/').next().unwrap_or(addr);
-        let ip: std::net::Ipv4Addr = match ip.parse() {
+        let ip: std::net::IpAddr = match ip.parse() {
             Ok(ip) => ip,
             Err(_) if pools.len() == 1 => return Ok(0),
             Err(_) => anyhow::bail!("invalid {field} {addr:?}"),
@@ -167,7 +167,7 @@ fn ipam_config(a: &CreateArgs) -> anyhow::Result<Vec<Value>> {
         let index = pools.iter().position(|p| {
             p["Subnet"]
                 .as_str()
-                .and_then(|s| s.parse::<ipnet::Ipv4Net>().ok())
+                .and_then(|s| s.parse::<ipnet::IpNet>().ok())
                 .is_some_and(|n| n.contains(&ip))
         });
         match index {
@@ -397,14 +397,17 @@ pub struct ConnectArgs {
     /// IPv4 address (e.g., 172.30.100.104)
     #[arg(long)]
     pub ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long)]
+    pub ip6: Option<String>,
     pub network: String,
     pub container: String,
 }
 
 pub fn connect(ctx: &Context, a: &ConnectArgs) -> anyhow::Result<()> {
     let mut endpoint = json!({ "Aliases": a.alias });
-    if let Some(ip) = &a.ip {
-        endpoint["IPAMConfig"] = json!({ "IPv4Address": ip });
+    if let Some(ipam) = ipam_of(a.ip.as_deref(), a.ip6.as_deref()) {
+        endpoint["IPAMConfig"] = ipam;
     }
     let body = json!({ "Container": a.container, "EndpointConfig": endpoint });
     post_json(
@@ -440,15 +443,29 @@ pub fn disconnect(ctx: &Context, a: &DisconnectArgs) -> anyhow::Result<()> {
 pub fn endpoints_config(
     network: Option<&str>,
     ip: Option<&str>,
+    ip6: Option<&str>,
     aliases: &[String],
 ) -> Option<Value> {
-    if ip.is_none() && aliases.is_empty() {
+    let ipam = ipam_of(ip, ip6);
+    if ipam.is_none() && aliases.is_empty() {
         return None;
     }
     let name = network.unwrap_or("default");
     let mut endpoint = json!({ "Aliases": aliases });
-    if let Some(ip) = ip {
-        endpoint["IPAMConfig"] = json!({ "IPv4Address": ip });
+    if let Some(ipam) = ipam {
+        endpoint["IPAMConfig"] = ipam;
     }
     Some(json!({ "EndpointsConfig": { name: endpoint } }))
+}
+
+/// docker's `IPAMConfig` of `--ip` and `--ip6`.
+fn ipam_of(ip: Option<&str>, ip6: Option<&str>) -> Option<Value> {
+    let mut ipam = serde_json::Map::new();
+    if let Some(ip) = ip {
+        ipam.insert("IPv4Address".into(), json!(ip));
+    }
+    if let Some(ip) = ip6 {
+        ipam.insert("IPv6Address".into(), json!(ip));
+    }
+    (!ipam.is_empty()).then_some(Value::Object(ipam))
 }

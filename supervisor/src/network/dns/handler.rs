@@ -1,11 +1,11 @@
 //! One container's resolver: its networks' names from the table, reverse names of their
 //! addresses, and everything else forwarded upstream.
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use hickory_server::net::runtime::Time;
 use hickory_server::proto::op::{Header, HeaderCounts, Metadata, OpCode, ResponseCode};
-use hickory_server::proto::rr::rdata::{A, PTR};
+use hickory_server::proto::rr::rdata::{A, AAAA, PTR};
 use hickory_server::proto::rr::{Name, RData, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
@@ -93,14 +93,17 @@ impl Handler {
     }
 }
 
-/// The A records of a local name; other types of a local name have none (NOERROR, empty),
-/// so that a resolver asking AAAA then A does not give up.
-fn a_records(name: &Name, qtype: RecordType, ips: &[Ipv4Addr]) -> Vec<Record> {
-    if !matches!(qtype, RecordType::A | RecordType::ANY) {
-        return Vec::new();
-    }
+/// The A (and, on IPv6 networks, AAAA) records of a local name; other types of a local name
+/// have none (NOERROR, empty), so that a resolver asking AAAA then A does not give up.
+fn a_records(name: &Name, qtype: RecordType, ips: &[IpAddr]) -> Vec<Record> {
+    let any = qtype == RecordType::ANY;
     ips.iter()
-        .map(|ip| Record::from_rdata(name.clone(), TTL, RData::A(A(*ip))))
+        .filter_map(|ip| match ip {
+            IpAddr::V4(ip) if any || qtype == RecordType::A => Some(RData::A(A(*ip))),
+            IpAddr::V6(ip) if any || qtype == RecordType::AAAA => Some(RData::AAAA(AAAA(*ip))),
+            _ => None,
+        })
+        .map(|data| Record::from_rdata(name.clone(), TTL, data))
         .collect()
 }
 

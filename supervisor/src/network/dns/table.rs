@@ -2,15 +2,16 @@
 //! container name, 12-char short id and aliases, bare or qualified with the network's name
 //! (`web`, `web.backend`). Nothing of the networks it is not on, nothing of the default bridge.
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::network::record::Network;
 
 /// What the local table says about a name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
-    /// The name is a container's on one of the asker's networks (one address per endpoint).
-    Addresses(Vec<Ipv4Addr>),
+    /// The name is a container's on one of the asker's networks (an IPv4 address per
+    /// endpoint, and its IPv6 one on networks with IPv6).
+    Addresses(Vec<IpAddr>),
     /// The name is local (a single label, or under one of the asker's network names) and
     /// nobody has it: NXDOMAIN at once, no forwarding.
     NoSuchName,
@@ -55,13 +56,17 @@ pub fn lookup(networks: &HashMap<String, Network>, asker: &str, name: &str) -> A
             None => name.as_str(),
         };
         for (id, e) in &n.endpoints {
-            let Some(ip) = e.ip else { continue };
-            if names_of(id, &e.container_name, &e.aliases)
+            if !names_of(id, &e.container_name, &e.aliases)
                 .iter()
                 .any(|x| x == bare)
-                && !found.contains(&ip)
             {
-                found.push(ip);
+                continue;
+            }
+            let ips = e.ip.map(IpAddr::V4).into_iter();
+            for ip in ips.chain(e.ip6.filter(|_| n.ipv6).map(IpAddr::V6)) {
+                if !found.contains(&ip) {
+                    found.push(ip);
+                }
             }
         }
     }
@@ -113,6 +118,8 @@ mod tests {
                         endpoint_id: "e".into(),
                         ip: Some(ip),
                         static_ip: false,
+                        ip6: None,
+                        static_ip6: false,
                         mac: String::new(),
                         aliases: aliases.iter().map(|a| a.to_string()).collect(),
                         ports: Vec::new(),
@@ -130,6 +137,7 @@ mod tests {
             ipv6: false,
             options: BTreeMap::new(),
             labels: BTreeMap::new(),
+            pools6: Vec::new(),
             pools: vec![Pool {
                 subnet,
                 gateway: Ipv4Addr::new(10, 0, 0, 1),
@@ -170,6 +178,22 @@ mod tests {
 
     fn ip(s: &str) -> Answer {
         Answer::Addresses(s.split(',').map(|a| a.parse().unwrap()).collect())
+    }
+
+    #[test]
+    fn ipv6_addresses_come_with_the_ipv4_ones_on_ipv6_networks_only() {
+        let mut t = table();
+        let front = t.values_mut().find(|n| n.name == "front").unwrap();
+        for e in front.endpoints.values_mut() {
+            e.ip6 = Some(
+                format!("fd00::{}", e.ip.unwrap().octets()[3])
+                    .parse()
+                    .unwrap(),
+            );
+        }
+        assert_eq!(lookup(&t, A, "api"), ip("10.1.0.3"), "EnableIPv6 is off");
+        t.values_mut().find(|n| n.name == "front").unwrap().ipv6 = true;
+        assert_eq!(lookup(&t, A, "api"), ip("10.1.0.3,fd00::3"));
     }
 
     #[test]

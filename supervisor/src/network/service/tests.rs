@@ -106,6 +106,7 @@ fn addresses_are_unique_static_honoured_and_persisted() {
                 ipv4: want.into(),
                 aliases: vec![],
                 mac: String::new(),
+                ..Default::default()
             },
         )
         .map(|(_, e)| e.ip.unwrap().to_string())
@@ -154,6 +155,7 @@ fn addresses_are_unique_static_honoured_and_persisted() {
                 ipv4: "10.213.0.9".into(),
                 aliases: vec![],
                 mac: String::new(),
+                ..Default::default()
             },
         )
         .unwrap_err();
