@@ -1099,3 +1099,52 @@ fn exec_and_attach_urls(handler: &str) {
     stop_and_remove_container(&cri, &c, 2);
     remove_pod_and_check(&cri, &pod, &[&c], None);
 }
+
+handlers!(
+    cri_leftovers_killed_at_init_exit,
+    leftovers_killed_at_init_exit
+);
+/// A container without a pid namespace of its own (the pod's, or the host's) whose init
+/// exits while a child of it still runs: the child is killed at the exit (`kill --all`, as
+/// containerd-shim-runc-v2 does), the container is reported exited with the init's code,
+/// and the pod goes away with nothing left (critest's nginx workers once survived their
+/// master with berth's shim and held StopPodSandbox for 120 s).
+fn leftovers_killed_at_init_exit(handler: &str) {
+    let cri = Cri::start(&format!("leftovers-{handler}"));
+    for (n, pid_mode) in [(0, NamespaceMode::Pod), (1, NamespaceMode::Node)] {
+        let name = format!("left{n}");
+        let pod = run_pod_with(&cri, handler, &name, NamespaceMode::Pod, |c| {
+            let ns = c.linux.as_mut().unwrap().security_context.as_mut().unwrap();
+            ns.namespace_options.as_mut().unwrap().pid = pid_mode as i32;
+        });
+        // A command line no other process has: this test process, this handler, this pod.
+        let h = berth_integration::cri::HANDLERS
+            .iter()
+            .position(|x| *x == handler)
+            .unwrap();
+        let marker = 200_000 + std::process::id() % 1000 * 100 + h as u32 * 10 + n;
+        let leftovers =
+            || berth_integration::cri::processes(|c| c.trim_end() == format!("sleep {marker}"));
+        let c = run_container(
+            &cri,
+            &pod,
+            "parent",
+            &format!("sleep {marker} & sleep 3; exit 5"),
+        );
+        eventually("the child runs beside its parent", || {
+            let left = leftovers();
+            (!left.is_empty(), left)
+        });
+        let st = eventually("the parent exits", || {
+            let st = container_status(&cri, &c);
+            (st.state == ContainerState::ContainerExited as i32, st)
+        });
+        assert_eq!(st.exit_code, 5, "{pid_mode:?}: {st:?}");
+        eventually("the child is killed at its parent's exit", || {
+            let left = leftovers();
+            (left.is_empty(), left)
+        });
+        stop_and_remove_container(&cri, &c, 2);
+        remove_pod_and_check(&cri, &pod, &[&c], None);
+    }
+}

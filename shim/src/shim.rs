@@ -178,6 +178,7 @@ fn spawn_server(flags: &Flags, bundle: &Path, listener: UnixListener) -> Result<
 
 /// The long-lived shim: serves the Task API on the listener from `start` until Shutdown.
 pub fn serve(flags: &Flags) -> Result<(), ShimError> {
+    crate::memory::one_arena();
     let exits = reaper::init().map_err(io_at("subreaper", Path::new("/proc/self")))?;
     let ttrpc_address = std::env::var("TTRPC_ADDRESS").unwrap_or_else(|_| {
         if flags.address.is_empty() {
@@ -201,6 +202,8 @@ pub fn serve(flags: &Flags) -> Result<(), ShimError> {
         .add_listener(LISTENER_FD)?
         .register_service(task_methods(&service, "v2"))
         .register_service(task_methods(&service, "v3"))
+        // The fewest ttrpc accepts (min < default < max). A Wait holds its worker until the
+        // process exits; ttrpc starts another whenever fewer than `min` are idle.
         .set_thread_count_min(1)
         .set_thread_count_default(2)
         .set_thread_count_max(3);

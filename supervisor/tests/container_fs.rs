@@ -4,21 +4,11 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use common::*;
 
 const CLIS: [&str; 2] = ["/usr/bin/docker", "/usr/local/bin/docker"];
-
-fn cli(bin: &str, host: &str, args: &[&str]) -> Output {
-    Command::new(bin)
-        .args(args)
-        .env("DOCKER_HOST", host)
-        .env("DOCKER_CONFIG", config_dir(host))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{bin} missing: {e}"))
-}
 
 /// `bin` with `args`: a docker CLI, or berth's own (`berth`).
 fn run_with(bin: &str, host: &str, args: &[&str]) -> Output {

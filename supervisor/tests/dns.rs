@@ -8,7 +8,7 @@ mod common;
 
 use std::net::UdpSocket;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use common::net::NetEngine;
 use common::*;
@@ -18,16 +18,6 @@ use hickory_server::proto::rr::{RData, Record, RecordType};
 
 const DOCKER28: &str = "/usr/local/bin/docker";
 const CLIS: [&str; 2] = ["/usr/bin/docker", DOCKER28];
-
-fn cli(bin: &str, host: &str, args: &[&str]) -> Output {
-    Command::new(bin)
-        .args(args)
-        .env("DOCKER_HOST", host)
-        .env("DOCKER_CONFIG", config_dir(host))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{bin} missing: {e}"))
-}
 
 fn engine() -> NetEngine {
     NetEngine::start(&[
@@ -87,6 +77,12 @@ fn run_on(bin: &str, host: &str, network: &str, flags: &[&str], script: &str) ->
     args.extend_from_slice(flags);
     args.extend_from_slice(&["busybox", "sh", "-c", script]);
     cli(bin, host, &args)
+}
+
+/// busybox's `nslookup -type=TYPE NAME` from a new container on `network`: its output.
+fn lookup(bin: &str, host: &str, network: &str, kind: &str, name: &str) -> Output {
+    let script = format!("busybox nslookup -type={kind} \"$T\"");
+    run_on(bin, host, network, &["-e", &format!("T={name}")], &script)
 }
 
 /// busybox httpd serving `hello from NAME` on a user network.
@@ -158,13 +154,13 @@ fn names_resolve_on_their_network_only() {
         assert!(got.contains("nameserver 127.0.0.11\n"), "{bin}: {got}");
         assert!(got.contains("options ndots:0\n"), "{bin}: {got}");
         // From another network: not there, at once (NXDOMAIN, not a time-out).
-        let out = run_on(bin, &host, "back", &[], "busybox nslookup -type=a srv");
+        let out = lookup(bin, &host, "back", "a", "srv");
         assert!(!out.status.success(), "{bin}: {out:?}");
         assert!(stdout(&out).contains("NXDOMAIN"), "{bin}: {out:?}");
-        let out = run_on(bin, &host, "front", &[], "busybox nslookup -type=a nobody");
+        let out = lookup(bin, &host, "front", "a", "nobody");
         assert!(stdout(&out).contains("NXDOMAIN"), "{bin}: {out:?}");
         // A second container on both networks sees srv through front.
-        let out = run_on(bin, &host, "back", &[], "busybox nslookup -type=a srv.back");
+        let out = lookup(bin, &host, "back", "a", "srv.back");
         assert!(stdout(&out).contains("NXDOMAIN"), "{bin}: {out:?}");
         // compose's way: created, connected with aliases, then started.
         let name = format!("late{i}");
@@ -189,30 +185,18 @@ fn names_resolve_on_their_network_only() {
         ]));
         ok(run(&["start", &name]));
         for target in ["svc", short, &name] {
-            let out = run_on(
-                bin,
-                &host,
-                "front",
-                &["-e", &format!("T={target}")],
-                "busybox nslookup -type=a $T",
-            );
+            let out = lookup(bin, &host, "front", "a", target);
             assert!(
                 stdout(&out).contains("Address: 10.245.0."),
                 "{bin}: {target}: {out:?}"
             );
         }
-        let out = run_on(bin, &host, "back", &[], "busybox nslookup -type=a svc");
+        let out = lookup(bin, &host, "back", "a", "svc");
         assert!(
             stdout(&out).contains("NXDOMAIN"),
             "{bin}: alias of front seen on back: {out:?}"
         );
-        let out = run_on(
-            bin,
-            &host,
-            "back",
-            &["-e", &format!("T={name}")],
-            "busybox nslookup -type=a $T",
-        );
+        let out = lookup(bin, &host, "back", "a", &name);
         assert!(
             stdout(&out).contains("Address: 10.246.0."),
             "{bin}: {out:?}"
@@ -466,13 +450,7 @@ fn live_connect_disconnect_hosts_and_flags() {
     let hosts = exec(bin, &host, "cl", "busybox cat /etc/hosts");
     assert!(hosts.contains("10.250.0.50\tclh cl cb\n"), "{hosts}");
     for target in ["cb", "cl", short] {
-        let out = run_on(
-            bin,
-            &host,
-            "nb",
-            &["-e", &format!("T={target}")],
-            "busybox nslookup -type=a $T",
-        );
+        let out = lookup(bin, &host, "nb", "a", target);
         assert!(
             stdout(&out).contains("Address: 10.250.0.50"),
             "{target}: {out:?}"
@@ -494,7 +472,7 @@ fn live_connect_disconnect_hosts_and_flags() {
     ok(run(&["network", "disconnect", "nb", "cl"]));
     let links = exec(bin, &host, "cl", "busybox ip -o link");
     assert!(!links.contains("eth1"), "{links}");
-    let out = run_on(bin, &host, "nb", &[], "busybox nslookup -type=a cb");
+    let out = lookup(bin, &host, "nb", "a", "cb");
     assert!(stdout(&out).contains("NXDOMAIN"), "{out:?}");
     let hosts = exec(bin, &host, "cl", "busybox cat /etc/hosts");
     assert!(!hosts.contains("10.250.0.50"), "{hosts}");

@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use common::*;
 use serde_json::Value;
@@ -26,16 +26,6 @@ fn daemon(dir: &Path) -> Daemon {
             "base=10.231.0.0/22,size=24",
         ],
     )
-}
-
-fn cli(bin: &str, host: &str, args: &[&str]) -> Output {
-    Command::new(bin)
-        .args(args)
-        .env("DOCKER_HOST", host)
-        .env("DOCKER_CONFIG", config_dir(host))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{bin} missing: {e}"))
 }
 
 fn json(out: Output) -> Value {

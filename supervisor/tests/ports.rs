@@ -134,16 +134,6 @@ fn daemon(dir: &Path, ns: &Netns) -> Daemon {
     d
 }
 
-fn cli(bin: &str, host: &str, args: &[&str]) -> Output {
-    Command::new(bin)
-        .args(args)
-        .env("DOCKER_HOST", host)
-        .env("DOCKER_CONFIG", config_dir(host))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{bin} missing: {e}"))
-}
-
 fn inspect(host: &str, name: &str) -> Value {
     let v: Value = serde_json::from_str(&ok(cli(DOCKER, host, &["inspect", name]))).unwrap();
     v[0].clone()
@@ -213,8 +203,10 @@ fn fetch(ns: &Netns, url: &str) -> String {
 /// A container's wget of `url`: (succeeded, output).
 fn wget_from(host: &str, network: &str, url: &str, extra: &[&str]) -> (bool, String) {
     let script = format!(
-        // (busybox-static's own `wget -T` dies of SIGSEGV: `timeout` bounds it instead.)
-        "{} busybox timeout 3 busybox wget -q -O- {url}",
+        // (busybox-static's own `wget -T` dies of SIGSEGV: `timeout` bounds it instead. Not
+        // as the last command: `sh -c` would exec it as the container's PID 1, which ignores
+        // timeout's SIGTERM, and a dropped connect then waits out TCP's ~130 s of SYN retries.)
+        "{} busybox timeout 3 busybox wget -q -O- {url}; exit $?",
         extra.join(" ")
     );
     let out = cli(

@@ -220,14 +220,19 @@ pub fn config_dir(host: &str) -> PathBuf {
     socket.parent().unwrap().join("config")
 }
 
-pub fn docker(host: &str, args: &[&str]) -> Output {
-    Command::new(DOCKER)
+/// A docker CLI (`bin`: its path) against the daemon at `host`, with a private config.
+pub fn cli(bin: &str, host: &str, args: &[&str]) -> Output {
+    Command::new(bin)
         .args(args)
         .env("DOCKER_HOST", host)
         .env("DOCKER_CONFIG", config_dir(host))
         .stdin(Stdio::null())
         .output()
-        .expect("docker CLI missing: apt-get install docker.io")
+        .unwrap_or_else(|e| panic!("{bin} missing (apt-get install docker.io): {e}"))
+}
+
+pub fn docker(host: &str, args: &[&str]) -> Output {
+    cli(DOCKER, host, args)
 }
 
 pub fn stdout(out: &Output) -> String {
