@@ -99,7 +99,7 @@ pub fn create_with_console(
         cgroup: None,
         armed: true,
     };
-    make_creating_marker(&dir)?;
+    make_creating_marker(&dir, &cgroup)?;
     let fifo = dir.join(EXEC_FIFO);
     make_exec_fifo(
         &fifo,
@@ -126,10 +126,17 @@ pub fn create_with_console(
         opts.id,
         plan.clone_flags
     );
-    let pid = clone(plan.clone_flags)?;
+    // The cgroup exists, with its limits, before the init: the init is born in it (a pid
+    // written to cgroup.procs would wait for an RCU grace period; see cgroups/join.rs).
+    // A cgroup that was there before (refused if frozen or busy) is not ours to remove.
+    cgroup.create(linux.resources().as_ref())?;
+    undo.cgroup = Some(cgroup.clone());
+    let mut doors = cgroup.doors(&crate::cgroups::SubCgroups::default())?;
+    let pid = doors.clone(plan.clone_flags.bits() as libc::c_ulong)?;
     if pid == 0 {
         drop(parent);
         init::run(Init {
+            cgroup: Some(doors),
             spec,
             id: &opts.id,
             bundle: &bundle.dir,
@@ -146,6 +153,7 @@ pub fn create_with_console(
     }
     drop(child);
     drop(console);
+    drop(doors);
     undo.pid = Some(pid);
     if plan.new_user {
         write_id_maps(
@@ -170,14 +178,9 @@ pub fn create_with_console(
         hooks: spec.hooks().clone(),
         oci_version: spec.version().clone(),
     };
-    // Recorded before the cgroup exists: a create killed from here on is undone by
-    // `delete --force`, which finds the pid and the cgroup in this record.
+    // A create killed from here on is undone by `delete --force`, which finds the pid and
+    // the cgroup in this record (before it, through the creating marker).
     container.save(root)?;
-    // create_and_join undoes its own part; a cgroup that was there before (refused as
-    // frozen) is not ours to remove.
-    container
-        .cgroup
-        .create_and_join(pid, linux.resources().as_ref())?;
     undo.cgroup = Some(container.cgroup.clone());
     if let Err(e) = sync_with_init(&parent, &container, spec, pid) {
         return Err(init_failure(&parent, &mut undo, e));
@@ -345,37 +348,33 @@ fn make_state_dir(root: &Path, id: &str) -> Result<PathBuf> {
     }
 }
 
-fn make_creating_marker(dir: &Path) -> Result<()> {
+/// The marker names the cgroup, made before the record that names it otherwise: a create
+/// killed in between leaves it for `delete` to remove.
+fn make_creating_marker(dir: &Path, cgroup: &Cgroup) -> Result<()> {
     let path = dir.join(state::CREATING_MARKER);
-    std::fs::File::create(&path).map_err(|e| Error::io("create", &path, e))?;
-    Ok(())
+    let text = serde_json::to_vec(cgroup).map_err(|e| Error::Other(e.to_string()))?;
+    std::fs::write(&path, text).map_err(|e| Error::io("create", &path, e))
+}
+
+/// What an aborted create left: its processes (the init exits once its `create` is gone) and
+/// its cgroup, named by the creating marker.
+fn remove_aborted_create(dir: &Path) {
+    let marker = dir.join(state::CREATING_MARKER);
+    let cgroup = std::fs::read(&marker)
+        .ok()
+        .and_then(|t| serde_json::from_slice::<Cgroup>(&t).ok());
+    if let Some(cg) = cgroup {
+        let _ = cg.kill_all(libc::SIGKILL);
+        if let Err(e) = cg.delete() {
+            tracing::warn!("aborted create: {e}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 fn remove_creating_marker(dir: &Path) -> Result<()> {
     let path = dir.join(state::CREATING_MARKER);
     std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))
-}
-
-/// fork(2) with namespace flags: the child is in its new namespaces from its first instruction.
-fn clone(flags: nix::sched::CloneFlags) -> Result<i32> {
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
-    if r < 0 {
-        return Err(Error::sys(
-            "clone",
-            format!("{flags:?}"),
-            nix::errno::Errno::last(),
-        ));
-    }
-    Ok(r as i32)
 }
 
 fn write_id_maps(
@@ -533,7 +532,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
             // An aborted create can leave a directory without state.json.
             let dir = state::dir(root, id);
             let existed = dir.exists();
-            let _ = std::fs::remove_dir_all(&dir);
+            remove_aborted_create(&dir);
             return if force || existed {
                 Ok(())
             } else {

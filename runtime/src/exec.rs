@@ -92,10 +92,16 @@ pub fn exec(root: &Path, opts: &ExecOptions) -> Result<i32> {
     // The process forked into the container must become our child when the first exits.
     set_child_subreaper()?;
     let (parent, child) = sync::pair()?;
-    let first = fork()?;
+    // Born in the container's cgroup2 part, the first child walks into the v1 ones before it
+    // enters anything; what it forks into the container inherits them (see cgroups/join.rs).
+    let mut doors = c.cgroup.doors(&opts.sub_cgroups)?;
+    let first = doors.clone(0)?;
     if first == 0 {
         drop(parent);
-        let err = match enter(&child, joins, late, opts.preserve_fds, console.as_ref()) {
+        let joined = doors.walk_in().map_err(Error::from);
+        let err = match joined
+            .and_then(|()| enter(&child, joins, late, opts.preserve_fds, console.as_ref()))
+        {
             Ok(0) => child_setup(
                 &child,
                 opts,
@@ -113,6 +119,7 @@ pub fn exec(root: &Path, opts: &ExecOptions) -> Result<i32> {
         let _ = child.send(&Msg::Failed(err.to_string()));
         unsafe { libc::_exit(1) }
     }
+    drop(doors);
     drop(child);
     drop(console);
     drop(joins);
@@ -131,13 +138,6 @@ pub fn exec(root: &Path, opts: &ExecOptions) -> Result<i32> {
     };
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(first), None);
     let forward = (!opts.detach).then(foreground::block_signals).transpose()?;
-    if let Err(e) = c.cgroup.join_sub(pid, &opts.sub_cgroups) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-        return Err(e.into());
-    }
     parent.send(&Msg::Proceed)?;
     if let Err(e) = until_exec(&parent, &c, linux.seccomp().as_ref(), pid) {
         let _ = nix::sys::signal::kill(
@@ -220,23 +220,6 @@ fn open_namespaces(
     Ok(out)
 }
 
-fn fork() -> Result<i32> {
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            libc::SIGCHLD as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
-    if r < 0 {
-        return Err(Error::sys("fork", "exec", nix::errno::Errno::last()));
-    }
-    Ok(r as i32)
-}
-
 /// In exec's first child, still outside the container's pid namespace (so not visible from
 /// it): stop being dumpable, close every fd not meant for the container, join its namespaces
 /// (mount last), then the pid and time namespaces, and fork. Returns the new process's pid in
@@ -273,7 +256,7 @@ fn enter(
     }
     drop(joins);
     drop(late);
-    fork()
+    crate::process::fork_with(0)
 }
 
 fn set_child_subreaper() -> Result<()> {

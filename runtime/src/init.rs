@@ -20,6 +20,8 @@ pub struct Init<'a> {
     pub state_dir: &'a Path,
     pub plan: &'a Plan,
     pub channel: Channel,
+    /// The container's cgroup: born in its cgroup2 part, the init walks into the v1 ones.
+    pub cgroup: Option<crate::cgroups::Doors>,
     pub console: Option<OwnedFd>,
     pub preserve_fds: i32,
     pub listen_fds: i32,
@@ -28,8 +30,9 @@ pub struct Init<'a> {
 }
 
 /// Never returns: execs the user process or exits non-zero after telling `create` why.
-pub fn run(init: Init) -> ! {
-    let err = match setup(&init) {
+pub fn run(mut init: Init) -> ! {
+    let joined = init.cgroup.take().map_or(Ok(()), |d| d.walk_in());
+    let err = match joined.map_err(Error::from).and_then(|()| setup(&init)) {
         Ok(()) => unreachable!("setup returns only on error"),
         Err(e) => e,
     };

@@ -249,3 +249,28 @@ pub fn cstrings(items: &[String], field: &str) -> Result<Vec<CString>> {
         })
         .collect()
 }
+
+/// fork(2) with namespace `flags`: the child is in its new namespaces from its first
+/// instruction. Returns the pid, 0 in the child.
+pub fn fork_with(flags: libc::c_ulong) -> crate::Result<i32> {
+    // SAFETY: clone without CLONE_VM and without a stack is fork.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags | libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if r < 0 {
+        let flags = nix::sched::CloneFlags::from_bits_retain(flags as libc::c_int);
+        return Err(crate::Error::sys(
+            "clone",
+            format!("{flags:?}"),
+            nix::errno::Errno::last(),
+        ));
+    }
+    Ok(r as i32)
+}

@@ -282,6 +282,34 @@ fn delete_force_cleans_up_after_a_killed_create() {
     f.assert_nothing_left(&cid, &cid);
 }
 
+/// The cgroup is made before the init is cloned into it, so before the record that names it:
+/// a create killed at the clone leaves only the creating marker, and `delete --force` finds
+/// the cgroup through it.
+#[test]
+fn delete_force_cleans_up_after_a_create_killed_at_its_clone() {
+    let cid = id("killed-at-clone");
+    let f = Fixture::new(&["sleep", "60"], |c| {
+        c["linux"]["cgroupsPath"] = json!(format!("/{cid}"));
+    });
+    let status = Command::new("strace")
+        .args(["-qq", "-o", "/dev/null", "-e", "trace=clone3,clone"])
+        .args(["-e", "inject=clone3,clone:signal=SIGKILL"])
+        .arg(bin())
+        .arg("--root")
+        .arg(&f.root)
+        .args(["create", "--bundle", f.bundle().to_str().unwrap(), &cid])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("strace (from .ci/run's packages)");
+    assert!(!status.success(), "create was not killed at its clone");
+    let made = find_dir(Path::new("/sys/fs/cgroup/pids"), &cid, 2);
+    assert!(made.is_some(), "no cgroup was made before the clone");
+    f.ok(&["delete", "--force", &cid]);
+    f.assert_nothing_left(&cid, &cid);
+}
+
 /// `checkpoint` through criu either works (and `restore` brings the process back) or fails with
 /// criu's own reason on one line — and either way the container is not disturbed. (On this
 /// project's 6.18 test kernel Debian's criu 3.17 refuses: "vdso: Unexpected rt vDSO area bounds".)

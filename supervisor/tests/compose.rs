@@ -111,6 +111,23 @@ impl App {
         self.compose_env(tool, args, &[])
     }
 
+    /// Idempotent: a second `up -d` says `says` and keeps every container.
+    fn up_again_keeps_all(&self, tool: Tool, says: &str) {
+        let ids = || {
+            let mut v: Vec<String> = ok(self.compose(tool, &["ps", "-q"]))
+                .lines()
+                .map(String::from)
+                .collect();
+            v.sort();
+            v
+        };
+        let before = ids();
+        let again = self.compose(tool, &["up", "-d"]);
+        assert!(again.status.success(), "{}", err_text(&again));
+        assert!(err_text(&again).contains(says), "{}", err_text(&again));
+        assert_eq!(ids(), before);
+    }
+
     fn inspect(&self, name: &str) -> Value {
         let out = ok(berth(&self.host, &["inspect", name]));
         serde_json::from_str::<Value>(&out).unwrap()[0].clone()
@@ -141,6 +158,15 @@ impl App {
     }
 }
 
+/// GET of `url` from the daemon's network namespace: the "host" of the published ports.
+fn from_host(d: &Daemon, url: &str) -> String {
+    let netns = format!("--net=/proc/{}/ns/net", d.child.id());
+    ok(Command::new("nsenter")
+        .args([&netns, "curl", "-sS", "--max-time", "5", url])
+        .output()
+        .expect("nsenter (util-linux), curl"))
+}
+
 fn err_text(out: &Output) -> String {
     format!("{}{}", stdout(out), stderr(out))
 }
@@ -166,9 +192,14 @@ services:
       - /cache
     ports:
       - "127.0.0.1:18080:80"
+    healthcheck:
+      test: ["CMD", "busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/"]
+      interval: 200ms
+      retries: 50
   client:
     build: ./client
-    depends_on: [web]
+    depends_on:
+      web: {condition: service_healthy}
     command: ["sh", "-c", "echo client-up; exec busybox sleep 1000000"]
     stop_grace_period: 1s
 volumes:
@@ -234,6 +265,14 @@ fn berth_compose_runs_a_multi_service_app() {
     );
     let binding = &web["HostConfig"]["PortBindings"]["80/tcp"][0];
     assert_eq!(binding["HostPort"], "18080", "{binding}");
+    // The client waited for web's healthcheck; the published port answers on the host.
+    assert!(
+        stderr(&up).contains("Container demo-web-1  Healthy"),
+        "{}",
+        err_text(&up)
+    );
+    assert_eq!(web["State"]["Health"]["Status"], "healthy");
+    assert_eq!(from_host(&d, "http://127.0.0.1:18080/"), "hello from web\n");
 
     // The one-shot init ran to completion before web started, into the named volume.
     let init = app.inspect("demo-init-1");
@@ -288,17 +327,7 @@ fn berth_compose_runs_a_multi_service_app() {
     let services = ok(app.compose(Tool::Berth, &["config", "--services"]));
     assert_eq!(services, "client\ninit\nweb\n");
 
-    // Idempotent: a second up keeps every container.
-    let ids = |app: &App| ok(app.compose(Tool::Berth, &["ps", "-q"]));
-    let before = ids(&app);
-    let again = app.compose(Tool::Berth, &["up", "-d"]);
-    assert!(again.status.success(), "{}", err_text(&again));
-    assert!(
-        stderr(&again).contains("Container demo-web-1  Running"),
-        "{}",
-        err_text(&again)
-    );
-    assert_eq!(ids(&app), before);
+    app.up_again_keeps_all(Tool::Berth, "Container demo-web-1  Running");
 
     // A changed service is recreated (same name, new container), its anonymous volume kept.
     ok(app.compose(
@@ -424,6 +453,28 @@ fn docker_compose_and_berth_compose_share_a_project() {
     assert_eq!(ps.lines().count(), 3, "{ps}");
     let logs = ok(app.compose(Tool::DockerCompose, &["logs", "--no-color", "init"]));
     assert!(logs.contains("init-done"), "{logs}");
+    assert_eq!(web["State"]["Health"]["Status"], "healthy");
+    assert_eq!(from_host(&d, "http://127.0.0.1:18080/"), "hello from web\n");
+    app.up_again_keeps_all(Tool::DockerCompose, "both_web_1 is up-to-date");
+    // Recreate on change, and scale.
+    let changed = app.compose_env(
+        Tool::DockerCompose,
+        &["up", "-d", "--scale", "client=2"],
+        &[("GREETING", "changed")],
+    );
+    assert!(changed.status.success(), "{}", err_text(&changed));
+    let web2 = app.inspect("both_web_1");
+    assert_ne!(web2["Id"], web["Id"], "{}", err_text(&changed));
+    assert!(web2["Config"]["Env"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("GREETING=changed")));
+    assert_eq!(app.inspect("both_client_2")["State"]["Running"], true);
+    let by_name = ok(app.compose(
+        Tool::DockerCompose,
+        &["exec", "-T", "--index", "2", "client", "sh", "-c", WGET_WEB],
+    ));
+    assert_eq!(by_name, "hello from web\n");
 
     // berth compose sees the same project and takes it down.
     let ps = ok(app.compose(Tool::Berth, &["ps"]));
@@ -512,6 +563,42 @@ fn bad_input_fails_with_one_clear_error_and_nothing_made() {
             vec!["up", "-d"],
             "failed to build service \"app\"",
         ),
+        (
+            "undefinedsecret",
+            vec![("compose.yaml", "services:\n  web: {image: busybox, secrets: [nosuch]}\n")],
+            vec!["up", "-d"],
+            "services.web.secrets: refers to undefined secret \"nosuch\"",
+        ),
+        (
+            "missingsecretfile",
+            vec![("compose.yaml", "services:\n  web: {image: busybox, configs: [c]}\nconfigs:\n  c: {file: ./nosuch.conf}\n")],
+            vec!["up", "-d"],
+            "services.web.configs: config \"c\": ",
+        ),
+        (
+            "includeconflict",
+            vec![
+                ("compose.yaml", "include: [./other/compose.yaml]\nservices:\n  web: {image: busybox, command: busybox sleep 1}\n"),
+                ("other/compose.yaml", "services:\n  web: {image: busybox, command: busybox sleep 2}\n"),
+            ],
+            vec!["up", "-d"],
+            "compose.yaml:1:11: include[0]: services.web of ",
+        ),
+        (
+            "includecycle",
+            vec![
+                ("compose.yaml", "include: [./a.yaml]\nservices:\n  web: {image: busybox}\n"),
+                ("a.yaml", "include: [./compose.yaml]\n"),
+            ],
+            vec!["up", "-d"],
+            "include[0]: include cycle: ",
+        ),
+        (
+            "includemissing",
+            vec![("compose.yaml", "include: [./nosuch.yaml]\nservices:\n  web: {image: busybox}\n")],
+            vec!["up", "-d"],
+            "include[0]: ",
+        ),
     ];
     for (name, files, args, want) in cases {
         let app = App::new(&d.host, dir.path(), name, &files);
@@ -534,13 +621,39 @@ fn bad_input_fails_with_one_clear_error_and_nothing_made() {
     }
 }
 
-/// `service_healthy`: the dependent starts only once the dependency's healthcheck passes;
-/// an unhealthy dependency fails `up` with one error and leaves the dependent uncreated.
-#[test]
-fn health_gates_dependents() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = daemon(dir.path());
-    let text = r#"
+/// Events of the daemon so far, as `STATUS NAME` lines in order.
+fn events(host: &str) -> Vec<String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let out = ok(docker(
+        host,
+        &[
+            "events",
+            "--since",
+            "0",
+            "--until",
+            &now.to_string(),
+            "--filter",
+            "type=container",
+            "--format",
+            "{{.Status}} {{.Actor.Attributes.name}}",
+        ],
+    ));
+    out.lines().map(String::from).collect()
+}
+
+/// Where `line` is in `events`, or a failure that shows them all.
+fn position(events: &[String], line: &str) -> usize {
+    events
+        .iter()
+        .position(|e| e == line)
+        .unwrap_or_else(|| panic!("no event {line:?} in {events:#?}"))
+}
+
+const HEALTH_APP: &str = r#"
 services:
   web:
     image: busybox
@@ -557,42 +670,534 @@ services:
     depends_on:
       web: {condition: service_healthy}
 "#;
+
+/// `service_healthy`, by `berth compose` and by docker-compose 1.29 (which reads the
+/// condition in the compose-spec format): the dependent starts only after the dependency's
+/// healthcheck passed (the daemon's events say so, in order); an unhealthy dependency fails
+/// `up` with one error and leaves the dependent uncreated.
+#[test]
+fn health_gates_dependents() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(dir.path());
+    for (tool, project, sep) in [
+        (Tool::Berth, "health", "-"),
+        (Tool::DockerCompose, "health129", "_"),
+    ] {
+        let app = App::new(
+            &d.host,
+            dir.path(),
+            project,
+            &[("compose.yaml", HEALTH_APP), ("www/index.html", "ok\n")],
+        );
+        let web = format!("{project}{sep}web{sep}1");
+        let client = format!("{project}{sep}client{sep}1");
+        let up = app.compose(tool, &["up", "-d"]);
+        assert!(up.status.success(), "{tool:?}: {}", err_text(&up));
+        if tool == Tool::Berth {
+            assert!(
+                stderr(&up).contains(&format!("Container {web}  Healthy")),
+                "{}",
+                err_text(&up)
+            );
+        }
+        assert_eq!(app.inspect(&web)["State"]["Health"]["Status"], "healthy");
+        assert_eq!(app.inspect(&client)["State"]["Running"], true);
+        let events = events(&d.host);
+        let started = position(&events, &format!("start {web}"));
+        let healthy = position(&events, &format!("health_status: healthy {web}"));
+        let client_started = position(&events, &format!("start {client}"));
+        assert!(
+            started < healthy && healthy < client_started,
+            "{tool:?}: web healthy before client starts: {events:#?}"
+        );
+        ok(app.compose(tool, &["down", "-t", "0"]));
+
+        let sick = HEALTH_APP
+            .replace("http://127.0.0.1/", "http://127.0.0.1:81/")
+            .replace("retries: 50", "retries: 2");
+        std::fs::write(app.dir.join("compose.yaml"), sick).unwrap();
+        let up = app.compose(tool, &["up", "-d"]);
+        assert!(!up.status.success(), "{tool:?}: {}", err_text(&up));
+        let text = err_text(&up);
+        // berth compose ends with the one error; docker-compose 1.29 names the
+        // dependency's short id, then says it gave up.
+        let last = stderr(&up);
+        let last = last
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        match tool {
+            Tool::Berth => assert!(
+                last.contains(&format!("container {web} is unhealthy")),
+                "{text}"
+            ),
+            Tool::DockerCompose => assert!(
+                text.contains("ERROR: for client  Container") && text.contains("is unhealthy"),
+                "{text}"
+            ),
+        }
+        assert!(
+            !berth(&app.host, &["inspect", &client]).status.success(),
+            "{tool:?}: {client} was made: {text}"
+        );
+        ok(app.compose(tool, &["down", "-t", "0"]));
+    }
+}
+
+/// A foreground `berth compose up` and what it printed so far (stdout and stderr).
+struct Foreground {
+    child: std::process::Child,
+    seen: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Foreground {
+    fn start(app: &App) -> Foreground {
+        let mut child = Command::new(BERTH)
+            .args(["-H", &app.host, "compose", "-p", &app.name, "up"])
+            .current_dir(&app.dir)
+            .env("BERTH_CONFIG", config_dir(&app.host))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run berth compose up");
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let out: Box<dyn std::io::Read + Send> = Box::new(child.stdout.take().unwrap());
+        let err: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().unwrap());
+        for stream in [out, err] {
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(stream)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    let mut s = seen.lock().unwrap();
+                    s.push_str(&line);
+                    s.push('\n');
+                }
+            });
+        }
+        Foreground { child, seen }
+    }
+
+    fn text(&self) -> String {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Waits (up to a minute: a liveness bound, not a speed one) for `what` in the output.
+    fn wait_for(&self, what: &str) {
+        for _ in 0..600 {
+            if self.text().contains(what) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("no {what:?} in: {}", self.text());
+    }
+
+    fn interrupt(&self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    }
+
+    /// The exit code, waiting up to a minute.
+    fn exit_code(&mut self) -> Option<i32> {
+        for _ in 0..600 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        panic!("berth compose up still running: {}", self.text());
+    }
+}
+
+/// Ctrl-C in a foreground `up`, as compose v2: the logs are attached; the first SIGINT says
+/// "Gracefully stopping...", stops the project's containers (they stay, exited) and exits
+/// 130; a second SIGINT during a stop that would take long kills them.
+#[test]
+fn foreground_up_stops_on_ctrl_c_and_kills_on_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(dir.path());
+    let text = r#"
+services:
+  web:
+    image: busybox
+    command: ["sh", "-c", "trap 'echo web-stopping; exit 0' TERM; echo web-ready; while :; do busybox sleep 0.1; done"]
+  worker:
+    image: busybox
+    command: ["sh", "-c", "trap 'exit 0' TERM; echo worker-ready; while :; do busybox sleep 0.1; done"]
+    depends_on: [web]
+"#;
+    let app = App::new(&d.host, dir.path(), "fg", &[("compose.yaml", text)]);
+    let mut up = Foreground::start(&app);
+    up.wait_for("fg-web-1    | web-ready");
+    up.wait_for("fg-worker-1 | worker-ready");
+    up.interrupt();
+    let code = up.exit_code();
+    let out = up.text();
+    assert_eq!(code, Some(130), "{out}");
+    assert!(
+        out.contains("Gracefully stopping... (press Ctrl+C again to force)"),
+        "{out}"
+    );
+    for name in ["fg-web-1", "fg-worker-1"] {
+        let c = app.inspect(name);
+        assert_eq!(c["State"]["Status"], "exited", "{name}: {out}");
+        assert_eq!(
+            c["State"]["ExitCode"], 0,
+            "{name} stopped by SIGTERM: {out}"
+        );
+    }
+    // The stop reached web's own handler, and its last words were still printed.
+    assert!(out.contains("fg-web-1    | web-stopping"), "{out}");
+    // Kept, not removed: up starts the same containers again.
+    let ids = ok(app.compose(Tool::Berth, &["ps", "-a", "-q"]));
+    assert_eq!(ids.lines().count(), 2, "{ids}");
+    let again = app.compose(Tool::Berth, &["up", "-d"]);
+    assert!(again.status.success(), "{}", err_text(&again));
+    assert_eq!(ok(app.compose(Tool::Berth, &["ps", "-q"])), ids);
+    ok(app.compose(Tool::Berth, &["down", "-t", "0"]));
+
+    // A container that ignores SIGTERM (a shell's sleep as pid 1) with a long grace
+    // period: the second Ctrl-C kills it instead of waiting.
+    let stubborn = r#"
+services:
+  slow:
+    image: busybox
+    command: ["sh", "-c", "echo slow-ready; exec busybox sleep 1000000"]
+    stop_grace_period: 1000s
+"#;
+    std::fs::write(app.dir.join("compose.yaml"), stubborn).unwrap();
+    let mut up = Foreground::start(&app);
+    up.wait_for("fg-slow-1 | slow-ready");
+    up.interrupt();
+    up.wait_for("Gracefully stopping...");
+    up.wait_for("Container fg-slow-1  Stopping");
+    up.interrupt();
+    let code = up.exit_code();
+    let out = up.text();
+    assert_eq!(code, Some(130), "{out}");
+    let c = app.inspect("fg-slow-1");
+    assert_eq!(c["State"]["Status"], "exited", "{out}");
+    assert_eq!(c["State"]["ExitCode"], 137, "killed: {out}");
+}
+
+/// Top-level `secrets` and `configs` with `file:` sources, used by services in the short
+/// and long syntax (read-only at /run/secrets/NAME, /NAME, or the target); and `include`
+/// of a file whose relative paths and `.env` are its own directory's.
+#[test]
+fn secrets_configs_and_include() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(dir.path());
+    let main = r#"
+include:
+  - ./db/compose.yaml
+services:
+  app:
+    image: busybox
+    command: ["busybox", "sleep", "1000000"]
+    stop_grace_period: 0s
+    depends_on: [db]
+    secrets:
+      - token
+      - source: token
+        target: other_token
+      - source: token
+        target: /etc/token
+        mode: 0400
+    configs:
+      - app_conf
+      - source: app_conf
+        target: /etc/app.conf
+secrets:
+  token:
+    file: ./token.txt
+configs:
+  app_conf:
+    file: ./conf/app.conf
+"#;
+    let included = r#"
+services:
+  db:
+    image: busybox
+    command: ["busybox", "sleep", "1000000"]
+    stop_grace_period: 0s
+    environment:
+      WHERE: ${WHERE}
+    volumes: ["./seed:/seed:ro"]
+    secrets: [dbpass]
+secrets:
+  dbpass:
+    file: ./dbpass.txt
+"#;
     let app = App::new(
         &d.host,
         dir.path(),
-        "health",
-        &[("compose.yaml", text), ("www/index.html", "ok\n")],
+        "sc",
+        &[
+            ("compose.yaml", main),
+            ("token.txt", "s3cret\n"),
+            ("conf/app.conf", "answer=42\n"),
+            ("db/compose.yaml", included),
+            ("db/.env", "WHERE=included\n"),
+            ("db/seed/file", "seeded\n"),
+            ("db/dbpass.txt", "dbpass\n"),
+        ],
     );
     let up = app.compose(Tool::Berth, &["up", "-d"]);
     assert!(up.status.success(), "{}", err_text(&up));
-    assert!(
-        stderr(&up).contains("Container health-web-1  Healthy"),
-        "{}",
-        err_text(&up)
+    let cat = |service: &str, path: &str| {
+        ok(app.compose(
+            Tool::Berth,
+            &["exec", "-T", service, "busybox", "cat", path],
+        ))
+    };
+    for path in [
+        "/run/secrets/token",
+        "/run/secrets/other_token",
+        "/etc/token",
+    ] {
+        assert_eq!(cat("app", path), "s3cret\n", "{path}");
+    }
+    for path in ["/app_conf", "/etc/app.conf"] {
+        assert_eq!(cat("app", path), "answer=42\n", "{path}");
+    }
+    let write = app.compose(
+        Tool::Berth,
+        &[
+            "exec",
+            "-T",
+            "app",
+            "sh",
+            "-c",
+            "echo x > /run/secrets/token",
+        ],
     );
+    assert!(!write.status.success(), "a secret is read-only");
     assert_eq!(
-        app.inspect("health-web-1")["State"]["Health"]["Status"],
-        "healthy"
+        std::fs::read_to_string(app.dir.join("token.txt")).unwrap(),
+        "s3cret\n"
     );
-    assert_eq!(app.inspect("health-client-1")["State"]["Running"], true);
-    ok(app.compose(Tool::Berth, &["down", "-t", "0"]));
+    let mounts = app.inspect("sc-app-1")["Mounts"].clone();
+    let secret = mounts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["Destination"] == "/run/secrets/token")
+        .unwrap_or_else(|| panic!("{mounts}"))
+        .clone();
+    assert_eq!(secret["RW"], false, "{secret}");
+    assert_eq!(
+        secret["Source"],
+        app.dir.join("token.txt").display().to_string()
+    );
 
-    let sick = text
-        .replace("http://127.0.0.1/", "http://127.0.0.1:81/")
-        .replace("retries: 50", "retries: 2");
-    std::fs::write(app.dir.join("compose.yaml"), sick).unwrap();
-    let up = app.compose(Tool::Berth, &["up", "-d"]);
-    assert!(!up.status.success(), "{}", err_text(&up));
-    let last = stderr(&up);
-    assert!(
-        last.lines()
-            .last()
-            .unwrap_or("")
-            .contains("container health-web-1 is unhealthy"),
-        "{}",
-        err_text(&up)
+    // The included service: paths and variables of its own directory.
+    assert_eq!(cat("db", "/seed/file"), "seeded\n");
+    assert_eq!(cat("db", "/run/secrets/dbpass"), "dbpass\n");
+    let env = ok(app.compose(
+        Tool::Berth,
+        &["exec", "-T", "db", "sh", "-c", "echo $WHERE"],
+    ));
+    assert_eq!(env, "included\n");
+    let services = ok(app.compose(Tool::Berth, &["config", "--services"]));
+    assert_eq!(services, "app\ndb\n");
+    // It is one project: the included service's container carries the project's labels.
+    assert_eq!(
+        app.inspect("sc-db-1")["Config"]["Labels"]["com.docker.compose.project"],
+        "sc"
     );
-    assert!(!berth(&app.host, &["inspect", "health-client-1"])
+    let again = app.compose(Tool::Berth, &["up", "-d"]);
+    assert!(
+        stderr(&again).contains("Container sc-app-1  Running"),
+        "{}",
+        err_text(&again)
+    );
+    let down = app.compose(Tool::Berth, &["down", "-v"]);
+    assert!(down.status.success(), "{}", err_text(&down));
+    assert_eq!(app.leftovers(), Vec::<String>::new());
+}
+
+/// The rest of the command set on one small project: config, version, build, up
+/// --no-start / start / --wait, ps --format json, logs --tail / -t, exec -u -w -e, run -e
+/// --entrypoint --no-deps, port, top, images, pause / unpause, restart, kill, rm,
+/// --no-recreate, --force-recreate, --remove-orphans, --exit-code-from, down --rmi local.
+#[test]
+fn the_command_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(dir.path());
+    let text = r#"
+services:
+  web:
+    image: busybox
+    command: ["sh", "-c", "echo line-1; echo line-2; echo line-3; exec busybox sleep 1000000"]
+    stop_grace_period: 0s
+    ports: ["127.0.0.1:18091:80"]
+    volumes: ["data:/data"]
+  built:
+    build: ./b
+    command: ["busybox", "sleep", "1000000"]
+    stop_grace_period: 0s
+    depends_on: [web]
+volumes:
+  data:
+"#;
+    let app = App::new(
+        &d.host,
+        dir.path(),
+        "cmds",
+        &[
+            ("compose.yaml", text),
+            ("b/Dockerfile", "FROM busybox\nRUN echo built > /marker\n"),
+        ],
+    );
+    let run = |args: &[&str]| ok(app.compose(Tool::Berth, args));
+    let status = |name: &str| app.inspect(name)["State"]["Status"].clone();
+    assert_eq!(run(&["config", "--volumes"]), "data\n");
+    let yaml = run(&["config"]);
+    assert!(
+        yaml.contains("services:") && yaml.contains("  web:"),
+        "{yaml}"
+    );
+    assert!(run(&["version"]).starts_with("Docker Compose version v"));
+
+    run(&["build"]);
+    assert!(berth(&app.host, &["image", "inspect", "cmds-built"])
         .status
         .success());
+    run(&["up", "--no-start"]);
+    assert_eq!(status("cmds-web-1"), "created");
+    run(&["start"]);
+    assert_eq!(status("cmds-web-1"), "running");
+    assert_eq!(status("cmds-built-1"), "running");
+    run(&["up", "-d", "--wait"]);
+
+    let ps: Value = serde_json::from_str(&run(&["ps", "--format", "json"])).unwrap();
+    let mut services: Vec<&str> = ps
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["Service"].as_str().unwrap())
+        .collect();
+    services.sort();
+    assert_eq!(services, ["built", "web"], "{ps}");
+
+    let tail = run(&["logs", "--no-color", "--tail", "1", "web"]);
+    assert!(
+        tail.contains("line-3") && !tail.contains("line-1"),
+        "{tail}"
+    );
+    let stamped = run(&["logs", "--no-color", "-t", "web"]);
+    let line = stamped.lines().find(|l| l.ends_with("line-1")).unwrap();
+    assert!(!line.ends_with("| line-1"), "a timestamp: {stamped}");
+
+    let exec = run(&[
+        "exec",
+        "-T",
+        "-u",
+        "65534",
+        "-w",
+        "/data",
+        "-e",
+        "X=1",
+        "web",
+        "sh",
+        "-c",
+        "busybox id -u; pwd; echo $X",
+    ]);
+    assert_eq!(exec, "65534\n/data\n1\n");
+    let one_off = run(&[
+        "run",
+        "--rm",
+        "-T",
+        "--no-deps",
+        "-e",
+        "Y=2",
+        "--entrypoint",
+        "sh",
+        "built",
+        "-c",
+        "busybox cat /marker; echo $Y",
+    ]);
+    assert!(one_off.ends_with("built\n2\n"), "{one_off}");
+
+    assert_eq!(run(&["port", "web", "80"]), "127.0.0.1:18091\n");
+    let top = run(&["top", "web"]);
+    assert!(top.contains("cmds-web-1") && top.contains("sleep"), "{top}");
+    let images = run(&["images"]);
+    assert!(
+        images.contains("cmds-built") && images.contains("busybox"),
+        "{images}"
+    );
+
+    run(&["pause", "web"]);
+    assert_eq!(status("cmds-web-1"), "paused");
+    run(&["unpause", "web"]);
+    assert_eq!(status("cmds-web-1"), "running");
+    let started = app.inspect("cmds-web-1")["State"]["StartedAt"].clone();
+    run(&["restart", "web"]);
+    assert_ne!(app.inspect("cmds-web-1")["State"]["StartedAt"], started);
+    run(&["kill", "web"]);
+    // The kill is sent; the exit follows.
+    assert_eq!(ok(berth(&app.host, &["wait", "cmds-web-1"])), "137\n");
+    assert_eq!(status("cmds-web-1"), "exited");
+    run(&["rm", "-f", "web"]);
+    assert!(!berth(&app.host, &["inspect", "cmds-web-1"])
+        .status
+        .success());
+
+    // --no-recreate makes the missing one and keeps the other; --force-recreate replaces.
+    let built = app.inspect("cmds-built-1")["Id"].clone();
+    run(&["up", "-d", "--no-recreate"]);
+    assert_eq!(status("cmds-web-1"), "running");
+    assert_eq!(app.inspect("cmds-built-1")["Id"], built);
+    run(&["up", "-d", "--force-recreate", "built"]);
+    assert_ne!(app.inspect("cmds-built-1")["Id"], built);
+
+    // A service dropped from the file: an orphan, removed with --remove-orphans.
+    let without = format!(
+        "{}volumes:\n  data:\n",
+        text.split("  built:\n").next().unwrap()
+    );
+    std::fs::write(app.dir.join("compose.yaml"), &without).unwrap();
+    let warned = app.compose(Tool::Berth, &["up", "-d"]);
+    assert!(
+        stderr(&warned).contains("Found orphan containers (cmds-built-1)"),
+        "{}",
+        err_text(&warned)
+    );
+    run(&["up", "-d", "--remove-orphans"]);
+    assert!(!berth(&app.host, &["inspect", "cmds-built-1"])
+        .status
+        .success());
+    std::fs::write(app.dir.join("compose.yaml"), text).unwrap();
+    run(&["down", "-v", "--rmi", "local"]);
+    assert_eq!(app.leftovers(), Vec::<String>::new());
+    assert!(!berth(&app.host, &["image", "inspect", "cmds-built"])
+        .status
+        .success());
+    assert!(berth(&app.host, &["image", "inspect", "busybox"])
+        .status
+        .success());
+
+    // --exit-code-from: the foreground up ends with that service's exit, the rest stopped.
+    let job = r#"
+services:
+  web:
+    image: busybox
+    command: ["busybox", "sleep", "1000000"]
+    stop_grace_period: 0s
+  job:
+    image: busybox
+    command: ["sh", "-c", "echo job-ran; exit 3"]
+"#;
+    let jobs = App::new(&d.host, dir.path(), "jobs", &[("compose.yaml", job)]);
+    let out = jobs.compose(Tool::Berth, &["up", "--exit-code-from", "job"]);
+    assert_eq!(out.status.code(), Some(3), "{}", err_text(&out));
+    assert!(stdout(&out).contains("job-ran"), "{}", err_text(&out));
+    assert_eq!(jobs.inspect("jobs-web-1")["State"]["Running"], false);
 }

@@ -61,6 +61,28 @@ fn run_ps_logs_stop_rm_and_errors() {
     assert_eq!(stdout(&out), "hi from /etc\n");
     assert!(stderr(&out).contains("oops\n"), "{out:?}");
     assert_eq!(e.ok(&["ps", "-aq"]), "", "--rm left a container");
+    // A --rm container's rootfs is a volatile overlay (no sync at its unmount); a kept one's
+    // is not: its changes must survive a crash.
+    let root_mount = |rm: &[&str]| {
+        let mut args = vec!["run"];
+        args.extend(rm);
+        args.extend([
+            "busybox",
+            "busybox",
+            "grep",
+            " / / ",
+            "/proc/self/mountinfo",
+        ]);
+        e.ok(&args)
+    };
+    let volatile = root_mount(&["--rm"]);
+    assert!(volatile.contains("volatile"), "{volatile}");
+    let kept = root_mount(&[]);
+    assert!(
+        kept.contains("overlay") && !kept.contains("volatile"),
+        "{kept}"
+    );
+    e.ok(&["container", "prune", "-f"]);
 
     // Detached, named; ps, logs, stop.
     let id = e.ok(&[

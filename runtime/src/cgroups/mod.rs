@@ -4,7 +4,8 @@
 //! - `Cgroup::new(cgroups_path: Option<&Path>, id: &str, systemd: bool) -> Result<Cgroup>` resolves
 //!   the container's cgroup on the host's layout (runc's default path when `cgroups_path` is None);
 //!   `Cgroup::new_exclusive` (create) also refuses a root, the runtime's own or a busy cgroup.
-//! - `Cgroup::create_and_join(&self, pid: i32, resources: Option<&LinuxResources>) -> Result<()>`
+//! - `Cgroup::create(&self, resources: Option<&LinuxResources>)`, then `Cgroup::doors` to clone
+//!   the init into it (`join.rs`); `create_and_join(pid, resources)` moves a live process in.
 //! - `Cgroup::delete(&self) -> Result<()>`, `Cgroup::kill_all(&self, signal: i32) -> Result<()>`,
 //!   `Cgroup::pids(&self) -> Result<Vec<i32>>`.
 //! - `freeze`, `thaw`, `is_frozen`, `update(&LinuxResources)`, `join(pid)` (exec),
@@ -31,6 +32,7 @@
 mod bpf;
 mod convert;
 mod fs;
+mod join;
 mod layout;
 mod owner;
 mod path;
@@ -44,6 +46,7 @@ mod validate;
 #[cfg(test)]
 mod vm;
 
+pub use join::Doors;
 pub use layout::{Layout, V1Mount};
 pub use owner::PidNs;
 pub use sub::SubCgroups;
@@ -82,12 +85,8 @@ pub enum Error {
     },
     #[error("--cgroup {arg}: {reason}")]
     BadSubCgroup { arg: String, reason: String },
-    #[error("adding pid {pid} to cgroups: {}: {reason}", path.display())]
-    Join {
-        pid: i32,
-        path: PathBuf,
-        reason: String,
-    },
+    #[error("joining cgroup {}: {reason}", path.display())]
+    Join { path: PathBuf, reason: String },
     #[error("device eBPF program: {op} on {}: {source}{log}", path.display())]
     Bpf {
         op: &'static str,
@@ -98,6 +97,15 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Remove cgroup directories made by `create`, the deepest first.
+fn remove_dirs(created: &[PathBuf]) {
+    for dir in created.iter().rev() {
+        if let Err(e) = fs::rmdir_retry(dir, Duration::from_millis(500)) {
+            tracing::warn!("cgroup rollback: {e}");
+        }
+    }
+}
 
 pub(crate) fn invalid(field: &str, value: impl ToString, reason: &str) -> Error {
     Error::Invalid {
@@ -216,6 +224,17 @@ impl Cgroup {
     /// mkdir on every hierarchy, apply `resources`, move `pid` in. On error, what was created is
     /// removed again.
     pub fn create_and_join(&self, pid: i32, resources: Option<&LinuxResources>) -> Result<()> {
+        let created = self.create(resources)?;
+        if let Err(e) = self.join(pid) {
+            self.rollback(pid, &created);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// mkdir on every hierarchy and apply `resources`, for a process to be born in it
+    /// (`doors`). Returns the directories made; on error they are removed again.
+    pub fn create(&self, resources: Option<&LinuxResources>) -> Result<Vec<PathBuf>> {
         if let Some(r) = resources {
             validate::resources(r)?;
         }
@@ -227,13 +246,12 @@ impl Cgroup {
         let result = self
             .create_dirs(&mut created)
             .and_then(|()| self.apply(r, false))
-            .and_then(|()| self.apply_devices(r.devices().as_deref().unwrap_or(&[])))
-            .and_then(|()| self.join(pid));
+            .and_then(|()| self.apply_devices(r.devices().as_deref().unwrap_or(&[])));
         if let Err(e) = result {
-            self.rollback(pid, &created);
+            remove_dirs(&created);
             return Err(e);
         }
-        Ok(())
+        Ok(created)
     }
 
     /// A pre-existing cgroup that is frozen is refused: the init would hang in it for ever.
@@ -309,11 +327,7 @@ impl Cgroup {
                 }
             }
         }
-        for dir in created.iter().rev() {
-            if let Err(e) = fs::rmdir_retry(dir, Duration::from_millis(500)) {
-                tracing::warn!("cgroup rollback: {e}");
-            }
-        }
+        remove_dirs(created);
     }
 
     /// The mount point of the hierarchy holding `dir` (a prefix of it).

@@ -1,6 +1,6 @@
 //! `exec --cgroup [controller[,controller…]:]path`: an exec'd process joins a sub-cgroup of the
 //! container's cgroup, on every hierarchy (a bare path) or on the named controllers' ones.
-use super::{fs, Cgroup, Error, Result};
+use super::{Cgroup, Error, Result};
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
@@ -62,8 +62,8 @@ fn relative(path: &str) -> Option<PathBuf> {
 }
 
 impl Cgroup {
-    /// Move `pid` into the container's cgroup, or into the sub-cgroups `subs` names.
-    pub fn join_sub(&self, pid: i32, subs: &SubCgroups) -> Result<()> {
+    /// Every controller `subs` names is one of the container's.
+    pub(super) fn check_subs(&self, subs: &SubCgroups) -> Result<()> {
         for c in subs.by_controller.keys() {
             if !self.v1.contains_key(c) && !self.v2_controllers.contains(c) {
                 return Err(Error::BadSubCgroup {
@@ -72,16 +72,11 @@ impl Cgroup {
                 });
             }
         }
-        for dir in self.dirs() {
-            let sub = self.sub_for(&dir, subs);
-            let procs = dir.join(sub).join("cgroup.procs");
-            fs::write(&procs, &pid.to_string()).map_err(|e| join_error(pid, &procs, e))?;
-        }
         Ok(())
     }
 
     /// The sub path for one hierarchy: an entry for one of its controllers, else the bare one.
-    fn sub_for<'a>(&self, dir: &Path, subs: &'a SubCgroups) -> &'a Path {
+    pub(super) fn sub_for<'a>(&self, dir: &Path, subs: &'a SubCgroups) -> &'a Path {
         let on_dir = |c: &&String| {
             if Some(dir) == self.unified.as_deref() {
                 self.v2_controllers.contains(c) && !self.v1.contains_key(*c)
@@ -98,17 +93,14 @@ impl Cgroup {
     }
 }
 
-fn join_error(pid: i32, procs: &Path, e: Error) -> Error {
-    let reason = match &e {
-        Error::Write { source, .. } => lower_first(&match source.raw_os_error() {
-            Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
-            None => source.to_string(),
-        }),
-        other => other.to_string(),
-    };
+/// The cgroup `path` (a `tasks` file or a cgroup2 directory) could not be opened to join it.
+pub(super) fn join_error(path: &Path, e: &std::io::Error) -> Error {
+    let reason = lower_first(&match e.raw_os_error() {
+        Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
+        None => e.to_string(),
+    });
     Error::Join {
-        pid,
-        path: procs.to_path_buf(),
+        path: path.to_path_buf(),
         reason,
     }
 }

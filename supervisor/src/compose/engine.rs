@@ -336,7 +336,8 @@ impl<'a> Engine<'a> {
             };
             exposed.insert(key, json!({}));
         }
-        let mounts: Vec<Value> = s.volumes.iter().map(|m| self.mount(m, keep)).collect();
+        let mut mounts: Vec<Value> = s.volumes.iter().map(|m| self.mount(m, keep)).collect();
+        mounts.extend(self.file_mounts(s));
         let tmpfs: serde_json::Map<String, Value> = s
             .tmpfs
             .iter()
@@ -527,6 +528,20 @@ impl<'a> Engine<'a> {
         v
     }
 
+    /// Secrets and configs: their files bound read-only at their targets (the loader
+    /// refused references to anything but a `file:` source).
+    fn file_mounts(&self, s: &Service) -> Vec<Value> {
+        let secrets = s.secrets.iter().map(|r| (r, &self.project.secrets));
+        let configs = s.configs.iter().map(|r| (r, &self.project.configs));
+        secrets
+            .chain(configs)
+            .filter_map(|(r, objects)| {
+                let file = objects.get(&r.source)?.file.as_ref()?;
+                Some(json!({"Type": "bind", "Source": file, "Target": r.target, "ReadOnly": true}))
+            })
+            .collect()
+    }
+
     /// Creates one container, connecting it to its further networks.
     pub fn create(
         &self,
@@ -594,6 +609,18 @@ impl<'a> Engine<'a> {
             Err(e) => return Err(e.into()),
         }
         (self.report)("Container", &c.name, "Stopped");
+        Ok(())
+    }
+
+    /// Sends `signal` to a running container (a stopped one is left as it is).
+    pub fn kill(&self, c: &Existing, signal: &str) -> Result<()> {
+        (self.report)("Container", &c.name, "Killing");
+        let path = format!("/containers/{}/kill?signal={}", c.id, encode(signal));
+        match self.client.post(&path) {
+            Ok(_) | Err(client::Error::Daemon { status: 409, .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        (self.report)("Container", &c.name, "Killed");
         Ok(())
     }
 

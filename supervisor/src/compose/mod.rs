@@ -16,8 +16,10 @@ use std::path::PathBuf;
 
 pub mod engine;
 pub mod env;
+pub mod files;
 pub mod graph;
 pub mod hash;
+pub mod include;
 pub mod interpolate;
 pub mod merge;
 pub mod model;

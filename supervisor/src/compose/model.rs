@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::files::{self, Kind};
+pub use super::files::{FileObject, FileRef};
 use super::read::{At, Child};
 use super::Error;
 
@@ -63,6 +65,8 @@ const SERVICE_KEYS: &[&str] = &[
     "pid",
     "ipc",
     "mac_address",
+    "secrets",
+    "configs",
 ];
 
 /// A whole project, as `up` and `config` see it.
@@ -79,6 +83,27 @@ pub struct Project {
     pub disabled: BTreeMap<String, Service>,
     pub networks: BTreeMap<String, Network>,
     pub volumes: BTreeMap<String, Volume>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, FileObject>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub configs: BTreeMap<String, FileObject>,
+}
+
+impl Project {
+    /// An empty project of that name and directory.
+    pub fn new(name: &str, working_dir: &Path, config_files: Vec<PathBuf>) -> Self {
+        Project {
+            name: name.to_string(),
+            working_dir: working_dir.to_path_buf(),
+            config_files,
+            services: BTreeMap::new(),
+            disabled: BTreeMap::new(),
+            networks: BTreeMap::new(),
+            volumes: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            configs: BTreeMap::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -176,6 +201,10 @@ pub struct Service {
     pub pids_limit: Option<i64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub security_opt: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<FileRef>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub configs: Vec<FileRef>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -377,6 +406,8 @@ pub fn service(name: &str, c: &Child<'_>, dir: &Path) -> Result<Service, Error> 
         memory: opt(at, "mem_limit", |a| a.bytes())?,
         pids_limit: opt(at, "pids_limit", |a| a.int())?,
         security_opt: strings(at, "security_opt")?,
+        secrets: opt(at, "secrets", |a| files::references(Kind::Secret, a))?.unwrap_or_default(),
+        configs: opt(at, "configs", |a| files::references(Kind::Config, a))?.unwrap_or_default(),
         ..Default::default()
     };
     s.scale = opt(at, "scale", count)?;
@@ -626,7 +657,7 @@ fn mounts(at: At<'_>, dir: &Path) -> Result<Vec<Mount>, Error> {
     Ok(out)
 }
 
-fn host_path(source: &str, dir: &Path) -> String {
+pub(super) fn host_path(source: &str, dir: &Path) -> String {
     if let Some(rest) = source.strip_prefix("~/") {
         let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
         return Path::new(&home).join(rest).display().to_string();

@@ -6,11 +6,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use super::files::{self, Kind};
 use super::interpolate::{self, Vars};
 use super::model::{self, Endpoint, Project};
 use super::read::{At, Child};
 use super::yaml::{self, Mark, Node, Value};
-use super::{env, graph, merge, names, Error};
+use super::{env, graph, include, merge, names, Error};
 
 const TOP_KEYS: &[&str] = &[
     "version", "name", "services", "networks", "volumes", "secrets", "configs", "include",
@@ -75,19 +76,63 @@ pub fn load(opts: &Options) -> Result<Project, Error> {
     let root_at = At::new(&root, "");
     root_at.only_keys(TOP_KEYS)?;
     let name = project_name(opts, &vars, &root, &working_dir)?;
-    let mut project = Project {
-        name: name.clone(),
-        working_dir: working_dir.clone(),
-        config_files: files,
-        services: BTreeMap::new(),
-        disabled: BTreeMap::new(),
-        networks: BTreeMap::new(),
-        volumes: BTreeMap::new(),
-    };
-    read_resources(&root_at, &mut project)?;
-    read_services(&root_at, opts, &vars, &mut project)?;
+    let mut project = Project::new(&name, &working_dir, files.clone());
+    read_model(&root, opts, &vars, &mut project, &files)?;
     check(&root_at, &mut project)?;
     Ok(project)
+}
+
+/// Reads a (merged) tree into `project`, then the models it includes; `stack` holds the
+/// files being read, to refuse an include cycle.
+fn read_model(
+    root: &Node,
+    opts: &Options,
+    vars: &Vars,
+    project: &mut Project,
+    stack: &[PathBuf],
+) -> Result<(), Error> {
+    let root_at = At::new(root, "");
+    root_at.only_keys(TOP_KEYS)?;
+    read_resources(&root_at, project)?;
+    read_services(&root_at, opts, vars, project)?;
+    for inc in include::entries(&root_at)? {
+        if let Some(p) = inc.paths.iter().find(|p| stack.contains(p)) {
+            let chain: Vec<String> = stack
+                .iter()
+                .chain([p])
+                .map(|f| f.display().to_string())
+                .collect();
+            return Err(Error::Invalid {
+                at: inc.at.clone(),
+                path: inc.path.clone(),
+                message: format!("include cycle: {}", chain.join(" -> ")),
+            });
+        }
+        let dir = inc.directory();
+        let mut sub_vars = vars.clone();
+        let dotenv = dir.join(".env");
+        if inc.env_files.is_empty() && dotenv.is_file() {
+            env::layer(&mut sub_vars, env::read(&dotenv)?);
+        }
+        for f in &inc.env_files {
+            env::layer(&mut sub_vars, env::read(f)?);
+        }
+        let mut merged: Option<Node> = None;
+        for file in &inc.paths {
+            let node = load_file(file, &sub_vars)?;
+            match &mut merged {
+                None => merged = Some(node),
+                Some(base) => merge::merge_files(base, node),
+            }
+        }
+        let sub_root = merged.unwrap_or_else(|| Node::new(Value::Map(Vec::new()), Mark::none()));
+        let mut sub = Project::new(&project.name, &dir, inc.paths.clone());
+        let mut deeper = stack.to_vec();
+        deeper.extend(inc.paths.iter().cloned());
+        read_model(&sub_root, opts, &sub_vars, &mut sub, &deeper)?;
+        include::join(project, sub, &inc)?;
+    }
+    Ok(())
 }
 
 fn absolute(cwd: &Path, p: &Path) -> PathBuf {
@@ -183,13 +228,14 @@ fn load_file(path: &Path, vars: &Vars) -> Result<Node, Error> {
     if let Value::Map(entries) = &mut root.value {
         entries.extend(keep);
     }
+    let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+    include::absolutize(&mut root, &dir);
     if let Some(services) = root.get_mut("services") {
         if let Value::Map(entries) = &mut services.value {
             for (_, s) in entries.iter_mut() {
                 merge::normalize_service(s);
             }
         }
-        let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
         let load_other = |file: &str, _at: &Mark| -> Result<Node, Error> {
             let other = load_file(&dir.join(file), vars)?;
             Ok(other
@@ -250,6 +296,18 @@ fn read_resources(root: &At<'_>, project: &mut Project) -> Result<(), Error> {
             project
                 .volumes
                 .insert(key.clone(), model::volume(&key, &c, &project.name)?);
+        }
+    }
+    for kind in [Kind::Secret, Kind::Config] {
+        let Some(list) = root.get(kind.key()) else {
+            continue;
+        };
+        for (key, c) in list.at().entries()? {
+            let o = files::object(kind, &key, &c, &project.working_dir, &project.name)?;
+            match kind {
+                Kind::Secret => project.secrets.insert(key, o),
+                Kind::Config => project.configs.insert(key, o),
+            };
         }
     }
     Ok(())
@@ -349,6 +407,18 @@ fn check(root: &At<'_>, project: &mut Project) -> Result<(), Error> {
                     path,
                     message: format!("refers to undefined network {net:?}"),
                 });
+            }
+        }
+        for (kind, refs, objects) in [
+            (Kind::Secret, &s.secrets, &project.secrets),
+            (Kind::Config, &s.configs, &project.configs),
+        ] {
+            if let Some(message) = refs
+                .iter()
+                .find_map(|r| files::check_reference(kind, r, objects))
+            {
+                let (at, path) = at_of(name, kind.key());
+                return Err(Error::Invalid { at, path, message });
             }
         }
         for m in &s.volumes {

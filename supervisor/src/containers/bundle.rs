@@ -24,12 +24,14 @@ pub fn write_files(
     names.write(dir)
 }
 
-/// Creates the bundle and mounts the container's snapshot on `rootfs`.
+/// Creates the bundle and mounts the container's snapshot on `rootfs`; `volatile` (a `--rm`
+/// container, whose changes go with it) mounts it without syncs where the kernel can.
 pub fn prepare(
     bundle: &Path,
     rootfs: &Path,
     images: &ImageService,
     key: &str,
+    volatile: bool,
 ) -> Result<(), Error> {
     std::fs::create_dir_all(rootfs).map_err(io_at(rootfs))?;
     let _ = mount::unmount(rootfs);
@@ -37,6 +39,14 @@ pub fn prepare(
         .snapshots
         .mounts(key)
         .map_err(|e| Error::Image(e.into()))?;
+    let fast: Option<Vec<mount::Mount>> = volatile
+        .then(|| mounts.iter().map(mount::Mount::volatile).collect())
+        .flatten();
+    // A kernel before 5.10 refuses `volatile`: mounted as usual then.
+    if let Some(fast) = fast.filter(|f| mount::mount_all(f, rootfs).is_ok()) {
+        tracing::debug!(rootfs = %rootfs.display(), layers = fast.len(), "volatile rootfs");
+        return Ok(());
+    }
     mount::mount_all(&mounts, rootfs).map_err(|e| Error::Image(e.into()))?;
     let _ = bundle;
     Ok(())

@@ -1237,7 +1237,7 @@ fn start_task(
     netns: Option<&Path>,
 ) -> Result<(u32, String), Error> {
     let rootfs = bundle.join("rootfs");
-    bundle::prepare(bundle, &rootfs, images, &c.snapshot_key())?;
+    bundle::prepare(bundle, &rootfs, images, &c.snapshot_key(), c.auto_remove())?;
     let result = (|| {
         super::volumes::attach(volumes, c, &rootfs)?;
         let spec = build_spec(c, &rootfs, files, host, netns)?;

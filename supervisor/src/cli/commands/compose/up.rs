@@ -3,9 +3,10 @@ use std::collections::BTreeMap;
 use std::sync::mpsc;
 
 use clap::Args;
+use nix::sys::signal::{SigSet, Signal};
 
 use super::{engine, images, ops, selection, service_containers, Context, Exit};
-use crate::compose::engine::UpOptions;
+use crate::compose::engine::{Engine, Existing, UpOptions};
 use crate::compose::model::Project;
 
 #[derive(Debug, Args)]
@@ -147,18 +148,43 @@ fn wait_running(ctx: &Context, p: &Project, services: &[String]) -> anyhow::Resu
     Ok(())
 }
 
+/// What the foreground `up` waits on.
+enum Event {
+    Exited(Box<Existing>, i64),
+    Interrupted,
+    /// The graceful stop after the first Ctrl-C finished.
+    Stopped,
+}
+
 /// Foreground `up`: follows the logs of the containers until they all exit (or, with
-/// `--abort-on-container-exit`, the first one), then returns that exit code.
+/// `--abort-on-container-exit`, the first one), then returns that exit code. As compose
+/// v2: the first SIGINT/SIGTERM stops the containers (not removed), a second one kills
+/// them; either way the exit code is 130.
 fn attached(ctx: &Context, p: &Project, a: &UpArgs, services: &[String]) -> anyhow::Result<()> {
+    let (tx, rx) = mpsc::channel();
+    // Blocked before any thread starts, so that only the waiting thread takes them.
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGINT);
+    signals.add(Signal::SIGTERM);
+    signals.thread_block()?;
+    let interrupts = tx.clone();
+    std::thread::spawn(move || {
+        while signals.wait().is_ok() {
+            if interrupts.send(Event::Interrupted).is_err() {
+                break;
+            }
+        }
+    });
     let e = engine(ctx, p);
     let containers = service_containers(&e, services, true)?;
     let width = containers.iter().map(|c| c.name.len()).max().unwrap_or(0);
     let colors = super::stdout_is_tty();
+    let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
+    eprintln!("Attaching to {}", names.join(", "));
     let mut followers = Vec::new();
     for (i, c) in containers.iter().enumerate() {
         followers.push(ops::follow(ctx, c, width, colors, i, "follow=1&tail=all"));
     }
-    let (tx, rx) = mpsc::channel();
     for c in &containers {
         let (tx, client, c) = (tx.clone(), ctx.client.clone(), c.clone());
         std::thread::spawn(move || {
@@ -168,35 +194,85 @@ fn attached(ctx: &Context, p: &Project, a: &UpArgs, services: &[String]) -> anyh
                 .and_then(|r| r.json().ok())
                 .and_then(|v| v["StatusCode"].as_i64())
                 .unwrap_or(-1);
-            let _ = tx.send((c, code));
+            let _ = tx.send(Event::Exited(Box::new(c), code));
         });
     }
-    drop(tx);
     let mut result = 0i64;
     let mut left = containers.len();
-    while left > 0 {
-        let Ok((c, code)) = rx.recv() else { break };
-        left -= 1;
-        eprintln!("{} exited with code {code}", c.name);
-        let from = a.exit_code_from.as_deref();
-        if from == Some(c.service.as_str()) || (from.is_none() && a.abort_on_container_exit) {
-            result = code;
-        }
-        if a.abort_on_container_exit || from == Some(c.service.as_str()) {
-            eprintln!("Aborting on container exit...");
-            for other in service_containers(&e, services, false)? {
-                e.stop(&other, a.timeout)?;
+    let mut stopping = false;
+    while left > 0 || stopping {
+        let Ok(event) = rx.recv() else { break };
+        match event {
+            Event::Exited(c, code) => {
+                left -= 1;
+                eprintln!("{} exited with code {code}", c.name);
+                let from = a.exit_code_from.as_deref();
+                if !stopping
+                    && (from == Some(c.service.as_str())
+                        || (from.is_none() && a.abort_on_container_exit))
+                {
+                    result = code;
+                }
+                if !stopping && (a.abort_on_container_exit || from == Some(c.service.as_str())) {
+                    eprintln!("Aborting on container exit...");
+                    for other in service_containers(&e, services, false)? {
+                        e.stop(&other, a.timeout)?;
+                    }
+                    break;
+                }
             }
-            break;
+            Event::Interrupted if !stopping => {
+                eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
+                stopping = true;
+                result = 130;
+                let (tx, client, project) = (tx.clone(), ctx.client.clone(), p.clone());
+                let (services, timeout) = (services.to_vec(), a.timeout);
+                std::thread::spawn(move || {
+                    let e = Engine {
+                        client: &client,
+                        project: &project,
+                        report: &super::report,
+                    };
+                    if let Err(err) = stop_all(&e, &services, timeout) {
+                        eprintln!("{err}");
+                    }
+                    let _ = tx.send(Event::Stopped);
+                });
+            }
+            Event::Interrupted => {
+                // The second one: kill what is still running, and leave.
+                let running = service_containers(&e, services, false)?;
+                let list: Vec<&Existing> = running.iter().collect();
+                e.parallel(&list, |c| e.kill(c, "SIGKILL"))
+                    .map_err(super::fail)?;
+                return Err(Exit(130).into());
+            }
+            Event::Stopped => break,
         }
     }
+    // The log streams end with their containers; after a stop, give the last lines a
+    // moment rather than waiting on a stream the daemon keeps open.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     for f in followers {
-        let _ = f.join();
+        while stopping && !f.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if !stopping || f.is_finished() {
+            let _ = f.join();
+        }
     }
     match result {
         0 => Ok(()),
         code => Err(Exit(code as i32).into()),
     }
+}
+
+/// Stops the running containers of `services` at once (each with its grace period).
+fn stop_all(e: &Engine<'_>, services: &[String], timeout: Option<i64>) -> anyhow::Result<()> {
+    let running = service_containers(e, services, false)?;
+    let list: Vec<&Existing> = running.iter().collect();
+    e.parallel(&list, |c| e.stop(c, timeout))?;
+    Ok(())
 }
 
 pub fn down(ctx: &Context, p: &Project, a: &DownArgs) -> anyhow::Result<()> {
