@@ -13,5 +13,6 @@ pub mod images;
 pub mod network;
 pub mod perms;
 pub mod records;
+pub mod tree;
 pub mod usage;
 pub mod volumes;

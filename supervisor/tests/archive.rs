@@ -1,16 +1,16 @@
 //! `save` and `load`: round trips through berth, archives made by Debian's dockerd and
 //! skopeo, berth's archives loaded by dockerd, and malicious archives refused with nothing kept.
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Duration;
 
 use berth_supervisor::images::content::digest_of;
 use berth_supervisor::images::service::{ImageService, Options};
+use common::Dockerd;
 use serde_json::{json, Value};
-
-const DOCKER: &str = "/usr/bin/docker";
-const DOCKERD: &str = "/usr/sbin/dockerd";
 
 fn service(root: &Path) -> ImageService {
     ImageService::open(Options {
@@ -570,101 +570,6 @@ fn skopeo_oci_archives_load_with_names_from_ref_annotations() {
         other.resolve(&id).unwrap().repo_tags(),
         Vec::<String>::new()
     );
-}
-
-/// A private dockerd, killed and cleaned up on drop.
-struct Dockerd {
-    child: Child,
-    dir: PathBuf,
-    host: String,
-}
-
-impl Dockerd {
-    fn start(dir: &Path) -> Dockerd {
-        let sock = dir.join("docker.sock");
-        let child = Command::new(DOCKERD)
-            .arg("--data-root")
-            .arg(dir.join("data"))
-            .arg("--exec-root")
-            .arg(dir.join("exec"))
-            .arg("--host")
-            .arg(format!("unix://{}", sock.display()))
-            .arg("--pidfile")
-            .arg(dir.join("docker.pid"))
-            .args(["--bridge", "none", "--iptables=false"])
-            .stdout(std::fs::File::create(dir.join("dockerd.log")).unwrap())
-            .stderr(std::fs::File::create(dir.join("dockerd.err")).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{DOCKERD}: {e} (install Debian's docker.io)"));
-        let dockerd = Dockerd {
-            child,
-            dir: dir.to_path_buf(),
-            host: format!("unix://{}", sock.display()),
-        };
-        for _ in 0..300 {
-            if Command::new(DOCKER)
-                .env("DOCKER_HOST", &dockerd.host)
-                .arg("version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-            {
-                return dockerd;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "dockerd did not answer: {}",
-            std::fs::read_to_string(dir.join("dockerd.err")).unwrap_or_default()
-        );
-    }
-
-    fn docker(&self, args: &[&str]) -> String {
-        run(Command::new(DOCKER)
-            .env("DOCKER_HOST", &self.host)
-            .args(args))
-    }
-
-    fn docker_stdin(&self, args: &[&str], input: &[u8]) -> String {
-        let mut child = Command::new(DOCKER)
-            .env("DOCKER_HOST", &self.host)
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "docker {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-}
-
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        for _ in 0..150 {
-            if self.child.try_wait().ok().flatten().is_some() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let mut mounts: Vec<String> = berth_integration::host::mounts_mentioning(&self.dir)
-            .iter()
-            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
-            .collect();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in mounts {
-            let _ = Command::new("umount").args(["-l", &m]).status();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 #[test]

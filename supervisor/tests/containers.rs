@@ -8,33 +8,9 @@ use std::process::{Command, Output, Stdio};
 
 use common::*;
 
-/// A daemon whose containers are force-removed before it stops.
-struct Engine {
-    _dir: tempfile::TempDir,
-    daemon: Option<Daemon>,
-    host: String,
-}
-
-impl Engine {
-    fn start() -> Engine {
-        let dir = tempfile::tempdir().unwrap();
-        seed(
-            &dir.path().join("data"),
-            "busybox",
-            &busybox_image("one", 1),
-        );
-        let daemon = common::start(dir.path());
-        let host = daemon.host.clone();
-        Engine {
-            _dir: dir,
-            daemon: Some(daemon),
-            host,
-        }
-    }
-
-    fn berth(&self, args: &[&str]) -> Output {
-        berth(&self.host, args)
-    }
+/// berth's CLI on an engine (common's: containers force-removed before it stops).
+trait Cli {
+    fn berth(&self, args: &[&str]) -> Output;
 
     fn ok(&self, args: &[&str]) -> String {
         ok(self.berth(args))
@@ -59,19 +35,15 @@ impl Engine {
     }
 }
 
-impl Drop for Engine {
-    fn drop(&mut self) {
-        let ids = stdout(&self.berth(&["ps", "-aq"]));
-        for id in ids.split_whitespace() {
-            let _ = self.berth(&["rm", "-f", id]);
-        }
-        self.daemon.take();
+impl Cli for Engine {
+    fn berth(&self, args: &[&str]) -> Output {
+        berth(&self.host, args)
     }
 }
 
 #[test]
 fn run_ps_logs_stop_rm_and_errors() {
-    let e = Engine::start();
+    let e = Engine::start_tmp("one");
     // Foreground run: output, exit code, --rm.
     let out = e.berth(&[
         "run",
@@ -192,7 +164,7 @@ fn run_ps_logs_stop_rm_and_errors() {
 
 #[test]
 fn create_start_wait_inspect_and_stdin() {
-    let e = Engine::start();
+    let e = Engine::start_tmp("one");
     let id = e.ok(&[
         "create",
         "--name",
@@ -240,7 +212,7 @@ fn create_start_wait_inspect_and_stdin() {
 
 #[test]
 fn exec_runs_in_the_container() {
-    let e = Engine::start();
+    let e = Engine::start_tmp("one");
     e.ok(&[
         "run",
         "-d",
@@ -286,13 +258,8 @@ fn exec_runs_in_the_container() {
 #[test]
 fn containers_outlive_the_daemon() {
     let dir = tempfile::tempdir().unwrap();
-    seed(
-        &dir.path().join("data"),
-        "busybox",
-        &busybox_image("one", 1),
-    );
-    let mut daemon = common::start(dir.path());
-    let host = daemon.host.clone();
+    let mut e = Engine::start_in(dir.path(), "one");
+    let host = e.host.clone();
     ok(berth(
         &host,
         &[
@@ -320,16 +287,12 @@ fn containers_outlive_the_daemon() {
         ],
     ));
     // kill -9: no cleanup at all.
+    let mut daemon = e.daemon.take().unwrap();
     daemon.child.kill().unwrap();
     daemon.child.wait().unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(1));
-    let daemon2 = common::start(dir.path());
-    let e = Engine {
-        _dir: dir,
-        daemon: Some(daemon2),
-        host: host.clone(),
-    };
     std::mem::forget(daemon);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    e.restart_daemon();
     assert_eq!(e.status("long"), "running 0");
     // The exit that happened while no daemon ran, with its code and output.
     assert_eq!(e.status("short"), "exited 7");
@@ -354,7 +317,7 @@ fn containers_outlive_the_daemon() {
 /// ("socket disconnected").
 #[test]
 fn restart_right_after_an_exit_gets_a_new_shim() {
-    let e = Engine::start();
+    let e = Engine::start_tmp("one");
     e.ok(&[
         "run", "-d", "--name", "again", "busybox", "busybox", "sleep", "300",
     ]);
@@ -401,7 +364,7 @@ fn gone(needle: &str) -> Vec<i32> {
 /// through the runtime, which closes the output, and no logging binary stays orphaned.
 #[test]
 fn log_driver_ends_with_its_container() {
-    let e = Engine::start();
+    let e = Engine::start_tmp("one");
     let id = e.ok(&["run", "-d", "busybox", "sh", "-c", "echo short-lived"]);
     let id = id.trim();
     e.ok(&["wait", id]);
@@ -433,7 +396,7 @@ fn log_driver_ends_with_its_container() {
 /// across both files; a bad option is refused at create, nothing made.
 #[test]
 fn json_file_logs_rotate() {
-    let e = Engine::start();
+    let e = Engine::start_tmp("one");
     let script = "i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo line $i; done";
     let id = e.ok(&[
         "run",
@@ -479,7 +442,7 @@ fn json_file_logs_rotate() {
 
 #[test]
 fn log_drivers_none_and_local() {
-    let e = Engine::start();
+    let e = Engine::start_tmp("one");
     // none: attach still shows the output; logs is docker's refusal, with both CLIs.
     assert_eq!(
         e.ok(&[
@@ -577,7 +540,7 @@ fn log_drivers_none_and_local() {
 
 #[test]
 fn logs_follow_across_several_rotations_between_reads() {
-    let e = Engine::start();
+    let e = Engine::start_tmp("one");
     // Waits for /etc/go, then writes 3000 lines (~225 kB) as fast as it can: rotations of
     // 10 kB files, often several between two reads of the follower; all kept (100 files).
     let script = "while [ ! -e /etc/go ]; do busybox usleep 10000; done; \

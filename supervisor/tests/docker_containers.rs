@@ -32,63 +32,9 @@ fn cli(bin: &str, host: &str, args: &[&str], input: Option<&[u8]>) -> Output {
     child.wait_with_output().unwrap()
 }
 
-/// A daemon whose containers are force-removed when the test ends, passed or failed
-/// (containers outlive their daemon: a failed assertion must not leave them running).
-struct Engine {
-    host: String,
-    /// The seeded busybox image's ID.
-    image_id: String,
-    daemon: Option<Daemon>,
-    dir: tempfile::TempDir,
-}
-
-impl Engine {
-    fn start() -> Engine {
-        let dir = tempfile::tempdir().unwrap();
-        let image = busybox_image("one", 1);
-        seed(&dir.path().join("data"), "busybox", &image);
-        let daemon = start(dir.path());
-        Engine {
-            host: daemon.host.clone(),
-            image_id: image.id,
-            daemon: Some(daemon),
-            dir,
-        }
-    }
-
-    /// Stops the daemon (its containers live on) and starts a new one on the same roots.
-    fn restart_daemon(&mut self) {
-        self.daemon.take();
-        self.daemon = Some(start(self.dir.path()));
-    }
-
-    /// `inspect -f format name` once it prints `want` (polled: restarts take their back-off).
-    fn until(&self, name: &str, format: &str, want: impl Fn(&str) -> bool) -> String {
-        let mut last = String::new();
-        for _ in 0..300 {
-            last = stdout(&berth(&self.host, &["inspect", "-f", format, name]));
-            if want(last.trim()) {
-                return last.trim().to_string();
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("{name}: {format} stayed {last:?}");
-    }
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        let ids = stdout(&berth(&self.host, &["ps", "-aq"]));
-        for id in ids.split_whitespace() {
-            let _ = berth(&self.host, &["rm", "-f", id]);
-        }
-        self.daemon.take();
-    }
-}
-
 #[test]
 fn docker_cli_runs_containers() {
-    let engine = Engine::start();
+    let engine = Engine::start_tmp("one");
     let host = engine.host.clone();
     for bin in CLIS {
         let run = |args: &[&str]| cli(bin, &host, args, None);
@@ -200,7 +146,7 @@ fn docker_cli_runs_containers() {
 /// the runtime's path is in no message (docker shows the runtime's own words).
 #[test]
 fn exec_that_cannot_start_fails_fast_with_126() {
-    let engine = Engine::start();
+    let engine = Engine::start_tmp("one");
     let host = engine.host.clone();
     ok(berth(
         &host,
@@ -257,7 +203,7 @@ fn exec_that_cannot_start_fails_fast_with_126() {
 /// private dockerd), and `rmi -f NAME` only untags, the image stays for its container.
 #[test]
 fn rmi_of_an_image_in_use_is_refused() {
-    let engine = Engine::start();
+    let engine = Engine::start_tmp("one");
     let host = engine.host.clone();
     let image = short(&engine.image_id);
     let id = ok(berth(
@@ -326,7 +272,7 @@ fn rmi_of_an_image_in_use_is_refused() {
 /// again: `always` starts even after a manual stop, a manually stopped `unless-stopped` not.
 #[test]
 fn restart_policies() {
-    let mut engine = Engine::start();
+    let mut engine = Engine::start_tmp("one");
     let host = engine.host.clone();
     let docker = |bin: &str, args: &[&str]| ok(cli(bin, &host, args, None));
     docker(
@@ -476,7 +422,7 @@ fn stream_lines(host: &str, path: &str, n: usize) -> Vec<serde_json::Value> {
 /// streamed API answers one sample a second, each with the previous as its `precpu_stats`.
 #[test]
 fn stats_and_top() {
-    let engine = Engine::start();
+    let engine = Engine::start_tmp("one");
     let host = engine.host.clone();
     let script = "while :; do busybox sleep 0.1; done";
     ok(cli(
@@ -653,7 +599,7 @@ fn disk_of(path: &std::path::Path) -> String {
 /// `since`/`until`; then `container prune` removes the stopped containers only.
 #[test]
 fn events_and_container_prune() {
-    let engine = Engine::start();
+    let engine = Engine::start_tmp("one");
     let host = engine.host.clone();
     let since = chrono::Utc::now().timestamp().to_string();
     let docker = |args: &[&str]| ok(cli(CLIS[0], &host, args, None));
@@ -893,7 +839,7 @@ fn health(engine: &Engine, name: &str) -> serde_json::Value {
 
 #[test]
 fn healthchecks() {
-    let mut engine = Engine::start();
+    let mut engine = Engine::start_tmp("one");
     let host = engine.host.clone();
     let script = "trap 'exit 0' TERM; while :; do busybox sleep 0.1; done";
     let bins = [CLIS[0], CLIS[1], "berth"];
@@ -1129,7 +1075,7 @@ fn healthchecks() {
 /// gets a pty of its own, reads what is typed, and the CLI exits with the process's code.
 #[test]
 fn run_it_in_a_pty() {
-    let engine = Engine::start();
+    let engine = Engine::start_tmp("one");
     let host = engine.host.clone();
     let inner = "tty; read l; echo got $l; exit 3";
     for bin in [CLIS[0], CLIS[1], common::BERTH] {

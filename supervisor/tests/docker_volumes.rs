@@ -127,7 +127,7 @@ fn volume_commands_speak_dockers_words() {
         let e = failed(&v(&["volume", "create", "-o", "bogus=1", "x3"]));
         assert_eq!(
             e,
-            "Error response from daemon: create x3: invalid option key: \"bogus\"\n"
+            "Error response from daemon: create x3: invalid option: \"bogus\"\n"
         );
         assert!(!volumes.join("bad").exists() && !volumes.join("x1").exists());
         assert!(!volumes.join("x2").exists() && !volumes.join("x3").exists());
@@ -187,7 +187,6 @@ fn volume_commands_speak_dockers_words() {
 /// busybox plus `/srv/app/f` (1000:1000, 0640, xattr-free), `/srv/app/sub/`, a symlink
 /// `/srv/esc` to the host directory `escape_to`, and `VOLUME /srv/app`.
 fn volume_image(escape_to: &std::path::Path) -> TestImage {
-    use berth_supervisor::images::content::digest_of;
     let base = busybox_image("vol", 1);
     let mut b = tar::Builder::new(Vec::new());
     let mut dir = tar::Header::new_gnu();
@@ -211,36 +210,11 @@ fn volume_image(escape_to: &std::path::Path) -> TestImage {
     link.set_mode(0o777);
     link.set_size(0);
     b.append_link(&mut link, "srv/esc", escape_to).unwrap();
-    let layer = b.into_inner().unwrap();
-    let diff_id = digest_of(&layer);
-    let config = serde_json::json!({
-        "architecture": "amd64",
-        "os": "linux",
-        "config": { "Cmd": ["sh"], "Env": ["PATH=/bin"], "Volumes": {"/srv/app": {}} },
-        "rootfs": { "type": "layers", "diff_ids": [base.diff_id, diff_id] },
-    });
-    let config = serde_json::to_vec(&config).unwrap();
-    let id = digest_of(&config);
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": { "mediaType": "application/vnd.oci.image.config.v1+json",
-                    "digest": id, "size": config.len() },
-        "layers": [
-            { "mediaType": "application/vnd.oci.image.layer.v1.tar",
-              "digest": base.diff_id, "size": base.layer.len() },
-            { "mediaType": "application/vnd.oci.image.layer.v1.tar",
-              "digest": diff_id, "size": layer.len() },
-        ],
-    });
-    // The base layer's blob is stored by seeding the base image too.
-    TestImage {
-        manifest: serde_json::to_vec(&manifest).unwrap(),
-        layer,
-        config,
-        id,
-        diff_id,
-    }
+    layered_image(
+        &base,
+        b.into_inner().unwrap(),
+        serde_json::json!({ "Cmd": ["sh"], "Env": ["PATH=/bin"], "Volumes": {"/srv/app": {}} }),
+    )
 }
 
 fn inspect_json(bin: &str, host: &str, what: &str) -> serde_json::Value {
@@ -581,7 +555,6 @@ fn containers_use_volumes_as_docker_does() {
 /// busybox plus `/srv/x/f` carrying the xattr `user.berth=one` (a PAX record, as docker
 /// writes it), no VOLUME.
 fn xattr_image() -> TestImage {
-    use berth_supervisor::images::content::digest_of;
     let base = busybox_image("vol", 1);
     let mut b = tar::Builder::new(Vec::new());
     let mut dir = tar::Header::new_gnu();
@@ -599,35 +572,11 @@ fn xattr_image() -> TestImage {
     file.set_mode(0o600);
     file.set_size(3);
     b.append_data(&mut file, "srv/x/f", &b"xa\n"[..]).unwrap();
-    let layer = b.into_inner().unwrap();
-    let diff_id = digest_of(&layer);
-    let config = serde_json::json!({
-        "architecture": "amd64",
-        "os": "linux",
-        "config": { "Cmd": ["sh"], "Env": ["PATH=/bin"] },
-        "rootfs": { "type": "layers", "diff_ids": [base.diff_id, diff_id] },
-    });
-    let config = serde_json::to_vec(&config).unwrap();
-    let id = digest_of(&config);
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": { "mediaType": "application/vnd.oci.image.config.v1+json",
-                    "digest": id, "size": config.len() },
-        "layers": [
-            { "mediaType": "application/vnd.oci.image.layer.v1.tar",
-              "digest": base.diff_id, "size": base.layer.len() },
-            { "mediaType": "application/vnd.oci.image.layer.v1.tar",
-              "digest": diff_id, "size": layer.len() },
-        ],
-    });
-    TestImage {
-        manifest: serde_json::to_vec(&manifest).unwrap(),
-        layer,
-        config,
-        id,
-        diff_id,
-    }
+    layered_image(
+        &base,
+        b.into_inner().unwrap(),
+        serde_json::json!({ "Cmd": ["sh"], "Env": ["PATH=/bin"] }),
+    )
 }
 
 /// `user.*` xattrs of `path` (not followed).
@@ -761,4 +710,209 @@ fn volume_edges_as_docker_has_them() {
         assert_eq!(out, format!("{} local local\n", name("xa")), "{bin}");
         ok(v(&["volume", "rm", &name("xa")]));
     }
+}
+
+/// 64 hex digits (a generated volume or container ID) replaced by `ID`.
+fn without_ids(text: &str) -> String {
+    let mut out = String::new();
+    let mut run = String::new();
+    for c in text.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_hexdigit() {
+            run.push(c);
+            continue;
+        }
+        out.push_str(if run.len() == 64 { "ID" } else { &run });
+        run.clear();
+        out.push(c);
+    }
+    out.pop();
+    out
+}
+
+/// Every bad `--mount` of a `create` and a `run`, by both docker CLIs against a private
+/// dockerd and against berth: the same words and exit code (the CLI's own checks and the
+/// daemon's, at create), and nothing made on berth. The daemon's checks also through the
+/// API, for the fields no CLI flag reaches.
+#[test]
+fn bad_mounts_fail_as_on_dockerd() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let image = busybox_image("vol", 1);
+    let engine = Engine::start_in(&dir.path().join("berth"), "vol");
+    let dockerd = Dockerd::start(&dir.path().join("dockerd"));
+    dockerd.docker_stdin(&["import", "-", "busybox"], &image.layer);
+    let src = src.display().to_string();
+    let specs = [
+        // The daemon's checks.
+        "type=foo,target=/m".to_string(),
+        "type=foo,target=rel".into(),
+        format!("type=bind,source={src}/missing,target=/m"),
+        "type=bind,target=/m".into(),
+        format!("type=bind,source={src},target=/m,bind-propagation=bogus"),
+        "type=bind,source=rel,target=/m,bind-propagation=bogus".into(),
+        format!("type=bind,source={src},target=rel"),
+        "type=bind,source=rel,target=/m".into(),
+        format!("type=bind,source={src},target=/m/.."),
+        "type=volume,target=rel".into(),
+        "type=volume,target=/".into(),
+        "type=volume,target=/m,readonly".into(),
+        "type=volume,source=bad/name,target=/m".into(),
+        "type=volume,source=/abs,target=/m".into(),
+        "type=volume,target=/m,volume-opt=novalue".into(),
+        "type=tmpfs,target=rel".into(),
+        "type=tmpfs,target=/".into(),
+        "type=tmpfs,source=x,target=/m".into(),
+        // The CLI's own.
+        format!("type=bind,source={src}"),
+        format!("type=bind,source={src},target=/m,volume-nocopy"),
+        format!("type=bind,source={src},target=/m,readonly=maybe"),
+        format!("type=bind,source={src},target=/m,foo=bar"),
+        "type=volume,target=/m,bind-propagation=rshared".into(),
+        "type=volume,source=v,target=/m,tmpfs-size=1m".into(),
+        "type=tmpfs,target=/m,tmpfs-size=abc".into(),
+        "type=tmpfs,target=/m,tmpfs-mode=999".into(),
+        "type=tmpfs,target=/m,volume-nocopy".into(),
+        String::new(),
+    ];
+    for bin in CLIS {
+        for spec in &specs {
+            for command in [&["create"][..], &["run", "--rm"]] {
+                let mut args = command.to_vec();
+                args.extend(["--mount", spec, "busybox", "true"]);
+                let theirs = run(bin, &dockerd.host, &args);
+                let ours = run(bin, &engine.host, &args);
+                assert!(!theirs.status.success(), "{bin} {args:?}: dockerd took it");
+                assert_eq!(
+                    (ours.status.code(), without_ids(&stderr(&ours))),
+                    (theirs.status.code(), without_ids(&stderr(&theirs))),
+                    "{bin} {args:?}: berth (left) and dockerd (right)"
+                );
+                assert!(ours.stdout.is_empty(), "{bin} {args:?}: {ours:?}");
+            }
+        }
+    }
+    assert_eq!(
+        ok(berth(&engine.host, &["ps", "-aq"])),
+        "",
+        "nothing created"
+    );
+    assert_eq!(ok(berth(&engine.host, &["volume", "ls", "-q"])), "");
+
+    // The API: fields no --mount reaches, and a driver that is not there (docker's 404;
+    // its CLI then tries to pull the image, so only the API shows the words).
+    let bodies = [
+        r#"[{"Type":"bind","Source":"/tmp"}]"#,
+        r#"[{"Type":"bind","Source":"/tmp","Target":"/m","VolumeOptions":{}}]"#,
+        r#"[{"Type":"volume","Target":"/m","BindOptions":{}}]"#,
+        r#"[{"Type":"tmpfs","Target":"/m","BindOptions":{}}]"#,
+        r#"[{"Type":"","Target":"/m"}]"#,
+        r#"[{"Type":"bind","Source":"/tmp","Target":"/m"},{"Type":"bogus","Target":"/n"}]"#,
+        r#"[{"Type":"volume","Source":"bad/x","Target":"/m"},{"Type":"bogus","Target":"/n"}]"#,
+        r#"[{"Type":"volume","Source":"v2","Target":"/m","VolumeOptions":{"DriverConfig":{"Name":"nope"}}}]"#,
+        r#"[{"Type":"tmpfs","Target":"/m"},{"Type":"tmpfs","Target":"/m"}]"#,
+    ];
+    let answer = |host: &str, mounts: &str| {
+        let body =
+            format!(r#"{{"Image":"busybox","Cmd":["true"],"HostConfig":{{"Mounts":{mounts}}}}}"#);
+        let full = post_json(host, "/v1.41/containers/create", &body);
+        let status = full.split(' ').nth(1).unwrap_or_default().to_string();
+        let json = full
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+        // Chunked or not, the JSON object is the part between the braces.
+        let json = &json[json.find('{').unwrap_or(0)..=json.rfind('}').unwrap_or(0)];
+        let message: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+        (status, message["message"].clone())
+    };
+    for mounts in bodies {
+        let theirs = answer(&dockerd.host, mounts);
+        assert_ne!(theirs.0, "201", "{mounts}: dockerd took it");
+        assert_eq!(
+            answer(&engine.host, mounts),
+            theirs,
+            "{mounts}: berth (left) and dockerd (right)"
+        );
+    }
+    assert_eq!(
+        ok(berth(&engine.host, &["ps", "-aq"])),
+        "",
+        "nothing created"
+    );
+}
+
+/// `--mount type=bind,bind-propagation=rshared`: a mount made under the source afterwards
+/// appears inside the running container, and with `rprivate` it does not; the container's
+/// /proc/self/mountinfo shows each. The daemon runs in a mount namespace of its own, where
+/// the source is made a shared mount point, so nothing is mounted on the host.
+#[test]
+fn bind_propagation_reaches_the_container_or_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("shared");
+    std::fs::create_dir_all(src.join("later")).unwrap();
+    let engine = Engine::start_in_wrapped(
+        dir.path(),
+        "vol",
+        &["unshare", "--mount", "--propagation", "private", "--"],
+        &HOST_NETWORK_FLAGS,
+    );
+    let pid = engine.daemon.as_ref().unwrap().child.id().to_string();
+    let in_daemon_ns = |script: &str| {
+        let out = std::process::Command::new("nsenter")
+            .args(["-t", &pid, "-m", "--", "sh", "-euc", script])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{script}: {}", stderr(&out));
+    };
+    let s = src.display();
+    in_daemon_ns(&format!("mount --bind {s} {s} && mount --make-shared {s}"));
+    let bin = CLIS[1];
+    let v = |args: &[&str]| run(bin, &engine.host, args);
+    for mode in ["rshared", "rprivate"] {
+        let m = format!("type=bind,source={s},target=/m,bind-propagation={mode}");
+        ok(v(&[
+            "run", "-d", "--name", mode, "--mount", &m, "busybox", "busybox", "sleep", "600",
+        ]));
+    }
+    in_daemon_ns(&format!(
+        "mount -t tmpfs later {s}/later && echo made-later > {s}/later/f"
+    ));
+    assert_eq!(
+        ok(v(&["exec", "rshared", "busybox", "cat", "/m/later/f"])),
+        "made-later\n"
+    );
+    assert_eq!(
+        ok(v(&["exec", "rprivate", "busybox", "ls", "-A", "/m/later"])),
+        ""
+    );
+    let info = |name: &str| {
+        let all = ok(v(&["exec", name, "busybox", "cat", "/proc/self/mountinfo"]));
+        all.lines()
+            .find(|l| l.split(' ').nth(4) == Some("/m"))
+            .unwrap_or_else(|| panic!("{name}: no /m in {all}"))
+            .to_string()
+    };
+    let optional = |line: &str| -> Vec<String> {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let sep = fields.iter().position(|f| *f == "-").unwrap();
+        fields[6..sep]
+            .iter()
+            .map(|f| f.split(':').next().unwrap().to_string())
+            .collect()
+    };
+    let shared = info("rshared");
+    assert!(
+        optional(&shared).contains(&"shared".to_string()),
+        "{shared}"
+    );
+    let private = info("rprivate");
+    assert!(optional(&private).is_empty(), "{private}");
+    ok(v(&["rm", "-f", "rshared", "rprivate"]));
+    drop(engine);
+    assert_eq!(
+        berth_integration::host::mounts_mentioning(dir.path()),
+        Vec::<String>::new(),
+        "mounts left on the host"
+    );
 }

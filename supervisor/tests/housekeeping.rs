@@ -26,25 +26,13 @@ fn run(bin: &str, host: &str, args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("{bin} missing: {e}"))
 }
 
-/// A daemon with `busybox` seeded; removes every container it still has when dropped
-/// (also after a failed assertion), then stops.
-struct Engine {
-    daemon: Option<Daemon>,
-    host: String,
-    data_root: PathBuf,
+/// What the tests ask of an engine: its CLIs and its API.
+trait Calls {
+    fn cli(&self, bin: &str, args: &[&str]) -> Output;
+    fn get(&self, path: &str) -> serde_json::Value;
 }
 
-impl Engine {
-    fn start(dir: &Path) -> Engine {
-        seed(&dir.join("data"), "busybox", &busybox_image("hk", 1));
-        let daemon = start(dir);
-        Engine {
-            host: daemon.host.clone(),
-            data_root: daemon.data_root.clone(),
-            daemon: Some(daemon),
-        }
-    }
-
+impl Calls for Engine {
     fn cli(&self, bin: &str, args: &[&str]) -> Output {
         run(bin, &self.host, args)
     }
@@ -61,16 +49,6 @@ impl Engine {
             "{answer}"
         );
         serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
-    }
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        let ids = stdout(&berth(&self.host, &["ps", "-aq"]));
-        for id in ids.split_whitespace() {
-            let _ = berth(&self.host, &["rm", "-f", id]);
-        }
-        self.daemon.take();
     }
 }
 
@@ -163,7 +141,7 @@ fn build_context(dir: &Path) -> PathBuf {
 #[test]
 fn system_df_figures_match_du_and_the_docker_clis() {
     let dir = tempfile::tempdir().unwrap();
-    let e = Engine::start(dir.path());
+    let e = Engine::start_in(dir.path(), "hk");
     let data = e.data_root.clone();
     ok(e.cli(BERTH, &["volume", "create", "v1"]));
     let v1 = data.join("volumes/v1/_data");
@@ -285,7 +263,7 @@ fn ids(text: &str) -> BTreeSet<String> {
 #[test]
 fn system_prune_removes_what_docker_would_and_keeps_what_is_used() {
     let dir = tempfile::tempdir().unwrap();
-    let e = Engine::start(dir.path());
+    let e = Engine::start_in(dir.path(), "hk");
     let ctx = build_context(dir.path());
     let ctx = ctx.to_str().unwrap();
     ok(e.cli(
@@ -371,7 +349,7 @@ fn system_prune_removes_what_docker_would_and_keeps_what_is_used() {
 #[test]
 fn builder_and_network_prune_print_dockers_lines() {
     let dir = tempfile::tempdir().unwrap();
-    let e = Engine::start(dir.path());
+    let e = Engine::start_in(dir.path(), "hk");
     let ctx = build_context(dir.path());
     let ctx = ctx.to_str().unwrap();
     for (i, bin) in CLIS.iter().enumerate() {

@@ -15,7 +15,9 @@ impl From<PlanError> for Error {
     fn from(e: PlanError) -> Self {
         match e {
             PlanError::Invalid(m) => Error::Invalid(m),
-            e @ PlanError::NoContainer(_) => Error::NotFound(e.to_string()),
+            e @ (PlanError::NoContainer(_) | PlanError::NoDriver(_)) => {
+                Error::NotFound(e.to_string())
+            }
         }
     }
 }

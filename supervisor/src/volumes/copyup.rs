@@ -3,14 +3,11 @@
 //! does on first mount. The directory is found inside the rootfs (`openat2` with
 //! `RESOLVE_IN_ROOT`: no symlink of the image leads out of it) and walked without following
 //! symlinks.
-use std::collections::HashMap;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
-use nix::sys::stat::Mode;
 
-use crate::images::layer::at as xattrs;
+use crate::tree::{self, Xattrs};
 
 /// A copy-up failure, with the path it was about.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +15,15 @@ use crate::images::layer::at as xattrs;
 pub struct CopyError {
     pub path: PathBuf,
     pub source: std::io::Error,
+}
+
+impl From<tree::CopyError> for CopyError {
+    fn from(e: tree::CopyError) -> Self {
+        CopyError {
+            path: e.path,
+            source: e.source,
+        }
+    }
 }
 
 fn at(path: &Path) -> impl FnOnce(std::io::Error) -> CopyError + '_ {
@@ -50,105 +56,23 @@ pub fn copy_if_empty(rootfs: &Path, dest: &str, data: &Path) -> Result<bool, Cop
         Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR) => return Ok(false),
         Err(e) => return Err(at(&rootfs.join(relative))(e.into())),
     };
+    // `/.` after its /proc/self/fd link is the directory itself, not the link.
     let from = PathBuf::from(format!(
-        "/proc/self/fd/{}",
+        "/proc/self/fd/{}/.",
         std::os::fd::AsRawFd::as_raw_fd(&source)
     ));
-    let mut links = HashMap::new();
-    copy_dir(&from, data, &mut links)?;
-    // The root itself: `/.` after its /proc/self/fd link is the directory, not the link.
-    copy_attributes(&from.join("."), data)?;
+    // A filesystem that refuses an xattr (a tmpfs volume and `user.*`) gets the rest.
+    tree::copy_into(&from, data, Xattrs::BestEffort)?;
     drop(source);
     Ok(true)
 }
 
-fn copy_dir(
-    from: &Path,
-    to: &Path,
-    links: &mut HashMap<(u64, u64), PathBuf>,
-) -> Result<(), CopyError> {
-    for entry in std::fs::read_dir(from).map_err(at(from))? {
-        let entry = entry.map_err(at(from))?;
-        let src = entry.path();
-        let dst = to.join(entry.file_name());
-        let meta = std::fs::symlink_metadata(&src).map_err(at(&src))?;
-        let kind = meta.file_type();
-        if !kind.is_dir() && meta.nlink() > 1 {
-            if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
-                std::fs::hard_link(first, &dst).map_err(at(&dst))?;
-                continue;
-            }
-            links.insert((meta.dev(), meta.ino()), dst.clone());
-        }
-        if kind.is_dir() {
-            std::fs::create_dir(&dst).map_err(at(&dst))?;
-            copy_dir(&src, &dst, links)?;
-        } else if kind.is_symlink() {
-            let target = std::fs::read_link(&src).map_err(at(&src))?;
-            std::os::unix::fs::symlink(target, &dst).map_err(at(&dst))?;
-        } else if kind.is_file() {
-            std::fs::copy(&src, &dst).map_err(at(&dst))?;
-        } else if kind.is_fifo() || kind.is_char_device() || kind.is_block_device() {
-            let mode = Mode::from_bits_truncate(meta.mode() & 0o7777);
-            let sflag = nix::sys::stat::SFlag::from_bits_truncate(meta.mode() & libc::S_IFMT);
-            nix::sys::stat::mknod(&dst, sflag, mode, meta.rdev())
-                .map_err(|e| at(&dst)(e.into()))?;
-        } else {
-            // Sockets are not copied (docker skips them too).
-            continue;
-        }
-        copy_attributes(&src, &dst)?;
-    }
-    Ok(())
-}
-
-/// Owner, xattrs, mode (after chown, which clears set-id bits) and times of `src` on `dst`
-/// (a final symlink of either not followed).
-fn copy_attributes(src: &Path, dst: &Path) -> Result<(), CopyError> {
-    let meta = std::fs::symlink_metadata(src).map_err(at(src))?;
-    std::os::unix::fs::lchown(dst, Some(meta.uid()), Some(meta.gid())).map_err(at(dst))?;
-    copy_xattrs(src, dst)?;
-    if !meta.file_type().is_symlink() {
-        std::fs::set_permissions(dst, std::fs::Permissions::from_mode(meta.mode() & 0o7777))
-            .map_err(at(dst))?;
-    }
-    let times = [
-        nix::sys::time::TimeSpec::new(meta.atime(), meta.atime_nsec()),
-        nix::sys::time::TimeSpec::new(meta.mtime(), meta.mtime_nsec()),
-    ];
-    nix::sys::stat::utimensat(
-        nix::fcntl::AT_FDCWD,
-        dst,
-        &times[0],
-        &times[1],
-        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
-    )
-    .map_err(|e| at(dst)(e.into()))
-}
-
-/// Every extended attribute of `src` set on `dst` (neither followed). One the filesystem of
-/// `dst` refuses (`ENOTSUP`, `EPERM`: a tmpfs volume and `user.*`) is logged and skipped, as
-/// docker's copy does.
-fn copy_xattrs(src: &Path, dst: &Path) -> Result<(), CopyError> {
-    for (key, value) in xattrs::xattrs(src).map_err(at(src))? {
-        if let Err(e) = xattrs::set_xattr(dst, &key, &value) {
-            match e.raw_os_error() {
-                Some(libc::ENOTSUP | libc::EPERM) => tracing::warn!(
-                    path = %dst.display(),
-                    key = %String::from_utf8_lossy(&key),
-                    error = %e,
-                    "xattr not copied up"
-                ),
-                _ => return Err(at(dst)(e)),
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
     use super::*;
+    use crate::images::layer::at as xattrs;
 
     #[test]
     fn copies_owners_modes_links_xattrs_and_stays_in_the_root() {

@@ -9,13 +9,22 @@ use nix::mount::{MntFlags, MsFlags};
 /// The one driver.
 pub const DRIVER: &str = "local";
 
-/// The options the local driver knows.
-const OPTIONS: [&str; 3] = ["type", "device", "o"];
+/// The options the local driver knows (dockerd 20.10's: `size` is a quota).
+const OPTIONS: [&str; 4] = ["type", "device", "o", "size"];
 
-/// docker's checks of the driver options: known keys, and `type`, `device` (and `o`) together.
+/// dockerd 20.10's checks of the driver options, in its order and words: known keys; a
+/// `size` (a quota, which berth's local driver has no support for); `type`, `device` (and
+/// `o`) together.
 pub fn check_options(options: &BTreeMap<String, String>) -> Result<(), String> {
     if let Some(unknown) = options.keys().find(|k| !OPTIONS.contains(&k.as_str())) {
-        return Err(format!("invalid option key: {unknown:?}"));
+        return Err(format!("invalid option: {unknown:?}"));
+    }
+    if let Some(size) = options.get("size") {
+        match ram_bytes(size) {
+            None => return Err(format!("invalid size: '{size}'")),
+            Some(0) => {}
+            Some(_) => return Err("quota size requested but no quota support".into()),
+        }
     }
     let required: [(&str, &[&str]); 3] = [
         ("device", &["type"]),
@@ -30,6 +39,27 @@ pub fn check_options(options: &BTreeMap<String, String>) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A size as docker's `RAMInBytes` reads it: a number, then optionally `b`, `k`, `m`, `g`,
+/// `t` or `p` (any case, a trailing `b`/`ib` allowed), binary multiples.
+fn ram_bytes(text: &str) -> Option<u64> {
+    let t = text.trim().to_ascii_lowercase();
+    let digits = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let number: f64 = t[..digits].parse().ok()?;
+    let unit = t[digits..].trim_end_matches("ib").trim_end_matches('b');
+    let power = match unit {
+        "" => 0,
+        "k" => 1,
+        "m" => 2,
+        "g" => 3,
+        "t" => 4,
+        "p" => 5,
+        _ => return None,
+    };
+    Some((number * 1024f64.powi(power)) as u64)
 }
 
 /// Flags and data of `o=` as mount(2) takes them (`bind`, `ro`, … become flags; the rest,
@@ -143,8 +173,17 @@ mod tests {
         .unwrap();
         assert_eq!(
             check_options(&opts(&[("foo", "1")])).unwrap_err(),
-            "invalid option key: \"foo\""
+            "invalid option: \"foo\""
         );
+        assert_eq!(
+            check_options(&opts(&[("size", "")])).unwrap_err(),
+            "invalid size: ''"
+        );
+        assert_eq!(
+            check_options(&opts(&[("size", "1m")])).unwrap_err(),
+            "quota size requested but no quota support"
+        );
+        check_options(&opts(&[("size", "0")])).unwrap();
         assert_eq!(
             check_options(&opts(&[("type", "tmpfs")])).unwrap_err(),
             "missing required option: \"device\""

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::names;
 use crate::containers::config::{self, Config, HostConfig};
+use crate::containers::spec::mounts::check_mounts;
 
 /// docker's `types.MountPoint` (inspect's `Mounts`), plus what berth needs to remember.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +91,9 @@ pub enum PlanError {
     Invalid(String),
     #[error("No such container: {0}")]
     NoContainer(String),
+    /// docker's 404 for a volume driver it does not have.
+    #[error("{0}")]
+    NoDriver(String),
 }
 
 /// `/a/b/` → `/a/b` (docker compares destinations cleaned).
@@ -116,6 +120,8 @@ pub fn plan(
     mountpoint: &dyn Fn(&str) -> std::path::PathBuf,
     from: &dyn Fn(&str) -> Result<Vec<MountPoint>, PlanError>,
 ) -> Result<Vec<MountPoint>, PlanError> {
+    // docker checks every --mount before it resolves any volume.
+    check_mounts(host).map_err(|e| PlanError::Invalid(e.to_string()))?;
     let mut out: Vec<MountPoint> = Vec::new();
     let mut taken: Vec<String> = Vec::new();
     // Host binds (`-v /a:/b`, `--mount type=bind`, `--tmpfs`) hold their destination.
@@ -156,24 +162,6 @@ pub fn plan(
             taken.push(clean(&m.target));
             continue;
         }
-        let bad = |why: &str| {
-            PlanError::Invalid(format!("invalid mount config for type \"volume\": {why}"))
-        };
-        if m.bind_options.is_some() {
-            return Err(bad("field BindOptions must not be specified"));
-        }
-        if m.tmpfs_options.is_some() {
-            return Err(bad("field TmpfsOptions must not be specified"));
-        }
-        if m.target.is_empty() {
-            return Err(bad("field Target must not be empty"));
-        }
-        if !m.target.starts_with('/') {
-            return Err(bad(&format!(
-                "invalid mount path: '{}' mount path must be absolute",
-                m.target
-            )));
-        }
         let anonymous = m.source.is_empty();
         let name = if anonymous {
             names::anonymous()
@@ -190,7 +178,7 @@ pub fn plan(
             mp.create_labels = o.labels.clone();
             if let Some(d) = &o.driver_config {
                 if !d.name.is_empty() && d.name != super::local::DRIVER {
-                    return Err(PlanError::Invalid(format!(
+                    return Err(PlanError::NoDriver(format!(
                         "create {name}: error looking up volume plugin {0}: plugin \"{0}\" not found",
                         d.name
                     )));

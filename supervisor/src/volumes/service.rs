@@ -481,7 +481,7 @@ mod tests {
                 ..Default::default()
             })
             .unwrap_err();
-        assert_eq!(e.to_string(), "create x2: invalid option key: \"bogus\"");
+        assert_eq!(e.to_string(), "create x2: invalid option: \"bogus\"");
         assert!(s.list().unwrap().is_empty());
         let left: Vec<_> = std::fs::read_dir(dir.path().join("volumes"))
             .unwrap()

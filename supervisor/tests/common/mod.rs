@@ -16,6 +16,8 @@ use berth_supervisor::images::service::{ImageService, Options};
 pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
 /// Debian's docker CLI (20.10), not /usr/local/bin/docker.
 pub const DOCKER: &str = "/usr/bin/docker";
+/// Debian's dockerd (20.10).
+pub const DOCKERD: &str = "/usr/sbin/dockerd";
 
 pub struct Daemon {
     pub child: Child,
@@ -88,6 +90,116 @@ pub fn start_wrapped(dir: &Path, wrapper: &[&str], flags: &[&str]) -> Daemon {
         child,
         host,
         data_root,
+    }
+}
+
+/// A daemon with `busybox` seeded (an image marked `marker`) whose containers are
+/// force-removed when it is dropped, passed or failed (containers outlive their daemon: a
+/// failed assertion must not leave them running).
+pub struct Engine {
+    pub host: String,
+    pub data_root: PathBuf,
+    /// The seeded busybox image's ID.
+    pub image_id: String,
+    pub daemon: Option<Daemon>,
+    dir: PathBuf,
+    /// What the daemon runs under (see [`start_wrapped`]) and its flags.
+    wrapper: Vec<String>,
+    flags: Vec<String>,
+    /// The engine's own temp dir, if it made one (removed after the daemon stops).
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Engine {
+    /// An engine under `dir`.
+    pub fn start_in(dir: &Path, marker: &str) -> Engine {
+        Self::start_in_wrapped(dir, marker, &[], &[])
+    }
+
+    /// An engine under `dir` whose daemon runs through `wrapper` with `flags` (see
+    /// [`start_wrapped`]).
+    pub fn start_in_wrapped(dir: &Path, marker: &str, wrapper: &[&str], flags: &[&str]) -> Engine {
+        let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+        Self::make(
+            dir.to_path_buf(),
+            marker,
+            owned(wrapper),
+            owned(flags),
+            None,
+        )
+    }
+
+    /// An engine in a temp dir of its own.
+    pub fn start_tmp(marker: &str) -> Engine {
+        let tmp = tempfile::tempdir().unwrap();
+        Self::make(
+            tmp.path().to_path_buf(),
+            marker,
+            Vec::new(),
+            Vec::new(),
+            Some(tmp),
+        )
+    }
+
+    fn make(
+        dir: PathBuf,
+        marker: &str,
+        wrapper: Vec<String>,
+        flags: Vec<String>,
+        tmp: Option<tempfile::TempDir>,
+    ) -> Engine {
+        let image = busybox_image(marker, 1);
+        seed(&dir.join("data"), "busybox", &image);
+        let mut engine = Engine {
+            host: String::new(),
+            data_root: dir.join("data"),
+            image_id: image.id,
+            daemon: None,
+            dir,
+            wrapper,
+            flags,
+            _tmp: tmp,
+        };
+        engine.start_daemon();
+        engine
+    }
+
+    fn start_daemon(&mut self) {
+        fn strs(v: &[String]) -> Vec<&str> {
+            v.iter().map(String::as_str).collect()
+        }
+        let daemon = start_wrapped(&self.dir, &strs(&self.wrapper), &strs(&self.flags));
+        self.host = daemon.host.clone();
+        self.daemon = Some(daemon);
+    }
+
+    /// Stops the daemon (its containers live on) and starts a new one on the same roots.
+    pub fn restart_daemon(&mut self) {
+        self.daemon.take();
+        self.start_daemon();
+    }
+
+    /// `inspect -f format name` once it prints `want` (polled: restarts take their back-off).
+    pub fn until(&self, name: &str, format: &str, want: impl Fn(&str) -> bool) -> String {
+        let mut last = String::new();
+        for _ in 0..300 {
+            last = stdout(&berth(&self.host, &["inspect", "-f", format, name]));
+            if want(last.trim()) {
+                return last.trim().to_string();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{name}: {format} stayed {last:?}");
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let ids = stdout(&berth(&self.host, &["ps", "-aq"]));
+        for id in ids.split_whitespace() {
+            let _ = berth(&self.host, &["rm", "-f", id]);
+        }
+        self.daemon.take();
     }
 }
 
@@ -199,19 +311,57 @@ pub fn busybox_image(marker: &str, days_ago: i64) -> TestImage {
     });
     let config = serde_json::to_vec(&config).unwrap();
     let id = digest_of(&config);
+    TestImage {
+        manifest: manifest(&config, &[(&diff_id, layer.len())]),
+        layer,
+        config,
+        id,
+        diff_id,
+    }
+}
+
+/// The OCI manifest of `config` and uncompressed layers given as (digest, size).
+fn manifest(config: &[u8], layers: &[(&str, usize)]) -> Vec<u8> {
+    let layers: Vec<serde_json::Value> = layers
+        .iter()
+        .map(|(digest, size)| {
+            serde_json::json!({ "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                                "digest": digest, "size": size })
+        })
+        .collect();
     let manifest = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": { "mediaType": "application/vnd.oci.image.config.v1+json",
-                    "digest": id, "size": config.len() },
-        "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                     "digest": diff_id, "size": layer.len() }],
+                    "digest": digest_of(config), "size": config.len() },
+        "layers": layers,
     });
+    serde_json::to_vec(&manifest).unwrap()
+}
+
+/// An image of `base`'s layer and `layer` on top, `image_config` its `config` (Cmd, Env,
+/// Volumes, …). Seed `base` too: its layer's blob is stored with it.
+pub fn layered_image(
+    base: &TestImage,
+    layer: Vec<u8>,
+    image_config: serde_json::Value,
+) -> TestImage {
+    let diff_id = digest_of(&layer);
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": image_config,
+        "rootfs": { "type": "layers", "diff_ids": [base.diff_id, diff_id] },
+    });
+    let config = serde_json::to_vec(&config).unwrap();
     TestImage {
-        manifest: serde_json::to_vec(&manifest).unwrap(),
+        manifest: manifest(
+            &config,
+            &[(&base.diff_id, base.layer.len()), (&diff_id, layer.len())],
+        ),
+        id: digest_of(&config),
         layer,
         config,
-        id,
         diff_id,
     }
 }
@@ -291,4 +441,107 @@ pub fn skopeo_push(archive: &Path, target: &str) {
         .output()
         .expect("skopeo missing");
     assert!(out.status.success(), "skopeo copy: {}", stderr(&out));
+}
+
+/// A private dockerd, killed and cleaned up on drop.
+pub struct Dockerd {
+    child: Child,
+    dir: PathBuf,
+    pub host: String,
+}
+
+impl Dockerd {
+    /// dockerd on roots under `dir` (removed on drop), no bridge, no iptables.
+    pub fn start(dir: &Path) -> Dockerd {
+        std::fs::create_dir_all(dir).unwrap();
+        let sock = dir.join("docker.sock");
+        let child = Command::new(DOCKERD)
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("--host")
+            .arg(format!("unix://{}", sock.display()))
+            .arg("--pidfile")
+            .arg(dir.join("docker.pid"))
+            .args(["--bridge", "none", "--iptables=false"])
+            .stdout(std::fs::File::create(dir.join("dockerd.log")).unwrap())
+            .stderr(std::fs::File::create(dir.join("dockerd.err")).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{DOCKERD}: {e} (install Debian's docker.io)"));
+        let dockerd = Dockerd {
+            child,
+            dir: dir.to_path_buf(),
+            host: format!("unix://{}", sock.display()),
+        };
+        for _ in 0..300 {
+            if Command::new(DOCKER)
+                .env("DOCKER_HOST", &dockerd.host)
+                .arg("version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+            {
+                return dockerd;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "dockerd did not answer: {}",
+            std::fs::read_to_string(dir.join("dockerd.err")).unwrap_or_default()
+        );
+    }
+
+    /// `docker ARGS` on this dockerd, to success; its stdout, trimmed.
+    pub fn docker(&self, args: &[&str]) -> String {
+        let out = Command::new(DOCKER)
+            .env("DOCKER_HOST", &self.host)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{DOCKER}: {e}"));
+        assert!(out.status.success(), "docker {args:?}: {}", stderr(&out));
+        stdout(&out).trim().to_string()
+    }
+
+    /// [`Self::docker`] with `input` on its stdin.
+    pub fn docker_stdin(&self, args: &[&str], input: &[u8]) -> String {
+        let mut child = Command::new(DOCKER)
+            .env("DOCKER_HOST", &self.host)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        for _ in 0..150 {
+            if self.child.try_wait().ok().flatten().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut mounts: Vec<String> = berth_integration::host::mounts_mentioning(&self.dir)
+            .iter()
+            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let _ = Command::new("umount").args(["-l", &m]).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

@@ -19,6 +19,8 @@
 //!   ports, by berth, dockerd (docker-proxy) and podman (see `networks.rs`);
 //! - build: clean, no-change and one-file-changed builds of a 12-step Dockerfile on a 50 MB /
 //!   5k-file context by berth, dockerd's classic builder and buildah (see `build.rs`).
+//! - volumes: `run --rm` with 5 named volumes vs none, and copy-up of a 100 MB, 10k-file image
+//!   directory into a new volume, by berth and dockerd (see `volumes.rs`).
 //!
 //! - runc's default: `runc spec`'s config unchanged but for terminal off and `/bin/true`, through
 //!   `run` (create, start, wait and delete in one process) and through the lifecycle.
@@ -48,13 +50,15 @@ mod daemons;
 mod networks;
 mod pull;
 mod shim;
+mod volumes;
 
 const USAGE: &str =
     "usage: berth-bench [--berth PATH] [--supervisor PATH] [--runc PATH] [--crun PATH] [-n N]
                    [--warmup N] [--pulls N] [--pull-only] [--engines N] [--engines-only]
                    [--compose N] [--compose-only] [--host-layout] [--cri N] [--cri-idle N]
                    [--cri-only] [--build N] [--build-only] [--networks N] [--dns-queries N]
-                   [--iperf-secs N] [--networks-only]
+                   [--iperf-secs N] [--networks-only] [--volumes N] [--copyups N]
+                   [--volumes-only]
 
   --berth PATH   berth-runtime binary (default target/release/berth-runtime)
   --supervisor PATH  berth (daemon + CLI) binary (default target/release/berth)
@@ -83,7 +87,12 @@ const USAGE: &str =
                  0 skips it)
   --dns-queries N  DNS queries per engine there (default 1000); as many one-byte round trips
   --iperf-secs N seconds of each iperf3 run there (default 5)
-  --networks-only  run only the networks scenario";
+  --networks-only  run only the networks scenario
+  --volumes N    run --rm rounds per engine with 5 named volumes and with none (berth and
+                 dockerd through the docker CLI; default 20; 0 skips it)
+  --copyups N    copy-ups of a 100 MB, 10k-file image directory into a new volume per engine
+                 (default 3)
+  --volumes-only run only the volumes scenario";
 
 /// crun refuses a hybrid layout whose cgroup2 mount has controllers; see `HugetlbV1`.
 const UNIFIED: &str = "/sys/fs/cgroup/unified";
@@ -122,6 +131,9 @@ struct Options {
     dns_queries: usize,
     iperf_secs: usize,
     networks_only: bool,
+    volumes: usize,
+    copyups: usize,
+    volumes_only: bool,
 }
 
 /// The lifecycle's steps, timed separately to show where the time goes.
@@ -194,6 +206,9 @@ fn parse_args(args: Vec<String>) -> Result<Options, String> {
         dns_queries: 1000,
         iperf_secs: 5,
         networks_only: false,
+        volumes: 20,
+        copyups: 3,
+        volumes_only: false,
     };
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
@@ -219,6 +234,9 @@ fn parse_args(args: Vec<String>) -> Result<Options, String> {
             "--dns-queries" => opts.dns_queries = parse_count(&flag, &value()?)?,
             "--iperf-secs" => opts.iperf_secs = parse_count(&flag, &value()?)?,
             "--networks-only" => opts.networks_only = true,
+            "--volumes" => opts.volumes = parse_count(&flag, &value()?)?,
+            "--copyups" => opts.copyups = parse_count(&flag, &value()?)?,
+            "--volumes-only" => opts.volumes_only = true,
             "--build" => opts.build = parse_count(&flag, &value()?)?,
             "--build-only" => opts.build_only = true,
             "-h" | "--help" => return Err("help".into()),
@@ -275,6 +293,15 @@ fn run_in(opts: &Options, work: &Path) -> Result<bool, String> {
     if opts.networks_only {
         let settings = network_settings(opts, opts.networks.max(1));
         networks::run(work, &absolute(&opts.supervisor)?, &settings);
+        return Ok(true);
+    }
+    if opts.volumes_only {
+        volumes::run(
+            work,
+            &absolute(&opts.supervisor)?,
+            opts.volumes,
+            opts.copyups,
+        );
         return Ok(true);
     }
     if opts.cri_only {
@@ -387,6 +414,14 @@ fn run_in(opts: &Options, work: &Path) -> Result<bool, String> {
     if opts.networks > 0 {
         let settings = network_settings(opts, opts.networks);
         networks::run(work, &absolute(&opts.supervisor)?, &settings);
+    }
+    if opts.volumes > 0 || opts.copyups > 0 {
+        volumes::run(
+            work,
+            &absolute(&opts.supervisor)?,
+            opts.volumes,
+            opts.copyups,
+        );
     }
     println!(
         "\nload average at end: {} (2+ on this 2-core VM inflates every figure)",

@@ -22,8 +22,11 @@ pub enum SpecError {
     SecurityOpt(String),
     #[error("invalid seccomp profile: {0}")]
     SeccompProfile(String),
-    #[error("invalid mount config for type {kind:?}: bind source path does not exist: {}", path.display())]
-    MissingMountSource { kind: String, path: PathBuf },
+    /// docker's words for two mounts at one destination.
+    #[error("Duplicate mount point: {0}")]
+    DuplicateMount(String),
+    #[error(transparent)]
+    MountConfig(#[from] super::mounts::MountConfigError),
     #[error("{what} {}: {source}", path.display())]
     Io {
         what: &'static str,

@@ -260,52 +260,112 @@ pub fn create_bind_sources(host_config: &HostConfig) -> Result<(), SpecError> {
     Ok(())
 }
 
-/// The mount of one `--mount` entry (bind or tmpfs).
+/// Why a `--mount` entry is refused at create, in docker's words:
+/// `invalid mount config for type "bind": field Source must not be empty`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid mount config for type {kind:?}: {reason}")]
+pub struct MountConfigError {
+    pub kind: String,
+    pub reason: String,
+}
+
+/// Checks every `Mounts` entry in the request's order, as docker does at create before it
+/// resolves any volume: the first bad entry is the error.
+pub fn check_mounts(host_config: &HostConfig) -> Result<(), MountConfigError> {
+    config::list(&host_config.mounts)
+        .iter()
+        .try_for_each(check_mount)
+}
+
+/// One `Mounts` entry, checked in docker's order: the target (given, not `/`, absolute), then
+/// what its type allows (a bind: a source, a known propagation, no volume options, an
+/// absolute source that exists; a volume: no bind options, no read-only anonymous volume;
+/// a tmpfs: no bind options, no source).
+pub fn check_mount(m: &config::Mount) -> Result<(), MountConfigError> {
+    let bad = |reason: String| MountConfigError {
+        kind: m.r#type.clone(),
+        reason,
+    };
+    let absolute = |path: &str| {
+        if path.starts_with('/') {
+            Ok(())
+        } else {
+            Err(bad(format!(
+                "invalid mount path: '{path}' mount path must be absolute"
+            )))
+        }
+    };
+    if m.target.is_empty() {
+        return Err(bad("field Target must not be empty".into()));
+    }
+    if m.target.starts_with('/') && clean(&m.target) == "/" {
+        return Err(bad("invalid specification: destination can't be '/'".into()));
+    }
+    absolute(&m.target)?;
+    match m.r#type.as_str() {
+        "bind" => {
+            if m.source.is_empty() {
+                return Err(bad("field Source must not be empty".into()));
+            }
+            if let Some(o) = &m.bind_options {
+                if !o.propagation.is_empty() && !PROPAGATIONS.contains(&o.propagation.as_str()) {
+                    return Err(bad(format!("invalid propagation mode: {}", o.propagation)));
+                }
+            }
+            if m.volume_options.is_some() {
+                return Err(bad("field VolumeOptions must not be specified".into()));
+            }
+            absolute(&m.source)?;
+            if std::fs::symlink_metadata(&m.source).is_err() {
+                return Err(bad(format!(
+                    "bind source path does not exist: {}",
+                    m.source
+                )));
+            }
+        }
+        "volume" => {
+            if m.bind_options.is_some() {
+                return Err(bad("field BindOptions must not be specified".into()));
+            }
+            if m.source.is_empty() && m.read_only {
+                return Err(bad(
+                    "must not set ReadOnly mode when using anonymous volumes".into(),
+                ));
+            }
+        }
+        "tmpfs" => {
+            if m.bind_options.is_some() {
+                return Err(bad("field BindOptions must not be specified".into()));
+            }
+            if !m.source.is_empty() {
+                return Err(bad("field Source must not be specified".into()));
+            }
+        }
+        _ => return Err(bad("mount type unknown".into())),
+    }
+    Ok(())
+}
+
+/// The mount of one `--mount` entry (bind or tmpfs; volumes are binds of their data by now).
 fn api_mount(m: &config::Mount) -> Result<Mount, SpecError> {
-    check_destination("Mounts", &m.target)?;
+    check_mount(m)?;
     let dest = clean(&m.target);
     match m.r#type.as_str() {
         "bind" => {
-            if !m.source.starts_with('/') {
-                return Err(SpecError::invalid(
-                    "Mounts",
-                    &m.source,
-                    "the bind source must be an absolute path",
-                ));
-            }
-            if std::fs::symlink_metadata(&m.source).is_err() {
-                return Err(SpecError::MissingMountSource {
-                    kind: m.r#type.clone(),
-                    path: PathBuf::from(&m.source),
-                });
-            }
             let opts = m.bind_options.clone().unwrap_or_default();
             let propagation = if opts.propagation.is_empty() {
-                "rprivate".to_string()
-            } else if PROPAGATIONS.contains(&opts.propagation.as_str()) {
-                opts.propagation.clone()
+                "rprivate"
             } else {
-                return Err(SpecError::invalid(
-                    "Mounts.BindOptions.Propagation",
-                    &opts.propagation,
-                    "unknown propagation",
-                ));
+                opts.propagation.as_str()
             };
             let mut options = vec![if opts.non_recursive { "bind" } else { "rbind" }];
             if m.read_only {
                 options.push("ro");
             }
-            options.push(&propagation);
+            options.push(propagation);
             Ok(bind(&dest, Path::new(&m.source), &options))
         }
         "tmpfs" => {
-            if !m.source.is_empty() {
-                return Err(SpecError::invalid(
-                    "Mounts",
-                    &m.source,
-                    "a tmpfs mount takes no source",
-                ));
-            }
             let mut opts = Vec::new();
             if m.read_only {
                 opts.push("ro".to_string());
@@ -326,15 +386,10 @@ fn api_mount(m: &config::Mount) -> Result<Mount, SpecError> {
             }
             Ok(tmpfs(&dest, &opts.join(","))?)
         }
-        "volume" => Err(SpecError::invalid(
-            "Mounts",
-            &m.r#type,
-            "volume mounts are not supported yet",
-        )),
         other => Err(SpecError::invalid(
             "Mounts.Type",
             other,
-            "mount type unknown (bind or tmpfs)",
+            "a volume mount that was not resolved to its data",
         )),
     }
 }
@@ -435,10 +490,8 @@ pub fn user_mounts(host_config: &HostConfig) -> Result<Vec<Mount>, SpecError> {
     let mut seen = std::collections::HashSet::new();
     for m in &out {
         if !seen.insert(m.destination().clone()) {
-            return Err(SpecError::invalid(
-                "Mounts",
+            return Err(SpecError::DuplicateMount(
                 m.destination().display().to_string(),
-                "Duplicate mount point",
             ));
         }
     }
