@@ -23,7 +23,8 @@
 //!   directory into a new volume, by berth and dockerd (see `volumes.rs`).
 //!
 //! - runc's default: `runc spec`'s config unchanged but for terminal off and `/bin/true`, through
-//!   `run` (create, start, wait and delete in one process) and through the lifecycle.
+//!   `run` (create, start, wait and delete in one process) back to back and 100 ms apart (a
+//!   burst of starts shares the kernel's cgroup-attach grace period), and through the lifecycle.
 //!
 //! On a hybrid cgroup host whose cgroup2 mount has controllers, crun refuses to run at all, so the
 //! bench gives those controllers v1 hierarchies in its own mount namespace while it runs
@@ -381,6 +382,18 @@ fn run_in(opts: &Options, work: &Path) -> Result<bool, String> {
         &run,
         None,
     );
+    // Starts in a burst share the kernel's cgroup-attach grace period (a pid written to
+    // cgroup.procs right after another's does not wait for one): spaced out, as a user's
+    // starts are, each runtime that writes a pid pays it.
+    let spaced = round_robin_spaced(&runtimes, opts, Duration::from_millis(100), |rt, id| {
+        run_foreground(rt, &runc_default, id)
+    });
+    print_table(
+        "run /bin/true with runc spec's default config, each 100 ms after the previous",
+        &runtimes,
+        &spaced,
+        None,
+    );
     let life_default = round_robin(&runtimes, opts, |rt, id| lifecycle(rt, &runc_default, id));
     print_table(
         "lifecycle with runc spec's default config (terminal off)",
@@ -633,6 +646,16 @@ fn round_robin(
     opts: &Options,
     scenario: impl Fn(&Runtime, &str) -> Result<Vec<Duration>, String>,
 ) -> Vec<Outcome> {
+    round_robin_spaced(runtimes, opts, Duration::ZERO, scenario)
+}
+
+/// `round_robin` with an untimed pause of `gap` before each call.
+fn round_robin_spaced(
+    runtimes: &[Runtime],
+    opts: &Options,
+    gap: Duration,
+    scenario: impl Fn(&Runtime, &str) -> Result<Vec<Duration>, String>,
+) -> Vec<Outcome> {
     let mut outcomes: Vec<Outcome> = runtimes
         .iter()
         .map(|_| Outcome::Timings(Timings::default()))
@@ -643,6 +666,7 @@ fn round_robin(
                 continue;
             };
             let id = format!("bench-{}-{}-{i}", std::process::id(), rt.name);
+            std::thread::sleep(gap);
             let start = Instant::now();
             match scenario(rt, &id) {
                 Ok(phases) if i >= opts.warmup => times.push(start.elapsed(), phases),
