@@ -6,8 +6,11 @@
 //! - cgroup2: `clone3(CLONE_INTO_CGROUP)`, the process is born in the cgroup (Linux 5.7);
 //! - v1: the (single-threaded) process writes `0` to each hierarchy's `tasks` file itself.
 //!
-//! The cgroup therefore exists, with its limits, before the process does: `Doors` are opened
-//! on it, the process is cloned through them and walks through the v1 ones first thing.
+//! The cgroup therefore exists before the process does (a container's limits are written once
+//! its init's mounts are done, as runc does): `Doors` are opened on it, the process is cloned
+//! through them and walks through the v1 ones first thing (`walk_in`). For exec, the
+//! intermediate child that enters the namespaces is born in the cgroup too, so an exec into a
+//! container at its pids limit needs two free slots for a moment, not one.
 use super::sub::join_error;
 use super::{Cgroup, Error, Result, SubCgroups};
 use nix::fcntl::OFlag;
