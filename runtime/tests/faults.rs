@@ -93,15 +93,30 @@ impl Fixture {
     }
 
     fn create(&self, id: &str) -> Output {
-        Command::new(bin())
-            .arg("--root")
+        self.create_command(&[], id)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap()
+    }
+
+    /// `create ID` of this bundle run under `wrapper` (a program and its arguments, or none),
+    /// with the container's stdio not tied to our pipes.
+    fn create_command(&self, wrapper: &[&str], id: &str) -> Command {
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
+        cmd.arg("--root")
             .arg(&self.root)
             .args(["create", "--bundle", self.bundle().to_str().unwrap(), id])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap()
+            .stderr(Stdio::null());
+        cmd
     }
 
     fn assert_nothing_left(&self, id: &str, cgroup_name: &str) {
@@ -258,15 +273,7 @@ fn delete_force_cleans_up_after_a_killed_create() {
         c["hooks"] = json!({"createRuntime": [{"path": hook.to_str().unwrap()}]});
         c["linux"]["cgroupsPath"] = json!(format!("/{cid}"));
     });
-    let mut create = Command::new(bin())
-        .arg("--root")
-        .arg(&f.root)
-        .args(["create", "--bundle", f.bundle().to_str().unwrap(), &cid])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut create = f.create_command(&[], &cid).spawn().unwrap();
     let until = Instant::now() + Duration::from_secs(10);
     while !started.exists() {
         assert!(Instant::now() < until, "hook never ran");
@@ -291,16 +298,18 @@ fn delete_force_cleans_up_after_a_create_killed_at_its_clone() {
     let f = Fixture::new(&["sleep", "60"], |c| {
         c["linux"]["cgroupsPath"] = json!(format!("/{cid}"));
     });
-    let status = Command::new("strace")
-        .args(["-qq", "-o", "/dev/null", "-e", "trace=clone3,clone"])
-        .args(["-e", "inject=clone3,clone:signal=SIGKILL"])
-        .arg(bin())
-        .arg("--root")
-        .arg(&f.root)
-        .args(["create", "--bundle", f.bundle().to_str().unwrap(), &cid])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+    let strace = [
+        "strace",
+        "-qq",
+        "-o",
+        "/dev/null",
+        "-e",
+        "trace=clone3,clone",
+        "-e",
+        "inject=clone3,clone:signal=SIGKILL",
+    ];
+    let status = f
+        .create_command(&strace, &cid)
         .status()
         .expect("strace (from .ci/run's packages)");
     assert!(!status.success(), "create was not killed at its clone");
