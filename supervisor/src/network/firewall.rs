@@ -96,26 +96,10 @@ pub fn enable_route_localnet(bridge: &str) -> Result<(), FirewallError> {
 /// The transaction: the table made (if missing), deleted, and made anew with its chains.
 pub fn batch(bridges: &[BridgeRules], dnats: &[Dnat]) -> Batch<'static> {
     let mut b = Batch::new();
-    let table = || {
-        NfListObject::Table(Table {
-            family: FAMILY,
-            name: TABLE.into(),
-            handle: None,
-        })
-    };
-    b.add(table());
-    b.delete(table());
-    b.add(table());
-    let base = |name: &'static str, kind, hook, prio| Chain {
-        family: FAMILY,
-        table: TABLE.into(),
-        name: name.into(),
-        _type: Some(kind),
-        hook: Some(hook),
-        prio: Some(prio),
-        policy: Some(NfChainPolicy::Accept),
-        ..Chain::default()
-    };
+    b.add(table(FAMILY));
+    b.delete(table(FAMILY));
+    b.add(table(FAMILY));
+    let base = |name, kind, hook, prio| base_chain(FAMILY, name, kind, hook, prio);
     for chain in [
         base("prerouting", NfChainType::NAT, NfHook::Prerouting, -100),
         base("output", NfChainType::NAT, NfHook::Output, -100),
@@ -147,13 +131,7 @@ pub fn batch(bridges: &[BridgeRules], dnats: &[Dnat]) -> Batch<'static> {
     rules.sort_by_key(|(chain, _)| *chain != "forward");
     let at = rules.iter().take_while(|(c, _)| *c == "forward").count();
     let mut tail = rules.split_off(at);
-    rules.push((
-        "forward",
-        vec![
-            matches(Operator::IN, ct_status(), text("dnat")),
-            Statement::Accept(None),
-        ],
-    ));
+    rules.push(("forward", accept_dnatted()));
     for r in bridges {
         rules.extend(isolation_rule(r, bridges));
     }
@@ -168,15 +146,8 @@ pub fn batch(bridges: &[BridgeRules], dnats: &[Dnat]) -> Batch<'static> {
 /// The `ip6 berth` table, made anew: forwarding rules and masquerade of the networks with
 /// IPv6; gone (deleted, not made again) while no network has IPv6.
 fn batch6(b: &mut Batch<'static>, bridges: &[BridgeRules]) {
-    let table = || {
-        NfListObject::Table(Table {
-            family: FAMILY6,
-            name: TABLE.into(),
-            handle: None,
-        })
-    };
-    b.add(table());
-    b.delete(table());
+    b.add(table(FAMILY6));
+    b.delete(table(FAMILY6));
     let v6: Vec<BridgeRules> = bridges
         .iter()
         .filter(|r| !r.subnets6.is_empty())
@@ -185,33 +156,20 @@ fn batch6(b: &mut Batch<'static>, bridges: &[BridgeRules]) {
     if v6.is_empty() {
         return;
     }
-    b.add(table());
+    b.add(table(FAMILY6));
     for (name, kind, hook, prio) in [
         ("postrouting", NfChainType::NAT, NfHook::Postrouting, 100),
         ("forward", NfChainType::Filter, NfHook::Forward, 0),
     ] {
-        b.add(NfListObject::Chain(Chain {
-            family: FAMILY6,
-            table: TABLE.into(),
-            name: name.into(),
-            _type: Some(kind),
-            hook: Some(hook),
-            prio: Some(prio),
-            policy: Some(NfChainPolicy::Accept),
-            ..Chain::default()
-        }));
+        b.add(NfListObject::Chain(base_chain(
+            FAMILY6, name, kind, hook, prio,
+        )));
     }
     let mut rules: Vec<(&str, Vec<Statement<'static>>)> = Vec::new();
     for r in v6.iter().filter(|r| r.internal) {
         rules.extend(internal_drops(r));
     }
-    rules.push((
-        "forward",
-        vec![
-            matches(Operator::IN, ct_status(), text("dnat")),
-            Statement::Accept(None),
-        ],
-    ));
+    rules.push(("forward", accept_dnatted()));
     for r in &v6 {
         rules.extend(isolation_rule(r, &v6));
     }
@@ -234,6 +192,43 @@ fn batch6(b: &mut Batch<'static>, bridges: &[BridgeRules]) {
     for (chain, stmts) in rules {
         b.add(rule_of(FAMILY6, chain, stmts));
     }
+}
+
+/// berth's table in `family`.
+fn table(family: NfFamily) -> NfListObject<'static> {
+    NfListObject::Table(Table {
+        family,
+        name: TABLE.into(),
+        handle: None,
+    })
+}
+
+/// A base chain of berth's table, accepting by default.
+fn base_chain(
+    family: NfFamily,
+    name: &'static str,
+    kind: NfChainType,
+    hook: NfHook,
+    prio: i32,
+) -> Chain<'static> {
+    Chain {
+        family,
+        table: TABLE.into(),
+        name: name.into(),
+        _type: Some(kind),
+        hook: Some(hook),
+        prio: Some(prio),
+        policy: Some(NfChainPolicy::Accept),
+        ..Chain::default()
+    }
+}
+
+/// What reaches a published port passes (it is the host's service, open to every network).
+fn accept_dnatted() -> Vec<Statement<'static>> {
+    vec![
+        matches(Operator::IN, ct_status(), text("dnat")),
+        Statement::Accept(None),
+    ]
 }
 
 /// Isolation: nothing from this bridge to another of berth's.
