@@ -57,6 +57,7 @@ fn network_commands_with_docker_clis() {
             "10.240.0.128/25",
             "--label",
             "team=net",
+            "--attachable",
             "-o",
             "com.docker.network.bridge.name=bt-n1",
             "n1",
@@ -73,6 +74,11 @@ fn network_commands_with_docker_clis() {
         assert_eq!(n["IPAM"]["Config"][0]["IPRange"], "10.240.0.128/25");
         assert_eq!(n["Labels"]["team"], "net");
         assert_eq!(n["Options"]["com.docker.network.bridge.name"], "bt-n1");
+        assert_eq!(n["Attachable"], true, "{bin}: {n}");
+        assert_eq!(
+            ok(run(&["network", "inspect", "-f", "{{.Attachable}}", "n1"])),
+            "true\n"
+        );
         // A subnet from the daemon's pool, not docker's 172.17/16.
         let auto = ok(run(&["network", "create", "n2"]));
         let v = json(run(&[
@@ -84,6 +90,9 @@ fn network_commands_with_docker_clis() {
         ]));
         assert_eq!(v[0]["Subnet"], "10.231.0.0/24", "{bin}");
         assert_eq!(v[0]["Gateway"], "10.231.0.1");
+        // Not --attachable: false, as on dockerd.
+        let attachable = ok(run(&["network", "inspect", "-f", "{{.Attachable}}", "n2"]));
+        assert_eq!(attachable, "false\n", "{bin}");
         let ls = ok(run(&["network", "ls"]));
         let lines: Vec<&str> = ls.lines().collect();
         assert!(lines[0].starts_with("NETWORK ID     NAME"), "{ls}");
@@ -214,6 +223,7 @@ fn berth_network_commands() {
         "10.243.0.0/24",
         "--label",
         "x=1",
+        "--attachable",
         "bn",
     ]));
     let id = id.trim();
@@ -228,6 +238,7 @@ fn berth_network_commands() {
     );
     let v = json(b(&["network", "inspect", "bn"]));
     assert_eq!(v[0]["IPAM"]["Config"][0]["Gateway"], "10.243.0.1");
+    assert_eq!(v[0]["Attachable"], true, "{v}");
     assert_eq!(
         ok(b(&[
             "network",
