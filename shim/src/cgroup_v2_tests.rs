@@ -1,6 +1,6 @@
 //! Stats and TaskOOM on a pure cgroup v2 host, for real: a cgroup made under /sys/fs/cgroup,
 //! a child process moved into it (this test binary re-executed as [`child`]), the shim's
-//! [`crate::stats::metrics`] and [`crate::oom::watch`] pointed at it.
+//! [`crate::stats::metrics`] and [`crate::oom::Watch`] pointed at it.
 //!
 //! On a host whose /sys/fs/cgroup is not cgroup2 (this hybrid one) they skip, unless
 //! BERTH_CGROUP_V2_REQUIRE=memory,pids,cpu is set: then they fail unless /sys/fs/cgroup is
@@ -217,10 +217,13 @@ fn oom_v2_for_real() {
     }
     let (pid, mut stdin) = cg.spawn("oom");
     let (tx, rx) = mpsc::channel();
-    crate::oom::watch(pid, move || {
-        let _ = tx.send(());
-    })
-    .unwrap();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    crate::oom::Watch::prepare(&table)
+        .unwrap()
+        .spawn(move || {
+            let _ = tx.send(());
+        })
+        .unwrap();
     assert!(
         rx.recv_timeout(Duration::from_millis(200)).is_err(),
         "OOM reported before any"

@@ -3,42 +3,68 @@
 //! ends when `cgroup.events` says the cgroup is empty.
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::stats::{v1_dir, CGROUP_ROOT};
 
-/// Call `on_oom` each time the kernel OOM-kills a process in `pid`'s memory cgroup, from a
-/// small thread that ends when the cgroup goes away (v2: when it has no process left).
-pub fn watch(pid: i32, on_oom: impl Fn() + Send + 'static) -> std::io::Result<()> {
-    let table = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
-    let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
-        std::thread::Builder::new()
-            .name(name.into())
-            .stack_size(64 * 1024)
-            .spawn(f)
-            .map(|_| ())
-    };
-    if Path::new(CGROUP_ROOT).join("cgroup.controllers").exists() {
-        let path = table
-            .lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .unwrap_or("/");
-        let events = Path::new(CGROUP_ROOT)
-            .join(path.trim_start_matches('/'))
-            .join("memory.events");
-        let inotify = watch_v2(&events)?;
-        // The count before any OOM is taken here, not in the thread: an OOM kill between
-        // `watch` returning and the thread starting would otherwise be the baseline.
-        let seen = oom_kills(&events).unwrap_or(0);
-        return spawn(
-            "oom",
-            Box::new(move || v2_loop(inotify, &events, seen, on_oom)),
-        );
+/// A watch of a container's memory cgroup for OOM kills, made at create while the init waits
+/// (so its cgroup is known and no kill of this container is counted in the baseline), and
+/// started once the container runs.
+pub enum Watch {
+    V2 {
+        inotify: OwnedFd,
+        events: PathBuf,
+        seen: u64,
+    },
+    V1 {
+        efd: OwnedFd,
+        dir: PathBuf,
+        seen: Option<u64>,
+    },
+}
+
+impl Watch {
+    /// The watch of the memory cgroup in `table` (a `/proc/<pid>/cgroup` text).
+    pub fn prepare(table: &str) -> std::io::Result<Watch> {
+        if Path::new(CGROUP_ROOT).join("cgroup.controllers").exists() {
+            let path = table
+                .lines()
+                .find_map(|l| l.strip_prefix("0::"))
+                .unwrap_or("/");
+            let events = Path::new(CGROUP_ROOT)
+                .join(path.trim_start_matches('/'))
+                .join("memory.events");
+            let inotify = watch_v2(&events)?;
+            let seen = oom_kills(&events).unwrap_or(0);
+            return Ok(Watch::V2 {
+                inotify,
+                events,
+                seen,
+            });
+        }
+        let dir =
+            v1_dir(table, "memory").ok_or_else(|| std::io::Error::other("no memory cgroup"))?;
+        let efd = register_v1(&dir)?;
+        let seen = oom_kills(&dir.join("memory.oom_control"));
+        Ok(Watch::V1 { efd, dir, seen })
     }
-    let dir = v1_dir(&table, "memory").ok_or_else(|| std::io::Error::other("no memory cgroup"))?;
-    let efd = register_v1(&dir)?;
-    let seen = oom_kills(&dir.join("memory.oom_control"));
-    spawn("oom", Box::new(move || v1_loop(efd, &dir, seen, on_oom)))
+
+    /// Call `on_oom` each time the kernel OOM-kills a process in the cgroup, from a small
+    /// thread that ends when the cgroup goes away (v2: when it has no process left).
+    pub fn spawn(self, on_oom: impl Fn() + Send + 'static) -> std::io::Result<()> {
+        std::thread::Builder::new()
+            .name("oom".into())
+            .stack_size(64 * 1024)
+            .spawn(move || match self {
+                Watch::V2 {
+                    inotify,
+                    events,
+                    seen,
+                } => v2_loop(inotify, &events, seen, on_oom),
+                Watch::V1 { efd, dir, seen } => v1_loop(efd, &dir, seen, on_oom),
+            })
+            .map(|_| ())
+    }
 }
 
 /// An eventfd the kernel signals on each OOM of the v1 cgroup at `dir` (and on its removal).

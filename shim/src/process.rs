@@ -57,6 +57,8 @@ pub struct Container {
     pub kill_all_on_exit: bool,
     /// The init's `/proc/<pid>/cgroup`, read at create: stats outlive the init.
     pub cgroups: String,
+    /// The OOM watch of the init's memory cgroup, made at create and started at start.
+    pub oom: Option<crate::oom::Watch>,
 }
 
 impl Container {

@@ -256,6 +256,7 @@ impl Service {
             pending_init_exit: false,
             kill_all_on_exit: crate::spec::shares_pid_namespace(&bundle),
             cgroups: String::new(),
+            oom: None,
         };
         if !req.rootfs.is_empty() {
             let rootfs = bundle.join("rootfs");
@@ -303,6 +304,9 @@ impl Service {
                 c.init.io = io;
                 c.cgroups =
                     std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+                c.oom = crate::oom::Watch::prepare(&c.cgroups)
+                    .inspect_err(|e| tracing::warn!(container = %c.id, error = %e, "no OOM watch"))
+                    .ok();
                 Ok(())
             }
             Err(e) => {
@@ -482,14 +486,16 @@ impl berth_proto::Task for Service {
             e.container_id = req.id.clone();
             e.pid = c.init.pid as u32;
             self.events.publish("/tasks/start", &e);
-            let (events, id) = (self.events.clone(), req.id.clone());
-            let watched = crate::oom::watch(c.init.pid, move || {
-                let mut oom = ev::TaskOOM::new();
-                oom.container_id = id.clone();
-                events.publish("/tasks/oom", &oom);
-            });
-            if let Err(e) = watched {
-                tracing::warn!(container = %req.id, error = %e, "no OOM watch");
+            if let Some(watch) = c.oom.take() {
+                let (events, id) = (self.events.clone(), req.id.clone());
+                let watched = watch.spawn(move || {
+                    let mut oom = ev::TaskOOM::new();
+                    oom.container_id = id.clone();
+                    events.publish("/tasks/oom", &oom);
+                });
+                if let Err(e) = watched {
+                    tracing::warn!(container = %req.id, error = %e, "no OOM watch");
+                }
             }
             c.init.pid
         } else {
