@@ -55,15 +55,17 @@ impl Drop for Undo {
 
 /// Create a container: it is waiting on its exec fifo for `start` when this returns.
 pub fn create(root: &Path, opts: &CreateOptions) -> Result<Container> {
-    create_with_console(root, opts, None)
+    create_with_console(root, opts, None).map(|(c, _)| c)
 }
 
 /// `create`, with the console socket already connected (`run` makes its own for a terminal).
+/// Also says whether the config asked for a terminal (`run` then relays it), so that `run`
+/// does not read and parse the config a second time.
 pub fn create_with_console(
     root: &Path,
     opts: &CreateOptions,
     console: Option<OwnedFd>,
-) -> Result<Container> {
+) -> Result<(Container, bool)> {
     state::check_id(&opts.id)?;
     let bundle = Bundle::load(&opts.bundle)?;
     let spec = &bundle.spec;
@@ -191,7 +193,7 @@ pub fn create_with_console(
         write_pid_file(pid_file, pid)?;
     }
     undo.armed = false;
-    Ok(container)
+    Ok((container, terminal))
 }
 
 /// Drive the init through its setup until it waits for `start`: hooks, the seccomp listener.
@@ -568,8 +570,11 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         wait_gone(&c, Duration::from_secs(10));
     } else {
         // The init is gone but what it left (a child in a shared pid namespace) is still the
-        // container's: killed, so that its cgroup can go (runc does the same).
-        c.cgroup.kill_all(libc::SIGKILL)?;
+        // container's: killed, so that its cgroup can go (runc does the same). An empty cgroup
+        // (the usual case) cannot gain a process from inside: no freeze, kill and thaw then.
+        if !c.cgroup.pids()?.is_empty() {
+            c.cgroup.kill_all(libc::SIGKILL)?;
+        }
     }
     c.cgroup.delete()?;
     let dir = state::dir(root, id);

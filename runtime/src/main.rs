@@ -281,16 +281,20 @@ enum Command {
 }
 
 fn main() {
-    let cli = Cli::parse();
-    if matches!(
-        cli.command,
-        Some(Command::Create(_) | Command::Run { .. } | Command::Exec(_))
-    ) {
+    // Decided on the raw words, before clap: the process that only re-execs itself then does
+    // not parse its arguments (half a million instructions) for nothing. A word that is
+    // `create`, `run` or `exec` anywhere (a container's id, say) re-execs too, which is only
+    // slower; no such command can be spelled without one.
+    if std::env::args_os()
+        .skip(1)
+        .any(|a| a == "create" || a == "run" || a == "exec")
+    {
         if let Err(e) = berth_runtime::self_exe::ensure_protected() {
             eprintln!("berth-runtime: {e}");
             std::process::exit(1);
         }
     }
+    let cli = Cli::parse();
     logging::init(cli.log.as_deref(), cli.log_format, cli.debug);
     // Like runc, a failing `exec` exits 255 so that callers tell it from the process's code.
     let failed = match cli.command {
@@ -425,13 +429,7 @@ fn run_container(
         Some((ours, theirs)) => (Some(ours), Some(theirs)),
         None => (None, None),
     };
-    let c = container::create_with_console(root, opts, theirs)?;
-    let terminal = std::fs::read(c.bundle.join("config.json"))
-        .ok()
-        .is_some_and(|t| {
-            berth_runtime::spec::parse(&t)
-                .is_ok_and(|s| s.process().as_ref().and_then(|p| p.terminal()) == Some(true))
-        });
+    let (c, terminal) = container::create_with_console(root, opts, theirs)?;
     let master = match (&ours, terminal) {
         (Some(sock), true) => Some(foreground::receive_master(sock)?),
         _ => None,

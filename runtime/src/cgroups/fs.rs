@@ -97,6 +97,13 @@ fn remove_one(dir: &Path, deadline: Instant) -> Result<()> {
 
 /// Remove `dir` and every cgroup below it, deepest first.
 pub fn remove_tree(dir: &Path, deadline: Instant) -> Result<()> {
+    // Mostly it has no sub-cgroup and no process left: one rmdir, not a directory listing.
+    // Else (EBUSY) the walk below removes the sub-cgroups and retries.
+    match std::fs::remove_dir(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
+    }
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),

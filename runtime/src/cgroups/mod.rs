@@ -212,12 +212,7 @@ impl Cgroup {
 
     /// Every directory of this cgroup, each once: v1 hierarchies then cgroup2.
     pub fn dirs(&self) -> Vec<PathBuf> {
-        let mut dirs: Vec<PathBuf> = Vec::new();
-        for d in self.v1.values() {
-            if !dirs.contains(d) {
-                dirs.push(d.clone());
-            }
-        }
+        let mut dirs = self.v1_dirs();
         dirs.extend(self.unified.clone());
         dirs
     }
@@ -333,10 +328,13 @@ impl Cgroup {
         Ok(())
     }
 
+    /// The v1 directories, each once: co-mounted controllers share a directory. The values are
+    /// clones of one `dir_for` per hierarchy, so bytes compare them (`Path`'s `==` walks
+    /// components, and create and delete ask this some 150 times).
     fn v1_dirs(&self) -> Vec<PathBuf> {
         let mut dirs: Vec<PathBuf> = Vec::new();
         for d in self.v1.values() {
-            if !dirs.contains(d) {
+            if !dirs.iter().any(|x| x.as_os_str() == d.as_os_str()) {
                 dirs.push(d.clone());
             }
         }

@@ -66,8 +66,9 @@ impl Cgroup {
             reason,
         };
         let roots = self.v1_mounts.iter().chain(self.unified_mount.as_ref());
-        for dir in self.dirs() {
-            if roots.clone().any(|r| *r == dir) {
+        let dirs = self.dirs();
+        for dir in &dirs {
+            if roots.clone().any(|r| r == dir) {
                 return Err(bad(format!(
                     "{} is the root cgroup of its hierarchy; a container needs a cgroup of its own",
                     dir.display()
@@ -75,7 +76,7 @@ impl Cgroup {
             }
         }
         for own in own_dirs(layout)? {
-            if let Some(dir) = self.dirs().into_iter().find(|d| own.starts_with(d)) {
+            if let Some(dir) = dirs.iter().find(|d| own.starts_with(d)) {
                 return Err(bad(format!(
                     "{} is the runtime's own cgroup or holds it ({})",
                     dir.display(),
@@ -83,9 +84,9 @@ impl Cgroup {
                 )));
             }
         }
-        for dir in self.dirs() {
+        for dir in &dirs {
             let mut pids = Vec::new();
-            fs::collect_pids(&dir, &mut pids)?;
+            fs::collect_pids(dir, &mut pids)?;
             if !pids.is_empty() {
                 return Err(bad(format!(
                     "container's cgroup is not empty: {} process(es) found (in {})",
