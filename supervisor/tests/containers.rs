@@ -155,6 +155,8 @@ fn run_ps_logs_stop_rm_and_errors() {
     e.ok(&["start", "ticker"]);
     assert_eq!(e.status("ticker"), "running 0");
     assert_eq!(e.ok(&["kill", "-s", "KILL", "ticker"]), "ticker\n");
+    // SIGKILL's kill returns once the container has exited, as dockerd's.
+    assert_eq!(e.status("ticker"), "exited 137");
     assert_eq!(e.ok(&["wait", "ticker"]), "137\n");
     assert_eq!(e.ok(&["logs", "ticker"]), "started\nstarted\n");
     assert_eq!(e.ok(&["rm", "ticker"]), "ticker\n");

@@ -130,6 +130,24 @@ fn docker_cli_runs_containers() {
             "exited 137\n",
             "{bin}"
         );
+        // kill, as dockerd's: SIGKILL returns once the container has exited, so the
+        // inspect right after shows it exited; a paused one is thawed to die.
+        let state = || {
+            ok(run(&[
+                "inspect",
+                "-f",
+                "{{.State.Status}} {{.State.ExitCode}}",
+                "web",
+            ]))
+        };
+        for paused in [false, true] {
+            assert_eq!(ok(run(&["start", "web"])), "web\n", "{bin}");
+            if paused {
+                assert_eq!(ok(run(&["pause", "web"])), "web\n", "{bin}");
+            }
+            assert_eq!(ok(run(&["kill", "web"])), "web\n", "{bin} paused={paused}");
+            assert_eq!(state(), "exited 137\n", "{bin} paused={paused}");
+        }
         assert_eq!(ok(run(&["rm", "web"])), "web\n", "{bin}");
         let out = run(&["rm", "web"]);
         assert_eq!(out.status.code(), Some(1), "{bin}");

@@ -78,6 +78,9 @@ pub fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 /// (docker reports an exit once its log copier is done: `logs` right after `wait` is whole).
 const LOG_DRAIN: Duration = Duration::from_secs(5);
 
+/// How long a SIGKILL `kill` waits for the exit before it reports the container stuck.
+const KILL_WAIT: Duration = Duration::from_secs(10);
+
 /// What waiters learn about a container.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Progress {
@@ -767,8 +770,37 @@ impl ContainerService {
         }
     }
 
-    /// Sends `signal` to the init.
+    /// `kill`, as dockerd's: sends `signal` to the init; for SIGKILL, returns once the
+    /// container has exited (its record says so), so an inspect right after shows it exited.
+    /// The wait is bounded: a task that outlives SIGKILL (a frozen cgroup) is not waited for
+    /// for ever, and the error says so.
     pub async fn kill(self: &Arc<Self>, name_or_id: &str, signal: i32) -> Result<(), Error> {
+        let entry = self.find(name_or_id)?;
+        let mut rx = entry.progress.subscribe();
+        let exits = rx.borrow_and_update().exits;
+        let paused = entry.record.lock().await.state.status == Status::Paused;
+        self.signal(name_or_id, signal).await?;
+        if signal != libc::SIGKILL {
+            return Ok(());
+        }
+        if paused {
+            // As dockerd: a frozen task gets its SIGKILL once thawed.
+            if let Err(e) = self.pause(name_or_id, false).await {
+                tracing::warn!(error = %e, "thawing a killed container");
+            }
+        }
+        let exited = async { rx.wait_for(|p| p.exits > exits || p.removed).await.is_ok() };
+        if tokio::time::timeout(KILL_WAIT, exited).await.is_err() {
+            return Err(Error::Task(format!(
+                "container {name_or_id} has not exited {}s after SIGKILL",
+                KILL_WAIT.as_secs()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Sends `signal` to the init, without waiting for its effect.
+    async fn signal(self: &Arc<Self>, name_or_id: &str, signal: i32) -> Result<(), Error> {
         let entry = self.find(name_or_id)?;
         let mut c = entry.record.lock().await;
         if !c.state.status.is_live() {
@@ -864,7 +896,7 @@ impl ContainerService {
         let mut rx = entry.progress.subscribe();
         let exits = rx.borrow_and_update().exits;
         let timeout = timeout.unwrap_or(default_timeout);
-        match self.kill(name_or_id, signal).await {
+        match self.signal(name_or_id, signal).await {
             Ok(()) | Err(Error::Conflict(_)) => {}
             Err(e) => return Err(e),
         }
@@ -880,7 +912,7 @@ impl ContainerService {
             exited.await;
             return Ok(());
         }
-        match self.kill(name_or_id, libc::SIGKILL).await {
+        match self.signal(name_or_id, libc::SIGKILL).await {
             Ok(()) | Err(Error::Conflict(_)) => {}
             Err(e) => return Err(e),
         }
@@ -923,7 +955,7 @@ impl ContainerService {
                 drop(c);
                 let mut rx = entry.progress.subscribe();
                 let exits = rx.borrow_and_update().exits;
-                match self.kill(name_or_id, libc::SIGKILL).await {
+                match self.signal(name_or_id, libc::SIGKILL).await {
                     Ok(()) | Err(Error::Conflict(_)) => {}
                     Err(e) => return Err(e),
                 }
