@@ -3,8 +3,10 @@
 //! server with service_completed_successfully, httpd, a client built from a Dockerfile, a
 //! named volume, an anonymous volume, a published port; the client reaching web by its
 //! service name), idempotent up, recreate on change,
-//! scale, exec, logs, run, down -v leaving nothing; one project driven by both tools; and
-//! every bad-input case failing with one clear error and nothing made.
+//! scale, exec, logs, run, down -v leaving nothing; one project driven by both tools;
+//! every bad-input case failing with one clear error and nothing made; `logs -f`, `up
+//! --build`, `--abort-on-container-exit`, `pull`/`push` through a registry, and the spec
+//! keys users lean on (extends, env_file, aliases, restart, profiles), by both tools.
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -43,6 +45,25 @@ fn daemon(dir: &Path) -> Daemon {
 enum Tool {
     Berth,
     DockerCompose,
+}
+
+impl Tool {
+    /// Both tools, each with a project of its own: `base` for berth compose, `base129`
+    /// for docker-compose 1.29.
+    fn both(base: &str) -> [(Tool, String); 2] {
+        [
+            (Tool::Berth, base.to_string()),
+            (Tool::DockerCompose, format!("{base}129")),
+        ]
+    }
+
+    /// The first container of `service`, named as this tool names it (`P-S-1`, `P_S_1`).
+    fn container(self, project: &str, service: &str) -> String {
+        match self {
+            Tool::Berth => format!("{project}-{service}-1"),
+            Tool::DockerCompose => format!("{project}_{service}_1"),
+        }
+    }
 }
 
 /// One project directory and the daemon it runs on; dropping it takes the project down
@@ -679,18 +700,15 @@ services:
 fn health_gates_dependents() {
     let dir = tempfile::tempdir().unwrap();
     let d = daemon(dir.path());
-    for (tool, project, sep) in [
-        (Tool::Berth, "health", "-"),
-        (Tool::DockerCompose, "health129", "_"),
-    ] {
+    for (tool, project) in Tool::both("health") {
         let app = App::new(
             &d.host,
             dir.path(),
-            project,
+            &project,
             &[("compose.yaml", HEALTH_APP), ("www/index.html", "ok\n")],
         );
-        let web = format!("{project}{sep}web{sep}1");
-        let client = format!("{project}{sep}client{sep}1");
+        let web = tool.container(&project, "web");
+        let client = tool.container(&project, "client");
         let up = app.compose(tool, &["up", "-d"]);
         assert!(up.status.success(), "{tool:?}: {}", err_text(&up));
         if tool == Tool::Berth {
@@ -1142,9 +1160,9 @@ volumes:
     run(&["restart", "web"]);
     assert_ne!(app.inspect("cmds-web-1")["State"]["StartedAt"], started);
     run(&["kill", "web"]);
-    // The kill is sent; the exit follows.
-    assert_eq!(ok(berth(&app.host, &["wait", "cmds-web-1"])), "137\n");
+    // As docker compose on dockerd: the SIGKILL kill returns once the container exited.
     assert_eq!(status("cmds-web-1"), "exited");
+    assert_eq!(app.inspect("cmds-web-1")["State"]["ExitCode"], 137);
     run(&["rm", "-f", "web"]);
     assert!(!berth(&app.host, &["inspect", "cmds-web-1"])
         .status
@@ -1175,6 +1193,19 @@ volumes:
         .status
         .success());
     std::fs::write(app.dir.join("compose.yaml"), text).unwrap();
+
+    // up --build: the changed Dockerfile is built again and the service runs the new image
+    // (without --build the existing cmds-built image would be used).
+    std::fs::write(
+        app.dir.join("b/Dockerfile"),
+        "FROM busybox\nRUN echo rebuilt > /marker\n",
+    )
+    .unwrap();
+    run(&["up", "-d", "--build"]);
+    assert_eq!(
+        run(&["exec", "-T", "built", "busybox", "cat", "/marker"]),
+        "rebuilt\n"
+    );
     run(&["down", "-v", "--rmi", "local"]);
     assert_eq!(app.leftovers(), Vec::<String>::new());
     assert!(!berth(&app.host, &["image", "inspect", "cmds-built"])
@@ -1200,4 +1231,309 @@ services:
     assert_eq!(out.status.code(), Some(3), "{}", err_text(&out));
     assert!(stdout(&out).contains("job-ran"), "{}", err_text(&out));
     assert_eq!(jobs.inspect("jobs-web-1")["State"]["Running"], false);
+    drop(jobs);
+
+    // --abort-on-container-exit alone: the first exit stops every service, and up ends
+    // with that container's code; docker-compose 1.29 the same.
+    for (tool, project) in Tool::both("abort") {
+        let app = App::new(&d.host, dir.path(), &project, &[("compose.yaml", job)]);
+        let out = app.compose(tool, &["up", "--abort-on-container-exit"]);
+        let text = err_text(&out);
+        assert_eq!(out.status.code(), Some(3), "{tool:?}: {text}");
+        assert!(stdout(&out).contains("job-ran"), "{tool:?}: {text}");
+        let web = app.inspect(&tool.container(&project, "web"));
+        assert_eq!(web["State"]["Status"], "exited", "{tool:?}: {text}");
+    }
+}
+
+/// `logs -f` outside `up`: it prints what was there, follows what comes, and ends when the
+/// containers stop; on a tty each service's prefix is coloured, as docker compose's.
+#[test]
+fn logs_follow_and_colours() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(dir.path());
+    let text = r#"
+services:
+  ticker:
+    image: busybox
+    command: ["sh", "-c", "echo first; while [ ! -e /go ]; do busybox sleep 0.1; done; echo second"]
+  other:
+    image: busybox
+    command: ["sh", "-c", "echo other-line; exec busybox sleep 1000000"]
+    stop_grace_period: 0s
+"#;
+    let app = App::new(&d.host, dir.path(), "lf", &[("compose.yaml", text)]);
+    ok(app.compose(Tool::Berth, &["up", "-d"]));
+    let mut follow = Command::new(BERTH)
+        .args([
+            "-H",
+            &app.host,
+            "compose",
+            "-p",
+            "lf",
+            "logs",
+            "-f",
+            "--no-color",
+        ])
+        .current_dir(&app.dir)
+        .env("BERTH_CONFIG", config_dir(&app.host))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run berth compose logs -f");
+    let mut out = std::io::BufReader::new(follow.stdout.take().unwrap());
+    let mut line = |want: &str| {
+        use std::io::BufRead;
+        let mut seen = String::new();
+        loop {
+            let mut l = String::new();
+            if out.read_line(&mut l).unwrap() == 0 {
+                panic!("logs -f ended before {want:?}: {seen}");
+            }
+            seen.push_str(&l);
+            if l.contains(want) {
+                return l;
+            }
+        }
+    };
+    assert_eq!(line("| first"), "lf-ticker-1 | first\n");
+    // The follower is still there; a line written now reaches it.
+    assert!(follow.try_wait().unwrap().is_none(), "logs -f ended early");
+    ok(app.compose(
+        Tool::Berth,
+        &["exec", "-T", "ticker", "busybox", "touch", "/go"],
+    ));
+    assert_eq!(line("| second"), "lf-ticker-1 | second\n");
+    // ticker has exited; once the rest stops too, logs -f ends by itself.
+    ok(app.compose(Tool::Berth, &["stop", "other"]));
+    let mut ended = None;
+    for _ in 0..300 {
+        ended = follow.try_wait().unwrap();
+        if ended.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if ended.is_none() {
+        let _ = follow.kill();
+        let _ = follow.wait();
+        panic!("logs -f still running after every container stopped");
+    }
+    assert!(ended.unwrap().success());
+
+    // On a tty (script(1) gives it one): the prefix in a colour, reset before the line.
+    let tty = Command::new("script")
+        .args(["-qec"])
+        .arg(format!("{BERTH} -H {} compose -p lf logs ticker", app.host))
+        .arg("/dev/null")
+        .current_dir(&app.dir)
+        .env("BERTH_CONFIG", config_dir(&app.host))
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux)");
+    let shown = stdout(&tty);
+    assert!(
+        shown.contains("\x1b[36mlf-ticker-1 |\x1b[0m first"),
+        "{shown:?}"
+    );
+}
+
+/// `pull` and `push`, by `berth compose` and docker-compose 1.29, through Debian's
+/// docker-registry on 127.0.0.1 (its port published into the daemon's network namespace):
+/// pull fetches the service's image the registry has; push sends the built image, which the
+/// registry then holds (skopeo reads it back) and a pull after `rmi` brings back unchanged.
+#[test]
+fn pull_and_push_through_a_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(dir.path());
+    let registry = start_registry();
+    let port: u16 = registry.addr.rsplit(':').next().unwrap().parse().unwrap();
+    let _published = forward_into(Path::new(&format!("/proc/{}/ns/net", d.child.id())), port);
+    let image = busybox_image("from-registry", 3);
+    let archive = dir.path().join("pulled.tar");
+    std::fs::write(&archive, docker_archive(&image, &["pulled:1"])).unwrap();
+    skopeo_push(&archive, &format!("{}/pulled:1", registry.addr));
+    let text = r#"
+services:
+  app:
+    image: ${REG}/pulled:1
+    command: ["busybox", "sleep", "1000000"]
+  built:
+    image: ${REG}/built-${TOOL}:1
+    build: ./b
+"#;
+    for (tool, project) in Tool::both("pp") {
+        let app = App::new(
+            &d.host,
+            dir.path(),
+            &project,
+            &[
+                ("compose.yaml", text),
+                ("b/Dockerfile", "FROM busybox\nRUN echo pushed > /marker\n"),
+            ],
+        );
+        let env = [("REG", registry.addr.as_str()), ("TOOL", project.as_str())];
+        let compose = |args: &[&str]| {
+            let out = app.compose_env(tool, args, &env);
+            assert!(
+                out.status.success(),
+                "{tool:?} {args:?}: {}",
+                err_text(&out)
+            );
+            out
+        };
+        let id = |name: &str| {
+            ok(berth(
+                &app.host,
+                &["image", "inspect", "--format", "{{.Id}}", name],
+            ))
+        };
+        let pulled = format!("{}/pulled:1", registry.addr);
+        compose(&["pull", "app"]);
+        assert_eq!(id(&pulled), format!("{}\n", image.id), "{tool:?}");
+
+        let built = format!("{}/built-{project}:1", registry.addr);
+        compose(&["build", "built"]);
+        let local = id(&built);
+        compose(&["push", "built"]);
+        let seen = Command::new("skopeo")
+            .args(["inspect", "--tls-verify=false", "--config", "--raw"])
+            .arg(format!("docker://{built}"))
+            .output()
+            .expect("skopeo");
+        assert!(seen.status.success(), "{tool:?}: {}", stderr(&seen));
+        assert_eq!(
+            format!(
+                "{}\n",
+                berth_supervisor::images::content::digest_of(&seen.stdout)
+            ),
+            local,
+            "{tool:?}: the registry holds the built image's config"
+        );
+        ok(berth(&app.host, &["rmi", &built]));
+        compose(&["pull", "built"]);
+        assert_eq!(id(&built), local, "{tool:?}: the pushed image came back");
+        ok(berth(&app.host, &["rmi", &built, &pulled]));
+    }
+}
+
+const SPEC_APP: &str = r#"
+services:
+  web:
+    extends: {file: ./base.yaml, service: base}
+    command: busybox httpd -f -p 80 -h /www
+    env_file: [./web.env]
+    volumes: ["./www:/www:ro", "shared:/shared"]
+    networks:
+      back:
+        aliases: [site]
+    ports: ["127.0.0.1:18095:80"]
+    healthcheck:
+      test: ["CMD", "busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/"]
+      interval: 200ms
+      retries: 50
+  flaky:
+    image: busybox
+    command: ["sh", "-c", "echo run >> /shared/runs; [ $$(busybox wc -l < /shared/runs) -ge 3 ] && exec busybox sleep 1000000; exit 1"]
+    restart: on-failure
+    volumes: ["shared:/shared"]
+    stop_grace_period: 0s
+  probe:
+    image: busybox
+    command: ["busybox", "sleep", "1000000"]
+    stop_grace_period: 0s
+    networks: [back]
+    depends_on:
+      web: {condition: service_healthy}
+  debug:
+    image: busybox
+    command: ["busybox", "sleep", "1000000"]
+    stop_grace_period: 0s
+    profiles: [debug]
+networks:
+  back:
+volumes:
+  shared:
+"#;
+
+const SPEC_BASE: &str = r#"
+services:
+  base:
+    image: busybox
+    stop_grace_period: 0s
+    environment:
+      FROM_BASE: "yes"
+"#;
+
+/// The spec keys users lean on, by `berth compose` and by docker-compose 1.29, each seen at
+/// work: `extends` from another file, `env_file`, a bind and a named volume shared by two
+/// services, a network alias resolved by a service on that network, a published port,
+/// `restart: on-failure` restarting a failing service until it stays up, `depends_on`
+/// service_healthy, and a `profiles` service started only with `--profile`.
+#[test]
+fn spec_keys_at_work_with_both_tools() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(dir.path());
+    for (tool, project) in Tool::both("spec") {
+        let app = App::new(
+            &d.host,
+            dir.path(),
+            &project,
+            &[
+                ("compose.yaml", SPEC_APP),
+                ("base.yaml", SPEC_BASE),
+                ("web.env", "# a comment\nFROM_FILE=file-value\n"),
+                ("www/index.html", "spec web\n"),
+            ],
+        );
+        let name = |service: &str| tool.container(&project, service);
+        let up = app.compose(tool, &["up", "-d"]);
+        assert!(up.status.success(), "{tool:?}: {}", err_text(&up));
+        let exec = |service: &str, script: &str| {
+            ok(app.compose(tool, &["exec", "-T", service, "sh", "-c", script]))
+        };
+        assert_eq!(
+            exec("web", "echo $FROM_BASE $FROM_FILE"),
+            "yes file-value\n",
+            "{tool:?}: extends and env_file"
+        );
+        assert_eq!(
+            exec("probe", &WGET_WEB.replace("http://web/", "http://site/")),
+            "spec web\n",
+            "{tool:?}: the alias"
+        );
+        assert_eq!(from_host(&d, "http://127.0.0.1:18095/"), "spec web\n");
+        assert_eq!(
+            app.inspect(&name("web"))["State"]["Health"]["Status"],
+            "healthy"
+        );
+        assert_eq!(app.inspect(&name("probe"))["State"]["Running"], true);
+        // flaky exits 1 twice, is restarted each time, and stays up on its third run.
+        let mut flaky = Value::Null;
+        for _ in 0..300 {
+            flaky = app.inspect(&name("flaky"));
+            if flaky["RestartCount"] == 2 && flaky["State"]["Running"] == true {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert_eq!(flaky["RestartCount"], 2, "{tool:?}: {flaky}");
+        assert_eq!(flaky["State"]["Running"], true, "{tool:?}");
+        assert_eq!(
+            exec("web", "busybox cat /shared/runs"),
+            "run\nrun\nrun\n",
+            "{tool:?}: the named volume"
+        );
+        // The profile's service: not started by a plain up, started with --profile.
+        assert!(!berth(&app.host, &["inspect", &name("debug")])
+            .status
+            .success());
+        let up = app.compose(tool, &["--profile", "debug", "up", "-d"]);
+        assert!(up.status.success(), "{tool:?}: {}", err_text(&up));
+        assert_eq!(app.inspect(&name("debug"))["State"]["Running"], true);
+        let down = app.compose(tool, &["--profile", "debug", "down", "-v"]);
+        assert!(down.status.success(), "{tool:?}: {}", err_text(&down));
+        assert_eq!(app.leftovers(), Vec::<String>::new(), "{tool:?}");
+    }
 }

@@ -545,3 +545,66 @@ impl Drop for Dockerd {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// `127.0.0.1:PORT` of another network namespace forwarded to `127.0.0.1:PORT` of this
+/// one (a registry of the host, reached by a daemon in a namespace of its own). The
+/// listener is made inside `netns` by a thread that joined it (a socket stays in the
+/// namespace it was made in); the connections to the target are made from here. Stops
+/// accepting on drop.
+pub struct Forward {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+pub fn forward_into(netns: &Path, port: u16) -> Forward {
+    use std::os::fd::AsFd;
+    let ns = std::fs::File::open(netns).unwrap_or_else(|e| panic!("{}: {e}", netns.display()));
+    let listener = std::thread::spawn(move || {
+        nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind in the namespace")
+    })
+    .join()
+    .unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
+    let thread = std::thread::spawn(move || {
+        while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((inside, _)) => {
+                    inside.set_nonblocking(false).unwrap();
+                    if let Ok(outside) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                        splice(inside, outside);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(_) => break,
+            }
+        }
+    });
+    Forward {
+        stop,
+        thread: Some(thread),
+    }
+}
+
+/// Copies both ways between `a` and `b` until each side ends.
+fn splice(a: std::net::TcpStream, b: std::net::TcpStream) {
+    for (mut from, mut to) in [(a.try_clone().unwrap(), b.try_clone().unwrap()), (b, a)] {
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut from, &mut to);
+            let _ = to.shutdown(std::net::Shutdown::Write);
+        });
+    }
+}
+
+impl Drop for Forward {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
