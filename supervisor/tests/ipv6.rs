@@ -5,9 +5,9 @@
 //! `ip6 berth` table, and nothing left of it (rules, addresses) once the network is gone.
 mod common;
 
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
-use common::net::NetEngine;
+use common::net::{httpd, persistent_netns, NetEngine};
 use common::*;
 use serde_json::Value;
 
@@ -130,26 +130,13 @@ fn ipv6_networks_reach_containers_by_name_and_leave_nothing_behind() {
             ]),
             "does not belong to any of this network's subnets",
         );
-        ok(run(&[
-            "run",
-            "-d",
-            "--name",
+        httpd(
+            bin,
+            &host,
             "srv",
-            "--network",
-            "six",
-            "--ip6",
-            "fd00:beef::99",
-            "-v",
             &volume,
-            "busybox",
-            "busybox",
-            "httpd",
-            "-f",
-            "-p",
-            "80",
-            "-h",
-            "/www",
-        ]));
+            &["--network", "six", "--ip6", "fd00:beef::99"],
+        );
         let c: Value = serde_json::from_str(&ok(run(&["inspect", "srv"]))).unwrap();
         let six = &c[0]["NetworkSettings"]["Networks"]["six"];
         assert_eq!(six["GlobalIPv6Address"], "fd00:beef::99", "{six}");
@@ -204,5 +191,196 @@ fn ipv6_networks_reach_containers_by_name_and_leave_nothing_behind() {
         assert!(tables.contains("ip berth"), "{bin}: {tables}");
         let addrs = in_daemon_netns(&e, &["ip", "-6", "addr"]);
         assert!(!addrs.contains("fd00:beef"), "{bin}: {addrs}");
+    }
+}
+
+/// A server in "the world", killed when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// "The world" beyond the daemon's host, in a namespace of the test's own (unmounted with
+/// the engine): a veth with fd00:78::1 on the host's side (one of the host's IPv6
+/// addresses) and fd00:78::2 on the world's, with no route back to the containers'
+/// subnets (so only masquerade gets an answer back), serving http on [fd00:78::2]:80 with a
+/// CGI that prints the client's address.
+fn world(e: &NetEngine) -> Server {
+    let ns = e.dir.path().join("world.netns");
+    persistent_netns(&ns);
+    let ns_arg = ns.display().to_string();
+    in_daemon_netns(
+        e,
+        &[
+            "ip", "link", "add", "bt-w6h", "type", "veth", "peer", "name", "bt-w6w", "netns",
+            &ns_arg,
+        ],
+    );
+    in_daemon_netns(
+        e,
+        &[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "fd00:78::1/64",
+            "dev",
+            "bt-w6h",
+            "nodad",
+        ],
+    );
+    in_daemon_netns(e, &["ip", "link", "set", "bt-w6h", "up"]);
+    let world = |args: &[&str]| {
+        ok(Command::new("nsenter")
+            .arg(format!("--net={ns_arg}"))
+            .arg("--")
+            .args(args)
+            .output()
+            .expect("nsenter"))
+    };
+    world(&[
+        "ip",
+        "-6",
+        "addr",
+        "add",
+        "fd00:78::2/64",
+        "dev",
+        "bt-w6w",
+        "nodad",
+    ]);
+    world(&["ip", "link", "set", "bt-w6w", "up"]);
+    let www = e.dir.path().join("world");
+    let cgi = www.join("cgi-bin");
+    std::fs::create_dir_all(&cgi).unwrap();
+    let script = cgi.join("addr");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho 'Content-Type: text/plain'\necho\necho \"client $REMOTE_ADDR\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let server = Command::new("nsenter")
+        .arg(format!("--net={ns_arg}"))
+        .args([
+            "--",
+            "busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "[fd00:78::2]:80",
+            "-h",
+        ])
+        .arg(&www)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server(server);
+    // Up once it answers from the world's own side.
+    for _ in 0..100 {
+        let got = Command::new("nsenter")
+            .arg(format!("--net={ns_arg}"))
+            .args([
+                "--",
+                "curl",
+                "-sS",
+                "--max-time",
+                "1",
+                "http://[fd00:78::2]/cgi-bin/addr",
+            ])
+            .output()
+            .unwrap();
+        if stdout(&got).contains("client") {
+            return server;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("the world's httpd does not answer");
+}
+
+#[test]
+fn ipv6_published_ports_answer_on_host_v6_addresses_and_containers_get_out_masqueraded() {
+    let e = engine();
+    let host = e.host.clone();
+    let _world = world(&e);
+    let www = e.dir.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("index.html"), "published over v6\n").unwrap();
+    let volume = format!("{}:/www:ro", www.display());
+    let world_ns = format!("--net={}", e.dir.path().join("world.netns").display());
+    for (bin, port) in [(CLIS[0], "8080"), (CLIS[1], "8081")] {
+        let run = |args: &[&str]| cli(bin, &host, args);
+        ok(run(&[
+            "network",
+            "create",
+            "--ipv6",
+            "--subnet",
+            "10.252.0.0/24",
+            "--subnet",
+            "fd00:cafe::/64",
+            "-o",
+            "com.docker.network.bridge.name=bt-six6",
+            "six",
+        ]));
+        let publish = format!("{port}:80");
+        httpd(
+            bin,
+            &host,
+            "web",
+            &volume,
+            &["--network", "six", "-p", &publish],
+        );
+        // From the world, to the host's IPv6 address (prerouting's DNAT).
+        let url = format!("http://[fd00:78::1]:{port}/");
+        let mut got = String::new();
+        for _ in 0..50 {
+            let out = Command::new("nsenter")
+                .args([
+                    world_ns.as_str(),
+                    "--",
+                    "curl",
+                    "-sS",
+                    "--max-time",
+                    "2",
+                    &url,
+                ])
+                .output()
+                .unwrap();
+            got = format!("{}{}", stdout(&out), stderr(&out));
+            if out.status.success() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert_eq!(got, "published over v6\n", "{bin}: from the world");
+        // From the host itself (output's DNAT).
+        let got = in_daemon_netns(&e, &["curl", "-sS", "--max-time", "5", &url]);
+        assert_eq!(got, "published over v6\n", "{bin}: from the host");
+        let table = in_daemon_netns(&e, &["nft", "list", "table", "ip6", "berth"]);
+        assert!(
+            table.contains(&format!("tcp dport {port} dnat to [fd00:cafe::2]:80")),
+            "{bin}: {table}"
+        );
+        // By hairpin from a container on the network, and out to the world, seen from
+        // there with the host's address (masquerade), not the container's.
+        let script = format!(
+            "busybox wget -q -O- {url} && \
+             busybox wget -q -O- 'http://[fd00:78::2]/cgi-bin/addr'"
+        );
+        let got = ok(sh(bin, &host, "six", &script));
+        assert!(got.starts_with("published over v6\n"), "{bin}: {got}");
+        assert!(
+            got.contains("client fd00:78::1") || got.contains("client [fd00:78::1]"),
+            "{bin}: {got}"
+        );
+        assert!(!got.contains("fd00:cafe"), "{bin}: {got}");
+        ok(run(&["rm", "-f", "web"]));
+        ok(run(&["network", "rm", "six"]));
+        let tables = in_daemon_netns(&e, &["nft", "list", "tables"]);
+        assert!(!tables.contains("ip6 berth"), "{bin}: {tables}");
     }
 }

@@ -532,26 +532,13 @@ fn containers_on_a_user_network_reach_each_other() {
             "far",
         ]));
         let volume = format!("{}:/www:ro", www.display());
-        ok(run(&[
-            "run",
-            "-d",
-            "--name",
+        common::net::httpd(
+            bin,
+            &host,
             "srv",
-            "--network",
-            "web",
-            "--ip",
-            "10.245.0.10",
-            "-v",
             &volume,
-            "busybox",
-            "busybox",
-            "httpd",
-            "-f",
-            "-p",
-            "80",
-            "-h",
-            "/www",
-        ]));
+            &["--network", "web", "--ip", "10.245.0.10"],
+        );
         let got = ok(run(&[
             "run",
             "--rm",

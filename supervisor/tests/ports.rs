@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
+use common::net::httpd;
 use common::*;
 use serde_json::Value;
 
@@ -179,15 +180,6 @@ fn web_root(dir: &Path) -> String {
     format!("{}:/www:ro", www.display())
 }
 
-fn httpd(host: &str, bin: &str, name: &str, volume: &str, extra: &[&str]) {
-    let mut args = vec!["run", "-d", "--name", name, "-v", volume];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&[
-        "busybox", "busybox", "httpd", "-f", "-p", "80", "-h", "/www",
-    ]);
-    ok(cli(bin, host, &args));
-}
-
 /// Waits (bounded) until `url` answers from the namespace; its body.
 fn fetch(ns: &Netns, url: &str) -> String {
     for _ in 0..100 {
@@ -240,7 +232,7 @@ fn published_ports_answer_on_localhost_other_addresses_and_by_hairpin() {
     let host = d.host.clone();
     let _clean = Containers(host.clone());
     let volume = web_root(dir.path());
-    httpd(&host, DOCKER, "web", &volume, &["-p", "8080:80"]);
+    httpd(DOCKER, &host, "web", &volume, &["-p", "8080:80"]);
     // The default bridge is plumbed: eth0, an address of --bip's subnet, the default route.
     let inside = ok(cli(
         DOCKER,
@@ -339,7 +331,7 @@ fn published_ports_answer_on_localhost_other_addresses_and_by_hairpin() {
         udp["HostConfig"]["PortBindings"]["53/udp"],
         serde_json::json!([{"HostIp": "127.0.0.1", "HostPort": "5353"}])
     );
-    httpd(&host, NEW_DOCKER, "all", &volume, &["-P"]);
+    httpd(NEW_DOCKER, &host, "all", &volume, &["-P"]);
     // "exposed" EXPOSEs 80: -P gives it an ephemeral port (berth's `port` shows it).
     ok(cli(
         NEW_DOCKER,
@@ -455,7 +447,7 @@ fn published_ports_keep_answering_across_a_daemon_kill_and_restart() {
     let host = d.host.clone();
     let _clean = Containers(host.clone());
     let volume = web_root(dir.path());
-    httpd(&host, DOCKER, "web", &volume, &["-p", "8080:80"]);
+    httpd(DOCKER, &host, "web", &volume, &["-p", "8080:80"]);
     assert_eq!(fetch(&ns, "http://127.0.0.1:8080/"), "hello from web\n");
     // kill -9: the kernel's rules carry on without the daemon.
     // SAFETY: signals our own child.
@@ -549,8 +541,8 @@ fn masquerade_out_isolation_between_networks_and_internal_has_no_way_out() {
         ok(cli(DOCKER, &host, &args));
     }
     httpd(
-        &host,
         DOCKER,
+        &host,
         "srv",
         &volume,
         &["--network", "b", "--ip", "10.246.0.10"],

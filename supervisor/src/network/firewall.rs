@@ -1,6 +1,8 @@
 //! berth's own nftables tables, `ip berth`: outbound masquerade, `--internal`, isolation
 //! between bridge networks, and the DNAT rules of published ports; and `ip6 berth`, there
-//! only while a network has IPv6: the same masquerade, `--internal` and isolation for IPv6.
+//! only while a network has IPv6: the same masquerade, `--internal` and isolation for IPv6,
+//! and the DNAT rules of ports published on every address (as docker's ip6tables does) to
+//! the containers' IPv6 addresses.
 //!
 //! The table is derived whole from the network records (networks, and the port mappings of
 //! their endpoints) and replaced in one `nft` transaction on every change, so it is never
@@ -9,7 +11,7 @@
 //! replacement. Rules go through the `nftables` crate: typed objects of nft's own JSON API
 //! (`nft -j -f -`), not strings of nft's command language.
 use std::borrow::Cow;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::{Ipv4Net, Ipv6Net};
 use nftables::batch::Batch;
@@ -39,13 +41,13 @@ pub struct BridgeRules {
 }
 
 /// One published port: traffic to a local address (or `host_ip`) at `host_port` goes to
-/// `to:to_port`.
+/// `to:to_port`; in the `ip6` table when `to` is an IPv6 address (then `host_ip` is `None`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dnat {
     pub proto: Proto,
     pub host_ip: Option<Ipv4Addr>,
     pub host_port: u16,
-    pub to: Ipv4Addr,
+    pub to: IpAddr,
     pub to_port: u16,
 }
 
@@ -119,7 +121,7 @@ pub fn batch(bridges: &[BridgeRules], dnats: &[Dnat]) -> Batch<'static> {
     for chain in ["prerouting", "output"] {
         b.add(rule(chain, vec![local_daddr(), jump("ports")]));
     }
-    for d in dnats {
+    for d in dnats.iter().filter(|d| d.to.is_ipv4()) {
         b.add(rule("ports", dnat_rule(d)));
     }
     let mut rules: Vec<(&str, Vec<Statement<'static>>)> = Vec::new();
@@ -139,13 +141,13 @@ pub fn batch(bridges: &[BridgeRules], dnats: &[Dnat]) -> Batch<'static> {
     for (chain, stmts) in rules {
         b.add(rule(chain, stmts));
     }
-    batch6(&mut b, bridges);
+    batch6(&mut b, bridges, dnats);
     b
 }
 
-/// The `ip6 berth` table, made anew: forwarding rules and masquerade of the networks with
-/// IPv6; gone (deleted, not made again) while no network has IPv6.
-fn batch6(b: &mut Batch<'static>, bridges: &[BridgeRules]) {
+/// The `ip6 berth` table, made anew: forwarding rules, masquerade and published ports of
+/// the networks with IPv6; gone (deleted, not made again) while no network has IPv6.
+fn batch6(b: &mut Batch<'static>, bridges: &[BridgeRules], dnats: &[Dnat]) {
     b.add(table(FAMILY6));
     b.delete(table(FAMILY6));
     let v6: Vec<BridgeRules> = bridges
@@ -158,6 +160,8 @@ fn batch6(b: &mut Batch<'static>, bridges: &[BridgeRules]) {
     }
     b.add(table(FAMILY6));
     for (name, kind, hook, prio) in [
+        ("prerouting", NfChainType::NAT, NfHook::Prerouting, -100),
+        ("output", NfChainType::NAT, NfHook::Output, -100),
         ("postrouting", NfChainType::NAT, NfHook::Postrouting, 100),
         ("forward", NfChainType::Filter, NfHook::Forward, 0),
     ] {
@@ -165,7 +169,19 @@ fn batch6(b: &mut Batch<'static>, bridges: &[BridgeRules]) {
             FAMILY6, name, kind, hook, prio,
         )));
     }
+    b.add(NfListObject::Chain(Chain {
+        family: FAMILY6,
+        table: TABLE.into(),
+        name: "ports".into(),
+        ..Chain::default()
+    }));
     let mut rules: Vec<(&str, Vec<Statement<'static>>)> = Vec::new();
+    for chain in ["prerouting", "output"] {
+        rules.push((chain, vec![local_daddr(), jump("ports")]));
+    }
+    for d in dnats.iter().filter(|d| d.to.is_ipv6()) {
+        rules.push(("ports", dnat_rule(d)));
+    }
     for r in v6.iter().filter(|r| r.internal) {
         rules.extend(internal_drops(r));
     }
@@ -173,16 +189,26 @@ fn batch6(b: &mut Batch<'static>, bridges: &[BridgeRules]) {
     for r in &v6 {
         rules.extend(isolation_rule(r, &v6));
     }
+    for r in &v6 {
+        for subnet in &r.subnets6 {
+            // Hairpin: a container reaching a published port through a host address.
+            rules.push((
+                "postrouting",
+                vec![
+                    matches(Operator::IN, ct_status(), text("dnat")),
+                    matches(Operator::EQ, payload("ip6", "saddr"), prefix6(subnet)),
+                    matches(Operator::EQ, meta(MetaKey::Oifname), text(&r.bridge)),
+                    masquerade(),
+                ],
+            ));
+        }
+    }
     for r in v6.iter().filter(|r| r.masquerade && !r.internal) {
         for subnet in &r.subnets6 {
             rules.push((
                 "postrouting",
                 vec![
-                    matches(
-                        Operator::EQ,
-                        payload("ip6", "saddr"),
-                        prefix_of(subnet.network().to_string(), subnet.prefix_len()),
-                    ),
+                    matches(Operator::EQ, payload("ip6", "saddr"), prefix6(subnet)),
                     matches(Operator::NEQ, meta(MetaKey::Oifname), text(&r.bridge)),
                     masquerade(),
                 ],
@@ -297,6 +323,10 @@ fn prefix(net: &Ipv4Net) -> Expression<'static> {
     prefix_of(net.network().to_string(), net.prefix_len())
 }
 
+fn prefix6(net: &Ipv6Net) -> Expression<'static> {
+    prefix_of(net.network().to_string(), net.prefix_len())
+}
+
 fn prefix_of(addr: String, len: u8) -> Expression<'static> {
     Expression::Named(NamedExpression::Prefix(Prefix {
         addr: Box::new(Expression::String(Cow::Owned(addr))),
@@ -327,7 +357,7 @@ fn masquerade() -> Statement<'static> {
     Statement::Masquerade(None)
 }
 
-/// `[ip daddr HOST_IP] tcp dport HOST_PORT dnat to IP:PORT`.
+/// `[ip daddr HOST_IP] tcp dport HOST_PORT dnat to IP:PORT` (in `ip6`: `dnat to [IP]:PORT`).
 fn dnat_rule(d: &Dnat) -> Vec<Statement<'static>> {
     let mut s = Vec::new();
     if let Some(ip) = d.host_ip {
@@ -554,7 +584,7 @@ mod tests {
             proto: Proto::Udp,
             host_ip: Some(Ipv4Addr::LOCALHOST),
             host_port: 5353,
-            to: Ipv4Addr::new(10, 1, 0, 2),
+            to: Ipv4Addr::new(10, 1, 0, 2).into(),
             to_port: 53,
         };
         let text = json(&[], &[d]);
@@ -567,5 +597,42 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(r#""right":"127.0.0.1""#), "{text}");
+    }
+
+    #[test]
+    fn a_port_published_on_every_address_is_dnat_ed_in_ip6_to_the_v6_address() {
+        let mut a = net("br-a", "10.1.0.0/24", false);
+        a.subnets6 = vec!["fd00:1::/64".parse().unwrap()];
+        let to6 = |to: IpAddr| Dnat {
+            proto: Proto::Tcp,
+            host_ip: None,
+            host_port: 8080,
+            to,
+            to_port: 80,
+        };
+        let dnats = [
+            to6(Ipv4Addr::new(10, 1, 0, 2).into()),
+            to6("fd00:1::2".parse().unwrap()),
+        ];
+        let v: serde_json::Value = serde_json::from_str(&json(&[a], &dnats)).unwrap();
+        let rules: Vec<&serde_json::Value> = v["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["add"].get("rule"))
+            .filter(|r| r["chain"] == "ports")
+            .collect();
+        assert_eq!(rules.len(), 2, "{rules:?}");
+        let family = |r: &serde_json::Value| r["family"].as_str().unwrap().to_string();
+        let (four, six): (Vec<_>, Vec<_>) = rules.iter().partition(|r| family(r) == "ip");
+        assert!(
+            four[0].to_string().contains(r#""addr":"10.1.0.2""#),
+            "{four:?}"
+        );
+        assert!(
+            six[0].to_string().contains(r#""addr":"fd00:1::2""#),
+            "{six:?}"
+        );
+        assert_eq!(family(six[0]), "ip6");
     }
 }

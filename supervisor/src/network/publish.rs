@@ -2,6 +2,7 @@
 //! and the published ports of running containers (kept on their endpoint, so that a
 //! restarted daemon finds them and re-makes their rules).
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 
 use super::firewall::{self, BridgeRules, Dnat};
 use super::ports::{self, PortError, PortMapping, PortRequest};
@@ -37,17 +38,23 @@ fn dnats(networks: &HashMap<String, Network>) -> Vec<Dnat> {
     let mut out = Vec::new();
     for n in networks.values().filter(|n| !n.internal) {
         for e in n.endpoints.values() {
-            let Some(ip) = e.ip else { continue };
-            out.extend(e.ports.iter().map(|m| Dnat {
-                proto: m.proto,
-                host_ip: m.host_ip,
-                host_port: m.host_port,
-                to: ip,
-                to_port: m.container_port,
-            }));
+            for m in &e.ports {
+                let dnat = |to: IpAddr| Dnat {
+                    proto: m.proto,
+                    host_ip: m.host_ip,
+                    host_port: m.host_port,
+                    to,
+                    to_port: m.container_port,
+                };
+                out.extend(e.ip.map(|ip| dnat(ip.into())));
+                // Published on every address: the host's IPv6 ones too (docker's ip6tables).
+                if m.host_ip.is_none() {
+                    out.extend(e.ip6.map(|ip| dnat(ip.into())));
+                }
+            }
         }
     }
-    out.sort_by_key(|d| (d.host_port, d.proto, d.host_ip));
+    out.sort_by_key(|d| (d.host_port, d.proto, d.host_ip, d.to.is_ipv6()));
     out
 }
 

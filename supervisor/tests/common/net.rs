@@ -148,3 +148,14 @@ impl Drop for Cleanup {
         unmount_under(&self.dir.join("exec"));
     }
 }
+
+/// `bin run -d --name NAME -v VOLUME EXTRA… busybox httpd -f -p 80 -h /www`: a web server
+/// serving the directory of `volume` (`HOST:/www:ro`).
+pub fn httpd(bin: &str, host: &str, name: &str, volume: &str, extra: &[&str]) {
+    let mut args = vec!["run", "-d", "--name", name, "-v", volume];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[
+        "busybox", "busybox", "httpd", "-f", "-p", "80", "-h", "/www",
+    ]);
+    ok(cli(bin, host, &args));
+}
