@@ -535,7 +535,11 @@ mod tests {
             .filter(|r| r["family"] == "ip6")
             .map(|r| r.to_string())
             .collect();
-        let masq: Vec<&String> = rules.iter().filter(|r| r.contains("masquerade")).collect();
+        // Out (oifname != the bridge), not the hairpin ones.
+        let masq: Vec<&String> = rules
+            .iter()
+            .filter(|r| r.contains("masquerade") && r.contains(r#""op":"!=""#))
+            .collect();
         assert_eq!(masq.len(), 1, "{masq:?}");
         assert!(masq[0].contains("fd00:1::"), "{masq:?}");
         assert!(!rules.iter().any(|r| r.contains("br-4")), "{rules:?}");
