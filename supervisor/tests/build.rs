@@ -33,6 +33,16 @@ fn cli(bin: &str, host: &str, args: &[&str], input: Option<&[u8]>) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// `build ARGS` with the docker CLI `bin` against `host`.
+fn build_cli(bin: &str, host: &str, args: &[&str]) -> Output {
+    cli(bin, host, &[&["build"][..], args].concat(), None)
+}
+
+/// [`build_cli`], to success; its stdout.
+fn build_ok(bin: &str, host: &str, args: &[&str]) -> String {
+    ok(build_cli(bin, host, args))
+}
+
 fn write(dir: &Path, name: &str, text: &str) {
     let path = dir.join(name);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -80,11 +90,10 @@ fn docker_build_makes_the_image_and_reuses_the_cache() {
     let mut first_id = String::new();
     for (n, bin) in CLIS.iter().enumerate() {
         let tag = format!("app:{n}");
-        let out = cli(
+        let out = build_cli(
             bin,
             &d.host,
             &[
-                "build",
                 "-t",
                 &tag,
                 "-t",
@@ -97,7 +106,6 @@ fn docker_build_makes_the_image_and_reuses_the_cache() {
                 iid.to_str().unwrap(),
                 ctx_s,
             ],
-            None,
         );
         let text = ok(out);
         let id = std::fs::read_to_string(&iid).unwrap();
@@ -204,28 +212,18 @@ fn docker_build_makes_the_image_and_reuses_the_cache() {
     f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(60))
         .unwrap();
     drop(f);
-    let text = ok(cli(
+    let text = build_ok(
         CLIS[0],
         &d.host,
-        &[
-            "build",
-            "--build-arg",
-            "V=two",
-            "--label",
-            "built=yes",
-            "-q",
-            ctx_s,
-        ],
-        None,
-    ));
+        &["--build-arg", "V=two", "--label", "built=yes", "-q", ctx_s],
+    );
     assert_eq!(text.trim(), first_id, "touched file, same image");
     write(&ctx, "a.txt", "changed\n");
-    let text = ok(cli(
+    let text = build_ok(
         CLIS[0],
         &d.host,
-        &["build", "-t", "app:changed", "--build-arg", "V=two", ctx_s],
-        None,
-    ));
+        &["-t", "app:changed", "--build-arg", "V=two", ctx_s],
+    );
     assert_eq!(count(&text, " ---> Using cache"), 4, "{text}");
     assert!(
         text.contains("run two b\n"),
@@ -234,19 +232,13 @@ fn docker_build_makes_the_image_and_reuses_the_cache() {
     let run = ok(docker(&d.host, &["run", "--rm", "app:changed"]));
     assert!(run.starts_with("changed\n"), "{run}");
     // Another build arg value: the RUN step misses.
-    let text = ok(cli(
-        CLIS[0],
-        &d.host,
-        &["build", "--build-arg", "V=three", ctx_s],
-        None,
-    ));
+    let text = build_ok(CLIS[0], &d.host, &["--build-arg", "V=three", ctx_s]);
     assert!(text.contains("run three b\n"), "{text}");
-    let text = ok(cli(
+    let text = build_ok(
         CLIS[1],
         &d.host,
-        &["build", "--no-cache", "--build-arg", "V=two", ctx_s],
-        None,
-    ));
+        &["--no-cache", "--build-arg", "V=two", ctx_s],
+    );
     assert_eq!(count(&text, "Using cache"), 0, "{text}");
     assert!(text.contains("run two b\n"), "{text}");
 }
@@ -259,10 +251,10 @@ fn the_cache_survives_a_daemon_restart() {
     let ctx_s = ctx.to_str().unwrap();
     let first = {
         let d = daemon(dir.path());
-        ok(cli(CLIS[0], &d.host, &["build", "-q", ctx_s], None))
+        build_ok(CLIS[0], &d.host, &["-q", ctx_s])
     };
     let d = start(dir.path());
-    let text = ok(cli(CLIS[0], &d.host, &["build", ctx_s], None));
+    let text = build_ok(CLIS[0], &d.host, &[ctx_s]);
     assert_eq!(count(&text, " ---> Using cache"), 11, "{text}");
     assert!(
         text.contains(&format!("Successfully built {}", short(first.trim()))),
@@ -312,7 +304,7 @@ fn failing_steps_say_what_docker_says_and_leave_nothing() {
                 "Dockerfile",
                 "FROM busybox\nRUN echo before; exit 3\n",
             );
-            let out = cli(bin, &d.host, &["build", ctx.to_str().unwrap()], None);
+            let out = build_cli(bin, &d.host, &[ctx.to_str().unwrap()]);
             assert_eq!(out.status.code(), Some(3), "{bin}: {out:?}");
             assert!(stdout(&out).contains("before\n"), "{bin}: {out:?}");
             assert!(
@@ -322,7 +314,7 @@ fn failing_steps_say_what_docker_says_and_leave_nothing() {
                 "{bin}: {out:?}"
             );
             write(&ctx, "Dockerfile", "FROM busybox\nfrobnicate all\n");
-            let out = cli(bin, &d.host, &["build", ctx.to_str().unwrap()], None);
+            let out = build_cli(bin, &d.host, &[ctx.to_str().unwrap()]);
             assert_eq!(out.status.code(), Some(1), "{bin}: {out:?}");
             assert!(
                 stderr(&out)
@@ -330,17 +322,12 @@ fn failing_steps_say_what_docker_says_and_leave_nothing() {
                 "{bin}: {out:?}"
             );
             write(&ctx, "Dockerfile", "FROM busybox\nCOPY missing /x\n");
-            let out = cli(bin, &d.host, &["build", ctx.to_str().unwrap()], None);
+            let out = build_cli(bin, &d.host, &[ctx.to_str().unwrap()]);
             assert!(
                 stderr(&out).contains("COPY failed: file not found in build context or excluded by .dockerignore: stat missing: file does not exist"),
                 "{bin}: {out:?}"
             );
-            let out = cli(
-                bin,
-                &d.host,
-                &["build", "-t", "Bad:Tag", ctx.to_str().unwrap()],
-                None,
-            );
+            let out = build_cli(bin, &d.host, &["-t", "Bad:Tag", ctx.to_str().unwrap()]);
             assert!(!out.status.success(), "{bin}: {out:?}");
         }
         assert_eq!(ok(docker(&d.host, &["ps", "-a", "-q"])), "");
@@ -394,12 +381,7 @@ fn a_context_cannot_make_the_build_read_outside_it() {
         "Dockerfile",
         "FROM busybox\nCOPY abs /abs\nCOPY rel /rel\nCOPY etcdir/passwd /viadir\nCOPY /etc/passwd /absolute\nCMD [\"busybox\", \"cat\", \"/abs\", \"/rel\", \"/viadir\", \"/absolute\"]\n",
     );
-    ok(cli(
-        CLIS[0],
-        &d.host,
-        &["build", "-t", "sec", ctx.to_str().unwrap()],
-        None,
-    ));
+    build_ok(CLIS[0], &d.host, &["-t", "sec", ctx.to_str().unwrap()]);
     let run = ok(docker(&d.host, &["run", "--rm", "sec"]));
     assert_eq!(
         run,
@@ -412,7 +394,7 @@ fn a_context_cannot_make_the_build_read_outside_it() {
         "Dockerfile",
         "FROM busybox\nCOPY ../../etc/passwd /x\n",
     );
-    let out = cli(CLIS[0], &d.host, &["build", ctx.to_str().unwrap()], None);
+    let out = build_cli(CLIS[0], &d.host, &[ctx.to_str().unwrap()]);
     assert!(
         stderr(&out)
             .contains("COPY failed: forbidden path outside the build context: ../../etc/passwd ()"),
@@ -421,7 +403,7 @@ fn a_context_cannot_make_the_build_read_outside_it() {
     // A tar ADD unpacks is refused when an entry climbs out.
     std::fs::write(ctx.join("evil.tar"), raw_tar("../../escaped", b"x")).unwrap();
     write(&ctx, "Dockerfile", "FROM busybox\nADD evil.tar /t/\n");
-    let out = cli(CLIS[0], &d.host, &["build", ctx.to_str().unwrap()], None);
+    let out = build_cli(CLIS[0], &d.host, &[ctx.to_str().unwrap()]);
     assert!(!out.status.success(), "{out:?}");
     assert!(
         stderr(&out).contains("ADD failed:") && stderr(&out).contains("\"..\" in path refused"),
@@ -455,12 +437,7 @@ fn copy_and_add_semantics() {
         "Dockerfile",
         "FROM busybox\nCOPY src/*.txt /txt/\nCOPY tree /copied\nCOPY --chown=7:8 src/one.txt /owned\nADD pack.tar.gz /unpacked/\nCOPY pack.tar.gz /kept/\nCMD [\"sh\", \"-c\", \"busybox ls /txt /copied/a; busybox cat /unpacked/inner/file; busybox stat -c '%u:%g' /owned; busybox ls /kept\"]\n",
     );
-    ok(cli(
-        CLIS[1],
-        &d.host,
-        &["build", "-t", "cp", ctx.to_str().unwrap()],
-        None,
-    ));
+    build_ok(CLIS[1], &d.host, &["-t", "cp", ctx.to_str().unwrap()]);
     let run = ok(docker(&d.host, &["run", "--rm", "cp"]));
     assert_eq!(
         run, "/copied/a:\nb\n\n/txt:\none.txt\ntwo.txt\ntar\n7:8\npack.tar.gz\n",
@@ -479,15 +456,14 @@ fn multi_stage_with_copy_from_and_target() {
         "ARG BASE=busybox\nFROM $BASE AS builder\nRUN echo artifact > /out.txt\n\nFROM ${BASE} AS test\nRUN echo testing > /test.txt\n\nFROM busybox\nCOPY --from=builder /out.txt /final/\nCMD [\"busybox\", \"cat\", \"/final/out.txt\"]\n",
     );
     let c = ctx.to_str().unwrap();
-    let text = ok(cli(CLIS[0], &d.host, &["build", "-t", "ms", c], None));
+    let text = build_ok(CLIS[0], &d.host, &["-t", "ms", c]);
     assert!(text.contains("Step 1/8 : ARG BASE=busybox\n"), "{text}");
     assert_eq!(ok(docker(&d.host, &["run", "--rm", "ms"])), "artifact\n");
-    let text = ok(cli(
+    let text = build_ok(
         CLIS[0],
         &d.host,
-        &["build", "--target", "builder", "-t", "ms:builder", c],
-        None,
-    ));
+        &["--target", "builder", "-t", "ms:builder", c],
+    );
     assert!(!text.contains("testing"), "{text}");
     assert_eq!(
         ok(docker(
@@ -496,7 +472,7 @@ fn multi_stage_with_copy_from_and_target() {
         )),
         "artifact\n"
     );
-    let out = cli(CLIS[0], &d.host, &["build", "--target", "nosuch", c], None);
+    let out = build_cli(CLIS[0], &d.host, &["--target", "nosuch", c]);
     assert!(
         stderr(&out).contains("failed to reach build target nosuch in Dockerfile"),
         "{out:?}"
@@ -664,7 +640,7 @@ fn dockerignore_with_dockers_matcher_through_every_cli() {
     let c = ctx.to_str().unwrap();
     for (n, bin) in CLIS.iter().enumerate() {
         let tag = format!("ign:{n}");
-        ok(cli(bin, &d.host, &["build", "-t", &tag, c], None));
+        build_ok(bin, &d.host, &["-t", &tag, c]);
         let listed = ok(docker(&d.host, &["run", "--rm", &tag]));
         assert_eq!(listed, want, "{bin}");
     }
@@ -820,7 +796,7 @@ fn workdir_makes_its_directory_as_dockerd_does() {
         "FROM busybox\nWORKDIR /etc\nWORKDIR /made/deep\nWORKDIR rel\nUSER 1000\nWORKDIR /other\nRUN busybox pwd; busybox stat -c '%n %u %a' /made/deep/rel /other\n",
     );
     let c = ctx.to_str().unwrap();
-    let text = ok(cli(CLIS[0], &d.host, &["build", "-t", "wd", c], None));
+    let text = build_ok(CLIS[0], &d.host, &["-t", "wd", c]);
     assert!(
         text.contains("/other\n/made/deep/rel 0 755\n/other 0 755\n"),
         "missing directories made root's, 0755, before RUN: {text}"
@@ -850,7 +826,7 @@ fn workdir_makes_its_directory_as_dockerd_does() {
         "{history}"
     );
     // A rebuild takes every step from the cache, and the directories are still there.
-    let text = ok(cli(CLIS[0], &d.host, &["build", "-t", "wd", c], None));
+    let text = build_ok(CLIS[0], &d.host, &["-t", "wd", c]);
     assert_eq!(count(&text, " ---> Using cache"), 6, "{text}");
     assert_eq!(
         ok(docker(
@@ -862,12 +838,7 @@ fn workdir_makes_its_directory_as_dockerd_does() {
     // FROM scratch: WORKDIR makes the directory the COPY lands in.
     write(&ctx, "f", "f\n");
     write(&ctx, "Dockerfile", "FROM scratch\nWORKDIR /w\nCOPY f .\n");
-    ok(cli(
-        CLIS[0],
-        &d.host,
-        &["build", "-t", "wd:scratch", c],
-        None,
-    ));
+    build_ok(CLIS[0], &d.host, &["-t", "wd:scratch", c]);
     let v: serde_json::Value =
         serde_json::from_str(&ok(docker(&d.host, &["image", "inspect", "wd:scratch"]))).unwrap();
     assert_eq!(v[0]["RootFS"]["Layers"].as_array().unwrap().len(), 2, "{v}");
@@ -1008,12 +979,7 @@ fn run_layers_hold_no_runtime_mountpoints() {
         "Dockerfile",
         "FROM busybox\nRUN busybox cat /etc/hosts > /dev/null && echo x > /made\nRUN echo y > /etc/own\n",
     );
-    ok(cli(
-        CLIS[0],
-        &d.host,
-        &["build", "-t", "hyg", ctx.to_str().unwrap()],
-        None,
-    ));
+    build_ok(CLIS[0], &d.host, &["-t", "hyg", ctx.to_str().unwrap()]);
     let saved = docker(&d.host, &["save", "hyg"]);
     assert!(saved.status.success(), "{saved:?}");
     let v: serde_json::Value =
@@ -1061,7 +1027,7 @@ fn heredocs_in_run_and_copy() {
     let dockerfile = "FROM busybox\nARG WHO=world\nRUN <<EOF\necho \"hello $WHO\" > /greet\nbusybox cat /greet\nEOF\nRUN busybox cat > /two <<'X'\n$WHO literal\nX\nCOPY <<conf.txt <<-\"raw.txt\" /etc/app/\nname=$WHO\nconf.txt\n\t$WHO kept\n\traw.txt\nCMD [\"sh\", \"-c\", \"busybox cat /greet /two /etc/app/conf.txt /etc/app/raw.txt\"]\n";
     write(&ctx, "Dockerfile", dockerfile);
     let c = ctx.to_str().unwrap();
-    let text = ok(cli(CLIS[0], &d.host, &["build", "-t", "hd", c], None));
+    let text = build_ok(CLIS[0], &d.host, &["-t", "hd", c]);
     assert!(text.contains("hello world\n"), "{text}");
     let want = "hello world\n$WHO literal\nname=world\n$WHO kept\n";
     assert_eq!(ok(docker(&d.host, &["run", "--rm", "hd"])), want);
@@ -1096,7 +1062,7 @@ fn run_mounts_cache_bind_and_tmpfs() {
         "FROM busybox\nWORKDIR /w\nRUN --mount=type=cache,target=/cache sh -c 'echo run >> /cache/log; echo \"runs: $(busybox wc -l < /cache/log)\"'\nRUN --mount=type=bind,source=data,target=mnt busybox cat /w/mnt/x > /copied\nRUN --mount=type=tmpfs,target=/scratch sh -c 'echo t > /scratch/t && busybox ls /scratch'\nCMD [\"sh\", \"-c\", \"busybox cat /copied; busybox ls /; echo --; busybox ls -A /w\"]\n",
     );
     let c = ctx.to_str().unwrap();
-    let text = ok(cli(CLIS[0], &d.host, &["build", "-t", "mnt", c], None));
+    let text = build_ok(CLIS[0], &d.host, &["-t", "mnt", c]);
     assert!(text.contains("runs: 1\n"), "{text}");
     assert!(text.contains("\nt\n"), "the tmpfs is writable: {text}");
     // The mounts' contents and their mountpoints stay out of the image.
@@ -1117,7 +1083,8 @@ fn run_mounts_cache_bind_and_tmpfs() {
     assert_eq!(count(&text, " ---> Using cache"), 2, "{text}");
     assert!(ok(docker(&d.host, &["run", "--rm", "mnt"])).starts_with("changed\n"));
     for (spec, error) in [
-        ("type=secret,target=/s", "type=secret is not supported"),
+        ("type=ssh", "type=ssh is not supported"),
+        ("type=secret,id=s,required", "secret s: not found"),
         (
             "type=bind,source=../../etc,target=/x",
             "forbidden path outside the build context",
@@ -1147,12 +1114,7 @@ fn onbuild_triggers_run_in_the_child_build() {
         "Dockerfile",
         "FROM busybox\nONBUILD COPY app.txt /app/\nONBUILD RUN busybox cat /app/app.txt > /app/seen\n",
     );
-    ok(cli(
-        CLIS[0],
-        &d.host,
-        &["build", "-t", "onb", base.to_str().unwrap()],
-        None,
-    ));
+    build_ok(CLIS[0], &d.host, &["-t", "onb", base.to_str().unwrap()]);
     let v: serde_json::Value =
         serde_json::from_str(&ok(docker(&d.host, &["image", "inspect", "onb"]))).unwrap();
     assert_eq!(
@@ -1169,12 +1131,7 @@ fn onbuild_triggers_run_in_the_child_build() {
         "Dockerfile",
         "FROM onb\nCMD [\"busybox\", \"cat\", \"/app/seen\"]\n",
     );
-    let text = ok(cli(
-        CLIS[0],
-        &d.host,
-        &["build", "-t", "child", child.to_str().unwrap()],
-        None,
-    ));
+    let text = build_ok(CLIS[0], &d.host, &["-t", "child", child.to_str().unwrap()]);
     assert!(text.contains("# Executing 2 build triggers\n"), "{text}");
     assert_eq!(ok(docker(&d.host, &["run", "--rm", "child"])), "child's\n");
     let v: serde_json::Value =
@@ -1188,4 +1145,414 @@ fn onbuild_triggers_run_in_the_child_build() {
     write(&grand, "Dockerfile", "FROM child\nRUN echo grand\n");
     let text = ok(berth(&d.host, &["build", grand.to_str().unwrap()]));
     assert!(!text.contains("build trigger"), "{text}");
+}
+
+const PARITY: &str = r#"FROM busybox
+MAINTAINER someone <a@b>
+ARG V=one
+ENV A=b C="d e"
+ENV OLD old form value
+LABEL k=v "x y"="z w"
+EXPOSE 80 53/udp 8000-8001 443
+HEALTHCHECK --interval=5s --retries=3 CMD wget -q x
+HEALTHCHECK --interval=1m30s --timeout=500ms --start-period=2s --retries=10 CMD ["true", "a b"]
+WORKDIR /app
+USER 1000:1000
+USER 0
+STOPSIGNAL SIGINT
+SHELL ["/bin/sh", "-ec"]
+RUN echo "run $V $A"
+SHELL ["/bin/sh", "-c"]
+COPY a.txt /x/
+COPY d /data/
+COPY a.txt b.txt /m/
+COPY --chown=1000:1000 a.txt /c
+COPY link /l
+COPY *.txt /w/
+COPY a.txt d/ /two/
+ADD a.txt /addx
+VOLUME /vol
+RUN echo hi > /vol/f; echo there > /made
+ONBUILD RUN echo child
+ENTRYPOINT ["sh", "-c"]
+CMD echo shell form
+HEALTHCHECK NONE
+CMD ["a", "b c"]
+"#;
+
+/// The steps' history (text and size, the base image's left out) and the config keys a
+/// Dockerfile sets, of the image `name` at `host` (berth or dockerd).
+fn steps_and_config(host: &str, name: &str) -> (Vec<String>, serde_json::Value) {
+    let history = ok(docker(
+        host,
+        &[
+            "history",
+            "--no-trunc",
+            "--format",
+            "{{.CreatedBy}}|{{.Size}}",
+            name,
+        ],
+    ));
+    let base = ok(docker(host, &["history", "-q", "busybox"]))
+        .lines()
+        .count();
+    let mut steps: Vec<String> = history.lines().map(str::to_string).collect();
+    steps.truncate(steps.len() - base);
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(docker(host, &["image", "inspect", name]))).unwrap();
+    let c = &v[0]["Config"];
+    let keys = [
+        "ExposedPorts",
+        "Healthcheck",
+        "Volumes",
+        "Labels",
+        "WorkingDir",
+        "User",
+        "Entrypoint",
+        "Cmd",
+        "OnBuild",
+        "StopSignal",
+        "Shell",
+    ];
+    let mut config = serde_json::Map::new();
+    for k in keys {
+        config.insert(k.into(), c[k].clone());
+    }
+    let env: Vec<&serde_json::Value> = c["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| !e.as_str().unwrap().starts_with("PATH="))
+        .collect();
+    config.insert("Env".into(), serde_json::json!(env));
+    config.insert("Author".into(), v[0]["Author"].clone());
+    config.insert(
+        "ContainerConfig.Cmd".into(),
+        v[0]["ContainerConfig"]["Cmd"].clone(),
+    );
+    (steps, serde_json::Value::Object(config))
+}
+
+#[test]
+fn history_and_config_are_dockerds() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(dir.path());
+    let dockerd = Dockerd::start(&dir.path().join("dockerd"));
+    dockerd.docker_stdin(&["import", "-", "busybox"], &busybox_image("base", 1).layer);
+    let ctx = dir.path().join("ctx");
+    write(&ctx, "Dockerfile", PARITY);
+    write(&ctx, "a.txt", "hello\n");
+    write(&ctx, "b.txt", "b\n");
+    write(&ctx, "d/sub/y", "y\n");
+    std::os::unix::fs::symlink("a.txt", ctx.join("link")).unwrap();
+    let c = ctx.to_str().unwrap();
+    let args = [
+        "build",
+        "--network",
+        "none",
+        "--build-arg",
+        "V=two",
+        "-t",
+        "parity",
+        c,
+    ];
+    ok(cli(CLIS[0], &d.host, &args, None));
+    ok(cli(CLIS[0], &dockerd.host, &args, None));
+    let (ours, theirs) = (
+        steps_and_config(&d.host, "parity"),
+        steps_and_config(&dockerd.host, "parity"),
+    );
+    assert_eq!(ours.0, theirs.0, "history: berth (left), dockerd (right)");
+    assert_eq!(ours.1, theirs.1, "config: berth (left), dockerd (right)");
+    // The RUN after VOLUME wrote into an anonymous volume, which went with its container.
+    for host in [&d.host, &dockerd.host] {
+        assert_eq!(ok(docker(host, &["volume", "ls", "-q"])), "", "{host}");
+        assert_eq!(ok(docker(host, &["ps", "-a", "-q"])), "", "{host}");
+    }
+}
+
+#[test]
+fn run_steps_get_the_builds_network_hosts_and_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(dir.path());
+    let ctx = dir.path().join("ctx");
+    write(
+        &ctx,
+        "Dockerfile",
+        "FROM busybox\nRUN busybox grep db.example /etc/hosts; busybox ls /sys/class/net; echo nofile $(ulimit -n); busybox df -k /dev/shm | busybox tail -1\n",
+    );
+    let c = ctx.to_str().unwrap();
+    let text = build_ok(
+        CLIS[0],
+        &d.host,
+        &[
+            "--rm=false",
+            "--network",
+            "none",
+            "--add-host",
+            "db.example:10.1.2.3",
+            "--shm-size",
+            "8m",
+            "--ulimit",
+            "nofile=512:1024",
+            "--memory",
+            "64m",
+            "--cpu-shares",
+            "512",
+            c,
+        ],
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("10.1.2.3") && l.ends_with("db.example")),
+        "--add-host: {text}"
+    );
+    assert!(
+        text.contains("\nlo\nnofile 512\n"),
+        "--network none, --ulimit: {text}"
+    );
+    assert!(text.contains(" 8192 "), "--shm-size: {text}");
+    // The kept step container carries the limits.
+    let kept = ok(docker(&d.host, &["ps", "-a", "-q"]));
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(docker(&d.host, &["inspect", kept.trim()]))).unwrap();
+    let hc = &v[0]["HostConfig"];
+    assert_eq!(
+        (&hc["Memory"], &hc["CpuShares"], &hc["NetworkMode"]),
+        (
+            &serde_json::json!(67108864),
+            &serde_json::json!(512),
+            &serde_json::json!("none")
+        ),
+        "{hc}"
+    );
+    ok(docker(&d.host, &["rm", kept.trim()]));
+    // berth's CLI, the same flags.
+    let text = ok(berth(
+        &d.host,
+        &[
+            "build",
+            "--no-cache",
+            "--network",
+            "none",
+            "--add-host",
+            "db.example:10.9.9.9",
+            c,
+        ],
+    ));
+    assert!(
+        text.contains("10.9.9.9") && text.contains("\nlo\nnofile "),
+        "{text}"
+    );
+    // What the classic builder cannot do is refused in dockerd's words, before any step
+    // (asked over the socket: the CLI may see its upload cut by the early answer).
+    let tar = {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(13);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "Dockerfile", &b"FROM busybox\n"[..])
+            .unwrap();
+        b.into_inner().unwrap()
+    };
+    for (query, error) in [
+        (
+            "securityopt=seccomp%3Dunconfined",
+            "does not support setting security options on build",
+        ),
+        ("isolation=hyperv", r#"Unsupported isolation: \"hyperv\""#),
+        ("platform=foo", "unknown operating system or architecture"),
+        (
+            "squash=1",
+            "squash is only supported with experimental mode",
+        ),
+    ] {
+        use std::io::Read;
+        let path = d.host.trim_start_matches("unix://");
+        let mut sock = std::os::unix::net::UnixStream::connect(path).unwrap();
+        let mut request = format!(
+            "POST /v1.41/build?{query} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            tar.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(&tar);
+        sock.write_all(&request).unwrap();
+        let mut answer = String::new();
+        let _ = sock.read_to_string(&mut answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 400") && answer.contains(error),
+            "{query}: {answer}"
+        );
+    }
+    assert_eq!(ok(docker(&d.host, &["ps", "-a", "-q"])), "");
+}
+
+#[test]
+fn run_mounts_from_a_stage_and_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(dir.path());
+    let ctx = dir.path().join("ctx");
+    write(dir.path(), "secret.txt", "s3cret-value\n");
+    write(&ctx, "f", "f\n");
+    write(
+        &ctx,
+        "Dockerfile",
+        "FROM busybox AS build\nRUN echo artifact > /out\nFROM busybox\nCOPY . /ctx\nRUN --mount=type=bind,from=build,target=/b busybox cat /b/out > /copied\nRUN --mount=type=secret,id=tok echo \"secret: $(busybox wc -c < /run/secrets/tok)\"\nRUN --mount=type=secret,id=tok,target=/tok,required echo \"again: $(busybox cat /tok)\"\nCMD [\"sh\", \"-c\", \"busybox cat /copied; busybox ls -A /ctx; busybox ls /\"]\n",
+    );
+    let c = ctx.to_str().unwrap();
+    let secret = format!("id=tok,src={}", dir.path().join("secret.txt").display());
+    let text = ok(berth(
+        &d.host,
+        &["build", "--secret", &secret, "-t", "sec", c],
+    ));
+    assert!(text.contains("secret: 13\n"), "{text}");
+    assert!(text.contains("again: s3cret-value\n"), "{text}");
+    let run = ok(docker(&d.host, &["run", "--rm", "sec"]));
+    assert!(
+        run.starts_with("artifact\nDockerfile\nf\n"),
+        "the context without the secret: {run}"
+    );
+    assert!(
+        !run.contains("run\n") && !run.contains("tok\n") && !run.contains("\nb\n"),
+        "mountpoints left: {run}"
+    );
+    let saved = docker(&d.host, &["save", "sec"]);
+    assert!(saved.status.success(), "{saved:?}");
+    assert!(
+        !saved.stdout.windows(12).any(|w| w == b"s3cret-value"),
+        "the secret is in the image"
+    );
+    // A rebuild with another secret reuses the cache (the content is not in its key).
+    write(dir.path(), "secret.txt", "other\n");
+    let text = ok(berth(
+        &d.host,
+        &["build", "--secret", &secret, "-t", "sec", c],
+    ));
+    assert_eq!(count(&text, " ---> Using cache"), 6, "{text}");
+    // Without it, the optional one is skipped and the required one fails.
+    let out = berth(&d.host, &["build", "--no-cache", c]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("secret tok: not found"),
+        "{out:?}"
+    );
+    assert!(
+        stdout(&out).contains("secret: \n") || stdout(&out).contains("can't open"),
+        "{out:?}"
+    );
+}
+
+/// An HTTP server on 127.0.0.1 for ADD's downloads: `/file.txt` (with a Last-Modified),
+/// `/arch.tar.gz` (without), anything else 404. Its address; it serves until the test ends.
+fn file_server() -> String {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let gz = {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(4);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "inner", &b"tar\n"[..]).unwrap();
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(&b.into_inner().unwrap()).unwrap();
+        e.finish().unwrap()
+    };
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            let _ = reader.read_line(&mut request);
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap_or(0) <= 2 {
+                    break;
+                }
+            }
+            let path = request.split_whitespace().nth(1).unwrap_or("");
+            let (status, extra, body): (&str, &str, Vec<u8>) = match path.split('?').next() {
+                Some("/file.txt") => (
+                    "200 OK",
+                    "Last-Modified: Thu, 02 Jan 2020 03:04:05 GMT\r\n",
+                    b"remote body\n".to_vec(),
+                ),
+                Some("/arch.tar.gz") => ("200 OK", "", gz.clone()),
+                _ => ("404 Not Found", "", b"nope\n".to_vec()),
+            };
+            let mut stream = stream;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(&body);
+        }
+    });
+    addr
+}
+
+#[test]
+fn add_downloads_urls_as_dockerd_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(dir.path());
+    let dockerd = Dockerd::start(&dir.path().join("dockerd"));
+    dockerd.docker_stdin(&["import", "-", "busybox"], &busybox_image("base", 1).layer);
+    let server = file_server();
+    let ctx = dir.path().join("ctx");
+    write(
+        &ctx,
+        "Dockerfile",
+        &format!(
+            "FROM busybox\nADD http://{server}/file.txt /r/\nADD http://{server}/file.txt /named\nADD http://{server}/arch.tar.gz /a/\nADD http://{server}/file.txt?x=1 /q/\n"
+        ),
+    );
+    let c = ctx.to_str().unwrap();
+    let stat = [
+        "run",
+        "--rm",
+        "url",
+        "busybox",
+        "stat",
+        "-c",
+        "%n %a %u:%g %s %Y",
+        "/r/file.txt",
+        "/named",
+        "/a/arch.tar.gz",
+        "/q/file.txt",
+    ];
+    let mut seen = Vec::new();
+    for host in [&d.host, &dockerd.host] {
+        build_ok(CLIS[0], host, &["--network", "none", "-t", "url", c]);
+        let history = ok(docker(
+            host,
+            &["history", "--no-trunc", "--format", "{{.CreatedBy}}", "url"],
+        ));
+        let steps: Vec<String> = history.lines().take(4).map(str::to_string).collect();
+        seen.push((steps, ok(docker(host, &stat))));
+        // Unchanged content: every step from the cache, though downloaded again.
+        let text = build_ok(CLIS[0], host, &["--network", "none", "-t", "url", c]);
+        assert_eq!(count(&text, " ---> Using cache"), 4, "{host}: {text}");
+    }
+    assert_eq!(seen[0], seen[1], "berth (left), dockerd (right)");
+    assert!(
+        seen[0].1.contains("/r/file.txt 600 0:0 12 1577934245\n"),
+        "{}",
+        seen[0].1
+    );
+    for (text, error) in [
+        (
+            format!("FROM busybox\nADD http://{server}/missing /m\n"),
+            format!("failed to GET http://{server}/missing with status 404 Not Found: nope"),
+        ),
+        (
+            format!("FROM busybox\nCOPY http://{server}/file.txt /c\n"),
+            "source can't be a URL for COPY".to_string(),
+        ),
+    ] {
+        write(&ctx, "Dockerfile", &text);
+        let out = build_cli(CLIS[0], &d.host, &[c]);
+        assert!(
+            !out.status.success() && stderr(&out).contains(&error),
+            "{text}: {out:?}"
+        );
+    }
 }

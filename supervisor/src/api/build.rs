@@ -5,13 +5,14 @@ use std::convert::Infallible;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::ApiError;
 use crate::build::{self, BuildError, BuildOptions};
+use crate::images::registry::{Credentials, Platform};
 
 type Pairs = Query<Vec<(String, String)>>;
 
@@ -41,8 +42,133 @@ fn json_param<T: serde::de::DeserializeOwned + Default>(
     }
 }
 
-fn options(params: &[(String, String)]) -> Result<BuildOptions, ApiError> {
+/// The resource and network settings of the RUN steps' containers, as docker's
+/// `HostConfig` keys (the query's names are the CLI's).
+fn host_config(params: &[(String, String)]) -> Result<Value, ApiError> {
+    let mut hc = serde_json::Map::new();
+    match last(params, "networkmode").unwrap_or("") {
+        "" | "default" => {}
+        mode => {
+            hc.insert("NetworkMode".into(), json!(mode));
+        }
+    }
+    let hosts: Vec<&str> = params
+        .iter()
+        .filter(|(k, v)| k == "extrahosts" && !v.is_empty())
+        .map(|(_, v)| v.as_str())
+        .collect();
+    if !hosts.is_empty() {
+        hc.insert("ExtraHosts".into(), json!(hosts));
+    }
+    for (param, key) in [
+        ("shmsize", "ShmSize"),
+        ("memory", "Memory"),
+        ("memswap", "MemorySwap"),
+        ("cpushares", "CpuShares"),
+        ("cpuperiod", "CpuPeriod"),
+        ("cpuquota", "CpuQuota"),
+    ] {
+        let Some(text) = last(params, param).filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        let n: i64 = text.parse().map_err(|_| {
+            ApiError::bad_request(format!("invalid {param}: {text:?} is not a number"))
+        })?;
+        if n != 0 {
+            hc.insert(key.into(), json!(n));
+        }
+    }
+    for (param, key) in [
+        ("cpusetcpus", "CpusetCpus"),
+        ("cpusetmems", "CpusetMems"),
+        ("cgroupparent", "CgroupParent"),
+    ] {
+        if let Some(v) = last(params, param).filter(|v| !v.is_empty()) {
+            hc.insert(key.into(), json!(v));
+        }
+    }
+    let ulimits: Vec<Value> = json_param::<Option<Vec<Value>>>(params, "ulimits")
+        .map_err(|e| {
+            ApiError::bad_request(format!("error reading ulimit settings: {}", e.message))
+        })?
+        .unwrap_or_default();
+    if !ulimits.is_empty() {
+        hc.insert("Ulimits".into(), json!(ulimits));
+    }
+    Ok(Value::Object(hc))
+}
+
+/// What the classic builder cannot do, refused in dockerd's words.
+fn refuse_unsupported(params: &[(String, String)]) -> Result<(), ApiError> {
+    if truthy(params, "squash", false) {
+        return Err(ApiError::bad_request(
+            "squash is only supported with experimental mode",
+        ));
+    }
+    if params
+        .iter()
+        .any(|(k, v)| k == "securityopt" && !v.is_empty())
+    {
+        return Err(ApiError::bad_request(
+            "The daemon on this platform does not support setting security options on build",
+        ));
+    }
+    match last(params, "isolation").unwrap_or("") {
+        "" | "default" => {}
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "Unsupported isolation: {other:?}"
+            )))
+        }
+    }
+    if last(params, "version") == Some("2") {
+        return Err(ApiError::bad_request(
+            "BuildKit (builder version 2) is not supported: berth builds with the classic builder (DOCKER_BUILDKIT=0)",
+        ));
+    }
+    for name in ["cachefrom", "outputs"] {
+        let list = json_param::<Option<Vec<Value>>>(params, name)?.unwrap_or_default();
+        if !list.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "{name} is not supported by berth's builder"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Docker's `X-Registry-Config`: base64url JSON of credentials per registry, for pulls of
+/// base images.
+fn registry_config(headers: &HeaderMap) -> Result<BTreeMap<String, Credentials>, ApiError> {
+    let Some(raw) = headers
+        .get("X-Registry-Config")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().trim_end_matches('='))
+        .filter(|v| !v.is_empty())
+    else {
+        return Ok(BTreeMap::new());
+    };
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(raw)
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(raw))
+        .map_err(|e| ApiError::bad_request(format!("invalid X-Registry-Config header: {e}")))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid X-Registry-Config header: {e}")))
+}
+
+fn options(params: &[(String, String)], headers: &HeaderMap) -> Result<BuildOptions, ApiError> {
+    refuse_unsupported(params)?;
+    let platform = last(params, "platform").unwrap_or("").to_string();
+    if !platform.is_empty() {
+        Platform::parse(Some(&platform))
+            .map_err(|e| ApiError::bad_request(format!("{e}: invalid argument")))?;
+    }
     Ok(BuildOptions {
+        pull: truthy(params, "pull", false),
+        platform,
+        host_config: host_config(params)?,
+        registry_auth: registry_config(headers)?,
         dockerfile: last(params, "dockerfile").unwrap_or("").to_string(),
         tags: params
             .iter()
@@ -79,6 +205,7 @@ fn line(value: &Value) -> Bytes {
 pub async fn build(
     State(state): State<super::State>,
     Query(params): Pairs,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     if last(&params, "remote").is_some_and(|r| !r.is_empty()) {
@@ -86,7 +213,7 @@ pub async fn build(
             "remote build contexts are not supported: send the context as the body",
         ));
     }
-    let options = options(&params)?;
+    let options = options(&params, &headers)?;
     let reader = super::stream::body_reader(body);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut task = tokio::spawn(build::build(state.containers.clone(), reader, options, tx));

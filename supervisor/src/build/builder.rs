@@ -19,6 +19,7 @@ use crate::containers::config::Config;
 use crate::containers::service::{random_hex, ContainerService};
 use crate::images::layer::{self, at};
 use crate::images::reference::Reference;
+use crate::images::registry::Credentials;
 use crate::images::service::{short_image_id, Image, ImageService};
 use crate::images::snapshot::{self, chain_ids};
 
@@ -37,6 +38,15 @@ pub struct BuildOptions {
     /// Remove them after a failed step too.
     pub force_remove: bool,
     pub target: String,
+    /// `--pull`: base images are pulled even when they are here.
+    pub pull: bool,
+    /// `--platform`: the platform base images are pulled for (empty: this host's).
+    pub platform: String,
+    /// docker's `HostConfig` keys for the RUN steps' containers (`--network`,
+    /// `--add-host`, `--memory`, `--shm-size`, `--ulimit`, …).
+    pub host_config: Value,
+    /// `X-Registry-Config`: credentials per registry, for base image pulls.
+    pub registry_auth: BTreeMap<String, Credentials>,
 }
 
 /// Proxy arguments usable without an ARG, as docker's.
@@ -177,6 +187,11 @@ impl Stage {
 }
 
 impl Builder {
+    /// The secrets berth's CLI sent, taken out of the context.
+    fn secrets(&self) -> PathBuf {
+        self.work.join("secrets")
+    }
+
     fn say(&self, text: impl Into<String>) {
         if !self.options.quiet {
             let _ = self.out.send(json!({ "stream": text.into() }));
@@ -190,7 +205,9 @@ impl Builder {
         }
         .to_string();
         let ctx = self.context.clone();
+        let secrets = self.secrets();
         let text = blocking(move || {
+            ctx.take_secrets(&secrets)?;
             let text = ctx.read_file(&name)?;
             ctx.drop_build_files(&name)?;
             Ok(text)
@@ -348,6 +365,10 @@ impl Builder {
             }
         };
         let base = &words[0];
+        let platform = match instruction.flag("platform") {
+            Some(p) => lex::expand(p, &vars, self.escape)?,
+            None => self.options.platform.clone(),
+        };
         let image = if base == "scratch" {
             None
         } else if let Some((_, image)) = self
@@ -357,7 +378,7 @@ impl Builder {
         {
             image.clone()
         } else {
-            Some(self.base_image(base).await?)
+            Some(self.base_image(base, &platform).await?)
         };
         if let Some(i) = &image {
             self.say(format!(" ---> {}\n", short_image_id(&i.id)));
@@ -407,12 +428,32 @@ impl Builder {
         Ok(())
     }
 
-    /// A base image: local, else pulled.
-    async fn base_image(&self, name: &str) -> Result<Image, BuildError> {
-        match self.images.resolve(name) {
-            Ok(image) => return Ok(image),
-            Err(crate::images::service::Error::NotFound(_)) => {}
-            Err(e) => return Err(e.into()),
+    /// Credentials `X-Registry-Config` holds for `name`'s registry.
+    fn credentials_for(&self, name: &str) -> Option<Credentials> {
+        let registry = Reference::parse(name).ok()?.registry;
+        self.options
+            .registry_auth
+            .iter()
+            .find(|(key, _)| {
+                let host = key
+                    .trim_start_matches("https://")
+                    .trim_start_matches("http://")
+                    .split('/')
+                    .next()
+                    .unwrap_or("");
+                host == registry || (registry == "docker.io" && host == "index.docker.io")
+            })
+            .map(|(_, c)| c.clone())
+    }
+
+    /// A base image: local, else pulled (for `platform`); with `--pull`, pulled always.
+    async fn base_image(&self, name: &str, platform: &str) -> Result<Image, BuildError> {
+        if !self.options.pull {
+            match self.images.resolve(name) {
+                Ok(image) => return Ok(image),
+                Err(crate::images::service::Error::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         let (tx, mut rx) = mpsc::unbounded_channel();
         let out = self.out.clone();
@@ -427,8 +468,11 @@ impl Builder {
         // The registry client's future is not `Send`: it runs on a blocking thread.
         let handle = tokio::runtime::Handle::current();
         let (images, wanted) = (self.images.clone(), name.to_string());
+        let platform = (!platform.is_empty()).then(|| platform.to_string());
+        let auth = self.credentials_for(name);
         let pulled = tokio::task::spawn_blocking(move || {
-            handle.block_on(async move { images.pull(&wanted, None, None, &tx).await })
+            handle
+                .block_on(async move { images.pull(&wanted, platform.as_deref(), auth, &tx).await })
         })
         .await
         .map_err(|e| BuildError::Invalid(format!("pull task: {e}")))?;
@@ -610,7 +654,8 @@ impl Builder {
         }
         recorded.extend(cmd.iter().cloned());
         let created_by = recorded.join(" ");
-        let mounts = self.run_mounts(stage, i).await?;
+        // The `from=` views stay mounted until the step is done.
+        let (mounts, _views) = self.run_mounts(stage, i).await?;
         let mut step_key = format!("run\n{created_by}");
         for m in &mounts {
             step_key.push_str(&format!("\nmount {}", m.key));
@@ -627,6 +672,14 @@ impl Builder {
         };
         let mut env = stage.meta.config.env.clone().unwrap_or_default();
         env.extend(args.iter().cloned());
+        let mut host_config = match &self.options.host_config {
+            Value::Object(m) => m.clone(),
+            _ => Default::default(),
+        };
+        host_config.insert(
+            "Mounts".into(),
+            mounts.iter().map(|m| m.api.clone()).collect(),
+        );
         let body = json!({
             "Image": parent.id,
             "Cmd": cmd,
@@ -634,9 +687,7 @@ impl Builder {
             "Env": env,
             "WorkingDir": stage.meta.config.working_dir,
             "User": stage.meta.config.user,
-            "HostConfig": {
-                "Mounts": mounts.iter().map(|m| m.api.clone()).collect::<Vec<_>>(),
-            },
+            "HostConfig": host_config,
         });
         let c = self.containers.create(body, None).await?;
         sweep::mark(&self.images, &c.id);
@@ -683,7 +734,15 @@ impl Builder {
             let key = format!("container-{}", c.id);
             let diff_ids = parent.diff_ids();
             let tmp = self.work.clone();
-            let targets: Vec<String> = mounts.iter().map(|m| m.target.clone()).collect();
+            // The targets, and the directories made to hold them, when empty and new.
+            let mut targets: Vec<String> = Vec::new();
+            for m in &mounts {
+                for dir in Path::new(&m.target).ancestors() {
+                    if dir != Path::new("/") {
+                        targets.push(dir.to_string_lossy().into_owned());
+                    }
+                }
+            }
             let _shared = self.images.gc_lock.read().await;
             blocking(move || {
                 mountpoints::drop_added(&images.snapshots, &key, &targets)
@@ -722,12 +781,13 @@ impl Builder {
         Ok(())
     }
 
-    /// The `--mount`s of a RUN (variables expanded), checked and resolved.
+    /// The `--mount`s of a RUN (variables expanded), checked and resolved, and the views of
+    /// the stages or images their `from=` names.
     async fn run_mounts(
         &self,
         stage: &Stage,
         i: &Instruction,
-    ) -> Result<Vec<run_mount::RunMount>, BuildError> {
+    ) -> Result<(Vec<run_mount::RunMount>, Vec<View>), BuildError> {
         let vars = stage.vars();
         let specs: Vec<String> = i
             .flags
@@ -735,23 +795,45 @@ impl Builder {
             .filter(|(n, _)| n == "mount")
             .map(|(_, v)| lex::expand_raw(v, &vars, self.escape))
             .collect::<Result<_, _>>()?;
-        if specs.is_empty() {
-            return Ok(Vec::new());
+        let (mut mounts, mut views) = (Vec::new(), Vec::new());
+        for spec in specs {
+            let view = match run_mount::from_of(&spec) {
+                Some(from) => {
+                    let image = self.copy_from(&from).await?;
+                    let (images, dir) = (
+                        self.images.clone(),
+                        self.work.join(format!("mount-{}", &random_hex()[..12])),
+                    );
+                    Some(blocking(move || view(&images, &image, dir)).await?)
+                }
+                None => None,
+            };
+            let workdir = stage.workdir().to_string();
+            let context = match &view {
+                Some(v) => Arc::new(Context::at(&v.dir)?),
+                None => self.context.clone(),
+            };
+            let cache_root = run_mount::cache_root(&self.images.options.data_root);
+            let secrets = self.secrets();
+            let mount = blocking(move || {
+                let sources = run_mount::Sources {
+                    context: &context,
+                    cache_root: &cache_root,
+                    secrets: &secrets,
+                };
+                run_mount::parse(&spec, &workdir, &sources)
+            })
+            .await?;
+            mounts.extend(mount);
+            views.extend(view);
         }
-        let workdir = stage.workdir().to_string();
-        let context = self.context.clone();
-        let cache_root = run_mount::cache_root(&self.images.options.data_root);
-        blocking(move || {
-            specs
-                .iter()
-                .map(|s| run_mount::parse(s, &workdir, &context, &cache_root))
-                .collect()
-        })
-        .await
+        Ok((mounts, views))
     }
 
+    /// Removes a step's container with its anonymous volumes (a VOLUME of the stage), as
+    /// dockerd does.
     async fn remove_container(&self, id: &str) {
-        match self.containers.remove(id, true).await {
+        match self.containers.remove_with_volumes(id, true, true).await {
             Ok(()) => sweep::unmark(&self.images, id),
             Err(e) => tracing::warn!(id, error = %e, "removing a build step's container"),
         }
@@ -788,10 +870,14 @@ impl Builder {
             )));
         }
         let dest = words.pop().unwrap_or_default();
-        if words.iter().any(|w| w.contains("://")) {
-            return Err(BuildError::Invalid(format!(
-                "{kw} of a remote URL is not supported by this builder"
-            )));
+        let urls = words.iter().filter(|w| is_url(w)).count();
+        if urls > 0 && kw == "COPY" {
+            return Err(BuildError::Invalid("source can't be a URL for COPY".into()));
+        }
+        if urls > 0 && urls != words.len() {
+            return Err(BuildError::Invalid(
+                "ADD: URLs and files of the context cannot be mixed in one instruction by this builder".into(),
+            ));
         }
         let chown = match i.flag("chown") {
             Some(c) => Some(lex::expand(c, &vars, self.escape)?),
@@ -818,12 +904,26 @@ impl Builder {
             )));
         }
         let abs = ins::clean_abs(&Path::new(stage.workdir()).join(&dest));
+        // Remote sources: downloaded (each build, as dockerd does) into a directory that is
+        // then the step's context; their names are the URLs' last path segments.
+        let downloaded = if urls > 0 {
+            let dir = self.work.join(format!("download-{}", &random_hex()[..12]));
+            let mut names = Vec::new();
+            for url in &words {
+                names.push(self.download(url, &dir).await.map_err(failed)?);
+            }
+            words = names;
+            Some(dir)
+        } else {
+            None
+        };
         let job = CopyJob {
             images: self.images.clone(),
-            context: match inline {
-                Some(dir) => Arc::new(Context::at(&dir)?),
-                None => self.context.clone(),
+            context: match (inline.as_ref(), downloaded.as_ref()) {
+                (Some(dir), _) | (None, Some(dir)) => Arc::new(Context::at(dir)?),
+                (None, None) => self.context.clone(),
             },
+            downloaded: downloaded.is_some(),
             from,
             sources: words,
             dest: PathBuf::from(abs.trim_start_matches('/')),
@@ -835,16 +935,20 @@ impl Builder {
             parent_diff_ids: stage.diff_ids(),
             work: self.work.join(format!("copy-{}", &random_hex()[..12])),
         };
-        let (job, hash, kind) = blocking(move || {
-            let (hash, kind) = job.hash()?;
-            Ok((job, hash, kind))
+        let (job, hash) = blocking(move || {
+            let hash = job.hash()?;
+            Ok((job, hash))
         })
         .await
         .map_err(failed)?;
-        let created_by = format!(
-            "{} #(nop) {kw} {kind}:{hash} in {dest} ",
-            stage.shell().join(" ")
-        );
+        // dockerd's words, its missing space after the --chown included.
+        let chown_comment = job
+            .chown
+            .as_ref()
+            .map(|c| format!("--chown={c}"))
+            .unwrap_or_default();
+        let copied = format!("{kw} {chown_comment}{hash} in {dest} ");
+        let created_by = format!("{} #(nop) {copied}", stage.shell().join(" "));
         let key = cache::key(
             &stage.parent_id(),
             &format!(
@@ -862,7 +966,7 @@ impl Builder {
         drop(_shared);
         let mut container_config = stage.meta.config.clone();
         let mut comment = stage.shell();
-        comment.push(format!("#(nop) {kw} {kind}:{hash} in {dest} "));
+        comment.push(format!("#(nop) {copied}"));
         container_config.cmd = Some(comment);
         let step = Step {
             config: stage.meta.config.clone(),
@@ -920,6 +1024,64 @@ impl Builder {
         Ok(Some(dir))
     }
 
+    /// Downloads `url` into `dir` as dockerd's ADD does: named by the URL path's last
+    /// segment, mode 0600, its mtime the response's Last-Modified (else the epoch). The name.
+    async fn download(&self, url: &str, dir: &Path) -> Result<String, BuildError> {
+        let copy = |m: String| BuildError::Copy(m);
+        let parsed = reqwest::Url::parse(url).map_err(|e| copy(format!("{url}: {e}")))?;
+        let name = parsed
+            .path_segments()
+            .and_then(|mut s| s.next_back())
+            .map(|n| url_decode(n))
+            .filter(|n| context::is_plain_name(n))
+            .ok_or_else(|| copy(format!("cannot determine filename from url: {url}")))?;
+        let response = reqwest::get(parsed.clone())
+            .await
+            .map_err(|e| copy(format!("{url}: {e}")))?;
+        let status = response.status();
+        let modified = response
+            .headers()
+            .get(reqwest::header::LAST_MODIFIED)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+            .and_then(|t| u64::try_from(t.timestamp()).ok())
+            .unwrap_or(0);
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            return Err(copy(format!(
+                "failed to GET {url} with status {status}: {}",
+                body.trim_end()
+            )));
+        }
+        let path = dir.join(&name);
+        let err = |e: std::io::Error| copy(format!("{}: {e}", path.display()));
+        std::fs::create_dir_all(dir).map_err(|e| copy(format!("{}: {e}", dir.display())))?;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::File::options()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(err)?;
+        let mut response = response;
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| copy(format!("{url}: {e}")))?
+        {
+            std::io::Write::write_all(&mut file, &chunk).map_err(err)?;
+        }
+        let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(modified);
+        file.set_times(
+            std::fs::FileTimes::new()
+                .set_accessed(when)
+                .set_modified(when),
+        )
+        .map_err(err)?;
+        self.say("\n");
+        Ok(name)
+    }
+
     /// `COPY --from=`: a finished stage (by name or index) or an image.
     async fn copy_from(&self, from: &str) -> Result<Image, BuildError> {
         let lower = from.to_ascii_lowercase();
@@ -940,8 +1102,37 @@ impl Builder {
                 ))),
             };
         }
-        self.base_image(from).await
+        self.base_image(from, &self.options.platform).await
     }
+}
+
+/// An ADD source fetched by the daemon (`http://`, `https://`), as docker tells them.
+fn is_url(word: &str) -> bool {
+    word.starts_with("http://") || word.starts_with("https://")
+}
+
+/// `%xx` escapes decoded (a URL path segment as a file name).
+fn url_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// RUN's command: a here-document alone (`RUN <<EOF`) is the script the shell runs; with
@@ -1012,6 +1203,8 @@ struct CopyJob {
     context: Arc<Context>,
     /// `--from`: the image whose files are the sources.
     from: Option<Image>,
+    /// The sources are ADD's downloads (never unpacked, summed as dockerd sums them).
+    downloaded: bool,
     sources: Vec<String>,
     /// Relative to the image root.
     dest: PathBuf,
@@ -1030,6 +1223,24 @@ struct View {
     dir: PathBuf,
 }
 
+/// Mounts a read-only view of `image`'s files at the new directory `dir`. Blocking.
+fn view(images: &ImageService, image: &Image, dir: PathBuf) -> Result<View, BuildError> {
+    let chain = chain_ids(&image.diff_ids())
+        .last()
+        .cloned()
+        .ok_or_else(|| BuildError::Copy(format!("image {} has no files", image.id)))?;
+    images.unpack(image, None)?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| BuildError::Copy(format!("{}: {e}", dir.display())))?;
+    let mounts = images
+        .snapshots
+        .view(&chain)
+        .map_err(crate::images::service::Error::from)?;
+    let view = View { dir };
+    snapshot::mount_all(&mounts, &view.dir).map_err(crate::images::service::Error::from)?;
+    Ok(view)
+}
+
 impl Drop for View {
     fn drop(&mut self) {
         let _ = snapshot::unmount(&self.dir);
@@ -1046,21 +1257,7 @@ impl CopyJob {
         let Some(image) = &self.from else {
             return f(&self.context);
         };
-        let chain = chain_ids(&image.diff_ids())
-            .last()
-            .cloned()
-            .ok_or_else(|| BuildError::Copy(format!("image {} has no files", image.id)))?;
-        self.images.unpack(image, None)?;
-        let dir = self.work.join("from");
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| BuildError::Copy(format!("{}: {e}", dir.display())))?;
-        let mounts = self
-            .images
-            .snapshots
-            .view(&chain)
-            .map_err(crate::images::service::Error::from)?;
-        snapshot::mount_all(&mounts, &dir).map_err(crate::images::service::Error::from)?;
-        let view = View { dir };
+        let view = view(&self.images, image, self.work.join("from"))?;
         let context = Context::at(&view.dir)?;
         f(&context)
     }
@@ -1077,16 +1274,19 @@ impl CopyJob {
         Ok(out)
     }
 
-    /// The content hash and docker's kind word (`file`, `dir`, `multi`).
-    fn hash(&self) -> Result<(String, &'static str), BuildError> {
+    /// The sources' content hash in docker's words (`file:…`, `dir:…`, `multi:…`).
+    fn hash(&self) -> Result<String, BuildError> {
         self.with_sources(|context| {
             let sources = self.open_sources(context)?;
-            let kind = match sources.as_slice() {
-                [one] if one.is_dir() => "dir",
-                [_] => "file",
-                _ => "multi",
-            };
-            Ok((context::hash_sources(&sources)?, kind))
+            // dockerd sums files on its disk (downloads, images') with owner names.
+            let names = self.from.is_some() || self.downloaded;
+            let mut each = context::source_sums(context, &sources, names)?;
+            if self.downloaded {
+                for sum in &mut each {
+                    *sum = sum.trim_start_matches("file:").to_string();
+                }
+            }
+            Ok(context::combined_sum(&each))
         })
     }
 
@@ -1116,9 +1316,10 @@ impl CopyJob {
         };
         self.with_sources(|context| {
             let sources = self.open_sources(context)?;
-            let (archives, files): (Vec<Source>, Vec<Source>) = sources
-                .into_iter()
-                .partition(|s| self.add && !s.is_dir() && context::is_archive(&s.file));
+            let (archives, files): (Vec<Source>, Vec<Source>) =
+                sources.into_iter().partition(|s| {
+                    self.add && !self.downloaded && !s.is_dir() && context::is_archive(&s.file)
+                });
             if !files.is_empty() {
                 let tar = tempfile::NamedTempFile::new_in(&self.work)
                     .map_err(|e| BuildError::Copy(format!("{}: {e}", self.work.display())))?;

@@ -21,6 +21,15 @@ use super::BuildError;
 
 /// The name berth's CLI gives a Dockerfile from outside the context (or stdin) in the tar.
 pub const OUTSIDE_DOCKERFILE: &str = ".dockerfile.berth";
+/// Where berth's CLI puts `--secret` files in the tar (`.secrets.berth/<id>`); the daemon
+/// moves them out of the context before the first step.
+pub const SECRETS_DIR: &str = ".secrets.berth";
+
+/// A name that is one path component: not empty, no `/`, not `.` or `..` (a secret's id, a
+/// download's file name).
+pub fn is_plain_name(id: &str) -> bool {
+    !id.is_empty() && !id.contains('/') && id != "." && id != ".."
+}
 use crate::images::layer::{self, at, ApplyOptions};
 
 /// An unpacked context.
@@ -138,6 +147,46 @@ impl Context {
             .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)
             .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
         openat2(self.root.as_fd(), rel, how)
+    }
+
+    /// Where an opened source is on the host: the path the kernel resolved inside the
+    /// context (symlinks followed), not the name as written.
+    pub fn resolved(&self, file: &File) -> Result<PathBuf, BuildError> {
+        use std::os::fd::AsRawFd;
+        std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+            .map_err(|e| BuildError::Context(format!("{}: {e}", self.dir.display())))
+    }
+
+    /// The context's directory, symlinks resolved.
+    pub fn root_path(&self) -> PathBuf {
+        self.dir.canonicalize().unwrap_or_else(|_| self.dir.clone())
+    }
+
+    /// A source's path relative to the context, as resolved ([`Self::resolved`]).
+    pub fn resolved_rel(&self, source: &Source) -> Result<PathBuf, BuildError> {
+        let resolved = self.resolved(&source.file)?;
+        Ok(resolved
+            .strip_prefix(self.root_path())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|_| source.rel.clone()))
+    }
+
+    /// Moves the secrets berth's CLI sent ([`SECRETS_DIR`]) out of the context to `into`
+    /// (made, 0700), so no step can copy them; anything there but a directory is dropped.
+    pub fn take_secrets(&self, into: &Path) -> Result<(), BuildError> {
+        let err =
+            |p: &Path, e: std::io::Error| BuildError::Context(format!("{}: {e}", p.display()));
+        let sent = self.dir.join(SECRETS_DIR);
+        match std::fs::symlink_metadata(&sent) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(err(&sent, e)),
+            Ok(m) if !m.is_dir() => return std::fs::remove_file(&sent).map_err(|e| err(&sent, e)),
+            Ok(_) => {}
+        }
+        std::fs::rename(&sent, into).map_err(|e| err(&sent, e))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(into, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| err(into, e))
     }
 
     /// A file of the context (the Dockerfile), resolved inside it.
@@ -371,41 +420,127 @@ pub fn visit_source(
     visit(name, &source.st, Node::File(file))
 }
 
-/// The content hash of sources, as the cache sees it: names, types, modes, sizes and bytes,
-/// never times.
-pub fn hash_sources(sources: &[Source]) -> Result<String, BuildError> {
+/// docker's tarsum (version 1) of one entry, named relative to its root (a directory with a
+/// trailing `/`): the header's fields as `name` + value (no times, no owner names), then a
+/// file's bytes. Hex.
+fn entry_sum(name: &Path, st: &libc::stat, node: Node, names: bool) -> Result<String, BuildError> {
+    let mut name = name.to_string_lossy().into_owned();
+    let (typeflag, link, size) = match &node {
+        Node::Dir => {
+            name.push('/');
+            ('5', String::new(), 0)
+        }
+        Node::Symlink(t) => ('2', t.to_string_lossy().into_owned(), 0),
+        Node::File(_) => ('0', String::new(), st.st_size),
+    };
+    // dockerd names owners (from this host's databases) only for files on disk: a
+    // download, a stage's or image's; a context's come from the client's tar, unnamed.
+    let (uname, gname) = if names {
+        (
+            nix::unistd::User::from_uid(st.st_uid.into())
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+                .unwrap_or_default(),
+            nix::unistd::Group::from_gid(st.st_gid.into())
+                .ok()
+                .flatten()
+                .map(|g| g.name)
+                .unwrap_or_default(),
+        )
+    } else {
+        Default::default()
+    };
     let mut hasher = Sha256::new();
-    for source in sources {
-        let base = source
-            .rel
-            .file_name()
-            .map(PathBuf::from)
-            .unwrap_or_default();
-        hasher.update(base.as_os_str().as_bytes());
-        hasher.update([0]);
-        visit_source(source, &base, &mut |path, st, node| {
-            hasher.update(path.as_os_str().as_bytes());
-            hasher.update(format!("\0{:o}\0{}\0", st.st_mode, st.st_size));
-            match node {
-                Node::Dir => {}
-                Node::Symlink(t) => hasher.update(t.as_os_str().as_bytes()),
-                Node::File(mut f) => {
-                    let mut buf = vec![0u8; 64 << 10];
-                    loop {
-                        let n = f
-                            .read(&mut buf)
-                            .map_err(|e| BuildError::Copy(format!("{}: {e}", path.display())))?;
-                        if n == 0 {
-                            break;
-                        }
-                        hasher.update(&buf[..n]);
-                    }
-                }
+    let fields = [
+        ("name", name.as_str()),
+        ("mode", &st.st_mode.to_string()),
+        ("uid", &st.st_uid.to_string()),
+        ("gid", &st.st_gid.to_string()),
+        ("size", &size.to_string()),
+        ("typeflag", &typeflag.to_string()),
+        ("linkname", link.as_str()),
+        ("uname", uname.as_str()),
+        ("gname", gname.as_str()),
+        ("devmajor", "0"),
+        ("devminor", "0"),
+    ];
+    for (key, value) in fields {
+        hasher.update(key);
+        hasher.update(value);
+    }
+    if let Node::File(mut f) = node {
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let n = f
+                .read(&mut buf)
+                .map_err(|e| BuildError::Copy(format!("{name}: {e}")))?;
+            if n == 0 {
+                break;
             }
-            Ok(())
-        })?;
+            hasher.update(&buf[..n]);
+        }
     }
     Ok(hex::encode(hasher.finalize()))
+}
+
+/// sha256 of `parts` joined by `,`, after `prefix:` (docker's `hashStringSlice`).
+fn joined_sum(prefix: &str, parts: &[String]) -> String {
+    format!(
+        "{prefix}:{}",
+        hex::encode(Sha256::digest(parts.join(",").as_bytes()))
+    )
+}
+
+/// The content hash of COPY/ADD sources, as dockerd's classic builder writes it in the
+/// history and the cache sees it: `file:<tarsum>` for one file, `dir:<…>` for a directory
+/// (its entries' sums, itself included, sorted), `multi:<…>` over several; names are the
+/// paths the sources resolve to in `context`, modes and owners count (with `names`, their
+/// names too, as dockerd's sums of files not sent by the client), times never.
+pub fn hash_sources(
+    context: &Context,
+    sources: &[Source],
+    names: bool,
+) -> Result<String, BuildError> {
+    Ok(combined_sum(&source_sums(context, sources, names)?))
+}
+
+/// One sum, or `multi:` over several (docker's `getSourceHashFromInfos`).
+pub fn combined_sum(each: &[String]) -> String {
+    match each {
+        [one] => one.clone(),
+        _ => joined_sum("multi", each),
+    }
+}
+
+/// Each source's sum ([`hash_sources`]).
+pub fn source_sums(
+    context: &Context,
+    sources: &[Source],
+    names: bool,
+) -> Result<Vec<String>, BuildError> {
+    let mut each = Vec::new();
+    for source in sources {
+        let rel = context.resolved_rel(source)?;
+        if !source.is_dir() {
+            visit_source(source, &rel, &mut |path, st, node| {
+                each.push(format!("file:{}", entry_sum(path, st, node, names)?));
+                Ok(())
+            })?;
+            continue;
+        }
+        let mut sums = Vec::new();
+        if !rel.as_os_str().is_empty() {
+            sums.push(entry_sum(&rel, &source.st, Node::Dir, names)?);
+        }
+        walk(source.file.as_fd(), &rel, &mut |path, st, node| {
+            sums.push(entry_sum(path, st, node, names)?);
+            Ok(())
+        })?;
+        sums.sort();
+        each.push(joined_sum("dir", &sums));
+    }
+    Ok(each)
 }
 
 /// Writes `sources` as a tar whose names are under `dest` (relative to the image root):

@@ -4,6 +4,7 @@ use super::lex::{self, Vars};
 use super::parser::{Args, Instruction};
 use super::BuildError;
 use crate::containers::config::{Config, Empty, HealthConfig};
+use crate::containers::spec::merge::inherit_health;
 
 fn invalid(message: impl Into<String>) -> BuildError {
     BuildError::Invalid(message.into())
@@ -104,6 +105,42 @@ pub fn go_quoted(list: &[String]) -> String {
 /// Go's `%v` of a string list: `[a b]`.
 pub fn go_list(list: &[String]) -> String {
     format!("[{}]", list.join(" "))
+}
+
+/// Go's `%q` of an int: a quoted rune (`'\x03'`, `'\n'`, `'A'`).
+fn go_rune(n: i64) -> String {
+    let quoted = match u32::try_from(n).ok().and_then(char::from_u32) {
+        Some('\x07') => "\\a".to_string(),
+        Some('\x08') => "\\b".to_string(),
+        Some('\x0c') => "\\f".to_string(),
+        Some('\n') => "\\n".to_string(),
+        Some('\r') => "\\r".to_string(),
+        Some('\t') => "\\t".to_string(),
+        Some('\x0b') => "\\v".to_string(),
+        Some('\'') => "\\'".to_string(),
+        Some('\\') => "\\\\".to_string(),
+        Some(c) if (c as u32) < 0x80 && !c.is_ascii_control() => c.to_string(),
+        Some(c) if (c as u32) < 0x80 => format!("\\x{:02x}", c as u32),
+        Some(c) if !c.is_control() => c.to_string(),
+        Some(c) if (c as u32) < 0x10000 => format!("\\u{:04x}", c as u32),
+        Some(c) => format!("\\U{:08x}", c as u32),
+        None => '\u{fffd}'.to_string(),
+    };
+    format!("'{quoted}'")
+}
+
+/// A health config as dockerd 20.10 records it: Go's `%q` of the struct
+/// (`&{["CMD-SHELL" "x"] "5s" "0s" "0s" '\x03'}`).
+pub fn go_health(h: &HealthConfig) -> String {
+    let d = |n: i64| format!("\"{}\"", crate::duration::format(n));
+    format!(
+        "&{{{} {} {} {} {}}}",
+        go_quoted(h.test.as_deref().unwrap_or_default()),
+        d(h.interval),
+        d(h.timeout),
+        d(h.start_period),
+        go_rune(h.retries)
+    )
 }
 
 /// `80`, `80/udp`, `8000-8001/tcp` → docker's port keys.
@@ -308,6 +345,9 @@ pub fn apply(
                 ));
             }
             add_set(&mut meta.config.exposed_ports, &exposed(&words)?);
+            // dockerd records them sorted, as written.
+            let mut words = words;
+            words.sort();
             format!("EXPOSE {}", words.join(" "))
         }
         "VOLUME" => {
@@ -372,8 +412,14 @@ pub fn apply(
             format!("MAINTAINER {}", meta.author)
         }
         "HEALTHCHECK" => {
-            meta.config.healthcheck = Some(healthcheck(i, &meta.shell())?);
-            format!("HEALTHCHECK {}", i.text())
+            let mut new = healthcheck(i, &meta.shell())?;
+            let shown = format!("HEALTHCHECK {}", go_health(&new));
+            // As dockerd's commit merges it: what the new one leaves zero, the old one gives.
+            if let Some(old) = &meta.config.healthcheck {
+                inherit_health(&mut new, old);
+            }
+            meta.config.healthcheck = Some(new);
+            shown
         }
         "ONBUILD" => {
             let text = i.text();
@@ -459,8 +505,26 @@ mod tests {
         assert_eq!(h.test.unwrap(), ["CMD-SHELL", "wget -q x"]);
         assert_eq!((h.interval, h.retries), (5_000_000_000, 3));
         let h = healthcheck(&first(r#"HEALTHCHECK CMD ["true"]"#), &[]).unwrap();
-        assert_eq!(h.test.unwrap(), ["CMD", "true"]);
-        let h = healthcheck(&first("HEALTHCHECK NONE"), &[]).unwrap();
-        assert_eq!(h.test.unwrap(), ["NONE"]);
+        assert_eq!(h.test.clone().unwrap(), ["CMD", "true"]);
+        assert_eq!(go_health(&h), r#"&{["CMD" "true"] "0s" "0s" "0s" '\x00'}"#);
+        let five = healthcheck(
+            &first("HEALTHCHECK --interval=1m30s --retries=10 CMD x"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            go_health(&five),
+            r#"&{["CMD-SHELL" "x"] "1m30s" "0s" "0s" '\n'}"#
+        );
+        let none = healthcheck(&first("HEALTHCHECK NONE"), &[]).unwrap();
+        assert_eq!(none.test.clone().unwrap(), ["NONE"]);
+        let mut merged = none;
+        inherit_health(&mut merged, &five);
+        assert_eq!(
+            (merged.test.unwrap(), merged.interval, merged.retries),
+            (vec!["NONE".to_string()], 90_000_000_000, 10)
+        );
+        assert_eq!(go_rune(65), "'A'");
+        assert_eq!(go_rune(39), r"'\''");
     }
 }

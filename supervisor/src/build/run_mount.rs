@@ -6,8 +6,11 @@
 //!   target when none), mounted read-write;
 //! - `type=bind,target=…[,source=…]`: a path of the build context (its root by default),
 //!   resolved inside it, mounted read-only; its content is part of the step's cache key;
-//! - `type=tmpfs,target=…[,size=…]`: an empty tmpfs.
-use std::os::fd::AsRawFd;
+//!   with `from=` a stage or image instead of the context (the caller gives its files);
+//! - `type=tmpfs,target=…[,size=…]`: an empty tmpfs;
+//! - `type=secret,id=…[,target=…][,required][,mode=…][,uid=…][,gid=…]`: a file `berth build
+//!   --secret` sent (target `/run/secrets/<id>` by default), read-only, never in the cache
+//!   key or a layer; a missing one is skipped unless `required`.
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
@@ -46,24 +49,43 @@ fn number(name: &str, v: &str, radix: u32) -> Result<u32, BuildError> {
     u32::from_str_radix(v, radix).map_err(|_| invalid(format!("invalid value for {name}: {v}")))
 }
 
-/// Parses one `--mount` value; `workdir` makes a relative target absolute.
+/// The `from=` of a `--mount` value: the stage or image whose files a bind mounts.
+pub fn from_of(spec: &str) -> Option<String> {
+    fields(spec)
+        .into_iter()
+        .find_map(|(k, v)| (k == "from").then_some(v))
+}
+
+/// Where a RUN's mounts come from.
+pub struct Sources<'a> {
+    /// The build context, or the `from=` stage's or image's files.
+    pub context: &'a Context,
+    /// [`cache_root`].
+    pub cache_root: &'a Path,
+    /// The secrets `berth build --secret` sent, a file per id.
+    pub secrets: &'a Path,
+}
+
+/// Parses one `--mount` value; `workdir` makes a relative target absolute. None: an
+/// optional secret that was not sent.
 pub fn parse(
     spec: &str,
     workdir: &str,
-    context: &Context,
-    cache_root: &Path,
-) -> Result<RunMount, BuildError> {
+    sources: &Sources<'_>,
+) -> Result<Option<RunMount>, BuildError> {
+    let (context, cache_root) = (sources.context, sources.cache_root);
     let mut kind = "bind".to_string();
-    let (mut target, mut source, mut id) = (None, None, None);
-    let (mut mode, mut uid, mut gid, mut size) = (0o755, 0, 0, 0i64);
-    let mut read_write = false;
+    let (mut target, mut source, mut id, mut from) = (None, None, None, None);
+    let (mut mode, mut uid, mut gid, mut size) = (None, 0, 0, 0i64);
+    let (mut read_write, mut required) = (false, false);
     for (k, v) in fields(spec) {
         match k.as_str() {
             "type" => kind = v,
             "target" | "dst" | "destination" => target = Some(v),
             "source" | "src" => source = Some(v),
             "id" => id = Some(v),
-            "mode" => mode = number("mode", &v, 8)?,
+            "mode" => mode = Some(number("mode", &v, 8)?),
+            "required" => required = v != "false",
             "uid" => uid = number("uid", &v, 10)?,
             "gid" => gid = number("gid", &v, 10)?,
             "size" => {
@@ -74,17 +96,62 @@ pub fn parse(
             "rw" | "readwrite" => read_write = v != "false",
             "ro" | "readonly" => read_write = v == "false",
             "sharing" if matches!(v.as_str(), "shared" | "private" | "locked") => {}
-            "from" => {
-                return Err(invalid(
-                    "RUN --mount: from= (a stage or image as the source) is not supported by this builder",
-                ))
-            }
+            "from" => from = Some(v),
             other => return Err(invalid(format!("RUN --mount: unexpected key '{other}'"))),
         }
     }
+    if from.is_some() && kind != "bind" {
+        return Err(invalid(format!(
+            "RUN --mount=type={kind}: from= is supported for type=bind only"
+        )));
+    }
+    if kind == "ssh" {
+        return Err(invalid(
+            "RUN --mount=type=ssh is not supported by this builder: berth forwards no SSH agent",
+        ));
+    }
+    if kind == "secret" {
+        let id = id
+            .or_else(|| {
+                target
+                    .as_deref()
+                    .and_then(|t| Path::new(t).file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+            })
+            .ok_or_else(|| invalid("RUN --mount=type=secret: the id is missing"))?;
+        if !context::is_plain_name(&id) {
+            return Err(invalid(format!(
+                "RUN --mount=type=secret: invalid id {id:?}"
+            )));
+        }
+        let target = target.unwrap_or_else(|| format!("/run/secrets/{id}"));
+        let target = super::instructions::clean_abs(&Path::new(workdir).join(&target));
+        let file = sources.secrets.join(&id);
+        if !file.is_file() {
+            if required {
+                return Err(invalid(format!(
+                    "RUN --mount=type=secret: secret {id}: not found (berth build --secret id={id},src=FILE)"
+                )));
+            }
+            return Ok(None);
+        }
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            &file,
+            std::fs::Permissions::from_mode(mode.unwrap_or(0o400)),
+        )
+        .and_then(|()| std::os::unix::fs::chown(&file, Some(uid), Some(gid)))
+        .map_err(|e| BuildError::Context(format!("{}: {e}", file.display())))?;
+        return Ok(Some(RunMount {
+            api: json!({ "Type": "bind", "Source": file, "Target": target, "ReadOnly": true }),
+            key: format!("secret {id} {target}"),
+            target,
+        }));
+    }
     let target = target.ok_or_else(|| invalid("RUN --mount: the target is missing"))?;
     let target = super::instructions::clean_abs(&Path::new(workdir).join(&target));
-    match kind.as_str() {
+    let mode = mode.unwrap_or(0o755);
+    let mounted = match kind.as_str() {
         "cache" => {
             let name = id.unwrap_or_else(|| target.clone());
             let dir = cache_root.join(hex::encode(Sha256::digest(name.as_bytes())));
@@ -119,23 +186,18 @@ pub fn parse(
                 )));
             };
             // The path the kernel resolved inside the context, not the name as written.
-            let resolved = std::fs::read_link(format!("/proc/self/fd/{}", one.file.as_raw_fd()))
-                .map_err(|e| BuildError::Context(format!("{source}: {e}")))?;
-            let root = context
-                .dir
-                .canonicalize()
-                .unwrap_or_else(|_| context.dir.clone());
-            if !resolved.starts_with(&root) {
+            let resolved = context.resolved(&one.file)?;
+            if !resolved.starts_with(context.root_path()) {
                 return Err(invalid(format!(
                     "RUN --mount: {source} resolves outside the build context"
                 )));
             }
-            let hash = context::hash_sources(&found)?;
+            let hash = context::hash_sources(context, &found, false)?;
             Ok(RunMount {
                 api: json!({
                     "Type": "bind", "Source": resolved, "Target": target, "ReadOnly": true,
                 }),
-                key: format!("bind {source} {target} {hash}"),
+                key: format!("bind {} {source} {target} {hash}", from.unwrap_or_default()),
                 target,
             })
         }
@@ -151,9 +213,10 @@ pub fn parse(
             })
         }
         other => Err(invalid(format!(
-            "RUN --mount: type={other} is not supported by this builder (cache, bind, tmpfs)"
+            "RUN --mount: type={other} is not supported by this builder (cache, bind, tmpfs, secret)"
         ))),
-    }
+    };
+    mounted.map(Some)
 }
 
 /// The directory the cache mounts of a daemon live in.
@@ -179,15 +242,41 @@ mod tests {
         std::fs::write(dir.path().join("f"), "f").unwrap();
         let ctx = Context::at(dir.path()).unwrap();
         let cache = dir.path().join("cache");
-        let m = parse("type=tmpfs,target=t,size=1024", "/w", &ctx, &cache).unwrap();
+        let secrets = dir.path().join("secrets");
+        std::fs::create_dir(&secrets).unwrap();
+        std::fs::write(secrets.join("tok"), "t").unwrap();
+        let sources = Sources {
+            context: &ctx,
+            cache_root: &cache,
+            secrets: &secrets,
+        };
+        let p = |spec: &str, wd: &str| parse(spec, wd, &sources);
+        let m = p("type=tmpfs,target=t,size=1024", "/w").unwrap().unwrap();
         assert_eq!(m.target, "/w/t");
         assert_eq!(m.api["TmpfsOptions"]["SizeBytes"], 1024);
-        let m = parse("type=cache,id=c,target=/c,uid=7", "/", &ctx, &cache).unwrap();
+        let m = p("type=cache,id=c,target=/c,uid=7", "/").unwrap().unwrap();
         assert_eq!(m.api["Type"], "bind");
-        let m = parse("type=bind,source=f,target=/f", "/", &ctx, &cache).unwrap();
+        let m = p("type=bind,source=f,target=/f", "/").unwrap().unwrap();
         assert_eq!(m.api["ReadOnly"], true);
-        assert!(parse("type=secret,target=/s", "/", &ctx, &cache).is_err());
-        assert!(parse("type=bind,source=../x,target=/x", "/", &ctx, &cache).is_err());
-        assert!(parse("type=cache", "/", &ctx, &cache).is_err());
+        let m = p("type=secret,id=tok", "/").unwrap().unwrap();
+        assert_eq!(
+            (m.target.as_str(), &m.api["ReadOnly"]),
+            ("/run/secrets/tok", &json!(true))
+        );
+        assert_eq!(
+            m.key, "secret tok /run/secrets/tok",
+            "no content in the key"
+        );
+        assert!(p("type=secret,id=other", "/").unwrap().is_none());
+        assert!(p("type=secret,id=other,required", "/").is_err());
+        assert!(p("type=secret,id=..", "/").is_err());
+        assert!(p("type=ssh", "/").is_err());
+        assert!(p("type=cache,from=x,target=/x", "/").is_err());
+        assert!(p("type=bind,source=../x,target=/x", "/").is_err());
+        assert!(p("type=cache", "/").is_err());
+        assert_eq!(
+            from_of("type=bind,from=build,target=/b").as_deref(),
+            Some("build")
+        );
     }
 }

@@ -43,7 +43,7 @@ pub async fn sweep(containers: &Arc<ContainerService>) {
         .collect();
     for id in marked {
         tracing::warn!(id, "removing the container of an interrupted build step");
-        match containers.remove(&id, true).await {
+        match containers.remove_with_volumes(&id, true, true).await {
             Ok(()) | Err(Error::NotFound(_)) => unmark(images, &id),
             Err(e) => tracing::error!(id, error = %e, "removing a build step's container"),
         }

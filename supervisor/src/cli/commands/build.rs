@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::{encode, Context, Exit};
-use crate::build::context::OUTSIDE_DOCKERFILE;
+use crate::build::context::{OUTSIDE_DOCKERFILE, SECRETS_DIR};
 use crate::build::ignore::Ignore;
 use crate::cli::client::Body;
 
@@ -39,6 +39,22 @@ pub struct BuildArgs {
     /// Set the target build stage to build
     #[arg(long)]
     pub target: Option<String>,
+    /// Always attempt to pull a newer version of the image
+    #[arg(long)]
+    pub pull: bool,
+    /// Set the networking mode for the RUN instructions during build
+    #[arg(long, default_value = "default")]
+    pub network: String,
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long = "add-host")]
+    pub add_hosts: Vec<String>,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Secret file to expose to the build: id=mysecret,src=/local/secret (RUN
+    /// --mount=type=secret,id=mysecret)
+    #[arg(long = "secret")]
+    pub secrets: Vec<String>,
     /// The build context directory, or `-`: a tar or a Dockerfile on stdin
     pub path: PathBuf,
 }
@@ -105,6 +121,9 @@ fn dockerfile_tar(name: &str, dockerfile: &[u8]) -> anyhow::Result<std::fs::File
 fn context_tar(args: &BuildArgs) -> anyhow::Result<(std::fs::File, String)> {
     let from_stdin = args.file.as_deref() == Some(Path::new("-"));
     if args.path == Path::new("-") {
+        if !args.secrets.is_empty() {
+            anyhow::bail!("invalid argument: --secret needs a build context directory, not `-`");
+        }
         if from_stdin {
             anyhow::bail!(
                 "invalid argument: can't use stdin for both build context and dockerfile"
@@ -162,11 +181,50 @@ fn context_tar(args: &BuildArgs) -> anyhow::Result<(std::fs::File, String)> {
         header.set_mode(0o644);
         tar.append_data(&mut header, OUTSIDE_DOCKERFILE, &bytes[..])?;
     }
+    for (id, bytes) in secrets(&args.secrets)? {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o400);
+        tar.append_data(&mut header, format!("{SECRETS_DIR}/{id}"), &bytes[..])?;
+    }
     let file = tar
         .into_inner()?
         .into_inner()
         .map_err(|e| anyhow::anyhow!("writing the build context: {}", e.error()))?;
     Ok((rewound(file)?, name))
+}
+
+/// `--secret id=x,src=FILE` (or `source=`; `type=file` only) as ids and contents; the
+/// daemon takes them out of the context before any step sees it.
+fn secrets(specs: &[String]) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for spec in specs {
+        let (mut id, mut src) = (None, None);
+        for field in spec.split(',') {
+            match field.split_once('=') {
+                Some(("id", v)) => id = Some(v.to_string()),
+                Some(("src" | "source", v)) => src = Some(PathBuf::from(v)),
+                Some(("type", "file")) => {}
+                _ => anyhow::bail!("invalid argument: --secret {spec}: unexpected {field:?}"),
+            }
+        }
+        let src = src
+            .ok_or_else(|| anyhow::anyhow!("invalid argument: --secret {spec}: src= is missing"))?;
+        let id = match id {
+            Some(id) => id,
+            None => src
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        };
+        if !crate::build::context::is_plain_name(&id) {
+            anyhow::bail!("invalid argument: --secret {spec}: invalid id {id:?}");
+        }
+        let bytes = std::fs::read(&src)
+            .with_context(|| format!("--secret {spec}: read {}", src.display()))?;
+        out.push((id, bytes));
+    }
+    Ok(out)
 }
 
 /// Appends the entries below `root/rel` that `ignore` keeps (sorted, symlinks as symlinks);
@@ -226,6 +284,16 @@ pub fn build(ctx: &Context, args: &BuildArgs) -> anyhow::Result<()> {
     }
     if let Some(target) = &args.target {
         path.push_str(&format!("&target={}", encode(target)));
+    }
+    if args.pull {
+        path.push_str("&pull=1");
+    }
+    path.push_str(&format!("&networkmode={}", encode(&args.network)));
+    for h in &args.add_hosts {
+        path.push_str(&format!("&extrahosts={}", encode(h)));
+    }
+    if let Some(p) = &args.platform {
+        path.push_str(&format!("&platform={}", encode(p)));
     }
     let build_args = serde_json::to_string(&pairs(&args.build_args, true))?;
     let labels = serde_json::to_string(&pairs(&args.labels, false))?;

@@ -7,7 +7,7 @@
 use oci_spec::image::ImageConfiguration;
 
 use super::SpecError;
-use crate::containers::config::{Config, HostConfig};
+use crate::containers::config::{Config, HealthConfig, HostConfig};
 
 /// docker's default `PATH` for Linux containers.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -146,6 +146,12 @@ fn merge_healthcheck(user: &mut Config, image: &Config) {
         user.healthcheck = Some(ih.clone());
         return;
     };
+    inherit_health(uh, ih);
+}
+
+/// What `uh` leaves zero (or its test empty), `ih` gives, as dockerd merges a container's
+/// (or a build step's) healthcheck with its image's.
+pub fn inherit_health(uh: &mut HealthConfig, ih: &HealthConfig) {
     if list(&uh.test).is_empty() {
         uh.test = ih.test.clone();
     }

@@ -65,6 +65,11 @@ pub fn build_service(
         quiet,
         iidfile: None,
         target: b.target.clone(),
+        pull: false,
+        network: b.network.clone().unwrap_or_else(|| "default".into()),
+        add_hosts: Vec::new(),
+        platform: None,
+        secrets: Vec::new(),
         path: b.context.clone(),
     };
     docker_build::build(ctx, &args).map_err(|e| match e.downcast_ref::<super::Exit>() {
