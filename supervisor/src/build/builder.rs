@@ -1032,7 +1032,7 @@ impl Builder {
         let name = parsed
             .path_segments()
             .and_then(|mut s| s.next_back())
-            .map(|n| url_decode(n))
+            .map(url_decode)
             .filter(|n| context::is_plain_name(n))
             .ok_or_else(|| copy(format!("cannot determine filename from url: {url}")))?;
         let response = reqwest::get(parsed.clone())

@@ -628,7 +628,8 @@ mod tests {
             .collect();
         assert_eq!(rules.len(), 2, "{rules:?}");
         let family = |r: &serde_json::Value| r["family"].as_str().unwrap().to_string();
-        let (four, six): (Vec<_>, Vec<_>) = rules.iter().partition(|r| family(r) == "ip");
+        let (four, six): (Vec<&serde_json::Value>, Vec<_>) =
+            rules.into_iter().partition(|r| family(r) == "ip");
         assert!(
             four[0].to_string().contains(r#""addr":"10.1.0.2""#),
             "{four:?}"
