@@ -1032,7 +1032,11 @@ impl Builder {
         let name = parsed
             .path_segments()
             .and_then(|mut s| s.next_back())
-            .map(url_decode)
+            .map(|n| {
+                percent_encoding::percent_decode_str(n)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
             .filter(|n| context::is_plain_name(n))
             .ok_or_else(|| copy(format!("cannot determine filename from url: {url}")))?;
         let response = reqwest::get(parsed.clone())
@@ -1109,30 +1113,6 @@ impl Builder {
 /// An ADD source fetched by the daemon (`http://`, `https://`), as docker tells them.
 fn is_url(word: &str) -> bool {
     word.starts_with("http://") || word.starts_with("https://")
-}
-
-/// `%xx` escapes decoded (a URL path segment as a file name).
-fn url_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// RUN's command: a here-document alone (`RUN <<EOF`) is the script the shell runs; with
