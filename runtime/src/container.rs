@@ -101,6 +101,11 @@ pub fn create_with_console(
         cgroup: None,
         armed: true,
     };
+    let seccomp = linux
+        .seccomp()
+        .as_ref()
+        .map(|s| seccomp::prepare(s, Some(&crate::seccomp_cache::dir(root))))
+        .transpose()?;
     make_creating_marker(&dir, &cgroup)?;
     let fifo = dir.join(EXEC_FIFO);
     make_exec_fifo(
@@ -152,6 +157,7 @@ pub fn create_with_console(
             listen_fds: opts.listen_fds,
             no_pivot: opts.no_pivot,
             no_new_keyring: opts.no_new_keyring,
+            seccomp: seccomp.as_ref(),
         });
     }
     drop(child);

@@ -94,6 +94,11 @@ pub fn exec(root: &Path, opts: &ExecOptions) -> Result<i32> {
     let (parent, child) = sync::pair()?;
     // Born in the container's cgroup2 part, the first child walks into the v1 ones before it
     // enters anything; what it forks into the container inherits them (see cgroups/join.rs).
+    let seccomp = linux
+        .seccomp()
+        .as_ref()
+        .map(|s| crate::seccomp::prepare(s, Some(&crate::seccomp_cache::dir(root))))
+        .transpose()?;
     let mut doors = c.cgroup.doors(&opts.sub_cgroups)?;
     let first = doors.clone(0)?;
     if first == 0 {
@@ -106,7 +111,7 @@ pub fn exec(root: &Path, opts: &ExecOptions) -> Result<i32> {
                 &child,
                 opts,
                 console.as_ref(),
-                linux.seccomp().as_ref(),
+                seccomp.as_ref(),
                 kinds.contains(&LinuxNamespaceType::User),
             )
             .unwrap_err(),
@@ -276,7 +281,7 @@ fn child_setup(
     channel: &Channel,
     opts: &ExecOptions,
     console: Option<&OwnedFd>,
-    seccomp_cfg: Option<&LinuxSeccomp>,
+    seccomp: Option<&crate::seccomp::Prepared>,
     in_userns: bool,
 ) -> Result<()> {
     tracing::debug!("child process in init(): joining container {}", opts.id);
@@ -304,7 +309,7 @@ fn child_setup(
     let exe = process::find_executable(arg0, &env, p.cwd())?;
     crate::lsm::apply(p)?;
     let nnp = p.no_new_privileges() == Some(true);
-    if let Some(s) = seccomp_cfg.filter(|_| !nnp) {
+    if let Some(s) = seccomp.filter(|_| !nnp) {
         crate::init::load_seccomp_over(channel, s)?;
     }
     let caps = p.capabilities().as_ref();
@@ -314,7 +319,7 @@ fn child_setup(
     if nnp {
         process::set_no_new_privs()?;
     }
-    if let Some(s) = seccomp_cfg.filter(|_| nnp) {
+    if let Some(s) = seccomp.filter(|_| nnp) {
         crate::init::load_seccomp_over(channel, s)?;
     }
     let argv = process::cstrings(&args, "process.args")?;

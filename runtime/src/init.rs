@@ -27,6 +27,8 @@ pub struct Init<'a> {
     pub listen_fds: i32,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
+    /// `linux.seccomp`, compiled before the fork.
+    pub seccomp: Option<&'a crate::seccomp::Prepared>,
 }
 
 /// Never returns: execs the user process or exits non-zero after telling `create` why.
@@ -205,9 +207,8 @@ fn setup(init: &Init) -> Result<()> {
     check_cwd_inside()?;
     crate::lsm::apply(process)?;
     let nnp = process.no_new_privileges() == Some(true);
-    let seccomp = linux.seccomp().as_ref();
-    if let Some(s) = seccomp.filter(|_| !nnp) {
-        load_seccomp(init, s)?;
+    if let Some(s) = init.seccomp.filter(|_| !nnp) {
+        load_seccomp_over(&init.channel, s)?;
     }
     let caps = process.capabilities().as_ref();
     process::drop_bounding(caps)?;
@@ -216,8 +217,8 @@ fn setup(init: &Init) -> Result<()> {
     if nnp {
         process::set_no_new_privs()?;
     }
-    if let Some(s) = seccomp.filter(|_| nnp) {
-        load_seccomp(init, s)?;
+    if let Some(s) = init.seccomp.filter(|_| nnp) {
+        load_seccomp_over(&init.channel, s)?;
     }
     let argv = process::cstrings(&args, "process.args")?;
     let envp = process::cstrings(&env, "process.env")?;
@@ -324,17 +325,10 @@ fn oci_state(init: &Init, pid: i32) -> State {
     state
 }
 
-fn load_seccomp(init: &Init, s: &oci_spec::runtime::LinuxSeccomp) -> Result<()> {
-    load_seccomp_over(&init.channel, s)
-}
-
 /// Load the filter; a notify listener goes to the runtime over `channel` (which passes it to
 /// the agent) and the process waits until it has.
-pub(crate) fn load_seccomp_over(
-    channel: &Channel,
-    s: &oci_spec::runtime::LinuxSeccomp,
-) -> Result<()> {
-    if let Some(listener) = seccomp::load(s)? {
+pub(crate) fn load_seccomp_over(channel: &Channel, s: &seccomp::Prepared) -> Result<()> {
+    if let Some(listener) = s.install()? {
         channel.send_with_fd(&Msg::SeccompListener, Some(listener.as_raw_fd()))?;
         expect(channel, Msg::Proceed)?;
     }

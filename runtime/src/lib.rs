@@ -23,6 +23,7 @@ pub mod protect;
 pub mod rootfs;
 pub mod seccomp;
 pub mod seccomp_bpf;
+pub mod seccomp_cache;
 pub mod self_exe;
 pub mod signal;
 pub mod spec;

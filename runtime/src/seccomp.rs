@@ -1,6 +1,6 @@
 //! `linux.seccomp` through libseccomp: build the filter from the config, load it, and hand
 //! a notify listener to the seccomp agent at `listenerPath`.
-use crate::seccomp_bpf;
+use crate::{seccomp_bpf, seccomp_cache};
 use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
 };
@@ -136,26 +136,61 @@ fn add_rule(
     Ok(())
 }
 
-/// Install the filter in the calling thread, led by the ENOSYS check for syscalls newer than
-/// the profile ([`seccomp_bpf`]); returns the notify listener when a rule uses `SCMP_ACT_NOTIFY`.
-pub fn load(seccomp: &LinuxSeccomp) -> Result<Option<OwnedFd>, Error> {
+/// A filter ready to install: its BPF program (led by the ENOSYS check for syscalls newer
+/// than the profile, [`seccomp_bpf`]) and its seccomp(2) flags. Made before the container's
+/// process is forked, so that only the install happens inside.
+pub struct Prepared {
+    program: Vec<libc::sock_filter>,
+    flags: libc::c_ulong,
+}
+
+impl Prepared {
+    /// Install the filter in the calling thread; the notify listener when a rule uses
+    /// `SCMP_ACT_NOTIFY`.
+    pub fn install(&self) -> Result<Option<OwnedFd>, Error> {
+        seccomp_bpf::install(&self.program, self.flags)
+    }
+}
+
+/// The filter of `seccomp`, compiled, or taken from `cache` (a directory,
+/// [`seccomp_cache`]) where a container with the same profile left it.
+pub fn prepare(seccomp: &LinuxSeccomp, cache: Option<&Path>) -> Result<Prepared, Error> {
+    let flags = filter_flags(seccomp);
+    let key = cache.map(|_| seccomp_cache::key(&serde_json::to_vec(seccomp).unwrap_or_default()));
+    if let (Some(dir), Some(key)) = (cache, &key) {
+        if let Some(program) = seccomp_cache::lookup(dir, key) {
+            return Ok(Prepared { program, flags });
+        }
+    }
+    let program = compile(seccomp)?;
+    if let (Some(dir), Some(key)) = (cache, &key) {
+        seccomp_cache::store(dir, key, &program);
+    }
+    Ok(Prepared { program, flags })
+}
+
+fn compile(seccomp: &LinuxSeccomp) -> Result<Vec<libc::sock_filter>, Error> {
     let ctx = build(seccomp)?;
-    let mut program = seccomp_bpf::export(&ctx)?;
+    let program = seccomp_bpf::export(&ctx)?;
     let default = action(seccomp.default_action(), seccomp.default_errno_ret());
     let enosys = ScmpAction::Errno(libc::ENOSYS);
-    if !matches!(default, ScmpAction::Allow | ScmpAction::Log) && default != enosys {
-        let archs: Vec<String> = seccomp.architectures().iter().flatten().map(name).collect();
-        let names = seccomp
-            .syscalls()
-            .iter()
-            .flatten()
-            .flat_map(|r| r.names())
-            .map(String::as_str);
-        let limits = seccomp_bpf::arch_limits(&archs, names);
-        program = seccomp_bpf::with_enosys_prefix(program, &limits)?;
+    if matches!(default, ScmpAction::Allow | ScmpAction::Log) || default == enosys {
+        return Ok(program);
     }
-    let listener = seccomp_bpf::install(&program, filter_flags(seccomp))?;
-    Ok(listener)
+    let archs: Vec<String> = seccomp.architectures().iter().flatten().map(name).collect();
+    let names = seccomp
+        .syscalls()
+        .iter()
+        .flatten()
+        .flat_map(|r| r.names())
+        .map(String::as_str);
+    let limits = seccomp_bpf::arch_limits(&archs, names);
+    seccomp_bpf::with_enosys_prefix(program, &limits)
+}
+
+/// Compile and install the filter in the calling thread (no cache).
+pub fn load(seccomp: &LinuxSeccomp) -> Result<Option<OwnedFd>, Error> {
+    prepare(seccomp, None)?.install()
 }
 
 /// seccomp(2) flags: the config's, and a listener where a rule notifies.

@@ -151,14 +151,7 @@ pub fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, Error> 
         .map_err(|e| Error::Unsupported(format!("read the exported filter: {e}")))?;
     Ok(bytes
         .chunks_exact(8)
-        .map(|c| {
-            insn(
-                u16::from_ne_bytes([c[0], c[1]]),
-                c[2],
-                c[3],
-                u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
-            )
-        })
+        .map(crate::seccomp_cache::decode)
         .collect())
 }
 

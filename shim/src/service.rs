@@ -36,6 +36,8 @@ pub struct Service {
     events: Publisher,
     namespace: String,
     shutdown: Mutex<Sender<()>>,
+    /// The listening socket's path, unlinked at Shutdown.
+    socket: Option<PathBuf>,
 }
 
 fn status(code: Code, msg: impl Display) -> ttrpc::Error {
@@ -122,13 +124,19 @@ fn timestamp(t: &Option<Timestamp>) -> MessageField<Timestamp> {
 }
 
 impl Service {
-    pub fn new(events: Publisher, namespace: String, shutdown: Sender<()>) -> Arc<Service> {
+    pub fn new(
+        events: Publisher,
+        namespace: String,
+        shutdown: Sender<()>,
+        socket: Option<PathBuf>,
+    ) -> Arc<Service> {
         Arc::new(Service {
             containers: Mutex::new(HashMap::new()),
             changed: Condvar::new(),
             events,
             namespace,
             shutdown: Mutex::new(shutdown),
+            socket,
         })
     }
 
@@ -782,6 +790,11 @@ impl berth_proto::Task for Service {
 
     fn shutdown(&self, _: &TtrpcContext, req: ShutdownRequest) -> Result<Empty> {
         if req.now || self.lock().is_empty() {
+            // Unlinked before the reply: a shim started for the same id from now on binds
+            // its own socket instead of finding this one, which is going.
+            if let Some(path) = &self.socket {
+                let _ = std::fs::remove_file(path);
+            }
             let _ = self.shutdown.lock().unwrap().send(());
         }
         Ok(Empty::new())

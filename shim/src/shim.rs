@@ -190,14 +190,19 @@ pub fn serve(flags: &Flags) -> Result<(), ShimError> {
     let events = Publisher::start(ttrpc_address, flags.namespace.clone())
         .map_err(io_at("thread", Path::new("events")))?;
     let (shutdown_tx, shutdown_rx) = channel();
-    let service = Service::new(events.clone(), flags.namespace.clone(), shutdown_tx);
+    let socket_path = local_socket_path(LISTENER_FD);
+    let service = Service::new(
+        events.clone(),
+        flags.namespace.clone(),
+        shutdown_tx,
+        socket_path,
+    );
     let exit_service = service.clone();
     std::thread::Builder::new()
         .name("exits".into())
         .stack_size(128 * 1024)
         .spawn(move || exit_service.handle_exits(exits))
         .map_err(io_at("thread", Path::new("exits")))?;
-    let socket_path = local_socket_path(LISTENER_FD);
     let mut server = ttrpc::Server::new()
         .add_listener(LISTENER_FD)?
         .register_service(task_methods(&service, "v2"))
@@ -218,9 +223,6 @@ pub fn serve(flags: &Flags) -> Result<(), ShimError> {
     // connection handler, and one whose client (containerd) closes at the same moment can
     // keep it waiting forever. Nothing is left to serve; exiting closes them all.
     drop(server.stop_listen());
-    if let Some(p) = socket_path {
-        let _ = std::fs::remove_file(p);
-    }
     Ok(())
 }
 

@@ -142,6 +142,8 @@ pub struct TaskIo {
 /// One connection to a shim.
 pub struct Shim {
     client: TaskClient,
+    /// The socket's path (from a `unix://` address).
+    socket: PathBuf,
 }
 
 impl Shim {
@@ -152,6 +154,7 @@ impl Shim {
         })?;
         Ok(Shim {
             client: TaskClient::new(client),
+            socket: PathBuf::from(address.trim_start_matches("unix://")),
         })
     }
 
@@ -240,8 +243,10 @@ impl Shim {
             .exit_status)
     }
 
-    /// Stops the shim and waits (bounded) until its process is gone: until then it still
-    /// listens on its socket, and a `start` of the same container would reuse the dying shim.
+    /// Stops the shim. It unlinks its socket before it answers, so a `start` of the same
+    /// container right after makes a new shim; one that keeps its socket until it exits (a
+    /// shim of an older berth, re-adopted) is waited for (bounded), or that `start` would
+    /// reuse the dying shim.
     pub fn shutdown(&self) {
         let pid = self
             .client
@@ -250,7 +255,7 @@ impl Shim {
             .ok();
         let mut req = ShutdownRequest::new();
         req.now = true;
-        if self.client.shutdown(ctx(), &req).is_ok() {
+        if self.client.shutdown(ctx(), &req).is_ok() && self.socket.exists() {
             if let Some(pid) = pid.filter(|&p| p > 0) {
                 wait_gone(pid, SHUTDOWN_WAIT_MS);
             }
