@@ -17,6 +17,9 @@ pub struct Exit {
     pub container_id: String,
     /// The exec id, or the container id for the init.
     pub id: String,
+    /// The process's pid: an init's exit applies only to the task it ended (a re-adopted
+    /// shim can deliver its exit after the daemon has already started the container again).
+    pub pid: u32,
     pub status: u32,
 }
 
@@ -32,6 +35,7 @@ impl berth_proto::Events for Sink {
                         let _ = self.0.send(Exit {
                             container_id: e.container_id,
                             id: e.id,
+                            pid: e.pid,
                             status: e.exit_status,
                         });
                     }

@@ -615,7 +615,8 @@ impl ContainerService {
             let service = self.clone();
             tokio::spawn(async move {
                 if let Ok(entry) = service.find(&exit.container_id) {
-                    service.finish_task(&entry, Some(exit.status)).await;
+                    let ended = Ended::Exited(exit.pid, exit.status);
+                    service.finish_task(&entry, ended).await;
                 }
             });
         }
@@ -623,11 +624,19 @@ impl ContainerService {
 
     /// The init ended (or its shim is gone): delete the task, record the exit, wake waiters,
     /// and remove an `--rm` container.
-    async fn finish_task(self: &Arc<Self>, entry: &Arc<Entry>, status: Option<u32>) {
+    async fn finish_task(self: &Arc<Self>, entry: &Arc<Entry>, ended: Ended) {
         let mut c = entry.record.lock().await;
         if !c.state.status.is_live() {
             return;
         }
+        let status = match ended {
+            Ended::Exited(pid, _) if pid != c.state.pid => {
+                tracing::debug!(id = %c.id, pid, "exit of an earlier task");
+                return;
+            }
+            Ended::Exited(_, status) => Some(status),
+            Ended::ShimGone => None,
+        };
         let address = c.shim_address.clone();
         let id = c.id.clone();
         let bundle = self.bundle_dir(&id);
@@ -754,7 +763,8 @@ impl ContainerService {
             .await;
             match state {
                 Ok(s) if s.status.value() == berth_proto::types::task::Status::STOPPED as i32 => {
-                    self.finish_task(&entry, Some(s.exit_status)).await;
+                    self.finish_task(&entry, Ended::Exited(s.pid, s.exit_status))
+                        .await;
                 }
                 Ok(_) => {
                     tracing::info!("re-adopted a running container");
@@ -764,7 +774,7 @@ impl ContainerService {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "shim gone: container dead");
-                    self.finish_task(&entry, None).await;
+                    self.finish_task(&entry, Ended::ShimGone).await;
                 }
             }
         }
@@ -831,7 +841,7 @@ impl ContainerService {
                 // The shim died (kill -9, OOM): its container is deleted through the
                 // runtime, which also ends the logging binary its output kept alive.
                 tracing::warn!(error = %gone, "shim gone: container dead");
-                self.finish_task(&entry, None).await;
+                self.finish_task(&entry, Ended::ShimGone).await;
                 Ok(())
             }
             Err(e) => Err(Error::Task(e.to_string())),
@@ -1306,6 +1316,15 @@ fn start_task(
         bundle::release(bundle, &rootfs);
     }
     result
+}
+
+/// How a task's end became known.
+enum Ended {
+    /// Its shim reported the init (pid) exited with a status: applies only to the task whose
+    /// init that was (a re-adopted shim can deliver an exit after a restart began a new one).
+    Exited(u32, u32),
+    /// Its shim is gone: the container died with it.
+    ShimGone,
 }
 
 /// Docker's wording for a task that failed to start.
