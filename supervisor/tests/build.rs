@@ -1384,6 +1384,41 @@ fn run_steps_get_the_builds_network_hosts_and_limits() {
             "{query}: {answer}"
         );
     }
+    // The CLIs send the whole context before they read the answer: a refusal waits for it
+    // (16 MiB here), or they see their upload cut ("broken pipe") instead of the error.
+    let big = dir.path().join("big");
+    write(&big, "Dockerfile", "FROM busybox\n");
+    write(&big, "Bad.Dockerfile", "FROM busybox\nNOPE x\n");
+    let noise: Vec<u8> = (0..16u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(big.join("blob"), noise).unwrap();
+    let b = big.to_str().unwrap();
+    let bad = big.join("Bad.Dockerfile");
+    let bad = bad.to_str().unwrap();
+    for bin in CLIS {
+        for (flags, error) in [
+            (
+                &["--security-opt", "seccomp=unconfined"][..],
+                "does not support setting security options on build",
+            ),
+            (
+                &["--platform", "foo"][..],
+                "unknown operating system or architecture",
+            ),
+            (
+                &["-f", bad][..],
+                "dockerfile parse error line 2: unknown instruction: NOPE",
+            ),
+        ] {
+            let out = build_cli(bin, &d.host, &[flags, &[b]].concat());
+            let err = stderr(&out);
+            assert!(
+                !out.status.success() && err.contains(error) && !err.contains("broken pipe"),
+                "{bin} {flags:?}: {err}"
+            );
+        }
+    }
     assert_eq!(ok(docker(&d.host, &["ps", "-a", "-q"])), "");
 }
 

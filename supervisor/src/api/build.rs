@@ -157,7 +157,13 @@ fn registry_config(headers: &HeaderMap) -> Result<BTreeMap<String, Credentials>,
         .map_err(|e| ApiError::bad_request(format!("invalid X-Registry-Config header: {e}")))
 }
 
+/// The build's options, or why the request is refused before its context is looked at.
 fn options(params: &[(String, String)], headers: &HeaderMap) -> Result<BuildOptions, ApiError> {
+    if last(params, "remote").is_some_and(|r| !r.is_empty()) {
+        return Err(ApiError::bad_request(
+            "remote build contexts are not supported: send the context as the body",
+        ));
+    }
     refuse_unsupported(params)?;
     let platform = last(params, "platform").unwrap_or("").to_string();
     if !platform.is_empty() {
@@ -208,13 +214,14 @@ pub async fn build(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    if last(&params, "remote").is_some_and(|r| !r.is_empty()) {
-        return Err(ApiError::bad_request(
-            "remote build contexts are not supported: send the context as the body",
-        ));
-    }
-    let options = options(&params, &headers)?;
-    let reader = super::stream::body_reader(body);
+    let options = match options(&params, &headers) {
+        Ok(options) => options,
+        Err(e) => {
+            super::stream::drain_body(body).await;
+            return Err(e);
+        }
+    };
+    let (reader, reading) = super::stream::body_reader_watched(body);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut task = tokio::spawn(build::build(state.containers.clone(), reader, options, tx));
     let first = tokio::select! {
@@ -226,6 +233,8 @@ pub async fn build(
                 Ok(Ok(_)) => BuildError::Invalid("the build said nothing".into()),
                 Err(e) => BuildError::Invalid(format!("build task: {e}")),
             };
+            // The docker CLI reads the answer only once it has sent the whole context.
+            let _ = reading.await;
             let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return Err(ApiError::new(status, e.to_string()));
         }

@@ -472,36 +472,53 @@ const DRAIN_LIMIT: u64 = 256 << 20;
 /// The longest time spent on it.
 const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// A blocking reader over a request body: the body streams in on a task. A reader that stops
-/// early (a refused upload) makes the task read the rest and drop it, so that the client,
-/// still sending, gets the answer rather than a reset connection — up to a bound, so an
+/// Reads what is left of a refused upload and drops it, so that the client, still sending,
+/// gets the answer rather than a reset connection (a broken pipe) — up to a bound, so an
 /// endless body does not keep the daemon reading.
+async fn drain(chunks: &mut axum::body::BodyDataStream) {
+    let mut dropped = 0u64;
+    let rest = async {
+        while let Some(Ok(chunk)) = chunks.next().await {
+            dropped += chunk.len() as u64;
+            if dropped > DRAIN_LIMIT {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, rest).await;
+    tracing::debug!(dropped, "rest of a refused upload read and dropped");
+}
+
+/// [`drain`] of a whole body: for a request refused before its body was looked at.
+pub async fn drain_body(body: Body) {
+    drain(&mut body.into_data_stream()).await;
+}
+
+/// A blocking reader over a request body: the body streams in on a task. A reader that stops
+/// early (a refused upload) makes the task [`drain`] the rest.
 pub fn body_reader(body: Body) -> impl Read + Send + 'static {
+    body_reader_watched(body).0
+}
+
+/// [`body_reader`], and the task, which ends once the body is read or drained: a refusal
+/// that waits for it reaches a client that sends the whole body before it reads.
+pub fn body_reader_watched(body: Body) -> (impl Read + Send + 'static, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(4);
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut chunks = body.into_data_stream();
         while let Some(chunk) = chunks.next().await {
             let chunk = chunk.map_err(std::io::Error::other);
             if tx.send(chunk).await.is_err() {
-                let mut dropped = 0u64;
-                let drain = async {
-                    while let Some(Ok(rest)) = chunks.next().await {
-                        dropped += rest.len() as u64;
-                        if dropped > DRAIN_LIMIT {
-                            break;
-                        }
-                    }
-                };
-                let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
-                tracing::debug!(dropped, "rest of a refused upload read and dropped");
+                drain(&mut chunks).await;
                 break;
             }
         }
     });
-    ChannelReader {
+    let reader = ChannelReader {
         rx,
         current: Bytes::new(),
-    }
+    };
+    (reader, task)
 }
 
 /// `POST /images/load?quiet=`: the body streams into `load` on a blocking thread; progress
