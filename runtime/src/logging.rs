@@ -101,11 +101,12 @@ fn line(format: Format, level: Level, msg: &str) -> String {
 
 /// Send logs to `path` (if given) at info level, or debug with `debug`. Without a path,
 /// warnings (and debug records with `debug`) go to stderr as text, as runc's do.
-pub fn init(path: Option<&Path>, format: Format, debug: bool) {
+/// True when the records, errors among them, go to the file.
+pub fn init(path: Option<&Path>, format: Format, debug: bool) -> bool {
     let max = if debug { Level::DEBUG } else { Level::INFO };
     let Some(path) = path else {
         let Ok(stderr) = std::io::stderr().as_fd().try_clone_to_owned() else {
-            return;
+            return false;
         };
         let _ = LOG_FD.set(stderr.as_raw_fd());
         let layer = FileLayer {
@@ -115,7 +116,7 @@ pub fn init(path: Option<&Path>, format: Format, debug: bool) {
             skip_errors: true,
         };
         let _ = tracing_subscriber::registry().with(layer).try_init();
-        return;
+        return false;
     };
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -127,7 +128,7 @@ pub fn init(path: Option<&Path>, format: Format, debug: bool) {
             path.display(),
             file.unwrap_err()
         );
-        return;
+        return false;
     };
     let _ = LOG_FD.set(file.as_raw_fd());
     let layer = FileLayer {
@@ -136,5 +137,8 @@ pub fn init(path: Option<&Path>, format: Format, debug: bool) {
         max,
         skip_errors: false,
     };
-    let _ = tracing_subscriber::registry().with(layer).try_init();
+    tracing_subscriber::registry()
+        .with(layer)
+        .try_init()
+        .is_ok()
 }

@@ -327,7 +327,9 @@ fn berth_main() -> ! {
         }
     }
     let cli = Cli::parse();
-    logging::init(cli.log.as_deref(), cli.log_format, cli.debug);
+    // As crun's: with a log file, the error goes there only. Under a shim the runtime's stderr
+    // is the container's, and its error would show among the container's output.
+    let errors_logged = logging::init(cli.log.as_deref(), cli.log_format, cli.debug);
     // Like runc, a failing `exec` exits 255 so that callers tell it from the process's code.
     let failed = match cli.command {
         Some(Command::Exec(_)) => 255,
@@ -337,7 +339,9 @@ fn berth_main() -> ! {
         Ok(code) => code,
         Err(e) => {
             tracing::error!("{e}");
-            eprintln!("berth-runtime: {e}");
+            if !errors_logged {
+                eprintln!("berth-runtime: {e}");
+            }
             failed
         }
     };

@@ -281,6 +281,40 @@ fn list_and_events_json_keys_are_in_runcs_order() {
     rt.ok(&["delete", "--force", &id]);
 }
 
+/// As crun's: with `--log` an error goes to the log only. Under a shim the runtime's stderr is
+/// the container's, where the error would show among its output (runc prints it there too;
+/// containerd's runc shim hides it by copying the container's output only once `create`
+/// succeeded). Without a log the error is on stderr.
+#[test]
+fn with_a_log_an_error_is_not_on_stderr() {
+    let rt = runtime();
+    let (b, _cg) = bundle_in_own_cgroup(&["/nosuchcommand"]);
+    b.write();
+    let log = b.path().join("log.json");
+    let id = unique_id("errlog");
+    let out = rt.exec(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "run",
+        "--bundle",
+        b.path_str(),
+        &id,
+    ]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert_eq!(out.stderr.is_empty(), !is_runc(), "{out:?}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("\"level\":\"error\"") && text.contains("nosuchcommand"),
+        "{text}"
+    );
+    let id = unique_id("errlog");
+    let out = rt.exec(&["run", "--bundle", b.path_str(), &id]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("nosuchcommand"), "{out:?}");
+}
+
 #[test]
 fn debug_with_log_writes_debug_records_for_run() {
     let rt = runtime();
