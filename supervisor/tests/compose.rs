@@ -1537,3 +1537,300 @@ fn spec_keys_at_work_with_both_tools() {
         assert_eq!(app.leftovers(), Vec::<String>::new(), "{tool:?}");
     }
 }
+
+/// The project of the comparison: a server with a published port, a named and a bind volume;
+/// a worker depending on it; a service of an inactive profile with a volume of its own.
+const COMPARED: &str = r#"
+services:
+  web:
+    image: busybox
+    command: ["sh", "-c", "echo web-start; exec busybox httpd -f -p 80 -h /www"]
+    ports: ["127.0.0.1:18095:80"]
+    volumes: ["data:/data", "./www:/www:ro"]
+    stop_grace_period: 1s
+  worker:
+    image: busybox
+    command: ["sh", "-c", "echo worker-start $$A; exec busybox sleep 1000000"]
+    environment: {A: "one"}
+    depends_on: [web]
+    stop_grace_period: 0s
+  extra:
+    image: busybox
+    profiles: [extra]
+    volumes: ["extra:/x"]
+volumes:
+  data:
+  extra:
+"#;
+
+/// How an output is compared: as printed, or as a set of lines (1.29 runs some operations
+/// in parallel threads: their lines come in any order).
+#[derive(Clone, Copy)]
+enum Order {
+    Kept,
+    Any,
+}
+
+/// docker-compose 1.29 in one project directory, pointed at berth and at a private dockerd.
+/// Dropping it takes the project down on both and removes what is left on berth (its
+/// containers outlive its daemon; the dockerd's go with its data root).
+struct OnBoth {
+    /// berth's socket, then dockerd's.
+    hosts: [String; 2],
+    dir: PathBuf,
+}
+
+impl Drop for OnBoth {
+    fn drop(&mut self) {
+        for host in &self.hosts {
+            let _ = self.run(host, &["down", "-v", "-t", "0", "--remove-orphans"]);
+        }
+        for id in stdout(&berth(&self.hosts[0], &["ps", "-aq"])).split_whitespace() {
+            let _ = berth(&self.hosts[0], &["rm", "-f", id]);
+        }
+    }
+}
+
+/// One side's answer: exit code, normalised stdout and stderr.
+type Answer = (Option<i32>, String, String);
+
+impl OnBoth {
+    fn run(&self, host: &str, args: &[&str]) -> Output {
+        Command::new(DOCKER_COMPOSE)
+            .args(["-p", "cmp"])
+            .args(args)
+            .current_dir(&self.dir)
+            .env("DOCKER_HOST", host)
+            .env("DOCKER_CONFIG", config_dir(host))
+            .stdin(Stdio::null())
+            .output()
+            .expect("docker-compose 1.29 missing: apt-get install docker-compose")
+    }
+
+    /// `args` on berth, then on dockerd, each answer normalised (`order`, then `also`).
+    fn for_both_tools(&self, args: &[&str], order: Order, also: fn(&str) -> String) -> [Answer; 2] {
+        self.hosts.clone().map(|host| {
+            let out = self.run(&host, args);
+            let norm = |text: String| also(&in_order(&normalise(&text), order));
+            (out.status.code(), norm(stdout(&out)), norm(stderr(&out)))
+        })
+    }
+
+    /// `args` answered alike by both; berth's answer.
+    fn same(&self, args: &[&str], order: Order) -> Answer {
+        self.same_by(args, order, |s| s.to_string())
+    }
+
+    fn same_by(&self, args: &[&str], order: Order, also: fn(&str) -> String) -> Answer {
+        let [ours, theirs] = self.for_both_tools(args, order, also);
+        assert_eq!(
+            ours, theirs,
+            "docker-compose {args:?}: berth (left), dockerd (right)"
+        );
+        ours
+    }
+}
+
+/// ANSI escapes and carriage returns out; container IDs, image IDs and the one-off
+/// container's suffix (runs of 12 or 64 hex digits) made `<id>`.
+fn normalise(text: &str) -> String {
+    let mut plain = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\x1b' => {
+                if chars.peek() == Some(&'[') {
+                    chars.next();
+                    for c in chars.by_ref() {
+                        if c.is_ascii_alphabetic() {
+                            break;
+                        }
+                    }
+                }
+            }
+            '\r' => {}
+            c => plain.push(c),
+        }
+    }
+    let mut out = String::new();
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        let hex = word
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
+        if hex && (word.len() == 12 || word.len() == 64) {
+            out.push_str("<id>");
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in plain.chars() {
+        if c.is_ascii_alphanumeric() {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+fn in_order(text: &str, order: Order) -> String {
+    match order {
+        Order::Kept => text.to_string(),
+        Order::Any => {
+            let mut lines: Vec<&str> = text.lines().collect();
+            lines.sort();
+            lines.iter().map(|l| format!("{l}\n")).collect()
+        }
+    }
+}
+
+/// `top`'s tables without what differs run to run (PIDs, start and cpu times): each
+/// process as its user and command.
+fn top_commands(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            match f.len() {
+                n if n >= 8 => format!("{} {}\n", f[0], f[7..].join(" ")),
+                _ => format!("{l}\n"),
+            }
+        })
+        .collect()
+}
+
+/// docker-compose 1.29 (Debian's) run the same commands on one project against berth and
+/// against a private dockerd (its bridge, pool and iptables rules in a network namespace
+/// of its own): every answer (exit code, stdout, stderr; normalised) the same, or the
+/// difference named and justified here.
+#[test]
+fn docker_compose_on_berth_shows_what_it_shows_on_dockerd() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(&dir.path().join("berth"));
+    let dockerd = Dockerd::start_networked(
+        &dir.path().join("dockerd"),
+        "10.234.0.1/24",
+        "base=10.235.0.0/20,size=24",
+    );
+    let image = busybox_image("compose", 1);
+    dockerd.docker_stdin(&["load"], &docker_archive(&image, &["busybox:latest"]));
+    let project = dir.path().join("cmp");
+    for (path, text) in [
+        ("docker-compose.yml", COMPARED),
+        ("www/index.html", "hello from web\n"),
+        ("bad.yml", "services:\n  web:\n    image: [busybox\n"),
+        (
+            "unknown-key.yml",
+            "services:\n  web:\n    image: busybox\n    colour: red\n",
+        ),
+    ] {
+        let p = project.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let both = OnBoth {
+        hosts: [d.host.clone(), dockerd.host.clone()],
+        dir: project,
+    };
+    use Order::{Any, Kept};
+
+    // Read from the files only; v1 lists the volumes of profile-inactive services too.
+    both.same(&["config"], Kept);
+    both.same(&["config", "--services"], Kept);
+    let volumes = both.same(&["config", "--volumes"], Kept);
+    assert_eq!(volumes.1, "data\nextra\n");
+
+    let up = both.same(&["up", "-d"], Kept);
+    assert_eq!(up.0, Some(0), "{up:?}");
+    both.same(&["up", "-d"], Any);
+    both.same(&["ps"], Kept);
+    let ids = both.same(&["ps", "-q"], Any);
+    assert_eq!(ids.1.lines().count(), 2, "{ids:?}");
+    both.same(&["ps", "--services"], Any);
+    both.same(&["ps", "--services", "--filter", "status=running"], Any);
+    both.same(
+        &["exec", "-T", "worker", "sh", "-c", "echo $A; busybox id -u"],
+        Kept,
+    );
+    both.same(
+        &["exec", "-T", "web", "busybox", "cat", "/www/index.html"],
+        Kept,
+    );
+    both.same(&["exec", "-T", "worker", "sh", "-c", "exit 3"], Kept);
+    both.same(
+        &["run", "--rm", "-T", "worker", "sh", "-c", "echo one-off"],
+        Kept,
+    );
+    // A command that is not there: the same exit and error, but for the runtime's own words
+    // (runc's "runc create failed: unable to start container process: " prefix); nothing of
+    // the runtime's on the container's stderr.
+    let [ours, theirs] = both.for_both_tools(
+        &["run", "--rm", "-T", "worker", "nosuchcommand"],
+        Kept,
+        |s| {
+            s.lines()
+                .map(|l| {
+                    l.replace(
+                        "runc create failed: unable to start container process: ",
+                        "",
+                    ) + "\n"
+                })
+                .collect()
+        },
+    );
+    assert_eq!(
+        ours, theirs,
+        "run of a missing command: berth (left), dockerd (right)"
+    );
+    both.same(
+        &[
+            "run",
+            "--rm",
+            "-T",
+            "--no-deps",
+            "-e",
+            "A=two",
+            "worker",
+            "sh",
+            "-c",
+            "echo $A",
+        ],
+        Kept,
+    );
+    both.same(&["port", "web", "80"], Kept);
+    both.same(&["port", "worker", "80"], Kept);
+    both.same_by(&["top", "worker"], Kept, top_commands);
+    both.same(&["logs", "--no-color"], Any);
+    both.same(&["logs", "--no-color", "--tail", "1", "web"], Kept);
+    both.same(&["images"], Kept);
+    both.same(&["stop", "worker"], Kept);
+    both.same(&["ps"], Kept);
+    both.same(&["start", "worker"], Kept);
+    both.same(&["restart", "web"], Kept);
+    both.same(&["kill", "worker"], Kept);
+    both.same(&["ps"], Kept);
+    both.same(&["rm", "-f", "worker"], Kept);
+    both.same(&["ps"], Kept);
+    both.same(&["up", "-d", "--no-deps", "worker"], Kept);
+    both.same(&["stop"], Any);
+    both.same(&["ps", "-a"], Kept);
+
+    // Bad input: one clear error, the same.
+    both.same(&["exec", "-T", "nosuch", "true"], Kept);
+    both.same(&["logs", "nosuch"], Kept);
+    both.same(&["up", "-d", "nosuch"], Kept);
+    both.same(&["-f", "bad.yml", "config"], Kept);
+    both.same(&["-f", "unknown-key.yml", "up", "-d"], Kept);
+    both.same(&["-f", "missing.yml", "ps"], Kept);
+
+    both.same(&["down", "-v"], Any);
+    both.same(&["ps"], Kept);
+    assert_eq!(
+        stdout(&berth(&d.host, &["volume", "ls", "-q"])),
+        "",
+        "down -v left volumes"
+    );
+}

@@ -307,8 +307,12 @@ impl ContainerService {
         }
     }
 
-    /// Docker's `NetworkSettings.Ports` of a container.
+    /// Docker's `NetworkSettings.Ports` of a container: none unless it runs (dockerd
+    /// releases them with the network on stop, and has none before the first start).
     pub fn ports_settings(&self, c: &Container) -> Value {
+        if !c.state.status.is_live() {
+            return Value::Object(Default::default());
+        }
         ports::settings_ports(
             &c.config["ExposedPorts"],
             &c.host_config["PortBindings"],
@@ -316,8 +320,12 @@ impl ContainerService {
         )
     }
 
-    /// The `Ports` of a container in `GET /containers/json`.
+    /// The `Ports` of a container in `GET /containers/json` (none unless it runs, as
+    /// dockerd's).
     pub fn ports_summary(&self, c: &Container) -> Value {
+        if !c.state.status.is_live() {
+            return Value::Array(Vec::new());
+        }
         ports::summary_ports(&c.config["ExposedPorts"], &self.networks.published(&c.id))
     }
 }

@@ -448,14 +448,68 @@ pub struct Dockerd {
     child: Child,
     dir: PathBuf,
     pub host: String,
+    /// The network namespace it runs in, if one of its own (deleted after it stopped).
+    netns: Option<NetnsName>,
+}
+
+/// An `ip netns` of the test's own, lo up; deleted on drop.
+struct NetnsName(String);
+
+impl NetnsName {
+    fn add() -> NetnsName {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("berth-dockerd-{}-{n}", std::process::id());
+        let run = |args: &[&str]| {
+            let out = Command::new("ip")
+                .args(args)
+                .output()
+                .expect("ip (iproute2)");
+            assert!(out.status.success(), "ip {args:?}: {}", stderr(&out));
+        };
+        run(&["netns", "add", &name]);
+        let netns = NetnsName(name);
+        run(&["-n", &netns.0, "link", "set", "lo", "up"]);
+        netns
+    }
+}
+
+impl Drop for NetnsName {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.0])
+            .status();
+    }
 }
 
 impl Dockerd {
     /// dockerd on roots under `dir` (removed on drop), no bridge, no iptables.
     pub fn start(dir: &Path) -> Dockerd {
+        Self::spawn(dir, None, &["--bridge", "none", "--iptables=false"])
+    }
+
+    /// dockerd with its default bridge (`bip`, e.g. `10.234.0.1/24`), its address pool
+    /// (`pool`, e.g. `base=10.235.0.0/20,size=24`) and its iptables rules, all inside a
+    /// network namespace of its own (deleted on drop, with them): the host's rules are
+    /// never touched, and its published ports answer in that namespace only.
+    pub fn start_networked(dir: &Path, bip: &str, pool: &str) -> Dockerd {
+        let flags = ["--bip", bip, "--default-address-pool", pool];
+        Self::spawn(dir, Some(NetnsName::add()), &flags)
+    }
+
+    fn spawn(dir: &Path, netns: Option<NetnsName>, flags: &[&str]) -> Dockerd {
         std::fs::create_dir_all(dir).unwrap();
         let sock = dir.join("docker.sock");
-        let child = Command::new(DOCKERD)
+        let mut command = match &netns {
+            // nsenter execs dockerd (no fork for a network namespace): the child is dockerd.
+            Some(name) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net=/run/netns/{}", name.0)).arg(DOCKERD);
+                c
+            }
+            None => Command::new(DOCKERD),
+        };
+        let child = command
             .arg("--data-root")
             .arg(dir.join("data"))
             .arg("--exec-root")
@@ -464,7 +518,7 @@ impl Dockerd {
             .arg(format!("unix://{}", sock.display()))
             .arg("--pidfile")
             .arg(dir.join("docker.pid"))
-            .args(["--bridge", "none", "--iptables=false"])
+            .args(flags)
             .stdout(std::fs::File::create(dir.join("dockerd.log")).unwrap())
             .stderr(std::fs::File::create(dir.join("dockerd.err")).unwrap())
             .spawn()
@@ -473,6 +527,7 @@ impl Dockerd {
             child,
             dir: dir.to_path_buf(),
             host: format!("unix://{}", sock.display()),
+            netns,
         };
         for _ in 0..300 {
             if Command::new(DOCKER)
@@ -543,6 +598,7 @@ impl Drop for Dockerd {
             let _ = Command::new("umount").args(["-l", &m]).status();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+        self.netns.take();
     }
 }
 
