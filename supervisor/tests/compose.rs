@@ -1339,6 +1339,84 @@ services:
     );
 }
 
+/// docker-compose 1.29 on berth builds a service both ways it knows (through docker-py,
+/// and with `COMPOSE_DOCKER_CLI_BUILD=1` through the docker CLI), each `up --build` running
+/// the image just built; and its `logs -f` prints what was there and follows what comes.
+#[test]
+fn docker_compose_builds_both_ways_and_follows_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(dir.path());
+    let text = r#"
+services:
+  built:
+    build: ./b
+    command: ["sh", "-c", "busybox cat /marker; exec busybox sleep 1000000"]
+    stop_grace_period: 0s
+  ticker:
+    image: busybox
+    command: ["sh", "-c", "echo first; while [ ! -e /go ]; do busybox sleep 0.1; done; echo second; exec busybox sleep 1000000"]
+    stop_grace_period: 0s
+"#;
+    let app = App::new(&d.host, dir.path(), "dcb", &[("compose.yaml", text)]);
+    for mode in ["0", "1"] {
+        let marker = format!("built-with-cli-{mode}");
+        let dockerfile = format!("FROM busybox\nRUN echo {marker} > /marker\n");
+        std::fs::create_dir_all(app.dir.join("b")).unwrap();
+        std::fs::write(app.dir.join("b/Dockerfile"), dockerfile).unwrap();
+        let up = app.compose_env(
+            Tool::DockerCompose,
+            &["up", "-d", "--build"],
+            &[("COMPOSE_DOCKER_CLI_BUILD", mode), ("DOCKER_BUILDKIT", "0")],
+        );
+        assert!(up.status.success(), "mode {mode}: {}", err_text(&up));
+        let got = ok(app.compose(
+            Tool::DockerCompose,
+            &["exec", "-T", "built", "busybox", "cat", "/marker"],
+        ));
+        assert_eq!(got, format!("{marker}\n"), "mode {mode}: {}", err_text(&up));
+    }
+    let images = ok(berth(&d.host, &["images", "--format", "{{.Repository}}"]));
+    assert!(images.lines().any(|l| l == "dcb_built"), "{images}");
+
+    let mut follow = Command::new(DOCKER_COMPOSE)
+        .args(["-p", "dcb", "logs", "-f", "--no-color", "ticker"])
+        .current_dir(&app.dir)
+        .env("DOCKER_HOST", &app.host)
+        .env("DOCKER_CONFIG", config_dir(&app.host))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run docker-compose logs -f");
+    let mut out = std::io::BufReader::new(follow.stdout.take().unwrap());
+    let mut line = |want: &str| {
+        use std::io::BufRead;
+        let mut seen = String::new();
+        loop {
+            let mut l = String::new();
+            if out.read_line(&mut l).unwrap() == 0 {
+                panic!("logs -f ended before {want:?}: {seen}");
+            }
+            seen.push_str(&l);
+            if l.ends_with(&format!("| {want}\n")) {
+                return l;
+            }
+        }
+    };
+    // 1.29 prefixes a line with the container's name less the project.
+    let first = line("first");
+    assert!(first.starts_with("ticker_1 "), "{first:?}");
+    assert!(follow.try_wait().unwrap().is_none(), "logs -f ended early");
+    ok(app.compose(
+        Tool::DockerCompose,
+        &["exec", "-T", "ticker", "busybox", "touch", "/go"],
+    ));
+    let second = line("second");
+    assert!(second.starts_with("ticker_1 "), "{second:?}");
+    let _ = follow.kill();
+    let _ = follow.wait();
+}
+
 /// `pull` and `push`, by `berth compose` and docker-compose 1.29, through Debian's
 /// docker-registry on 127.0.0.1 (its port published into the daemon's network namespace):
 /// pull fetches the service's image the registry has; push sends the built image, which the
