@@ -11,9 +11,9 @@
 //! replacement. Rules go through the `nftables` crate: typed objects of nft's own JSON API
 //! (`nft -j -f -`), not strings of nft's command language.
 use std::borrow::Cow;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::{Ipv4Net, Ipv6Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use nftables::batch::Batch;
 use nftables::expr::{Expression, Fib, FibFlag, FibResult, Meta, MetaKey, NamedExpression};
 use nftables::expr::{Payload, PayloadField, Prefix, CT};
@@ -176,8 +176,17 @@ fn batch6(b: &mut Batch<'static>, bridges: &[BridgeRules], dnats: &[Dnat]) {
         ..Chain::default()
     }));
     let mut rules: Vec<(&str, Vec<Statement<'static>>)> = Vec::new();
+    // Not ::1: the kernel has no route_localnet for IPv6, replies de-NATed to ::1 would be
+    // dropped on the bridge.
+    let not_loopback = || {
+        matches(
+            Operator::NEQ,
+            payload("ip6", "daddr"),
+            text(&Ipv6Addr::LOCALHOST.to_string()),
+        )
+    };
     for chain in ["prerouting", "output"] {
-        rules.push((chain, vec![local_daddr(), jump("ports")]));
+        rules.push((chain, vec![local_daddr(), not_loopback(), jump("ports")]));
     }
     for d in dnats.iter().filter(|d| d.to.is_ipv6()) {
         rules.push(("ports", dnat_rule(d)));
@@ -190,29 +199,13 @@ fn batch6(b: &mut Batch<'static>, bridges: &[BridgeRules], dnats: &[Dnat]) {
         rules.extend(isolation_rule(r, &v6));
     }
     for r in &v6 {
+        let out = r.masquerade && !r.internal;
         for subnet in &r.subnets6 {
-            // Hairpin: a container reaching a published port through a host address.
-            rules.push((
-                "postrouting",
-                vec![
-                    matches(Operator::IN, ct_status(), text("dnat")),
-                    matches(Operator::EQ, payload("ip6", "saddr"), prefix6(subnet)),
-                    matches(Operator::EQ, meta(MetaKey::Oifname), text(&r.bridge)),
-                    masquerade(),
-                ],
-            ));
-        }
-    }
-    for r in v6.iter().filter(|r| r.masquerade && !r.internal) {
-        for subnet in &r.subnets6 {
-            rules.push((
-                "postrouting",
-                vec![
-                    matches(Operator::EQ, payload("ip6", "saddr"), prefix6(subnet)),
-                    matches(Operator::NEQ, meta(MetaKey::Oifname), text(&r.bridge)),
-                    masquerade(),
-                ],
-            ));
+            let subnet = IpNet::V6(*subnet);
+            rules.push(("postrouting", subnet_masquerade(&subnet, &r.bridge, true)));
+            if out {
+                rules.push(("postrouting", subnet_masquerade(&subnet, &r.bridge, false)));
+            }
         }
     }
     for (chain, stmts) in rules {
@@ -414,28 +407,32 @@ fn bridge_rules(r: &BridgeRules) -> Vec<(&'static str, Vec<Statement<'static>>)>
         ],
     ));
     for subnet in &r.subnets {
-        // Hairpin: a container reaching a published port through a host address.
-        out.push((
-            "postrouting",
-            vec![
-                matches(Operator::IN, ct_status(), text("dnat")),
-                matches(Operator::EQ, payload("ip", "saddr"), prefix(subnet)),
-                matches(Operator::EQ, oif(), me()),
-                masquerade(),
-            ],
-        ));
+        let subnet = IpNet::V4(*subnet);
+        out.push(("postrouting", subnet_masquerade(&subnet, &r.bridge, true)));
         if r.masquerade && !r.internal {
-            out.push((
-                "postrouting",
-                vec![
-                    matches(Operator::EQ, payload("ip", "saddr"), prefix(subnet)),
-                    matches(Operator::NEQ, oif(), me()),
-                    masquerade(),
-                ],
-            ));
+            out.push(("postrouting", subnet_masquerade(&subnet, &r.bridge, false)));
         }
     }
     out
+}
+
+/// Masquerade of a bridge's subnet (either family): `hairpin`, a container reaching a
+/// published port through a host address (DNAT'ed back out on its own bridge); else its
+/// traffic leaving by another interface.
+fn subnet_masquerade(subnet: &IpNet, bridge: &str, hairpin: bool) -> Vec<Statement<'static>> {
+    let (family, from) = match subnet {
+        IpNet::V4(n) => ("ip", prefix(n)),
+        IpNet::V6(n) => ("ip6", prefix6(n)),
+    };
+    let mut s = Vec::new();
+    if hairpin {
+        s.push(matches(Operator::IN, ct_status(), text("dnat")));
+    }
+    s.push(matches(Operator::EQ, payload(family, "saddr"), from));
+    let op = if hairpin { Operator::EQ } else { Operator::NEQ };
+    s.push(matches(op, meta(MetaKey::Oifname), text(bridge)));
+    s.push(masquerade());
+    s
 }
 
 /// `--internal`: no way out, and no way in from anywhere but the bridge itself.
@@ -639,5 +636,21 @@ mod tests {
             "{six:?}"
         );
         assert_eq!(family(six[0]), "ip6");
+        // The ip6 jump to ports is for the host's addresses but ::1.
+        let jumps: Vec<String> = v["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["add"].get("rule"))
+            .filter(|r| r["family"] == "ip6" && r.to_string().contains(r#""jump""#))
+            .map(|r| r.to_string())
+            .collect();
+        assert_eq!(jumps.len(), 2, "{jumps:?}");
+        for j in &jumps {
+            assert!(
+                j.contains(r#""op":"!=""#) && j.contains(r#""right":"::1""#),
+                "{j}"
+            );
+        }
     }
 }

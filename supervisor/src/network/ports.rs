@@ -4,7 +4,9 @@
 //! takes a port while its DNAT rule points it at a container. Nothing listens on those
 //! sockets: the kernel's NAT rules carry the traffic, no proxy process or thread.
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, UdpSocket};
+
+use socket2::{Domain, Socket, Type};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -178,40 +180,107 @@ pub fn check(port_bindings: &Value, exposed: &Value) -> Result<(), PortError> {
     requests(port_bindings, exposed, true).map(|_| ())
 }
 
-/// A host port held by the daemon.
+/// A host port held by the daemon: its socket on the address it is published on, and for
+/// every address (`0.0.0.0`) also one on `[::]` (`IPV6_V6ONLY`), so that nothing else takes
+/// the IPv6 port either.
 #[derive(Debug)]
-pub enum Held {
+pub struct Held {
+    _v4: Sock,
+    _v6: Option<Socket>,
+}
+
+#[derive(Debug)]
+enum Sock {
     // A bound, not listening, TCP socket: holds the port, accepts nothing.
     Tcp(#[allow(dead_code)] tokio::net::TcpSocket),
     Udp(#[allow(dead_code)] UdpSocket),
 }
 
-fn bind(proto: Proto, ip: Option<Ipv4Addr>, port: u16) -> std::io::Result<(Held, u16)> {
+/// A bind that failed, with the address it was for (docker's text: `0.0.0.0`, `[::]`).
+#[derive(Debug)]
+struct BindFailure {
+    ip: String,
+    error: std::io::Error,
+}
+
+fn bind4(proto: Proto, ip: Option<Ipv4Addr>, port: u16) -> std::io::Result<(Sock, u16)> {
     let addr = SocketAddr::V4(SocketAddrV4::new(ip.unwrap_or(Ipv4Addr::UNSPECIFIED), port));
     match proto {
         Proto::Tcp => {
             let s = tokio::net::TcpSocket::new_v4()?;
             s.bind(addr)?;
             let port = s.local_addr()?.port();
-            Ok((Held::Tcp(s), port))
+            Ok((Sock::Tcp(s), port))
         }
         Proto::Udp => {
             let s = UdpSocket::bind(addr)?;
             let port = s.local_addr()?.port();
-            Ok((Held::Udp(s), port))
+            Ok((Sock::Udp(s), port))
         }
     }
 }
 
-fn bind_error(r: &PortRequest, port: String, e: std::io::Error) -> PortError {
-    let ip = r.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED).to_string();
-    if e.kind() == std::io::ErrorKind::AddrInUse {
+/// A socket bound to `[::]:port` for IPv6 only (it leaves `0.0.0.0:port` to [`bind4`]).
+fn bind6_only(proto: Proto, port: u16) -> std::io::Result<Socket> {
+    let kind = match proto {
+        Proto::Tcp => Type::STREAM,
+        Proto::Udp => Type::DGRAM,
+    };
+    let s = Socket::new(Domain::IPV6, kind, None)?;
+    s.set_only_v6(true)?;
+    s.bind(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)).into())?;
+    Ok(s)
+}
+
+/// Tries for an ephemeral port free on both `0.0.0.0` and `[::]` this many times.
+const EPHEMERAL_TRIES: usize = 16;
+
+fn bind(proto: Proto, ip: Option<Ipv4Addr>, port: u16) -> Result<(Held, u16), BindFailure> {
+    let ip4 = ip.unwrap_or(Ipv4Addr::UNSPECIFIED).to_string();
+    let tries = if port == 0 && ip.is_none() {
+        EPHEMERAL_TRIES
+    } else {
+        1
+    };
+    let mut failure = None;
+    for _ in 0..tries {
+        let (v4, got) = bind4(proto, ip, port).map_err(|error| BindFailure {
+            ip: ip4.clone(),
+            error,
+        })?;
+        if ip.is_some() {
+            return Ok((Held { _v4: v4, _v6: None }, got));
+        }
+        match bind6_only(proto, got) {
+            Ok(v6) => {
+                return Ok((
+                    Held {
+                        _v4: v4,
+                        _v6: Some(v6),
+                    },
+                    got,
+                ))
+            }
+            Err(error) => {
+                failure = Some(BindFailure {
+                    ip: "[::]".into(),
+                    error,
+                })
+            }
+        }
+    }
+    Err(failure.expect("tried at least once"))
+}
+
+fn bind_error(port: String, f: BindFailure) -> PortError {
+    let ip = f.ip;
+    if f.error.kind() == std::io::ErrorKind::AddrInUse {
         PortError::Allocated { ip, port }
     } else {
         PortError::Bind {
             ip,
             port,
-            message: e.to_string(),
+            message: f.error.to_string(),
         }
     }
 }
@@ -225,7 +294,7 @@ pub fn allocate(r: &PortRequest) -> Result<(PortMapping, Held), PortError> {
         container_port: r.container_port,
     };
     let Some((first, last)) = r.host_ports else {
-        let (held, port) = bind(r.proto, r.host_ip, 0).map_err(|e| bind_error(r, "0".into(), e))?;
+        let (held, port) = bind(r.proto, r.host_ip, 0).map_err(|e| bind_error("0".into(), e))?;
         return Ok((mapping(port), held));
     };
     let mut last_error = None;
@@ -241,15 +310,19 @@ pub fn allocate(r: &PortRequest) -> Result<(PortMapping, Held), PortError> {
         format!("{first}-{last}")
     };
     Err(bind_error(
-        r,
         range,
-        last_error.unwrap_or_else(|| std::io::ErrorKind::AddrInUse.into()),
+        last_error.unwrap_or_else(|| BindFailure {
+            ip: r.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED).to_string(),
+            error: std::io::ErrorKind::AddrInUse.into(),
+        }),
     ))
 }
 
 /// Holds the port of a mapping made before (a restarted daemon taking its ports back).
 pub fn hold(m: &PortMapping) -> std::io::Result<Held> {
-    bind(m.proto, m.host_ip, m.host_port).map(|(h, _)| h)
+    bind(m.proto, m.host_ip, m.host_port)
+        .map(|(h, _)| h)
+        .map_err(|f| std::io::Error::new(f.error.kind(), format!("{}: {}", f.ip, f.error)))
 }
 
 /// Allocates every request, or none.
@@ -404,6 +477,37 @@ mod tests {
                 first.host_port
             )
         );
+    }
+
+    #[test]
+    fn every_address_holds_the_v6_port_too_and_a_taken_v6_port_is_allocated() {
+        for proto in [Proto::Tcp, Proto::Udp] {
+            let every = |host_ports| PortRequest {
+                proto,
+                container_port: 80,
+                host_ip: None,
+                host_ports,
+            };
+            let (m, held) = allocate(&every(None)).unwrap();
+            // [::]:P is held (IPV6_V6ONLY): no one else binds it.
+            assert_eq!(
+                bind6_only(proto, m.host_port).unwrap_err().kind(),
+                std::io::ErrorKind::AddrInUse
+            );
+            drop(held);
+            // Someone else on [::]:P only: docker's text for the v6 address, nothing held.
+            let other = bind6_only(proto, m.host_port).unwrap();
+            let e = allocate(&every(Some((m.host_port, m.host_port)))).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "Bind for [::]:{} failed: port is already allocated",
+                    m.host_port
+                )
+            );
+            bind4(proto, None, m.host_port).expect("the v4 port was let go");
+            drop(other);
+        }
     }
 
     #[test]
