@@ -261,6 +261,11 @@ fn bind(proto: Proto, ip: Option<Ipv4Addr>, port: u16) -> Result<(Held, u16), Bi
                     got,
                 ))
             }
+            // A host without IPv6 (disabled, or no such family): the v4 port is all there is.
+            Err(e) if e.kind() != std::io::ErrorKind::AddrInUse => {
+                tracing::debug!(port = got, error = %e, "no [::] port held");
+                return Ok((Held { _v4: v4, _v6: None }, got));
+            }
             Err(error) => {
                 failure = Some(BindFailure {
                     ip: "[::]".into(),
