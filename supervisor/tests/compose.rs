@@ -1246,6 +1246,21 @@ services:
     }
 }
 
+/// The next line of a follower's output that contains `want` (it fails if the output ends).
+fn line_with(out: &mut impl std::io::BufRead, want: &str) -> String {
+    let mut seen = String::new();
+    loop {
+        let mut l = String::new();
+        if out.read_line(&mut l).unwrap() == 0 {
+            panic!("logs -f ended before {want:?}: {seen}");
+        }
+        seen.push_str(&l);
+        if l.contains(want) {
+            return l;
+        }
+    }
+}
+
 /// `logs -f` outside `up`: it prints what was there, follows what comes, and ends when the
 /// containers stop; on a tty each service's prefix is coloured, as docker compose's.
 #[test]
@@ -1283,20 +1298,7 @@ services:
         .spawn()
         .expect("run berth compose logs -f");
     let mut out = std::io::BufReader::new(follow.stdout.take().unwrap());
-    let mut line = |want: &str| {
-        use std::io::BufRead;
-        let mut seen = String::new();
-        loop {
-            let mut l = String::new();
-            if out.read_line(&mut l).unwrap() == 0 {
-                panic!("logs -f ended before {want:?}: {seen}");
-            }
-            seen.push_str(&l);
-            if l.contains(want) {
-                return l;
-            }
-        }
-    };
+    let mut line = |want: &str| line_with(&mut out, want);
     assert_eq!(line("| first"), "lf-ticker-1 | first\n");
     // The follower is still there; a line written now reaches it.
     assert!(follow.try_wait().unwrap().is_none(), "logs -f ended early");
@@ -1389,29 +1391,16 @@ services:
         .spawn()
         .expect("run docker-compose logs -f");
     let mut out = std::io::BufReader::new(follow.stdout.take().unwrap());
-    let mut line = |want: &str| {
-        use std::io::BufRead;
-        let mut seen = String::new();
-        loop {
-            let mut l = String::new();
-            if out.read_line(&mut l).unwrap() == 0 {
-                panic!("logs -f ended before {want:?}: {seen}");
-            }
-            seen.push_str(&l);
-            if l.ends_with(&format!("| {want}\n")) {
-                return l;
-            }
-        }
-    };
+    let mut line = |want: &str| line_with(&mut out, want);
     // 1.29 prefixes a line with the container's name less the project.
-    let first = line("first");
+    let first = line("| first");
     assert!(first.starts_with("ticker_1 "), "{first:?}");
     assert!(follow.try_wait().unwrap().is_none(), "logs -f ended early");
     ok(app.compose(
         Tool::DockerCompose,
         &["exec", "-T", "ticker", "busybox", "touch", "/go"],
     ));
-    let second = line("second");
+    let second = line("| second");
     assert!(second.starts_with("ticker_1 "), "{second:?}");
     let _ = follow.kill();
     let _ = follow.wait();
