@@ -354,7 +354,9 @@ pub fn run_writer(path: &Path, rotation: Rotation) -> io::Result<()> {
             },
         ),
     ];
-    let mut buf = vec![0u8; 32 * 1024];
+    // Made at the first output: zeroing it would dirty 32 KiB in the logger of every
+    // container that prints nothing.
+    let mut buf = Vec::new();
     let mut out = Vec::new();
     on_sigterm_drain()?;
     while !inputs.is_empty() {
@@ -379,6 +381,9 @@ pub fn run_writer(path: &Path, rotation: Rotation) -> io::Result<()> {
         for (i, (input, lines)) in inputs.iter_mut().enumerate() {
             if !ready[i] {
                 continue;
+            }
+            if buf.is_empty() {
+                buf = vec![0u8; 32 * 1024];
             }
             match input.read(&mut buf) {
                 Ok(0) | Err(_) => {
