@@ -615,7 +615,10 @@ impl ContainerService {
             let service = self.clone();
             tokio::spawn(async move {
                 if let Ok(entry) = service.find(&exit.container_id) {
-                    let ended = Ended::Exited(exit.pid, exit.status);
+                    let ended = Ended::Exited {
+                        pid: exit.pid,
+                        status: exit.status,
+                    };
                     service.finish_task(&entry, ended).await;
                 }
             });
@@ -630,11 +633,11 @@ impl ContainerService {
             return;
         }
         let status = match ended {
-            Ended::Exited(pid, _) if pid != c.state.pid => {
+            Ended::Exited { pid, .. } if pid != c.state.pid => {
                 tracing::debug!(id = %c.id, pid, "exit of an earlier task");
                 return;
             }
-            Ended::Exited(_, status) => Some(status),
+            Ended::Exited { status, .. } => Some(status),
             Ended::ShimGone => None,
         };
         let address = c.shim_address.clone();
@@ -763,8 +766,11 @@ impl ContainerService {
             .await;
             match state {
                 Ok(s) if s.status.value() == berth_proto::types::task::Status::STOPPED as i32 => {
-                    self.finish_task(&entry, Ended::Exited(s.pid, s.exit_status))
-                        .await;
+                    let ended = Ended::Exited {
+                        pid: s.pid,
+                        status: s.exit_status,
+                    };
+                    self.finish_task(&entry, ended).await;
                 }
                 Ok(_) => {
                     tracing::info!("re-adopted a running container");
@@ -1320,9 +1326,9 @@ fn start_task(
 
 /// How a task's end became known.
 enum Ended {
-    /// Its shim reported the init (pid) exited with a status: applies only to the task whose
-    /// init that was (a re-adopted shim can deliver an exit after a restart began a new one).
-    Exited(u32, u32),
+    /// Its shim reported that the init `pid` exited: applies only to the task whose init that
+    /// was (a re-adopted shim can deliver an exit after a restart began a new one).
+    Exited { pid: u32, status: u32 },
     /// Its shim is gone: the container died with it.
     ShimGone,
 }

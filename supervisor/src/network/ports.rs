@@ -6,10 +6,9 @@
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, UdpSocket};
 
-use socket2::{Domain, Socket, Type};
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use socket2::{Domain, Socket, Type};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -248,31 +247,26 @@ fn bind(proto: Proto, ip: Option<Ipv4Addr>, port: u16) -> Result<(Held, u16), Bi
             ip: ip4.clone(),
             error,
         })?;
-        if ip.is_some() {
-            return Ok((Held { _v4: v4, _v6: None }, got));
-        }
-        match bind6_only(proto, got) {
-            Ok(v6) => {
-                return Ok((
-                    Held {
-                        _v4: v4,
-                        _v6: Some(v6),
-                    },
-                    got,
-                ))
-            }
-            // A host without IPv6 (disabled, or no such family): the v4 port is all there is.
-            Err(e) if e.kind() != std::io::ErrorKind::AddrInUse => {
-                tracing::debug!(port = got, error = %e, "no [::] port held");
-                return Ok((Held { _v4: v4, _v6: None }, got));
-            }
-            Err(error) => {
-                failure = Some(BindFailure {
-                    ip: "[::]".into(),
-                    error,
-                })
-            }
-        }
+        let v6 = match ip {
+            Some(_) => None,
+            None => match bind6_only(proto, got) {
+                Ok(v6) => Some(v6),
+                Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => {
+                    failure = Some(BindFailure {
+                        ip: "[::]".into(),
+                        error,
+                    });
+                    continue;
+                }
+                // A host without IPv6 (disabled, or no such family): the v4 port is all
+                // there is.
+                Err(e) => {
+                    tracing::debug!(port = got, error = %e, "no [::] port held");
+                    None
+                }
+            },
+        };
+        return Ok((Held { _v4: v4, _v6: v6 }, got));
     }
     Err(failure.expect("tried at least once"))
 }
