@@ -2,8 +2,9 @@
 //! per line), written by a logging binary that the shim runs (`berth log-driver json-file
 //! --path FILE`, the process's stdout on fd 3, stderr on fd 4, ready on fd 5): the shim and
 //! this writer, not the daemon, hold the container's output, so it keeps flowing while the
-//! daemon is down. The writer holds an exclusive `flock` on the file while it runs: a reader
-//! knows that everything is written once it can take a shared one.
+//! daemon is down. The writer holds an exclusive `flock` on the log's directory while it runs
+//! (the directory, not the file, since rotations replace the file): a reader knows that
+//! everything is written once it can take a shared one.
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -263,11 +264,26 @@ fn encode(stream: Stream, line: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-/// The log file being written, locked exclusively while it is the current one.
+/// The log file being written.
 struct LogFile {
     path: PathBuf,
-    file: nix::fcntl::Flock<File>,
+    file: File,
     size: u64,
+}
+
+/// The directory of the log at `path`, the thing a writer locks: it stays while the files
+/// in it are renamed, removed and made again.
+fn log_dir(path: &Path) -> &Path {
+    path.parent().unwrap_or(Path::new("."))
+}
+
+/// Held by the writer of `path` for its whole life (see `writer_done`).
+fn hold_writer_lock(path: &Path) -> io::Result<nix::fcntl::Flock<File>> {
+    let dir = log_dir(path);
+    let file =
+        File::open(dir).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| io::Error::from(e))
 }
 
 impl LogFile {
@@ -279,8 +295,6 @@ impl LogFile {
             .open(path)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         let size = file.metadata()?.len();
-        let file = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| io::Error::from(e))?;
         Ok(LogFile {
             path: path.to_path_buf(),
             file,
@@ -328,6 +342,7 @@ pub fn rotated(path: &Path, n: u32) -> PathBuf {
 
 /// The logging binary's main loop: fds 3 and 4 into `path` until both end.
 pub fn run_writer(path: &Path, rotation: Rotation) -> io::Result<()> {
+    let _held = hold_writer_lock(path)?;
     let mut file = LogFile::open(path)?;
     // SAFETY: fds 3, 4, 5 are ours by the logging binary protocol; each is taken once.
     let (stdout, stderr, ready) = unsafe {
@@ -452,15 +467,13 @@ fn drain(
 
 // ---- the reader (the daemon) ----
 
-/// Whether the writer of `path` has finished (or never ran). During a rotation the writer
-/// holds the old file (now `FILE.1`) until the new one is locked: both are looked at.
+/// Whether the writer of `path` has finished (or never ran): its directory is not locked.
 pub fn writer_done(path: &Path) -> bool {
-    let lockable = |p: &Path| match File::open(p) {
+    match File::open(log_dir(path)) {
         Err(_) => true,
         // SAFETY: flock on an fd we own; released when the file closes.
-        Ok(file) => unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) == 0 },
-    };
-    lockable(path) && lockable(&rotated(path, 1))
+        Ok(dir) => unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) == 0 },
+    }
 }
 
 /// Waits (at most `bound`) until the writer of `path` has finished.
@@ -730,6 +743,43 @@ mod tests {
             "the newest lines, in order"
         );
         assert!(kept.len() < all.len());
+    }
+
+    #[test]
+    fn a_writer_is_not_done_in_the_middle_of_its_rotations() {
+        for max_file in [1, 3] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("c-json.log");
+            assert!(writer_done(&path), "no writer yet");
+            let held = hold_writer_lock(&path).unwrap();
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let writer = {
+                let (path, stop) = (path.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let rotation = Rotation {
+                        max_size: 1,
+                        max_file,
+                    };
+                    let mut file = LogFile::open(&path).unwrap();
+                    let mut rotations = 0;
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        file.write_entries(b"{}\n", rotation).unwrap();
+                        rotations += 1;
+                    }
+                    rotations
+                })
+            };
+            let seen_done = (0..20_000).filter(|_| writer_done(&path)).count();
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            let rotations = writer.join().unwrap();
+            assert!(
+                rotations > 100,
+                "max-file {max_file}: {rotations} rotations"
+            );
+            assert_eq!(seen_done, 0, "max-file {max_file}: done while writing");
+            drop(held);
+            assert!(writer_done(&path), "max-file {max_file}: done once let go");
+        }
     }
 
     #[test]
