@@ -360,6 +360,10 @@ fn ipv6_published_ports_answer_on_host_v6_addresses_and_containers_get_out_masqu
         // From the host itself (output's DNAT).
         let got = in_daemon_netns(&e, &["curl", "-sS", "--max-time", "5", &url]);
         assert_eq!(got, "published over v6\n", "{bin}: from the host");
+        // And on the host's [::1]: no NAT for it, the daemon's forwarder carries it.
+        let lo6 = format!("http://[::1]:{port}/");
+        let got = in_daemon_netns(&e, &["curl", "-sS", "--max-time", "5", &lo6]);
+        assert_eq!(got, "published over v6\n", "{bin}: from the host's ::1");
         let table = in_daemon_netns(&e, &["nft", "list", "table", "ip6", "berth"]);
         assert!(
             table.contains(&format!("tcp dport {port} dnat to [fd00:cafe::2]:80")),

@@ -75,7 +75,12 @@ impl Netns {
         let (to, message) = (to.to_string(), message.to_string());
         std::thread::spawn(move || {
             nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-            let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+            let any = if to.starts_with('[') {
+                "[::]:0"
+            } else {
+                "0.0.0.0:0"
+            };
+            let s = std::net::UdpSocket::bind(any).unwrap();
             s.set_read_timeout(Some(Duration::from_millis(300)))
                 .unwrap();
             let mut buf = [0u8; 128];
@@ -256,6 +261,9 @@ fn published_ports_answer_on_localhost_other_addresses_and_by_hairpin() {
         fetch(&ns, &format!("http://{HOST_ADDR}:8080/")),
         "hello from web\n"
     );
+    // On [::1] too (the container has no IPv6 address): by the daemon's forwarder, a
+    // thread of its own, since no NAT rule can carry a packet from ::1 off `lo`.
+    assert_eq!(fetch(&ns, "http://[::1]:8080/"), "hello from web\n");
     // NET I/O counts eth0's traffic (the two answers), not lo's.
     let net = ok(cli(
         DOCKER,
@@ -341,15 +349,20 @@ fn published_ports_answer_on_localhost_other_addresses_and_by_hairpin() {
             "-f", "-p", "80", "-h", "/www",
         ],
     ));
-    let line = ok(berth(&host, &["port", "exposed", "80"]));
-    let port = line
-        .trim()
+    let lines = ok(berth(&host, &["port", "exposed", "80"]));
+    let port = lines
+        .lines()
+        .next()
+        .unwrap_or_default()
         .strip_prefix("0.0.0.0:")
-        .unwrap_or_else(|| panic!("{line}"));
-    assert_eq!(
-        fetch(&ns, &format!("http://127.0.0.1:{port}/")),
-        "hello from web\n"
-    );
+        .unwrap_or_else(|| panic!("{lines}"));
+    assert_eq!(lines, format!("0.0.0.0:{port}\n[::]:{port}\n"));
+    for url in [
+        format!("http://127.0.0.1:{port}/"),
+        format!("http://[::1]:{port}/"),
+    ] {
+        assert_eq!(fetch(&ns, &url), "hello from web\n");
+    }
     // `all` has no EXPOSE (and no -p): -P publishes nothing.
     assert_eq!(
         inspect(&host, "all")["NetworkSettings"]["Ports"],
@@ -367,9 +380,11 @@ fn published_ports_answer_on_localhost_other_addresses_and_by_hairpin() {
             &host,
             &["ps", "--filter", "name=udp", "--format", "{{.Ports}}"],
         ));
+        // Every address is 0.0.0.0 and [::] (20.10 prints the latter `:::`), as dockerd's.
+        let v6 = if bin == DOCKER { ":::" } else { "[::]:" };
         assert_eq!(
             ps.trim(),
-            format!("127.0.0.1:5353->53/udp, 0.0.0.0:{ephemeral}->80/tcp"),
+            format!("127.0.0.1:5353->53/udp, 0.0.0.0:{ephemeral}->80/tcp, {v6}{ephemeral}->80/tcp"),
             "{bin}"
         );
     }
@@ -379,11 +394,58 @@ fn published_ports_answer_on_localhost_other_addresses_and_by_hairpin() {
     ));
     assert_eq!(
         ps.trim(),
-        format!("127.0.0.1:5353->53/udp, 0.0.0.0:{ephemeral}->80/tcp")
+        format!("127.0.0.1:5353->53/udp, 0.0.0.0:{ephemeral}->80/tcp, [::]:{ephemeral}->80/tcp")
     );
     assert_eq!(
         ok(berth(&host, &["port", "udp"])),
-        format!("53/udp -> 127.0.0.1:5353\n80/tcp -> 0.0.0.0:{ephemeral}\n")
+        format!(
+            "53/udp -> 127.0.0.1:5353\n80/tcp -> 0.0.0.0:{ephemeral}\n80/tcp -> [::]:{ephemeral}\n"
+        )
+    );
+    // Published on ::1 only, TCP and UDP: the forwarder's alone, nothing on 127.0.0.1.
+    let mut args = vec![
+        "run",
+        "-d",
+        "--name",
+        "lo6",
+        "-v",
+        &volume,
+        "-p",
+        "[::1]:8081:80",
+        "-p",
+        "[::1]:5354:53/udp",
+    ];
+    args.extend_from_slice(&HOST_USR);
+    args.extend_from_slice(&[
+        "busybox",
+        "sh",
+        "-c",
+        "busybox httpd -p 80 -h /www; exec /usr/bin/python3 -c \"$0\"",
+        UDP_ECHO,
+    ]);
+    ok(cli(NEW_DOCKER, &host, &args));
+    assert_eq!(fetch(&ns, "http://[::1]:8081/"), "hello from web\n");
+    assert!(!ns.curl("http://127.0.0.1:8081/").status.success());
+    assert_eq!(ns.udp("[::1]:5354", "ping6").as_deref(), Some("echo:ping6"));
+    assert_eq!(
+        inspect(&host, "lo6")["NetworkSettings"]["Ports"]["80/tcp"],
+        serde_json::json!([{"HostIp": "::1", "HostPort": "8081"}])
+    );
+    for (bin, want) in [
+        (DOCKER, "::1:5354->53/udp, ::1:8081->80/tcp"),
+        (NEW_DOCKER, "[::1]:5354->53/udp, [::1]:8081->80/tcp"),
+        (BERTH, "[::1]:5354->53/udp, [::1]:8081->80/tcp"),
+    ] {
+        let args = ["ps", "--filter", "name=lo6", "--format", "{{.Ports}}"];
+        let ps = match bin {
+            BERTH => ok(berth(&host, &args)),
+            _ => ok(cli(bin, &host, &args)),
+        };
+        assert_eq!(ps.trim(), want, "{bin}");
+    }
+    assert_eq!(
+        ok(cli(NEW_DOCKER, &host, &["port", "lo6", "80"])),
+        "[::1]:8081\n"
     );
     // A port already taken (by a container, or by a process of the host): docker's error,
     // the container left created, no rule added.
@@ -432,7 +494,9 @@ fn published_ports_answer_on_localhost_other_addresses_and_by_hairpin() {
     ok(cli(
         DOCKER,
         &host,
-        &["rm", "-f", "web", "udp", "all", "exposed", "again", "taken"],
+        &[
+            "rm", "-f", "web", "udp", "all", "exposed", "again", "taken", "lo6",
+        ],
     ));
     ok(cli(DOCKER, &host, &["network", "rm", "user"]));
     assert!(!ns.ruleset().contains("bt-user"), "{}", ns.ruleset());
@@ -463,6 +527,8 @@ fn published_ports_keep_answering_across_a_daemon_kill_and_restart() {
         fetch(&ns, &format!("http://{HOST_ADDR}:8080/")),
         "hello from web\n"
     );
+    // [::1] is the daemon's forwarder: back with the daemon.
+    assert_eq!(fetch(&ns, "http://[::1]:8080/"), "hello from web\n");
     // The restarted daemon holds the port again.
     let out = cli(
         DOCKER,
@@ -477,9 +543,10 @@ fn published_ports_keep_answering_across_a_daemon_kill_and_restart() {
     d = daemon(dir.path(), &ns);
     assert_eq!(fetch(&ns, "http://127.0.0.1:8080/"), "hello from web\n");
     assert_eq!(
-        ok(cli(DOCKER, &host, &["port", "web", "80"])).trim(),
-        "0.0.0.0:8080"
+        ok(cli(DOCKER, &host, &["port", "web", "80"])),
+        "0.0.0.0:8080\n:::8080\n"
     );
+    assert_eq!(fetch(&ns, "http://[::1]:8080/"), "hello from web\n");
     ok(cli(DOCKER, &host, &["rm", "-f", "web", "again"]));
     assert!(!ns.ruleset().contains("dport 8080"), "{}", ns.ruleset());
     drop(d);
@@ -608,6 +675,7 @@ fn bad_port_specs_are_refused_with_docker_s_errors() {
         ("abc:80", "invalid hostPort: abc"),
         ("70000:80", "invalid hostPort: 70000"),
         ("1.2.3:80:80", "invalid IP address: 1.2.3"),
+        ("[fd00::zz]:80:80", "invalid IP address: fd00::zz"),
         (
             "8080-8081:80-82",
             "invalid ranges specified for container and host Ports: 80-82 and 8080-8081",
@@ -630,6 +698,10 @@ fn bad_port_specs_are_refused_with_docker_s_errors() {
         (
             r#"{"80/tcp": [{"HostIp": "1.2.3", "HostPort": "80"}]}"#,
             "1.2.3",
+        ),
+        (
+            r#"{"80/tcp": [{"HostIp": "fd00::zz", "HostPort": "80"}]}"#,
+            "fd00::zz",
         ),
     ] {
         let body = format!(

@@ -3,6 +3,7 @@
 //! network, reserved when it is created or connected and released when it leaves).
 pub mod dns;
 pub mod firewall;
+pub mod forward;
 pub mod hosts;
 pub mod ipam;
 pub mod link;

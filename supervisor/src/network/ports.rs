@@ -2,9 +2,10 @@
 //! checked, host ports allocated (a given one, one of a range, or an ephemeral one) and held
 //! with a bound socket of the daemon's, so that no other process (nor another container)
 //! takes a port while its DNAT rule points it at a container. Nothing listens on those
-//! sockets: the kernel's NAT rules carry the traffic, no proxy process or thread.
+//! sockets but the IPv6 ones that [`super::forward`] serves: the kernel's NAT rules carry
+//! the rest, with no proxy process.
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -31,14 +32,22 @@ impl Proto {
 pub struct PortMapping {
     pub proto: Proto,
     /// The host address it is published on; `None`: every address (`0.0.0.0`).
-    pub host_ip: Option<Ipv4Addr>,
+    pub host_ip: Option<IpAddr>,
     pub host_port: u16,
     pub container_port: u16,
+    /// On every address, and on every IPv6 one too (`[::]`): a host with IPv6.
+    #[serde(default)]
+    pub also_v6: bool,
 }
 
 impl PortMapping {
-    pub fn host_ip_text(&self) -> String {
-        self.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED).to_string()
+    /// docker's `HostIp`s of the mapping: `0.0.0.0` and `::` for every address.
+    pub fn host_ip_texts(&self) -> Vec<String> {
+        match self.host_ip {
+            Some(ip) => vec![ip.to_string()],
+            None if self.also_v6 => vec!["0.0.0.0".into(), "::".into()],
+            None => vec!["0.0.0.0".into()],
+        }
     }
 }
 
@@ -47,7 +56,7 @@ impl PortMapping {
 pub struct PortRequest {
     pub proto: Proto,
     pub container_port: u16,
-    pub host_ip: Option<Ipv4Addr>,
+    pub host_ip: Option<IpAddr>,
     /// `None`: an ephemeral port; else the first free one of this range.
     pub host_ports: Option<(u16, u16)>,
 }
@@ -109,20 +118,16 @@ fn parse_host_ports(text: &str) -> Result<Option<(u16, u16)>, PortError> {
     Ok(Some((a, b)))
 }
 
-fn parse_host_ip(text: &str) -> Result<Option<Ipv4Addr>, PortError> {
+/// `""` and `0.0.0.0`: every address (`None`); `::` is every IPv6 one only.
+fn parse_host_ip(text: &str) -> Result<Option<IpAddr>, PortError> {
     let text = text.trim_start_matches('[').trim_end_matches(']');
     if text.is_empty() {
         return Ok(None);
     }
-    if text.contains(':') {
-        return Err(PortError::Unsupported(format!(
-            "host address {text}: IPv6 port publishing is not supported by berth yet"
-        )));
-    }
-    let ip: Ipv4Addr = text
+    let ip: IpAddr = text
         .parse()
         .map_err(|_| PortError::Invalid(text.to_string()))?;
-    Ok((!ip.is_unspecified()).then_some(ip))
+    Ok((ip != Ipv4Addr::UNSPECIFIED).then_some(ip))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -181,18 +186,32 @@ pub fn check(port_bindings: &Value, exposed: &Value) -> Result<(), PortError> {
 
 /// A host port held by the daemon: its socket on the address it is published on, and for
 /// every address (`0.0.0.0`) also one on `[::]` (`IPV6_V6ONLY`), so that nothing else takes
-/// the IPv6 port either.
+/// the IPv6 port either. Once [`Held::forward`] is called, the IPv6 socket is served by the
+/// daemon's forwarder.
 #[derive(Debug)]
 pub struct Held {
-    _v4: Sock,
-    _v6: Option<Socket>,
+    proto: Proto,
+    _v4: Option<Socket>,
+    v6: Option<Socket>,
+    _forwarder: Option<super::forward::Forwarder>,
 }
 
-#[derive(Debug)]
-enum Sock {
-    // A bound, not listening, TCP socket: holds the port, accepts nothing.
-    Tcp(#[allow(dead_code)] tokio::net::TcpSocket),
-    Udp(#[allow(dead_code)] UdpSocket),
+impl Held {
+    /// From now on, what reaches the IPv6 socket goes to `to` (the container's address):
+    /// the clients that NAT rules do not carry.
+    pub fn forward(&mut self, to: SocketAddr) {
+        let Some(socket) = self.v6.take() else {
+            return;
+        };
+        let forwarder = match self.proto {
+            Proto::Tcp => super::forward::tcp(socket, to),
+            Proto::Udp => super::forward::udp(socket, to),
+        };
+        match forwarder {
+            Ok(f) => self._forwarder = Some(f),
+            Err(e) => tracing::warn!(to = %to, error = %e, "no IPv6 forwarder"),
+        }
+    }
 }
 
 /// A bind that failed, with the address it was for (docker's text: `0.0.0.0`, `[::]`).
@@ -202,71 +221,84 @@ struct BindFailure {
     error: std::io::Error,
 }
 
-fn bind4(proto: Proto, ip: Option<Ipv4Addr>, port: u16) -> std::io::Result<(Sock, u16)> {
-    let addr = SocketAddr::V4(SocketAddrV4::new(ip.unwrap_or(Ipv4Addr::UNSPECIFIED), port));
-    match proto {
-        Proto::Tcp => {
-            let s = tokio::net::TcpSocket::new_v4()?;
-            s.bind(addr)?;
-            let port = s.local_addr()?.port();
-            Ok((Sock::Tcp(s), port))
-        }
-        Proto::Udp => {
-            let s = UdpSocket::bind(addr)?;
-            let port = s.local_addr()?.port();
-            Ok((Sock::Udp(s), port))
-        }
+fn ip_text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(ip) => ip.to_string(),
+        IpAddr::V6(ip) => format!("[{ip}]"),
     }
 }
 
-/// A socket bound to `[::]:port` for IPv6 only (it leaves `0.0.0.0:port` to [`bind4`]).
-fn bind6_only(proto: Proto, port: u16) -> std::io::Result<Socket> {
+/// A socket bound to `ip:port`; an IPv6 one for IPv6 only (it leaves `0.0.0.0:port` to
+/// its v4 twin), and listening if TCP (the forwarder accepts on it).
+fn bind_one(proto: Proto, ip: IpAddr, port: u16) -> Result<(Socket, u16), BindFailure> {
+    let failure = |error| BindFailure {
+        ip: ip_text(ip),
+        error,
+    };
     let kind = match proto {
         Proto::Tcp => Type::STREAM,
         Proto::Udp => Type::DGRAM,
     };
-    let s = Socket::new(Domain::IPV6, kind, None)?;
-    s.set_only_v6(true)?;
-    s.bind(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)).into())?;
-    Ok(s)
+    let addr = SocketAddr::new(ip, port);
+    let s = Socket::new(Domain::for_address(addr), kind, None).map_err(failure)?;
+    if ip.is_ipv6() {
+        s.set_only_v6(true).map_err(failure)?;
+        // It listens, for the forwarder: the connections it closed first must not keep
+        // the port from the next container in TIME_WAIT. A listening socket still
+        // keeps every other socket off the port, SO_REUSEADDR or not.
+        if proto == Proto::Tcp {
+            s.set_reuse_address(true).map_err(failure)?;
+        }
+    }
+    s.bind(&addr.into()).map_err(failure)?;
+    if ip.is_ipv6() && proto == Proto::Tcp {
+        s.listen(1024).map_err(failure)?;
+    }
+    let got = s
+        .local_addr()
+        .map_err(failure)?
+        .as_socket()
+        .map_or(port, |a| a.port());
+    Ok((s, got))
 }
 
 /// Tries for an ephemeral port free on both `0.0.0.0` and `[::]` this many times.
 const EPHEMERAL_TRIES: usize = 16;
 
-fn bind(proto: Proto, ip: Option<Ipv4Addr>, port: u16) -> Result<(Held, u16), BindFailure> {
-    let ip4 = ip.unwrap_or(Ipv4Addr::UNSPECIFIED).to_string();
-    let tries = if port == 0 && ip.is_none() {
-        EPHEMERAL_TRIES
-    } else {
-        1
+fn bind(proto: Proto, ip: Option<IpAddr>, port: u16) -> Result<(Held, u16), BindFailure> {
+    let held = |v4, v6| Held {
+        proto,
+        _v4: v4,
+        v6,
+        _forwarder: None,
     };
+    match ip {
+        Some(ip @ IpAddr::V4(_)) => {
+            return bind_one(proto, ip, port).map(|(s, got)| (held(Some(s), None), got))
+        }
+        Some(ip @ IpAddr::V6(_)) => {
+            return bind_one(proto, ip, port).map(|(s, got)| (held(None, Some(s)), got))
+        }
+        None => {}
+    }
+    let tries = if port == 0 { EPHEMERAL_TRIES } else { 1 };
     let mut failure = None;
     for _ in 0..tries {
-        let (v4, got) = bind4(proto, ip, port).map_err(|error| BindFailure {
-            ip: ip4.clone(),
-            error,
-        })?;
-        let v6 = match ip {
-            Some(_) => None,
-            None => match bind6_only(proto, got) {
-                Ok(v6) => Some(v6),
-                Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => {
-                    failure = Some(BindFailure {
-                        ip: "[::]".into(),
-                        error,
-                    });
-                    continue;
-                }
-                // A host without IPv6 (disabled, or no such family): the v4 port is all
-                // there is.
-                Err(e) => {
-                    tracing::debug!(port = got, error = %e, "no [::] port held");
-                    None
-                }
-            },
+        let (v4, got) = bind_one(proto, Ipv4Addr::UNSPECIFIED.into(), port)?;
+        let v6 = match bind_one(proto, Ipv6Addr::UNSPECIFIED.into(), got) {
+            Ok((v6, _)) => Some(v6),
+            Err(f) if f.error.kind() == std::io::ErrorKind::AddrInUse => {
+                failure = Some(f);
+                continue;
+            }
+            // A host without IPv6 (disabled, or no such family): the v4 port is all
+            // there is.
+            Err(f) => {
+                tracing::debug!(port = got, error = %f.error, "no [::] port held");
+                None
+            }
         };
-        return Ok((Held { _v4: v4, _v6: v6 }, got));
+        return Ok((held(Some(v4), v6), got));
     }
     Err(failure.expect("tried at least once"))
 }
@@ -286,20 +318,24 @@ fn bind_error(port: String, f: BindFailure) -> PortError {
 
 /// Allocates and holds the host port of one request.
 pub fn allocate(r: &PortRequest) -> Result<(PortMapping, Held), PortError> {
-    let mapping = |host_port| PortMapping {
-        proto: r.proto,
-        host_ip: r.host_ip,
-        host_port,
-        container_port: r.container_port,
+    let mapping = |host_port, held: Held| {
+        let m = PortMapping {
+            proto: r.proto,
+            host_ip: r.host_ip,
+            host_port,
+            container_port: r.container_port,
+            also_v6: r.host_ip.is_none() && held.v6.is_some(),
+        };
+        (m, held)
     };
     let Some((first, last)) = r.host_ports else {
         let (held, port) = bind(r.proto, r.host_ip, 0).map_err(|e| bind_error("0".into(), e))?;
-        return Ok((mapping(port), held));
+        return Ok(mapping(port, held));
     };
     let mut last_error = None;
     for port in first..=last {
         match bind(r.proto, r.host_ip, port) {
-            Ok((held, _)) => return Ok((mapping(port), held)),
+            Ok((held, _)) => return Ok(mapping(port, held)),
             Err(e) => last_error = Some(e),
         }
     }
@@ -311,7 +347,7 @@ pub fn allocate(r: &PortRequest) -> Result<(PortMapping, Held), PortError> {
     Err(bind_error(
         range,
         last_error.unwrap_or_else(|| BindFailure {
-            ip: r.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED).to_string(),
+            ip: ip_text(r.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED.into())),
             error: std::io::ErrorKind::AddrInUse.into(),
         }),
     ))
@@ -357,10 +393,12 @@ pub fn settings_ports(exposed: &Value, port_bindings: &Value, mappings: &[PortMa
             *entry = Value::Array(Vec::new());
         }
         if let Value::Array(list) = entry {
-            list.push(serde_json::json!({
-                "HostIp": m.host_ip_text(),
-                "HostPort": m.host_port.to_string(),
-            }));
+            for ip in m.host_ip_texts() {
+                list.push(serde_json::json!({
+                    "HostIp": ip,
+                    "HostPort": m.host_port.to_string(),
+                }));
+            }
         }
     }
     Value::Object(out)
@@ -370,12 +408,14 @@ pub fn settings_ports(exposed: &Value, port_bindings: &Value, mappings: &[PortMa
 pub fn summary_ports(exposed: &Value, mappings: &[PortMapping]) -> Value {
     let mut out: Vec<Value> = mappings
         .iter()
-        .map(|m| {
-            serde_json::json!({
-                "IP": m.host_ip_text(),
-                "PrivatePort": m.container_port,
-                "PublicPort": m.host_port,
-                "Type": m.proto.as_str(),
+        .flat_map(|m| {
+            m.host_ip_texts().into_iter().map(|ip| {
+                serde_json::json!({
+                    "IP": ip,
+                    "PrivatePort": m.container_port,
+                    "PublicPort": m.host_port,
+                    "Type": m.proto.as_str(),
+                })
             })
         })
         .collect();
@@ -412,7 +452,7 @@ mod tests {
         assert!(reqs.contains(&PortRequest {
             proto: Proto::Udp,
             container_port: 53,
-            host_ip: Some(Ipv4Addr::LOCALHOST),
+            host_ip: Some(Ipv4Addr::LOCALHOST.into()),
             host_ports: None
         }));
         assert!(reqs.contains(&PortRequest {
@@ -457,7 +497,7 @@ mod tests {
         let (first, _held) = allocate(&PortRequest {
             proto: Proto::Udp,
             container_port: 53,
-            host_ip: Some(Ipv4Addr::LOCALHOST),
+            host_ip: Some(Ipv4Addr::LOCALHOST.into()),
             host_ports: None,
         })
         .unwrap();
@@ -465,7 +505,7 @@ mod tests {
         let again = PortRequest {
             proto: Proto::Udp,
             container_port: 53,
-            host_ip: Some(Ipv4Addr::LOCALHOST),
+            host_ip: Some(Ipv4Addr::LOCALHOST.into()),
             host_ports: Some((first.host_port, first.host_port)),
         };
         let e = allocate(&again).unwrap_err();
@@ -489,13 +529,17 @@ mod tests {
             };
             let (m, held) = allocate(&every(None)).unwrap();
             // [::]:P is held (IPV6_V6ONLY): no one else binds it.
+            assert!(m.also_v6, "{m:?}");
             assert_eq!(
-                bind6_only(proto, m.host_port).unwrap_err().kind(),
+                bind_one(proto, Ipv6Addr::UNSPECIFIED.into(), m.host_port)
+                    .unwrap_err()
+                    .error
+                    .kind(),
                 std::io::ErrorKind::AddrInUse
             );
             drop(held);
             // Someone else on [::]:P only: docker's text for the v6 address, nothing held.
-            let other = bind6_only(proto, m.host_port).unwrap();
+            let other = bind_one(proto, Ipv6Addr::UNSPECIFIED.into(), m.host_port).unwrap();
             let e = allocate(&every(Some((m.host_port, m.host_port)))).unwrap_err();
             assert_eq!(
                 e.to_string(),
@@ -504,23 +548,158 @@ mod tests {
                     m.host_port
                 )
             );
-            bind4(proto, None, m.host_port).expect("the v4 port was let go");
+            bind_one(proto, Ipv4Addr::UNSPECIFIED.into(), m.host_port)
+                .expect("the v4 port was let go");
             drop(other);
         }
     }
 
     #[test]
     fn settings_show_exposed_ports_as_null_and_bindings_as_lists() {
-        let m = PortMapping {
+        let mut m = PortMapping {
             proto: Proto::Tcp,
             host_ip: None,
             host_port: 8080,
             container_port: 80,
+            also_v6: false,
         };
-        let v = settings_ports(&json!({"80/tcp": {}, "443/tcp": {}}), &Value::Null, &[m]);
+        let exposed = json!({"80/tcp": {}, "443/tcp": {}});
+        let v = settings_ports(&exposed, &Value::Null, std::slice::from_ref(&m));
         assert_eq!(
             v,
             json!({"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}], "443/tcp": null})
         );
+        // Held on [::] too, and one on ::1: listed as dockerd lists them.
+        m.also_v6 = true;
+        let lo6 = PortMapping {
+            host_ip: Some(Ipv6Addr::LOCALHOST.into()),
+            host_port: 8081,
+            also_v6: false,
+            ..m.clone()
+        };
+        let v = settings_ports(&exposed, &Value::Null, &[m.clone(), lo6.clone()]);
+        assert_eq!(
+            v["80/tcp"],
+            json!([{"HostIp": "0.0.0.0", "HostPort": "8080"}, {"HostIp": "::", "HostPort": "8080"},
+                   {"HostIp": "::1", "HostPort": "8081"}])
+        );
+        let ips: Vec<Value> = summary_ports(&Value::Null, &[m, lo6])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["IP"].clone())
+            .collect();
+        assert_eq!(ips, [json!("0.0.0.0"), json!("::"), json!("::1")]);
+    }
+
+    #[test]
+    fn v6_host_addresses_are_taken_and_bad_ones_refused() {
+        let reqs = requests(
+            &json!({"80/tcp": [{"HostIp": "::1", "HostPort": "8080"}, {"HostIp": "[::]", "HostPort": "8081"},
+                               {"HostIp": "0.0.0.0", "HostPort": "8082"}]}),
+            &Value::Null,
+            false,
+        )
+        .unwrap();
+        let ips: Vec<Option<IpAddr>> = reqs.iter().map(|r| r.host_ip).collect();
+        assert_eq!(
+            ips,
+            [
+                Some(Ipv6Addr::LOCALHOST.into()),
+                Some(Ipv6Addr::UNSPECIFIED.into()),
+                None
+            ]
+        );
+        let e = requests(
+            &json!({"80/tcp": [{"HostIp": "fd00::zz", "HostPort": "1"}]}),
+            &Value::Null,
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "invalid port specification: \"fd00::zz\"");
+    }
+
+    /// A server on 127.0.0.1 standing for a container: TCP echoes a line, UDP a datagram.
+    fn echo_server(proto: Proto) -> SocketAddr {
+        use std::io::{BufRead, Write};
+        match proto {
+            Proto::Tcp => {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                let addr = l.local_addr().unwrap();
+                std::thread::spawn(move || {
+                    for c in l.incoming().flatten() {
+                        let mut line = String::new();
+                        let mut r = std::io::BufReader::new(&c);
+                        if r.read_line(&mut line).is_ok() {
+                            let _ = (&c).write_all(format!("echo:{line}").as_bytes());
+                        }
+                    }
+                });
+                addr
+            }
+            Proto::Udp => {
+                let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                let addr = s.local_addr().unwrap();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 64];
+                    while let Ok((n, from)) = s.recv_from(&mut buf) {
+                        let mut answer = b"echo:".to_vec();
+                        answer.extend_from_slice(&buf[..n]);
+                        let _ = s.send_to(&answer, from);
+                    }
+                });
+                addr
+            }
+        }
+    }
+
+    /// What `[::1]:port` answers to `message`.
+    fn ask_v6_loopback(proto: Proto, port: u16, message: &str) -> String {
+        use std::io::{Read, Write};
+        let to = SocketAddr::from((Ipv6Addr::LOCALHOST, port));
+        let timeout = Some(std::time::Duration::from_secs(5));
+        match proto {
+            Proto::Tcp => {
+                let mut c = std::net::TcpStream::connect(to).unwrap();
+                c.set_read_timeout(timeout).unwrap();
+                c.write_all(format!("{message}\n").as_bytes()).unwrap();
+                let mut got = String::new();
+                c.read_to_string(&mut got).unwrap();
+                got
+            }
+            Proto::Udp => {
+                let c = std::net::UdpSocket::bind("[::1]:0").unwrap();
+                c.set_read_timeout(timeout).unwrap();
+                c.send_to(message.as_bytes(), to).unwrap();
+                let mut buf = [0u8; 64];
+                let n = c.recv(&mut buf).unwrap();
+                String::from_utf8_lossy(&buf[..n]).into_owned()
+            }
+        }
+    }
+
+    #[test]
+    fn ipv6_clients_are_forwarded_and_a_dropped_forwarder_lets_the_port_go() {
+        for proto in [Proto::Tcp, Proto::Udp] {
+            let container = echo_server(proto);
+            for host_ip in [None, Some(Ipv6Addr::LOCALHOST.into())] {
+                let (m, mut held) = allocate(&PortRequest {
+                    proto,
+                    container_port: container.port(),
+                    host_ip,
+                    host_ports: None,
+                })
+                .unwrap();
+                held.forward(container);
+                let want = match proto {
+                    Proto::Tcp => "echo:ping\n",
+                    Proto::Udp => "echo:ping",
+                };
+                assert_eq!(ask_v6_loopback(proto, m.host_port, "ping"), want, "{m:?}");
+                drop(held);
+                let ip = host_ip.unwrap_or(Ipv6Addr::UNSPECIFIED.into());
+                bind_one(proto, ip, m.host_port).expect("the port is free once dropped");
+            }
+        }
     }
 }

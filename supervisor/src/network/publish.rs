@@ -2,11 +2,11 @@
 //! and the published ports of running containers (kept on their endpoint, so that a
 //! restarted daemon finds them and re-makes their rules).
 use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use super::firewall::{self, BridgeRules, Dnat};
 use super::ports::{self, PortError, PortMapping, PortRequest};
-use super::record::Network;
+use super::record::{Endpoint, Network};
 use super::service::{Error, NetworkService};
 
 /// The kernel bridge of a network berth plumbs (`--bridge none` turns the default one off).
@@ -39,23 +39,41 @@ fn dnats(networks: &HashMap<String, Network>) -> Vec<Dnat> {
     for n in networks.values().filter(|n| !n.internal) {
         for e in n.endpoints.values() {
             for m in &e.ports {
-                let dnat = |to: IpAddr| Dnat {
+                let dnat = |host_ip, to: IpAddr| Dnat {
                     proto: m.proto,
-                    host_ip: m.host_ip,
+                    host_ip,
                     host_port: m.host_port,
                     to,
                     to_port: m.container_port,
                 };
-                out.extend(e.ip.map(|ip| dnat(ip.into())));
-                // Published on every address: the host's IPv6 ones too (docker's ip6tables).
-                if m.host_ip.is_none() {
-                    out.extend(e.ip6.map(|ip| dnat(ip.into())));
+                match m.host_ip {
+                    // Every address: the host's IPv6 ones too (docker's ip6tables).
+                    None => {
+                        out.extend(e.ip.map(|ip| dnat(None, ip.into())));
+                        out.extend(e.ip6.map(|ip| dnat(None, ip.into())));
+                    }
+                    Some(IpAddr::V4(host)) => {
+                        out.extend(e.ip.map(|ip| dnat(Some(host), ip.into())))
+                    }
+                    // One IPv6 address: the forwarder's.
+                    Some(IpAddr::V6(_)) => {}
                 }
             }
         }
     }
     out.sort_by_key(|d| (d.host_port, d.proto, d.host_ip, d.to.is_ipv6()));
     out
+}
+
+/// Where the forwarder sends a published port's IPv6 clients: the container's IPv4 address
+/// (its IPv6 one when it has no other).
+fn forward_to(e: &Endpoint, m: &PortMapping) -> Option<SocketAddr> {
+    let ip: IpAddr = match (e.ip, e.ip6) {
+        (Some(ip), _) => ip.into(),
+        (None, Some(ip)) => ip.into(),
+        (None, None) => return None,
+    };
+    Some(SocketAddr::new(ip, m.container_port))
 }
 
 fn port_error(e: PortError, container: &str, endpoint: &str) -> Error {
@@ -99,7 +117,12 @@ impl NetworkService {
             for (id, e) in &n.endpoints {
                 for m in &e.ports {
                     match ports::hold(m) {
-                        Ok(h) => held.entry(id.clone()).or_default().push(h),
+                        Ok(mut h) => {
+                            if let Some(to) = forward_to(e, m) {
+                                h.forward(to);
+                            }
+                            held.entry(id.clone()).or_default().push(h)
+                        }
                         Err(err) => tracing::warn!(
                             container = %id, port = m.host_port, error = %err,
                             "published port taken while the daemon was away"
@@ -132,8 +155,13 @@ impl NetworkService {
                 "container {container_id} is not connected to network {network}"
             ))
         })?;
-        let (mappings, held) = ports::allocate_all(reqs)
+        let (mappings, mut held) = ports::allocate_all(reqs)
             .map_err(|err| port_error(err, &e.container_name, &e.endpoint_id))?;
+        for (m, h) in mappings.iter().zip(&mut held) {
+            if let Some(to) = forward_to(e, m) {
+                h.forward(to);
+            }
+        }
         e.ports = mappings.clone();
         let n = n.clone();
         if let Err(err) = self.sync_firewall(&networks) {

@@ -54,7 +54,7 @@ pub fn parse_publish(spec: &str) -> Result<Vec<(String, Value)>, SpecError> {
     }
     let bare_ip = ip.trim_start_matches('[').trim_end_matches(']');
     if !bare_ip.is_empty() && bare_ip.parse::<std::net::IpAddr>().is_err() {
-        return Err(SpecError::Ip(ip.to_string()));
+        return Err(SpecError::Ip(bare_ip.to_string()));
     }
     let (c1, c2) = range(container).ok_or_else(|| SpecError::ContainerPort(container.into()))?;
     let hosts = match host {
@@ -148,11 +148,7 @@ pub fn port_lines(ports: &Value, only: Option<&str>) -> Vec<String> {
         for b in ports[key].as_array().into_iter().flatten() {
             let ip = b["HostIp"].as_str().unwrap_or("");
             let port = b["HostPort"].as_str().unwrap_or("");
-            let host = if ip.contains(':') {
-                format!("[{ip}]:{port}")
-            } else {
-                format!("{ip}:{port}")
-            };
+            let host = join_host(ip, port);
             out.push(match only {
                 Some(_) => host,
                 None => format!("{key} -> {host}"),
@@ -253,7 +249,8 @@ pub fn ps_column(ports: &Value) -> String {
     result.join(", ")
 }
 
-fn join_host(ip: &str, port: &str) -> String {
+/// `ip:port`, with an IPv6 address in brackets (`[::]:8080`).
+pub fn join_host(ip: &str, port: &str) -> String {
     if ip.contains(':') {
         format!("[{ip}]:{port}")
     } else {
@@ -281,6 +278,13 @@ mod tests {
         let range = parse_publish("8000-8001:80-81").unwrap();
         assert_eq!(range[1].0, "81/tcp");
         assert_eq!(range[1].1["HostPort"], "8001");
+        assert_eq!(
+            parse_publish("[::1]:8081:80").unwrap(),
+            vec![(
+                "80/tcp".to_string(),
+                json!({"HostIp": "::1", "HostPort": "8081"})
+            )]
+        );
         let one_of = parse_publish("9000-9010:90").unwrap();
         assert_eq!(one_of[0].1["HostPort"], "9000-9010");
     }
@@ -296,6 +300,7 @@ mod tests {
             ("70000:80", "invalid hostPort: 70000"),
             ("8080-abc:80", "invalid hostPort: 8080-abc"),
             ("1.2.3:80:80", "invalid IP address: 1.2.3"),
+            ("[fd00::zz]:1:2", "invalid IP address: fd00::zz"),
             (
                 "8080-8081:80-82",
                 "invalid ranges specified for container and host Ports: 80-82 and 8080-8081",

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::{engine, service_containers, Context};
 use crate::cli::client::Body;
+use crate::cli::commands::ports::join_host;
 use crate::cli::format::{created_at, tabulate};
 use crate::compose::engine::Existing;
 use crate::compose::model::Project;
@@ -125,8 +126,8 @@ fn ports_text(c: &Value) -> String {
             );
             match p["PublicPort"].as_u64() {
                 Some(public) => format!(
-                    "{}:{public}->{private}",
-                    p["IP"].as_str().unwrap_or("0.0.0.0")
+                    "{}->{private}",
+                    join_host(p["IP"].as_str().unwrap_or("0.0.0.0"), &public.to_string())
                 ),
                 None => private,
             }
