@@ -49,6 +49,16 @@ fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(path, text).unwrap();
 }
 
+/// A daemon with `busybox` seeded, and a context `ctx` in its directory holding only
+/// `dockerfile` (the daemon is dropped, and so stopped, before the directory).
+fn with_dockerfile(dockerfile: &str) -> (tempfile::TempDir, Daemon, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(dir.path());
+    let ctx = dir.path().join("ctx");
+    write(&ctx, "Dockerfile", dockerfile);
+    (dir, d, ctx)
+}
+
 /// A daemon with `busybox` seeded.
 fn daemon(dir: &Path) -> Daemon {
     seed(&dir.join("data"), "busybox", &busybox_image("base", 1));
@@ -447,14 +457,7 @@ fn copy_and_add_semantics() {
 
 #[test]
 fn multi_stage_with_copy_from_and_target() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = daemon(dir.path());
-    let ctx = dir.path().join("ctx");
-    write(
-        &ctx,
-        "Dockerfile",
-        "ARG BASE=busybox\nFROM $BASE AS builder\nRUN echo artifact > /out.txt\n\nFROM ${BASE} AS test\nRUN echo testing > /test.txt\n\nFROM busybox\nCOPY --from=builder /out.txt /final/\nCMD [\"busybox\", \"cat\", \"/final/out.txt\"]\n",
-    );
+    let (_dir, d, ctx) = with_dockerfile("ARG BASE=busybox\nFROM $BASE AS builder\nRUN echo artifact > /out.txt\n\nFROM ${BASE} AS test\nRUN echo testing > /test.txt\n\nFROM busybox\nCOPY --from=builder /out.txt /final/\nCMD [\"busybox\", \"cat\", \"/final/out.txt\"]\n");
     let c = ctx.to_str().unwrap();
     let text = build_ok(CLIS[0], &d.host, &["-t", "ms", c]);
     assert!(text.contains("Step 1/8 : ARG BASE=busybox\n"), "{text}");
@@ -599,15 +602,98 @@ fn berth_build_with_dockers_flags() {
     );
 }
 
+/// `berth ARGS` under script(1), on a terminal of its own: what it drew.
+fn berth_on_a_tty(host: &str, args: &[&str]) -> (std::process::ExitStatus, String) {
+    let line = std::iter::once(BERTH)
+        .chain(["-H", host])
+        .chain(args.iter().copied())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("BERTH_CONFIG", config_dir(host))
+        .env("COLUMNS", "120")
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux)");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// The time a finished step's line ends with (`✔ [2/3] RUN …  1.2s`), in seconds.
+fn step_seconds(drawn: &str, title: &str) -> Option<f64> {
+    let done = format!("\u{2714} {title}  ");
+    let rest = &drawn[drawn.find(&done)? + done.len()..];
+    rest[..rest.find('s')?].parse().ok()
+}
+
+#[test]
+fn berth_build_on_a_terminal_shows_each_step_live_with_its_time() {
+    let (_dir, d, ctx) =
+        with_dockerfile("FROM busybox\nRUN echo live-out\nRUN busybox sleep 1.5\n");
+    let c = ctx.to_str().unwrap();
+    let (status, drawn) = berth_on_a_tty(&d.host, &["build", "-t", "tv:1", c]);
+    assert!(status.success(), "{drawn}");
+    // Each step, finished, on a line with its time; a step's output under it.
+    assert!(
+        step_seconds(&drawn, "[1/3] FROM busybox").is_some(),
+        "{drawn}"
+    );
+    assert!(
+        step_seconds(&drawn, "[2/3] RUN echo live-out").is_some(),
+        "{drawn}"
+    );
+    assert!(drawn.contains("    live-out "), "{drawn}");
+    let slept = step_seconds(&drawn, "[3/3] RUN busybox sleep 1.5").unwrap_or(0.0);
+    assert!(slept >= 1.5, "the sleep took {slept}s: {drawn}");
+    // While it ran, the step was drawn with a spinner, more than once.
+    assert!(
+        drawn.matches("[3/3] RUN busybox sleep 1.5").count() >= 3,
+        "no live line: {drawn}"
+    );
+    assert!(drawn.contains("Successfully tagged tv:1 "), "{drawn}");
+    assert!(drawn.contains("Built in "), "{drawn}");
+    // The builder's bookkeeping is not shown.
+    assert!(!drawn.contains(" ---> "), "{drawn}");
+
+    // Again: every step from the cache.
+    let (status, drawn) = berth_on_a_tty(&d.host, &["build", "-t", "tv:1", c]);
+    assert!(status.success(), "{drawn}");
+    assert!(
+        drawn.contains("\u{2714} [3/3] RUN busybox sleep 1.5  CACHED"),
+        "{drawn}"
+    );
+
+    // A failing step is marked, and its error printed.
+    write(&ctx, "Dockerfile", "FROM busybox\nRUN exit 3\n");
+    let (status, drawn) = berth_on_a_tty(&d.host, &["build", c]);
+    assert_eq!(status.code(), Some(3), "{drawn}");
+    assert!(
+        drawn.contains("\u{2717} [2/2] RUN exit 3  ERROR"),
+        "{drawn}"
+    );
+    assert!(
+        drawn.contains("The command '/bin/sh -c exit 3' returned a non-zero code: 3"),
+        "{drawn}"
+    );
+
+    // Not on a terminal: docker's text, unchanged.
+    write(&ctx, "Dockerfile", "FROM busybox\nRUN echo plain\n");
+    let text = ok(berth(&d.host, &["build", c]));
+    assert!(
+        text.contains("Step 2/2 : RUN echo plain\n ---> Running in "),
+        "{text}"
+    );
+}
+
 /// What a `COPY . /ctx/` of the context holds, listed by the image's CMD.
 const LIST_CONTEXT: &str = "FROM busybox\nCOPY . /ctx/\nCMD [\"sh\", \"-c\", \"cd /ctx && busybox find . | busybox sort\"]\n";
 
 #[test]
 fn dockerignore_with_dockers_matcher_through_every_cli() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = daemon(dir.path());
-    let ctx = dir.path().join("ctx");
-    write(&ctx, "Dockerfile", LIST_CONTEXT);
+    let (dir, d, ctx) = with_dockerfile(LIST_CONTEXT);
     write(
         &ctx,
         ".dockerignore",
@@ -787,14 +873,7 @@ fn build_from_stdin_a_dockerfile_a_tar_or_f_dash() {
 
 #[test]
 fn workdir_makes_its_directory_as_dockerd_does() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = daemon(dir.path());
-    let ctx = dir.path().join("ctx");
-    write(
-        &ctx,
-        "Dockerfile",
-        "FROM busybox\nWORKDIR /etc\nWORKDIR /made/deep\nWORKDIR rel\nUSER 1000\nWORKDIR /other\nRUN busybox pwd; busybox stat -c '%n %u %a' /made/deep/rel /other\n",
-    );
+    let (_dir, d, ctx) = with_dockerfile("FROM busybox\nWORKDIR /etc\nWORKDIR /made/deep\nWORKDIR rel\nUSER 1000\nWORKDIR /other\nRUN busybox pwd; busybox stat -c '%n %u %a' /made/deep/rel /other\n");
     let c = ctx.to_str().unwrap();
     let text = build_ok(CLIS[0], &d.host, &["-t", "wd", c]);
     assert!(
@@ -1273,14 +1352,7 @@ fn history_and_config_are_dockerds() {
 
 #[test]
 fn run_steps_get_the_builds_network_hosts_and_limits() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = daemon(dir.path());
-    let ctx = dir.path().join("ctx");
-    write(
-        &ctx,
-        "Dockerfile",
-        "FROM busybox\nRUN busybox grep db.example /etc/hosts; busybox ls /sys/class/net; echo nofile $(ulimit -n); busybox df -k /dev/shm | busybox tail -1\n",
-    );
+    let (dir, d, ctx) = with_dockerfile("FROM busybox\nRUN busybox grep db.example /etc/hosts; busybox ls /sys/class/net; echo nofile $(ulimit -n); busybox df -k /dev/shm | busybox tail -1\n");
     let c = ctx.to_str().unwrap();
     let text = build_ok(
         CLIS[0],
@@ -1573,6 +1645,19 @@ fn add_downloads_urls_as_dockerd_does() {
         "{}",
         seen[0].1
     );
+    // A download kept only with the digest asked for (from an ARG, as BuildKit expands it).
+    use sha2::Digest;
+    let body_sum = format!("sha256:{}", hex::encode(sha2::Sha256::digest(b"remote body\n")));
+    let other = format!("sha256:{}", hex::encode(sha2::Sha256::digest(b"other\n")));
+    write(
+        &ctx,
+        "Dockerfile",
+        &format!(
+            "FROM busybox\nARG SUM={body_sum}\nADD --checksum=$SUM http://{server}/file.txt /sum/\nCMD [\"busybox\", \"cat\", \"/sum/file.txt\"]\n"
+        ),
+    );
+    build_ok(CLIS[0], &d.host, &["--network", "none", "-t", "summed", c]);
+    assert_eq!(ok(docker(&d.host, &["run", "--rm", "summed"])), "remote body\n");
     for (text, error) in [
         (
             format!("FROM busybox\nADD http://{server}/missing /m\n"),
@@ -1581,6 +1666,27 @@ fn add_downloads_urls_as_dockerd_does() {
         (
             format!("FROM busybox\nCOPY http://{server}/file.txt /c\n"),
             "source can't be a URL for COPY".to_string(),
+        ),
+        // --checksum, BuildKit's, with its words.
+        (
+            format!("FROM busybox\nADD --checksum={other} http://{server}/file.txt /c\n"),
+            format!("digest mismatch {body_sum}: {other}"),
+        ),
+        (
+            format!("FROM busybox\nCOPY --checksum={body_sum} a /c\n"),
+            "checksum can't be specified for COPY".to_string(),
+        ),
+        (
+            format!("FROM busybox\nADD --checksum={body_sum} http://{server}/file.txt http://{server}/file.txt /c/\n"),
+            "checksum can't be specified for multiple sources".to_string(),
+        ),
+        (
+            format!("FROM busybox\nADD --checksum={body_sum} Dockerfile /c\n"),
+            "checksum can't be specified for non-HTTP(S) sources".to_string(),
+        ),
+        (
+            format!("FROM busybox\nADD --checksum=sha256:abc http://{server}/file.txt /c\n"),
+            "invalid checksum digest format: sha256:abc".to_string(),
         ),
     ] {
         write(&ctx, "Dockerfile", &text);

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use super::checksum::Checksum;
 use super::commit::{self, Layer, Step};
 use super::context::{self, Context, Source};
 use super::instructions as ins;
@@ -846,9 +847,14 @@ impl Builder {
             other => other,
         };
         if kw == "COPY" {
+            if i.flag("checksum").is_some() {
+                return Err(BuildError::Invalid(
+                    "checksum can't be specified for COPY".into(),
+                ));
+            }
             i.check_flags(&["from", "chown", "chmod"])?;
         } else {
-            i.check_flags(&["chown", "chmod"])?;
+            i.check_flags(&["chown", "chmod", "checksum"])?;
         }
         let vars = stage.vars();
         let list = match &i.args {
@@ -874,6 +880,10 @@ impl Builder {
         if urls > 0 && kw == "COPY" {
             return Err(BuildError::Invalid("source can't be a URL for COPY".into()));
         }
+        let checksum = match i.flag("checksum") {
+            Some(c) => Some(self.checksum_of(c, &words, &vars)?),
+            None => None,
+        };
         if urls > 0 && urls != words.len() {
             return Err(BuildError::Invalid(
                 "ADD: URLs and files of the context cannot be mixed in one instruction by this builder".into(),
@@ -910,7 +920,8 @@ impl Builder {
             let dir = self.work.join(format!("download-{}", &random_hex()[..12]));
             let mut names = Vec::new();
             for url in &words {
-                names.push(self.download(url, &dir).await.map_err(failed)?);
+                let name = self.download(url, &dir, checksum.as_ref()).await;
+                names.push(name.map_err(failed)?);
             }
             words = names;
             Some(dir)
@@ -1026,7 +1037,34 @@ impl Builder {
 
     /// Downloads `url` into `dir` as dockerd's ADD does: named by the URL path's last
     /// segment, mode 0600, its mtime the response's Last-Modified (else the epoch). The name.
-    async fn download(&self, url: &str, dir: &Path) -> Result<String, BuildError> {
+    /// ADD's `--checksum` for the sources `words`: one URL only, as BuildKit has it.
+    fn checksum_of(
+        &self,
+        flag: &str,
+        words: &[String],
+        vars: &Vars,
+    ) -> Result<Checksum, BuildError> {
+        if words.len() != 1 {
+            return Err(BuildError::Invalid(
+                "checksum can't be specified for multiple sources".into(),
+            ));
+        }
+        if !is_url(&words[0]) {
+            return Err(BuildError::Invalid(
+                "checksum can't be specified for non-HTTP(S) sources".into(),
+            ));
+        }
+        Checksum::parse(&lex::expand(flag, vars, self.escape)?).map_err(BuildError::Invalid)
+    }
+
+    /// Downloads `url` into `dir`, named by its last path segment, with the Last-Modified
+    /// time; a download whose content has not the `checksum` asked for is not kept.
+    async fn download(
+        &self,
+        url: &str,
+        dir: &Path,
+        checksum: Option<&Checksum>,
+    ) -> Result<String, BuildError> {
         let copy = |m: String| BuildError::Copy(m);
         let parsed = reqwest::Url::parse(url).map_err(|e| copy(format!("{url}: {e}")))?;
         let name = parsed
@@ -1068,12 +1106,20 @@ impl Builder {
             .open(&path)
             .map_err(err)?;
         let mut response = response;
+        let mut verifier = checksum.map(Checksum::verifier);
         while let Some(chunk) = response
             .chunk()
             .await
             .map_err(|e| copy(format!("{url}: {e}")))?
         {
+            if let Some(v) = &mut verifier {
+                v.update(&chunk);
+            }
             std::io::Write::write_all(&mut file, &chunk).map_err(err)?;
+        }
+        if let Some(v) = verifier {
+            // The download directory goes with the build, whatever happens.
+            v.check().map_err(|m| copy(format!("{url}: {m}")))?;
         }
         let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(modified);
         file.set_times(

@@ -5,6 +5,7 @@
 //! found again by the build cache ([`cache`]).
 pub mod builder;
 pub mod cache;
+pub mod checksum;
 pub mod commit;
 pub mod context;
 pub mod ignore;

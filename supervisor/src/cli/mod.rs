@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+pub mod build_view;
 pub mod client;
 pub mod commands;
 pub mod config;

@@ -49,21 +49,34 @@ pub struct Forwarder {
 impl Drop for Forwarder {
     fn drop(&mut self) {
         drop(self.stop.take());
-        // Disconnected once the task, and the socket it owns, are gone.
+        // Disconnected once every `Alive`, and so every holder of the socket, is gone.
         let _ = self.stopped.recv_timeout(Duration::from_secs(2));
     }
 }
 
-fn spawn(serve: impl Future<Output = io::Result<()>> + Send + 'static) -> Forwarder {
+/// Held by whatever holds a forwarder's socket, and dropped after it: a task the runtime
+/// aborts is dropped some time after its abort, so the end of `serve` alone does not say
+/// the socket is closed.
+#[derive(Clone, Debug)]
+struct Alive {
+    _stopped: std::sync::mpsc::Sender<()>,
+}
+
+fn spawn<F>(serve: impl FnOnce(Alive) -> F) -> Forwarder
+where
+    F: Future<Output = io::Result<()>> + Send + 'static,
+{
     let (stop, stop_asked) = oneshot::channel::<()>();
-    let (stopped_tx, stopped) = std::sync::mpsc::channel::<()>();
+    let (alive, stopped) = std::sync::mpsc::channel::<()>();
+    let alive = Alive { _stopped: alive };
+    let serve = serve(alive.clone());
     runtime().spawn(async move {
         tokio::select! {
             _ = stop_asked => {}
             Err(e) = serve => tracing::warn!(error = %e, "port forwarder stopped"),
         }
-        // After select!, which dropped `serve` and its socket.
-        drop(stopped_tx);
+        // After select!, which dropped `serve` and what it owned.
+        drop(alive);
     });
     Forwarder {
         stop: Some(stop),
@@ -75,7 +88,9 @@ fn spawn(serve: impl Future<Output = io::Result<()>> + Send + 'static) -> Forwar
 pub fn tcp(socket: Socket, to: SocketAddr) -> io::Result<Forwarder> {
     socket.set_nonblocking(true)?;
     let listener: std::net::TcpListener = socket.into();
-    Ok(spawn(serve_tcp(listener, to)))
+    // Connections it accepted may outlive it a moment: they share its port, but with
+    // SO_REUSEADDR only a listening socket keeps the next bind off it.
+    Ok(spawn(|_| serve_tcp(listener, to)))
 }
 
 async fn serve_tcp(listener: std::net::TcpListener, to: SocketAddr) -> io::Result<()> {
@@ -112,11 +127,22 @@ async fn join(mut client: TcpStream, to: SocketAddr) {
 pub fn udp(socket: Socket, to: SocketAddr) -> io::Result<Forwarder> {
     socket.set_nonblocking(true)?;
     let socket: std::net::UdpSocket = socket.into();
-    Ok(spawn(serve_udp(socket, to)))
+    Ok(spawn(|alive| serve_udp(socket, to, alive)))
 }
 
-async fn serve_udp(socket: std::net::UdpSocket, to: SocketAddr) -> io::Result<()> {
-    let socket = Arc::new(UdpSocket::from_std(socket)?);
+/// A UDP forwarder's socket, shared by its relays, which answer clients from it.
+struct Listener {
+    socket: UdpSocket,
+    // Dropped after `socket` (fields drop in order).
+    _alive: Alive,
+}
+
+async fn serve_udp(socket: std::net::UdpSocket, to: SocketAddr, alive: Alive) -> io::Result<()> {
+    let listener = Arc::new(Listener {
+        socket: UdpSocket::from_std(socket)?,
+        _alive: alive,
+    });
+    let socket = &listener.socket;
     let mut clients: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
     let mut relays = JoinSet::new();
     let mut buf = vec![0u8; UDP_MAX];
@@ -144,7 +170,7 @@ async fn serve_udp(socket: std::net::UdpSocket, to: SocketAddr) -> io::Result<()
         let (tx, rx) = mpsc::channel(64);
         let _ = tx.try_send(datagram);
         clients.insert(client, tx);
-        relays.spawn(relay(upstream, rx, socket.clone(), client));
+        relays.spawn(relay(upstream, rx, listener.clone(), client));
     }
 }
 
@@ -163,7 +189,7 @@ async fn upstream_for(to: SocketAddr) -> io::Result<UdpSocket> {
 async fn relay(
     upstream: UdpSocket,
     mut datagrams: mpsc::Receiver<Vec<u8>>,
-    listener: Arc<UdpSocket>,
+    listener: Arc<Listener>,
     client: SocketAddr,
 ) {
     let mut buf = vec![0u8; UDP_MAX];
@@ -175,7 +201,7 @@ async fn relay(
             },
             // An error is an ICMP answer (nothing listens yet): the client may try again.
             Ok(n) = upstream.recv(&mut buf) => {
-                let _ = listener.send_to(&buf[..n], client).await;
+                let _ = listener.socket.send_to(&buf[..n], client).await;
             }
             _ = tokio::time::sleep(UDP_IDLE) => return,
         }

@@ -682,23 +682,26 @@ mod tests {
     fn ipv6_clients_are_forwarded_and_a_dropped_forwarder_lets_the_port_go() {
         for proto in [Proto::Tcp, Proto::Udp] {
             let container = echo_server(proto);
-            for host_ip in [None, Some(Ipv6Addr::LOCALHOST.into())] {
-                let (m, mut held) = allocate(&PortRequest {
-                    proto,
-                    container_port: container.port(),
-                    host_ip,
-                    host_ports: None,
-                })
-                .unwrap();
-                held.forward(container);
-                let want = match proto {
-                    Proto::Tcp => "echo:ping\n",
-                    Proto::Udp => "echo:ping",
-                };
-                assert_eq!(ask_v6_loopback(proto, m.host_port, "ping"), want, "{m:?}");
-                drop(held);
-                let ip = host_ip.unwrap_or(Ipv6Addr::UNSPECIFIED.into());
-                bind_one(proto, ip, m.host_port).expect("the port is free once dropped");
+            // Again and again: the port must be free the moment drop returns, not soon after.
+            for _ in 0..10 {
+                for host_ip in [None, Some(Ipv6Addr::LOCALHOST.into())] {
+                    let (m, mut held) = allocate(&PortRequest {
+                        proto,
+                        container_port: container.port(),
+                        host_ip,
+                        host_ports: None,
+                    })
+                    .unwrap();
+                    held.forward(container);
+                    let want = match proto {
+                        Proto::Tcp => "echo:ping\n",
+                        Proto::Udp => "echo:ping",
+                    };
+                    assert_eq!(ask_v6_loopback(proto, m.host_port, "ping"), want, "{m:?}");
+                    drop(held);
+                    let ip = host_ip.unwrap_or(Ipv6Addr::UNSPECIFIED.into());
+                    bind_one(proto, ip, m.host_port).expect("the port is free once dropped");
+                }
             }
         }
     }

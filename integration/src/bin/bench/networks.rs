@@ -7,8 +7,10 @@
 //! - a published port reached from 127.0.0.1 in the engine's namespace: iperf3 throughput
 //!   (Debian's, the host's binary run in the container through its dynamic loader from a
 //!   read-only bind mount of `/usr`) and the round trip of one byte through an echo server
-//!   (busybox `nc -e cat`), p50/p99; the same straight to the container's address, the floor.
-//!   dockerd's 127.0.0.1 traffic goes through its userland proxy (`docker-proxy`);
+//!   (busybox `nc -e cat`), p50/p99; the same from `[::1]` to a port published on every
+//!   address, which no NAT rule can carry (berth's in-daemon forwarder, `docker-proxy`); and
+//!   straight to the container's address, the floor. dockerd's 127.0.0.1 traffic goes
+//!   through its userland proxy (`docker-proxy`);
 //! - the memory of 50 published ports: the PSS of every process in the engine's namespace
 //!   (daemon, containerd, shims, conmon, proxies — not the containers, which have namespaces
 //!   of their own) with one container publishing 50 ports, against one publishing none, and
@@ -18,7 +20,7 @@
 //! This is a benchmark: it asserts nothing about speed.
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -44,9 +46,12 @@ const PORTS: u16 = 50;
 const LOADER: &str = "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2";
 const LIBS: &str = "/usr/lib/x86_64-linux-gnu";
 const IPERF3: &str = "/usr/bin/iperf3";
-/// Host ports of the published iperf3 and echo servers.
+/// Host ports of the published iperf3 and echo servers: on 127.0.0.1, and on every address
+/// (reached from `[::1]`).
 const IPERF_PORT: u16 = 15201;
 const ECHO_PORT: u16 = 15207;
+const IPERF_ANY_PORT: u16 = 15301;
+const ECHO_ANY_PORT: u16 = 15307;
 
 /// How much the scenario does.
 pub struct Settings {
@@ -461,10 +466,18 @@ fn published_ports(subjects: &[&Subject], settings: &Settings) {
     );
     let mut gbits = Vec::new();
     let mut rtts = Vec::new();
+    let mut v6_rtts = Vec::new();
     for s in subjects {
         match port_figures(s, settings) {
             Ok(rows) => {
-                for (path, g, rtt) in &rows {
+                for (path, figures) in &rows {
+                    let (g, rtt) = match figures {
+                        Ok(f) => f,
+                        Err(e) => {
+                            println!("{:<10} {path:<10} failed: {e}", s.engine.name);
+                            continue;
+                        }
+                    };
                     let (p50, p99) = (quantile(rtt, 0.5), quantile(rtt, 0.99));
                     println!(
                         "{:<10} {:<10} {g:>10.2} {:>12.0} {:>12.0}",
@@ -473,10 +486,14 @@ fn published_ports(subjects: &[&Subject], settings: &Settings) {
                         p50.unwrap_or(0.0) * 1e3,
                         p99.unwrap_or(0.0) * 1e3,
                     );
-                }
-                if let Some((_, g, rtt)) = rows.first() {
-                    gbits.push((s.engine.name, *g));
-                    rtts.push((s.engine.name, quantile(rtt, 0.5).unwrap_or(0.0)));
+                    match *path {
+                        "127.0.0.1" => {
+                            gbits.push((s.engine.name, *g));
+                            rtts.push((s.engine.name, p50.unwrap_or(0.0)));
+                        }
+                        "[::1]" => v6_rtts.push((s.engine.name, p50.unwrap_or(0.0))),
+                        _ => {}
+                    }
                 }
             }
             Err(e) => println!("{:<10} failed: {e}", s.engine.name),
@@ -487,47 +504,47 @@ fn published_ports(subjects: &[&Subject], settings: &Settings) {
     print_ratios(&gbits);
     println!("           via 127.0.0.1, rtt p50 (lower is better):");
     print_ratios(&rtts);
+    println!("           via [::1], rtt p50 (lower is better):");
+    print_ratios(&v6_rtts);
 }
 
-type PathFigures = (&'static str, f64, Vec<Duration>);
+/// A path's iperf3 Gbit/s and round trips, or why it could not be measured.
+type PathFigures = (&'static str, Result<(f64, Vec<Duration>), String>);
 
 fn port_figures(s: &Subject, settings: &Settings) -> Result<Vec<PathFigures>, String> {
     let e = &s.engine;
-    let iperf_port = format!("127.0.0.1:{IPERF_PORT}:5201");
-    let echo_port = format!("127.0.0.1:{ECHO_PORT}:7");
+    let published = [
+        format!("127.0.0.1:{IPERF_PORT}:5201"),
+        format!("127.0.0.1:{ECHO_PORT}:7"),
+        format!("{IPERF_ANY_PORT}:5201"),
+        format!("{ECHO_ANY_PORT}:7"),
+    ];
     let server = format!(
         "{LOADER} --library-path {LIBS} {IPERF3} -s -p 5201 & exec busybox nc -ll -p 7 -e /bin/cat"
     );
-    e.output(run_cmd(
-        e,
-        &[
-            "--name",
-            "ports",
-            "-v",
-            "/usr:/usr:ro",
-            "-p",
-            &iperf_port,
-            "-p",
-            &echo_port,
-        ],
-        &["/bin/sh", "-c", &server],
-    ))?;
-    let ip = container_ip(e, "ports")?;
-    let mut rows = Vec::new();
-    for (path, addr, iperf_port, echo_port) in [
-        ("127.0.0.1", Ipv4Addr::LOCALHOST, IPERF_PORT, ECHO_PORT),
-        ("container", ip, 5201, 7),
-    ] {
-        let rtt = round_trips(
-            &s.netns,
-            SocketAddr::from((addr, echo_port)),
-            settings.round_trips,
-        )
-        .map_err(|e| format!("{path}: {e}"))?;
-        let g = iperf(&s.netns, addr, iperf_port, settings.iperf_secs)
-            .map_err(|e| format!("{path}: {e}"))?;
-        rows.push((path, g, rtt));
+    let mut options = vec!["--name", "ports", "-v", "/usr:/usr:ro"];
+    for p in &published {
+        options.extend(["-p", p.as_str()]);
     }
+    e.output(run_cmd(e, &options, &["/bin/sh", "-c", &server]))?;
+    let ip = container_ip(e, "ports")?;
+    let paths: [(&'static str, IpAddr, u16, u16); 3] = [
+        ("127.0.0.1", Ipv4Addr::LOCALHOST.into(), IPERF_PORT, ECHO_PORT),
+        ("[::1]", Ipv6Addr::LOCALHOST.into(), IPERF_ANY_PORT, ECHO_ANY_PORT),
+        ("container", ip.into(), 5201, 7),
+    ];
+    let rows = paths
+        .into_iter()
+        .map(|(path, addr, iperf_port, echo_port)| {
+            let figures = round_trips(
+                &s.netns,
+                SocketAddr::from((addr, echo_port)),
+                settings.round_trips,
+            )
+            .and_then(|rtt| Ok((iperf(&s.netns, addr, iperf_port, settings.iperf_secs)?, rtt)));
+            (path, figures)
+        })
+        .collect();
     Ok(rows)
 }
 
@@ -563,7 +580,7 @@ fn round_trips(netns: &Netns, to: SocketAddr, n: usize) -> Result<Vec<Duration>,
 }
 
 /// The host's iperf3 client in `netns` against `addr:port`: received Gbit/s.
-fn iperf(netns: &Netns, addr: Ipv4Addr, port: u16, secs: u32) -> Result<f64, String> {
+fn iperf(netns: &Netns, addr: IpAddr, port: u16, secs: u32) -> Result<f64, String> {
     let mut last = String::new();
     // The server may still be starting: a few tries.
     for _ in 0..20 {

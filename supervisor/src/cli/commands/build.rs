@@ -1,5 +1,5 @@
 //! `berth build`: the context directory sent as a tar to `POST /build`, docker's stream
-//! printed as it comes.
+//! printed as it comes (on a terminal, as a live view of the steps).
 use std::collections::BTreeMap;
 use std::io::{BufRead, Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::Args;
 
+use super::images::stdout_is_terminal;
 use super::{encode, Context, Exit};
 use crate::build::context::{OUTSIDE_DOCKERFILE, SECRETS_DIR};
 use crate::build::ignore::Ignore;
+use crate::cli::build_view::BuildView;
 use crate::cli::client::Body;
 
 /// `berth build`.
@@ -308,7 +310,7 @@ pub fn build(ctx: &Context, args: &BuildArgs) -> anyhow::Result<()> {
         .request("POST", &path, &headers, Body::Stream(&mut tar))?
         .ok()?;
     let mut id = String::new();
-    let mut stdout = std::io::stdout().lock();
+    let mut view = BuildView::new(!args.quiet && stdout_is_terminal());
     let mut line = String::new();
     while response.body.read_line(&mut line)? > 0 {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line.trim()) else {
@@ -317,7 +319,7 @@ pub fn build(ctx: &Context, args: &BuildArgs) -> anyhow::Result<()> {
         };
         line.clear();
         if let Some(message) = v["errorDetail"]["message"].as_str().or(v["error"].as_str()) {
-            stdout.flush()?;
+            view.failed();
             eprintln!("{message}");
             let code = v["errorDetail"]["code"].as_i64().unwrap_or(1) as i32;
             return Err(Exit(if code == 0 { 1 } else { code }).into());
@@ -326,12 +328,12 @@ pub fn build(ctx: &Context, args: &BuildArgs) -> anyhow::Result<()> {
             id = i.to_string();
         }
         if let Some(text) = v["stream"].as_str() {
-            stdout.write_all(text.as_bytes())?;
-            stdout.flush()?;
+            view.text(text)?;
         } else if let Some(status) = v["status"].as_str() {
-            writeln!(stdout, "{status}")?;
+            view.text(&format!("{status}\n"))?;
         }
     }
+    view.finish();
     if let Some(file) = &args.iidfile {
         std::fs::write(file, &id).with_context(|| format!("write {}", file.display()))?;
     }
