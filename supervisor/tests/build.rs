@@ -1647,7 +1647,10 @@ fn add_downloads_urls_as_dockerd_does() {
     );
     // A download kept only with the digest asked for (from an ARG, as BuildKit expands it).
     use sha2::Digest;
-    let body_sum = format!("sha256:{}", hex::encode(sha2::Sha256::digest(b"remote body\n")));
+    let body_sum = format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(b"remote body\n"))
+    );
     let other = format!("sha256:{}", hex::encode(sha2::Sha256::digest(b"other\n")));
     write(
         &ctx,
@@ -1657,7 +1660,10 @@ fn add_downloads_urls_as_dockerd_does() {
         ),
     );
     build_ok(CLIS[0], &d.host, &["--network", "none", "-t", "summed", c]);
-    assert_eq!(ok(docker(&d.host, &["run", "--rm", "summed"])), "remote body\n");
+    assert_eq!(
+        ok(docker(&d.host, &["run", "--rm", "summed"])),
+        "remote body\n"
+    );
     for (text, error) in [
         (
             format!("FROM busybox\nADD http://{server}/missing /m\n"),

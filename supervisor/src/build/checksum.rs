@@ -20,7 +20,9 @@ impl Checksum {
             "sha512" => ("sha512", 128),
             _ => return Err(invalid()),
         };
-        let lower_hex = hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let lower_hex = hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if hex.len() != len || !lower_hex {
             return Err(invalid());
         }

@@ -529,8 +529,18 @@ fn port_figures(s: &Subject, settings: &Settings) -> Result<Vec<PathFigures>, St
     e.output(run_cmd(e, &options, &["/bin/sh", "-c", &server]))?;
     let ip = container_ip(e, "ports")?;
     let paths: [(&'static str, IpAddr, u16, u16); 3] = [
-        ("127.0.0.1", Ipv4Addr::LOCALHOST.into(), IPERF_PORT, ECHO_PORT),
-        ("[::1]", Ipv6Addr::LOCALHOST.into(), IPERF_ANY_PORT, ECHO_ANY_PORT),
+        (
+            "127.0.0.1",
+            Ipv4Addr::LOCALHOST.into(),
+            IPERF_PORT,
+            ECHO_PORT,
+        ),
+        (
+            "[::1]",
+            Ipv6Addr::LOCALHOST.into(),
+            IPERF_ANY_PORT,
+            ECHO_ANY_PORT,
+        ),
         ("container", ip.into(), 5201, 7),
     ];
     let rows = paths
